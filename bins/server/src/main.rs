@@ -1,0 +1,67 @@
+//! `connector-server`: serves `connector.v1.ConnectorService`.
+//!
+//! ```text
+//! connector-server [--config FILE] [serve]   # apply migrations, then serve (the default)
+//! connector-server [--config FILE] migrate   # apply migrations and exit
+//! ```
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use connector_server::{Application, Settings, startup, telemetry};
+
+/// Manages Slack connectors over gRPC.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    /// A TOML configuration file, read after the defaults and before `CONNECTOR__…` variables.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Apply pending migrations, then serve gRPC until SIGINT or SIGTERM (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("connector-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(&settings.log);
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings).await,
+        Command::Migrate => migrate(settings).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "connector-server failed");
+            eprintln!("connector-server: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let app = Application::build(settings).await?;
+    app.run_until_stopped(startup::shutdown_signal()).await
+}
+
+async fn migrate(settings: Settings) -> anyhow::Result<()> {
+    let applied = connector_adapters_postgres::run_migrations(settings.postgres_url()?).await?;
+    tracing::info!(count = applied.len(), ?applied, "migrations applied");
+    Ok(())
+}

@@ -1,0 +1,214 @@
+//! [`Application`]: the server built from its settings, run until a shutdown signal.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use connector_adapters_aws::{AwsSecretStore, AwsSettings};
+use connector_adapters_postgres::{PgConnectorRepository, PgSettings, run_migrations};
+use connector_adapters_slack::{HttpSlackApi, SlackSettings};
+use connector_domain::SecretPrefix;
+use connector_grpc_api::ConnectorGrpc;
+use connector_grpc_api::pb::connector_service_server::ConnectorServiceServer;
+use connector_ports::{ConnectorService, Reconciler};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::settings::Settings;
+
+/// A built server: dependencies connected, migrations applied, listener bound.
+pub struct Application {
+    listener: TcpListener,
+    addr: SocketAddr,
+    grpc: ConnectorGrpc,
+    reconciler: Option<(Reconciler, Duration)>,
+    grace: Duration,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    /// Connects to PostgreSQL (applying pending migrations), prepares the Secrets Manager and
+    /// Slack clients and binds the gRPC listener (port 0 picks a free port).
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let url = settings.postgres_url()?;
+        settings.check_secrets_backend()?;
+        let prefix = SecretPrefix::parse("secrets.prefix", &settings.secrets.prefix)?;
+
+        let applied = run_migrations(url).await?;
+        if !applied.is_empty() {
+            tracing::info!(?applied, "database migrations applied");
+        }
+        let repo = PgConnectorRepository::connect(
+            url,
+            &PgSettings {
+                max_connections: settings.database.max_connections,
+                ..PgSettings::default()
+            },
+        )
+        .await?;
+        let secrets = AwsSecretStore::new(&AwsSettings {
+            region: settings.aws.region.clone(),
+            endpoint_url: settings.aws.endpoint_url.clone(),
+            ..AwsSettings::default()
+        })
+        .await;
+        let slack = HttpSlackApi::new(SlackSettings {
+            api_base_url: settings.slack.api_base_url.clone(),
+            deadline: Duration::from_secs(settings.slack.deadline_secs),
+            ..SlackSettings::default()
+        })?;
+
+        let repo = Arc::new(repo);
+        let secrets = Arc::new(secrets);
+        let service = ConnectorService::new(
+            repo.clone(),
+            secrets.clone(),
+            Arc::new(slack),
+            prefix.clone(),
+        );
+        let reconciler = (settings.reconciler.interval_secs > 0).then(|| {
+            (
+                Reconciler::new(
+                    repo,
+                    secrets,
+                    prefix,
+                    Duration::from_secs(settings.reconciler.stale_after_secs),
+                    settings.reconciler.batch,
+                ),
+                Duration::from_secs(settings.reconciler.interval_secs),
+            )
+        });
+
+        let listener = TcpListener::bind(settings.grpc.listen_addr)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {} (CONNECTOR__GRPC__LISTEN_ADDR)",
+                    settings.grpc.listen_addr
+                )
+            })?;
+        let addr = listener.local_addr()?;
+        Ok(Self {
+            listener,
+            addr,
+            grpc: ConnectorGrpc::new(service),
+            reconciler,
+            grace: settings.shutdown_grace(),
+        })
+    }
+
+    /// The address gRPC listens on.
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves until `shutdown` completes, then reports NOT_SERVING, stops taking calls and
+    /// lets in-flight ones finish within the grace period.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health
+            .set_serving::<ConnectorServiceServer<ConnectorGrpc>>()
+            .await;
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(connector_grpc_api::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(connector_grpc_api::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+
+        let reconciler = self
+            .reconciler
+            .map(|(r, every)| tokio::spawn(reconcile_forever(r, every)));
+
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tonic::transport::Server::builder()
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(self.grpc.into_server())
+            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), async {
+                let _ = stop_rx.await;
+            });
+        let mut server = tokio::spawn(server);
+        tracing::info!(addr = %self.addr, "connector-server listening");
+
+        tokio::select! {
+            result = &mut server => {
+                // The server stopped on its own: that is an error.
+                result??;
+                anyhow::bail!("the gRPC server stopped unexpectedly");
+            }
+            () = shutdown => {}
+        }
+        tracing::info!(grace = ?self.grace, "shutting down: draining in-flight calls");
+        health
+            .set_not_serving::<ConnectorServiceServer<ConnectorGrpc>>()
+            .await;
+        if let Some(r) = reconciler {
+            // Safe at any point: an interrupted pass is finished by the next one.
+            r.abort();
+        }
+        let _ = stop_tx.send(());
+        match tokio::time::timeout(self.grace, server).await {
+            Ok(result) => result??,
+            Err(_) => tracing::warn!("grace period over; dropping the calls still running"),
+        }
+        tracing::info!("connector-server stopped");
+        Ok(())
+    }
+}
+
+async fn reconcile_forever(reconciler: Reconciler, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match reconciler.run_once().await {
+            Ok(report) => {
+                for id in &report.finished {
+                    tracing::info!(connector_id = %id, "reconciler finished an interrupted create or delete");
+                }
+                for (id, reason) in &report.failed {
+                    tracing::warn!(connector_id = %id, %reason, "reconciler could not finish a connector; will retry");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "reconciler pass failed; will retry"),
+        }
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT received"),
+        () = terminate => tracing::info!("SIGTERM received"),
+    }
+}

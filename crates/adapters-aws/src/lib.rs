@@ -1,0 +1,224 @@
+//! AWS Secrets Manager implementation of the [`SecretStore`] port.
+//!
+//! One secret per connector, named by the core (`{prefix}{tenant}/{connector id}`), whose value
+//! is a JSON object `{"bot_token": "xoxb-…"}` (room for `refresh_token` and `expires_at`
+//! later). Deletion is immediate (`ForceDeleteWithoutRecovery`), so a connector's name and
+//! secret name can be reused at once. Works against real AWS or an emulator such as LocalStack
+//! through [`AwsSettings::endpoint_url`].
+//!
+//! # Must never
+//! Log, display or put into an error a secret value; let an AWS SDK type escape through the
+//! port.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::config::retry::RetryConfig;
+use aws_sdk_secretsmanager::config::timeout::TimeoutConfig;
+use aws_sdk_secretsmanager::config::{Credentials, Region};
+use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_secretsmanager::types::Tag;
+use connector_domain::{BotToken, SecretName};
+use connector_ports::{ConnectorSecret, SecretLabels, SecretStore, SecretStoreError};
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::{Deserialize, Serialize};
+
+/// How to reach Secrets Manager.
+#[derive(Debug, Clone)]
+pub struct AwsSettings {
+    /// The AWS region, e.g. `us-east-1`.
+    pub region: String,
+    /// An endpoint override (LocalStack: `http://127.0.0.1:4566`); `None` for real AWS.
+    pub endpoint_url: Option<String>,
+    /// Static credentials; `None` uses the standard AWS chain (environment, profile, web
+    /// identity, instance metadata).
+    pub credentials: Option<StaticCredentials>,
+    /// Upper bound of one operation, retries included.
+    pub operation_timeout: Duration,
+    /// Attempts per operation (the SDK's standard retry strategy with backoff).
+    pub max_attempts: u32,
+}
+
+impl Default for AwsSettings {
+    fn default() -> Self {
+        Self {
+            region: "us-east-1".into(),
+            endpoint_url: None,
+            credentials: None,
+            operation_timeout: Duration::from_secs(10),
+            max_attempts: 3,
+        }
+    }
+}
+
+/// An access key pair; the secret half cannot be printed.
+#[derive(Debug, Clone)]
+pub struct StaticCredentials {
+    /// `AWS_ACCESS_KEY_ID`.
+    pub access_key_id: String,
+    /// `AWS_SECRET_ACCESS_KEY`.
+    pub secret_access_key: SecretString,
+}
+
+/// The Secrets Manager store; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AwsSecretStore {
+    client: Client,
+}
+
+/// The JSON value of a connector's secret.
+#[derive(Serialize, Deserialize)]
+struct SecretValue {
+    bot_token: String,
+}
+
+impl AwsSecretStore {
+    /// Builds a client from `settings` (no request is made yet).
+    pub async fn new(settings: &AwsSettings) -> Self {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(Region::new(settings.region.clone()))
+            .retry_config(RetryConfig::standard().with_max_attempts(settings.max_attempts))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(3))
+                    .operation_attempt_timeout(settings.operation_timeout / 2)
+                    .operation_timeout(settings.operation_timeout)
+                    .build(),
+            );
+        if let Some(endpoint) = &settings.endpoint_url {
+            loader = loader.endpoint_url(endpoint);
+        }
+        if let Some(creds) = &settings.credentials {
+            loader = loader.credentials_provider(Credentials::new(
+                creds.access_key_id.clone(),
+                creds.secret_access_key.expose_secret().to_owned(),
+                None,
+                None,
+                "slack-connector-config",
+            ));
+        }
+        let config = loader.load().await;
+        Self {
+            client: Client::new(&config),
+        }
+    }
+
+    /// Wraps an existing client.
+    pub fn from_client(client: Client) -> Self {
+        Self { client }
+    }
+}
+
+/// Sorts an SDK error into the port's terms. The detail is AWS's message, which never holds
+/// the secret value.
+fn classify<E>(err: SdkError<E>) -> SecretStoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let detail = DisplayErrorContext(&err).to_string();
+    match &err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            SecretStoreError::Unavailable(detail)
+        }
+        SdkError::ServiceError(service) => match service.err().code() {
+            Some("ResourceNotFoundException") => SecretStoreError::NotFound,
+            Some(
+                "ThrottlingException"
+                | "InternalServiceError"
+                | "InternalFailure"
+                | "ServiceUnavailable"
+                | "RequestTimeout",
+            ) => SecretStoreError::Unavailable(detail),
+            _ if service.raw().status().is_server_error() => SecretStoreError::Unavailable(detail),
+            _ => SecretStoreError::Unknown(anyhow::Error::msg(detail)),
+        },
+        _ => SecretStoreError::Unknown(anyhow::Error::msg(detail)),
+    }
+}
+
+#[async_trait]
+impl SecretStore for AwsSecretStore {
+    async fn put(
+        &self,
+        name: &SecretName,
+        secret: &ConnectorSecret,
+        labels: &SecretLabels,
+    ) -> Result<(), SecretStoreError> {
+        let value = serde_json::to_string(&SecretValue {
+            bot_token: secret.bot_token.expose().to_owned(),
+        })
+        .map_err(|e| SecretStoreError::Unknown(anyhow::Error::msg(e.to_string())))?;
+        let created = self
+            .client
+            .create_secret()
+            .name(name.as_str())
+            .description("Slack bot token of a slack-connector connector")
+            .secret_string(&value)
+            .tags(tag("slack-connector:tenant-id", labels.tenant_id.as_str()))
+            .tags(tag(
+                "slack-connector:connector-id",
+                &labels.connector_id.to_string(),
+            ))
+            .send()
+            .await;
+        match created {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(e)) if e.err().is_resource_exists_exception() => {
+                // Left over from an attempt whose answer was lost: replace the value.
+                self.client
+                    .put_secret_value()
+                    .secret_id(name.as_str())
+                    .secret_string(value)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(classify)
+            }
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    async fn get(&self, name: &SecretName) -> Result<ConnectorSecret, SecretStoreError> {
+        let out = self
+            .client
+            .get_secret_value()
+            .secret_id(name.as_str())
+            .send()
+            .await
+            .map_err(classify)?;
+        let raw = out.secret_string().ok_or_else(|| {
+            SecretStoreError::Unknown(anyhow::Error::msg(format!(
+                "secret {name} has no string value"
+            )))
+        })?;
+        let value: SecretValue = serde_json::from_str(raw).map_err(|_| {
+            // serde's message could quote the value: say only where it is.
+            SecretStoreError::Unknown(anyhow::Error::msg(format!(
+                "secret {name} is not a JSON object with a bot_token"
+            )))
+        })?;
+        Ok(ConnectorSecret {
+            bot_token: BotToken::from_stored(SecretString::from(value.bot_token)),
+        })
+    }
+
+    async fn delete(&self, name: &SecretName) -> Result<(), SecretStoreError> {
+        match self
+            .client
+            .delete_secret()
+            .secret_id(name.as_str())
+            .force_delete_without_recovery(true)
+            .send()
+            .await
+            .map_err(classify)
+        {
+            Ok(_) | Err(SecretStoreError::NotFound) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn tag(key: &str, value: &str) -> Tag {
+    Tag::builder().key(key).value(value).build()
+}

@@ -1,0 +1,6 @@
+//! Integration tests of the Secrets Manager store against LocalStack.
+
+// Helpers here are test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+mod secret_store;

@@ -1,0 +1,385 @@
+//! [`PgConnectorRepository`]: connector rows in PostgreSQL.
+
+use std::future::Future;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use connector_domain::{
+    ChannelId, ChannelName, Connector, ConnectorId, ConnectorName, ConnectorState, RequestId,
+    TenantId, WorkspaceId,
+};
+use connector_ports::{ConnectorRepository, NewConnector, RepositoryError};
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel_async::pooled_connection::bb8::{Pool, PooledConnection, RunError};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+use crate::PgSetupError;
+use crate::schema::connectors::{self, dsl};
+
+/// Connection settings of the repository.
+#[derive(Debug, Clone)]
+pub struct PgSettings {
+    /// Most connections kept open.
+    pub max_connections: u32,
+    /// How long to wait for a connection from the pool (or a new one).
+    pub connect_timeout: Duration,
+    /// Upper bound of one repository call, queries included.
+    pub query_timeout: Duration,
+}
+
+impl Default for PgSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            connect_timeout: Duration::from_secs(5),
+            query_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The PostgreSQL repository; cheap to clone (the pool is shared).
+#[derive(Clone)]
+pub struct PgConnectorRepository {
+    pool: Pool<AsyncPgConnection>,
+    query_timeout: Duration,
+}
+
+impl std::fmt::Debug for PgConnectorRepository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgConnectorRepository")
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgConnectorRepository {
+    /// Builds the pool and checks that one connection can be made. `url` may contain a
+    /// password: it is never logged.
+    pub async fn connect(url: &str, settings: &PgSettings) -> Result<Self, PgSetupError> {
+        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+        let pool = Pool::builder()
+            .max_size(settings.max_connections)
+            .connection_timeout(settings.connect_timeout)
+            .build(manager)
+            .await
+            .map_err(|e| PgSetupError::Connect(e.to_string()))?;
+        drop(
+            pool.get()
+                .await
+                .map_err(|e| PgSetupError::Connect(e.to_string()))?,
+        );
+        Ok(Self {
+            pool,
+            query_timeout: settings.query_timeout,
+        })
+    }
+
+    async fn conn(&self) -> Result<PooledConnection<'_, AsyncPgConnection>, RepositoryError> {
+        self.pool.get().await.map_err(|e| match e {
+            RunError::TimedOut => {
+                RepositoryError::Unavailable("timed out waiting for a database connection".into())
+            }
+            RunError::User(e) => {
+                RepositoryError::Unavailable(format!("cannot connect to the database: {e}"))
+            }
+        })
+    }
+
+    /// Runs `f` bounded by the query timeout.
+    async fn timed<T>(
+        &self,
+        f: impl Future<Output = Result<T, RepositoryError>>,
+    ) -> Result<T, RepositoryError> {
+        tokio::time::timeout(self.query_timeout, f)
+            .await
+            .map_err(|_| RepositoryError::Unavailable("database query timed out".into()))?
+    }
+}
+
+/// One row of `connectors`.
+#[derive(Debug, Queryable, Selectable, QueryableByName)]
+#[diesel(table_name = connectors, check_for_backend(diesel::pg::Pg))]
+struct Row {
+    id: uuid::Uuid,
+    tenant_id: String,
+    name: String,
+    workspace_id: String,
+    default_channel_id: String,
+    default_channel_name: String,
+    state: String,
+    #[allow(dead_code)]
+    request_id: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<Row> for Connector {
+    type Error = RepositoryError;
+    fn try_from(r: Row) -> Result<Self, Self::Error> {
+        let corrupt = |what: String| {
+            RepositoryError::Unknown(anyhow_error(format!("corrupt row {}: {what}", r.id)))
+        };
+        Ok(Connector {
+            id: ConnectorId::from_uuid(r.id),
+            tenant_id: TenantId::parse("tenant_id", &r.tenant_id)
+                .map_err(|e| corrupt(e.to_string()))?,
+            name: ConnectorName::parse("name", &r.name).map_err(|e| corrupt(e.to_string()))?,
+            workspace_id: WorkspaceId::new(r.workspace_id),
+            default_channel_id: ChannelId::new(r.default_channel_id),
+            default_channel_name: ChannelName::new(r.default_channel_name),
+            state: ConnectorState::from_stored(&r.state)
+                .ok_or_else(|| corrupt(format!("unknown state {:?}", r.state)))?,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+fn anyhow_error(msg: String) -> anyhow::Error {
+    anyhow::Error::msg(msg)
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = connectors)]
+struct NewRow<'a> {
+    id: uuid::Uuid,
+    tenant_id: &'a str,
+    name: &'a str,
+    workspace_id: &'a str,
+    default_channel_id: &'a str,
+    default_channel_name: &'a str,
+    state: &'a str,
+    request_id: Option<&'a str>,
+}
+
+/// Translates a diesel error into the port's terms.
+fn map_err(e: DieselError) -> RepositoryError {
+    match e {
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
+            match info.constraint_name() {
+                Some("connectors_tenant_name_key") => RepositoryError::DuplicateName,
+                Some("connectors_tenant_request_id_key") => RepositoryError::DuplicateRequestId,
+                other => RepositoryError::Unknown(anyhow_error(format!(
+                    "unexpected unique violation on {other:?}: {}",
+                    info.message()
+                ))),
+            }
+        }
+        DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
+            RepositoryError::Unavailable(format!("database connection closed: {}", info.message()))
+        }
+        DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, info) => {
+            RepositoryError::Unavailable(format!("transient database conflict: {}", info.message()))
+        }
+        other => RepositoryError::Unknown(anyhow::Error::new(other)),
+    }
+}
+
+fn rows_to_connectors(rows: Vec<Row>) -> Result<Vec<Connector>, RepositoryError> {
+    rows.into_iter().map(Connector::try_from).collect()
+}
+
+#[async_trait]
+impl ConnectorRepository for PgConnectorRepository {
+    async fn insert_creating(&self, new: &NewConnector) -> Result<Connector, RepositoryError> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let row: Row = diesel::insert_into(connectors::table)
+                .values(NewRow {
+                    id: new.id.as_uuid(),
+                    tenant_id: new.tenant_id.as_str(),
+                    name: new.name.as_str(),
+                    workspace_id: new.workspace_id.as_str(),
+                    default_channel_id: new.default_channel_id.as_str(),
+                    default_channel_name: new.default_channel_name.as_str(),
+                    state: ConnectorState::Creating.as_str(),
+                    request_id: new.request_id.as_ref().map(RequestId::as_str),
+                })
+                .returning(Row::as_returning())
+                .get_result(&mut conn)
+                .await
+                .map_err(map_err)?;
+            row.try_into()
+        })
+        .await
+    }
+
+    async fn mark_active(&self, id: ConnectorId) -> Result<Option<Connector>, RepositoryError> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let row: Option<Row> = diesel::update(
+                dsl::connectors
+                    .filter(dsl::id.eq(id.as_uuid()))
+                    .filter(dsl::state.eq(ConnectorState::Creating.as_str())),
+            )
+            .set((
+                dsl::state.eq(ConnectorState::Active.as_str()),
+                dsl::updated_at.eq(diesel::dsl::now),
+            ))
+            .returning(Row::as_returning())
+            .get_result(&mut conn)
+            .await
+            .optional()
+            .map_err(map_err)?;
+            row.map(Connector::try_from).transpose()
+        })
+        .await
+    }
+
+    async fn remove_creating(&self, id: ConnectorId) -> Result<(), RepositoryError> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            diesel::delete(
+                dsl::connectors
+                    .filter(dsl::id.eq(id.as_uuid()))
+                    .filter(dsl::state.eq(ConnectorState::Creating.as_str())),
+            )
+            .execute(&mut conn)
+            .await
+            .map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn find_by_request_id(
+        &self,
+        tenant: &TenantId,
+        request_id: &RequestId,
+    ) -> Result<Option<Connector>, RepositoryError> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let row: Option<Row> = dsl::connectors
+                .filter(dsl::tenant_id.eq(tenant.as_str()))
+                .filter(dsl::request_id.eq(request_id.as_str()))
+                .select(Row::as_select())
+                .first(&mut conn)
+                .await
+                .optional()
+                .map_err(map_err)?;
+            row.map(Connector::try_from).transpose()
+        })
+        .await
+    }
+
+    async fn get_active(
+        &self,
+        tenant: &TenantId,
+        id: ConnectorId,
+    ) -> Result<Option<Connector>, RepositoryError> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let row: Option<Row> = dsl::connectors
+                .filter(dsl::tenant_id.eq(tenant.as_str()))
+                .filter(dsl::id.eq(id.as_uuid()))
+                .filter(dsl::state.eq(ConnectorState::Active.as_str()))
+                .select(Row::as_select())
+                .first(&mut conn)
+                .await
+                .optional()
+                .map_err(map_err)?;
+            row.map(Connector::try_from).transpose()
+        })
+        .await
+    }
+
+    async fn list_active(
+        &self,
+        tenant: &TenantId,
+        after: Option<ConnectorId>,
+        limit: u32,
+    ) -> Result<Vec<Connector>, RepositoryError> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let mut query = dsl::connectors
+                .filter(dsl::tenant_id.eq(tenant.as_str()))
+                .filter(dsl::state.eq(ConnectorState::Active.as_str()))
+                .order(dsl::id.asc())
+                .limit(i64::from(limit))
+                .select(Row::as_select())
+                .into_boxed();
+            if let Some(after) = after {
+                query = query.filter(dsl::id.gt(after.as_uuid()));
+            }
+            let rows: Vec<Row> = query.load(&mut conn).await.map_err(map_err)?;
+            rows_to_connectors(rows)
+        })
+        .await
+    }
+
+    async fn mark_deleting(
+        &self,
+        tenant: &TenantId,
+        id: ConnectorId,
+    ) -> Result<Option<Connector>, RepositoryError> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let row: Option<Row> = diesel::update(
+                dsl::connectors
+                    .filter(dsl::tenant_id.eq(tenant.as_str()))
+                    .filter(dsl::id.eq(id.as_uuid()))
+                    .filter(dsl::state.eq_any([
+                        ConnectorState::Active.as_str(),
+                        ConnectorState::Deleting.as_str(),
+                    ])),
+            )
+            .set((
+                dsl::state.eq(ConnectorState::Deleting.as_str()),
+                dsl::updated_at.eq(diesel::dsl::now),
+            ))
+            .returning(Row::as_returning())
+            .get_result(&mut conn)
+            .await
+            .optional()
+            .map_err(map_err)?;
+            row.map(Connector::try_from).transpose()
+        })
+        .await
+    }
+
+    async fn remove_deleting(&self, id: ConnectorId) -> Result<(), RepositoryError> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            diesel::delete(
+                dsl::connectors
+                    .filter(dsl::id.eq(id.as_uuid()))
+                    .filter(dsl::state.eq(ConnectorState::Deleting.as_str())),
+            )
+            .execute(&mut conn)
+            .await
+            .map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn claim_stale(
+        &self,
+        stale_after: Duration,
+        limit: u32,
+    ) -> Result<Vec<Connector>, RepositoryError> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            // One statement: pick unfinished rows nobody else holds, flip them to 'deleting'
+            // and renew updated_at, which is the lease other replicas respect.
+            let rows: Vec<Row> = diesel::sql_query(
+                "UPDATE connectors SET state = 'deleting', updated_at = now() \
+                 WHERE id IN ( \
+                   SELECT id FROM connectors \
+                   WHERE state <> 'active' AND updated_at < now() - make_interval(secs => $1) \
+                   ORDER BY updated_at LIMIT $2 \
+                   FOR UPDATE SKIP LOCKED) \
+                 RETURNING *",
+            )
+            .bind::<diesel::sql_types::Double, _>(stale_after.as_secs_f64())
+            .bind::<diesel::sql_types::BigInt, _>(i64::from(limit))
+            .load(&mut conn)
+            .await
+            .map_err(map_err)?;
+            rows_to_connectors(rows)
+        })
+        .await
+    }
+}

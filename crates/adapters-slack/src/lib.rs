@@ -1,0 +1,358 @@
+//! reqwest implementation of the [`SlackApi`] port, speaking Slack's Web API wire format.
+//!
+//! - The token goes in `Authorization: Bearer`, never in a URL or a log line.
+//! - HTTP 429 is retried after its `Retry-After` when that fits [`SlackSettings::max_retry_after`]
+//!   and the call's deadline; otherwise it becomes [`SlackError::RateLimited`].
+//! - Connection failures, timeouts and 5xx are retried with jittered exponential backoff within
+//!   [`SlackSettings::deadline`]. `chat.postMessage` is not idempotent, so it is retried only
+//!   when Slack cannot have acted on it (connection refused, 429, 5xx), never after a timeout.
+//! - Slack's error strings become [`SlackError`] variants.
+//!
+//! # Must never
+//! Log, display or return a token; let a reqwest type escape through the port.
+
+mod wire;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use connector_domain::{BotToken, ChannelId};
+use connector_ports::{
+    AuthIdentity, ChannelInfo, ChannelPage, OutgoingMessage, PostedMessage, SlackApi, SlackError,
+};
+use reqwest::StatusCode;
+use serde::de::DeserializeOwned;
+use tokio::time::Instant;
+
+/// How to reach Slack and how hard to try.
+#[derive(Debug, Clone)]
+pub struct SlackSettings {
+    /// The Web API base URL, methods appended (`https://slack.com/api/`).
+    pub api_base_url: String,
+    /// Upper bound of one HTTP attempt.
+    pub request_timeout: Duration,
+    /// Upper bound of one call, retries and waits included.
+    pub deadline: Duration,
+    /// The longest `Retry-After` worth waiting for; longer ones fail at once as rate-limited.
+    pub max_retry_after: Duration,
+    /// Most attempts per call.
+    pub max_attempts: u32,
+    /// First backoff delay; doubled each retry, with full jitter, capped at 5 s.
+    pub initial_backoff: Duration,
+}
+
+impl Default for SlackSettings {
+    fn default() -> Self {
+        Self {
+            api_base_url: "https://slack.com/api/".into(),
+            request_timeout: Duration::from_secs(10),
+            deadline: Duration::from_secs(30),
+            max_retry_after: Duration::from_secs(20),
+            max_attempts: 5,
+            initial_backoff: Duration::from_millis(200),
+        }
+    }
+}
+
+/// Errors building the client.
+#[derive(Debug, thiserror::Error)]
+pub enum SlackSetupError {
+    /// The base URL is not an absolute http(s) URL.
+    #[error("slack.api_base_url: {0}")]
+    BaseUrl(String),
+    /// The HTTP client could not be built.
+    #[error("cannot build the HTTP client: {0}")]
+    Client(String),
+}
+
+/// The Slack Web API over HTTP; cheap to clone (connections are pooled and shared).
+#[derive(Debug, Clone)]
+pub struct HttpSlackApi {
+    http: reqwest::Client,
+    base: reqwest::Url,
+    settings: SlackSettings,
+}
+
+/// How a call's body is encoded.
+enum Body<'a> {
+    Form(&'a [(&'a str, String)]),
+    Json(&'a serde_json::Value),
+}
+
+/// Whether a call may be repeated when Slack might have acted on the first attempt.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Idempotency {
+    Safe,
+    NotAfterTimeout,
+}
+
+impl HttpSlackApi {
+    /// Builds a client for `settings`.
+    pub fn new(settings: SlackSettings) -> Result<Self, SlackSetupError> {
+        let mut base = settings.api_base_url.clone();
+        if !base.ends_with('/') {
+            base.push('/');
+        }
+        let base =
+            reqwest::Url::parse(&base).map_err(|e| SlackSetupError::BaseUrl(e.to_string()))?;
+        if !matches!(base.scheme(), "http" | "https") {
+            return Err(SlackSetupError::BaseUrl("must be an http(s) URL".into()));
+        }
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("slack-connector/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(5))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| SlackSetupError::Client(e.to_string()))?;
+        Ok(Self {
+            http,
+            base,
+            settings,
+        })
+    }
+
+    /// Calls `method` and decodes a successful answer as `T`, retrying as the crate docs say.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        token: &BotToken,
+        body: Body<'_>,
+        idempotency: Idempotency,
+    ) -> Result<T, SlackError> {
+        let url = self
+            .base
+            .join(method)
+            .map_err(|e| SlackError::Unknown(anyhow::Error::msg(e.to_string())))?;
+        let deadline = Instant::now() + self.settings.deadline;
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(SlackError::Unavailable(format!(
+                    "{method}: no answer within the {:?} deadline",
+                    self.settings.deadline
+                )));
+            }
+            let request = self
+                .http
+                .post(url.clone())
+                .bearer_auth(token.expose())
+                .timeout(remaining.min(self.settings.request_timeout));
+            let request = match &body {
+                Body::Form(fields) => request.form(fields),
+                Body::Json(value) => request.json(value),
+            };
+            let retry = match request.send().await {
+                Err(e) => {
+                    let retryable = e.is_connect()
+                        || (idempotency == Idempotency::Safe && (e.is_timeout() || e.is_request()));
+                    let detail = format!("{method}: {}", describe(&e));
+                    if !retryable {
+                        return Err(SlackError::Unavailable(detail));
+                    }
+                    Retry::Backoff(detail)
+                }
+                Ok(response) => match self.answer::<T>(method, response).await {
+                    Ok(value) => return Ok(value),
+                    Err(Answer::Final(e)) => return Err(e),
+                    Err(Answer::Retry(r)) => r,
+                },
+            };
+            let wait = match retry {
+                Retry::After(wait) => {
+                    if wait > self.settings.max_retry_after
+                        || Instant::now() + wait >= deadline
+                        || attempt >= self.settings.max_attempts
+                    {
+                        return Err(SlackError::RateLimited {
+                            retry_after: Some(wait),
+                        });
+                    }
+                    wait
+                }
+                Retry::Backoff(detail) => {
+                    let wait = self.backoff(attempt);
+                    if attempt >= self.settings.max_attempts || Instant::now() + wait >= deadline {
+                        return Err(SlackError::Unavailable(format!(
+                            "{detail} (gave up after {attempt} attempts)"
+                        )));
+                    }
+                    tracing::debug!(method, attempt, ?wait, "retrying Slack call");
+                    wait
+                }
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    async fn answer<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        response: reqwest::Response,
+    ) -> Result<T, Answer> {
+        let status = response.status();
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            let wait = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs)
+                .unwrap_or(Duration::from_secs(1));
+            return Err(Answer::Retry(Retry::After(wait)));
+        }
+        if status.is_server_error() {
+            return Err(Answer::Retry(Retry::Backoff(format!(
+                "{method}: Slack answered HTTP {status}"
+            ))));
+        }
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| Answer::Retry(Retry::Backoff(format!("{method}: {}", describe(&e)))))?;
+        if !status.is_success() {
+            return Err(Answer::Final(SlackError::Api {
+                code: format!("http_{}", status.as_u16()),
+            }));
+        }
+        let envelope: wire::Envelope = serde_json::from_slice(&bytes).map_err(|e| {
+            Answer::Final(SlackError::Unknown(anyhow::Error::msg(format!(
+                "{method}: malformed answer: {e}"
+            ))))
+        })?;
+        if !envelope.ok {
+            let code = envelope.error.unwrap_or_else(|| "unknown_error".into());
+            return Err(match code.as_str() {
+                "ratelimited" | "rate_limited" => {
+                    Answer::Retry(Retry::After(Duration::from_secs(1)))
+                }
+                "internal_error" | "service_unavailable" | "request_timeout" | "fatal_error" => {
+                    Answer::Retry(Retry::Backoff(format!("{method}: Slack answered {code}")))
+                }
+                _ => Answer::Final(wire::error_from_code(code, envelope.needed)),
+            });
+        }
+        serde_json::from_slice(&bytes).map_err(|e| {
+            Answer::Final(SlackError::Unknown(anyhow::Error::msg(format!(
+                "{method}: unexpected answer shape: {e}"
+            ))))
+        })
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let cap = Duration::from_secs(5);
+        let exp = self
+            .settings
+            .initial_backoff
+            .saturating_mul(1 << attempt.saturating_sub(1).min(16))
+            .min(cap);
+        // Full jitter: anywhere between half and all of the exponential step.
+        let half = exp / 2;
+        half + exp.mul_f64(rand::random::<f64>() * 0.5)
+    }
+}
+
+enum Retry {
+    After(Duration),
+    Backoff(String),
+}
+
+enum Answer {
+    Retry(Retry),
+    Final(SlackError),
+}
+
+/// A reqwest error as text, without the URL's query (where a token could be, were one ever
+/// put there).
+fn describe(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else {
+        "request failed"
+    };
+    let mut source = std::error::Error::source(e);
+    let mut detail = String::new();
+    while let Some(s) = source {
+        detail = s.to_string();
+        source = s.source();
+    }
+    if detail.is_empty() {
+        kind.to_owned()
+    } else {
+        format!("{kind}: {detail}")
+    }
+}
+
+#[async_trait]
+impl SlackApi for HttpSlackApi {
+    async fn auth_test(&self, token: &BotToken) -> Result<AuthIdentity, SlackError> {
+        let r: wire::AuthTest = self
+            .call("auth.test", token, Body::Form(&[]), Idempotency::Safe)
+            .await?;
+        Ok(r.into())
+    }
+
+    async fn list_channels(
+        &self,
+        token: &BotToken,
+        cursor: Option<String>,
+    ) -> Result<ChannelPage, SlackError> {
+        let mut fields = vec![
+            ("types", "public_channel,private_channel".to_owned()),
+            ("exclude_archived", "true".to_owned()),
+            ("limit", "1000".to_owned()),
+        ];
+        if let Some(c) = cursor {
+            fields.push(("cursor", c));
+        }
+        let r: wire::ConversationsList = self
+            .call(
+                "conversations.list",
+                token,
+                Body::Form(&fields),
+                Idempotency::Safe,
+            )
+            .await?;
+        Ok(r.into())
+    }
+
+    async fn channel_info(
+        &self,
+        token: &BotToken,
+        channel: &ChannelId,
+    ) -> Result<ChannelInfo, SlackError> {
+        let fields = [("channel", channel.as_str().to_owned())];
+        let r: wire::ConversationsInfo = self
+            .call(
+                "conversations.info",
+                token,
+                Body::Form(&fields),
+                Idempotency::Safe,
+            )
+            .await?;
+        Ok(r.channel.into())
+    }
+
+    async fn post_message(
+        &self,
+        token: &BotToken,
+        message: &OutgoingMessage,
+    ) -> Result<PostedMessage, SlackError> {
+        let body = wire::post_message_body(message)?;
+        let r: wire::PostMessage = self
+            .call(
+                "chat.postMessage",
+                token,
+                Body::Json(&body),
+                Idempotency::NotAfterTimeout,
+            )
+            .await?;
+        Ok(PostedMessage {
+            channel: ChannelId::new(r.channel),
+            ts: r.ts,
+        })
+    }
+}

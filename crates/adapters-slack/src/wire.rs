@@ -1,0 +1,213 @@
+//! The Web API's JSON shapes, and Slack's error strings in the port's terms.
+
+use connector_domain::{ChannelId, ChannelName, WorkspaceId};
+use connector_ports::{AuthIdentity, ChannelInfo, ChannelPage, OutgoingMessage, SlackError};
+use serde::Deserialize;
+
+/// What every answer has.
+#[derive(Deserialize)]
+pub(crate) struct Envelope {
+    pub(crate) ok: bool,
+    #[serde(default)]
+    pub(crate) error: Option<String>,
+    /// With `missing_scope`: the scope the call needs.
+    #[serde(default)]
+    pub(crate) needed: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct AuthTest {
+    team_id: String,
+    #[serde(default)]
+    team: String,
+    #[serde(default)]
+    user_id: String,
+}
+
+impl From<AuthTest> for AuthIdentity {
+    fn from(r: AuthTest) -> Self {
+        Self {
+            team_id: WorkspaceId::new(r.team_id),
+            team_name: r.team,
+            user_id: r.user_id,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct Channel {
+    id: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    is_archived: bool,
+    #[serde(default)]
+    is_member: bool,
+    #[serde(default)]
+    is_private: bool,
+}
+
+impl From<Channel> for ChannelInfo {
+    fn from(c: Channel) -> Self {
+        Self {
+            id: ChannelId::new(c.id),
+            name: ChannelName::new(c.name),
+            is_archived: c.is_archived,
+            is_member: c.is_member,
+            is_private: c.is_private,
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct ResponseMetadata {
+    #[serde(default)]
+    next_cursor: String,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ConversationsList {
+    #[serde(default)]
+    channels: Vec<Channel>,
+    #[serde(default)]
+    response_metadata: ResponseMetadata,
+}
+
+impl From<ConversationsList> for ChannelPage {
+    fn from(r: ConversationsList) -> Self {
+        let next = r.response_metadata.next_cursor;
+        Self {
+            channels: r.channels.into_iter().map(Into::into).collect(),
+            next_cursor: (!next.is_empty()).then_some(next),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ConversationsInfo {
+    pub(crate) channel: Channel,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct PostMessage {
+    pub(crate) channel: String,
+    pub(crate) ts: String,
+}
+
+/// The JSON body of `chat.postMessage`.
+pub(crate) fn post_message_body(m: &OutgoingMessage) -> Result<serde_json::Value, SlackError> {
+    let mut body = serde_json::json!({
+        "channel": m.channel.as_str(),
+        "text": m.text,
+    });
+    if let Some(ts) = &m.thread_ts {
+        body["thread_ts"] = ts.clone().into();
+        if m.reply_broadcast {
+            body["reply_broadcast"] = true.into();
+        }
+    }
+    if let Some(blocks) = &m.blocks_json {
+        let blocks: serde_json::Value =
+            serde_json::from_str(blocks).map_err(|_| SlackError::Api {
+                code: "invalid_blocks".into(),
+            })?;
+        body["blocks"] = blocks;
+    }
+    Ok(body)
+}
+
+/// Slack's error strings that mean the token itself is no good.
+const AUTH_ERRORS: &[&str] = &[
+    "invalid_auth",
+    "not_authed",
+    "token_revoked",
+    "token_expired",
+    "account_inactive",
+    "not_allowed_token_type",
+    "no_permission",
+    "team_access_not_granted",
+    "ekm_access_denied",
+];
+
+/// Maps a final (non-retryable) Slack error string.
+pub(crate) fn error_from_code(code: String, needed: Option<String>) -> SlackError {
+    match code.as_str() {
+        c if AUTH_ERRORS.contains(&c) => SlackError::InvalidAuth { code },
+        "missing_scope" => SlackError::MissingScope {
+            needed: needed.unwrap_or_default(),
+        },
+        "channel_not_found" => SlackError::ChannelNotFound,
+        "not_in_channel" => SlackError::NotInChannel,
+        "is_archived" => SlackError::IsArchived,
+        _ => SlackError::Api { code },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auth_errors_are_invalid_auth() {
+        for code in [
+            "invalid_auth",
+            "token_revoked",
+            "account_inactive",
+            "not_authed",
+        ] {
+            assert!(matches!(
+                error_from_code(code.into(), None),
+                SlackError::InvalidAuth { .. }
+            ));
+        }
+    }
+
+    #[test]
+    fn channel_errors_have_their_own_variants() {
+        assert!(matches!(
+            error_from_code("channel_not_found".into(), None),
+            SlackError::ChannelNotFound
+        ));
+        assert!(matches!(
+            error_from_code("not_in_channel".into(), None),
+            SlackError::NotInChannel
+        ));
+        assert!(matches!(
+            error_from_code("is_archived".into(), None),
+            SlackError::IsArchived
+        ));
+        assert!(matches!(
+            error_from_code("missing_scope".into(), Some("channels:read".into())),
+            SlackError::MissingScope { needed } if needed == "channels:read"
+        ));
+        assert!(
+            matches!(error_from_code("invalid_blocks".into(), None), SlackError::Api { code } if code == "invalid_blocks")
+        );
+    }
+
+    #[test]
+    fn an_empty_next_cursor_ends_the_listing() {
+        let page: ConversationsList = serde_json::from_str(
+            r#"{"ok":true,"channels":[{"id":"C1","name":"a"}],"response_metadata":{"next_cursor":""}}"#,
+        )
+        .unwrap();
+        let page: ChannelPage = page.into();
+        assert_eq!(page.next_cursor, None);
+        assert_eq!(page.channels.len(), 1);
+    }
+
+    #[test]
+    fn thread_replies_carry_thread_ts_and_broadcast() {
+        let body = post_message_body(&OutgoingMessage {
+            channel: ChannelId::new("C1"),
+            text: "hi".into(),
+            thread_ts: Some("1.2".into()),
+            reply_broadcast: true,
+            blocks_json: Some(r#"[{"type":"section"}]"#.into()),
+        })
+        .unwrap();
+        assert_eq!(body["thread_ts"], "1.2");
+        assert_eq!(body["reply_broadcast"], true);
+        assert_eq!(body["blocks"][0]["type"], "section");
+    }
+}

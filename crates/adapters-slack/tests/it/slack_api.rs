@@ -1,0 +1,245 @@
+use std::time::{Duration, Instant};
+
+use connector_adapters_slack::{HttpSlackApi, SlackSettings};
+use connector_domain::{BotToken, ChannelId};
+use connector_ports::{OutgoingMessage, SlackApi, SlackError};
+use slack_double::{Channel, Fault, SlackDouble};
+
+const TOKEN: &str = "xoxb-1111-2222-integration";
+
+async fn setup(channels: usize) -> (SlackDouble, HttpSlackApi, BotToken) {
+    let double = SlackDouble::start().await.unwrap();
+    let mut extra = vec![Channel::public("C0ALERTS01", "alerts")];
+    extra.push(Channel {
+        is_archived: true,
+        ..Channel::public("C0OLD00001", "old")
+    });
+    extra.push(Channel {
+        is_member: false,
+        ..Channel::public("C0NOTMEMBR", "outside")
+    });
+    extra.push(Channel {
+        is_private: true,
+        ..Channel::public("G0PRIVATE1", "secret-ops")
+    });
+    double
+        .state()
+        .add_generated_workspace("T0TEST001", channels, extra);
+    double.state().add_token(TOKEN, "T0TEST001");
+    let api = HttpSlackApi::new(SlackSettings {
+        api_base_url: double.api_base_url(),
+        initial_backoff: Duration::from_millis(20),
+        ..SlackSettings::default()
+    })
+    .unwrap();
+    (double, api, BotToken::parse("t", TOKEN).unwrap())
+}
+
+#[tokio::test]
+async fn auth_test_yields_the_team() {
+    let (_double, api, token) = setup(0).await;
+    let me = api.auth_test(&token).await.unwrap();
+    assert_eq!(me.team_id.as_str(), "T0TEST001");
+}
+
+#[tokio::test]
+async fn listing_follows_cursors_across_more_than_a_thousand_channels() {
+    let (double, api, token) = setup(2500).await;
+    let mut cursor = None;
+    let mut names = Vec::new();
+    let mut pages = 0;
+    loop {
+        let page = api.list_channels(&token, cursor.take()).await.unwrap();
+        pages += 1;
+        names.extend(page.channels.into_iter().map(|c| c.name.to_string()));
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3, "1000 a page");
+    assert_eq!(double.state().calls("conversations.list"), 3);
+    assert_eq!(
+        names.len(),
+        2500 + 3,
+        "archived excluded, private member channel included"
+    );
+    assert!(names.contains(&"alerts".to_owned()));
+    assert!(names.contains(&"secret-ops".to_owned()));
+    assert!(!names.contains(&"old".to_owned()));
+}
+
+#[tokio::test]
+async fn rate_limits_are_waited_out_then_succeed() {
+    let (double, api, token) = setup(0).await;
+    double.state().inject(
+        "auth.test",
+        Fault::RateLimited {
+            retry_after_secs: 1,
+        },
+        1,
+    );
+    let started = Instant::now();
+    api.auth_test(&token).await.unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After honoured"
+    );
+    assert_eq!(double.state().calls("auth.test"), 2);
+}
+
+#[tokio::test]
+async fn a_retry_after_beyond_the_budget_fails_at_once_as_rate_limited() {
+    let (double, api, token) = setup(0).await;
+    double.state().inject(
+        "auth.test",
+        Fault::RateLimited {
+            retry_after_secs: 120,
+        },
+        1,
+    );
+    let started = Instant::now();
+    let err = api.auth_test(&token).await.unwrap_err();
+    assert!(
+        matches!(err, SlackError::RateLimited { retry_after: Some(d) } if d == Duration::from_secs(120)),
+        "{err:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_with_backoff() {
+    let (double, api, token) = setup(0).await;
+    double
+        .state()
+        .inject("auth.test", Fault::ServerError { status: 503 }, 2);
+    api.auth_test(&token).await.unwrap();
+    assert_eq!(double.state().calls("auth.test"), 3);
+}
+
+#[tokio::test]
+async fn persistent_server_errors_become_unavailable() {
+    let (double, api, token) = setup(0).await;
+    double
+        .state()
+        .inject("auth.test", Fault::ServerError { status: 502 }, 50);
+    let err = api.auth_test(&token).await.unwrap_err();
+    assert!(matches!(err, SlackError::Unavailable(_)), "{err:?}");
+    assert_eq!(double.state().calls("auth.test"), 5, "max_attempts");
+}
+
+#[tokio::test]
+async fn slow_answers_time_out_within_the_deadline() {
+    let (double, _, token) = setup(0).await;
+    let api = HttpSlackApi::new(SlackSettings {
+        api_base_url: double.api_base_url(),
+        request_timeout: Duration::from_millis(200),
+        deadline: Duration::from_millis(700),
+        initial_backoff: Duration::from_millis(10),
+        ..SlackSettings::default()
+    })
+    .unwrap();
+    double
+        .state()
+        .inject("auth.test", Fault::Delay { millis: 2000 }, 10);
+    let started = Instant::now();
+    let err = api.auth_test(&token).await.unwrap_err();
+    assert!(matches!(err, SlackError::Unavailable(_)), "{err:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn revoked_and_unknown_tokens_are_invalid_auth() {
+    let (double, api, token) = setup(0).await;
+    double.state().revoke(TOKEN);
+    let err = api.auth_test(&token).await.unwrap_err();
+    assert!(
+        matches!(&err, SlackError::InvalidAuth { code } if code == "token_revoked"),
+        "{err:?}"
+    );
+    assert!(!err.to_string().contains(TOKEN));
+
+    let other = BotToken::parse("t", "xoxb-9999-9999-unknown").unwrap();
+    let err = api.auth_test(&other).await.unwrap_err();
+    assert!(
+        matches!(&err, SlackError::InvalidAuth { code } if code == "invalid_auth"),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn channel_info_and_its_errors() {
+    let (_double, api, token) = setup(0).await;
+    let info = api
+        .channel_info(&token, &ChannelId::new("C0ALERTS01"))
+        .await
+        .unwrap();
+    assert_eq!(info.name.as_str(), "alerts");
+    let old = api
+        .channel_info(&token, &ChannelId::new("C0OLD00001"))
+        .await
+        .unwrap();
+    assert!(old.is_archived);
+    let err = api
+        .channel_info(&token, &ChannelId::new("C0MISSING1"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SlackError::ChannelNotFound), "{err:?}");
+}
+
+#[tokio::test]
+async fn posting_lands_in_the_channel_with_the_token() {
+    let (double, api, token) = setup(0).await;
+    let posted = api
+        .post_message(
+            &token,
+            &OutgoingMessage {
+                channel: ChannelId::new("C0ALERTS01"),
+                text: "disk full".into(),
+                thread_ts: None,
+                reply_broadcast: false,
+                blocks_json: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(posted.channel.as_str(), "C0ALERTS01");
+    let seen = double.state().posted();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].text, "disk full");
+    assert_eq!(seen[0].token, TOKEN);
+    assert_eq!(seen[0].ts, posted.ts);
+
+    let err = api
+        .post_message(
+            &token,
+            &OutgoingMessage {
+                channel: ChannelId::new("C0NOTMEMBR"),
+                text: "x".into(),
+                thread_ts: None,
+                reply_broadcast: false,
+                blocks_json: None,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SlackError::NotInChannel), "{err:?}");
+}
+
+#[tokio::test]
+async fn an_unreachable_slack_is_unavailable() {
+    let api = HttpSlackApi::new(SlackSettings {
+        api_base_url: "http://127.0.0.1:1/api/".into(),
+        deadline: Duration::from_secs(2),
+        initial_backoff: Duration::from_millis(10),
+        ..SlackSettings::default()
+    })
+    .unwrap();
+    let token = BotToken::parse("t", TOKEN).unwrap();
+    let err = api.auth_test(&token).await.unwrap_err();
+    assert!(matches!(err, SlackError::Unavailable(_)), "{err:?}");
+}

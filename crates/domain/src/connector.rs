@@ -1,0 +1,85 @@
+//! The connector entity and its lifecycle.
+
+use chrono::{DateTime, Utc};
+
+use crate::channel::ChannelName;
+use crate::ids::{ChannelId, ConnectorId, ConnectorName, TenantId, WorkspaceId};
+
+/// A named, tenant-owned link to one Slack workspace. Its bot token lives in the secret store
+/// and is deliberately not part of this type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connector {
+    /// Server-assigned ID.
+    pub id: ConnectorId,
+    /// The owning tenant.
+    pub tenant_id: TenantId,
+    /// Unique per tenant.
+    pub name: ConnectorName,
+    /// The Slack team the token belongs to.
+    pub workspace_id: WorkspaceId,
+    /// The default channel's ID.
+    pub default_channel_id: ChannelId,
+    /// The default channel's name, without `#`.
+    pub default_channel_name: ChannelName,
+    /// Where the connector is in its lifecycle.
+    pub state: ConnectorState,
+    /// When the connector was created.
+    pub created_at: DateTime<Utc>,
+    /// When the connector was last changed (a state change counts).
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Where a connector is in its lifecycle.
+///
+/// Creation writes the row as [`ConnectorState::Creating`] *before* the secret, and flips it to
+/// [`ConnectorState::Active`] after; deletion flips it to [`ConnectorState::Deleting`] before
+/// removing the secret, and removes the row last. A row that stays `Creating` or `Deleting`
+/// past a grace period is finished by the reconciler. Only `Active` connectors are visible to
+/// clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConnectorState {
+    /// The row exists; the secret may or may not have been written yet.
+    Creating,
+    /// Row and secret both exist; the connector is usable.
+    Active,
+    /// Deletion has begun: the secret may or may not be gone; the row goes last.
+    Deleting,
+}
+
+impl ConnectorState {
+    /// The stable string stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Creating => "creating",
+            Self::Active => "active",
+            Self::Deleting => "deleting",
+        }
+    }
+
+    /// Parses a stored string.
+    pub fn from_stored(value: &str) -> Option<Self> {
+        match value {
+            "creating" => Some(Self::Creating),
+            "active" => Some(Self::Active),
+            "deleting" => Some(Self::Deleting),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_round_trip_through_their_stored_form() {
+        for s in [
+            ConnectorState::Creating,
+            ConnectorState::Active,
+            ConnectorState::Deleting,
+        ] {
+            assert_eq!(ConnectorState::from_stored(s.as_str()), Some(s));
+        }
+        assert_eq!(ConnectorState::from_stored("gone"), None);
+    }
+}

@@ -1,0 +1,34 @@
+//! The connector domain: entities, value objects and their validation.
+//!
+//! A *connector* is a named, tenant-owned link to one Slack workspace. This crate says what a
+//! valid tenant ID, connector name, bot token, channel reference or page token is, and what a
+//! connector looks like once it exists.
+//!
+//! # Layout
+//! - [`ids`]: tenant, connector, workspace and channel identifiers.
+//! - [`connector`]: the [`Connector`] entity and its lifecycle [`ConnectorState`].
+//! - [`token`]: [`BotToken`], a Slack bot token that cannot be printed by accident.
+//! - [`channel`]: [`ChannelRef`], what a caller may give as a default channel.
+//! - [`paging`]: page sizes and opaque page tokens.
+//! - [`secret_name`]: [`SecretPrefix`] and the [`SecretName`] of each connector.
+//! - [`error`]: [`ValidationError`], naming the field that was wrong.
+//!
+//! # Must never
+//! Do I/O, start or need an async runtime, or know of gRPC, SQL, AWS or HTTP. Everything here is
+//! plain data and pure functions so every other crate can depend on it.
+
+pub mod channel;
+pub mod connector;
+pub mod error;
+pub mod ids;
+pub mod paging;
+pub mod secret_name;
+pub mod token;
+
+pub use channel::{ChannelName, ChannelRef};
+pub use connector::{Connector, ConnectorState};
+pub use error::ValidationError;
+pub use ids::{ChannelId, ConnectorId, ConnectorName, RequestId, TenantId, WorkspaceId};
+pub use paging::{PageSize, PageToken};
+pub use secret_name::{SecretName, SecretPrefix};
+pub use token::BotToken;

@@ -1,0 +1,139 @@
+//! [`ConnectorGrpc`]: the tonic implementation of `connector.v1.ConnectorService`.
+
+use connector_domain::Connector;
+use connector_ports::{ConnectorService, CreateConnector};
+use tonic::{Request, Response, Status};
+
+use crate::pb;
+use crate::status::to_status;
+
+/// Serves `connector.v1.ConnectorService` over the connector use cases.
+#[derive(Clone)]
+pub struct ConnectorGrpc {
+    service: ConnectorService,
+}
+
+impl ConnectorGrpc {
+    /// Serves `service`.
+    pub fn new(service: ConnectorService) -> Self {
+        Self { service }
+    }
+
+    /// The tonic service, ready to add to a server.
+    pub fn into_server(self) -> pb::connector_service_server::ConnectorServiceServer<Self> {
+        pb::connector_service_server::ConnectorServiceServer::new(self)
+    }
+}
+
+/// The protobuf form of a connector. The token is not part of it.
+pub fn connector_to_pb(c: Connector) -> pb::Connector {
+    pb::Connector {
+        id: c.id.to_string(),
+        tenant_id: c.tenant_id.to_string(),
+        name: c.name.to_string(),
+        workspace_id: c.workspace_id.to_string(),
+        default_channel_id: c.default_channel_id.to_string(),
+        default_channel_name: c.default_channel_name.to_string(),
+        create_time: Some(timestamp(c.created_at)),
+        update_time: Some(timestamp(c.updated_at)),
+    }
+}
+
+fn timestamp(t: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
+}
+
+#[tonic::async_trait]
+impl pb::connector_service_server::ConnectorService for ConnectorGrpc {
+    async fn create_connector(
+        &self,
+        request: Request<pb::CreateConnectorRequest>,
+    ) -> Result<Response<pb::CreateConnectorResponse>, Status> {
+        let r = request.into_inner();
+        let cmd = CreateConnector::parse(
+            &r.tenant_id,
+            &r.name,
+            &r.slack_bot_token,
+            &r.default_channel,
+            &r.request_id,
+        )
+        .map_err(|e| to_status(e.into()))?;
+        drop(r);
+        let connector = self.service.create(cmd).await.map_err(to_status)?;
+        tracing::info!(connector_id = %connector.id, tenant_id = %connector.tenant_id,
+            workspace_id = %connector.workspace_id, "connector created");
+        Ok(Response::new(pb::CreateConnectorResponse {
+            connector: Some(connector_to_pb(connector)),
+        }))
+    }
+
+    async fn get_connector(
+        &self,
+        request: Request<pb::GetConnectorRequest>,
+    ) -> Result<Response<pb::GetConnectorResponse>, Status> {
+        let r = request.into_inner();
+        let connector = self
+            .service
+            .get(&r.tenant_id, &r.id)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::GetConnectorResponse {
+            connector: Some(connector_to_pb(connector)),
+        }))
+    }
+
+    async fn list_connectors(
+        &self,
+        request: Request<pb::ListConnectorsRequest>,
+    ) -> Result<Response<pb::ListConnectorsResponse>, Status> {
+        let r = request.into_inner();
+        let page = self
+            .service
+            .list(&r.tenant_id, r.page_size, &r.page_token)
+            .await
+            .map_err(to_status)?;
+        let tenant = page.connectors.first().map(|c| c.tenant_id.clone());
+        let next_page_token = match (page.next, tenant) {
+            (Some(next), Some(tenant)) => next.encode(&tenant),
+            _ => String::new(),
+        };
+        Ok(Response::new(pb::ListConnectorsResponse {
+            connectors: page.connectors.into_iter().map(connector_to_pb).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn delete_connector(
+        &self,
+        request: Request<pb::DeleteConnectorRequest>,
+    ) -> Result<Response<pb::DeleteConnectorResponse>, Status> {
+        let r = request.into_inner();
+        self.service
+            .delete(&r.tenant_id, &r.id)
+            .await
+            .map_err(to_status)?;
+        tracing::info!(connector_id = %r.id, tenant_id = %r.tenant_id, "connector deleted");
+        Ok(Response::new(pb::DeleteConnectorResponse {}))
+    }
+
+    async fn send_message(
+        &self,
+        _request: Request<pb::SendMessageRequest>,
+    ) -> Result<Response<pb::SendMessageResponse>, Status> {
+        Err(Status::unimplemented(
+            "SendMessage is not available in this release yet",
+        ))
+    }
+
+    async fn get_o_auth_v2url(
+        &self,
+        _request: Request<pb::GetOAuthV2urlRequest>,
+    ) -> Result<Response<pb::GetOAuthV2urlResponse>, Status> {
+        Err(Status::unimplemented(
+            "GetOAuthV2URL is not available in this release yet",
+        ))
+    }
+}

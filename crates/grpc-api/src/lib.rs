@@ -1,0 +1,52 @@
+//! The gRPC edge of the connector service: `connector.v1.ConnectorService` on tonic.
+//!
+//! It turns protobuf requests into use-case calls on [`ConnectorService`] and use-case results
+//! back into protobuf, and it owns the single mapping from [`ConnectorError`] to
+//! [`tonic::Status`] ([`status`]). The generated code lives in [`pb`], with a client that
+//! Rust callers and the tests use.
+//!
+//! # Layout
+//! - [`pb`]: prost messages and the tonic client and server, generated from `proto/` by
+//!   `build.rs`; [`pb::FILE_DESCRIPTOR_SET`] feeds server reflection.
+//! - [`handlers`]: [`ConnectorGrpc`], the service implementation.
+//! - [`status`]: `ConnectorError` → `Status`, with `BadRequest` details for bad fields.
+//!
+//! # Must never
+//! Hold business rules (they belong to `connector-ports`), talk to a database, AWS or Slack
+//! directly, or put a token in a response, an error or a log line.
+
+pub mod handlers;
+pub mod status;
+
+/// Code generated from `proto/connector/v1/connector.proto`.
+#[allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::all,
+    clippy::pedantic,
+    rust_2018_idioms
+)]
+pub mod pb {
+    include!(concat!(env!("OUT_DIR"), "/connector.v1.rs"));
+
+    /// The encoded `FileDescriptorSet` of the service, for gRPC server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/connector_descriptor.bin"));
+}
+
+pub use connector_ports::ConnectorError;
+pub use connector_ports::ConnectorService;
+pub use handlers::ConnectorGrpc;
+
+impl std::fmt::Debug for pb::CreateConnectorRequest {
+    /// Like the derived `Debug`, with the token redacted.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateConnectorRequest")
+            .field("tenant_id", &self.tenant_id)
+            .field("name", &self.name)
+            .field("slack_bot_token", &"[REDACTED]")
+            .field("default_channel", &self.default_channel)
+            .field("request_id", &self.request_id)
+            .finish()
+    }
+}

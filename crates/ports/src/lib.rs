@@ -1,0 +1,43 @@
+//! The ports of the connector core and the use cases written against them.
+//!
+//! A *port* is an async trait for something the core needs from the outside world: a place to
+//! keep connector metadata ([`ConnectorRepository`]), a place to keep tokens ([`SecretStore`]),
+//! and Slack itself ([`SlackApi`]). Adapters in other crates implement them; the use cases here
+//! ([`ConnectorService`], [`Reconciler`]) only ever see the traits, held as `Arc<dyn Trait>`.
+//!
+//! # Layout
+//! - [`repository`], [`secrets`], [`slack`]: the ports and the errors adapters translate into.
+//! - [`service`]: create, get, list and delete connectors, with the lifecycle that keeps the
+//!   database and the secret store consistent.
+//! - [`reconciler`]: one pass that finishes (by undoing or deleting) work a crash left behind.
+//! - [`error`]: [`ConnectorError`], the one error enum callers map at their edge.
+//!
+//! With the `mocks` feature every port gets a mockall mock (`MockConnectorRepository`, …);
+//! only dev-dependencies enable it.
+//!
+//! # Must never
+//! Do I/O of its own, depend on an async runtime, or know of tonic, diesel, AWS or reqwest.
+//! Never log a token or put one in an error.
+
+pub mod error;
+pub mod reconciler;
+pub mod repository;
+pub mod secrets;
+pub mod service;
+pub mod slack;
+
+pub use error::{ConnectorError, Dependency};
+pub use reconciler::{ReconcileReport, Reconciler};
+pub use repository::{ConnectorRepository, NewConnector, RepositoryError};
+pub use secrets::{ConnectorSecret, SecretLabels, SecretStore, SecretStoreError};
+pub use service::{ConnectorPage, ConnectorService, CreateConnector};
+pub use slack::{
+    AuthIdentity, ChannelInfo, ChannelPage, OutgoingMessage, PostedMessage, SlackApi, SlackError,
+};
+
+#[cfg(feature = "mocks")]
+pub use repository::MockConnectorRepository;
+#[cfg(feature = "mocks")]
+pub use secrets::MockSecretStore;
+#[cfg(feature = "mocks")]
+pub use slack::MockSlackApi;

@@ -1,0 +1,106 @@
+//! The port for connector metadata.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use connector_domain::{
+    ChannelId, ChannelName, Connector, ConnectorId, ConnectorName, RequestId, TenantId, WorkspaceId,
+};
+
+/// A connector about to be written, in state `creating`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewConnector {
+    /// The ID the service chose.
+    pub id: ConnectorId,
+    /// The owning tenant.
+    pub tenant_id: TenantId,
+    /// Unique per tenant.
+    pub name: ConnectorName,
+    /// The Slack team of the token.
+    pub workspace_id: WorkspaceId,
+    /// The resolved default channel.
+    pub default_channel_id: ChannelId,
+    /// Its name.
+    pub default_channel_name: ChannelName,
+    /// The caller's idempotency key, if any.
+    pub request_id: Option<RequestId>,
+}
+
+/// What can go wrong in a repository, in terms the use cases act on.
+#[derive(Debug, thiserror::Error)]
+pub enum RepositoryError {
+    /// Another connector of the tenant has this name.
+    #[error("a connector with this name already exists for the tenant")]
+    DuplicateName,
+    /// Another connector of the tenant was created with this request ID.
+    #[error("a connector was already created with this request_id")]
+    DuplicateRequestId,
+    /// The database could not be reached or timed out.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else: a bug or a broken invariant.
+    #[error(transparent)]
+    Unknown(#[from] anyhow::Error),
+}
+
+/// Connector metadata storage. Every read a client can reach is tenant-scoped; only
+/// [`ConnectorState::Active`](connector_domain::ConnectorState::Active) rows are visible to
+/// clients.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait ConnectorRepository: Send + Sync {
+    /// Inserts a row in state `creating`; timestamps are set by the store.
+    async fn insert_creating(&self, new: &NewConnector) -> Result<Connector, RepositoryError>;
+
+    /// Flips a `creating` row to `active`. `None` when the row is no longer `creating` (the
+    /// reconciler took it over), in which case the caller must undo its work.
+    async fn mark_active(&self, id: ConnectorId) -> Result<Option<Connector>, RepositoryError>;
+
+    /// Removes a row that is still `creating` (compensation after a failed create).
+    async fn remove_creating(&self, id: ConnectorId) -> Result<(), RepositoryError>;
+
+    /// The tenant's connector created with this request ID, in any state.
+    async fn find_by_request_id(
+        &self,
+        tenant: &TenantId,
+        request_id: &RequestId,
+    ) -> Result<Option<Connector>, RepositoryError>;
+
+    /// The tenant's active connector with this ID.
+    async fn get_active(
+        &self,
+        tenant: &TenantId,
+        id: ConnectorId,
+    ) -> Result<Option<Connector>, RepositoryError>;
+
+    /// Up to `limit` of the tenant's active connectors with IDs greater than `after`, in ID
+    /// order.
+    async fn list_active(
+        &self,
+        tenant: &TenantId,
+        after: Option<ConnectorId>,
+        limit: u32,
+    ) -> Result<Vec<Connector>, RepositoryError>;
+
+    /// Flips the tenant's `active` connector to `deleting` and returns it; a connector already
+    /// `deleting` is returned as it is, so an interrupted delete can be resumed. `None` when
+    /// there is no such connector (or it is still `creating`).
+    async fn mark_deleting(
+        &self,
+        tenant: &TenantId,
+        id: ConnectorId,
+    ) -> Result<Option<Connector>, RepositoryError>;
+
+    /// Removes a row that is `deleting` (its secret is already gone).
+    async fn remove_deleting(&self, id: ConnectorId) -> Result<(), RepositoryError>;
+
+    /// Claims up to `limit` rows left `creating` or `deleting` for longer than `stale_after`:
+    /// atomically flips them to `deleting` and renews their `updated_at`, which acts as a lease
+    /// so that another replica does not claim the same rows before another `stale_after` has
+    /// passed. Rows another transaction holds are skipped, never waited for.
+    async fn claim_stale(
+        &self,
+        stale_after: Duration,
+        limit: u32,
+    ) -> Result<Vec<Connector>, RepositoryError>;
+}

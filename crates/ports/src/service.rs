@@ -1,0 +1,376 @@
+//! The connector use cases: create, get, list and delete.
+//!
+//! # Consistency between the two stores
+//! The database row is the source of truth for whether a secret should exist:
+//! - create writes the row as `creating`, then the secret, then flips the row to `active`;
+//!   any failure after the row exists undoes the work (secret first, row last);
+//! - delete flips the row to `deleting`, deletes the secret, then removes the row.
+//!
+//! So a secret never exists without a row, and a row that a crash left `creating` or
+//! `deleting` is finished by the [`Reconciler`](crate::Reconciler) after a grace period.
+
+use std::sync::Arc;
+
+use connector_domain::{
+    BotToken, ChannelRef, Connector, ConnectorId, ConnectorName, ConnectorState, PageSize,
+    PageToken, RequestId, SecretPrefix, TenantId, ValidationError,
+};
+
+use crate::error::{ConnectorError, Dependency};
+use crate::repository::{ConnectorRepository, NewConnector, RepositoryError};
+use crate::secrets::{ConnectorSecret, SecretLabels, SecretStore};
+use crate::slack::{ChannelInfo, SlackApi, SlackError};
+
+/// `conversations.list` pages read at most while resolving one channel name (at Slack's
+/// maximum of 1000 channels a page, a million channels).
+pub const MAX_CHANNEL_PAGES: usize = 1000;
+
+/// A validated CreateConnector request.
+#[derive(Debug, Clone)]
+pub struct CreateConnector {
+    /// The owning tenant.
+    pub tenant_id: TenantId,
+    /// The connector's name.
+    pub name: ConnectorName,
+    /// The bot token to validate and store.
+    pub bot_token: BotToken,
+    /// The default channel, by name or ID.
+    pub default_channel: ChannelRef,
+    /// The caller's idempotency key.
+    pub request_id: Option<RequestId>,
+}
+
+impl CreateConnector {
+    /// Validates the raw request fields, naming the first bad one. Fields are checked in the
+    /// order of the request message.
+    pub fn parse(
+        tenant_id: &str,
+        name: &str,
+        slack_bot_token: &str,
+        default_channel: &str,
+        request_id: &str,
+    ) -> Result<Self, ValidationError> {
+        Ok(Self {
+            tenant_id: TenantId::parse("tenant_id", tenant_id)?,
+            name: ConnectorName::parse("name", name)?,
+            bot_token: BotToken::parse("slack_bot_token", slack_bot_token)?,
+            default_channel: ChannelRef::parse("default_channel", default_channel)?,
+            request_id: RequestId::parse_optional("request_id", request_id)?,
+        })
+    }
+}
+
+/// One page of connectors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectorPage {
+    /// The connectors, in creation order.
+    pub connectors: Vec<Connector>,
+    /// Where the next page starts, if there is one.
+    pub next: Option<PageToken>,
+}
+
+/// The connector use cases over their ports.
+#[derive(Clone)]
+pub struct ConnectorService {
+    repo: Arc<dyn ConnectorRepository>,
+    secrets: Arc<dyn SecretStore>,
+    slack: Arc<dyn SlackApi>,
+    prefix: SecretPrefix,
+}
+
+impl ConnectorService {
+    /// Wires the use cases to their ports; `prefix` names the secrets.
+    pub fn new(
+        repo: Arc<dyn ConnectorRepository>,
+        secrets: Arc<dyn SecretStore>,
+        slack: Arc<dyn SlackApi>,
+        prefix: SecretPrefix,
+    ) -> Self {
+        Self {
+            repo,
+            secrets,
+            slack,
+            prefix,
+        }
+    }
+
+    /// Creates a connector: validates the token with Slack, resolves the default channel,
+    /// then writes the row and the secret (see the module docs for the order).
+    ///
+    /// With a `request_id`, a repeated call returns what the first call created.
+    pub async fn create(&self, cmd: CreateConnector) -> Result<Connector, ConnectorError> {
+        if let Some(request_id) = &cmd.request_id
+            && let Some(existing) = self
+                .repo
+                .find_by_request_id(&cmd.tenant_id, request_id)
+                .await?
+        {
+            return replay(existing, &cmd);
+        }
+
+        let identity = self
+            .slack
+            .auth_test(&cmd.bot_token)
+            .await
+            .map_err(|e| slack_error("slack_bot_token", e))?;
+        let channel = self
+            .resolve_channel(&cmd.bot_token, &cmd.default_channel)
+            .await?;
+
+        let new = NewConnector {
+            id: ConnectorId::new_v7(),
+            tenant_id: cmd.tenant_id.clone(),
+            name: cmd.name.clone(),
+            workspace_id: identity.team_id,
+            default_channel_id: channel.id,
+            default_channel_name: channel.name,
+            request_id: cmd.request_id.clone(),
+        };
+        let row = match self.repo.insert_creating(&new).await {
+            Ok(row) => row,
+            Err(RepositoryError::DuplicateName) => {
+                return Err(ConnectorError::AlreadyExists {
+                    name: cmd.name.to_string(),
+                });
+            }
+            Err(RepositoryError::DuplicateRequestId) => {
+                // A concurrent call with the same request_id won the race.
+                let request_id = cmd
+                    .request_id
+                    .as_ref()
+                    .ok_or_else(|| anyhow_internal("duplicate request_id without a request_id"))?;
+                return match self
+                    .repo
+                    .find_by_request_id(&cmd.tenant_id, request_id)
+                    .await?
+                {
+                    Some(existing) => replay(existing, &cmd),
+                    None => Err(in_progress()),
+                };
+            }
+            Err(e) => return Err(e.into()),
+        };
+
+        let secret_name = self.prefix.secret_name(&row.tenant_id, row.id);
+        let secret = ConnectorSecret {
+            bot_token: cmd.bot_token.clone(),
+        };
+        let labels = SecretLabels {
+            tenant_id: row.tenant_id.clone(),
+            connector_id: row.id,
+        };
+        if let Err(e) = self.secrets.put(&secret_name, &secret, &labels).await {
+            self.undo_create(&row).await;
+            return Err(e.into());
+        }
+        match self.repo.mark_active(row.id).await {
+            Ok(Some(active)) => Ok(active),
+            Ok(None) => {
+                self.undo_create(&row).await;
+                Err(ConnectorError::Aborted {
+                    reason: "the create took too long and was rolled back by the reconciler; retry"
+                        .into(),
+                })
+            }
+            Err(e) => {
+                self.undo_create(&row).await;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Best-effort compensation of a failed create: the secret goes first, the row last, so
+    /// that a failure here leaves a row for the reconciler to finish rather than an orphaned
+    /// secret.
+    async fn undo_create(&self, row: &Connector) {
+        let name = self.prefix.secret_name(&row.tenant_id, row.id);
+        if let Err(e) = self.secrets.delete(&name).await {
+            tracing::warn!(connector_id = %row.id, error = %e,
+                "could not remove the secret of a failed create; the reconciler will");
+            return;
+        }
+        if let Err(e) = self.repo.remove_creating(row.id).await {
+            tracing::warn!(connector_id = %row.id, error = %e,
+                "could not remove the row of a failed create; the reconciler will");
+        }
+    }
+
+    async fn resolve_channel(
+        &self,
+        token: &BotToken,
+        channel: &ChannelRef,
+    ) -> Result<ChannelInfo, ConnectorError> {
+        let info = match channel {
+            ChannelRef::Id(id) => self
+                .slack
+                .channel_info(token, id)
+                .await
+                .map_err(|e| slack_error("default_channel", e))?,
+            ChannelRef::Name(name) => {
+                let mut cursor = None;
+                let mut found = None;
+                for _ in 0..MAX_CHANNEL_PAGES {
+                    let page = self
+                        .slack
+                        .list_channels(token, cursor.take())
+                        .await
+                        .map_err(|e| slack_error("default_channel", e))?;
+                    if let Some(hit) = page.channels.into_iter().find(|c| c.name == *name) {
+                        found = Some(hit);
+                        break;
+                    }
+                    match page.next_cursor {
+                        Some(next) if !next.is_empty() => cursor = Some(next),
+                        _ => break,
+                    }
+                }
+                found.ok_or_else(|| channel_missing(channel))?
+            }
+        };
+        if info.is_archived {
+            return Err(ConnectorError::FailedPrecondition {
+                field: Some("default_channel"),
+                reason: format!("channel {channel} is archived"),
+            });
+        }
+        Ok(info)
+    }
+
+    /// The tenant's connector `id`.
+    pub async fn get(&self, tenant_id: &str, id: &str) -> Result<Connector, ConnectorError> {
+        let tenant = TenantId::parse("tenant_id", tenant_id)?;
+        let id = ConnectorId::parse("id", id)?;
+        self.repo
+            .get_active(&tenant, id)
+            .await?
+            .ok_or_else(|| not_found(id))
+    }
+
+    /// One page of the tenant's connectors, oldest first.
+    pub async fn list(
+        &self,
+        tenant_id: &str,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<ConnectorPage, ConnectorError> {
+        let tenant = TenantId::parse("tenant_id", tenant_id)?;
+        let size = PageSize::parse("page_size", page_size)?.get();
+        let after = PageToken::decode("page_token", page_token, &tenant)?.map(|t| t.after);
+        let mut connectors = self.repo.list_active(&tenant, after, size + 1).await?;
+        let next = if connectors.len() > size as usize {
+            connectors.truncate(size as usize);
+            connectors.last().map(|c| PageToken { after: c.id })
+        } else {
+            None
+        };
+        Ok(ConnectorPage { connectors, next })
+    }
+
+    /// Deletes the tenant's connector `id`: its row and, at once, its secret.
+    ///
+    /// A delete interrupted after it began is resumed by calling it again (or finished by the
+    /// reconciler); once finished, the connector is NOT_FOUND.
+    pub async fn delete(&self, tenant_id: &str, id: &str) -> Result<(), ConnectorError> {
+        let tenant = TenantId::parse("tenant_id", tenant_id)?;
+        let id = ConnectorId::parse("id", id)?;
+        let row = self
+            .repo
+            .mark_deleting(&tenant, id)
+            .await?
+            .ok_or_else(|| not_found(id))?;
+        let name = self.prefix.secret_name(&row.tenant_id, row.id);
+        self.secrets.delete(&name).await.map_err(|e| match e {
+            crate::SecretStoreError::Unavailable(detail) => ConnectorError::Unavailable {
+                dependency: Dependency::SecretStore,
+                detail: format!(
+                    "{detail}; the connector is no longer usable and its deletion will be finished by retrying DeleteConnector or by the reconciler"
+                ),
+            },
+            other => other.into(),
+        })?;
+        self.repo.remove_deleting(row.id).await?;
+        Ok(())
+    }
+}
+
+fn replay(existing: Connector, cmd: &CreateConnector) -> Result<Connector, ConnectorError> {
+    if existing.name != cmd.name {
+        return Err(ValidationError::new(
+            "request_id",
+            format!(
+                "was already used to create connector {:?}; use a new request_id for a different connector",
+                existing.name.as_str()
+            ),
+        )
+        .into());
+    }
+    match existing.state {
+        ConnectorState::Active => Ok(existing),
+        ConnectorState::Creating => Err(in_progress()),
+        ConnectorState::Deleting => Err(ConnectorError::Aborted {
+            reason: "the connector created with this request_id is being deleted".into(),
+        }),
+    }
+}
+
+fn in_progress() -> ConnectorError {
+    ConnectorError::Aborted {
+        reason: "a CreateConnector with this request_id is still in progress; retry shortly".into(),
+    }
+}
+
+fn not_found(id: ConnectorId) -> ConnectorError {
+    ConnectorError::NotFound { id: id.to_string() }
+}
+
+fn anyhow_internal(msg: &'static str) -> ConnectorError {
+    ConnectorError::Internal(anyhow::anyhow!(msg))
+}
+
+fn channel_missing(channel: &ChannelRef) -> ConnectorError {
+    ConnectorError::FailedPrecondition {
+        field: Some("default_channel"),
+        reason: format!(
+            "channel {channel} does not exist, is archived, or the bot cannot see it \
+             (invite the bot to private channels)"
+        ),
+    }
+}
+
+/// Maps a Slack failure during creation; `field` is the request field it is about.
+fn slack_error(field: &'static str, e: SlackError) -> ConnectorError {
+    match e {
+        SlackError::InvalidAuth { code } => ConnectorError::TokenRejected { code },
+        SlackError::MissingScope { needed } => ConnectorError::FailedPrecondition {
+            field: Some("slack_bot_token"),
+            reason: format!(
+                "the bot token lacks the OAuth scope {needed:?}; add it to the Slack app and reinstall"
+            ),
+        },
+        SlackError::ChannelNotFound => ConnectorError::FailedPrecondition {
+            field: Some(field),
+            reason: "the channel does not exist or the bot cannot see it".into(),
+        },
+        SlackError::IsArchived => ConnectorError::FailedPrecondition {
+            field: Some(field),
+            reason: "the channel is archived".into(),
+        },
+        SlackError::NotInChannel => ConnectorError::FailedPrecondition {
+            field: Some(field),
+            reason: "the bot is not a member of the channel; invite it".into(),
+        },
+        SlackError::RateLimited { retry_after } => ConnectorError::RateLimited { retry_after },
+        SlackError::Unavailable(detail) => ConnectorError::Unavailable {
+            dependency: Dependency::Slack,
+            detail,
+        },
+        SlackError::Api { code } => ConnectorError::FailedPrecondition {
+            field: None,
+            reason: format!("Slack refused the request ({code})"),
+        },
+        SlackError::Unknown(e) => ConnectorError::Internal(e),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

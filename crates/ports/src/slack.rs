@@ -1,0 +1,140 @@
+//! The port for Slack's Web API.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use connector_domain::{BotToken, ChannelId, ChannelName, WorkspaceId};
+
+/// Who a token belongs to, from `auth.test`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthIdentity {
+    /// The Slack team (workspace) ID.
+    pub team_id: WorkspaceId,
+    /// The team's display name.
+    pub team_name: String,
+    /// The bot's user ID.
+    pub user_id: String,
+}
+
+/// One conversation as Slack describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelInfo {
+    /// Its ID.
+    pub id: ChannelId,
+    /// Its name, without `#`.
+    pub name: ChannelName,
+    /// Archived channels cannot receive messages.
+    pub is_archived: bool,
+    /// Whether the bot is a member.
+    pub is_member: bool,
+    /// Private channel (or group).
+    pub is_private: bool,
+}
+
+/// One page of `conversations.list`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ChannelPage {
+    /// The channels on this page.
+    pub channels: Vec<ChannelInfo>,
+    /// The cursor of the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A message to post.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingMessage {
+    /// Where to post.
+    pub channel: ChannelId,
+    /// The text (mrkdwn).
+    pub text: String,
+    /// Reply in this thread.
+    pub thread_ts: Option<String>,
+    /// With `thread_ts`: also show the reply in the channel.
+    pub reply_broadcast: bool,
+    /// Block Kit blocks as a JSON array, already validated as JSON.
+    pub blocks_json: Option<String>,
+}
+
+/// Where a posted message landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostedMessage {
+    /// The channel.
+    pub channel: ChannelId,
+    /// The message timestamp (its ID within the channel).
+    pub ts: String,
+}
+
+/// Slack's answers, in terms the use cases act on. Never carries the token.
+#[derive(Debug, thiserror::Error)]
+pub enum SlackError {
+    /// The token was rejected: `invalid_auth`, `not_authed`, `token_revoked`,
+    /// `token_expired`, `account_inactive`, …; `code` is Slack's error string.
+    #[error("Slack rejected the token ({code})")]
+    InvalidAuth {
+        /// Slack's error string.
+        code: String,
+    },
+    /// The token lacks an OAuth scope the call needs.
+    #[error("the token lacks the OAuth scope {needed:?} that this call needs")]
+    MissingScope {
+        /// The scope Slack named, when it did.
+        needed: String,
+    },
+    /// `channel_not_found`.
+    #[error("the channel does not exist or the bot cannot see it")]
+    ChannelNotFound,
+    /// `not_in_channel`.
+    #[error("the bot is not a member of the channel")]
+    NotInChannel,
+    /// `is_archived`.
+    #[error("the channel is archived")]
+    IsArchived,
+    /// Still rate-limited after the retry budget.
+    #[error("Slack is rate-limiting this token")]
+    RateLimited {
+        /// Slack's last `Retry-After`, when it sent one.
+        retry_after: Option<Duration>,
+    },
+    /// Slack could not be reached, timed out, or kept failing with 5xx.
+    #[error("Slack is unavailable: {0}")]
+    Unavailable(String),
+    /// Any other Slack error string (`invalid_blocks`, `msg_too_long`, …).
+    #[error("Slack answered {code}")]
+    Api {
+        /// Slack's error string.
+        code: String,
+    },
+    /// A malformed answer, or a bug.
+    #[error(transparent)]
+    Unknown(#[from] anyhow::Error),
+}
+
+/// The Slack Web API methods the core uses.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait SlackApi: Send + Sync {
+    /// `auth.test`: validates the token and says whose it is.
+    async fn auth_test(&self, token: &BotToken) -> Result<AuthIdentity, SlackError>;
+
+    /// One page of `conversations.list` (public and private channels, archived ones
+    /// excluded). `cursor` is `None` for the first page.
+    async fn list_channels(
+        &self,
+        token: &BotToken,
+        cursor: Option<String>,
+    ) -> Result<ChannelPage, SlackError>;
+
+    /// `conversations.info` for one channel.
+    async fn channel_info(
+        &self,
+        token: &BotToken,
+        channel: &ChannelId,
+    ) -> Result<ChannelInfo, SlackError>;
+
+    /// `chat.postMessage`.
+    async fn post_message(
+        &self,
+        token: &BotToken,
+        message: &OutgoingMessage,
+    ) -> Result<PostedMessage, SlackError>;
+}

@@ -1,0 +1,78 @@
+//! The admin API of the double, under `/_double/`, for local runs and scripts:
+//!
+//! | route | body | effect |
+//! |---|---|---|
+//! | `POST /_double/workspaces` | a [`Workspace`] plus `"tokens": [..]` | adds the workspace and its tokens |
+//! | `POST /_double/faults` | `{"method": "auth.test", "times": 2, "fault": {"kind": "rate_limited", "retry_after_secs": 1}}` | injects faults |
+//! | `POST /_double/revoke` | `{"token": "xoxb-…"}` | revokes a token |
+//! | `GET /_double/messages` | | what `chat.postMessage` accepted |
+//! | `GET /_double/calls` | | call counts per method |
+
+use std::sync::Arc;
+
+use axum::extract::State as AxumState;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use crate::state::{Fault, PostedMessage, State, Workspace};
+
+pub(crate) fn routes() -> Router<Arc<State>> {
+    Router::new()
+        .route("/_double/workspaces", post(add_workspace))
+        .route("/_double/faults", post(add_fault))
+        .route("/_double/revoke", post(revoke))
+        .route("/_double/messages", get(messages))
+        .route("/_double/calls", get(calls))
+}
+
+#[derive(Deserialize)]
+struct NewWorkspace {
+    #[serde(flatten)]
+    workspace: Workspace,
+    #[serde(default)]
+    tokens: Vec<String>,
+}
+
+async fn add_workspace(AxumState(state): AxumState<Arc<State>>, Json(body): Json<NewWorkspace>) {
+    let team = body.workspace.team_id.clone();
+    state.add_workspace(body.workspace);
+    for token in body.tokens {
+        state.add_token(&token, &team);
+    }
+}
+
+#[derive(Deserialize)]
+struct NewFault {
+    method: String,
+    fault: Fault,
+    #[serde(default = "one")]
+    times: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+async fn add_fault(AxumState(state): AxumState<Arc<State>>, Json(body): Json<NewFault>) {
+    state.inject(&body.method, body.fault, body.times);
+}
+
+#[derive(Deserialize)]
+struct Revoke {
+    token: String,
+}
+
+async fn revoke(AxumState(state): AxumState<Arc<State>>, Json(body): Json<Revoke>) {
+    state.revoke(&body.token);
+}
+
+async fn messages(AxumState(state): AxumState<Arc<State>>) -> Json<Vec<PostedMessage>> {
+    Json(state.posted())
+}
+
+async fn calls(
+    AxumState(state): AxumState<Arc<State>>,
+) -> Json<std::collections::HashMap<String, u64>> {
+    Json(state.all_calls())
+}

@@ -1,0 +1,294 @@
+//! The Web API methods, in Slack's wire format.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State as AxumState};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use serde_json::{Value, json};
+
+use crate::state::{Channel, Fault, PostedMessage, State, Workspace};
+
+pub(crate) fn routes() -> Router<Arc<State>> {
+    Router::new().route("/api/{method}", any(dispatch))
+}
+
+/// Request parameters from the query string and the body (form or JSON), flattened to strings
+/// as Slack reads them (JSON arrays and objects, such as `blocks`, keep their JSON text).
+type Params = HashMap<String, String>;
+
+fn parse_params(
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Params, &'static str> {
+    let mut params: Params = query
+        .map(|q| serde_urlencoded::from_str(q).unwrap_or_default())
+        .unwrap_or_default();
+    if body.is_empty() {
+        return Ok(params);
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type.starts_with("application/json") {
+        let Value::Object(map) = serde_json::from_slice(body).map_err(|_| "invalid_json")? else {
+            return Err("json_not_object");
+        };
+        for (k, v) in map {
+            let s = match v {
+                Value::String(s) => s,
+                Value::Null => continue,
+                other => other.to_string(),
+            };
+            params.insert(k, s);
+        }
+    } else {
+        let form: Vec<(String, String)> =
+            serde_urlencoded::from_bytes(body).map_err(|_| "invalid_form_data")?;
+        params.extend(form);
+    }
+    Ok(params)
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::to_owned)
+}
+
+fn ok(mut body: Value) -> Response {
+    body["ok"] = Value::Bool(true);
+    (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+fn fail(code: &str) -> Response {
+    (
+        StatusCode::OK,
+        axum::Json(json!({"ok": false, "error": code})),
+    )
+        .into_response()
+}
+
+async fn dispatch(
+    AxumState(state): AxumState<Arc<State>>,
+    Path(method): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    state.count_call(&method);
+    if let Some(fault) = state.take_fault(&method) {
+        if let Some(delay) = fault.delay() {
+            tokio::time::sleep(delay).await;
+        } else {
+            return fault_response(&fault);
+        }
+    }
+    let params = match parse_params(query.as_deref(), &headers, &body) {
+        Ok(p) => p,
+        Err(code) => return fail(code),
+    };
+    let token = bearer(&headers).or_else(|| params.get("token").cloned());
+    let workspace = match state.authenticate(token.as_deref()) {
+        Ok(w) => w,
+        Err(code) => return fail(code),
+    };
+    let token = token.unwrap_or_default();
+    match method.as_str() {
+        "auth.test" => ok(json!({
+            "url": format!("https://{}.slack.test/", workspace.team_id.to_lowercase()),
+            "team": workspace.team_name,
+            "user": "connector-bot",
+            "team_id": workspace.team_id,
+            "user_id": workspace.bot_user_id,
+            "bot_id": "B0BOT00001",
+            "is_enterprise_install": false,
+        })),
+        "conversations.list" => conversations_list(&workspace, &params),
+        "conversations.info" => conversations_info(&workspace, &params),
+        "chat.postMessage" => post_message(&state, &workspace, &token, &params),
+        _ => (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"ok": false, "error": "unknown_method"})),
+        )
+            .into_response(),
+    }
+}
+
+fn fault_response(fault: &Fault) -> Response {
+    match fault {
+        Fault::RateLimited { retry_after_secs } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, retry_after_secs.to_string())],
+            axum::Json(json!({"ok": false, "error": "ratelimited"})),
+        )
+            .into_response(),
+        Fault::ServerError { status } => (
+            StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            [(header::CONTENT_TYPE, "text/html")],
+            "<html><body>upstream failure</body></html>",
+        )
+            .into_response(),
+        Fault::SlackError { code } => fail(code),
+        Fault::Delay { .. } => fail("internal_error"),
+    }
+}
+
+fn channel_json(c: &Channel) -> Value {
+    json!({
+        "id": c.id,
+        "name": c.name,
+        "is_channel": !c.is_private,
+        "is_group": c.is_private,
+        "is_private": c.is_private,
+        "is_archived": c.is_archived,
+        "is_member": c.is_member,
+    })
+}
+
+/// Private channels are visible to the bot only when it is a member.
+fn visible(c: &Channel) -> bool {
+    !c.is_private || c.is_member
+}
+
+fn conversations_list(workspace: &Workspace, params: &Params) -> Response {
+    let types = params
+        .get("types")
+        .map(String::as_str)
+        .unwrap_or("public_channel");
+    let want_public = types.split(',').any(|t| t.trim() == "public_channel");
+    let want_private = types.split(',').any(|t| t.trim() == "private_channel");
+    let exclude_archived = matches!(
+        params.get("exclude_archived").map(String::as_str),
+        Some("true" | "1")
+    );
+    let limit = match params.get("limit") {
+        None => 100,
+        Some(l) => match l.parse::<usize>() {
+            Ok(n) => n.clamp(1, 1000),
+            Err(_) => return fail("invalid_limit"),
+        },
+    };
+    let start = match params.get("cursor").filter(|c| !c.is_empty()) {
+        None => 0,
+        Some(c) => match decode_cursor(c) {
+            Some(n) => n,
+            None => return fail("invalid_cursor"),
+        },
+    };
+    let matching: Vec<&Channel> = workspace
+        .channels
+        .iter()
+        .filter(|c| visible(c))
+        .filter(|c| {
+            if c.is_private {
+                want_private
+            } else {
+                want_public
+            }
+        })
+        .filter(|c| !(exclude_archived && c.is_archived))
+        .collect();
+    let page: Vec<Value> = matching
+        .iter()
+        .skip(start)
+        .take(limit)
+        .map(|c| channel_json(c))
+        .collect();
+    let next = start + page.len();
+    let next_cursor = if next < matching.len() {
+        encode_cursor(next)
+    } else {
+        String::new()
+    };
+    ok(json!({"channels": page, "response_metadata": {"next_cursor": next_cursor}}))
+}
+
+fn encode_cursor(offset: usize) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(format!("offset:{offset}"))
+}
+
+fn decode_cursor(cursor: &str) -> Option<usize> {
+    use base64::Engine as _;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(cursor)
+        .ok()?;
+    String::from_utf8(raw)
+        .ok()?
+        .strip_prefix("offset:")?
+        .parse()
+        .ok()
+}
+
+fn find_channel<'a>(workspace: &'a Workspace, id: &str) -> Option<&'a Channel> {
+    workspace.channels.iter().find(|c| c.id == id && visible(c))
+}
+
+fn conversations_info(workspace: &Workspace, params: &Params) -> Response {
+    let Some(id) = params.get("channel") else {
+        return fail("channel_not_found");
+    };
+    match find_channel(workspace, id) {
+        Some(c) => ok(json!({"channel": channel_json(c)})),
+        None => fail("channel_not_found"),
+    }
+}
+
+fn post_message(state: &State, workspace: &Workspace, token: &str, params: &Params) -> Response {
+    let Some(channel_id) = params.get("channel") else {
+        return fail("channel_not_found");
+    };
+    let Some(channel) = find_channel(workspace, channel_id) else {
+        return fail("channel_not_found");
+    };
+    if channel.is_archived {
+        return fail("is_archived");
+    }
+    if !channel.is_member {
+        return fail("not_in_channel");
+    }
+    let text = params.get("text").cloned().unwrap_or_default();
+    let blocks = match params.get("blocks") {
+        None => None,
+        Some(raw) => match serde_json::from_str::<Value>(raw) {
+            Ok(v @ Value::Array(_)) => Some(v),
+            _ => return fail("invalid_blocks"),
+        },
+    };
+    if text.is_empty() && blocks.is_none() {
+        return fail("no_text");
+    }
+    if text.chars().count() > 40_000 {
+        return fail("msg_too_long");
+    }
+    let thread_ts = params.get("thread_ts").filter(|t| !t.is_empty()).cloned();
+    let reply_broadcast = matches!(
+        params.get("reply_broadcast").map(String::as_str),
+        Some("true" | "1")
+    );
+    let posted = state.record_post(PostedMessage {
+        team_id: workspace.team_id.clone(),
+        token: token.to_owned(),
+        channel: channel.id.clone(),
+        text: text.clone(),
+        ts: String::new(),
+        thread_ts: thread_ts.clone(),
+        reply_broadcast,
+        blocks,
+    });
+    ok(json!({
+        "channel": posted.channel,
+        "ts": posted.ts,
+        "message": {"type": "message", "text": text, "ts": posted.ts, "thread_ts": thread_ts},
+    }))
+}

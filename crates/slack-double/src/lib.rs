@@ -1,0 +1,94 @@
+//! An HTTP double of Slack's Web API, for tests and local runs.
+//!
+//! It speaks the Web API's wire format: `POST` or `GET` `/api/{method}`; the token in an
+//! `Authorization: Bearer` header or a `token` parameter; parameters as a query string, a
+//! form or a JSON body; answers as JSON with `"ok": true`, or `"ok": false` and an `error`
+//! string with HTTP 200, as Slack does. Methods: `auth.test`, `conversations.list` (cursors,
+//! `limit` up to 1000), `conversations.info`, `chat.postMessage`.
+//!
+//! Tests drive it in process through [`SlackDouble`]; the `slack-double` binary serves the
+//! same thing for local runs, with an admin API under `/_double/` (see [`admin`]).
+//!
+//! Fault injection ([`Fault`]): HTTP 429 with `Retry-After`, HTTP 5xx, any Slack error string,
+//! or a delay, for the next N calls of a method. Revoked tokens answer `token_revoked`.
+//!
+//! # Must never
+//! Be used as a real Slack: it keeps everything in memory and checks nothing but what tests
+//! need.
+
+pub mod admin;
+mod api;
+mod state;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub use state::{Channel, Fault, PostedMessage, State, Workspace};
+
+/// A running double, stopped when dropped.
+#[derive(Debug)]
+pub struct SlackDouble {
+    addr: SocketAddr,
+    state: Arc<State>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl SlackDouble {
+    /// Starts a double on an ephemeral port of 127.0.0.1 with no workspaces.
+    pub async fn start() -> std::io::Result<Self> {
+        Self::start_on(
+            "127.0.0.1:0".parse().expect("a valid address"),
+            State::default(),
+        )
+        .await
+    }
+
+    /// Starts a double on `addr` with `state`.
+    pub async fn start_on(addr: SocketAddr, state: State) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(state);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let app = router(state.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        Ok(Self {
+            addr,
+            state,
+            shutdown: Some(tx),
+        })
+    }
+
+    /// The Web API base URL, methods appended (`http://127.0.0.1:PORT/api/`).
+    pub fn api_base_url(&self) -> String {
+        format!("http://{}/api/", self.addr)
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Its state, to seed workspaces, inject faults and read what was posted.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+}
+
+impl Drop for SlackDouble {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// The double's routes: the Web API under `/api/` and the admin API under `/_double/`.
+pub fn router(state: Arc<State>) -> axum::Router {
+    api::routes().merge(admin::routes()).with_state(state)
+}

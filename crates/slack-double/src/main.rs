@@ -1,0 +1,56 @@
+//! `slack-double`: serves the Slack Web API double for local runs.
+//!
+//! ```text
+//! slack-double --listen 127.0.0.1:8765 --token xoxb-local-dev-token --team T0LOCAL01 \
+//!     --channels general,alerts --generated-channels 2000
+//! ```
+//! Then point the server at it with `CONNECTOR__SLACK__API_BASE_URL=http://127.0.0.1:8765/api/`.
+
+use std::net::SocketAddr;
+
+use clap::Parser;
+use slack_double::{Channel, SlackDouble, State};
+
+/// Serves an HTTP double of Slack's Web API.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8765", env = "SLACK_DOUBLE_LISTEN")]
+    listen: SocketAddr,
+    /// A bot token the seeded workspace accepts (repeatable).
+    #[arg(long = "token", default_value = "xoxb-local-dev-token")]
+    tokens: Vec<String>,
+    /// The seeded workspace's team ID.
+    #[arg(long, default_value = "T0LOCAL01")]
+    team: String,
+    /// Named public channels of the seeded workspace (the bot is a member).
+    #[arg(long, value_delimiter = ',', default_value = "general,alerts")]
+    channels: Vec<String>,
+    /// How many generated channels (channel-00001, …) come before the named ones.
+    #[arg(long, default_value_t = 0)]
+    generated_channels: usize,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let state = State::default();
+    let named = args
+        .channels
+        .iter()
+        .enumerate()
+        .map(|(i, name)| Channel::public(&format!("C0NAMED{i:04}"), name))
+        .collect();
+    state.add_generated_workspace(&args.team, args.generated_channels, named);
+    for token in &args.tokens {
+        state.add_token(token, &args.team);
+    }
+    let double = SlackDouble::start_on(args.listen, state).await?;
+    tracing::info!(api = %double.api_base_url(), team = %args.team, "slack double listening");
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}

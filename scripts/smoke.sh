@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Smoke test of the real binaries as an operator would use them: connector-server on a fresh
+# database, LocalStack and the slack-double binary, driven with grpcurl through server
+# reflection (grpcurl 1.8 speaks reflection v1alpha), then stopped with SIGTERM.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+use_target_cache
+ensure_postgres
+ensure_localstack
+ensure_grpcurl
+cargo build --locked -q -p connector-server -p slack-double
+
+db=slack_connector_smoke
+psql "$DATABASE_ADMIN_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+ensure_app_database "$db"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+grpc_port=$(free_port)
+double_port=$(free_port)
+dir=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$dir"; }
+trap cleanup EXIT
+
+"$CARGO_TARGET_DIR/debug/slack-double" --listen "127.0.0.1:$double_port" --token xoxb-smoke-test-token \
+  --team T0SMOKE01 --channels general,alerts --generated-channels 1200 >"$dir/double.log" 2>&1 &
+pids+=($!)
+
+CONNECTOR__DATABASE__URL="$APP_DATABASE_URL" \
+CONNECTOR__AWS__ENDPOINT_URL="$AWS_ENDPOINT_URL" \
+CONNECTOR__GRPC__LISTEN_ADDR="127.0.0.1:$grpc_port" \
+CONNECTOR__SLACK__API_BASE_URL="http://127.0.0.1:$double_port/api/" \
+CONNECTOR__SECRETS__PREFIX="smoke/" \
+CONNECTOR__LOG__FORMAT=json \
+  "$CARGO_TARGET_DIR/debug/connector-server" >"$dir/server.log" 2>&1 &
+server_pid=$!
+pids+=($server_pid)
+
+call() { local method=$1 body=$2; "$GRPCURL" -plaintext -d "$body" "127.0.0.1:$grpc_port" "$method"; }
+fail() { echo "smoke: $*" >&2; echo "--- server log" >&2; cat "$dir/server.log" >&2; exit 1; }
+
+WAIT_SECS=30 wait_for "$GRPCURL" -plaintext "127.0.0.1:$grpc_port" list || fail "server did not answer"
+services=$("$GRPCURL" -plaintext "127.0.0.1:$grpc_port" list)
+grep -qx connector.v1.ConnectorService <<<"$services" || fail "ConnectorService not listed: $services"
+grep -qx grpc.health.v1.Health <<<"$services" || fail "Health not listed: $services"
+call grpc.health.v1.Health/Check '{"service":"connector.v1.ConnectorService"}' | grep -q SERVING || fail "not SERVING"
+
+created=$(call connector.v1.ConnectorService/CreateConnector \
+  '{"tenant_id":"smoke","name":"alerts","slack_bot_token":"xoxb-smoke-test-token","default_channel":"#alerts"}') \
+  || fail "CreateConnector failed"
+id=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["connector"]["id"])' <<<"$created")
+grep -q '"defaultChannelId": "C0NAMED0001"' <<<"$created" || fail "channel not resolved: $created"
+grep -q 'xoxb' <<<"$created" && fail "the token came back in a response"
+call connector.v1.ConnectorService/GetConnector "{\"tenant_id\":\"smoke\",\"id\":\"$id\"}" | grep -q '"workspaceId": "T0SMOKE01"' || fail "GetConnector"
+call connector.v1.ConnectorService/DeleteConnector "{\"tenant_id\":\"smoke\",\"id\":\"$id\"}" >/dev/null || fail "DeleteConnector"
+out=$(call connector.v1.ConnectorService/GetConnector "{\"tenant_id\":\"smoke\",\"id\":\"$id\"}" 2>&1) && fail "GetConnector after delete succeeded"
+grep -q NotFound <<<"$out" || fail "expected NotFound after delete: $out"
+grep -q 'xoxb-smoke-test-token' "$dir/server.log" && fail "the token appears in the server log"
+
+kill -TERM "$server_pid"
+status=0
+wait "$server_pid" || status=$?
+[[ $status -eq 0 ]] || fail "server exited with $status after SIGTERM"
+grep -q '"connector-server stopped"' "$dir/server.log" || fail "no clean shutdown in the log"
+psql "$DATABASE_ADMIN_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+echo "smoke: 1 passed, 0 failed"

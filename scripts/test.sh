@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: provisions PostgreSQL, LocalStack and buf when
+# missing, then runs formatting, lints, proto checks and every test against those services.
+# `.ci/run` calls exactly this.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+use_target_cache
+started=$(date +%s)
+
+ensure_buf
+ensure_postgres
+ensure_localstack
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+
+log "buf lint, buf format"
+buf lint
+buf format --diff --exit-code
+
+log "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+log "cargo test"
+cargo test --workspace --locked
+
+log "smoke: connector-server with grpcurl and reflection"
+bash "$ROOT/scripts/smoke.sh"
+
+log "all checks passed in $(( $(date +%s) - started )) s"
