@@ -14,6 +14,13 @@ db=slack_connector_smoke
 psql "$DATABASE_ADMIN_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
 ensure_app_database "$db"
 
+# Configuration errors stop start-up naming the key; `migrate` applies migrations and exits.
+out=$(CONNECTOR__GRPC__LISTEN_ADDR=not-an-address "$CARGO_TARGET_DIR/debug/connector-server" 2>&1) && { echo "smoke: bad config accepted" >&2; exit 1; }
+grep -q 'grpc.listen_addr' <<<"$out" || { echo "smoke: config error does not name the key: $out" >&2; exit 1; }
+CONNECTOR__DATABASE__URL="$APP_DATABASE_URL" "$CARGO_TARGET_DIR/debug/connector-server" migrate 2>/dev/null \
+  || { echo "smoke: connector-server migrate failed" >&2; exit 1; }
+psql "$APP_DATABASE_URL" -tAc "SELECT count(*) FROM connectors" | grep -qx 0 || { echo "smoke: migrate made no table" >&2; exit 1; }
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 grpc_port=$(free_port)
 double_port=$(free_port)

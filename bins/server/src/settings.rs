@@ -64,6 +64,11 @@ pub struct AwsSection {
     pub region: String,
     /// `CONNECTOR__AWS__ENDPOINT_URL`: a Secrets Manager endpoint override (LocalStack).
     pub endpoint_url: Option<String>,
+    /// `CONNECTOR__AWS__ACCESS_KEY_ID`: static credentials, used only together with
+    /// `secret_access_key`; otherwise the standard AWS chain applies.
+    pub access_key_id: Option<String>,
+    /// `CONNECTOR__AWS__SECRET_ACCESS_KEY`.
+    pub secret_access_key: Option<SecretString>,
 }
 
 /// `secrets.*`
@@ -205,6 +210,16 @@ impl Settings {
                 key: "secrets.backend",
                 env: "CONNECTOR__SECRETS__BACKEND",
                 reason: format!("must be `aws` or `local`, not {backend:?}"),
+            });
+        }
+        if self.aws.access_key_id.is_some() != self.aws.secret_access_key.is_some() {
+            return Err(SettingsError::Invalid {
+                key: "aws.access_key_id",
+                env: "CONNECTOR__AWS__ACCESS_KEY_ID",
+                reason:
+                    "set both CONNECTOR__AWS__ACCESS_KEY_ID and CONNECTOR__AWS__SECRET_ACCESS_KEY, \
+                         or neither to use the standard AWS credential chain"
+                        .into(),
             });
         }
         if self.reconciler.batch == 0 {

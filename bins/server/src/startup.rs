@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use connector_adapters_aws::{AwsSecretStore, AwsSettings};
+use connector_adapters_aws::{AwsSecretStore, AwsSettings, StaticCredentials};
 use connector_adapters_postgres::{PgConnectorRepository, PgSettings, run_migrations};
 use connector_adapters_slack::{HttpSlackApi, SlackSettings};
 use connector_domain::SecretPrefix;
@@ -58,6 +58,13 @@ impl Application {
         let secrets = AwsSecretStore::new(&AwsSettings {
             region: settings.aws.region.clone(),
             endpoint_url: settings.aws.endpoint_url.clone(),
+            credentials: match (&settings.aws.access_key_id, &settings.aws.secret_access_key) {
+                (Some(id), Some(key)) => Some(StaticCredentials {
+                    access_key_id: id.clone(),
+                    secret_access_key: key.clone(),
+                }),
+                _ => None,
+            },
             ..AwsSettings::default()
         })
         .await;

@@ -82,6 +82,32 @@ impl TestDatabase {
     pub fn url(&self) -> &str {
         &self.url
     }
+
+    /// The lifecycle state of connector `id`'s row, read with plain SQL; `None` when there is
+    /// no row.
+    pub async fn row_state(&self, id: uuid::Uuid) -> anyhow::Result<Option<String>> {
+        use diesel::{OptionalExtension as _, QueryableByName};
+        use diesel_async::RunQueryDsl as _;
+        #[derive(QueryableByName)]
+        struct StateRow {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            state: String,
+        }
+        let mut conn = AsyncPgConnection::establish(&self.url).await?;
+        let row: Option<StateRow> = diesel::sql_query("SELECT state FROM connectors WHERE id = $1")
+            .bind::<diesel::sql_types::Uuid, _>(id)
+            .get_result(&mut conn)
+            .await
+            .optional()?;
+        Ok(row.map(|r| r.state))
+    }
+
+    /// Runs `sql` (test set-up such as ageing rows).
+    pub async fn execute(&self, sql: &str) -> anyhow::Result<()> {
+        let mut conn = AsyncPgConnection::establish(&self.url).await?;
+        conn.batch_execute(sql).await?;
+        Ok(())
+    }
 }
 
 impl Drop for TestDatabase {

@@ -1,2 +1,10 @@
-//! End-to-end tests of connector-server (in process) on real PostgreSQL, LocalStack and the
+//! End-to-end tests of connector-server, in process, on real PostgreSQL, LocalStack and the
 //! Slack double, driven by the generated tonic client.
+
+// Helpers here are test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+mod crash_safety;
+mod helpers;
+mod lifecycle;
+mod status_codes;

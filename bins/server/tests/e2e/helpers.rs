@@ -1,0 +1,181 @@
+use std::collections::HashMap;
+
+use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
+use connector_grpc_api::pb::connector_service_client::ConnectorServiceClient;
+use connector_grpc_api::pb::{self, CreateConnectorRequest};
+use connector_server::{Application, Settings};
+use slack_double::{Channel, SlackDouble};
+use test_support::TestDatabase;
+use tonic::transport::Channel as GrpcChannel;
+
+/// The token the double's workspace accepts.
+pub(crate) const TOKEN: &str = "xoxb-1000-2000-e2etesttoken";
+/// The double's workspace.
+pub(crate) const TEAM: &str = "T0E2E0001";
+/// Channels generated before the named ones: more than one `conversations.list` page.
+pub(crate) const GENERATED_CHANNELS: usize = 1500;
+
+/// A running server with its own database, Slack double and secret prefix.
+pub(crate) struct TestApp {
+    pub(crate) client: ConnectorServiceClient<GrpcChannel>,
+    pub(crate) double: SlackDouble,
+    pub(crate) db: TestDatabase,
+    pub(crate) prefix: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+pub(crate) fn settings(
+    db: &TestDatabase,
+    slack_base: &str,
+    prefix: &str,
+    extra: &[(&str, &str)],
+) -> Settings {
+    let mut env: HashMap<String, String> = [
+        ("CONNECTOR__GRPC__LISTEN_ADDR", "127.0.0.1:0"),
+        ("CONNECTOR__DATABASE__URL", db.url()),
+        (
+            "CONNECTOR__AWS__ENDPOINT_URL",
+            &test_support::localstack_endpoint(),
+        ),
+        ("CONNECTOR__AWS__ACCESS_KEY_ID", "test"),
+        ("CONNECTOR__AWS__SECRET_ACCESS_KEY", "test"),
+        ("CONNECTOR__SECRETS__PREFIX", prefix),
+        ("CONNECTOR__SLACK__API_BASE_URL", slack_base),
+        ("CONNECTOR__SLACK__DEADLINE_SECS", "5"),
+        ("CONNECTOR__RECONCILER__INTERVAL_SECS", "0"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    for (k, v) in extra {
+        env.insert((*k).to_owned(), (*v).to_owned());
+    }
+    Settings::load_from(None, Some(env)).unwrap()
+}
+
+impl TestApp {
+    pub(crate) async fn spawn() -> Self {
+        Self::spawn_with(&[]).await
+    }
+
+    pub(crate) async fn spawn_with(extra: &[(&str, &str)]) -> Self {
+        test_support::require_localstack().await.unwrap();
+        let db = TestDatabase::create().await.unwrap();
+        let double = SlackDouble::start().await.unwrap();
+        double.state().add_generated_workspace(
+            TEAM,
+            GENERATED_CHANNELS,
+            vec![
+                Channel::public("C0ALERTS01", "alerts"),
+                Channel {
+                    is_archived: true,
+                    ..Channel::public("C0ARCHIVE1", "old-alerts")
+                },
+                Channel {
+                    is_private: true,
+                    ..Channel::public("G0PRIVATE1", "private-ops")
+                },
+            ],
+        );
+        double.state().add_token(TOKEN, TEAM);
+        let prefix = format!("e2e-{}/", uuid::Uuid::new_v4().simple());
+        let app = Application::build(settings(&db, &double.api_base_url(), &prefix, extra))
+            .await
+            .unwrap();
+        let addr = app.grpc_addr();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until_stopped(async {
+            let _ = stopped.await;
+        }));
+        let client = ConnectorServiceClient::connect(format!("http://{addr}"))
+            .await
+            .unwrap();
+        Self {
+            client,
+            double,
+            db,
+            prefix,
+            stop: Some(stop),
+            server: Some(server),
+        }
+    }
+
+    /// The name the connector's secret has in Secrets Manager.
+    pub(crate) fn secret_name(&self, tenant: &str, id: &str) -> String {
+        format!("{}{tenant}/{id}", self.prefix)
+    }
+
+    pub(crate) async fn create(
+        &mut self,
+        tenant: &str,
+        name: &str,
+        channel: &str,
+    ) -> pb::Connector {
+        self.client
+            .create_connector(create_request(tenant, name, TOKEN, channel, ""))
+            .await
+            .unwrap()
+            .into_inner()
+            .connector
+            .unwrap()
+    }
+
+    /// Stops the server and waits for it to finish.
+    pub(crate) async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap().unwrap();
+        }
+    }
+}
+
+pub(crate) fn create_request(
+    tenant: &str,
+    name: &str,
+    token: &str,
+    channel: &str,
+    request_id: &str,
+) -> CreateConnectorRequest {
+    CreateConnectorRequest {
+        tenant_id: tenant.into(),
+        name: name.into(),
+        slack_bot_token: token.into(),
+        default_channel: channel.into(),
+        request_id: request_id.into(),
+    }
+}
+
+/// A Secrets Manager client independent of the adapter under test.
+pub(crate) async fn secrets_client() -> aws_sdk_secretsmanager::Client {
+    let config = aws_sdk_secretsmanager::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(test_support::localstack_endpoint())
+        .credentials_provider(Credentials::new("test", "test", None, None, "e2e"))
+        .build();
+    aws_sdk_secretsmanager::Client::from_conf(config)
+}
+
+/// The stored secret value, or `None` when the secret does not exist.
+pub(crate) async fn secret_value(name: &str) -> Option<String> {
+    match secrets_client()
+        .await
+        .get_secret_value()
+        .secret_id(name)
+        .send()
+        .await
+    {
+        Ok(out) => out.secret_string().map(str::to_owned),
+        Err(e) => {
+            let service = e.into_service_error();
+            assert!(
+                service.is_resource_not_found_exception(),
+                "unexpected Secrets Manager error: {service:?}"
+            );
+            None
+        }
+    }
+}
