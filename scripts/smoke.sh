@@ -8,6 +8,7 @@ use_target_cache
 ensure_postgres
 ensure_localstack
 ensure_grpcurl
+ensure_buf
 cargo build --locked -q -p connector-server -p slack-double
 
 db=slack_connector_smoke
@@ -59,6 +60,9 @@ id=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["connector"]["id"])
 grep -q '"defaultChannelId": "C0NAMED0001"' <<<"$created" || fail "channel not resolved: $created"
 grep -q 'xoxb' <<<"$created" && fail "the token came back in a response"
 call connector.v1.ConnectorService/GetConnector "{\"tenant_id\":\"smoke\",\"id\":\"$id\"}" | grep -q '"workspaceId": "T0SMOKE01"' || fail "GetConnector"
+# buf curl asks reflection v1 first (grpcurl above used v1alpha).
+buf curl --protocol grpc --http2-prior-knowledge -d '{"tenant_id":"smoke"}' \
+  "http://127.0.0.1:$grpc_port/connector.v1.ConnectorService/ListConnectors" | grep -q "\"$id\"" || fail "buf curl ListConnectors"
 call connector.v1.ConnectorService/DeleteConnector "{\"tenant_id\":\"smoke\",\"id\":\"$id\"}" >/dev/null || fail "DeleteConnector"
 out=$(call connector.v1.ConnectorService/GetConnector "{\"tenant_id\":\"smoke\",\"id\":\"$id\"}" 2>&1) && fail "GetConnector after delete succeeded"
 grep -q NotFound <<<"$out" || fail "expected NotFound after delete: $out"

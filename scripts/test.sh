@@ -17,6 +17,17 @@ cargo fmt --all -- --check
 log "buf lint, buf format"
 buf lint
 buf format --diff --exit-code
+buf breaking --against proto-baseline/released.json
+
+log "dependency direction: domain and ports stay pure"
+for pkg in connector-domain connector-ports; do
+  bad=$(cargo tree --locked -p "$pkg" -e normal --prefix none | awk '{print $1}' | sort -u \
+    | grep -E '^(tokio|tonic|prost|diesel|diesel-async|aws-.*|reqwest|hyper|axum|tower)$' || true)
+  [[ -z "$bad" ]] || die "$pkg must not depend on: $bad"
+done
+
+log "codegen: build.rs and buf generate agree"
+bash "$ROOT/scripts/check-codegen.sh"
 
 log "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
