@@ -30,7 +30,7 @@ wait_for() {
   return 1
 }
 
-http_ok() { curl -fsS --max-time 2 "$1" >/dev/null; }
+http_ok() { curl -fsS --max-time 2 "$1" >/dev/null 2>&1; }
 
 # ---------------------------------------------------------------- PostgreSQL
 pg_answers() { pg_isready -q -h "$1" -p "$2" -U postgres -t 2; }
