@@ -25,6 +25,8 @@ pub struct Settings {
     pub secrets: SecretsSection,
     /// Slack's Web API and the Slack app.
     pub slack: SlackSection,
+    /// Sending messages (`SendMessage`).
+    pub sender: SenderSection,
     /// The background reconciler.
     pub reconciler: ReconcilerSection,
     /// Logging.
@@ -97,6 +99,15 @@ pub struct SlackSection {
     pub authorize_url: String,
 }
 
+/// `sender.*`
+#[derive(Debug, Clone, Deserialize)]
+pub struct SenderSection {
+    /// `CONNECTOR__SENDER__TOKEN_CACHE_TTL_SECS`: how long a connector's token is reused before
+    /// it is read again from the secret store (default 300; 0 turns the cache off). A deleted
+    /// connector stops sending at once regardless: its row is checked on every send.
+    pub token_cache_ttl_secs: u64,
+}
+
 /// `reconciler.*`
 #[derive(Debug, Clone, Deserialize)]
 pub struct ReconcilerSection {
@@ -159,6 +170,7 @@ const DEFAULTS: &[(&str, &str)] = &[
         "slack.authorize_url",
         "https://slack.com/oauth/v2/authorize",
     ),
+    ("sender.token_cache_ttl_secs", "300"),
     ("reconciler.interval_secs", "30"),
     ("reconciler.stale_after_secs", "120"),
     ("reconciler.batch", "100"),

@@ -12,7 +12,7 @@ use connector_adapters_slack::{HttpSlackApi, SlackSettings};
 use connector_domain::SecretPrefix;
 use connector_grpc_api::ConnectorGrpc;
 use connector_grpc_api::pb::connector_service_server::ConnectorServiceServer;
-use connector_ports::{ConnectorService, Reconciler};
+use connector_ports::{ConnectorService, MessageSender, Reconciler, SystemClock, TokenCache};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
@@ -76,11 +76,18 @@ impl Application {
 
         let repo = Arc::new(repo);
         let secrets = Arc::new(secrets);
-        let service = ConnectorService::new(
+        let slack = Arc::new(slack);
+        let service =
+            ConnectorService::new(repo.clone(), secrets.clone(), slack.clone(), prefix.clone());
+        let sender = MessageSender::new(
             repo.clone(),
             secrets.clone(),
-            Arc::new(slack),
+            slack,
             prefix.clone(),
+            TokenCache::new(
+                Duration::from_secs(settings.sender.token_cache_ttl_secs),
+                Arc::new(SystemClock),
+            ),
         );
         let reconciler = (settings.reconciler.interval_secs > 0).then(|| {
             (
@@ -107,7 +114,7 @@ impl Application {
         Ok(Self {
             listener,
             addr,
-            grpc: ConnectorGrpc::new(service),
+            grpc: ConnectorGrpc::new(service, sender),
             reconciler,
             grace: settings.shutdown_grace(),
         })

@@ -285,6 +285,22 @@ impl ConnectorRepository for PgConnectorRepository {
         .await
     }
 
+    async fn find_active(&self, id: ConnectorId) -> Result<Option<Connector>, RepositoryError> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let row: Option<Row> = dsl::connectors
+                .filter(dsl::id.eq(id.as_uuid()))
+                .filter(dsl::state.eq(ConnectorState::Active.as_str()))
+                .select(Row::as_select())
+                .first(&mut conn)
+                .await
+                .optional()
+                .map_err(map_err)?;
+            row.map(Connector::try_from).transpose()
+        })
+        .await
+    }
+
     async fn list_active(
         &self,
         tenant: &TenantId,

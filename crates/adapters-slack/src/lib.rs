@@ -16,9 +16,10 @@ mod wire;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use connector_domain::{BotToken, ChannelId};
+use connector_domain::{BotToken, ChannelId, FileAttachment};
 use connector_ports::{
     AuthIdentity, ChannelInfo, ChannelPage, OutgoingMessage, PostedMessage, SlackApi, SlackError,
+    UploadedFile,
 };
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
@@ -240,6 +241,47 @@ impl HttpSlackApi {
         })
     }
 
+    /// POSTs a file's bytes to the pre-signed upload URL Slack handed out. The token is not
+    /// sent there. Retried (it only overwrites) on connection failures, timeouts and 5xx.
+    async fn upload_bytes(&self, upload_url: &str, content: &[u8]) -> Result<(), SlackError> {
+        let url = reqwest::Url::parse(upload_url).map_err(|e| {
+            SlackError::Unknown(anyhow::Error::msg(format!(
+                "Slack gave a bad upload URL: {e}"
+            )))
+        })?;
+        let deadline = Instant::now() + self.settings.deadline;
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let detail = match self
+                .http
+                .post(url.clone())
+                .timeout(remaining.min(self.settings.request_timeout.max(Duration::from_secs(60))))
+                .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                .body(content.to_vec())
+                .send()
+                .await
+            {
+                Ok(r) if r.status().is_success() => return Ok(()),
+                Ok(r) if r.status().is_server_error() => {
+                    format!("file upload: HTTP {}", r.status())
+                }
+                Ok(r) => {
+                    return Err(SlackError::Api {
+                        code: format!("upload_http_{}", r.status().as_u16()),
+                    });
+                }
+                Err(e) => format!("file upload: {}", describe(&e)),
+            };
+            let wait = self.backoff(attempt);
+            if attempt >= self.settings.max_attempts || Instant::now() + wait >= deadline {
+                return Err(SlackError::Unavailable(detail));
+            }
+            tokio::time::sleep(wait).await;
+        }
+    }
+
     fn backoff(&self, attempt: u32) -> Duration {
         let cap = Duration::from_secs(5);
         let exp = self
@@ -353,6 +395,45 @@ impl SlackApi for HttpSlackApi {
         Ok(PostedMessage {
             channel: ChannelId::new(r.channel),
             ts: r.ts,
+        })
+    }
+
+    async fn upload_file(
+        &self,
+        token: &BotToken,
+        channel: &ChannelId,
+        thread_ts: Option<String>,
+        file: &FileAttachment,
+    ) -> Result<UploadedFile, SlackError> {
+        let fields = [
+            ("filename", file.filename.clone()),
+            ("length", file.content.len().to_string()),
+        ];
+        let target: wire::UploadUrl = self
+            .call(
+                "files.getUploadURLExternal",
+                token,
+                Body::Form(&fields),
+                Idempotency::Safe,
+            )
+            .await?;
+        self.upload_bytes(&target.upload_url, &file.content).await?;
+        let body = wire::complete_upload_body(&target.file_id, channel, thread_ts, file);
+        let done: wire::CompleteUpload = self
+            .call(
+                "files.completeUploadExternal",
+                token,
+                Body::Json(&body),
+                Idempotency::NotAfterTimeout,
+            )
+            .await?;
+        Ok(UploadedFile {
+            id: done
+                .files
+                .into_iter()
+                .next()
+                .map(|f| f.id)
+                .unwrap_or(target.file_id),
         })
     }
 }

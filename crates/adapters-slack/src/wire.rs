@@ -94,6 +94,41 @@ pub(crate) struct PostMessage {
     pub(crate) ts: String,
 }
 
+#[derive(Deserialize)]
+pub(crate) struct UploadUrl {
+    pub(crate) upload_url: String,
+    pub(crate) file_id: String,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct FileRef {
+    pub(crate) id: String,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CompleteUpload {
+    #[serde(default)]
+    pub(crate) files: Vec<FileRef>,
+}
+
+/// The JSON body of `files.completeUploadExternal`.
+pub(crate) fn complete_upload_body(
+    file_id: &str,
+    channel: &connector_domain::ChannelId,
+    thread_ts: Option<String>,
+    file: &connector_domain::FileAttachment,
+) -> serde_json::Value {
+    let title = file.title.clone().unwrap_or_else(|| file.filename.clone());
+    let mut body = serde_json::json!({
+        "files": [{"id": file_id, "title": title}],
+        "channel_id": channel.as_str(),
+    });
+    if let Some(ts) = thread_ts {
+        body["thread_ts"] = ts.into();
+    }
+    body
+}
+
 /// The JSON body of `chat.postMessage`.
 pub(crate) fn post_message_body(m: &OutgoingMessage) -> Result<serde_json::Value, SlackError> {
     let mut body = serde_json::json!({

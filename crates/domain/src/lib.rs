@@ -9,6 +9,7 @@
 //! - [`connector`]: the [`Connector`] entity and its lifecycle [`ConnectorState`].
 //! - [`token`]: [`BotToken`], a Slack bot token that cannot be printed by accident.
 //! - [`channel`]: [`ChannelRef`], what a caller may give as a default channel.
+//! - [`message`]: [`Message`] to send, its validation, and [`split_text`] for long text.
 //! - [`paging`]: page sizes and opaque page tokens.
 //! - [`secret_name`]: [`SecretPrefix`] and the [`SecretName`] of each connector.
 //! - [`error`]: [`ValidationError`], naming the field that was wrong.
@@ -21,6 +22,7 @@ pub mod channel;
 pub mod connector;
 pub mod error;
 pub mod ids;
+pub mod message;
 pub mod paging;
 pub mod secret_name;
 pub mod token;
@@ -29,6 +31,7 @@ pub use channel::{ChannelName, ChannelRef};
 pub use connector::{Connector, ConnectorState};
 pub use error::ValidationError;
 pub use ids::{ChannelId, ConnectorId, ConnectorName, RequestId, TenantId, WorkspaceId};
+pub use message::{FileAttachment, Message, split_text};
 pub use paging::{PageSize, PageToken};
 pub use secret_name::{SecretName, SecretPrefix};
 pub use token::BotToken;

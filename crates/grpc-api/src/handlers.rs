@@ -1,28 +1,33 @@
 //! [`ConnectorGrpc`]: the tonic implementation of `connector.v1.ConnectorService`.
 
-use connector_domain::Connector;
-use connector_ports::{ConnectorService, CreateConnector};
+use connector_domain::{Connector, ConnectorId, Message, TenantId};
+use connector_ports::{ConnectorService, CreateConnector, MessageSender};
 use tonic::{Request, Response, Status};
 
 use crate::pb;
-use crate::status::to_status;
+use crate::status::{send_to_status, to_status};
 
 /// Serves `connector.v1.ConnectorService` over the connector use cases.
 #[derive(Clone)]
 pub struct ConnectorGrpc {
     service: ConnectorService,
+    sender: MessageSender,
 }
 
 impl ConnectorGrpc {
-    /// Serves `service`.
-    pub fn new(service: ConnectorService) -> Self {
-        Self { service }
+    /// Serves the connector use cases and sending.
+    pub fn new(service: ConnectorService, sender: MessageSender) -> Self {
+        Self { service, sender }
     }
 
     /// The tonic service, ready to add to a server.
     pub fn into_server(self) -> pb::connector_service_server::ConnectorServiceServer<Self> {
         pb::connector_service_server::ConnectorServiceServer::new(self)
     }
+}
+
+fn non_empty(s: String) -> Option<String> {
+    (!s.is_empty()).then_some(s)
 }
 
 /// The protobuf form of a connector. The token is not part of it.
@@ -121,11 +126,30 @@ impl pb::connector_service_server::ConnectorService for ConnectorGrpc {
 
     async fn send_message(
         &self,
-        _request: Request<pb::SendMessageRequest>,
+        request: Request<pb::SendMessageRequest>,
     ) -> Result<Response<pb::SendMessageResponse>, Status> {
-        Err(Status::unimplemented(
-            "SendMessage is not available in this release yet",
-        ))
+        let r = request.into_inner();
+        let tenant = TenantId::parse("tenant_id", &r.tenant_id).map_err(|e| to_status(e.into()))?;
+        let id =
+            ConnectorId::parse("connector_id", &r.connector_id).map_err(|e| to_status(e.into()))?;
+        let message = Message {
+            text: r.text,
+            thread_ts: non_empty(r.thread_ts),
+            reply_broadcast: r.reply_broadcast,
+            blocks_json: non_empty(r.blocks_json),
+            files: Vec::new(),
+        };
+        let sent = self
+            .sender
+            .send(Some(&tenant), id, &message)
+            .await
+            .map_err(send_to_status)?;
+        tracing::debug!(connector_id = %id, tenant_id = %tenant, channel = %sent.channel,
+            ts = %sent.ts, "message sent");
+        Ok(Response::new(pb::SendMessageResponse {
+            channel_id: sent.channel.to_string(),
+            ts: sent.ts,
+        }))
     }
 
     async fn get_o_auth_v2url(

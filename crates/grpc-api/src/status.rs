@@ -1,6 +1,6 @@
 //! The one mapping from use-case errors to gRPC statuses (the contract's status table).
 
-use connector_ports::ConnectorError;
+use connector_ports::{ConnectorError, SendError};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt as _};
 
@@ -51,6 +51,61 @@ pub fn to_status(err: ConnectorError) -> Status {
             tracing::error!(error = ?e, "internal error");
             Status::internal("internal error; see the server log")
         }
+    }
+}
+
+/// Slack error strings that mean the request itself was wrong, with the field to blame.
+fn slack_input_field(code: &str) -> Option<&'static str> {
+    match code {
+        "invalid_blocks" | "invalid_blocks_format" => Some("blocks_json"),
+        "msg_too_long" | "no_text" => Some("text"),
+        "thread_not_found" | "invalid_thread_ts" => Some("thread_ts"),
+        _ => None,
+    }
+}
+
+/// Maps a send error to the contract's status code (`SendMessage` rows of the table).
+pub fn send_to_status(err: SendError) -> Status {
+    match err {
+        SendError::Invalid(v) => to_status(ConnectorError::Invalid(v)),
+        e @ SendError::ConnectorNotFound { .. } => Status::not_found(e.to_string()),
+        e @ (SendError::SecretMissing { .. }
+        | SendError::TokenRevoked { .. }
+        | SendError::MissingScope { .. }
+        | SendError::NotInChannel { .. }
+        | SendError::ChannelArchived { .. }
+        | SendError::ChannelNotFound { .. }) => Status::failed_precondition(e.to_string()),
+        SendError::RateLimited { retry_after } => {
+            to_status(ConnectorError::RateLimited { retry_after })
+        }
+        SendError::Slack { code } => match slack_input_field(&code) {
+            Some(field) => Status::with_error_details(
+                Code::InvalidArgument,
+                format!("{field}: Slack refused it ({code})"),
+                ErrorDetails::with_bad_request_violation(
+                    field,
+                    format!("Slack refused it ({code})"),
+                ),
+            ),
+            None => Status::failed_precondition(format!("Slack refused the message ({code})")),
+        },
+        SendError::Unavailable { dependency, detail } => {
+            to_status(ConnectorError::Unavailable { dependency, detail })
+        }
+        SendError::PartiallySent { sent, error } => {
+            let inner = send_to_status(*error);
+            Status::new(
+                inner.code(),
+                format!(
+                    "only part of the message was delivered (first message ts {} in {}, {} more part(s)): {}",
+                    sent.ts,
+                    sent.channel,
+                    sent.continuation_ts.len(),
+                    inner.message()
+                ),
+            )
+        }
+        SendError::Internal(e) => to_status(ConnectorError::Internal(e)),
     }
 }
 
@@ -125,6 +180,64 @@ mod tests {
         let details = status.get_error_details();
         let bad = details.bad_request().expect("BadRequest details");
         assert_eq!(bad.field_violations[0].field, "tenant_id");
+    }
+
+    #[test]
+    fn send_errors_map_to_the_contract_codes() {
+        use connector_ports::SendError as E;
+        let cases: Vec<(E, Code)> = vec![
+            (E::ConnectorNotFound { id: "x".into() }, Code::NotFound),
+            (
+                E::NotInChannel {
+                    channel: "C1".into(),
+                },
+                Code::FailedPrecondition,
+            ),
+            (
+                E::ChannelArchived {
+                    channel: "C1".into(),
+                },
+                Code::FailedPrecondition,
+            ),
+            (
+                E::TokenRevoked {
+                    code: "token_revoked".into(),
+                },
+                Code::FailedPrecondition,
+            ),
+            (
+                E::SecretMissing { id: "x".into() },
+                Code::FailedPrecondition,
+            ),
+            (
+                E::RateLimited { retry_after: None },
+                Code::ResourceExhausted,
+            ),
+            (
+                E::Slack {
+                    code: "invalid_blocks".into(),
+                },
+                Code::InvalidArgument,
+            ),
+            (
+                E::Slack {
+                    code: "restricted_action".into(),
+                },
+                Code::FailedPrecondition,
+            ),
+            (
+                E::Unavailable {
+                    dependency: Dependency::Slack,
+                    detail: "down".into(),
+                },
+                Code::Unavailable,
+            ),
+            (E::Internal(anyhow_like()), Code::Internal),
+        ];
+        for (err, code) in cases {
+            let shown = format!("{err:?}");
+            assert_eq!(send_to_status(err).code(), code, "{shown}");
+        }
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //! - [`repository`], [`secrets`], [`slack`]: the ports and the errors adapters translate into.
 //! - [`service`]: create, get, list and delete connectors, with the lifecycle that keeps the
 //!   database and the secret store consistent.
+//! - [`send`]: [`MessageSender`], sending through a connector with a TTL token cache, used
+//!   by the `SendMessage` RPC and the `sender` library alike.
 //! - [`reconciler`]: one pass that finishes (by undoing or deleting) work a crash left behind.
 //! - [`error`]: [`ConnectorError`], the one error enum callers map at their edge.
 //!
@@ -23,6 +25,7 @@ pub mod error;
 pub mod reconciler;
 pub mod repository;
 pub mod secrets;
+pub mod send;
 pub mod service;
 pub mod slack;
 
@@ -30,9 +33,11 @@ pub use error::{ConnectorError, Dependency};
 pub use reconciler::{ReconcileReport, Reconciler};
 pub use repository::{ConnectorRepository, NewConnector, RepositoryError};
 pub use secrets::{ConnectorSecret, SecretLabels, SecretStore, SecretStoreError};
+pub use send::{Clock, MessageSender, SendError, SentMessage, SystemClock, TokenCache};
 pub use service::{ConnectorPage, ConnectorService, CreateConnector};
 pub use slack::{
     AuthIdentity, ChannelInfo, ChannelPage, OutgoingMessage, PostedMessage, SlackApi, SlackError,
+    UploadedFile,
 };
 
 #[cfg(feature = "mocks")]

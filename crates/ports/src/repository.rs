@@ -73,6 +73,11 @@ pub trait ConnectorRepository: Send + Sync {
         id: ConnectorId,
     ) -> Result<Option<Connector>, RepositoryError>;
 
+    /// The active connector with this ID, whatever its tenant. Only for trusted callers that
+    /// hold the database credentials themselves (the `sender` library); client-facing calls
+    /// use [`ConnectorRepository::get_active`].
+    async fn find_active(&self, id: ConnectorId) -> Result<Option<Connector>, RepositoryError>;
+
     /// Up to `limit` of the tenant's active connectors with IDs greater than `after`, in ID
     /// order.
     async fn list_active(

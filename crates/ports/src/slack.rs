@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use connector_domain::{BotToken, ChannelId, ChannelName, WorkspaceId};
+use connector_domain::{BotToken, ChannelId, ChannelName, FileAttachment, WorkspaceId};
 
 /// Who a token belongs to, from `auth.test`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +62,13 @@ pub struct PostedMessage {
     pub channel: ChannelId,
     /// The message timestamp (its ID within the channel).
     pub ts: String,
+}
+
+/// A file Slack accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadedFile {
+    /// Slack's file ID (`F…`).
+    pub id: String,
 }
 
 /// Slack's answers, in terms the use cases act on. Never carries the token.
@@ -137,4 +144,14 @@ pub trait SlackApi: Send + Sync {
         token: &BotToken,
         message: &OutgoingMessage,
     ) -> Result<PostedMessage, SlackError>;
+
+    /// Uploads a file and shares it in `channel` (in the thread of `thread_ts`, if given):
+    /// `files.getUploadURLExternal`, the upload itself, then `files.completeUploadExternal`.
+    async fn upload_file(
+        &self,
+        token: &BotToken,
+        channel: &ChannelId,
+        thread_ts: Option<String>,
+        file: &FileAttachment,
+    ) -> Result<UploadedFile, SlackError>;
 }

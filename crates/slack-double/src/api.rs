@@ -14,7 +14,22 @@ use serde_json::{Value, json};
 use crate::state::{Channel, Fault, PostedMessage, State, Workspace};
 
 pub(crate) fn routes() -> Router<Arc<State>> {
-    Router::new().route("/api/{method}", any(dispatch))
+    Router::new()
+        .route("/api/{method}", any(dispatch))
+        .route("/_upload/{file_id}", axum::routing::post(upload))
+}
+
+/// The pre-signed upload URL: takes the raw bytes (or one multipart part), no token.
+async fn upload(
+    AxumState(state): AxumState<Arc<State>>,
+    Path(file_id): Path<String>,
+    body: Bytes,
+) -> Response {
+    if state.receive_upload(&file_id, body.to_vec()) {
+        (StatusCode::OK, "OK - uploaded").into_response()
+    } else {
+        (StatusCode::NOT_FOUND, "unknown upload").into_response()
+    }
 }
 
 /// Request parameters from the query string and the body (form or JSON), flattened to strings
@@ -116,6 +131,8 @@ async fn dispatch(
         "conversations.list" => conversations_list(&workspace, &params),
         "conversations.info" => conversations_info(&workspace, &params),
         "chat.postMessage" => post_message(&state, &workspace, &token, &params),
+        "files.getUploadURLExternal" => get_upload_url(&state, &workspace, &headers, &params),
+        "files.completeUploadExternal" => complete_upload(&state, &workspace, &token, &params),
         _ => (
             StatusCode::NOT_FOUND,
             axum::Json(json!({"ok": false, "error": "unknown_method"})),
@@ -242,6 +259,73 @@ fn conversations_info(workspace: &Workspace, params: &Params) -> Response {
         Some(c) => ok(json!({"channel": channel_json(c)})),
         None => fail("channel_not_found"),
     }
+}
+
+fn get_upload_url(
+    state: &State,
+    workspace: &Workspace,
+    headers: &HeaderMap,
+    params: &Params,
+) -> Response {
+    let Some(filename) = params.get("filename").filter(|f| !f.is_empty()) else {
+        return fail("invalid_arguments");
+    };
+    let Some(length) = params
+        .get("length")
+        .and_then(|l| l.parse::<usize>().ok())
+        .filter(|l| *l > 0)
+    else {
+        return fail("invalid_arguments");
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    let file_id = state.announce_upload(&workspace.team_id, filename, length);
+    ok(json!({"upload_url": format!("http://{host}/_upload/{file_id}"), "file_id": file_id}))
+}
+
+fn complete_upload(state: &State, workspace: &Workspace, token: &str, params: &Params) -> Response {
+    #[derive(serde::Deserialize)]
+    struct FileRef {
+        id: String,
+        title: Option<String>,
+    }
+    let Some(files) = params
+        .get("files")
+        .and_then(|f| serde_json::from_str::<Vec<FileRef>>(f).ok())
+        .filter(|f| !f.is_empty())
+    else {
+        return fail("invalid_arguments");
+    };
+    let Some(channel_id) = params.get("channel_id").or_else(|| params.get("channels")) else {
+        return fail("invalid_arguments");
+    };
+    let Some(channel) = find_channel(workspace, channel_id) else {
+        return fail("channel_not_found");
+    };
+    if channel.is_archived {
+        return fail("is_archived");
+    }
+    if !channel.is_member {
+        return fail("not_in_channel");
+    }
+    let thread_ts = params.get("thread_ts").filter(|t| !t.is_empty()).cloned();
+    let mut shared = Vec::new();
+    for f in files {
+        match state.complete_upload(
+            workspace,
+            token,
+            &f.id,
+            f.title,
+            &channel.id,
+            thread_ts.clone(),
+        ) {
+            Ok(s) => shared.push(json!({"id": s.id, "title": s.title, "name": s.filename})),
+            Err(code) => return fail(code),
+        }
+    }
+    ok(json!({"files": shared}))
 }
 
 fn post_message(state: &State, workspace: &Workspace, token: &str, params: &Params) -> Response {

@@ -4,7 +4,9 @@
 //! `Authorization: Bearer` header or a `token` parameter; parameters as a query string, a
 //! form or a JSON body; answers as JSON with `"ok": true`, or `"ok": false` and an `error`
 //! string with HTTP 200, as Slack does. Methods: `auth.test`, `conversations.list` (cursors,
-//! `limit` up to 1000), `conversations.info`, `chat.postMessage`.
+//! `limit` up to 1000), `conversations.info`, `chat.postMessage` (threads, broadcast, blocks),
+//! and the file upload flow `files.getUploadURLExternal` → `POST` the bytes to the returned
+//! `upload_url` → `files.completeUploadExternal`.
 //!
 //! Tests drive it in process through [`SlackDouble`]; the `slack-double` binary serves the
 //! same thing for local runs, with an admin API under `/_double/` (see [`admin`]).
@@ -23,7 +25,7 @@ mod state;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-pub use state::{Channel, Fault, PostedMessage, State, Workspace};
+pub use state::{Channel, Fault, PostedMessage, SharedFile, State, Workspace};
 
 /// A running double, stopped when dropped.
 #[derive(Debug)]

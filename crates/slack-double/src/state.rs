@@ -81,6 +81,36 @@ pub struct PostedMessage {
     pub blocks: Option<serde_json::Value>,
 }
 
+/// A file shared through `files.completeUploadExternal`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SharedFile {
+    /// `F…`.
+    pub id: String,
+    /// The workspace.
+    pub team_id: String,
+    /// The token that shared it.
+    pub token: String,
+    /// As given to `files.getUploadURLExternal`.
+    pub filename: String,
+    /// As given to `files.completeUploadExternal`.
+    pub title: String,
+    /// The uploaded bytes.
+    pub content: Vec<u8>,
+    /// The channel it was shared in.
+    pub channel: String,
+    /// The thread it was shared in.
+    pub thread_ts: Option<String>,
+}
+
+/// A file announced by `files.getUploadURLExternal`, maybe uploaded, not yet shared.
+#[derive(Debug, Clone)]
+pub(crate) struct PendingUpload {
+    pub(crate) team_id: String,
+    pub(crate) filename: String,
+    pub(crate) length: usize,
+    pub(crate) content: Option<Vec<u8>>,
+}
+
 /// A fault to inject into the next calls of one method.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -116,6 +146,9 @@ struct Inner {
     posted: Vec<PostedMessage>,
     calls: HashMap<String, u64>,
     next_ts: u64,
+    pending_uploads: HashMap<String, PendingUpload>,
+    shared_files: Vec<SharedFile>,
+    next_file: u64,
 }
 
 /// The double's state, shared by its handlers; every method is safe to call from tests while
@@ -155,6 +188,15 @@ impl State {
     /// Lets `token` act as the bot of `team_id`.
     pub fn add_token(&self, token: &str, team_id: &str) {
         self.lock().tokens.insert(token.into(), team_id.into());
+    }
+
+    /// Archives (or unarchives) a channel of any workspace.
+    pub fn set_archived(&self, channel_id: &str, archived: bool) {
+        for w in self.lock().workspaces.values_mut() {
+            for c in w.channels.iter_mut().filter(|c| c.id == channel_id) {
+                c.is_archived = archived;
+            }
+        }
     }
 
     /// Revokes `token`: every later call with it answers `token_revoked`.
@@ -207,6 +249,72 @@ impl State {
             .get(team)
             .cloned()
             .ok_or("account_inactive")
+    }
+
+    /// Files shared so far, oldest first.
+    pub fn files(&self) -> Vec<SharedFile> {
+        self.lock().shared_files.clone()
+    }
+
+    pub(crate) fn announce_upload(&self, team_id: &str, filename: &str, length: usize) -> String {
+        let mut inner = self.lock();
+        inner.next_file += 1;
+        let id = format!("F{:09}", inner.next_file);
+        inner.pending_uploads.insert(
+            id.clone(),
+            PendingUpload {
+                team_id: team_id.into(),
+                filename: filename.into(),
+                length,
+                content: None,
+            },
+        );
+        id
+    }
+
+    /// Stores uploaded bytes; `false` when the file was never announced.
+    pub(crate) fn receive_upload(&self, file_id: &str, content: Vec<u8>) -> bool {
+        match self.lock().pending_uploads.get_mut(file_id) {
+            Some(p) => {
+                p.content = Some(content);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Shares an uploaded file, or returns Slack's error string.
+    pub(crate) fn complete_upload(
+        &self,
+        workspace: &Workspace,
+        token: &str,
+        file_id: &str,
+        title: Option<String>,
+        channel: &str,
+        thread_ts: Option<String>,
+    ) -> Result<SharedFile, &'static str> {
+        let mut inner = self.lock();
+        let pending = inner.pending_uploads.get(file_id).ok_or("file_not_found")?;
+        if pending.team_id != workspace.team_id {
+            return Err("file_not_found");
+        }
+        let content = pending.content.clone().ok_or("file_upload_not_complete")?;
+        if content.len() != pending.length {
+            return Err("file_size_mismatch");
+        }
+        let shared = SharedFile {
+            id: file_id.into(),
+            team_id: workspace.team_id.clone(),
+            token: token.into(),
+            title: title.unwrap_or_else(|| pending.filename.clone()),
+            filename: pending.filename.clone(),
+            content,
+            channel: channel.into(),
+            thread_ts,
+        };
+        inner.pending_uploads.remove(file_id);
+        inner.shared_files.push(shared.clone());
+        Ok(shared)
     }
 
     pub(crate) fn record_post(&self, mut message: PostedMessage) -> PostedMessage {

@@ -62,6 +62,9 @@ impl ConnectorRepository for FlakyRepo {
     ) -> Result<Option<Connector>, RepositoryError> {
         self.inner.get_active(tenant, id).await
     }
+    async fn find_active(&self, id: ConnectorId) -> Result<Option<Connector>, RepositoryError> {
+        self.inner.find_active(id).await
+    }
     async fn list_active(
         &self,
         tenant: &TenantId,

@@ -76,6 +76,10 @@ impl TestApp {
                     is_private: true,
                     ..Channel::public("G0PRIVATE1", "private-ops")
                 },
+                Channel {
+                    is_member: false,
+                    ..Channel::public("C0OUTSIDE1", "outside")
+                },
             ],
         );
         double.state().add_token(TOKEN, TEAM);
@@ -119,6 +123,23 @@ impl TestApp {
             .into_inner()
             .connector
             .unwrap()
+    }
+
+    pub(crate) async fn send(
+        &mut self,
+        tenant: &str,
+        connector_id: &str,
+        text: &str,
+    ) -> Result<pb::SendMessageResponse, tonic::Status> {
+        self.client
+            .send_message(pb::SendMessageRequest {
+                tenant_id: tenant.into(),
+                connector_id: connector_id.into(),
+                text: text.into(),
+                ..Default::default()
+            })
+            .await
+            .map(tonic::Response::into_inner)
     }
 
     /// Stops the server and waits for it to finish.

@@ -7,4 +7,5 @@
 mod crash_safety;
 mod helpers;
 mod lifecycle;
+mod send;
 mod status_codes;

@@ -62,6 +62,24 @@ async fn a_created_row_is_invisible_until_active() {
 }
 
 #[tokio::test]
+async fn find_active_ignores_the_tenant_but_not_the_state() {
+    let (_db, repo) = repo().await;
+    let n = new("acme", "prod", None);
+    repo.insert_creating(&n).await.unwrap();
+    assert!(
+        repo.find_active(n.id).await.unwrap().is_none(),
+        "creating is not active"
+    );
+    repo.mark_active(n.id).await.unwrap();
+    assert_eq!(repo.find_active(n.id).await.unwrap().unwrap().id, n.id);
+    repo.mark_deleting(&n.tenant_id, n.id).await.unwrap();
+    assert!(
+        repo.find_active(n.id).await.unwrap().is_none(),
+        "deleting is not active"
+    );
+}
+
+#[tokio::test]
 async fn rows_are_tenant_scoped() {
     let (_db, repo) = repo().await;
     let n = new("acme", "prod", None);

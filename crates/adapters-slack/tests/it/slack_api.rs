@@ -243,3 +243,83 @@ async fn an_unreachable_slack_is_unavailable() {
     let err = api.auth_test(&token).await.unwrap_err();
     assert!(matches!(err, SlackError::Unavailable(_)), "{err:?}");
 }
+
+#[tokio::test]
+async fn thread_replies_and_blocks_reach_slack() {
+    let (double, api, token) = setup(0).await;
+    let parent = api
+        .post_message(
+            &token,
+            &OutgoingMessage {
+                channel: ChannelId::new("C0ALERTS01"),
+                text: "parent".into(),
+                thread_ts: None,
+                reply_broadcast: false,
+                blocks_json: Some(
+                    r#"[{"type":"section","text":{"type":"mrkdwn","text":"*hi*"}}]"#.into(),
+                ),
+            },
+        )
+        .await
+        .unwrap();
+    api.post_message(
+        &token,
+        &OutgoingMessage {
+            channel: ChannelId::new("C0ALERTS01"),
+            text: "reply".into(),
+            thread_ts: Some(parent.ts.clone()),
+            reply_broadcast: true,
+            blocks_json: None,
+        },
+    )
+    .await
+    .unwrap();
+    let seen = double.state().posted();
+    assert_eq!(seen[0].blocks.as_ref().unwrap()[0]["type"], "section");
+    assert_eq!(seen[1].thread_ts.as_deref(), Some(parent.ts.as_str()));
+    assert!(seen[1].reply_broadcast);
+}
+
+#[tokio::test]
+async fn files_are_uploaded_in_three_steps_and_shared() {
+    let (double, api, token) = setup(0).await;
+    let content: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let uploaded = api
+        .upload_file(
+            &token,
+            &ChannelId::new("C0ALERTS01"),
+            Some("1700000000.000001".into()),
+            &connector_domain::FileAttachment {
+                filename: "report.bin".into(),
+                title: Some("Nightly report".into()),
+                content: content.clone(),
+            },
+        )
+        .await
+        .unwrap();
+    let files = double.state().files();
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].id, uploaded.id);
+    assert_eq!(files[0].content, content, "bytes arrive intact");
+    assert_eq!(files[0].title, "Nightly report");
+    assert_eq!(files[0].channel, "C0ALERTS01");
+    assert_eq!(files[0].thread_ts.as_deref(), Some("1700000000.000001"));
+    assert_eq!(files[0].token, TOKEN);
+    assert_eq!(double.state().calls("files.getUploadURLExternal"), 1);
+    assert_eq!(double.state().calls("files.completeUploadExternal"), 1);
+
+    let err = api
+        .upload_file(
+            &token,
+            &ChannelId::new("C0NOTMEMBR"),
+            None,
+            &connector_domain::FileAttachment {
+                filename: "x.txt".into(),
+                title: None,
+                content: b"x".to_vec(),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SlackError::NotInChannel), "{err:?}");
+}

@@ -1,0 +1,288 @@
+//! Messages to send through a connector, and how long text is split.
+
+use crate::error::ValidationError;
+
+/// Slack's documented limit of a message's `text`, in characters. Longer text is truncated by
+/// Slack; we split it instead (see [`split_text`]).
+pub const MAX_TEXT_CHARS: usize = 40_000;
+/// Slack's limit of Block Kit blocks in one message.
+pub const MAX_BLOCKS: usize = 50;
+/// Slack's limit of one uploaded file, in bytes (1 GB).
+pub const MAX_FILE_BYTES: usize = 1_000_000_000;
+
+/// A file to upload beside a message.
+#[derive(Clone, PartialEq, Eq)]
+pub struct FileAttachment {
+    /// The file name Slack shows, e.g. `report.pdf`.
+    pub filename: String,
+    /// An optional title; Slack shows the file name without one.
+    pub title: Option<String>,
+    /// The content.
+    pub content: Vec<u8>,
+}
+
+impl std::fmt::Debug for FileAttachment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileAttachment")
+            .field("filename", &self.filename)
+            .field("title", &self.title)
+            .field("bytes", &self.content.len())
+            .finish()
+    }
+}
+
+/// A message for a connector's default channel.
+///
+/// ```
+/// use connector_domain::Message;
+/// let m = Message::from("deploy finished").in_thread("1700000000.000100");
+/// assert!(m.validate().is_ok());
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Message {
+    /// The text (Slack mrkdwn). Longer than [`MAX_TEXT_CHARS`] is split into a thread.
+    pub text: String,
+    /// Reply in this thread (a parent message's `ts`).
+    pub thread_ts: Option<String>,
+    /// With `thread_ts`: also show the reply in the channel.
+    pub reply_broadcast: bool,
+    /// Block Kit blocks, a JSON array; `text` is then the notification fallback.
+    pub blocks_json: Option<String>,
+    /// Files to upload to the same channel (and thread).
+    pub files: Vec<FileAttachment>,
+}
+
+impl Message {
+    /// Replies in the thread of `ts`.
+    pub fn in_thread(mut self, ts: impl Into<String>) -> Self {
+        self.thread_ts = Some(ts.into());
+        self
+    }
+
+    /// Also shows a thread reply in the channel.
+    pub fn broadcast(mut self) -> Self {
+        self.reply_broadcast = true;
+        self
+    }
+
+    /// Adds Block Kit blocks (a JSON array).
+    pub fn with_blocks(mut self, blocks_json: impl Into<String>) -> Self {
+        self.blocks_json = Some(blocks_json.into());
+        self
+    }
+
+    /// Attaches a file.
+    pub fn with_file(mut self, file: FileAttachment) -> Self {
+        self.files.push(file);
+        self
+    }
+
+    /// Checks the message against Slack's rules, naming the field (the `SendMessageRequest`
+    /// field names) that breaks one.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        if self.text.trim().is_empty() && self.blocks_json.is_none() {
+            return Err(ValidationError::new(
+                "text",
+                "must not be empty (or give blocks_json)",
+            ));
+        }
+        if let Some(ts) = &self.thread_ts
+            && !is_ts(ts)
+        {
+            return Err(ValidationError::new(
+                "thread_ts",
+                "must be a message timestamp like 1700000000.000100",
+            ));
+        }
+        if self.reply_broadcast && self.thread_ts.is_none() {
+            return Err(ValidationError::new(
+                "reply_broadcast",
+                "needs thread_ts: only thread replies can be broadcast",
+            ));
+        }
+        if let Some(blocks) = &self.blocks_json {
+            let count = count_json_array(blocks).ok_or_else(|| {
+                ValidationError::new("blocks_json", "must be a JSON array of Block Kit blocks")
+            })?;
+            if count == 0 || count > MAX_BLOCKS {
+                return Err(ValidationError::new(
+                    "blocks_json",
+                    format!("must hold 1 to {MAX_BLOCKS} blocks (got {count})"),
+                ));
+            }
+            if self.text.chars().count() > MAX_TEXT_CHARS {
+                return Err(ValidationError::new(
+                    "text",
+                    format!(
+                        "with blocks_json, text is the notification fallback and must be at most {MAX_TEXT_CHARS} characters"
+                    ),
+                ));
+            }
+        }
+        for f in &self.files {
+            if f.filename.trim().is_empty() || f.filename.chars().count() > 255 {
+                return Err(ValidationError::new(
+                    "file",
+                    "needs a file name of 1-255 characters",
+                ));
+            }
+            if f.content.is_empty() {
+                return Err(ValidationError::new(
+                    "file",
+                    format!("{} is empty", f.filename),
+                ));
+            }
+            if f.content.len() > MAX_FILE_BYTES {
+                return Err(ValidationError::new(
+                    "file",
+                    format!("{} is larger than Slack's 1 GB limit", f.filename),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl From<&str> for Message {
+    fn from(text: &str) -> Self {
+        Self {
+            text: text.to_owned(),
+            ..Self::default()
+        }
+    }
+}
+
+impl From<String> for Message {
+    fn from(text: String) -> Self {
+        Self {
+            text,
+            ..Self::default()
+        }
+    }
+}
+
+fn is_ts(ts: &str) -> bool {
+    match ts.split_once('.') {
+        Some((secs, frac)) => {
+            !secs.is_empty()
+                && !frac.is_empty()
+                && secs.len() <= 12
+                && frac.len() <= 9
+                && secs.bytes().all(|b| b.is_ascii_digit())
+                && frac.bytes().all(|b| b.is_ascii_digit())
+        }
+        None => false,
+    }
+}
+
+/// The number of elements when `json` is a JSON array of objects, else `None`.
+fn count_json_array(json: &str) -> Option<usize> {
+    match serde_json::from_str::<serde_json::Value>(json).ok()? {
+        serde_json::Value::Array(items) if items.iter().all(|i| i.is_object()) => Some(items.len()),
+        _ => None,
+    }
+}
+
+/// Splits `text` into parts of at most `max_chars` characters, preferring to break after a
+/// newline, then after whitespace, and only then inside a word. Joining the parts gives back
+/// `text`. Text that fits is one part; empty text is one empty part.
+pub fn split_text(text: &str, max_chars: usize) -> Vec<&str> {
+    assert!(max_chars > 0, "max_chars must be positive");
+    let mut parts = Vec::new();
+    let mut rest = text;
+    loop {
+        // Byte index just past `max_chars` characters, or the end.
+        let Some((limit, _)) = rest.char_indices().nth(max_chars) else {
+            parts.push(rest);
+            return parts;
+        };
+        let window = &rest[..limit];
+        let cut = window
+            .rfind('\n')
+            .map(|i| i + 1)
+            .or_else(|| {
+                window
+                    .char_indices()
+                    .rev()
+                    .find(|(_, c)| c.is_whitespace())
+                    .map(|(i, c)| i + c.len_utf8())
+            })
+            .filter(|&i| i > 0)
+            .unwrap_or(limit);
+        parts.push(&rest[..cut]);
+        rest = &rest[cut..];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_text_is_one_part() {
+        assert_eq!(split_text("hello", 10), vec!["hello"]);
+        assert_eq!(split_text("", 10), vec![""]);
+        assert_eq!(split_text("0123456789", 10), vec!["0123456789"]);
+    }
+
+    #[test]
+    fn splits_prefer_newlines_then_spaces_then_anywhere() {
+        assert_eq!(
+            split_text("aaaa\nbbbb cccc", 10),
+            vec!["aaaa\n", "bbbb cccc"]
+        );
+        assert_eq!(split_text("aaaa bbbb cccc", 10), vec!["aaaa bbbb ", "cccc"]);
+        assert_eq!(split_text("abcdefghijkl", 5), vec!["abcde", "fghij", "kl"]);
+    }
+
+    #[test]
+    fn parts_respect_the_limit_in_characters_and_rejoin_losslessly() {
+        let text = "é😀 word ".repeat(20_000);
+        let parts = split_text(&text, MAX_TEXT_CHARS);
+        assert!(parts.len() >= 4);
+        assert!(parts.iter().all(|p| p.chars().count() <= MAX_TEXT_CHARS));
+        assert_eq!(parts.concat(), text);
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let err = |m: Message| m.validate().unwrap_err().field;
+        assert_eq!(err(Message::from("  ")), "text");
+        assert_eq!(err(Message::from("x").in_thread("yesterday")), "thread_ts");
+        assert_eq!(err(Message::from("x").broadcast()), "reply_broadcast");
+        assert_eq!(
+            err(Message::from("x").with_blocks("{\"type\":\"section\"}")),
+            "blocks_json"
+        );
+        assert_eq!(err(Message::from("x").with_blocks("[]")), "blocks_json");
+        assert_eq!(
+            err(Message::from("x").with_blocks("not json")),
+            "blocks_json"
+        );
+        assert_eq!(
+            err(Message::from("x").with_file(FileAttachment {
+                filename: "a.txt".into(),
+                title: None,
+                content: vec![],
+            })),
+            "file"
+        );
+        assert!(
+            Message::from("x")
+                .in_thread("1700000000.000100")
+                .broadcast()
+                .validate()
+                .is_ok()
+        );
+        assert!(
+            Message::default()
+                .with_blocks(r#"[{"type":"section","text":{"type":"mrkdwn","text":"hi"}}]"#)
+                .validate()
+                .is_ok()
+        );
+        assert!(
+            Message::from("x".repeat(100_000)).validate().is_ok(),
+            "long text is split, not refused"
+        );
+    }
+}

@@ -1,0 +1,449 @@
+//! Sending messages through a connector: the use case behind the `SendMessage` RPC and the
+//! `sender` library.
+//!
+//! Every send reads the connector's row (one primary-key lookup), so a deleted connector stops
+//! sending at once even while its token is cached. Tokens are cached per connector for a TTL;
+//! a token Slack rejects is dropped from the cache, read again from the secret store, and the
+//! send is retried once if the stored token changed. Text longer than Slack's 40,000-character
+//! limit is split: the first part is the message, the rest are replies in its thread (or in
+//! the thread the message itself replies to).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use connector_domain::message::MAX_TEXT_CHARS;
+use connector_domain::{
+    BotToken, ChannelId, Connector, ConnectorId, Message, SecretPrefix, TenantId, ValidationError,
+    split_text,
+};
+
+use crate::error::Dependency;
+use crate::repository::{ConnectorRepository, RepositoryError};
+use crate::secrets::{SecretStore, SecretStoreError};
+use crate::slack::{OutgoingMessage, SlackApi, SlackError};
+
+/// A source of monotonic time, so cache expiry can be tested.
+pub trait Clock: Send + Sync {
+    /// Now.
+    fn now(&self) -> Instant;
+}
+
+/// The real clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+}
+
+/// Bot tokens by connector, each kept for a TTL.
+pub struct TokenCache {
+    ttl: Duration,
+    clock: Arc<dyn Clock>,
+    entries: Mutex<HashMap<ConnectorId, (BotToken, Instant)>>,
+}
+
+impl std::fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenCache")
+            .field("ttl", &self.ttl)
+            .field("entries", &self.len())
+            .finish()
+    }
+}
+
+impl TokenCache {
+    /// More entries than this and expired ones are swept; if none were, the cache is emptied.
+    pub const MAX_ENTRIES: usize = 10_000;
+
+    /// A cache keeping tokens for `ttl` (zero turns caching off).
+    pub fn new(ttl: Duration, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            ttl,
+            clock,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ConnectorId, (BotToken, Instant)>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The cached token of `id`, unless missing or expired.
+    pub fn get(&self, id: ConnectorId) -> Option<BotToken> {
+        let now = self.clock.now();
+        let mut entries = self.lock();
+        match entries.get(&id) {
+            Some((token, expires)) if *expires > now => Some(token.clone()),
+            Some(_) => {
+                entries.remove(&id);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Caches `token` for `id`.
+    pub fn insert(&self, id: ConnectorId, token: BotToken) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let now = self.clock.now();
+        let mut entries = self.lock();
+        if entries.len() >= Self::MAX_ENTRIES {
+            entries.retain(|_, (_, expires)| *expires > now);
+            if entries.len() >= Self::MAX_ENTRIES {
+                entries.clear();
+            }
+        }
+        entries.insert(id, (token, now + self.ttl));
+    }
+
+    /// Forgets the token of `id`.
+    pub fn invalidate(&self, id: ConnectorId) {
+        self.lock().remove(&id);
+    }
+
+    /// How many tokens are cached (expired ones included until next touched).
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Where a message landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentMessage {
+    /// The channel (the connector's default channel).
+    pub channel: ChannelId,
+    /// The message's `ts`: its ID in the channel, and the thread to reply to.
+    pub ts: String,
+    /// The `ts` of the thread replies that carried text beyond Slack's limit, in order.
+    pub continuation_ts: Vec<String>,
+    /// Slack's IDs of the uploaded files, in order.
+    pub file_ids: Vec<String>,
+}
+
+/// Why a send failed, in terms a caller can act on. Never carries a token.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// The message (or the connector ID) is malformed; the field is named.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// No active connector has this ID (for this tenant): never created, or deleted.
+    #[error("connector {id} not found")]
+    ConnectorNotFound {
+        /// The ID asked for.
+        id: String,
+    },
+    /// The connector exists but its secret does not (it is being deleted).
+    #[error("connector {id} has no stored token; it is probably being deleted")]
+    SecretMissing {
+        /// The connector.
+        id: String,
+    },
+    /// Slack rejects the stored token (`token_revoked`, `invalid_auth`, …): reinstall the app
+    /// or recreate the connector.
+    #[error("Slack rejects the connector's stored token ({code})")]
+    TokenRevoked {
+        /// Slack's error string.
+        code: String,
+    },
+    /// The token lacks a scope the send needs (`chat:write`, `files:write`).
+    #[error("the connector's token lacks the OAuth scope {needed:?}")]
+    MissingScope {
+        /// The scope Slack named.
+        needed: String,
+    },
+    /// The bot is not a member of the default channel: invite it.
+    #[error("the bot is not a member of channel {channel}; invite it")]
+    NotInChannel {
+        /// The channel.
+        channel: String,
+    },
+    /// The default channel is archived.
+    #[error("channel {channel} is archived")]
+    ChannelArchived {
+        /// The channel.
+        channel: String,
+    },
+    /// The default channel no longer exists (or the bot cannot see it).
+    #[error("channel {channel} does not exist or the bot cannot see it")]
+    ChannelNotFound {
+        /// The channel.
+        channel: String,
+    },
+    /// Slack kept rate-limiting after the retry budget.
+    #[error("Slack is rate-limiting this connector; retry later")]
+    RateLimited {
+        /// Slack's last `Retry-After`.
+        retry_after: Option<Duration>,
+    },
+    /// Any other Slack error string (`invalid_blocks`, `msg_too_long`, …).
+    #[error("Slack refused the message ({code})")]
+    Slack {
+        /// Slack's error string.
+        code: String,
+    },
+    /// A dependency could not be reached or timed out.
+    #[error("{dependency} is unavailable: {detail}")]
+    Unavailable {
+        /// Which one.
+        dependency: Dependency,
+        /// What happened.
+        detail: String,
+    },
+    /// Part of the message was delivered before `error`: `sent` says what landed.
+    #[error("only part of the message was delivered: {error}")]
+    PartiallySent {
+        /// What landed.
+        sent: SentMessage,
+        /// Why the rest did not.
+        error: Box<SendError>,
+    },
+    /// A bug or a broken invariant.
+    #[error(transparent)]
+    Internal(anyhow::Error),
+}
+
+impl From<RepositoryError> for SendError {
+    fn from(e: RepositoryError) -> Self {
+        match e {
+            RepositoryError::Unavailable(detail) => Self::Unavailable {
+                dependency: Dependency::Database,
+                detail,
+            },
+            other => Self::Internal(anyhow::Error::new(other)),
+        }
+    }
+}
+
+fn slack_error(e: SlackError, channel: &ChannelId) -> SendError {
+    let channel = channel.to_string();
+    match e {
+        SlackError::InvalidAuth { code } => SendError::TokenRevoked { code },
+        SlackError::MissingScope { needed } => SendError::MissingScope { needed },
+        SlackError::ChannelNotFound => SendError::ChannelNotFound { channel },
+        SlackError::NotInChannel => SendError::NotInChannel { channel },
+        SlackError::IsArchived => SendError::ChannelArchived { channel },
+        SlackError::RateLimited { retry_after } => SendError::RateLimited { retry_after },
+        SlackError::Unavailable(detail) => SendError::Unavailable {
+            dependency: Dependency::Slack,
+            detail,
+        },
+        SlackError::Api { code } => SendError::Slack { code },
+        SlackError::Unknown(e) => SendError::Internal(e),
+    }
+}
+
+/// Sends messages through connectors.
+#[derive(Clone)]
+pub struct MessageSender {
+    repo: Arc<dyn ConnectorRepository>,
+    secrets: Arc<dyn SecretStore>,
+    slack: Arc<dyn SlackApi>,
+    prefix: SecretPrefix,
+    tokens: Arc<TokenCache>,
+}
+
+impl std::fmt::Debug for MessageSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessageSender")
+            .field("prefix", &self.prefix)
+            .field("tokens", &self.tokens)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A delivery that failed, and whether anything had landed before.
+struct Failed {
+    error: SlackError,
+    sent: Option<SentMessage>,
+}
+
+impl MessageSender {
+    /// Wires the use case to its ports.
+    pub fn new(
+        repo: Arc<dyn ConnectorRepository>,
+        secrets: Arc<dyn SecretStore>,
+        slack: Arc<dyn SlackApi>,
+        prefix: SecretPrefix,
+        tokens: TokenCache,
+    ) -> Self {
+        Self {
+            repo,
+            secrets,
+            slack,
+            prefix,
+            tokens: Arc::new(tokens),
+        }
+    }
+
+    /// The token cache.
+    pub fn token_cache(&self) -> &TokenCache {
+        &self.tokens
+    }
+
+    /// Posts `message` to the default channel of connector `id`. With `tenant`, a connector of
+    /// another tenant is [`SendError::ConnectorNotFound`].
+    pub async fn send(
+        &self,
+        tenant: Option<&TenantId>,
+        id: ConnectorId,
+        message: &Message,
+    ) -> Result<SentMessage, SendError> {
+        message.validate()?;
+        let connector = match tenant {
+            Some(tenant) => self.repo.get_active(tenant, id).await?,
+            None => self.repo.find_active(id).await?,
+        }
+        .ok_or_else(|| SendError::ConnectorNotFound { id: id.to_string() })?;
+
+        let (token, cached) = match self.tokens.get(id) {
+            Some(token) => (token, true),
+            None => (self.fetch_token(&connector).await?, false),
+        };
+        let channel = &connector.default_channel_id;
+        match self.deliver(&token, channel, message).await {
+            Ok(sent) => Ok(sent),
+            Err(Failed {
+                error: SlackError::InvalidAuth { code },
+                sent: None,
+            }) => {
+                self.tokens.invalidate(id);
+                if !cached {
+                    return Err(SendError::TokenRevoked { code });
+                }
+                // The cached token may be stale (the secret was updated): try the stored one.
+                let fresh = self.fetch_token(&connector).await?;
+                if fresh.expose() == token.expose() {
+                    self.tokens.invalidate(id);
+                    return Err(SendError::TokenRevoked { code });
+                }
+                self.deliver(&fresh, channel, message).await.map_err(|f| {
+                    if matches!(f.error, SlackError::InvalidAuth { .. }) {
+                        self.tokens.invalidate(id);
+                    }
+                    failure(f, channel)
+                })
+            }
+            Err(f) => {
+                if matches!(f.error, SlackError::InvalidAuth { .. }) {
+                    self.tokens.invalidate(id);
+                }
+                Err(failure(f, channel))
+            }
+        }
+    }
+
+    async fn fetch_token(&self, connector: &Connector) -> Result<BotToken, SendError> {
+        let name = self.prefix.secret_name(&connector.tenant_id, connector.id);
+        let secret = self.secrets.get(&name).await.map_err(|e| match e {
+            SecretStoreError::NotFound => SendError::SecretMissing {
+                id: connector.id.to_string(),
+            },
+            SecretStoreError::Unavailable(detail) => SendError::Unavailable {
+                dependency: Dependency::SecretStore,
+                detail,
+            },
+            SecretStoreError::Unknown(e) => SendError::Internal(e),
+        })?;
+        self.tokens.insert(connector.id, secret.bot_token.clone());
+        Ok(secret.bot_token)
+    }
+
+    async fn deliver(
+        &self,
+        token: &BotToken,
+        channel: &ChannelId,
+        message: &Message,
+    ) -> Result<SentMessage, Failed> {
+        let parts = if message.blocks_json.is_some() {
+            vec![message.text.as_str()]
+        } else {
+            split_text(&message.text, MAX_TEXT_CHARS)
+        };
+        let first = self
+            .slack
+            .post_message(
+                token,
+                &OutgoingMessage {
+                    channel: channel.clone(),
+                    text: parts[0].to_owned(),
+                    thread_ts: message.thread_ts.clone(),
+                    reply_broadcast: message.reply_broadcast,
+                    blocks_json: message.blocks_json.clone(),
+                },
+            )
+            .await
+            .map_err(|error| Failed { error, sent: None })?;
+        let mut sent = SentMessage {
+            channel: first.channel,
+            ts: first.ts,
+            continuation_ts: Vec::new(),
+            file_ids: Vec::new(),
+        };
+        let thread = message.thread_ts.clone().unwrap_or_else(|| sent.ts.clone());
+        for part in &parts[1..] {
+            match self
+                .slack
+                .post_message(
+                    token,
+                    &OutgoingMessage {
+                        channel: channel.clone(),
+                        text: (*part).to_owned(),
+                        thread_ts: Some(thread.clone()),
+                        reply_broadcast: false,
+                        blocks_json: None,
+                    },
+                )
+                .await
+            {
+                Ok(posted) => sent.continuation_ts.push(posted.ts),
+                Err(error) => {
+                    return Err(Failed {
+                        error,
+                        sent: Some(sent),
+                    });
+                }
+            }
+        }
+        for file in &message.files {
+            match self
+                .slack
+                .upload_file(token, channel, message.thread_ts.clone(), file)
+                .await
+            {
+                Ok(uploaded) => sent.file_ids.push(uploaded.id),
+                Err(error) => {
+                    return Err(Failed {
+                        error,
+                        sent: Some(sent),
+                    });
+                }
+            }
+        }
+        Ok(sent)
+    }
+}
+
+fn failure(f: Failed, channel: &ChannelId) -> SendError {
+    let error = slack_error(f.error, channel);
+    match f.sent {
+        None => error,
+        Some(sent) => SendError::PartiallySent {
+            sent,
+            error: Box::new(error),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests;

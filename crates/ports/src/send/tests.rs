@@ -1,0 +1,411 @@
+//! Unit tests of sending: the token cache and its TTL, invalidation on rejected tokens,
+//! deleted connectors, long text, files and partial delivery, against mocked ports.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use connector_domain::{ConnectorState, FileAttachment};
+
+use super::*;
+use crate::repository::MockConnectorRepository;
+use crate::secrets::{ConnectorSecret, MockSecretStore};
+use crate::service::tests::fixtures::connector;
+use crate::slack::{MockSlackApi, PostedMessage, UploadedFile};
+
+const TOKEN: &str = "xoxb-1111-2222-cachedtoken";
+const NEW_TOKEN: &str = "xoxb-1111-2222-rotatedtoken";
+
+fn secret(token: &str) -> ConnectorSecret {
+    ConnectorSecret {
+        bot_token: BotToken::parse("t", token).unwrap(),
+    }
+}
+
+/// A clock the test moves by hand.
+#[derive(Default)]
+struct ManualClock {
+    start: Option<Instant>,
+    offset_ms: AtomicU64,
+}
+
+impl ManualClock {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            start: Some(Instant::now()),
+            offset_ms: AtomicU64::new(0),
+        })
+    }
+    fn advance(&self, d: Duration) {
+        self.offset_ms
+            .fetch_add(d.as_millis() as u64, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Instant {
+        self.start.unwrap() + Duration::from_millis(self.offset_ms.load(Ordering::SeqCst))
+    }
+}
+
+struct Rig {
+    repo: MockConnectorRepository,
+    secrets: MockSecretStore,
+    slack: MockSlackApi,
+    row: Connector,
+}
+
+impl Rig {
+    fn new() -> Self {
+        let row = connector("acme", "prod", ConnectorState::Active);
+        let mut repo = MockConnectorRepository::new();
+        let r = row.clone();
+        repo.expect_find_active()
+            .returning(move |_| Ok(Some(r.clone())));
+        let r = row.clone();
+        repo.expect_get_active()
+            .returning(move |t, _| Ok((t.as_str() == "acme").then(|| r.clone())));
+        Self {
+            repo,
+            secrets: MockSecretStore::new(),
+            slack: MockSlackApi::new(),
+            row,
+        }
+    }
+
+    fn sender(self, clock: Arc<dyn Clock>) -> (MessageSender, ConnectorId) {
+        let id = self.row.id;
+        (
+            MessageSender::new(
+                Arc::new(self.repo),
+                Arc::new(self.secrets),
+                Arc::new(self.slack),
+                SecretPrefix::parse("p", "sc/").unwrap(),
+                TokenCache::new(Duration::from_secs(300), clock),
+            ),
+            id,
+        )
+    }
+}
+
+fn posted(ts: &str) -> PostedMessage {
+    PostedMessage {
+        channel: ChannelId::new("C0000ALERT"),
+        ts: ts.into(),
+    }
+}
+
+#[tokio::test]
+async fn a_warm_cache_skips_the_secret_store_until_the_ttl_passes() {
+    let mut rig = Rig::new();
+    rig.secrets
+        .expect_get()
+        .times(2)
+        .returning(|_| Ok(secret(TOKEN)));
+    rig.slack
+        .expect_post_message()
+        .withf(|t, m| t.expose() == TOKEN && m.channel.as_str() == "C0000ALERT")
+        .times(3)
+        .returning(|_, _| Ok(posted("1.1")));
+    let clock = ManualClock::new();
+    let (sender, id) = rig.sender(clock.clone());
+    sender.send(None, id, &Message::from("a")).await.unwrap();
+    sender.send(None, id, &Message::from("b")).await.unwrap();
+    clock.advance(Duration::from_secs(301));
+    sender.send(None, id, &Message::from("c")).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_deleted_connector_never_sends_even_with_a_cached_token() {
+    let row = connector("acme", "prod", ConnectorState::Active);
+    let id = row.id;
+    let mut repo = MockConnectorRepository::new();
+    let mut calls = 0;
+    repo.expect_find_active().returning(move |_| {
+        calls += 1;
+        Ok((calls == 1).then(|| row.clone()))
+    });
+    let mut secrets = MockSecretStore::new();
+    secrets
+        .expect_get()
+        .times(1)
+        .returning(|_| Ok(secret(TOKEN)));
+    let mut slack = MockSlackApi::new();
+    slack
+        .expect_post_message()
+        .times(1)
+        .returning(|_, _| Ok(posted("1.1")));
+    let sender = MessageSender::new(
+        Arc::new(repo),
+        Arc::new(secrets),
+        Arc::new(slack),
+        SecretPrefix::parse("p", "sc/").unwrap(),
+        TokenCache::new(Duration::from_secs(300), Arc::new(SystemClock)),
+    );
+    sender.send(None, id, &Message::from("a")).await.unwrap();
+    assert_eq!(sender.token_cache().len(), 1);
+    let err = sender
+        .send(None, id, &Message::from("b"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, SendError::ConnectorNotFound { .. }),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn tenant_scoping_hides_other_tenants_connectors() {
+    let mut rig = Rig::new();
+    rig.slack.expect_post_message().never();
+    let (sender, id) = rig.sender(Arc::new(SystemClock));
+    let other = TenantId::parse("t", "globex").unwrap();
+    let err = sender
+        .send(Some(&other), id, &Message::from("a"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, SendError::ConnectorNotFound { .. }),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_rejected_cached_token_is_replaced_by_the_stored_one_and_retried_once() {
+    let mut rig = Rig::new();
+    let mut stored = vec![secret(NEW_TOKEN), secret(TOKEN)];
+    rig.secrets
+        .expect_get()
+        .times(2)
+        .returning(move |_| Ok(stored.pop().unwrap()));
+    rig.slack
+        .expect_post_message()
+        .withf(|t, _| t.expose() == TOKEN)
+        .times(2)
+        .returning({
+            let mut n = 0;
+            move |_, _| {
+                n += 1;
+                if n == 1 {
+                    Ok(posted("1.1"))
+                } else {
+                    Err(SlackError::InvalidAuth {
+                        code: "token_expired".into(),
+                    })
+                }
+            }
+        });
+    rig.slack
+        .expect_post_message()
+        .withf(|t, _| t.expose() == NEW_TOKEN)
+        .times(1)
+        .returning(|_, _| Ok(posted("1.2")));
+    let (sender, id) = rig.sender(Arc::new(SystemClock));
+    sender
+        .send(None, id, &Message::from("warm up"))
+        .await
+        .unwrap();
+    let sent = sender.send(None, id, &Message::from("b")).await.unwrap();
+    assert_eq!(sent.ts, "1.2");
+    assert_eq!(
+        sender.token_cache().get(id).unwrap().expose(),
+        NEW_TOKEN,
+        "the fresh token is cached"
+    );
+}
+
+#[tokio::test]
+async fn a_revoked_token_is_dropped_from_the_cache_and_reported() {
+    let mut rig = Rig::new();
+    rig.secrets
+        .expect_get()
+        .times(2)
+        .returning(|_| Ok(secret(TOKEN)));
+    rig.slack.expect_post_message().returning({
+        let mut n = 0;
+        move |_, _| {
+            n += 1;
+            if n == 1 {
+                Ok(posted("1.1"))
+            } else {
+                Err(SlackError::InvalidAuth {
+                    code: "token_revoked".into(),
+                })
+            }
+        }
+    });
+    let (sender, id) = rig.sender(Arc::new(SystemClock));
+    sender
+        .send(None, id, &Message::from("warm up"))
+        .await
+        .unwrap();
+    let err = sender
+        .send(None, id, &Message::from("b"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, SendError::TokenRevoked { code } if code == "token_revoked"),
+        "{err:?}"
+    );
+    assert!(sender.token_cache().get(id).is_none());
+}
+
+#[tokio::test]
+async fn a_missing_secret_is_reported_as_such() {
+    let mut rig = Rig::new();
+    rig.secrets
+        .expect_get()
+        .returning(|_| Err(SecretStoreError::NotFound));
+    rig.slack.expect_post_message().never();
+    let (sender, id) = rig.sender(Arc::new(SystemClock));
+    let err = sender
+        .send(None, id, &Message::from("a"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SendError::SecretMissing { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn invalid_messages_touch_nothing() {
+    let mut rig = Rig::new();
+    rig.secrets.expect_get().never();
+    rig.slack.expect_post_message().never();
+    let (sender, id) = rig.sender(Arc::new(SystemClock));
+    let err = sender.send(None, id, &Message::from("")).await.unwrap_err();
+    assert!(
+        matches!(&err, SendError::Invalid(v) if v.field == "text"),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn long_text_continues_in_the_thread_of_the_first_part() {
+    let mut rig = Rig::new();
+    rig.secrets.expect_get().returning(|_| Ok(secret(TOKEN)));
+    let mut seq = mockall::Sequence::new();
+    rig.slack
+        .expect_post_message()
+        .withf(|_, m| m.thread_ts.is_none() && m.text.chars().count() == MAX_TEXT_CHARS)
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_, _| Ok(posted("100.1")));
+    rig.slack
+        .expect_post_message()
+        .withf(|_, m| m.thread_ts.as_deref() == Some("100.1"))
+        .times(2)
+        .in_sequence(&mut seq)
+        .returning({
+            let mut n = 1;
+            move |_, _| {
+                n += 1;
+                Ok(posted(&format!("100.{n}")))
+            }
+        });
+    let (sender, id) = rig.sender(Arc::new(SystemClock));
+    let text = "x".repeat(MAX_TEXT_CHARS * 2 + 5);
+    let sent = sender.send(None, id, &Message::from(text)).await.unwrap();
+    assert_eq!(sent.ts, "100.1");
+    assert_eq!(sent.continuation_ts, vec!["100.2", "100.3"]);
+}
+
+#[tokio::test]
+async fn files_follow_the_message_and_a_failed_upload_reports_what_landed() {
+    let mut rig = Rig::new();
+    rig.secrets.expect_get().returning(|_| Ok(secret(TOKEN)));
+    rig.slack
+        .expect_post_message()
+        .returning(|_, _| Ok(posted("5.5")));
+    rig.slack
+        .expect_upload_file()
+        .withf(|_, ch, thread, f| {
+            ch.as_str() == "C0000ALERT" && thread.is_none() && f.filename == "a.txt"
+        })
+        .times(1)
+        .returning(|_, _, _, _| Ok(UploadedFile { id: "F1".into() }));
+    rig.slack
+        .expect_upload_file()
+        .withf(|_, _, _, f| f.filename == "b.txt")
+        .times(1)
+        .returning(|_, _, _, _| Err(SlackError::Unavailable("reset".into())));
+    let (sender, id) = rig.sender(Arc::new(SystemClock));
+    let file = |name: &str| FileAttachment {
+        filename: name.into(),
+        title: None,
+        content: b"data".to_vec(),
+    };
+    let err = sender
+        .send(
+            None,
+            id,
+            &Message::from("report")
+                .with_file(file("a.txt"))
+                .with_file(file("b.txt")),
+        )
+        .await
+        .unwrap_err();
+    match err {
+        SendError::PartiallySent { sent, error } => {
+            assert_eq!(sent.ts, "5.5");
+            assert_eq!(sent.file_ids, vec!["F1"]);
+            assert!(matches!(*error, SendError::Unavailable { .. }));
+        }
+        other => panic!("expected PartiallySent, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn slack_errors_become_actionable_variants() {
+    type IsExpected = fn(&SendError) -> bool;
+    let cases: Vec<(SlackError, IsExpected)> = vec![
+        (SlackError::NotInChannel, |e| {
+            matches!(e, SendError::NotInChannel { .. })
+        }),
+        (SlackError::IsArchived, |e| {
+            matches!(e, SendError::ChannelArchived { .. })
+        }),
+        (SlackError::ChannelNotFound, |e| {
+            matches!(e, SendError::ChannelNotFound { .. })
+        }),
+        (SlackError::RateLimited { retry_after: None }, |e| {
+            matches!(e, SendError::RateLimited { .. })
+        }),
+        (
+            SlackError::Api {
+                code: "invalid_blocks".into(),
+            },
+            |e| matches!(e, SendError::Slack { .. }),
+        ),
+    ];
+    for (slack_err, check) in cases {
+        let mut rig = Rig::new();
+        rig.secrets.expect_get().returning(|_| Ok(secret(TOKEN)));
+        let mut once = Some(slack_err);
+        rig.slack
+            .expect_post_message()
+            .returning(move |_, _| Err(once.take().unwrap()));
+        let (sender, id) = rig.sender(Arc::new(SystemClock));
+        let err = sender
+            .send(None, id, &Message::from("a"))
+            .await
+            .unwrap_err();
+        assert!(check(&err), "{err:?}");
+    }
+}
+
+#[test]
+fn the_cache_is_bounded_and_can_be_turned_off() {
+    let clock = ManualClock::new();
+    let cache = TokenCache::new(Duration::from_secs(1), clock.clone());
+    for _ in 0..TokenCache::MAX_ENTRIES {
+        cache.insert(ConnectorId::new_v7(), BotToken::parse("t", TOKEN).unwrap());
+    }
+    assert_eq!(cache.len(), TokenCache::MAX_ENTRIES);
+    clock.advance(Duration::from_secs(2));
+    cache.insert(ConnectorId::new_v7(), BotToken::parse("t", TOKEN).unwrap());
+    assert_eq!(cache.len(), 1, "expired entries were swept");
+
+    let off = TokenCache::new(Duration::ZERO, clock);
+    let id = ConnectorId::new_v7();
+    off.insert(id, BotToken::parse("t", TOKEN).unwrap());
+    assert!(off.get(id).is_none());
+}
