@@ -1,9 +1,241 @@
-//! The `sender` library: send a message through a connector from any Rust program.
+//! Send a message through a connector from any Rust program.
 //!
-//! Not implemented yet: it arrives with the sender issue (a `send_message` function with its
-//! own `SenderConfig`, a reusable `Sender`, and the `connector-send` binary). The crate exists
-//! now so the workspace has its final shape.
+//! ```no_run
+//! use connector_sender::{send_message, SenderConfig};
+//!
+//! # async fn demo() -> Result<(), connector_sender::Error> {
+//! let config = SenderConfig::from_env()?; // CONNECTOR__DATABASE__URL, CONNECTOR__AWS__…, …
+//! let sent = send_message(&config, "0192f5e4-8f4c-7a8e-9c3d-5b2a1e0f9d7c", "deploy finished").await?;
+//! println!("{} {}", sent.channel, sent.ts);
+//! # Ok(()) }
+//! ```
+//!
+//! Programs that send many messages hold a [`Sender`] instead:
+//!
+//! ```no_run
+//! use connector_sender::{Message, Sender, SenderConfig};
+//!
+//! # async fn demo(id: &str) -> Result<(), connector_sender::Error> {
+//! let sender = Sender::connect(&SenderConfig::from_env()?).await?;
+//! let first = sender.send(id, "build 1234 failed").await?;
+//! sender
+//!     .send_with(id, Message::from("log attached").in_thread(first.ts.clone()))
+//!     .await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # What a send does
+//! It reads the connector's row from PostgreSQL (one primary-key lookup, so a deleted
+//! connector stops sending at once), takes the bot token from a per-connector cache or from
+//! Secrets Manager, and calls `chat.postMessage` on the connector's default channel. Slack's
+//! 429 `Retry-After` is waited out and transient failures are retried with backoff, all within
+//! [`SenderConfig::slack_deadline`]. Text longer than Slack's 40,000 characters is split: the
+//! rest follows as replies in the message's thread. Files go through
+//! `files.getUploadURLExternal`, the upload, and `files.completeUploadExternal`.
+//!
+//! # The cost of [`send_message`]
+//! The first call with a given configuration (per tokio runtime) builds a [`Sender`]: it opens
+//! a PostgreSQL connection, sets up the AWS and HTTP clients, reads the token from Secrets
+//! Manager. Later calls with an identical configuration on the same runtime reuse that
+//! `Sender` (its pool, its clients, its token cache), so calling `send_message` in a loop is
+//! not a trap. Senders are never shared across runtimes, whose connections would die with
+//! them. `docs/performance.md` has measured figures.
 //!
 //! # Must never
-//! Depend on `grpc-api` or the server: it talks to PostgreSQL, Secrets Manager and Slack
-//! through the same adapters the server uses.
+//! Print, log or return a token; send through a connector that no longer exists.
+
+mod config;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use connector_adapters_aws::{AwsSecretStore, AwsSettings, StaticCredentials};
+use connector_adapters_postgres::{PgConnectorRepository, PgSettings};
+use connector_adapters_slack::{HttpSlackApi, SlackSettings};
+use connector_domain::{ConnectorId, SecretPrefix, TenantId};
+use connector_ports::{Dependency, MessageSender, SystemClock, TokenCache};
+use secrecy::ExposeSecret as _;
+
+pub use config::SenderConfig;
+pub use connector_domain::{FileAttachment, Message};
+pub use connector_ports::{SendError, SentMessage};
+
+/// Why sending failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration is incomplete or invalid; `key` names the setting.
+    #[error("configuration: {key}: {reason}")]
+    Config {
+        /// The setting, e.g. `database.url (CONNECTOR__DATABASE__URL)`.
+        key: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The send itself failed; match on [`SendError`] to act on it.
+    #[error(transparent)]
+    Send(#[from] SendError),
+}
+
+/// A connection to the connector stores and Slack, reusable for many sends; cheap to clone
+/// (clones share the pool, the clients and the token cache).
+#[derive(Debug, Clone)]
+pub struct Sender {
+    inner: MessageSender,
+    tenant: Option<TenantId>,
+}
+
+impl Sender {
+    /// Connects to PostgreSQL (checking one connection) and prepares the Secrets Manager and
+    /// Slack clients.
+    pub async fn connect(config: &SenderConfig) -> Result<Self, Error> {
+        let prefix = SecretPrefix::parse("secrets.prefix", &config.secret_prefix).map_err(|e| {
+            Error::Config {
+                key: "secret_prefix (CONNECTOR__SECRETS__PREFIX)",
+                reason: e.reason,
+            }
+        })?;
+        let tenant = config
+            .tenant_id
+            .as_deref()
+            .map(|t| TenantId::parse("tenant_id", t))
+            .transpose()
+            .map_err(|e| Error::Config {
+                key: "tenant_id (CONNECTOR__SENDER__TENANT_ID)",
+                reason: e.reason,
+            })?;
+        let url = config.database_url.expose_secret();
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(Error::Config {
+                key: "database_url (CONNECTOR__DATABASE__URL)",
+                reason: "must be a postgres:// URL".into(),
+            });
+        }
+        let repo = PgConnectorRepository::connect(
+            url,
+            &PgSettings {
+                max_connections: config.max_connections.max(1),
+                ..PgSettings::default()
+            },
+        )
+        .await
+        .map_err(|e| SendError::Unavailable {
+            dependency: Dependency::Database,
+            detail: e.to_string(),
+        })?;
+        let credentials = match (&config.aws_access_key_id, &config.aws_secret_access_key) {
+            (Some(id), Some(key)) => Some(StaticCredentials {
+                access_key_id: id.clone(),
+                secret_access_key: key.clone(),
+            }),
+            (None, None) => None,
+            _ => {
+                return Err(Error::Config {
+                    key: "aws_access_key_id / aws_secret_access_key",
+                    reason: "give both or neither".into(),
+                });
+            }
+        };
+        let secrets = AwsSecretStore::new(&AwsSettings {
+            region: config.aws_region.clone(),
+            endpoint_url: config.aws_endpoint_url.clone(),
+            credentials,
+            ..AwsSettings::default()
+        })
+        .await;
+        let slack = HttpSlackApi::new(SlackSettings {
+            api_base_url: config.slack_api_base_url.clone(),
+            deadline: config.slack_deadline,
+            request_timeout: config.slack_request_timeout,
+            ..SlackSettings::default()
+        })
+        .map_err(|e| Error::Config {
+            key: "slack_api_base_url (CONNECTOR__SLACK__API_BASE_URL)",
+            reason: e.to_string(),
+        })?;
+        Ok(Self {
+            inner: MessageSender::new(
+                Arc::new(repo),
+                Arc::new(secrets),
+                Arc::new(slack),
+                prefix,
+                TokenCache::new(config.token_cache_ttl, Arc::new(SystemClock)),
+            ),
+            tenant,
+        })
+    }
+
+    /// Posts `text` to the default channel of connector `connector_id`.
+    pub async fn send(
+        &self,
+        connector_id: &str,
+        text: impl Into<String>,
+    ) -> Result<SentMessage, Error> {
+        self.send_with(connector_id, Message::from(text.into()))
+            .await
+    }
+
+    /// Posts `message` (thread reply, broadcast, Block Kit blocks, files) to the default
+    /// channel of connector `connector_id`.
+    pub async fn send_with(
+        &self,
+        connector_id: &str,
+        message: Message,
+    ) -> Result<SentMessage, Error> {
+        let id = ConnectorId::parse("connector_id", connector_id).map_err(SendError::from)?;
+        Ok(self.inner.send(self.tenant.as_ref(), id, &message).await?)
+    }
+}
+
+/// Most cached senders kept; past it the cache starts over (entries of runtimes that have
+/// ended are never used again, so this also bounds what they hold).
+const MAX_CACHED_SENDERS: usize = 32;
+
+type SenderKey = (tokio::runtime::Id, u64);
+
+fn cache() -> &'static Mutex<HashMap<SenderKey, Sender>> {
+    static CACHE: OnceLock<Mutex<HashMap<SenderKey, Sender>>> = OnceLock::new();
+    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// Sends `message` through connector `connector_id`, configured by `config`.
+///
+/// The first call for a configuration on a tokio runtime connects (see the crate docs for the
+/// cost); later identical calls on that runtime reuse the connection. Must be called from
+/// within a tokio runtime.
+pub async fn send_message(
+    config: &SenderConfig,
+    connector_id: &str,
+    message: impl Into<Message>,
+) -> Result<SentMessage, Error> {
+    let key = (tokio::runtime::Handle::current().id(), config.fingerprint());
+    let cached = cache()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&key)
+        .cloned();
+    let sender = match cached {
+        Some(sender) => sender,
+        None => {
+            let sender = Sender::connect(config).await?;
+            let mut senders = cache().lock().unwrap_or_else(|p| p.into_inner());
+            if senders.len() >= MAX_CACHED_SENDERS {
+                senders.clear();
+            }
+            senders.entry(key).or_insert(sender).clone()
+        }
+    };
+    sender.send_with(connector_id, message.into()).await
+}
+
+/// Forgets every cached [`Sender`] of [`send_message`], so the next call connects anew (for
+/// benchmarks and tests of the cold path).
+#[doc(hidden)]
+pub fn clear_send_message_cache() {
+    cache().lock().unwrap_or_else(|p| p.into_inner()).clear();
+}
+
+/// How many [`Sender`]s [`send_message`] holds.
+#[doc(hidden)]
+pub fn cached_sender_count() -> usize {
+    cache().lock().unwrap_or_else(|p| p.into_inner()).len()
+}

@@ -1,0 +1,124 @@
+//! `connector-send`: posts a message through a connector from the shell.
+//!
+//! ```text
+//! connector-send [--config FILE] [--thread-ts TS] [--reply-broadcast] [--blocks-json JSON]
+//!                [--file PATH]... <CONNECTOR_ID> <MESSAGE>
+//! ```
+//! Configuration comes from the same `CONNECTOR__…` variables as `connector-server` (and
+//! `--config FILE`). On success it prints the channel ID and the message `ts`, separated by a
+//! space; the `ts` of thread continuations and the IDs of uploaded files follow on their own
+//! lines. Exit codes: 0 sent; 1 failed; 2 bad usage or configuration; 3 connector not found;
+//! 4 rate-limited (retry later); 5 a dependency is unavailable (retry); 6 partly delivered.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use connector_sender::{Error, FileAttachment, Message, SendError, SenderConfig};
+
+/// Posts a message to a connector's default Slack channel.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// The connector's ID (a UUID).
+    connector_id: String,
+    /// The message text (Slack mrkdwn). Longer than 40,000 characters continues in its thread.
+    message: String,
+    /// Reply in this thread (a parent message's ts).
+    #[arg(long, value_name = "TS")]
+    thread_ts: Option<String>,
+    /// With --thread-ts: also show the reply in the channel.
+    #[arg(long, requires = "thread_ts")]
+    reply_broadcast: bool,
+    /// Block Kit blocks: a JSON array, or @PATH to read it from a file.
+    #[arg(long, value_name = "JSON")]
+    blocks_json: Option<String>,
+    /// Upload this file to the same channel (repeatable).
+    #[arg(long = "file", value_name = "PATH")]
+    files: Vec<PathBuf>,
+    /// A TOML configuration file laid out like the server's; CONNECTOR__… variables win.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    match run(args).await {
+        #[allow(clippy::print_stdout)] // printing the result is this program's job
+        Ok(lines) => {
+            for line in lines {
+                println!("{line}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err((code, message)) => {
+            eprintln!("connector-send: {message}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<Vec<String>, (u8, String)> {
+    let config = match &args.config {
+        Some(path) => SenderConfig::from_file(path),
+        None => SenderConfig::from_env(),
+    }
+    .map_err(|e| (2, e.to_string()))?;
+
+    let mut message = Message::from(args.message);
+    message.thread_ts = args.thread_ts;
+    message.reply_broadcast = args.reply_broadcast;
+    if let Some(blocks) = args.blocks_json {
+        message.blocks_json = Some(match blocks.strip_prefix('@') {
+            Some(path) => tokio::fs::read_to_string(path)
+                .await
+                .map_err(|e| (2, format!("--blocks-json: cannot read {path}: {e}")))?,
+            None => blocks,
+        });
+    }
+    for path in args.files {
+        let content = tokio::fs::read(&path)
+            .await
+            .map_err(|e| (2, format!("--file: cannot read {}: {e}", path.display())))?;
+        let filename = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "file".into());
+        message.files.push(FileAttachment {
+            filename,
+            title: None,
+            content,
+        });
+    }
+
+    let sent = connector_sender::send_message(&config, &args.connector_id, message)
+        .await
+        .map_err(|e| (exit_code(&e), e.to_string()))?;
+    let mut lines = vec![format!("{} {}", sent.channel, sent.ts)];
+    lines.extend(
+        sent.continuation_ts
+            .iter()
+            .map(|ts| format!("continued {ts}")),
+    );
+    lines.extend(sent.file_ids.iter().map(|id| format!("file {id}")));
+    Ok(lines)
+}
+
+fn exit_code(e: &Error) -> u8 {
+    match e {
+        Error::Config { .. } | Error::Send(SendError::Invalid(_)) => 2,
+        Error::Send(SendError::ConnectorNotFound { .. }) => 3,
+        Error::Send(SendError::RateLimited { .. }) => 4,
+        Error::Send(SendError::Unavailable { .. }) => 5,
+        Error::Send(SendError::PartiallySent { .. }) => 6,
+        Error::Send(_) => 1,
+    }
+}

@@ -1,0 +1,114 @@
+//! `connector-send` as a user runs it: environment configuration, stdout, exit codes.
+
+use std::process::Command;
+
+use secrecy::ExposeSecret as _;
+
+use crate::rig::Rig;
+
+fn connector_send(rig: &Rig) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_connector-send"));
+    let c = &rig.config;
+    cmd.env_clear()
+        .env("CONNECTOR__DATABASE__URL", c.database_url.expose_secret())
+        .env(
+            "CONNECTOR__AWS__ENDPOINT_URL",
+            c.aws_endpoint_url.as_deref().unwrap(),
+        )
+        .env("CONNECTOR__AWS__ACCESS_KEY_ID", "test")
+        .env("CONNECTOR__AWS__SECRET_ACCESS_KEY", "test")
+        .env("CONNECTOR__SECRETS__PREFIX", &rig.prefix)
+        .env("CONNECTOR__SLACK__API_BASE_URL", &c.slack_api_base_url);
+    cmd
+}
+
+#[tokio::test]
+async fn prints_the_channel_and_ts_and_uploads_files() {
+    let rig = Rig::new().await;
+    let id = rig.connector("acme", "prod", "alerts").await;
+    let dir = std::env::temp_dir().join(format!("connector-send-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("report.csv");
+    std::fs::write(&file, "a,b\n1,2\n").unwrap();
+
+    let out = tokio::task::spawn_blocking({
+        let mut cmd = connector_send(&rig);
+        cmd.args([&id, "nightly report"]).arg("--file").arg(&file);
+        move || cmd.output().unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    let first = stdout.lines().next().unwrap();
+    let posted = rig.double.state().posted();
+    assert_eq!(first, format!("C0ALERTS01 {}", posted[0].ts));
+    let files = rig.double.state().files();
+    assert_eq!(files[0].filename, "report.csv");
+    assert!(
+        stdout.contains(&format!("file {}", files[0].id)),
+        "{stdout}"
+    );
+
+    let out = tokio::task::spawn_blocking({
+        let mut cmd = connector_send(&rig);
+        cmd.args([
+            &id,
+            "a reply",
+            "--thread-ts",
+            &posted[0].ts,
+            "--reply-broadcast",
+        ]);
+        move || cmd.output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let posted = rig.double.state().posted();
+    assert_eq!(posted[1].thread_ts, Some(posted[0].ts.clone()));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn failures_exit_non_zero_with_a_clear_message() {
+    let rig = Rig::new().await;
+    let unknown = uuid::Uuid::now_v7().to_string();
+    let out = tokio::task::spawn_blocking({
+        let mut cmd = connector_send(&rig);
+        cmd.args([&unknown, "x"]);
+        move || cmd.output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("connector {unknown} not found")),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+
+    let out = tokio::task::spawn_blocking(|| {
+        Command::new(env!("CARGO_BIN_EXE_connector-send"))
+            .env_clear()
+            .args(["0192f5e4-8f4c-7a8e-9c3d-5b2a1e0f9d7c", "x"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("CONNECTOR__DATABASE__URL"), "{stderr}");
+
+    let out = tokio::task::spawn_blocking(|| {
+        Command::new(env!("CARGO_BIN_EXE_connector-send"))
+            .arg("only-one-argument")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2), "usage error: {out:?}");
+    assert!(rig.double.state().posted().is_empty());
+}

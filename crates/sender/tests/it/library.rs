@@ -1,0 +1,213 @@
+use std::time::Duration;
+
+use connector_sender::{
+    Error, FileAttachment, Message, SendError, Sender, SenderConfig, send_message,
+};
+use slack_double::Fault;
+
+use crate::rig::{Rig, TOKEN};
+
+#[tokio::test]
+async fn send_message_posts_to_the_default_channel_with_the_connectors_token() {
+    let rig = Rig::new().await;
+    let id = rig.connector("acme", "prod", "#alerts").await;
+    let sent = send_message(&rig.config, &id, "deploy 42 finished")
+        .await
+        .unwrap();
+    assert_eq!(sent.channel.as_str(), "C0ALERTS01");
+    let posted = rig.double.state().posted();
+    assert_eq!(posted.len(), 1);
+    assert_eq!(posted[0].text, "deploy 42 finished");
+    assert_eq!(posted[0].channel, "C0ALERTS01");
+    assert_eq!(posted[0].token, TOKEN);
+    assert_eq!(posted[0].ts, sent.ts);
+}
+
+#[tokio::test]
+async fn send_message_reuses_its_connection_and_token_cache() {
+    let rig = Rig::new().await;
+    let id = rig.connector("acme", "prod", "alerts").await;
+    send_message(&rig.config, &id, "first").await.unwrap();
+    // Remove the secret behind the cache's back: a second call that built a new Sender would
+    // have to read it and fail; the reused one still has the token cached.
+    delete_secret_directly(&rig, "acme", &id).await;
+    send_message(&rig.config, &id, "second").await.unwrap();
+    assert_eq!(rig.double.state().posted().len(), 2);
+
+    // A different configuration does not share that Sender.
+    let other = rig
+        .config
+        .clone()
+        .with_token_cache_ttl(Duration::from_secs(1));
+    let err = send_message(&other, &id, "third").await.unwrap_err();
+    assert!(
+        matches!(err, Error::Send(SendError::SecretMissing { .. })),
+        "{err:?}"
+    );
+}
+
+/// Deletes a connector's secret directly, behind the sender's back.
+async fn delete_secret_directly(rig: &Rig, tenant: &str, id: &str) {
+    use connector_adapters_aws::{AwsSecretStore, AwsSettings, StaticCredentials};
+    use connector_domain::{ConnectorId, SecretPrefix, TenantId};
+    use connector_ports::SecretStore as _;
+    let store = AwsSecretStore::new(&AwsSettings {
+        endpoint_url: Some(test_support::localstack_endpoint()),
+        credentials: Some(StaticCredentials {
+            access_key_id: "test".into(),
+            secret_access_key: "test".to_owned().into(),
+        }),
+        ..AwsSettings::default()
+    })
+    .await;
+    let name = SecretPrefix::parse("p", &rig.prefix).unwrap().secret_name(
+        &TenantId::parse("t", tenant).unwrap(),
+        ConnectorId::parse("id", id).unwrap(),
+    );
+    store.delete(&name).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_sender_threads_broadcasts_sends_blocks_and_uploads_files() {
+    let rig = Rig::new().await;
+    let id = rig.connector("acme", "prod", "alerts").await;
+    let sender = Sender::connect(&rig.config).await.unwrap();
+    let parent = sender.send(&id, "build 7 failed").await.unwrap();
+    let reply = sender
+        .send_with(
+            &id,
+            Message::from("log attached")
+                .in_thread(parent.ts.clone())
+                .broadcast()
+                .with_blocks(r#"[{"type":"section","text":{"type":"mrkdwn","text":"*log*"}}]"#)
+                .with_file(FileAttachment {
+                    filename: "build.log".into(),
+                    title: Some("Build log".into()),
+                    content: b"error: linker failed\n".to_vec(),
+                }),
+        )
+        .await
+        .unwrap();
+    let posted = rig.double.state().posted();
+    assert_eq!(posted.len(), 2);
+    assert_eq!(posted[1].thread_ts.as_deref(), Some(parent.ts.as_str()));
+    assert!(posted[1].reply_broadcast);
+    assert_eq!(posted[1].blocks.as_ref().unwrap()[0]["type"], "section");
+    let files = rig.double.state().files();
+    assert_eq!(files.len(), 1);
+    assert_eq!(reply.file_ids, vec![files[0].id.clone()]);
+    assert_eq!(files[0].content, b"error: linker failed\n");
+    assert_eq!(files[0].channel, "C0ALERTS01");
+    assert_eq!(files[0].thread_ts.as_deref(), Some(parent.ts.as_str()));
+    assert_eq!(files[0].token, TOKEN);
+}
+
+#[tokio::test]
+async fn rate_limits_are_waited_out() {
+    let rig = Rig::new().await;
+    let id = rig.connector("acme", "prod", "alerts").await;
+    let sender = Sender::connect(&rig.config).await.unwrap();
+    rig.double.state().inject(
+        "chat.postMessage",
+        Fault::RateLimited {
+            retry_after_secs: 1,
+        },
+        1,
+    );
+    sender.send(&id, "eventually").await.unwrap();
+    assert_eq!(rig.double.state().calls("chat.postMessage"), 2);
+
+    rig.double.state().inject(
+        "chat.postMessage",
+        Fault::RateLimited {
+            retry_after_secs: 600,
+        },
+        1,
+    );
+    let err = sender.send(&id, "not now").await.unwrap_err();
+    assert!(
+        matches!(err, Error::Send(SendError::RateLimited { retry_after: Some(d) }) if d == Duration::from_secs(600)),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_and_deleted_connectors_fail_and_post_nothing() {
+    let rig = Rig::new().await;
+    let id = rig.connector("acme", "prod", "alerts").await;
+    let sender = Sender::connect(&rig.config).await.unwrap();
+    let err = sender
+        .send(&uuid::Uuid::now_v7().to_string(), "x")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Send(SendError::ConnectorNotFound { .. })),
+        "{err:?}"
+    );
+
+    sender.send(&id, "while it exists").await.unwrap();
+    rig.service.delete("acme", &id).await.unwrap();
+    let err = sender.send(&id, "after delete").await.unwrap_err();
+    assert!(
+        matches!(err, Error::Send(SendError::ConnectorNotFound { .. })),
+        "{err:?}"
+    );
+    assert_eq!(rig.double.state().posted().len(), 1);
+
+    let err = sender.send("not-a-uuid", "x").await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Send(SendError::Invalid(v)) if v.field == "connector_id"),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_tenant_scoped_sender_sees_only_its_tenant() {
+    let rig = Rig::new().await;
+    let theirs = rig.connector("globex", "prod", "alerts").await;
+    let ours = rig.connector("acme", "prod", "alerts").await;
+    let sender = Sender::connect(&rig.config.clone().with_tenant("acme"))
+        .await
+        .unwrap();
+    sender.send(&ours, "ok").await.unwrap();
+    let err = sender.send(&theirs, "x").await.unwrap_err();
+    assert!(
+        matches!(err, Error::Send(SendError::ConnectorNotFound { .. })),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn slack_side_problems_are_actionable() {
+    let rig = Rig::new().await;
+    let outside = rig.connector("acme", "outside", "outside").await;
+    let sender = Sender::connect(&rig.config).await.unwrap();
+    let err = sender.send(&outside, "x").await.unwrap_err();
+    assert!(
+        matches!(err, Error::Send(SendError::NotInChannel { .. })),
+        "{err:?}"
+    );
+
+    let id = rig.connector("acme", "prod", "alerts").await;
+    rig.double.state().revoke(TOKEN);
+    let err = sender.send(&id, "x").await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Send(SendError::TokenRevoked { code }) if code == "token_revoked"),
+        "{err:?}"
+    );
+    assert!(!err.to_string().contains(TOKEN));
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_unavailable() {
+    let config = SenderConfig::new("postgres://postgres@127.0.0.1:1/nope");
+    let err = Sender::connect(&config).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Send(SendError::Unavailable { .. })),
+        "{err:?}"
+    );
+    let err = Sender::connect(&SenderConfig::new("mysql://x"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Config { .. }), "{err:?}");
+}

@@ -1,0 +1,90 @@
+use std::sync::Arc;
+
+use connector_adapters_aws::{AwsSecretStore, AwsSettings, StaticCredentials};
+use connector_adapters_postgres::{PgConnectorRepository, PgSettings};
+use connector_adapters_slack::{HttpSlackApi, SlackSettings};
+use connector_domain::SecretPrefix;
+use connector_ports::{ConnectorService, CreateConnector};
+use connector_sender::SenderConfig;
+use slack_double::{Channel, SlackDouble};
+use test_support::TestDatabase;
+
+pub(crate) const TOKEN: &str = "xoxb-5555-6666-sendertests";
+pub(crate) const TEAM: &str = "T0SENDER1";
+
+/// A database with connectors, LocalStack, a Slack double, and a config pointing at them.
+pub(crate) struct Rig {
+    /// Kept so the database lives as long as the rig.
+    _db: TestDatabase,
+    pub(crate) double: SlackDouble,
+    pub(crate) config: SenderConfig,
+    pub(crate) service: ConnectorService,
+    pub(crate) prefix: String,
+}
+
+impl Rig {
+    pub(crate) async fn new() -> Self {
+        let endpoint = test_support::require_localstack().await.unwrap();
+        let db = TestDatabase::create().await.unwrap();
+        let double = SlackDouble::start().await.unwrap();
+        double.state().add_generated_workspace(
+            TEAM,
+            5,
+            vec![
+                Channel::public("C0ALERTS01", "alerts"),
+                Channel {
+                    is_member: false,
+                    ..Channel::public("C0OUTSIDE1", "outside")
+                },
+            ],
+        );
+        double.state().add_token(TOKEN, TEAM);
+        let prefix = format!("sender-{}/", uuid::Uuid::new_v4().simple());
+        let config = SenderConfig::new(db.url())
+            .with_aws_endpoint(endpoint.clone())
+            .with_aws_credentials("test", "test")
+            .with_secret_prefix(prefix.clone())
+            .with_slack_api_base_url(double.api_base_url());
+
+        let repo = PgConnectorRepository::connect(db.url(), &PgSettings::default())
+            .await
+            .unwrap();
+        let secrets = AwsSecretStore::new(&AwsSettings {
+            endpoint_url: Some(endpoint),
+            credentials: Some(StaticCredentials {
+                access_key_id: "test".into(),
+                secret_access_key: "test".to_owned().into(),
+            }),
+            ..AwsSettings::default()
+        })
+        .await;
+        let slack = HttpSlackApi::new(SlackSettings {
+            api_base_url: double.api_base_url(),
+            ..SlackSettings::default()
+        })
+        .unwrap();
+        let service = ConnectorService::new(
+            Arc::new(repo),
+            Arc::new(secrets),
+            Arc::new(slack),
+            SecretPrefix::parse("p", &prefix).unwrap(),
+        );
+        Self {
+            _db: db,
+            double,
+            config,
+            service,
+            prefix,
+        }
+    }
+
+    /// Creates a connector through the same use case as the server; returns its ID.
+    pub(crate) async fn connector(&self, tenant: &str, name: &str, channel: &str) -> String {
+        self.service
+            .create(CreateConnector::parse(tenant, name, TOKEN, channel, "").unwrap())
+            .await
+            .unwrap()
+            .id
+            .to_string()
+    }
+}
