@@ -12,7 +12,7 @@ ensure_localstack
 ensure_app_database slack_connector
 
 log "building connector-server and slack-double"
-cargo build --locked -p connector-server -p slack-double
+cargo build --locked -p connector-server -p slack-double -p connector-sender
 
 export CONNECTOR__DATABASE__URL="${CONNECTOR__DATABASE__URL:-$APP_DATABASE_URL}"
 export CONNECTOR__AWS__ENDPOINT_URL="${CONNECTOR__AWS__ENDPOINT_URL:-$AWS_ENDPOINT_URL}"

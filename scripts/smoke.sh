@@ -9,7 +9,7 @@ ensure_postgres
 ensure_localstack
 ensure_grpcurl
 ensure_buf
-cargo build --locked -q -p connector-server -p slack-double
+cargo build --locked -q -p connector-server -p slack-double -p connector-sender
 
 db=slack_connector_smoke
 psql "$DATABASE_ADMIN_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
@@ -60,6 +60,17 @@ id=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["connector"]["id"])
 grep -q '"defaultChannelId": "C0NAMED0001"' <<<"$created" || fail "channel not resolved: $created"
 grep -q 'xoxb' <<<"$created" && fail "the token came back in a response"
 call connector.v1.ConnectorService/GetConnector "{\"tenant_id\":\"smoke\",\"id\":\"$id\"}" | grep -q '"workspaceId": "T0SMOKE01"' || fail "GetConnector"
+sent=$(call connector.v1.ConnectorService/SendMessage "{\"tenant_id\":\"smoke\",\"connector_id\":\"$id\",\"text\":\"smoke over gRPC\"}") \
+  || fail "SendMessage failed"
+grep -q '"channelId": "C0NAMED0001"' <<<"$sent" || fail "SendMessage answered: $sent"
+out=$(CONNECTOR__DATABASE__URL="$APP_DATABASE_URL" CONNECTOR__AWS__ENDPOINT_URL="$AWS_ENDPOINT_URL" \
+  CONNECTOR__SECRETS__PREFIX="smoke/" CONNECTOR__SLACK__API_BASE_URL="http://127.0.0.1:$double_port/api/" \
+  "$CARGO_TARGET_DIR/debug/connector-send" "$id" "smoke from the shell") || fail "connector-send failed: $out"
+[[ "$out" =~ ^C0NAMED0001\ [0-9]+\.[0-9]+$ ]] || fail "connector-send printed: $out"
+messages=$(curl -fsS "http://127.0.0.1:$double_port/_double/messages")
+for text in "smoke over gRPC" "smoke from the shell"; do
+  grep -q "\"$text\"" <<<"$messages" || fail "the double did not receive: $text"
+done
 # buf curl asks reflection v1 first (grpcurl above used v1alpha).
 buf curl --protocol grpc --http2-prior-knowledge -d '{"tenant_id":"smoke"}' \
   "http://127.0.0.1:$grpc_port/connector.v1.ConnectorService/ListConnectors" | grep -q "\"$id\"" || fail "buf curl ListConnectors"

@@ -437,3 +437,46 @@ impl SlackApi for HttpSlackApi {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_with_jitter_and_is_capped() {
+        let api = HttpSlackApi::new(SlackSettings {
+            api_base_url: "http://127.0.0.1:9/api/".into(),
+            initial_backoff: Duration::from_millis(100),
+            ..SlackSettings::default()
+        })
+        .expect("client");
+        for attempt in 1..=20u32 {
+            let step = Duration::from_millis(100)
+                .saturating_mul(1 << (attempt - 1).min(16))
+                .min(Duration::from_secs(5));
+            for _ in 0..50 {
+                let wait = api.backoff(attempt);
+                assert!(wait >= step / 2 && wait <= step, "attempt {attempt}: {wait:?} vs {step:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn base_urls_must_be_http() {
+        for bad in ["ftp://slack.com/api/", "not a url"] {
+            let err = HttpSlackApi::new(SlackSettings {
+                api_base_url: bad.into(),
+                ..SlackSettings::default()
+            })
+            .unwrap_err();
+            assert!(err.to_string().starts_with("slack.api_base_url"), "{err}");
+        }
+        // A missing trailing slash is added, so methods append.
+        let api = HttpSlackApi::new(SlackSettings {
+            api_base_url: "http://127.0.0.1:9/api".into(),
+            ..SlackSettings::default()
+        })
+        .expect("client");
+        assert_eq!(api.base.join("auth.test").expect("url").path(), "/api/auth.test");
+    }
+}

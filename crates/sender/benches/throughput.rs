@@ -158,6 +158,25 @@ async fn main() {
     let sender_seq = through_sender(1).await;
     let sender_par = through_sender(concurrency).await;
 
+    // The same with one pooled database connection per concurrent sender.
+    let wide = Sender::connect(&SenderConfig {
+        max_connections: concurrency as u32,
+        ..config.clone()
+    })
+    .await
+    .unwrap();
+    wide.send(&id, "warm up").await.unwrap();
+    let wide_par = rate(total, concurrency, {
+        let id = id.clone();
+        move |i| {
+            let (sender, id) = (wide.clone(), id.clone());
+            async move {
+                sender.send(&id, format!("wide {i}")).await.unwrap();
+            }
+        }
+    })
+    .await;
+
     // 3. Cold and warm send_message latency.
     let mut cold = Vec::new();
     for i in 0..20 {
@@ -189,7 +208,8 @@ async fn main() {
     println!("| path | sequential msg/s | {concurrency} concurrent msg/s |");
     println!("|---|---|---|");
     println!("| raw chat.postMessage (reqwest) | {raw_seq:.0} | {raw_par:.0} |");
-    println!("| warm Sender::send | {sender_seq:.0} | {sender_par:.0} |");
+    println!("| warm Sender::send (default pool: 4 connections) | {sender_seq:.0} | {sender_par:.0} |");
+    println!("| warm Sender::send ({concurrency} connections) | - | {wide_par:.0} |");
     println!(
         "| Sender / raw | {:.0} % | {:.0} % |",
         sender_seq / raw_seq * 100.0,
