@@ -456,7 +456,10 @@ mod tests {
                 .min(Duration::from_secs(5));
             for _ in 0..50 {
                 let wait = api.backoff(attempt);
-                assert!(wait >= step / 2 && wait <= step, "attempt {attempt}: {wait:?} vs {step:?}");
+                assert!(
+                    wait >= step / 2 && wait <= step,
+                    "attempt {attempt}: {wait:?} vs {step:?}"
+                );
             }
         }
     }
@@ -477,6 +480,9 @@ mod tests {
             ..SlackSettings::default()
         })
         .expect("client");
-        assert_eq!(api.base.join("auth.test").expect("url").path(), "/api/auth.test");
+        assert_eq!(
+            api.base.join("auth.test").expect("url").path(),
+            "/api/auth.test"
+        );
     }
 }

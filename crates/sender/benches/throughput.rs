@@ -208,7 +208,9 @@ async fn main() {
     println!("| path | sequential msg/s | {concurrency} concurrent msg/s |");
     println!("|---|---|---|");
     println!("| raw chat.postMessage (reqwest) | {raw_seq:.0} | {raw_par:.0} |");
-    println!("| warm Sender::send (default pool: 4 connections) | {sender_seq:.0} | {sender_par:.0} |");
+    println!(
+        "| warm Sender::send (default pool: 4 connections) | {sender_seq:.0} | {sender_par:.0} |"
+    );
     println!("| warm Sender::send ({concurrency} connections) | - | {wide_par:.0} |");
     println!(
         "| Sender / raw | {:.0} % | {:.0} % |",
