@@ -2,6 +2,7 @@
 //!
 //! - [`TestDatabase`]: a fresh, migrated PostgreSQL database per test, dropped afterwards.
 //! - [`localstack_endpoint`]: where the Secrets Manager emulator answers.
+//! - [`conformance`]: one suite per port, run against every implementation.
 //!
 //! Services come from the environment that `scripts/test.sh` sets up (`DATABASE_ADMIN_URL`,
 //! `AWS_ENDPOINT_URL`), defaulting to the usual local ports. When a service does not answer,
@@ -9,6 +10,8 @@
 //!
 //! # Must never
 //! Be a normal (non-dev) dependency of a shipped crate.
+
+pub mod conformance;
 
 use anyhow::{Context as _, bail};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, SimpleAsyncConnection as _};

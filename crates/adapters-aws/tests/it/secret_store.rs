@@ -36,60 +36,7 @@ fn secret(token: &str) -> ConnectorSecret {
     }
 }
 
-#[tokio::test]
-async fn put_get_delete_round_trip() {
-    let store = store().await;
-    let (name, labels) = names();
-    store
-        .put(&name, &secret("xoxb-1111-2222-first"), &labels)
-        .await
-        .unwrap();
-    let got = store.get(&name).await.unwrap();
-    assert_eq!(got.bot_token.expose(), "xoxb-1111-2222-first");
-
-    // Writing again replaces the value.
-    store
-        .put(&name, &secret("xoxb-1111-2222-second"), &labels)
-        .await
-        .unwrap();
-    assert_eq!(
-        store.get(&name).await.unwrap().bot_token.expose(),
-        "xoxb-1111-2222-second"
-    );
-
-    store.delete(&name).await.unwrap();
-    assert!(matches!(
-        store.get(&name).await,
-        Err(SecretStoreError::NotFound)
-    ));
-    // Deleted at once, without a recovery window: the name can be used again right away.
-    store
-        .put(&name, &secret("xoxb-1111-2222-third"), &labels)
-        .await
-        .unwrap();
-    assert_eq!(
-        store.get(&name).await.unwrap().bot_token.expose(),
-        "xoxb-1111-2222-third"
-    );
-    store.delete(&name).await.unwrap();
-}
-
-#[tokio::test]
-async fn deleting_a_missing_secret_succeeds() {
-    let store = store().await;
-    let (name, _) = names();
-    store.delete(&name).await.unwrap();
-}
-
-#[tokio::test]
-async fn getting_a_missing_secret_is_not_found() {
-    let store = store().await;
-    let (name, _) = names();
-    assert!(matches!(
-        store.get(&name).await,
-        Err(SecretStoreError::NotFound)
-    ));
-}
+test_support::secret_store_conformance!(async { ((), store().await) });
 
 #[tokio::test]
 async fn an_unreachable_endpoint_is_unavailable() {

@@ -1,0 +1,93 @@
+//! Conformance suites: one per port, run against every implementation of it.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+pub mod repository;
+pub mod secret_store;
+
+/// Generates one `#[tokio::test]` per [`repository`] conformance case. `$make` is an async
+/// expression yielding `(guard, repository)`.
+#[macro_export]
+macro_rules! repository_conformance {
+    ($make:expr) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_created_row_is_invisible_until_active() {
+            let (_guard, repo) = $make.await;
+            $crate::conformance::repository::a_created_row_is_invisible_until_active(&repo).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn find_active_ignores_the_tenant_but_not_the_state() {
+            let (_guard, repo) = $make.await;
+            $crate::conformance::repository::find_active_ignores_the_tenant_but_not_the_state(&repo).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn rows_are_tenant_scoped() {
+            let (_guard, repo) = $make.await;
+            $crate::conformance::repository::rows_are_tenant_scoped(&repo).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn names_are_unique_per_tenant_only() {
+            let (_guard, repo) = $make.await;
+            $crate::conformance::repository::names_are_unique_per_tenant_only(&repo).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn request_ids_are_unique_per_tenant_and_found_in_any_state() {
+            let (_guard, repo) = $make.await;
+            $crate::conformance::repository::request_ids_are_unique_per_tenant_and_found_in_any_state(&repo).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn list_pages_through_active_rows_in_creation_order() {
+            let (_guard, repo) = $make.await;
+            $crate::conformance::repository::list_pages_through_active_rows_in_creation_order(&repo).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn delete_lifecycle() {
+            let (_guard, repo) = $make.await;
+            $crate::conformance::repository::delete_lifecycle(&repo).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn compensation_removes_only_creating_rows() {
+            let (_guard, repo) = $make.await;
+            $crate::conformance::repository::compensation_removes_only_creating_rows(&repo).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn claim_stale_takes_unfinished_rows_once_per_lease() {
+            let (_guard, repo) = $make.await;
+            $crate::conformance::repository::claim_stale_takes_unfinished_rows_once_per_lease(&repo).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn concurrent_claims_never_take_the_same_row_twice() {
+            let (_guard, repo) = $make.await;
+            $crate::conformance::repository::concurrent_claims_never_take_the_same_row_twice(&repo).await;
+        }
+    };
+}
+
+/// Generates one `#[tokio::test]` per [`secret_store`] conformance case. `$make` is an async
+/// expression yielding `(guard, store)`.
+#[macro_export]
+macro_rules! secret_store_conformance {
+    ($make:expr) => {
+        #[tokio::test]
+        async fn put_get_delete_round_trip() {
+            let (_guard, store) = $make.await;
+            $crate::conformance::secret_store::put_get_delete_round_trip(&store).await;
+        }
+        #[tokio::test]
+        async fn deleting_a_missing_secret_succeeds() {
+            let (_guard, store) = $make.await;
+            $crate::conformance::secret_store::deleting_a_missing_secret_succeeds(&store).await;
+        }
+        #[tokio::test]
+        async fn getting_a_missing_secret_is_not_found() {
+            let (_guard, store) = $make.await;
+            $crate::conformance::secret_store::getting_a_missing_secret_is_not_found(&store).await;
+        }
+        #[tokio::test]
+        async fn each_name_keeps_its_own_value() {
+            let (_guard, store) = $make.await;
+            $crate::conformance::secret_store::each_name_keeps_its_own_value(&store).await;
+        }
+    };
+}

@@ -1,0 +1,325 @@
+//! The [`ConnectorRepository`] conformance suite: every implementation must pass each of these.
+//!
+//! Run it with [`repository_conformance!`](crate::repository_conformance), giving an async
+//! expression that yields `(guard, repository)`; the guard (a temporary database, say) is kept
+//! alive for the test's duration.
+
+use std::time::Duration;
+
+use connector_domain::{
+    ChannelId, ChannelName, ConnectorId, ConnectorName, ConnectorState, RequestId, TenantId,
+    WorkspaceId,
+};
+use connector_ports::{ConnectorRepository, NewConnector, RepositoryError};
+
+fn tenant(s: &str) -> TenantId {
+    TenantId::parse("tenant_id", s).unwrap()
+}
+
+/// A connector to insert.
+pub fn new(tenant_id: &str, name: &str, request_id: Option<&str>) -> NewConnector {
+    NewConnector {
+        id: ConnectorId::new_v7(),
+        tenant_id: tenant(tenant_id),
+        name: ConnectorName::parse("name", name).unwrap(),
+        workspace_id: WorkspaceId::new("T0001"),
+        default_channel_id: ChannelId::new("C0000ALERT"),
+        default_channel_name: ChannelName::new("alerts"),
+        request_id: request_id
+            .map(|r| RequestId::parse_optional("request_id", r).unwrap().unwrap()),
+    }
+}
+
+async fn create_active<R: ConnectorRepository + ?Sized>(repo: &R, n: &NewConnector) {
+    repo.insert_creating(n).await.unwrap();
+    repo.mark_active(n.id).await.unwrap().unwrap();
+}
+
+/// Conformance case `a_created_row_is_invisible_until_active`.
+pub async fn a_created_row_is_invisible_until_active<R: ConnectorRepository + Clone + 'static>(
+    repo: &R,
+) {
+    let n = new("acme", "prod", None);
+    let row = repo.insert_creating(&n).await.unwrap();
+    assert_eq!(row.state, ConnectorState::Creating);
+    assert_eq!(row.id, n.id);
+    assert!(repo.get_active(&n.tenant_id, n.id).await.unwrap().is_none());
+
+    let active = repo.mark_active(n.id).await.unwrap().unwrap();
+    assert_eq!(active.state, ConnectorState::Active);
+    assert!(active.updated_at >= active.created_at);
+    let got = repo.get_active(&n.tenant_id, n.id).await.unwrap().unwrap();
+    assert_eq!(got.name.as_str(), "prod");
+    assert_eq!(got.default_channel_id.as_str(), "C0000ALERT");
+    assert_eq!(got.workspace_id.as_str(), "T0001");
+
+    assert!(
+        repo.mark_active(n.id).await.unwrap().is_none(),
+        "only creating rows activate"
+    );
+}
+
+/// Conformance case `find_active_ignores_the_tenant_but_not_the_state`.
+pub async fn find_active_ignores_the_tenant_but_not_the_state<
+    R: ConnectorRepository + Clone + 'static,
+>(
+    repo: &R,
+) {
+    let n = new("acme", "prod", None);
+    repo.insert_creating(&n).await.unwrap();
+    assert!(
+        repo.find_active(n.id).await.unwrap().is_none(),
+        "creating is not active"
+    );
+    repo.mark_active(n.id).await.unwrap();
+    assert_eq!(repo.find_active(n.id).await.unwrap().unwrap().id, n.id);
+    repo.mark_deleting(&n.tenant_id, n.id).await.unwrap();
+    assert!(
+        repo.find_active(n.id).await.unwrap().is_none(),
+        "deleting is not active"
+    );
+}
+
+/// Conformance case `rows_are_tenant_scoped`.
+pub async fn rows_are_tenant_scoped<R: ConnectorRepository + Clone + 'static>(repo: &R) {
+    let n = new("acme", "prod", None);
+    create_active(repo, &n).await;
+    assert!(
+        repo.get_active(&tenant("other"), n.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        repo.list_active(&tenant("other"), None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        repo.mark_deleting(&tenant("other"), n.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        repo.get_active(&n.tenant_id, n.id).await.unwrap().is_some(),
+        "untouched"
+    );
+}
+
+/// Conformance case `names_are_unique_per_tenant_only`.
+pub async fn names_are_unique_per_tenant_only<R: ConnectorRepository + Clone + 'static>(repo: &R) {
+    create_active(repo, &new("acme", "prod", None)).await;
+    let err = repo
+        .insert_creating(&new("acme", "prod", None))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RepositoryError::DuplicateName), "{err:?}");
+    create_active(repo, &new("other", "prod", None)).await;
+}
+
+/// Conformance case `request_ids_are_unique_per_tenant_and_found_in_any_state`.
+pub async fn request_ids_are_unique_per_tenant_and_found_in_any_state<
+    R: ConnectorRepository + Clone + 'static,
+>(
+    repo: &R,
+) {
+    let first = new("acme", "prod", Some("req-1"));
+    repo.insert_creating(&first).await.unwrap();
+    let err = repo
+        .insert_creating(&new("acme", "staging", Some("req-1")))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, RepositoryError::DuplicateRequestId),
+        "{err:?}"
+    );
+    repo.insert_creating(&new("other", "prod", Some("req-1")))
+        .await
+        .unwrap();
+
+    let rid = RequestId::parse_optional("request_id", "req-1")
+        .unwrap()
+        .unwrap();
+    let found = repo
+        .find_by_request_id(&tenant("acme"), &rid)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.id, first.id);
+    assert_eq!(found.state, ConnectorState::Creating);
+    let none = RequestId::parse_optional("request_id", "req-2")
+        .unwrap()
+        .unwrap();
+    assert!(
+        repo.find_by_request_id(&tenant("acme"), &none)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// Conformance case `list_pages_through_active_rows_in_creation_order`.
+pub async fn list_pages_through_active_rows_in_creation_order<
+    R: ConnectorRepository + Clone + 'static,
+>(
+    repo: &R,
+) {
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let n = new("acme", &format!("c{i}"), None);
+        create_active(repo, &n).await;
+        ids.push(n.id);
+    }
+    repo.insert_creating(&new("acme", "hidden", None))
+        .await
+        .unwrap();
+
+    let first = repo.list_active(&tenant("acme"), None, 2).await.unwrap();
+    assert_eq!(first.iter().map(|c| c.id).collect::<Vec<_>>(), ids[..2]);
+    let rest = repo
+        .list_active(&tenant("acme"), Some(ids[1]), 10)
+        .await
+        .unwrap();
+    assert_eq!(rest.iter().map(|c| c.id).collect::<Vec<_>>(), ids[2..]);
+}
+
+/// Conformance case `delete_lifecycle`.
+pub async fn delete_lifecycle<R: ConnectorRepository + Clone + 'static>(repo: &R) {
+    let n = new("acme", "prod", None);
+    create_active(repo, &n).await;
+
+    let deleting = repo
+        .mark_deleting(&n.tenant_id, n.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(deleting.state, ConnectorState::Deleting);
+    assert!(repo.get_active(&n.tenant_id, n.id).await.unwrap().is_none());
+    // An interrupted delete can be resumed.
+    assert!(
+        repo.mark_deleting(&n.tenant_id, n.id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    repo.remove_deleting(n.id).await.unwrap();
+    assert!(
+        repo.mark_deleting(&n.tenant_id, n.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // The name is free again.
+    create_active(repo, &new("acme", "prod", None)).await;
+}
+
+/// Conformance case `compensation_removes_only_creating_rows`.
+pub async fn compensation_removes_only_creating_rows<R: ConnectorRepository + Clone + 'static>(
+    repo: &R,
+) {
+    let n = new("acme", "prod", None);
+    create_active(repo, &n).await;
+    repo.remove_creating(n.id).await.unwrap();
+    assert!(repo.get_active(&n.tenant_id, n.id).await.unwrap().is_some());
+    repo.remove_deleting(n.id).await.unwrap();
+    assert!(repo.get_active(&n.tenant_id, n.id).await.unwrap().is_some());
+
+    let c = new("acme", "half", None);
+    repo.insert_creating(&c).await.unwrap();
+    repo.remove_creating(c.id).await.unwrap();
+    assert!(repo.mark_active(c.id).await.unwrap().is_none());
+}
+
+/// Conformance case `claim_stale_takes_unfinished_rows_once_per_lease`.
+pub async fn claim_stale_takes_unfinished_rows_once_per_lease<
+    R: ConnectorRepository + Clone + 'static,
+>(
+    repo: &R,
+) {
+    let creating = new("acme", "creating", None);
+    repo.insert_creating(&creating).await.unwrap();
+    let deleting = new("acme", "deleting", None);
+    create_active(repo, &deleting).await;
+    repo.mark_deleting(&deleting.tenant_id, deleting.id)
+        .await
+        .unwrap();
+    let active = new("acme", "active", None);
+    create_active(repo, &active).await;
+
+    // Nothing is stale yet under a long grace period.
+    assert!(
+        repo.claim_stale(Duration::from_secs(3600), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut claimed: Vec<_> = repo
+        .claim_stale(Duration::from_millis(10), 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.id, c.state))
+        .collect();
+    claimed.sort_by_key(|(id, _)| *id);
+    let mut want = vec![
+        (creating.id, ConnectorState::Deleting),
+        (deleting.id, ConnectorState::Deleting),
+    ];
+    want.sort_by_key(|(id, _)| *id);
+    assert_eq!(claimed, want, "both unfinished rows, flipped to deleting");
+
+    // The lease was renewed: a second claim right away takes nothing.
+    assert!(
+        repo.claim_stale(Duration::from_secs(1), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // The creating row was taken over: the original create can no longer activate it.
+    assert!(repo.mark_active(creating.id).await.unwrap().is_none());
+}
+
+/// Conformance case `concurrent_claims_never_take_the_same_row_twice`.
+pub async fn concurrent_claims_never_take_the_same_row_twice<
+    R: ConnectorRepository + Clone + 'static,
+>(
+    repo: &R,
+) {
+    for i in 0..20 {
+        repo.insert_creating(&new("acme", &format!("c{i}"), None))
+            .await
+            .unwrap();
+    }
+    // Rows become stale after 1 s; the lease each claim takes then also lasts 1 s, far longer
+    // than the four concurrent claims below take.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let claims = claim_concurrently(repo).await;
+    let mut all: Vec<_> = claims.into_iter().flatten().map(|c| c.id).collect();
+    let total = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), total, "a row was claimed twice");
+    assert_eq!(total, 20);
+}
+
+async fn claim_concurrently<R: ConnectorRepository + Clone + 'static>(
+    repo: &R,
+) -> Vec<Vec<connector_domain::Connector>> {
+    let mut handles = Vec::new();
+    for _ in 0..4 {
+        let r = repo.clone();
+        handles.push(tokio::spawn(async move {
+            r.claim_stale(Duration::from_secs(1), 20).await.unwrap()
+        }));
+    }
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}

@@ -1,0 +1,111 @@
+//! The [`SecretStore`] conformance suite: every implementation must pass each of these.
+//!
+//! Run it with [`secret_store_conformance!`](crate::secret_store_conformance), giving an async
+//! expression that yields `(guard, store)`. Names get a fresh random prefix per case, so stores
+//! shared between tests (one LocalStack) do not interfere.
+
+use connector_domain::{BotToken, ConnectorId, SecretName, SecretPrefix, TenantId};
+use connector_ports::{ConnectorSecret, SecretLabels, SecretStore, SecretStoreError};
+
+fn fresh_name(tenant: &str) -> (SecretName, SecretLabels) {
+    let tenant = TenantId::parse("tenant_id", tenant).unwrap();
+    let id = ConnectorId::new_v7();
+    let prefix = SecretPrefix::parse(
+        "prefix",
+        &format!("conformance-{}/", uuid::Uuid::new_v4().simple()),
+    )
+    .unwrap();
+    (
+        prefix.secret_name(&tenant, id),
+        SecretLabels {
+            tenant_id: tenant,
+            connector_id: id,
+        },
+    )
+}
+
+fn secret(token: &str) -> ConnectorSecret {
+    ConnectorSecret {
+        bot_token: BotToken::parse("t", token).unwrap(),
+    }
+}
+
+/// Conformance case: write, read, overwrite, delete, and write again under the same name.
+pub async fn put_get_delete_round_trip<S: SecretStore>(store: &S) {
+    let (name, labels) = fresh_name("acme");
+    store
+        .put(&name, &secret("xoxb-1111-2222-first"), &labels)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get(&name).await.unwrap().bot_token.expose(),
+        "xoxb-1111-2222-first"
+    );
+    store
+        .put(&name, &secret("xoxb-1111-2222-second"), &labels)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get(&name).await.unwrap().bot_token.expose(),
+        "xoxb-1111-2222-second"
+    );
+    store.delete(&name).await.unwrap();
+    assert!(matches!(
+        store.get(&name).await,
+        Err(SecretStoreError::NotFound)
+    ));
+    // No recovery window: the name is usable again at once.
+    store
+        .put(&name, &secret("xoxb-1111-2222-third"), &labels)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get(&name).await.unwrap().bot_token.expose(),
+        "xoxb-1111-2222-third"
+    );
+    store.delete(&name).await.unwrap();
+}
+
+/// Conformance case: deleting what is not there succeeds.
+pub async fn deleting_a_missing_secret_succeeds<S: SecretStore>(store: &S) {
+    let (name, _) = fresh_name("acme");
+    store.delete(&name).await.unwrap();
+    store.delete(&name).await.unwrap();
+}
+
+/// Conformance case: reading what is not there is `NotFound`.
+pub async fn getting_a_missing_secret_is_not_found<S: SecretStore>(store: &S) {
+    let (name, _) = fresh_name("acme");
+    assert!(matches!(
+        store.get(&name).await,
+        Err(SecretStoreError::NotFound)
+    ));
+}
+
+/// Conformance case: secrets of different connectors never mix.
+pub async fn each_name_keeps_its_own_value<S: SecretStore>(store: &S) {
+    let (a, la) = fresh_name("acme");
+    let (b, lb) = fresh_name("acme");
+    store
+        .put(&a, &secret("xoxb-1111-2222-aaaaaaaa"), &la)
+        .await
+        .unwrap();
+    store
+        .put(&b, &secret("xoxb-1111-2222-bbbbbbbb"), &lb)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get(&a).await.unwrap().bot_token.expose(),
+        "xoxb-1111-2222-aaaaaaaa"
+    );
+    assert_eq!(
+        store.get(&b).await.unwrap().bot_token.expose(),
+        "xoxb-1111-2222-bbbbbbbb"
+    );
+    store.delete(&a).await.unwrap();
+    assert_eq!(
+        store.get(&b).await.unwrap().bot_token.expose(),
+        "xoxb-1111-2222-bbbbbbbb"
+    );
+    store.delete(&b).await.unwrap();
+}
