@@ -1,0 +1,497 @@
+//! SQLite implementation of the [`ConnectorRepository`] port, for the embedded mode: one file,
+//! no server. diesel's `SqliteConnection` runs behind diesel-async's `SyncConnectionWrapper`
+//! (blocking calls on tokio's blocking pool) in a bb8 pool; SQLite itself is compiled in.
+//!
+//! The semantics are PostgreSQL's (the same conformance suite runs against both): names unique
+//! per tenant, request IDs unique per tenant, the `creating` → `active` → `deleting` lifecycle,
+//! and atomic claims of stale rows (SQLite serialises writers, and the claim is one
+//! `UPDATE … RETURNING` statement). Connections use WAL and a busy timeout, so several
+//! processes may share the file.
+//!
+//! # Must never
+//! Let a diesel type escape through the port, store a token, or log one.
+
+mod schema;
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use connector_domain::{
+    ChannelId, ChannelName, Connector, ConnectorId, ConnectorName, ConnectorState, RequestId,
+    TenantId, WorkspaceId,
+};
+use connector_ports::{ConnectorRepository, NewConnector, RepositoryError};
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::sqlite::SqliteConnection;
+use diesel_async::pooled_connection::bb8::{Pool, PooledConnection, RunError};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::{AsyncConnection as _, RunQueryDsl, SimpleAsyncConnection as _};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness as _, embed_migrations};
+
+use crate::schema::connectors::{self, dsl};
+
+/// The migrations of `migrations/sqlite`, compiled in.
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+
+type Conn = SyncConnectionWrapper<SqliteConnection>;
+
+/// Per-connection settings: WAL lets readers run beside a writer, and writers wait for each
+/// other (up to the busy timeout) instead of failing.
+const PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
+                       PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
+
+/// Errors of setting the adapter up.
+#[derive(Debug, thiserror::Error)]
+pub enum SqliteSetupError {
+    /// The URL is not a `sqlite://` path.
+    #[error("database.url: {0}")]
+    Url(String),
+    /// The file could not be opened or created.
+    #[error("cannot open the SQLite database: {0}")]
+    Open(String),
+    /// A migration failed.
+    #[error("database migration failed: {0}")]
+    Migrate(String),
+}
+
+/// The file path of a `sqlite://PATH` URL (`sqlite:///abs/path` or `sqlite://relative/path`).
+pub fn path_from_url(url: &str) -> Result<PathBuf, SqliteSetupError> {
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .ok_or_else(|| SqliteSetupError::Url(format!("{url:?} is not a sqlite:// URL")))?;
+    if path.is_empty() {
+        return Err(SqliteSetupError::Url(
+            "the sqlite:// URL names no file".into(),
+        ));
+    }
+    Ok(PathBuf::from(path))
+}
+
+/// Creates the file (and its directory) if needed and applies pending migrations; returns the
+/// versions applied.
+pub async fn run_migrations(path: &Path) -> Result<Vec<String>, SqliteSetupError> {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| SqliteSetupError::Open(e.to_string()))?;
+        }
+        let mut conn = SqliteConnection::establish(&path.to_string_lossy())
+            .map_err(|e| SqliteSetupError::Open(e.to_string()))?;
+        diesel::connection::SimpleConnection::batch_execute(&mut conn, PRAGMAS)
+            .map_err(|e| SqliteSetupError::Open(e.to_string()))?;
+        conn.run_pending_migrations(MIGRATIONS)
+            .map(|v| v.iter().map(|v| v.to_string()).collect())
+            .map_err(|e| SqliteSetupError::Migrate(e.to_string()))
+    })
+    .await
+    .map_err(|e| SqliteSetupError::Migrate(format!("migration task failed: {e}")))?
+}
+
+/// The SQLite repository; cheap to clone (the pool is shared).
+#[derive(Clone)]
+pub struct SqliteConnectorRepository {
+    pool: Pool<Conn>,
+    query_timeout: Duration,
+}
+
+impl std::fmt::Debug for SqliteConnectorRepository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteConnectorRepository")
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteConnectorRepository {
+    /// Opens the database file at `path` (which [`run_migrations`] has prepared).
+    pub async fn open(path: &Path, max_connections: u32) -> Result<Self, SqliteSetupError> {
+        let mut config = ManagerConfig::<Conn>::default();
+        config.custom_setup = Box::new(|url| {
+            let url = url.to_owned();
+            Box::pin(async move {
+                let mut conn = Conn::establish(&url).await?;
+                conn.batch_execute(PRAGMAS)
+                    .await
+                    .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                Ok(conn)
+            })
+        });
+        let manager =
+            AsyncDieselConnectionManager::<Conn>::new_with_config(path.to_string_lossy(), config);
+        let pool = Pool::builder()
+            .max_size(max_connections.max(1))
+            .connection_timeout(Duration::from_secs(5))
+            .build(manager)
+            .await
+            .map_err(|e| SqliteSetupError::Open(e.to_string()))?;
+        drop(
+            pool.get()
+                .await
+                .map_err(|e| SqliteSetupError::Open(e.to_string()))?,
+        );
+        Ok(Self {
+            pool,
+            query_timeout: Duration::from_secs(10),
+        })
+    }
+
+    async fn conn(&self) -> Result<PooledConnection<'_, Conn>, RepositoryError> {
+        self.pool.get().await.map_err(|e| match e {
+            RunError::TimedOut => {
+                RepositoryError::Unavailable("timed out waiting for a database connection".into())
+            }
+            RunError::User(e) => {
+                RepositoryError::Unavailable(format!("cannot open the database: {e}"))
+            }
+        })
+    }
+
+    async fn timed<T>(
+        &self,
+        f: impl Future<Output = Result<T, RepositoryError>>,
+    ) -> Result<T, RepositoryError> {
+        tokio::time::timeout(self.query_timeout, f)
+            .await
+            .map_err(|_| RepositoryError::Unavailable("database query timed out".into()))?
+    }
+}
+
+fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+fn now_micros() -> i64 {
+    micros(Utc::now())
+}
+
+#[derive(Debug, Queryable, Selectable, QueryableByName)]
+#[diesel(table_name = connectors, check_for_backend(diesel::sqlite::Sqlite))]
+struct Row {
+    id: String,
+    tenant_id: String,
+    name: String,
+    workspace_id: String,
+    default_channel_id: String,
+    default_channel_name: String,
+    state: String,
+    #[allow(dead_code)]
+    request_id: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<Row> for Connector {
+    type Error = RepositoryError;
+    fn try_from(r: Row) -> Result<Self, Self::Error> {
+        let corrupt = |what: String| {
+            RepositoryError::Unknown(anyhow::anyhow!("corrupt row {}: {what}", r.id))
+        };
+        let time = |us: i64| {
+            DateTime::<Utc>::from_timestamp_micros(us)
+                .ok_or_else(|| corrupt(format!("timestamp {us} out of range")))
+        };
+        Ok(Connector {
+            id: ConnectorId::parse("id", &r.id).map_err(|e| corrupt(e.to_string()))?,
+            tenant_id: TenantId::parse("tenant_id", &r.tenant_id)
+                .map_err(|e| corrupt(e.to_string()))?,
+            name: ConnectorName::parse("name", &r.name).map_err(|e| corrupt(e.to_string()))?,
+            workspace_id: WorkspaceId::new(r.workspace_id.clone()),
+            default_channel_id: ChannelId::new(r.default_channel_id.clone()),
+            default_channel_name: ChannelName::new(r.default_channel_name.clone()),
+            state: ConnectorState::from_stored(&r.state)
+                .ok_or_else(|| corrupt(format!("unknown state {:?}", r.state)))?,
+            created_at: time(r.created_at)?,
+            updated_at: time(r.updated_at)?,
+        })
+    }
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = connectors)]
+struct NewRow<'a> {
+    id: String,
+    tenant_id: &'a str,
+    name: &'a str,
+    workspace_id: &'a str,
+    default_channel_id: &'a str,
+    default_channel_name: &'a str,
+    state: &'a str,
+    request_id: Option<&'a str>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+fn map_err(e: DieselError) -> RepositoryError {
+    match e {
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
+            let message = info.message();
+            if message.contains("connectors.name") {
+                RepositoryError::DuplicateName
+            } else if message.contains("connectors.request_id") {
+                RepositoryError::DuplicateRequestId
+            } else {
+                RepositoryError::Unknown(anyhow::anyhow!("unexpected unique violation: {message}"))
+            }
+        }
+        DieselError::DatabaseError(_, info)
+            if info.message().contains("database is locked")
+                || info.message().contains("database is busy") =>
+        {
+            RepositoryError::Unavailable(format!("the database is busy: {}", info.message()))
+        }
+        other => RepositoryError::Unknown(anyhow::Error::new(other)),
+    }
+}
+
+fn one(row: Option<Row>) -> Result<Option<Connector>, RepositoryError> {
+    row.map(Connector::try_from).transpose()
+}
+
+fn many(rows: Vec<Row>) -> Result<Vec<Connector>, RepositoryError> {
+    rows.into_iter().map(Connector::try_from).collect()
+}
+
+#[async_trait]
+impl ConnectorRepository for SqliteConnectorRepository {
+    async fn insert_creating(&self, new: &NewConnector) -> Result<Connector, RepositoryError> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let now = now_micros();
+            let row: Row = diesel::insert_into(connectors::table)
+                .values(NewRow {
+                    id: new.id.to_string(),
+                    tenant_id: new.tenant_id.as_str(),
+                    name: new.name.as_str(),
+                    workspace_id: new.workspace_id.as_str(),
+                    default_channel_id: new.default_channel_id.as_str(),
+                    default_channel_name: new.default_channel_name.as_str(),
+                    state: ConnectorState::Creating.as_str(),
+                    request_id: new.request_id.as_ref().map(RequestId::as_str),
+                    created_at: now,
+                    updated_at: now,
+                })
+                .returning(Row::as_returning())
+                .get_result(&mut conn)
+                .await
+                .map_err(map_err)?;
+            row.try_into()
+        })
+        .await
+    }
+
+    async fn mark_active(&self, id: ConnectorId) -> Result<Option<Connector>, RepositoryError> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let row = diesel::update(
+                dsl::connectors
+                    .filter(dsl::id.eq(id.to_string()))
+                    .filter(dsl::state.eq(ConnectorState::Creating.as_str())),
+            )
+            .set((
+                dsl::state.eq(ConnectorState::Active.as_str()),
+                dsl::updated_at.eq(now_micros()),
+            ))
+            .returning(Row::as_returning())
+            .get_result(&mut conn)
+            .await
+            .optional()
+            .map_err(map_err)?;
+            one(row)
+        })
+        .await
+    }
+
+    async fn remove_creating(&self, id: ConnectorId) -> Result<(), RepositoryError> {
+        self.remove_in_state(id, ConnectorState::Creating).await
+    }
+
+    async fn find_by_request_id(
+        &self,
+        tenant: &TenantId,
+        request_id: &RequestId,
+    ) -> Result<Option<Connector>, RepositoryError> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let row = dsl::connectors
+                .filter(dsl::tenant_id.eq(tenant.as_str()))
+                .filter(dsl::request_id.eq(request_id.as_str()))
+                .select(Row::as_select())
+                .first(&mut conn)
+                .await
+                .optional()
+                .map_err(map_err)?;
+            one(row)
+        })
+        .await
+    }
+
+    async fn get_active(
+        &self,
+        tenant: &TenantId,
+        id: ConnectorId,
+    ) -> Result<Option<Connector>, RepositoryError> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let row = dsl::connectors
+                .filter(dsl::tenant_id.eq(tenant.as_str()))
+                .filter(dsl::id.eq(id.to_string()))
+                .filter(dsl::state.eq(ConnectorState::Active.as_str()))
+                .select(Row::as_select())
+                .first(&mut conn)
+                .await
+                .optional()
+                .map_err(map_err)?;
+            one(row)
+        })
+        .await
+    }
+
+    async fn find_active(&self, id: ConnectorId) -> Result<Option<Connector>, RepositoryError> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let row = dsl::connectors
+                .filter(dsl::id.eq(id.to_string()))
+                .filter(dsl::state.eq(ConnectorState::Active.as_str()))
+                .select(Row::as_select())
+                .first(&mut conn)
+                .await
+                .optional()
+                .map_err(map_err)?;
+            one(row)
+        })
+        .await
+    }
+
+    async fn list_active(
+        &self,
+        tenant: &TenantId,
+        after: Option<ConnectorId>,
+        limit: u32,
+    ) -> Result<Vec<Connector>, RepositoryError> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let mut query = dsl::connectors
+                .filter(dsl::tenant_id.eq(tenant.as_str()))
+                .filter(dsl::state.eq(ConnectorState::Active.as_str()))
+                .order(dsl::id.asc())
+                .limit(i64::from(limit))
+                .select(Row::as_select())
+                .into_boxed();
+            if let Some(after) = after {
+                query = query.filter(dsl::id.gt(after.to_string()));
+            }
+            many(query.load(&mut conn).await.map_err(map_err)?)
+        })
+        .await
+    }
+
+    async fn mark_deleting(
+        &self,
+        tenant: &TenantId,
+        id: ConnectorId,
+    ) -> Result<Option<Connector>, RepositoryError> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let row = diesel::update(
+                dsl::connectors
+                    .filter(dsl::tenant_id.eq(tenant.as_str()))
+                    .filter(dsl::id.eq(id.to_string()))
+                    .filter(dsl::state.eq_any([
+                        ConnectorState::Active.as_str(),
+                        ConnectorState::Deleting.as_str(),
+                    ])),
+            )
+            .set((
+                dsl::state.eq(ConnectorState::Deleting.as_str()),
+                dsl::updated_at.eq(now_micros()),
+            ))
+            .returning(Row::as_returning())
+            .get_result(&mut conn)
+            .await
+            .optional()
+            .map_err(map_err)?;
+            one(row)
+        })
+        .await
+    }
+
+    async fn remove_deleting(&self, id: ConnectorId) -> Result<(), RepositoryError> {
+        self.remove_in_state(id, ConnectorState::Deleting).await
+    }
+
+    async fn claim_stale(
+        &self,
+        stale_after: Duration,
+        limit: u32,
+    ) -> Result<Vec<Connector>, RepositoryError> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let now = now_micros();
+            let cutoff =
+                now.saturating_sub(i64::try_from(stale_after.as_micros()).unwrap_or(i64::MAX));
+            // One statement, and SQLite runs one writer at a time: the claim is atomic.
+            let rows: Vec<Row> = diesel::sql_query(
+                "UPDATE connectors SET state = 'deleting', updated_at = ? \
+                 WHERE id IN ( \
+                   SELECT id FROM connectors \
+                   WHERE state <> 'active' AND updated_at < ? \
+                   ORDER BY updated_at LIMIT ?) \
+                 RETURNING *",
+            )
+            .bind::<diesel::sql_types::BigInt, _>(now)
+            .bind::<diesel::sql_types::BigInt, _>(cutoff)
+            .bind::<diesel::sql_types::BigInt, _>(i64::from(limit))
+            .load(&mut conn)
+            .await
+            .map_err(map_err)?;
+            many(rows)
+        })
+        .await
+    }
+}
+
+impl SqliteConnectorRepository {
+    async fn remove_in_state(
+        &self,
+        id: ConnectorId,
+        state: ConnectorState,
+    ) -> Result<(), RepositoryError> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            diesel::delete(
+                dsl::connectors
+                    .filter(dsl::id.eq(id.to_string()))
+                    .filter(dsl::state.eq(state.as_str())),
+            )
+            .execute(&mut conn)
+            .await
+            .map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_name_a_file() {
+        assert_eq!(
+            path_from_url("sqlite:///var/lib/sc/db.sqlite3").unwrap(),
+            PathBuf::from("/var/lib/sc/db.sqlite3")
+        );
+        assert_eq!(
+            path_from_url("sqlite://data/db.sqlite3").unwrap(),
+            PathBuf::from("data/db.sqlite3")
+        );
+        assert!(path_from_url("sqlite://").is_err());
+        assert!(path_from_url("postgres://x").is_err());
+    }
+}

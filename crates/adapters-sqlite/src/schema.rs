@@ -1,0 +1,27 @@
+//! The diesel view of `migrations/sqlite`.
+
+diesel::table! {
+    /// Connector metadata; see the migration for the meaning of each column.
+    connectors (id) {
+        /// Canonical UUID text.
+        id -> Text,
+        /// Owning tenant.
+        tenant_id -> Text,
+        /// Unique per tenant.
+        name -> Text,
+        /// Slack team ID.
+        workspace_id -> Text,
+        /// Default channel ID.
+        default_channel_id -> Text,
+        /// Default channel name.
+        default_channel_name -> Text,
+        /// `creating`, `active` or `deleting`.
+        state -> Text,
+        /// Idempotency key.
+        request_id -> Nullable<Text>,
+        /// Microseconds since the Unix epoch.
+        created_at -> BigInt,
+        /// Microseconds since the Unix epoch.
+        updated_at -> BigInt,
+    }
+}

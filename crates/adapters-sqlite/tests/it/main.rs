@@ -1,0 +1,41 @@
+//! The repository conformance suite against SQLite files, plus SQLite-specific cases.
+
+// Helpers here are test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::path::PathBuf;
+
+use connector_adapters_sqlite::{SqliteConnectorRepository, run_migrations};
+
+/// A temporary directory removed when dropped.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn repo() -> (TempDir, SqliteConnectorRepository) {
+    let dir = std::env::temp_dir().join(format!("sc-sqlite-{}", uuid::Uuid::new_v4().simple()));
+    let path = dir.join("nested").join("connectors.sqlite3");
+    run_migrations(&path).await.unwrap();
+    let repo = SqliteConnectorRepository::open(&path, 4).await.unwrap();
+    (TempDir(dir), repo)
+}
+
+test_support::repository_conformance!(repo());
+
+#[tokio::test]
+async fn migrations_are_idempotent_and_data_survives_reopening() {
+    use connector_ports::ConnectorRepository as _;
+    let (dir, repo) = repo().await;
+    let path = dir.0.join("nested").join("connectors.sqlite3");
+    let n = test_support::conformance::repository::new("acme", "prod", None);
+    repo.insert_creating(&n).await.unwrap();
+    repo.mark_active(n.id).await.unwrap();
+    drop(repo);
+    assert!(run_migrations(&path).await.unwrap().is_empty());
+    let reopened = SqliteConnectorRepository::open(&path, 2).await.unwrap();
+    assert!(reopened.find_active(n.id).await.unwrap().is_some());
+}
