@@ -3,6 +3,7 @@
 //! ```text
 //! connector-server [--config FILE] [serve]   # apply migrations, then serve (the default)
 //! connector-server [--config FILE] migrate   # apply migrations and exit
+//! connector-server [--config FILE] rotate-key  # embedded mode: re-encrypt secrets under a new key
 //! ```
 
 use std::path::PathBuf;
@@ -28,6 +29,9 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Local secret store: add a new key to the key file, re-encrypt every secret under it and
+    /// retire the keys nothing uses. Safe while servers run.
+    RotateKey,
 }
 
 #[tokio::main]
@@ -44,6 +48,7 @@ async fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings).await,
         Command::Migrate => migrate(settings).await,
+        Command::RotateKey => rotate(settings).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -61,7 +66,21 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
 }
 
 async fn migrate(settings: Settings) -> anyhow::Result<()> {
-    let applied = connector_adapters_postgres::run_migrations(settings.postgres_url()?).await?;
+    let applied = settings.storage().migrate().await?;
     tracing::info!(count = applied.len(), ?applied, "migrations applied");
+    Ok(())
+}
+
+async fn rotate(settings: Settings) -> anyhow::Result<()> {
+    let storage = settings.storage();
+    if !storage.local_secrets()? {
+        anyhow::bail!(
+            "rotate-key rotates the local secret store's key; this configuration keeps secrets in AWS Secrets Manager, which manages its own encryption keys"
+        );
+    }
+    let store = storage.open_local_secrets()?;
+    let report = connector_storage::rotate_key(&store).await?;
+    tracing::info!(new_key_id = %report.new_key_id, reencrypted = report.reencrypted,
+        retired = ?report.retired, "key rotated");
     Ok(())
 }

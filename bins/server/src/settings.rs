@@ -4,15 +4,20 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use secrecy::{ExposeSecret as _, SecretString};
+use connector_adapters_aws::{AwsSettings, StaticCredentials};
+use connector_storage::StorageSettings;
+use secrecy::SecretString;
 use serde::Deserialize;
 
 /// Everything the server can be told.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
+    /// `CONNECTOR__DATA_DIR`: where the embedded mode keeps its files (default
+    /// `$XDG_DATA_HOME/slack-connector`, else `~/.local/share/slack-connector`).
+    pub data_dir: Option<PathBuf>,
     /// The gRPC listener.
     pub grpc: GrpcSettings,
     /// The HTTP listener (OAuth redirect and metrics; not served by this release).
@@ -52,8 +57,8 @@ pub struct HttpSettings {
 /// `database.*`
 #[derive(Debug, Clone, Deserialize)]
 pub struct DatabaseSettings {
-    /// `CONNECTOR__DATABASE__URL`: a `postgres://` URL. May contain a password, so it is a
-    /// secret.
+    /// `CONNECTOR__DATABASE__URL`: `postgres://…`, `sqlite://PATH`, or unset for the
+    /// embedded mode. May contain a password, so it is a secret.
     pub url: Option<SecretString>,
     /// Most pooled connections (default 16).
     pub max_connections: u32,
@@ -80,6 +85,14 @@ pub struct SecretsSection {
     pub prefix: String,
     /// `CONNECTOR__SECRETS__BACKEND`: `aws` or `local`; by default it follows the database.
     pub backend: Option<String>,
+    /// `CONNECTOR__SECRETS__LOCAL_KEY`: the local store's key, base64 of 32 bytes; without it
+    /// a key file is used (and created on first start).
+    pub local_key: Option<SecretString>,
+    /// `CONNECTOR__SECRETS__LOCAL_KEY_FILE`: default `DATA_DIR/secrets.key`.
+    pub local_key_file: Option<PathBuf>,
+    /// `CONNECTOR__SECRETS__LOCAL_DIR`: the local store's directory, default
+    /// `DATA_DIR/secrets`.
+    pub local_dir: Option<PathBuf>,
 }
 
 /// `slack.*`
@@ -244,46 +257,28 @@ impl Settings {
         Ok(())
     }
 
-    /// The PostgreSQL URL, or an error explaining what is supported.
-    pub fn postgres_url(&self) -> Result<&str, SettingsError> {
-        let invalid = |reason: &str| SettingsError::Invalid {
-            key: "database.url",
-            env: "CONNECTOR__DATABASE__URL",
-            reason: reason.to_owned(),
-        };
-        let url = self
-            .database
-            .url
-            .as_ref()
-            .map(|u| u.expose_secret())
-            .filter(|u| !u.is_empty())
-            .ok_or_else(|| {
-                invalid(
-                    "not set; this release stores metadata in PostgreSQL only: \
-                     set it to a postgres:// URL (the embedded SQLite mode is not available yet)",
-                )
-            })?;
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(url)
-        } else if url.starts_with("sqlite:") {
-            Err(invalid(
-                "the embedded SQLite mode is not available in this release; use a postgres:// URL",
-            ))
-        } else {
-            Err(invalid("must be a postgres:// URL"))
-        }
-    }
-
-    /// Whether the secrets go to AWS Secrets Manager (the only backend of this release).
-    pub fn check_secrets_backend(&self) -> Result<(), SettingsError> {
-        match self.secrets.backend.as_deref() {
-            None | Some("aws") => Ok(()),
-            Some(_) => Err(SettingsError::Invalid {
-                key: "secrets.backend",
-                env: "CONNECTOR__SECRETS__BACKEND",
-                reason: "the local encrypted store is not available in this release; use `aws`"
-                    .into(),
-            }),
+    /// Where the stores are, for `connector-storage`.
+    pub fn storage(&self) -> StorageSettings {
+        StorageSettings {
+            database_url: self.database.url.clone(),
+            data_dir: self.data_dir.clone().unwrap_or_else(default_data_dir),
+            max_connections: self.database.max_connections,
+            secrets_backend: self.secrets.backend.clone(),
+            aws: AwsSettings {
+                region: self.aws.region.clone(),
+                endpoint_url: self.aws.endpoint_url.clone(),
+                credentials: match (&self.aws.access_key_id, &self.aws.secret_access_key) {
+                    (Some(id), Some(key)) => Some(StaticCredentials {
+                        access_key_id: id.clone(),
+                        secret_access_key: key.clone(),
+                    }),
+                    _ => None,
+                },
+                ..AwsSettings::default()
+            },
+            local_key: self.secrets.local_key.clone(),
+            local_key_file: self.secrets.local_key_file.clone(),
+            local_secrets_dir: self.secrets.local_dir.clone(),
         }
     }
 
@@ -291,6 +286,18 @@ impl Settings {
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.grpc.shutdown_grace_secs)
     }
+}
+
+/// `$XDG_DATA_HOME/slack-connector`, else `~/.local/share/slack-connector`, else
+/// `./slack-connector-data`.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(xdg).join("slack-connector");
+    }
+    if let Some(home) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(home).join(".local/share/slack-connector");
+    }
+    PathBuf::from("slack-connector-data")
 }
 
 #[cfg(test)]
@@ -338,7 +345,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.grpc.listen_addr.port(), 6000);
-        assert_eq!(s.postgres_url().unwrap(), "postgres://u:pw@h/db");
+        assert_eq!(
+            s.storage().metadata().unwrap(),
+            connector_storage::Metadata::Postgres
+        );
         assert_eq!(s.aws.endpoint_url.as_deref(), Some("http://127.0.0.1:4566"));
         assert_eq!(s.secrets.prefix, "team-a/");
         assert_eq!(s.log.format, LogFormat::Json);
@@ -382,13 +392,22 @@ mod tests {
             .to_string();
         assert!(err.contains("CONNECTOR__SECRETS__PREFIX"), "{err}");
 
-        let s = Settings::load_from(None, env(&[])).unwrap();
-        let err = s.postgres_url().unwrap_err().to_string();
-        assert!(err.contains("CONNECTOR__DATABASE__URL"), "{err}");
-
         let s =
             Settings::load_from(None, env(&[("CONNECTOR__DATABASE__URL", "mysql://x")])).unwrap();
-        assert!(s.postgres_url().is_err());
+        let err = s.storage().metadata().unwrap_err().to_string();
+        assert!(err.contains("CONNECTOR__DATABASE__URL"), "{err}");
+    }
+
+    #[test]
+    fn without_a_database_url_the_server_is_embedded() {
+        let s = Settings::load_from(None, env(&[("CONNECTOR__DATA_DIR", "/srv/sc")])).unwrap();
+        let storage = s.storage();
+        assert_eq!(
+            storage.metadata().unwrap(),
+            connector_storage::Metadata::Sqlite("/srv/sc/connectors.sqlite3".into())
+        );
+        assert!(storage.local_secrets().unwrap());
+        assert_eq!(storage.secrets_dir(), PathBuf::from("/srv/sc/secrets"));
     }
 
     #[test]

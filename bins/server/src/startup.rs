@@ -6,8 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use connector_adapters_aws::{AwsSecretStore, AwsSettings, StaticCredentials};
-use connector_adapters_postgres::{PgConnectorRepository, PgSettings, run_migrations};
 use connector_adapters_slack::{HttpSlackApi, SlackSettings};
 use connector_domain::SecretPrefix;
 use connector_grpc_api::ConnectorGrpc;
@@ -36,46 +34,20 @@ impl std::fmt::Debug for Application {
 }
 
 impl Application {
-    /// Connects to PostgreSQL (applying pending migrations), prepares the Secrets Manager and
-    /// Slack clients and binds the gRPC listener (port 0 picks a free port).
+    /// Opens the stores (PostgreSQL + Secrets Manager, or the embedded SQLite file + local
+    /// encrypted secrets), applying pending migrations, prepares the Slack client and binds the
+    /// gRPC listener (port 0 picks a free port).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let url = settings.postgres_url()?;
-        settings.check_secrets_backend()?;
         let prefix = SecretPrefix::parse("secrets.prefix", &settings.secrets.prefix)?;
-
-        let applied = run_migrations(url).await?;
-        if !applied.is_empty() {
-            tracing::info!(?applied, "database migrations applied");
-        }
-        let repo = PgConnectorRepository::connect(
-            url,
-            &PgSettings {
-                max_connections: settings.database.max_connections,
-                ..PgSettings::default()
-            },
-        )
-        .await?;
-        let secrets = AwsSecretStore::new(&AwsSettings {
-            region: settings.aws.region.clone(),
-            endpoint_url: settings.aws.endpoint_url.clone(),
-            credentials: match (&settings.aws.access_key_id, &settings.aws.secret_access_key) {
-                (Some(id), Some(key)) => Some(StaticCredentials {
-                    access_key_id: id.clone(),
-                    secret_access_key: key.clone(),
-                }),
-                _ => None,
-            },
-            ..AwsSettings::default()
-        })
-        .await;
+        let storage = connector_storage::open(&settings.storage(), true).await?;
+        tracing::info!(storage = %storage.description, "storage ready");
+        let (repo, secrets) = (storage.repo, storage.secrets);
         let slack = HttpSlackApi::new(SlackSettings {
             api_base_url: settings.slack.api_base_url.clone(),
             deadline: Duration::from_secs(settings.slack.deadline_secs),
             ..SlackSettings::default()
         })?;
 
-        let repo = Arc::new(repo);
-        let secrets = Arc::new(secrets);
         let slack = Arc::new(slack);
         let service =
             ConnectorService::new(repo.clone(), secrets.clone(), slack.clone(), prefix.clone());

@@ -62,39 +62,10 @@ impl TestApp {
     pub(crate) async fn spawn_with(extra: &[(&str, &str)]) -> Self {
         test_support::require_localstack().await.unwrap();
         let db = TestDatabase::create().await.unwrap();
-        let double = SlackDouble::start().await.unwrap();
-        double.state().add_generated_workspace(
-            TEAM,
-            GENERATED_CHANNELS,
-            vec![
-                Channel::public("C0ALERTS01", "alerts"),
-                Channel {
-                    is_archived: true,
-                    ..Channel::public("C0ARCHIVE1", "old-alerts")
-                },
-                Channel {
-                    is_private: true,
-                    ..Channel::public("G0PRIVATE1", "private-ops")
-                },
-                Channel {
-                    is_member: false,
-                    ..Channel::public("C0OUTSIDE1", "outside")
-                },
-            ],
-        );
-        double.state().add_token(TOKEN, TEAM);
+        let double = double().await;
         let prefix = format!("e2e-{}/", uuid::Uuid::new_v4().simple());
-        let app = Application::build(settings(&db, &double.api_base_url(), &prefix, extra))
-            .await
-            .unwrap();
-        let addr = app.grpc_addr();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(app.run_until_stopped(async {
-            let _ = stopped.await;
-        }));
-        let client = ConnectorServiceClient::connect(format!("http://{addr}"))
-            .await
-            .unwrap();
+        let running = start(settings(&db, &double.api_base_url(), &prefix, extra)).await;
+        let (client, stop, server) = running;
         Self {
             client,
             double,
@@ -151,6 +122,74 @@ impl TestApp {
             server.await.unwrap().unwrap();
         }
     }
+}
+
+/// The Slack double's workspace every test uses.
+pub(crate) async fn double() -> SlackDouble {
+    let double = SlackDouble::start().await.unwrap();
+    double.state().add_generated_workspace(
+        TEAM,
+        GENERATED_CHANNELS,
+        vec![
+            Channel::public("C0ALERTS01", "alerts"),
+            Channel {
+                is_archived: true,
+                ..Channel::public("C0ARCHIVE1", "old-alerts")
+            },
+            Channel {
+                is_private: true,
+                ..Channel::public("G0PRIVATE1", "private-ops")
+            },
+            Channel {
+                is_member: false,
+                ..Channel::public("C0OUTSIDE1", "outside")
+            },
+        ],
+    );
+    double.state().add_token(TOKEN, TEAM);
+    double
+}
+
+type Running = (
+    ConnectorServiceClient<GrpcChannel>,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+);
+
+/// Builds and runs a server in process; returns a client, the stop switch and the task.
+pub(crate) async fn start(settings: Settings) -> Running {
+    let app = Application::build(settings).await.unwrap();
+    let addr = app.grpc_addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    let client = ConnectorServiceClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    (client, stop, server)
+}
+
+/// Stops a server started by [`start`].
+pub(crate) async fn stop(running: Running) {
+    let (_, stop, server) = running;
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
+
+/// Settings of the embedded mode: no database URL, everything under `data_dir`.
+pub(crate) fn embedded_settings(data_dir: &std::path::Path, slack_base: &str) -> Settings {
+    let env: HashMap<String, String> = [
+        ("CONNECTOR__GRPC__LISTEN_ADDR", "127.0.0.1:0"),
+        ("CONNECTOR__DATA_DIR", &data_dir.to_string_lossy()),
+        ("CONNECTOR__SLACK__API_BASE_URL", slack_base),
+        ("CONNECTOR__SLACK__DEADLINE_SECS", "5"),
+        ("CONNECTOR__RECONCILER__INTERVAL_SECS", "0"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    Settings::load_from(None, Some(env)).unwrap()
 }
 
 pub(crate) fn create_request(

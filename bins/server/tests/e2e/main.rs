@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod crash_safety;
+mod embedded;
 mod helpers;
 mod lifecycle;
 mod send;
