@@ -261,7 +261,10 @@ impl Settings {
     pub fn storage(&self) -> StorageSettings {
         StorageSettings {
             database_url: self.database.url.clone(),
-            data_dir: self.data_dir.clone().unwrap_or_else(default_data_dir),
+            data_dir: self
+                .data_dir
+                .clone()
+                .unwrap_or_else(connector_storage::default_data_dir),
             max_connections: self.database.max_connections,
             secrets_backend: self.secrets.backend.clone(),
             aws: AwsSettings {
@@ -286,18 +289,6 @@ impl Settings {
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.grpc.shutdown_grace_secs)
     }
-}
-
-/// `$XDG_DATA_HOME/slack-connector`, else `~/.local/share/slack-connector`, else
-/// `./slack-connector-data`.
-pub fn default_data_dir() -> PathBuf {
-    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
-        return PathBuf::from(xdg).join("slack-connector");
-    }
-    if let Some(home) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
-        return PathBuf::from(home).join(".local/share/slack-connector");
-    }
-    PathBuf::from("slack-connector-data")
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use secrecy::{ExposeSecret as _, SecretString};
@@ -19,8 +19,19 @@ use crate::Error;
 /// ([`SenderConfig::from_file`], laid out like the server's). `Debug` shows no secret.
 #[derive(Debug, Clone)]
 pub struct SenderConfig {
-    /// The connectors database (`CONNECTOR__DATABASE__URL`); may hold a password.
-    pub database_url: SecretString,
+    /// The connectors database (`CONNECTOR__DATABASE__URL`): `postgres://…`, `sqlite://PATH`,
+    /// or `None` for the embedded mode's default file under `data_dir`; may hold a password.
+    pub database_url: Option<SecretString>,
+    /// The embedded mode's data directory (`CONNECTOR__DATA_DIR`), as the server's.
+    pub data_dir: PathBuf,
+    /// `aws` or `local` (`CONNECTOR__SECRETS__BACKEND`); `None` follows the database.
+    pub secrets_backend: Option<String>,
+    /// The local store's key, base64 (`CONNECTOR__SECRETS__LOCAL_KEY`).
+    pub local_key: Option<SecretString>,
+    /// The local store's key file (`CONNECTOR__SECRETS__LOCAL_KEY_FILE`).
+    pub local_key_file: Option<PathBuf>,
+    /// The local store's directory (`CONNECTOR__SECRETS__LOCAL_DIR`).
+    pub local_secrets_dir: Option<PathBuf>,
     /// Pooled database connections at most (`CONNECTOR__DATABASE__MAX_CONNECTIONS`, default 4).
     pub max_connections: u32,
     /// AWS region (`CONNECTOR__AWS__REGION`, default `us-east-1`).
@@ -55,7 +66,20 @@ impl SenderConfig {
     /// default (real AWS through the standard credential chain, real Slack).
     pub fn new(database_url: impl Into<String>) -> Self {
         Self {
-            database_url: SecretString::from(database_url.into()),
+            database_url: Some(SecretString::from(database_url.into())),
+            ..Self::embedded(connector_storage::default_data_dir())
+        }
+    }
+
+    /// A configuration for a server in embedded mode whose data directory is `data_dir`.
+    pub fn embedded(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            database_url: None,
+            data_dir: data_dir.into(),
+            secrets_backend: None,
+            local_key: None,
+            local_key_file: None,
+            local_secrets_dir: None,
             max_connections: 4,
             aws_region: "us-east-1".into(),
             aws_endpoint_url: None,
@@ -142,17 +166,16 @@ impl SenderConfig {
                 key: "configuration",
                 reason: e.to_string(),
             })?;
-        let url = raw
-            .database
-            .url
-            .filter(|u| !u.expose_secret().is_empty())
-            .ok_or(Error::Config {
-                key: "database.url (CONNECTOR__DATABASE__URL)",
-                reason:
-                    "not set: the sender reads connectors from the server's PostgreSQL database"
-                        .into(),
-            })?;
-        let mut c = Self::new(url.expose_secret());
+        let mut c = Self::embedded(
+            raw.data_dir
+                .clone()
+                .unwrap_or_else(connector_storage::default_data_dir),
+        );
+        c.database_url = raw.database.url.filter(|u| !u.expose_secret().is_empty());
+        c.secrets_backend = raw.secrets.backend.filter(|v| !v.is_empty());
+        c.local_key = raw.secrets.local_key;
+        c.local_key_file = raw.secrets.local_key_file;
+        c.local_secrets_dir = raw.secrets.local_dir;
         if let Some(v) = raw.database.max_connections {
             c.max_connections = v;
         }
@@ -183,7 +206,18 @@ impl SenderConfig {
     /// for an identical configuration.
     pub(crate) fn fingerprint(&self) -> u64 {
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        self.database_url.expose_secret().hash(&mut h);
+        self.database_url
+            .as_ref()
+            .map(|u| u.expose_secret().to_owned())
+            .hash(&mut h);
+        self.data_dir.hash(&mut h);
+        self.secrets_backend.hash(&mut h);
+        self.local_key
+            .as_ref()
+            .map(|k| k.expose_secret().to_owned())
+            .hash(&mut h);
+        self.local_key_file.hash(&mut h);
+        self.local_secrets_dir.hash(&mut h);
         self.max_connections.hash(&mut h);
         self.aws_region.hash(&mut h);
         self.aws_endpoint_url.hash(&mut h);
@@ -206,6 +240,7 @@ impl SenderConfig {
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct Raw {
+    data_dir: Option<PathBuf>,
     database: RawDatabase,
     aws: RawAws,
     secrets: RawSecrets,
@@ -233,6 +268,10 @@ struct RawAws {
 #[serde(default)]
 struct RawSecrets {
     prefix: Option<String>,
+    backend: Option<String>,
+    local_key: Option<SecretString>,
+    local_key_file: Option<PathBuf>,
+    local_dir: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Default)]
@@ -301,15 +340,19 @@ mod tests {
         .unwrap();
         let c = SenderConfig::load(Some(&path), env(&[("CONNECTOR__SECRETS__PREFIX", "env/")]))
             .unwrap();
-        assert_eq!(c.database_url.expose_secret(), "postgres://file/db");
+        assert_eq!(
+            c.database_url.as_ref().unwrap().expose_secret(),
+            "postgres://file/db"
+        );
         assert_eq!(c.secret_prefix, "env/");
         let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
-    fn the_database_url_is_required_and_named() {
-        let err = SenderConfig::load(None, env(&[])).unwrap_err().to_string();
-        assert!(err.contains("CONNECTOR__DATABASE__URL"), "{err}");
+    fn without_a_database_url_the_sender_follows_the_embedded_server() {
+        let c = SenderConfig::load(None, env(&[("CONNECTOR__DATA_DIR", "/srv/sc")])).unwrap();
+        assert!(c.database_url.is_none());
+        assert_eq!(c.data_dir, PathBuf::from("/srv/sc"));
     }
 
     #[test]

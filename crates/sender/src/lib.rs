@@ -25,7 +25,10 @@
 //! ```
 //!
 //! # What a send does
-//! It reads the connector's row from PostgreSQL (one primary-key lookup, so a deleted
+//! It works with either storage mode of the server (the same `CONNECTOR__…` rules: a
+//! `postgres://` URL means PostgreSQL and Secrets Manager, no URL means the embedded SQLite
+//! file and local encrypted secrets under `CONNECTOR__DATA_DIR`). It reads the connector's row
+//! (one primary-key lookup, so a deleted
 //! connector stops sending at once), takes the bot token from a per-connector cache or from
 //! Secrets Manager, and calls `chat.postMessage` on the connector's default channel. Slack's
 //! 429 `Retry-After` is waited out and transient failures are retried with backoff, all within
@@ -49,12 +52,11 @@ mod config;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use connector_adapters_aws::{AwsSecretStore, AwsSettings, StaticCredentials};
-use connector_adapters_postgres::{PgConnectorRepository, PgSettings};
+use connector_adapters_aws::{AwsSettings, StaticCredentials};
 use connector_adapters_slack::{HttpSlackApi, SlackSettings};
 use connector_domain::{ConnectorId, SecretPrefix, TenantId};
 use connector_ports::{Dependency, MessageSender, SystemClock, TokenCache};
-use secrecy::ExposeSecret as _;
+use connector_storage::{StorageError, StorageSettings};
 
 pub use config::SenderConfig;
 pub use connector_domain::{FileAttachment, Message};
@@ -103,25 +105,6 @@ impl Sender {
                 key: "tenant_id (CONNECTOR__SENDER__TENANT_ID)",
                 reason: e.reason,
             })?;
-        let url = config.database_url.expose_secret();
-        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            return Err(Error::Config {
-                key: "database_url (CONNECTOR__DATABASE__URL)",
-                reason: "must be a postgres:// URL".into(),
-            });
-        }
-        let repo = PgConnectorRepository::connect(
-            url,
-            &PgSettings {
-                max_connections: config.max_connections.max(1),
-                ..PgSettings::default()
-            },
-        )
-        .await
-        .map_err(|e| SendError::Unavailable {
-            dependency: Dependency::Database,
-            detail: e.to_string(),
-        })?;
         let credentials = match (&config.aws_access_key_id, &config.aws_secret_access_key) {
             (Some(id), Some(key)) => Some(StaticCredentials {
                 access_key_id: id.clone(),
@@ -135,13 +118,30 @@ impl Sender {
                 });
             }
         };
-        let secrets = AwsSecretStore::new(&AwsSettings {
-            region: config.aws_region.clone(),
-            endpoint_url: config.aws_endpoint_url.clone(),
-            credentials,
-            ..AwsSettings::default()
-        })
-        .await;
+        let storage_settings = StorageSettings {
+            database_url: config.database_url.clone(),
+            data_dir: config.data_dir.clone(),
+            max_connections: config.max_connections,
+            secrets_backend: config.secrets_backend.clone(),
+            aws: AwsSettings {
+                region: config.aws_region.clone(),
+                endpoint_url: config.aws_endpoint_url.clone(),
+                credentials,
+                ..AwsSettings::default()
+            },
+            local_key: config.local_key.clone(),
+            local_key_file: config.local_key_file.clone(),
+            local_secrets_dir: config.local_secrets_dir.clone(),
+        };
+        let storage = connector_storage::open(&storage_settings, false)
+            .await
+            .map_err(|e| match e {
+                StorageError::Invalid { key, reason } => Error::Config { key, reason },
+                StorageError::Open(detail) => Error::Send(SendError::Unavailable {
+                    dependency: Dependency::Database,
+                    detail,
+                }),
+            })?;
         let slack = HttpSlackApi::new(SlackSettings {
             api_base_url: config.slack_api_base_url.clone(),
             deadline: config.slack_deadline,
@@ -154,8 +154,8 @@ impl Sender {
         })?;
         Ok(Self {
             inner: MessageSender::new(
-                Arc::new(repo),
-                Arc::new(secrets),
+                storage.repo,
+                storage.secrets,
                 Arc::new(slack),
                 prefix,
                 TokenCache::new(config.token_cache_ttl, Arc::new(SystemClock)),

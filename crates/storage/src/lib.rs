@@ -200,6 +200,15 @@ pub async fn open(settings: &StorageSettings, migrate: bool) -> Result<Storage, 
             ),
             "metadata in PostgreSQL".to_owned(),
         ),
+        Metadata::Sqlite(path) if !migrate && !path.exists() => {
+            return Err(invalid(
+                "database.url (CONNECTOR__DATABASE__URL) / data_dir (CONNECTOR__DATA_DIR)",
+                format!(
+                    "no embedded database at {}: start connector-server with this data directory first, or set CONNECTOR__DATABASE__URL to the server's database",
+                    display(&path)
+                ),
+            ));
+        }
         Metadata::Sqlite(path) => (
             Arc::new(
                 SqliteConnectorRepository::open(&path, settings.max_connections)
@@ -235,6 +244,18 @@ pub async fn open(settings: &StorageSettings, migrate: bool) -> Result<Storage, 
         secrets,
         description: format!("{metadata}; {where_secrets}"),
     })
+}
+
+/// The embedded mode's default data directory: `$XDG_DATA_HOME/slack-connector`, else
+/// `~/.local/share/slack-connector`, else `./slack-connector-data`.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(xdg).join("slack-connector");
+    }
+    if let Some(home) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(home).join(".local/share/slack-connector");
+    }
+    PathBuf::from("slack-connector-data")
 }
 
 fn display(path: &Path) -> String {

@@ -10,7 +10,10 @@ fn connector_send(rig: &Rig) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_connector-send"));
     let c = &rig.config;
     cmd.env_clear()
-        .env("CONNECTOR__DATABASE__URL", c.database_url.expose_secret())
+        .env(
+            "CONNECTOR__DATABASE__URL",
+            c.database_url.as_ref().unwrap().expose_secret(),
+        )
         .env(
             "CONNECTOR__AWS__ENDPOINT_URL",
             c.aws_endpoint_url.as_deref().unwrap(),

@@ -211,3 +211,64 @@ async fn an_unreachable_database_is_unavailable() {
         .unwrap_err();
     assert!(matches!(err, Error::Config { .. }), "{err:?}");
 }
+
+#[tokio::test]
+async fn the_sender_works_against_an_embedded_server() {
+    use std::sync::Arc;
+
+    use connector_adapters_slack::{HttpSlackApi, SlackSettings};
+    use connector_ports::{ConnectorService, CreateConnector};
+
+    let dir =
+        std::env::temp_dir().join(format!("sender-embedded-{}", uuid::Uuid::new_v4().simple()));
+    let double = slack_double::SlackDouble::start().await.unwrap();
+    double.state().add_generated_workspace(
+        "T0EMBED01",
+        3,
+        vec![slack_double::Channel::public("C0ALERTS01", "alerts")],
+    );
+    double.state().add_token(TOKEN, "T0EMBED01");
+
+    // What an embedded connector-server does with CONNECTOR__DATA_DIR=dir.
+    let config = SenderConfig::embedded(&dir).with_slack_api_base_url(double.api_base_url());
+    let storage = connector_storage::open(
+        &connector_storage::StorageSettings {
+            database_url: None,
+            data_dir: dir.clone(),
+            max_connections: 2,
+            secrets_backend: None,
+            aws: Default::default(),
+            local_key: None,
+            local_key_file: None,
+            local_secrets_dir: None,
+        },
+        true,
+    )
+    .await
+    .unwrap();
+    let service = ConnectorService::new(
+        storage.repo,
+        storage.secrets,
+        Arc::new(
+            HttpSlackApi::new(SlackSettings {
+                api_base_url: double.api_base_url(),
+                ..SlackSettings::default()
+            })
+            .unwrap(),
+        ),
+        connector_domain::SecretPrefix::parse("p", &config.secret_prefix).unwrap(),
+    );
+    let id = service
+        .create(CreateConnector::parse("acme", "prod", TOKEN, "alerts", "").unwrap())
+        .await
+        .unwrap()
+        .id
+        .to_string();
+
+    let sent = send_message(&config, &id, "from the embedded store")
+        .await
+        .unwrap();
+    assert_eq!(sent.channel.as_str(), "C0ALERTS01");
+    assert_eq!(double.state().posted()[0].token, TOKEN);
+    let _ = std::fs::remove_dir_all(dir);
+}
