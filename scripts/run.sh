@@ -1,22 +1,47 @@
 #!/usr/bin/env bash
-# Runs connector-server for local use, provisioning what is missing: PostgreSQL (a database
-# named slack_connector), LocalStack for Secrets Manager, and the Slack double (unless
-# CONNECTOR__SLACK__API_BASE_URL points somewhere else). Any CONNECTOR__… variable you set wins.
-# Stop it with Ctrl-C.
+# Runs connector-server for local use.
+#
+#   scripts/run.sh              embedded mode: nothing else to install. Connectors in SQLite and
+#                               tokens encrypted on disk under CONNECTOR__DATA_DIR (default
+#                               ~/.local/share/slack-connector).
+#   scripts/run.sh --postgres   PostgreSQL (a database named slack_connector) and Secrets Manager
+#                               through LocalStack, each provisioned when missing.
+#
+# Both point the server at the Slack double (127.0.0.1:8765) unless CONNECTOR__SLACK__API_BASE_URL
+# says otherwise. Any CONNECTOR__… variable you set wins. Ctrl-C stops it.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 use_target_cache
 
-ensure_postgres
-ensure_localstack
-ensure_app_database slack_connector
+mode=embedded
+server_args=()
+for arg in "$@"; do
+  case "$arg" in
+    --postgres) mode=postgres ;;
+    *) server_args+=("$arg") ;;
+  esac
+done
 
-log "building connector-server and slack-double"
-cargo build --locked -p connector-server -p slack-double -p connector-sender
+log "building connector-server, connector-send and slack-double"
+cargo build --locked -q -p connector-server -p slack-double -p connector-sender
 
-export CONNECTOR__DATABASE__URL="${CONNECTOR__DATABASE__URL:-$APP_DATABASE_URL}"
-export CONNECTOR__AWS__ENDPOINT_URL="${CONNECTOR__AWS__ENDPOINT_URL:-$AWS_ENDPOINT_URL}"
-export CONNECTOR__GRPC__LISTEN_ADDR="${CONNECTOR__GRPC__LISTEN_ADDR:-0.0.0.0:50051}"
+env_file="$RUN_DIR/run.env"
+: >"$env_file"
+remember() { export "$1=$2"; printf 'export %s=%q\n' "$1" "$2" >>"$env_file"; }
+
+if [[ $mode == postgres ]]; then
+  ensure_postgres
+  ensure_localstack
+  ensure_app_database slack_connector
+  remember CONNECTOR__DATABASE__URL "${CONNECTOR__DATABASE__URL:-$APP_DATABASE_URL}"
+  remember CONNECTOR__AWS__ENDPOINT_URL "${CONNECTOR__AWS__ENDPOINT_URL:-$AWS_ENDPOINT_URL}"
+  remember AWS_ACCESS_KEY_ID "$AWS_ACCESS_KEY_ID"
+  remember AWS_SECRET_ACCESS_KEY "$AWS_SECRET_ACCESS_KEY"
+else
+  [[ -n "${CONNECTOR__DATA_DIR:-}" ]] && remember CONNECTOR__DATA_DIR "$CONNECTOR__DATA_DIR"
+  log "embedded mode: no PostgreSQL or AWS needed; the server logs where its data and key live"
+fi
+remember CONNECTOR__GRPC__LISTEN_ADDR "${CONNECTOR__GRPC__LISTEN_ADDR:-0.0.0.0:50051}"
 
 double_pid=""
 cleanup() { [[ -n "$double_pid" ]] && kill "$double_pid" 2>/dev/null || true; }
@@ -32,8 +57,10 @@ if [[ -z "${CONNECTOR__SLACK__API_BASE_URL:-}" ]]; then
     WAIT_SECS=10 wait_for http_ok "http://$double_addr/_double/calls" || die "the Slack double did not start (see $RUN_DIR/slack-double.log)"
     log "Slack double on http://$double_addr/api/ (token xoxb-local-dev-token, channels #general, #alerts and 1500 more)"
   fi
-  export CONNECTOR__SLACK__API_BASE_URL="http://$double_addr/api/"
+  remember CONNECTOR__SLACK__API_BASE_URL "http://$double_addr/api/"
+else
+  remember CONNECTOR__SLACK__API_BASE_URL "$CONNECTOR__SLACK__API_BASE_URL"
 fi
 
-log "starting connector-server on $CONNECTOR__GRPC__LISTEN_ADDR (Ctrl-C stops it)"
-"$CARGO_TARGET_DIR/debug/connector-server" "$@"
+log "starting connector-server ($mode mode) on $CONNECTOR__GRPC__LISTEN_ADDR (Ctrl-C stops it)"
+"$CARGO_TARGET_DIR/debug/connector-server" "${server_args[@]}"

@@ -85,4 +85,31 @@ wait "$server_pid" || status=$?
 [[ $status -eq 0 ]] || fail "server exited with $status after SIGTERM"
 grep -q '"connector-server stopped"' "$dir/server.log" || fail "no clean shutdown in the log"
 psql "$DATABASE_ADMIN_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
-echo "smoke: 1 passed, 0 failed"
+
+# Embedded mode: no database URL, no AWS; rotate the key while the server serves.
+data="$dir/embedded"
+grpc_port=$(free_port)
+CONNECTOR__DATA_DIR="$data" CONNECTOR__GRPC__LISTEN_ADDR="127.0.0.1:$grpc_port" \
+CONNECTOR__SLACK__API_BASE_URL="http://127.0.0.1:$double_port/api/" CONNECTOR__LOG__FORMAT=json \
+  "$CARGO_TARGET_DIR/debug/connector-server" >"$dir/server.log" 2>&1 &
+server_pid=$!
+pids+=($server_pid)
+WAIT_SECS=30 wait_for "$GRPCURL" -plaintext "127.0.0.1:$grpc_port" list || fail "embedded server did not answer"
+created=$(call connector.v1.ConnectorService/CreateConnector \
+  '{"tenant_id":"smoke","name":"embedded","slack_bot_token":"xoxb-smoke-test-token","default_channel":"alerts"}') \
+  || fail "embedded CreateConnector failed"
+id=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["connector"]["id"])' <<<"$created")
+[[ -f "$data/connectors.sqlite3" && -f "$data/secrets.key" ]] || fail "embedded files missing in $data"
+[[ $(stat -c %a "$data/secrets.key") == 600 ]] || fail "key file mode is $(stat -c %a "$data/secrets.key")"
+grep -rq 'xoxb-smoke-test-token' "$data" && fail "the token is readable on disk"
+CONNECTOR__DATA_DIR="$data" "$CARGO_TARGET_DIR/debug/connector-server" rotate-key 2>"$dir/rotate.log" \
+  || { cat "$dir/rotate.log" >&2; fail "rotate-key failed"; }
+out=$(CONNECTOR__DATA_DIR="$data" CONNECTOR__SLACK__API_BASE_URL="http://127.0.0.1:$double_port/api/" \
+  "$CARGO_TARGET_DIR/debug/connector-send" "$id" "embedded after rotation") || fail "connector-send (embedded) failed: $out"
+call connector.v1.ConnectorService/SendMessage "{\"tenant_id\":\"smoke\",\"connector_id\":\"$id\",\"text\":\"embedded over gRPC\"}" >/dev/null \
+  || fail "embedded SendMessage after rotation failed"
+kill -TERM "$server_pid"
+status=0
+wait "$server_pid" || status=$?
+[[ $status -eq 0 ]] || fail "embedded server exited with $status after SIGTERM"
+echo "smoke: 2 passed, 0 failed"

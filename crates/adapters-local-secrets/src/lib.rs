@@ -25,6 +25,7 @@ mod keyring;
 
 use std::fs;
 use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
@@ -137,6 +138,7 @@ impl LocalSecretStore {
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
             .open(self.lock_path())
             .map_err(|e| io("opening the secrets lock file", e))?;
         lock.lock()
