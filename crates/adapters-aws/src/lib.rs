@@ -19,10 +19,9 @@ use aws_sdk_secretsmanager::config::timeout::TimeoutConfig;
 use aws_sdk_secretsmanager::config::{Credentials, Region};
 use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_secretsmanager::types::Tag;
-use connector_domain::{BotToken, SecretName};
+use connector_domain::SecretName;
 use connector_ports::{ConnectorSecret, SecretLabels, SecretStore, SecretStoreError};
 use secrecy::{ExposeSecret as _, SecretString};
-use serde::{Deserialize, Serialize};
 
 /// How to reach Secrets Manager.
 #[derive(Debug, Clone)]
@@ -65,12 +64,6 @@ pub struct StaticCredentials {
 #[derive(Debug, Clone)]
 pub struct AwsSecretStore {
     client: Client,
-}
-
-/// The JSON value of a connector's secret.
-#[derive(Serialize, Deserialize)]
-struct SecretValue {
-    bot_token: String,
 }
 
 impl AwsSecretStore {
@@ -145,10 +138,7 @@ impl SecretStore for AwsSecretStore {
         secret: &ConnectorSecret,
         labels: &SecretLabels,
     ) -> Result<(), SecretStoreError> {
-        let value = serde_json::to_string(&SecretValue {
-            bot_token: secret.bot_token.expose().to_owned(),
-        })
-        .map_err(|e| SecretStoreError::Unknown(anyhow::Error::msg(e.to_string())))?;
+        let value = secret.to_json();
         let created = self
             .client
             .create_secret()
@@ -192,14 +182,11 @@ impl SecretStore for AwsSecretStore {
                 "secret {name} has no string value"
             )))
         })?;
-        let value: SecretValue = serde_json::from_str(raw).map_err(|_| {
-            // serde's message could quote the value: say only where it is.
+        // Never quote the value in the error: say only where it is.
+        ConnectorSecret::from_json(raw.as_bytes()).ok_or_else(|| {
             SecretStoreError::Unknown(anyhow::Error::msg(format!(
                 "secret {name} is not a JSON object with a bot_token"
             )))
-        })?;
-        Ok(ConnectorSecret {
-            bot_token: BotToken::from_stored(SecretString::from(value.bot_token)),
         })
     }
 

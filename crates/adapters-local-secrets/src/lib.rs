@@ -34,9 +34,9 @@ use aes_gcm::{Aes256Gcm, Key, Nonce};
 use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use connector_domain::{BotToken, SecretName};
+use connector_domain::SecretName;
 use connector_ports::{ConnectorSecret, SecretLabels, SecretStore, SecretStoreError};
-use secrecy::{ExposeSecret as _, SecretString};
+use secrecy::ExposeSecret as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
@@ -71,12 +71,6 @@ struct Envelope {
     key_id: String,
     nonce: String,
     ciphertext: String,
-}
-
-/// The plaintext: the same JSON shape as the Secrets Manager store's value.
-#[derive(Serialize, Deserialize)]
-struct SecretValue {
-    bot_token: String,
 }
 
 /// What a rotation did.
@@ -268,16 +262,13 @@ impl LocalSecretStore {
         })
     }
 
-    fn put_blocking(&self, name: &str, token: &str) -> Result<(), SecretStoreError> {
-        let plaintext = serde_json::to_vec(&SecretValue {
-            bot_token: token.to_owned(),
-        })
-        .map_err(|e| unknown(e.to_string()))?;
+    fn put_blocking(&self, name: &str, plaintext: &str) -> Result<(), SecretStoreError> {
+        let plaintext = plaintext.as_bytes();
         let path = self.path_of(name);
         self.with_write_lock(|| {
             // Under the lock, so a rotation cannot slip between our keyring and our write.
             self.reload_keyring()?;
-            let envelope = self.encrypt(name, &plaintext)?;
+            let envelope = self.encrypt(name, plaintext)?;
             self.write_envelope(&path, &envelope)
         })
     }
@@ -296,11 +287,8 @@ impl LocalSecretStore {
                 _ => return Err(first),
             },
         };
-        let value: SecretValue = serde_json::from_slice(&plaintext)
-            .map_err(|_| unknown(format!("secret {name} does not hold a bot_token")))?;
-        Ok(ConnectorSecret {
-            bot_token: BotToken::from_stored(SecretString::from(value.bot_token)),
-        })
+        ConnectorSecret::from_json(&plaintext)
+            .ok_or_else(|| unknown(format!("secret {name} does not hold a bot_token")))
     }
 
     fn delete_blocking(&self, name: &str) -> Result<(), SecretStoreError> {
@@ -404,8 +392,9 @@ impl SecretStore for LocalSecretStore {
         _labels: &SecretLabels,
     ) -> Result<(), SecretStoreError> {
         let name = name.as_str().to_owned();
-        let token = secret.bot_token.expose().to_owned();
-        self.blocking(move |s| s.put_blocking(&name, &token)).await
+        let plaintext = secret.to_json();
+        self.blocking(move |s| s.put_blocking(&name, &plaintext))
+            .await
     }
 
     async fn get(&self, name: &SecretName) -> Result<ConnectorSecret, SecretStoreError> {

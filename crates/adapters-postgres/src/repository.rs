@@ -9,7 +9,9 @@ use connector_domain::{
     ChannelId, ChannelName, Connector, ConnectorId, ConnectorName, ConnectorState, RequestId,
     TenantId, WorkspaceId,
 };
-use connector_ports::{ConnectorRepository, NewConnector, RepositoryError};
+use connector_ports::{
+    ConnectorRepository, NewConnector, OAuthStateStore, PendingInstall, RepositoryError,
+};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
@@ -395,6 +397,89 @@ impl ConnectorRepository for PgConnectorRepository {
             .await
             .map_err(map_err)?;
             rows_to_connectors(rows)
+        })
+        .await
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = crate::schema::oauth_states, check_for_backend(diesel::pg::Pg))]
+struct StateRow {
+    tenant_id: String,
+    name: String,
+    default_channel: String,
+    expires_at: DateTime<Utc>,
+}
+
+impl TryFrom<StateRow> for PendingInstall {
+    type Error = RepositoryError;
+    fn try_from(r: StateRow) -> Result<Self, Self::Error> {
+        let corrupt = |e: connector_domain::ValidationError| {
+            RepositoryError::Unknown(anyhow_error(format!("corrupt oauth state: {e}")))
+        };
+        Ok(PendingInstall {
+            tenant_id: TenantId::parse("tenant_id", &r.tenant_id).map_err(corrupt)?,
+            name: ConnectorName::parse("name", &r.name).map_err(corrupt)?,
+            default_channel: r.default_channel,
+            expires_at: r.expires_at,
+        })
+    }
+}
+
+#[async_trait]
+impl OAuthStateStore for PgConnectorRepository {
+    async fn save_state(
+        &self,
+        state_hash: &str,
+        pending: &PendingInstall,
+    ) -> Result<(), RepositoryError> {
+        use crate::schema::oauth_states::dsl as s;
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            diesel::insert_into(s::oauth_states)
+                .values((
+                    s::state_hash.eq(state_hash),
+                    s::tenant_id.eq(pending.tenant_id.as_str()),
+                    s::name.eq(pending.name.as_str()),
+                    s::default_channel.eq(&pending.default_channel),
+                    s::expires_at.eq(pending.expires_at),
+                ))
+                .execute(&mut conn)
+                .await
+                .map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn take_state(
+        &self,
+        state_hash: &str,
+    ) -> Result<Option<PendingInstall>, RepositoryError> {
+        use crate::schema::oauth_states::dsl as s;
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let row: Option<StateRow> =
+                diesel::delete(s::oauth_states.filter(s::state_hash.eq(state_hash)))
+                    .returning(StateRow::as_returning())
+                    .get_result(&mut conn)
+                    .await
+                    .optional()
+                    .map_err(map_err)?;
+            row.map(PendingInstall::try_from).transpose()
+        })
+        .await
+    }
+
+    async fn purge_states(&self, before: DateTime<Utc>) -> Result<u64, RepositoryError> {
+        use crate::schema::oauth_states::dsl as s;
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let n = diesel::delete(s::oauth_states.filter(s::expires_at.lt(before)))
+                .execute(&mut conn)
+                .await
+                .map_err(map_err)?;
+            Ok(n as u64)
         })
         .await
     }

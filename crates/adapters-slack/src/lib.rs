@@ -18,8 +18,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use connector_domain::{BotToken, ChannelId, FileAttachment};
 use connector_ports::{
-    AuthIdentity, ChannelInfo, ChannelPage, OutgoingMessage, PostedMessage, SlackApi, SlackError,
-    UploadedFile,
+    AuthIdentity, ChannelInfo, ChannelPage, OAuthGrant, OAuthGrantRequest, OutgoingMessage,
+    PostedMessage, SlackApi, SlackError, UploadedFile,
 };
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
@@ -74,6 +74,14 @@ pub struct HttpSlackApi {
     settings: SlackSettings,
 }
 
+/// How a call authenticates.
+enum Auth<'a> {
+    /// A bot token, in `Authorization: Bearer`.
+    Bearer(&'a BotToken),
+    /// The Slack app itself (`oauth.v2.access`), HTTP Basic with client ID and secret.
+    App(&'a str, &'a secrecy::SecretString),
+}
+
 /// How a call's body is encoded.
 enum Body<'a> {
     Form(&'a [(&'a str, String)]),
@@ -116,7 +124,7 @@ impl HttpSlackApi {
     async fn call<T: DeserializeOwned>(
         &self,
         method: &str,
-        token: &BotToken,
+        auth: Auth<'_>,
         body: Body<'_>,
         idempotency: Idempotency,
     ) -> Result<T, SlackError> {
@@ -138,8 +146,13 @@ impl HttpSlackApi {
             let request = self
                 .http
                 .post(url.clone())
-                .bearer_auth(token.expose())
                 .timeout(remaining.min(self.settings.request_timeout));
+            let request = match &auth {
+                Auth::Bearer(token) => request.bearer_auth(token.expose()),
+                Auth::App(id, secret) => {
+                    request.basic_auth(id, Some(secrecy::ExposeSecret::expose_secret(*secret)))
+                }
+            };
             let request = match &body {
                 Body::Form(fields) => request.form(fields),
                 Body::Json(value) => request.json(value),
@@ -332,7 +345,12 @@ fn describe(e: &reqwest::Error) -> String {
 impl SlackApi for HttpSlackApi {
     async fn auth_test(&self, token: &BotToken) -> Result<AuthIdentity, SlackError> {
         let r: wire::AuthTest = self
-            .call("auth.test", token, Body::Form(&[]), Idempotency::Safe)
+            .call(
+                "auth.test",
+                Auth::Bearer(token),
+                Body::Form(&[]),
+                Idempotency::Safe,
+            )
             .await?;
         Ok(r.into())
     }
@@ -353,7 +371,7 @@ impl SlackApi for HttpSlackApi {
         let r: wire::ConversationsList = self
             .call(
                 "conversations.list",
-                token,
+                Auth::Bearer(token),
                 Body::Form(&fields),
                 Idempotency::Safe,
             )
@@ -370,7 +388,7 @@ impl SlackApi for HttpSlackApi {
         let r: wire::ConversationsInfo = self
             .call(
                 "conversations.info",
-                token,
+                Auth::Bearer(token),
                 Body::Form(&fields),
                 Idempotency::Safe,
             )
@@ -387,7 +405,7 @@ impl SlackApi for HttpSlackApi {
         let r: wire::PostMessage = self
             .call(
                 "chat.postMessage",
-                token,
+                Auth::Bearer(token),
                 Body::Json(&body),
                 Idempotency::NotAfterTimeout,
             )
@@ -396,6 +414,38 @@ impl SlackApi for HttpSlackApi {
             channel: ChannelId::new(r.channel),
             ts: r.ts,
         })
+    }
+
+    async fn oauth_access(
+        &self,
+        client_id: &str,
+        client_secret: &secrecy::SecretString,
+        grant: &OAuthGrantRequest,
+    ) -> Result<OAuthGrant, SlackError> {
+        let fields: Vec<(&str, String)> = match grant {
+            OAuthGrantRequest::Code { code, redirect_uri } => vec![
+                ("grant_type", "authorization_code".to_owned()),
+                ("code", code.clone()),
+                ("redirect_uri", redirect_uri.clone()),
+            ],
+            OAuthGrantRequest::Refresh { refresh_token } => vec![
+                ("grant_type", "refresh_token".to_owned()),
+                (
+                    "refresh_token",
+                    secrecy::ExposeSecret::expose_secret(refresh_token).to_owned(),
+                ),
+            ],
+        };
+        let r: wire::OAuthAccess = self
+            .call(
+                "oauth.v2.access",
+                Auth::App(client_id, client_secret),
+                Body::Form(&fields),
+                // A code works once: a retry after a lost answer would fail anyway.
+                Idempotency::NotAfterTimeout,
+            )
+            .await?;
+        r.try_into()
     }
 
     async fn upload_file(
@@ -412,7 +462,7 @@ impl SlackApi for HttpSlackApi {
         let target: wire::UploadUrl = self
             .call(
                 "files.getUploadURLExternal",
-                token,
+                Auth::Bearer(token),
                 Body::Form(&fields),
                 Idempotency::Safe,
             )
@@ -422,7 +472,7 @@ impl SlackApi for HttpSlackApi {
         let done: wire::CompleteUpload = self
             .call(
                 "files.completeUploadExternal",
-                token,
+                Auth::Bearer(token),
                 Body::Json(&body),
                 Idempotency::NotAfterTimeout,
             )

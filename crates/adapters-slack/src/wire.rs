@@ -111,6 +111,48 @@ pub(crate) struct CompleteUpload {
     pub(crate) files: Vec<FileRef>,
 }
 
+#[derive(Deserialize)]
+pub(crate) struct Team {
+    id: String,
+}
+
+/// `oauth.v2.access`'s answer (bot token part).
+#[derive(Deserialize)]
+pub(crate) struct OAuthAccess {
+    access_token: String,
+    #[serde(default)]
+    token_type: String,
+    team: Option<Team>,
+    #[serde(default)]
+    refresh_token: Option<String>,
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+impl TryFrom<OAuthAccess> for connector_ports::OAuthGrant {
+    type Error = SlackError;
+    fn try_from(r: OAuthAccess) -> Result<Self, SlackError> {
+        if !r.token_type.is_empty() && r.token_type != "bot" {
+            return Err(SlackError::Api {
+                code: format!("unexpected_token_type_{}", r.token_type),
+            });
+        }
+        let access_token = connector_domain::BotToken::parse("access_token", &r.access_token)
+            .map_err(|_| SlackError::Api {
+                code: "not_a_bot_token".into(),
+            })?;
+        let team = r.team.ok_or_else(|| SlackError::Api {
+            code: "missing_team".into(),
+        })?;
+        Ok(Self {
+            access_token,
+            team_id: WorkspaceId::new(team.id),
+            refresh_token: r.refresh_token.map(secrecy::SecretString::from),
+            expires_in: r.expires_in,
+        })
+    }
+}
+
 /// The JSON body of `files.completeUploadExternal`.
 pub(crate) fn complete_upload_body(
     file_id: &str,
@@ -154,6 +196,11 @@ pub(crate) fn post_message_body(m: &OutgoingMessage) -> Result<serde_json::Value
 /// Slack's error strings that mean the token itself is no good.
 const AUTH_ERRORS: &[&str] = &[
     "invalid_auth",
+    "invalid_client_id",
+    "bad_client_secret",
+    "invalid_code",
+    "code_already_used",
+    "invalid_refresh_token",
     "not_authed",
     "token_revoked",
     "token_expired",

@@ -23,7 +23,9 @@ use connector_domain::{
     ChannelId, ChannelName, Connector, ConnectorId, ConnectorName, ConnectorState, RequestId,
     TenantId, WorkspaceId,
 };
-use connector_ports::{ConnectorRepository, NewConnector, RepositoryError};
+use connector_ports::{
+    ConnectorRepository, NewConnector, OAuthStateStore, PendingInstall, RepositoryError,
+};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sqlite::SqliteConnection;
@@ -472,6 +474,91 @@ impl SqliteConnectorRepository {
             .await
             .map_err(map_err)?;
             Ok(())
+        })
+        .await
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = crate::schema::oauth_states, check_for_backend(diesel::sqlite::Sqlite))]
+struct StateRow {
+    tenant_id: String,
+    name: String,
+    default_channel: String,
+    expires_at: i64,
+}
+
+impl TryFrom<StateRow> for PendingInstall {
+    type Error = RepositoryError;
+    fn try_from(r: StateRow) -> Result<Self, Self::Error> {
+        let corrupt =
+            |e: String| RepositoryError::Unknown(anyhow::anyhow!("corrupt oauth state: {e}"));
+        Ok(PendingInstall {
+            tenant_id: TenantId::parse("tenant_id", &r.tenant_id)
+                .map_err(|e| corrupt(e.to_string()))?,
+            name: ConnectorName::parse("name", &r.name).map_err(|e| corrupt(e.to_string()))?,
+            default_channel: r.default_channel,
+            expires_at: DateTime::<Utc>::from_timestamp_micros(r.expires_at)
+                .ok_or_else(|| corrupt("expiry out of range".into()))?,
+        })
+    }
+}
+
+#[async_trait]
+impl OAuthStateStore for SqliteConnectorRepository {
+    async fn save_state(
+        &self,
+        state_hash: &str,
+        pending: &PendingInstall,
+    ) -> Result<(), RepositoryError> {
+        use crate::schema::oauth_states::dsl as s;
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            diesel::insert_into(s::oauth_states)
+                .values((
+                    s::state_hash.eq(state_hash),
+                    s::tenant_id.eq(pending.tenant_id.as_str()),
+                    s::name.eq(pending.name.as_str()),
+                    s::default_channel.eq(&pending.default_channel),
+                    s::created_at.eq(now_micros()),
+                    s::expires_at.eq(micros(pending.expires_at)),
+                ))
+                .execute(&mut conn)
+                .await
+                .map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn take_state(
+        &self,
+        state_hash: &str,
+    ) -> Result<Option<PendingInstall>, RepositoryError> {
+        use crate::schema::oauth_states::dsl as s;
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let row: Option<StateRow> =
+                diesel::delete(s::oauth_states.filter(s::state_hash.eq(state_hash)))
+                    .returning(StateRow::as_returning())
+                    .get_result(&mut conn)
+                    .await
+                    .optional()
+                    .map_err(map_err)?;
+            row.map(PendingInstall::try_from).transpose()
+        })
+        .await
+    }
+
+    async fn purge_states(&self, before: DateTime<Utc>) -> Result<u64, RepositoryError> {
+        use crate::schema::oauth_states::dsl as s;
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let n = diesel::delete(s::oauth_states.filter(s::expires_at.lt(micros(before))))
+                .execute(&mut conn)
+                .await
+                .map_err(map_err)?;
+            Ok(n as u64)
         })
         .await
     }

@@ -25,3 +25,21 @@ diesel::table! {
         updated_at -> BigInt,
     }
 }
+
+diesel::table! {
+    /// Pending OAuth installs, keyed by the SHA-256 of their state.
+    oauth_states (state_hash) {
+        /// Hex SHA-256 of the state.
+        state_hash -> Text,
+        /// Owning tenant.
+        tenant_id -> Text,
+        /// The connector to create.
+        name -> Text,
+        /// Its default channel, as given.
+        default_channel -> Text,
+        /// Microseconds since the Unix epoch.
+        created_at -> BigInt,
+        /// Microseconds since the Unix epoch.
+        expires_at -> BigInt,
+    }
+}

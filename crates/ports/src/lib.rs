@@ -11,6 +11,8 @@
 //!   database and the secret store consistent.
 //! - [`send`]: [`MessageSender`], sending through a connector with a TTL token cache, used
 //!   by the `SendMessage` RPC and the `sender` library alike.
+//! - [`oauth`]: [`OAuthInstaller`], Slack's OAuth v2 install flow over an
+//!   [`OAuthStateStore`].
 //! - [`reconciler`]: one pass that finishes (by undoing or deleting) work a crash left behind.
 //! - [`error`]: [`ConnectorError`], the one error enum callers map at their edge.
 //!
@@ -22,6 +24,7 @@
 //! Never log a token or put one in an error.
 
 pub mod error;
+pub mod oauth;
 pub mod reconciler;
 pub mod repository;
 pub mod secrets;
@@ -30,9 +33,13 @@ pub mod service;
 pub mod slack;
 
 pub use error::{ConnectorError, Dependency};
+pub use oauth::{
+    InstallError, OAuthConfig, OAuthGrant, OAuthGrantRequest, OAuthInstaller, OAuthStateStore,
+    PendingInstall,
+};
 pub use reconciler::{ReconcileReport, Reconciler};
 pub use repository::{ConnectorRepository, NewConnector, RepositoryError};
-pub use secrets::{ConnectorSecret, SecretLabels, SecretStore, SecretStoreError};
+pub use secrets::{ConnectorSecret, SecretLabels, SecretStore, SecretStoreError, TokenRotation};
 pub use send::{Clock, MessageSender, SendError, SentMessage, SystemClock, TokenCache};
 pub use service::{ConnectorPage, ConnectorService, CreateConnector};
 pub use slack::{
@@ -40,6 +47,8 @@ pub use slack::{
     UploadedFile,
 };
 
+#[cfg(feature = "mocks")]
+pub use oauth::MockOAuthStateStore;
 #[cfg(feature = "mocks")]
 pub use repository::MockConnectorRepository;
 #[cfg(feature = "mocks")]

@@ -1,14 +1,108 @@
 //! The port for connector secrets (bot tokens).
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use connector_domain::{BotToken, ConnectorId, SecretName, TenantId};
+use secrecy::{ExposeSecret as _, SecretString};
 
-/// What one connector's secret holds. Adapters store it as a JSON object with at least
-/// `bot_token`.
+/// What one connector's secret holds. Adapters store it as a JSON object with `bot_token`,
+/// and `refresh_token` and `expires_at` (Unix seconds) when the Slack app rotates tokens.
 #[derive(Debug, Clone)]
 pub struct ConnectorSecret {
     /// The Slack bot token.
     pub bot_token: BotToken,
+    /// With Slack token rotation on: how to renew `bot_token`, and when it expires.
+    pub rotation: Option<TokenRotation>,
+}
+
+/// A rotating token's refresh token and the expiry of the current access token.
+#[derive(Debug, Clone)]
+pub struct TokenRotation {
+    /// The refresh token (`grant_type=refresh_token`).
+    pub refresh_token: SecretString,
+    /// When the bot token stops working.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl ConnectorSecret {
+    /// A secret holding a non-rotating bot token.
+    pub fn new(bot_token: BotToken) -> Self {
+        Self {
+            bot_token,
+            rotation: None,
+        }
+    }
+
+    /// The stored form every secret store uses:
+    /// `{"bot_token": …, "refresh_token": …, "expires_at": UNIX_SECONDS}` (the last two only
+    /// with rotation).
+    pub fn to_json(&self) -> String {
+        let value = StoredValue {
+            bot_token: self.bot_token.expose().to_owned(),
+            refresh_token: self
+                .rotation
+                .as_ref()
+                .map(|r| r.refresh_token.expose_secret().to_owned()),
+            expires_at: self.rotation.as_ref().map(|r| r.expires_at.timestamp()),
+        };
+        serde_json::to_string(&value).unwrap_or_default()
+    }
+
+    /// Parses [`ConnectorSecret::to_json`]'s form; `None` if it is not that. Never echoes the
+    /// input.
+    pub fn from_json(raw: &[u8]) -> Option<Self> {
+        let value: StoredValue = serde_json::from_slice(raw).ok()?;
+        let rotation = match (value.refresh_token, value.expires_at) {
+            (Some(refresh), Some(at)) => Some(TokenRotation {
+                refresh_token: SecretString::from(refresh),
+                expires_at: DateTime::from_timestamp(at, 0)?,
+            }),
+            _ => None,
+        };
+        Some(Self {
+            bot_token: BotToken::from_stored(SecretString::from(value.bot_token)),
+            rotation,
+        })
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredValue {
+    bot_token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires_at: Option<i64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stored_form_round_trips_with_and_without_rotation() {
+        let plain = ConnectorSecret::new(BotToken::parse("t", "xoxb-1111-2222-plainjson").unwrap());
+        assert_eq!(
+            plain.to_json(),
+            r#"{"bot_token":"xoxb-1111-2222-plainjson"}"#
+        );
+        let back = ConnectorSecret::from_json(plain.to_json().as_bytes()).unwrap();
+        assert_eq!(back.bot_token.expose(), "xoxb-1111-2222-plainjson");
+        assert!(back.rotation.is_none());
+
+        let rotating = ConnectorSecret {
+            bot_token: BotToken::parse("t", "xoxe.xoxb-1-rotatingtoken").unwrap(),
+            rotation: Some(TokenRotation {
+                refresh_token: SecretString::from("xoxe-1-refresh".to_owned()),
+                expires_at: DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
+            }),
+        };
+        let back = ConnectorSecret::from_json(rotating.to_json().as_bytes()).unwrap();
+        let r = back.rotation.unwrap();
+        assert_eq!(r.refresh_token.expose_secret(), "xoxe-1-refresh");
+        assert_eq!(r.expires_at.timestamp(), 1_800_000_000);
+        assert!(ConnectorSecret::from_json(b"{\"token\":1}").is_none());
+    }
 }
 
 /// Non-secret labels stored beside a secret (as AWS tags), for operators.

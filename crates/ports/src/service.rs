@@ -18,7 +18,7 @@ use connector_domain::{
 
 use crate::error::{ConnectorError, Dependency};
 use crate::repository::{ConnectorRepository, NewConnector, RepositoryError};
-use crate::secrets::{ConnectorSecret, SecretLabels, SecretStore};
+use crate::secrets::{ConnectorSecret, SecretLabels, SecretStore, TokenRotation};
 use crate::slack::{ChannelInfo, SlackApi, SlackError};
 
 /// `conversations.list` pages read at most while resolving one channel name (at Slack's
@@ -38,6 +38,8 @@ pub struct CreateConnector {
     pub default_channel: ChannelRef,
     /// The caller's idempotency key.
     pub request_id: Option<RequestId>,
+    /// With Slack token rotation on (OAuth installs): the refresh token and expiry to keep.
+    pub rotation: Option<TokenRotation>,
 }
 
 impl CreateConnector {
@@ -56,6 +58,7 @@ impl CreateConnector {
             bot_token: BotToken::parse("slack_bot_token", slack_bot_token)?,
             default_channel: ChannelRef::parse("default_channel", default_channel)?,
             request_id: RequestId::parse_optional("request_id", request_id)?,
+            rotation: None,
         })
     }
 }
@@ -154,6 +157,7 @@ impl ConnectorService {
         let secret_name = self.prefix.secret_name(&row.tenant_id, row.id);
         let secret = ConnectorSecret {
             bot_token: cmd.bot_token.clone(),
+            rotation: cmd.rotation.clone(),
         };
         let labels = SecretLabels {
             tenant_id: row.tenant_id.clone(),

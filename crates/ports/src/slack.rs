@@ -145,6 +145,15 @@ pub trait SlackApi: Send + Sync {
         message: &OutgoingMessage,
     ) -> Result<PostedMessage, SlackError>;
 
+    /// `oauth.v2.access`: exchanges an authorization code, or refreshes a rotating token,
+    /// authenticating as the Slack app (HTTP Basic with its client ID and secret).
+    async fn oauth_access(
+        &self,
+        client_id: &str,
+        client_secret: &secrecy::SecretString,
+        grant: &crate::oauth::OAuthGrantRequest,
+    ) -> Result<crate::oauth::OAuthGrant, SlackError>;
+
     /// Uploads a file and shares it in `channel` (in the thread of `thread_ts`, if given):
     /// `files.getUploadURLExternal`, the upload itself, then `files.completeUploadExternal`.
     async fn upload_file(

@@ -17,7 +17,7 @@ use connector_adapters_aws::{AwsSecretStore, AwsSettings};
 use connector_adapters_local_secrets::{KeySource, LocalSecretStore};
 use connector_adapters_postgres::{PgConnectorRepository, PgSettings};
 use connector_adapters_sqlite::SqliteConnectorRepository;
-use connector_ports::{ConnectorRepository, SecretStore};
+use connector_ports::{ConnectorRepository, OAuthStateStore, SecretStore};
 use secrecy::{ExposeSecret as _, SecretString};
 
 pub use connector_adapters_local_secrets::{RotationReport, rotate_key};
@@ -167,6 +167,8 @@ pub struct Storage {
     pub repo: Arc<dyn ConnectorRepository>,
     /// Connector secrets.
     pub secrets: Arc<dyn SecretStore>,
+    /// Pending OAuth installs (in the same database as the metadata).
+    pub states: Arc<dyn OAuthStateStore>,
     /// A one-line, secret-free description for the start-up log.
     pub description: String,
 }
@@ -185,9 +187,13 @@ pub async fn open(settings: &StorageSettings, migrate: bool) -> Result<Storage, 
             tracing::info!(?applied, "database migrations applied");
         }
     }
-    let (repo, metadata): (Arc<dyn ConnectorRepository>, String) = match settings.metadata()? {
-        Metadata::Postgres => (
-            Arc::new(
+    let (repo, states, metadata): (
+        Arc<dyn ConnectorRepository>,
+        Arc<dyn OAuthStateStore>,
+        String,
+    ) = match settings.metadata()? {
+        Metadata::Postgres => {
+            let pg = Arc::new(
                 PgConnectorRepository::connect(
                     settings.url()?,
                     &PgSettings {
@@ -197,9 +203,9 @@ pub async fn open(settings: &StorageSettings, migrate: bool) -> Result<Storage, 
                 )
                 .await
                 .map_err(|e| StorageError::Open(e.to_string()))?,
-            ),
-            "metadata in PostgreSQL".to_owned(),
-        ),
+            );
+            (pg.clone(), pg, "metadata in PostgreSQL".to_owned())
+        }
         Metadata::Sqlite(path) if !migrate && !path.exists() => {
             return Err(invalid(
                 "database.url (CONNECTOR__DATABASE__URL) / data_dir (CONNECTOR__DATA_DIR)",
@@ -209,14 +215,18 @@ pub async fn open(settings: &StorageSettings, migrate: bool) -> Result<Storage, 
                 ),
             ));
         }
-        Metadata::Sqlite(path) => (
-            Arc::new(
+        Metadata::Sqlite(path) => {
+            let sqlite = Arc::new(
                 SqliteConnectorRepository::open(&path, settings.max_connections)
                     .await
                     .map_err(|e| StorageError::Open(e.to_string()))?,
-            ),
-            format!("metadata in SQLite file {}", display(&path)),
-        ),
+            );
+            (
+                sqlite.clone(),
+                sqlite,
+                format!("metadata in SQLite file {}", display(&path)),
+            )
+        }
     };
     let (secrets, where_secrets): (Arc<dyn SecretStore>, String) = if settings.local_secrets()? {
         let store = settings.open_local_secrets()?;
@@ -242,6 +252,7 @@ pub async fn open(settings: &StorageSettings, migrate: bool) -> Result<Storage, 
     Ok(Storage {
         repo,
         secrets,
+        states,
         description: format!("{metadata}; {where_secrets}"),
     })
 }

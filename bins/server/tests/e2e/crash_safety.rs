@@ -282,9 +282,7 @@ impl Rig {
             .inner
             .put(
                 &self.prefix.secret_name(&new.tenant_id, new.id),
-                &ConnectorSecret {
-                    bot_token: BotToken::parse("t", TOKEN).unwrap(),
-                },
+                &ConnectorSecret::new(BotToken::parse("t", TOKEN).unwrap()),
                 &SecretLabels {
                     tenant_id: new.tenant_id.clone(),
                     connector_id: new.id,

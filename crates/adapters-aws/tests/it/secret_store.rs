@@ -31,9 +31,7 @@ fn names() -> (connector_domain::SecretName, SecretLabels) {
 }
 
 fn secret(token: &str) -> ConnectorSecret {
-    ConnectorSecret {
-        bot_token: BotToken::parse("t", token).unwrap(),
-    }
+    ConnectorSecret::new(BotToken::parse("t", token).unwrap())
 }
 
 test_support::secret_store_conformance!(async { ((), store().await) });

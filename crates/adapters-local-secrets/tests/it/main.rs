@@ -61,9 +61,7 @@ fn name(tenant: &str) -> (SecretName, SecretLabels) {
 }
 
 fn secret(token: &str) -> ConnectorSecret {
-    ConnectorSecret {
-        bot_token: BotToken::parse("t", token).unwrap(),
-    }
+    ConnectorSecret::new(BotToken::parse("t", token).unwrap())
 }
 
 fn secret_files(dir: &std::path::Path) -> Vec<PathBuf> {

@@ -17,9 +17,7 @@ const TOKEN: &str = "xoxb-1111-2222-cachedtoken";
 const NEW_TOKEN: &str = "xoxb-1111-2222-rotatedtoken";
 
 fn secret(token: &str) -> ConnectorSecret {
-    ConnectorSecret {
-        bot_token: BotToken::parse("t", token).unwrap(),
-    }
+    ConnectorSecret::new(BotToken::parse("t", token).unwrap())
 }
 
 /// A clock the test moves by hand.

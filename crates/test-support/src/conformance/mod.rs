@@ -61,6 +61,16 @@ macro_rules! repository_conformance {
             let (_guard, repo) = $make.await;
             $crate::conformance::repository::concurrent_claims_never_take_the_same_row_twice(&repo).await;
         }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn oauth_states_are_single_use() {
+            let (_guard, repo) = $make.await;
+            $crate::conformance::repository::oauth_states_are_single_use(&repo).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn expired_oauth_states_are_purged() {
+            let (_guard, repo) = $make.await;
+            $crate::conformance::repository::expired_oauth_states_are_purged(&repo).await;
+        }
     };
 }
 

@@ -10,7 +10,9 @@ use connector_domain::{
     ChannelId, ChannelName, ConnectorId, ConnectorName, ConnectorState, RequestId, TenantId,
     WorkspaceId,
 };
-use connector_ports::{ConnectorRepository, NewConnector, RepositoryError};
+use connector_ports::{
+    ConnectorRepository, NewConnector, OAuthStateStore, PendingInstall, RepositoryError,
+};
 
 fn tenant(s: &str) -> TenantId {
     TenantId::parse("tenant_id", s).unwrap()
@@ -322,4 +324,43 @@ async fn claim_concurrently<R: ConnectorRepository + Clone + 'static>(
         out.push(h.await.unwrap());
     }
     out
+}
+
+fn pending(tenant_id: &str, name: &str, expires_in_secs: i64) -> PendingInstall {
+    PendingInstall {
+        tenant_id: tenant(tenant_id),
+        name: ConnectorName::parse("name", name).unwrap(),
+        default_channel: "#alerts".into(),
+        expires_at: chrono::Utc::now() + chrono::Duration::seconds(expires_in_secs),
+    }
+}
+
+/// Conformance case: a state is taken once, with what was saved.
+pub async fn oauth_states_are_single_use<R: OAuthStateStore>(repo: &R) {
+    let p = pending("acme", "prod", 600);
+    repo.save_state("hash-1", &p).await.unwrap();
+    let taken = repo.take_state("hash-1").await.unwrap().unwrap();
+    assert_eq!(taken.tenant_id, p.tenant_id);
+    assert_eq!(taken.name, p.name);
+    assert_eq!(taken.default_channel, "#alerts");
+    assert!((taken.expires_at - p.expires_at).num_milliseconds().abs() < 1);
+    assert!(
+        repo.take_state("hash-1").await.unwrap().is_none(),
+        "replayed"
+    );
+    assert!(repo.take_state("never-issued").await.unwrap().is_none());
+}
+
+/// Conformance case: expired states are still returned once (so the caller can say
+/// "expired"), and purged by `purge_states`.
+pub async fn expired_oauth_states_are_purged<R: OAuthStateStore>(repo: &R) {
+    repo.save_state("old", &pending("acme", "a", -60))
+        .await
+        .unwrap();
+    repo.save_state("fresh", &pending("acme", "b", 600))
+        .await
+        .unwrap();
+    assert_eq!(repo.purge_states(chrono::Utc::now()).await.unwrap(), 1);
+    assert!(repo.take_state("old").await.unwrap().is_none());
+    assert!(repo.take_state("fresh").await.unwrap().is_some());
 }

@@ -25,9 +25,7 @@ fn fresh_name(tenant: &str) -> (SecretName, SecretLabels) {
 }
 
 fn secret(token: &str) -> ConnectorSecret {
-    ConnectorSecret {
-        bot_token: BotToken::parse("t", token).unwrap(),
-    }
+    ConnectorSecret::new(BotToken::parse("t", token).unwrap())
 }
 
 /// Conformance case: write, read, overwrite, delete, and write again under the same name.

@@ -1,0 +1,295 @@
+//! Slack's OAuth v2 install flow: `GetOAuthV2URL` hands out Slack's authorize URL with a
+//! single-use state; the callback exchanges the code for a bot token and creates the connector
+//! through the same use case as `CreateConnector`.
+//!
+//! The state is 256 random bits; only its SHA-256 is stored (with the tenant and the pending
+//! connector's name and default channel), so any replica can verify it and a copy of the
+//! table cannot forge a callback. Taking a state deletes it: a state works once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use connector_domain::{
+    BotToken, ChannelRef, Connector, ConnectorName, RequestId, TenantId, WorkspaceId,
+};
+use secrecy::SecretString;
+use sha2::{Digest as _, Sha256};
+
+use crate::error::ConnectorError;
+use crate::repository::RepositoryError;
+use crate::secrets::TokenRotation;
+use crate::service::{ConnectorService, CreateConnector};
+use crate::slack::{SlackApi, SlackError};
+
+/// A connector waiting for its install to complete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingInstall {
+    /// The tenant that asked for the URL.
+    pub tenant_id: TenantId,
+    /// The connector to create.
+    pub name: ConnectorName,
+    /// Its default channel, as the caller gave it.
+    pub default_channel: String,
+    /// When the state stops being accepted.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Storage of pending installs, keyed by the SHA-256 (hex) of their state.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait OAuthStateStore: Send + Sync {
+    /// Records a pending install.
+    async fn save_state(
+        &self,
+        state_hash: &str,
+        pending: &PendingInstall,
+    ) -> Result<(), RepositoryError>;
+
+    /// Removes and returns the pending install of `state_hash` (expired or not); `None` when
+    /// there is none (never issued, or already taken).
+    async fn take_state(&self, state_hash: &str)
+    -> Result<Option<PendingInstall>, RepositoryError>;
+
+    /// Deletes pending installs that expired before `before`; returns how many.
+    async fn purge_states(&self, before: DateTime<Utc>) -> Result<u64, RepositoryError>;
+}
+
+/// The Slack app's OAuth settings.
+#[derive(Debug, Clone)]
+pub struct OAuthConfig {
+    /// The app's client ID.
+    pub client_id: String,
+    /// The app's client secret.
+    pub client_secret: SecretString,
+    /// The public URL of `/slack/oauth/callback`.
+    pub redirect_url: String,
+    /// Slack's authorize page.
+    pub authorize_url: String,
+    /// Bot scopes to ask for, comma-separated.
+    pub scopes: String,
+    /// User scopes to ask for, comma-separated (usually none).
+    pub user_scopes: String,
+    /// How long a state is accepted.
+    pub state_ttl: Duration,
+}
+
+/// What `oauth.v2.access` granted.
+#[derive(Debug, Clone)]
+pub struct OAuthGrant {
+    /// The bot token.
+    pub access_token: BotToken,
+    /// The workspace it was installed in.
+    pub team_id: WorkspaceId,
+    /// With token rotation on: the refresh token.
+    pub refresh_token: Option<SecretString>,
+    /// With token rotation on: seconds until `access_token` expires.
+    pub expires_in: Option<u64>,
+}
+
+/// Which grant to ask `oauth.v2.access` for.
+#[derive(Debug, Clone)]
+pub enum OAuthGrantRequest {
+    /// Exchange an authorization code.
+    Code {
+        /// The code from the callback.
+        code: String,
+        /// The redirect URL the code was issued for.
+        redirect_uri: String,
+    },
+    /// Refresh a rotating token.
+    Refresh {
+        /// The refresh token.
+        refresh_token: SecretString,
+    },
+}
+
+/// Why an install did not complete; each has its own page.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    /// The state was never issued, was already used, or was tampered with.
+    #[error("this install link is not valid or was already used; ask for a new one")]
+    UnknownState,
+    /// The state is older than its time to live.
+    #[error("this install link has expired; ask for a new one")]
+    ExpiredState,
+    /// The user declined the install on Slack's page.
+    #[error("the installation was cancelled on Slack's page")]
+    Denied,
+    /// The callback had neither a code nor an error.
+    #[error("Slack's redirect carried no authorization code")]
+    MissingCode,
+    /// Exchanging the code failed.
+    #[error("Slack did not accept the authorization code: {0}")]
+    Exchange(SlackError),
+    /// The connector could not be created (channel missing, name taken, …).
+    #[error(transparent)]
+    Create(ConnectorError),
+    /// The state store failed.
+    #[error(transparent)]
+    Store(ConnectorError),
+}
+
+/// The install flow's use cases.
+#[derive(Clone)]
+pub struct OAuthInstaller {
+    states: Arc<dyn OAuthStateStore>,
+    slack: Arc<dyn SlackApi>,
+    service: ConnectorService,
+    config: Option<OAuthConfig>,
+}
+
+fn hash_state(state: &str) -> String {
+    Sha256::digest(state.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl OAuthInstaller {
+    /// The flow over its ports; `config` is `None` when the server has no Slack app settings.
+    pub fn new(
+        states: Arc<dyn OAuthStateStore>,
+        slack: Arc<dyn SlackApi>,
+        service: ConnectorService,
+        config: Option<OAuthConfig>,
+    ) -> Self {
+        Self {
+            states,
+            slack,
+            service,
+            config,
+        }
+    }
+
+    fn config(&self) -> Result<&OAuthConfig, ConnectorError> {
+        self.config
+            .as_ref()
+            .ok_or_else(|| ConnectorError::FailedPrecondition {
+                field: None,
+                reason: "the Slack OAuth flow is not configured on this server: set \
+                     CONNECTOR__SLACK__CLIENT_ID, CONNECTOR__SLACK__CLIENT_SECRET and \
+                     CONNECTOR__SLACK__REDIRECT_URL"
+                    .into(),
+            })
+    }
+
+    /// Slack's authorize URL for installing connector `name` of `tenant_id`, and when its
+    /// state expires. The fields are validated as `CreateConnector`'s are.
+    pub async fn authorize_url(
+        &self,
+        tenant_id: &str,
+        name: &str,
+        default_channel: &str,
+    ) -> Result<(String, DateTime<Utc>), ConnectorError> {
+        let tenant_id = TenantId::parse("tenant_id", tenant_id)?;
+        let name = ConnectorName::parse("name", name)?;
+        ChannelRef::parse("default_channel", default_channel)?;
+        let config = self.config()?;
+        let ttl = chrono::Duration::from_std(config.state_ttl)
+            .map_err(|e| ConnectorError::Internal(anyhow::Error::new(e)))?;
+        let expires_at = Utc::now() + ttl;
+        let state =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+        self.states
+            .save_state(
+                &hash_state(&state),
+                &PendingInstall {
+                    tenant_id,
+                    name,
+                    default_channel: default_channel.to_owned(),
+                    expires_at,
+                },
+            )
+            .await?;
+        let query = serde_urlencoded::to_string([
+            ("client_id", config.client_id.as_str()),
+            ("scope", config.scopes.as_str()),
+            ("user_scope", config.user_scopes.as_str()),
+            ("redirect_uri", config.redirect_url.as_str()),
+            ("state", state.as_str()),
+        ])
+        .map_err(|e| ConnectorError::Internal(anyhow::Error::new(e)))?;
+        let separator = if config.authorize_url.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
+        Ok((
+            format!("{}{separator}{query}", config.authorize_url),
+            expires_at,
+        ))
+    }
+
+    /// Completes an install from Slack's redirect: `code` on approval, `error` on refusal.
+    /// The state is consumed whatever happens next.
+    pub async fn complete(
+        &self,
+        state: &str,
+        code: Option<&str>,
+        error: Option<&str>,
+    ) -> Result<Connector, InstallError> {
+        if state.is_empty() || state.len() > 128 {
+            return Err(InstallError::UnknownState);
+        }
+        let pending = self
+            .states
+            .take_state(&hash_state(state))
+            .await
+            .map_err(|e| InstallError::Store(e.into()))?
+            .ok_or(InstallError::UnknownState)?;
+        if pending.expires_at <= Utc::now() {
+            return Err(InstallError::ExpiredState);
+        }
+        if error.is_some() {
+            return Err(InstallError::Denied);
+        }
+        let code = code
+            .filter(|c| !c.is_empty())
+            .ok_or(InstallError::MissingCode)?;
+        let config = self.config().map_err(InstallError::Store)?;
+        let grant = self
+            .slack
+            .oauth_access(
+                &config.client_id,
+                &config.client_secret,
+                &OAuthGrantRequest::Code {
+                    code: code.to_owned(),
+                    redirect_uri: config.redirect_url.clone(),
+                },
+            )
+            .await
+            .map_err(InstallError::Exchange)?;
+        let cmd = CreateConnector {
+            tenant_id: pending.tenant_id,
+            name: pending.name,
+            bot_token: grant.access_token,
+            default_channel: ChannelRef::parse("default_channel", &pending.default_channel)
+                .map_err(|e| InstallError::Create(e.into()))?,
+            request_id: RequestId::parse_optional(
+                "request_id",
+                &format!("oauth-{}", &hash_state(state)[..32]),
+            )
+            .map_err(|e| InstallError::Create(e.into()))?,
+            rotation: match (grant.refresh_token, grant.expires_in) {
+                (Some(refresh_token), Some(secs)) => Some(TokenRotation {
+                    refresh_token,
+                    expires_at: Utc::now()
+                        + chrono::Duration::seconds(secs.min(i64::MAX as u64) as i64),
+                }),
+                _ => None,
+            },
+        };
+        self.service.create(cmd).await.map_err(InstallError::Create)
+    }
+
+    /// Deletes expired states; returns how many.
+    pub async fn purge_expired(&self) -> Result<u64, ConnectorError> {
+        Ok(self.states.purge_states(Utc::now()).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,215 @@
+//! Unit tests of the install flow against mocked ports.
+
+use std::sync::{Arc, Mutex};
+
+use connector_domain::{ChannelId, ChannelName, ConnectorState};
+
+use super::*;
+use crate::ChannelInfo;
+use crate::repository::MockConnectorRepository;
+use crate::secrets::MockSecretStore;
+use crate::service::tests::fixtures::connector;
+use crate::slack::{AuthIdentity, ChannelPage, MockSlackApi};
+
+fn config() -> OAuthConfig {
+    OAuthConfig {
+        client_id: "1234.5678".into(),
+        client_secret: SecretString::from("app-secret".to_owned()),
+        redirect_url: "https://connectors.example.com/slack/oauth/callback".into(),
+        authorize_url: "https://slack.example.com/oauth/v2/authorize".into(),
+        scopes: "channels:read,chat:write".into(),
+        user_scopes: String::new(),
+        state_ttl: Duration::from_secs(600),
+    }
+}
+
+fn installer(
+    states: MockOAuthStateStore,
+    slack: MockSlackApi,
+    repo: MockConnectorRepository,
+    secrets: MockSecretStore,
+    config: Option<OAuthConfig>,
+) -> OAuthInstaller {
+    let slack = Arc::new(slack);
+    let service = ConnectorService::new(
+        Arc::new(repo),
+        Arc::new(secrets),
+        slack.clone(),
+        connector_domain::SecretPrefix::parse("p", "sc/").unwrap(),
+    );
+    OAuthInstaller::new(Arc::new(states), slack, service, config)
+}
+
+#[tokio::test]
+async fn the_url_carries_the_app_and_a_state_whose_hash_is_stored() {
+    let saved = Arc::new(Mutex::new(None));
+    let mut states = MockOAuthStateStore::new();
+    let s = saved.clone();
+    states
+        .expect_save_state()
+        .times(1)
+        .returning(move |hash, p| {
+            *s.lock().unwrap() = Some((hash.to_owned(), p.clone()));
+            Ok(())
+        });
+    let i = installer(
+        states,
+        MockSlackApi::new(),
+        MockConnectorRepository::new(),
+        MockSecretStore::new(),
+        Some(config()),
+    );
+    let (url, expires) = i.authorize_url("acme", "prod", "#alerts").await.unwrap();
+    assert!(url.starts_with("https://slack.example.com/oauth/v2/authorize?client_id=1234.5678&"));
+    assert!(
+        url.contains("scope=channels%3Aread%2Cchat%3Awrite"),
+        "{url}"
+    );
+    assert!(
+        url.contains(
+            "redirect_uri=https%3A%2F%2Fconnectors.example.com%2Fslack%2Foauth%2Fcallback"
+        )
+    );
+    let state = url.split("state=").nth(1).unwrap();
+    assert!(state.len() >= 43, "256 bits of state");
+    let (hash, pending) = saved.lock().unwrap().clone().unwrap();
+    assert_eq!(hash, hash_state(state), "only the hash is stored");
+    assert_eq!(pending.tenant_id.as_str(), "acme");
+    assert_eq!(pending.default_channel, "#alerts");
+    assert_eq!(pending.expires_at, expires);
+    let ttl = expires - Utc::now();
+    assert!(ttl > chrono::Duration::seconds(590) && ttl <= chrono::Duration::seconds(600));
+}
+
+#[tokio::test]
+async fn without_app_settings_the_url_is_a_failed_precondition() {
+    let i = installer(
+        MockOAuthStateStore::new(),
+        MockSlackApi::new(),
+        MockConnectorRepository::new(),
+        MockSecretStore::new(),
+        None,
+    );
+    let err = i.authorize_url("acme", "prod", "alerts").await.unwrap_err();
+    assert!(
+        err.to_string().contains("CONNECTOR__SLACK__CLIENT_ID"),
+        "{err}"
+    );
+    let err = i.authorize_url("", "prod", "alerts").await.unwrap_err();
+    assert!(
+        matches!(&err, ConnectorError::Invalid(v) if v.field == "tenant_id"),
+        "validation first"
+    );
+}
+
+fn pending(expires_in: i64) -> PendingInstall {
+    PendingInstall {
+        tenant_id: TenantId::parse("t", "acme").unwrap(),
+        name: ConnectorName::parse("n", "prod").unwrap(),
+        default_channel: "alerts".into(),
+        expires_at: Utc::now() + chrono::Duration::seconds(expires_in),
+    }
+}
+
+#[tokio::test]
+async fn unknown_expired_and_denied_states_create_nothing() {
+    for (taken, error, expected) in [
+        (None, None, "UnknownState"),
+        (Some(pending(-1)), None, "ExpiredState"),
+        (Some(pending(600)), Some("access_denied"), "Denied"),
+    ] {
+        let mut states = MockOAuthStateStore::new();
+        states
+            .expect_take_state()
+            .times(1)
+            .return_once(move |_| Ok(taken));
+        let mut slack = MockSlackApi::new();
+        slack.expect_oauth_access().never();
+        let mut repo = MockConnectorRepository::new();
+        repo.expect_insert_creating().never();
+        let i = installer(states, slack, repo, MockSecretStore::new(), Some(config()));
+        let err = i
+            .complete("some-state", Some("code"), error)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            format!("{err:?}").split([' ', '(']).next().unwrap(),
+            expected
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_approved_install_creates_the_connector_with_the_granted_token() {
+    let mut states = MockOAuthStateStore::new();
+    states
+        .expect_take_state()
+        .return_once(|_| Ok(Some(pending(600))));
+    let mut slack = MockSlackApi::new();
+    slack
+        .expect_oauth_access()
+        .withf(|id, secret, grant| {
+            id == "1234.5678"
+                && secrecy::ExposeSecret::expose_secret(secret) == "app-secret"
+                && matches!(grant, OAuthGrantRequest::Code { code, redirect_uri }
+                    if code == "the-code" && redirect_uri.ends_with("/slack/oauth/callback"))
+        })
+        .returning(|_, _, _| {
+            Ok(OAuthGrant {
+                access_token: BotToken::parse("t", "xoxe.xoxb-1-grantedtoken").unwrap(),
+                team_id: WorkspaceId::new("T0001"),
+                refresh_token: Some(SecretString::from("xoxe-1-refresh".to_owned())),
+                expires_in: Some(43_200),
+            })
+        });
+    slack.expect_auth_test().returning(|_| {
+        Ok(AuthIdentity {
+            team_id: WorkspaceId::new("T0001"),
+            team_name: "Acme".into(),
+            user_id: "U1".into(),
+        })
+    });
+    slack.expect_list_channels().returning(|_, _| {
+        Ok(ChannelPage {
+            channels: vec![ChannelInfo {
+                id: ChannelId::new("C0000ALERT"),
+                name: ChannelName::new("alerts"),
+                is_archived: false,
+                is_member: true,
+                is_private: false,
+            }],
+            next_cursor: None,
+        })
+    });
+    let mut repo = MockConnectorRepository::new();
+    repo.expect_find_by_request_id()
+        .withf(|_, r| r.as_str().starts_with("oauth-"))
+        .returning(|_, _| Ok(None));
+    repo.expect_insert_creating().returning(|n| {
+        let mut c = connector("acme", "prod", ConnectorState::Creating);
+        c.id = n.id;
+        Ok(c)
+    });
+    repo.expect_mark_active().returning(|id| {
+        let mut c = connector("acme", "prod", ConnectorState::Active);
+        c.id = id;
+        Ok(Some(c))
+    });
+    let mut secrets = MockSecretStore::new();
+    secrets
+        .expect_put()
+        .withf(|_, s, _| {
+            s.bot_token.expose() == "xoxe.xoxb-1-grantedtoken"
+                && s.rotation.as_ref().is_some_and(|r| {
+                    secrecy::ExposeSecret::expose_secret(&r.refresh_token) == "xoxe-1-refresh"
+                })
+        })
+        .times(1)
+        .returning(|_, _, _| Ok(()));
+    let i = installer(states, slack, repo, secrets, Some(config()));
+    let c = i
+        .complete("some-state", Some("the-code"), None)
+        .await
+        .unwrap();
+    assert_eq!(c.state, ConnectorState::Active);
+}
