@@ -37,6 +37,7 @@ pids+=($!)
 CONNECTOR__DATABASE__URL="$APP_DATABASE_URL" \
 CONNECTOR__AWS__ENDPOINT_URL="$AWS_ENDPOINT_URL" \
 CONNECTOR__GRPC__LISTEN_ADDR="127.0.0.1:$grpc_port" \
+CONNECTOR__HTTP__LISTEN_ADDR="127.0.0.1:$(free_port)" \
 CONNECTOR__SLACK__API_BASE_URL="http://127.0.0.1:$double_port/api/" \
 CONNECTOR__SECRETS__PREFIX="smoke/" \
 CONNECTOR__LOG__FORMAT=json \
@@ -90,6 +91,7 @@ psql "$DATABASE_ADMIN_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/
 data="$dir/embedded"
 grpc_port=$(free_port)
 CONNECTOR__DATA_DIR="$data" CONNECTOR__GRPC__LISTEN_ADDR="127.0.0.1:$grpc_port" \
+CONNECTOR__HTTP__LISTEN_ADDR="127.0.0.1:$(free_port)" \
 CONNECTOR__SLACK__API_BASE_URL="http://127.0.0.1:$double_port/api/" CONNECTOR__LOG__FORMAT=json \
   "$CARGO_TARGET_DIR/debug/connector-server" >"$dir/server.log" 2>&1 &
 server_pid=$!

@@ -110,6 +110,12 @@ pub struct SlackSection {
     pub redirect_url: Option<String>,
     /// `CONNECTOR__SLACK__AUTHORIZE_URL`, default `https://slack.com/oauth/v2/authorize`.
     pub authorize_url: String,
+    /// `CONNECTOR__SLACK__SCOPES`: bot scopes an install asks for.
+    pub scopes: String,
+    /// `CONNECTOR__SLACK__USER_SCOPES`: user scopes an install asks for (default none).
+    pub user_scopes: String,
+    /// `CONNECTOR__SLACK__OAUTH_STATE_TTL_SECS`: how long an install URL works (default 600).
+    pub oauth_state_ttl_secs: u64,
 }
 
 /// `sender.*`
@@ -179,6 +185,12 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("secrets.prefix", "slack-connector/"),
     ("slack.api_base_url", "https://slack.com/api/"),
     ("slack.deadline_secs", "30"),
+    (
+        "slack.scopes",
+        "channels:read,groups:read,chat:write,files:write",
+    ),
+    ("slack.user_scopes", ""),
+    ("slack.oauth_state_ttl_secs", "600"),
     (
         "slack.authorize_url",
         "https://slack.com/oauth/v2/authorize",
@@ -282,6 +294,47 @@ impl Settings {
             local_key: self.secrets.local_key.clone(),
             local_key_file: self.secrets.local_key_file.clone(),
             local_secrets_dir: self.secrets.local_dir.clone(),
+        }
+    }
+
+    /// The Slack app's OAuth settings: `None` when none of client ID, client secret and
+    /// redirect URL is set; an error naming what is missing when only some are.
+    pub fn oauth(&self) -> Result<Option<connector_ports::OAuthConfig>, SettingsError> {
+        let s = &self.slack;
+        match (&s.client_id, &s.client_secret, &s.redirect_url) {
+            (None, None, None) => Ok(None),
+            (Some(client_id), Some(client_secret), Some(redirect_url)) => {
+                if !(redirect_url.starts_with("https://") || redirect_url.starts_with("http://")) {
+                    return Err(SettingsError::Invalid {
+                        key: "slack.redirect_url",
+                        env: "CONNECTOR__SLACK__REDIRECT_URL",
+                        reason: "must be the public http(s) URL of /slack/oauth/callback".into(),
+                    });
+                }
+                Ok(Some(connector_ports::OAuthConfig {
+                    client_id: client_id.clone(),
+                    client_secret: client_secret.clone(),
+                    redirect_url: redirect_url.clone(),
+                    authorize_url: s.authorize_url.clone(),
+                    scopes: s.scopes.clone(),
+                    user_scopes: s.user_scopes.clone(),
+                    state_ttl: Duration::from_secs(s.oauth_state_ttl_secs.max(1)),
+                }))
+            }
+            _ => {
+                let (key, env) = if s.client_id.is_none() {
+                    ("slack.client_id", "CONNECTOR__SLACK__CLIENT_ID")
+                } else if s.client_secret.is_none() {
+                    ("slack.client_secret", "CONNECTOR__SLACK__CLIENT_SECRET")
+                } else {
+                    ("slack.redirect_url", "CONNECTOR__SLACK__REDIRECT_URL")
+                };
+                Err(SettingsError::Invalid {
+                    key,
+                    env,
+                    reason: "the Slack OAuth flow needs the client ID, the client secret and the redirect URL together".into(),
+                })
+            }
         }
     }
 
@@ -399,6 +452,31 @@ mod tests {
         );
         assert!(storage.local_secrets().unwrap());
         assert_eq!(storage.secrets_dir(), PathBuf::from("/srv/sc/secrets"));
+    }
+
+    #[test]
+    fn oauth_settings_come_all_together_or_not_at_all() {
+        let none = Settings::load_from(None, env(&[])).unwrap();
+        assert!(none.oauth().unwrap().is_none());
+        let partial =
+            Settings::load_from(None, env(&[("CONNECTOR__SLACK__CLIENT_ID", "1.2")])).unwrap();
+        let err = partial.oauth().unwrap_err().to_string();
+        assert!(err.contains("CONNECTOR__SLACK__CLIENT_SECRET"), "{err}");
+        let full = Settings::load_from(
+            None,
+            env(&[
+                ("CONNECTOR__SLACK__CLIENT_ID", "1.2"),
+                ("CONNECTOR__SLACK__CLIENT_SECRET", "s"),
+                (
+                    "CONNECTOR__SLACK__REDIRECT_URL",
+                    "https://x.example/slack/oauth/callback",
+                ),
+            ]),
+        )
+        .unwrap();
+        let c = full.oauth().unwrap().unwrap();
+        assert_eq!(c.authorize_url, "https://slack.com/oauth/v2/authorize");
+        assert_eq!(c.state_ttl, Duration::from_secs(600));
     }
 
     #[test]

@@ -10,7 +10,9 @@ use connector_adapters_slack::{HttpSlackApi, SlackSettings};
 use connector_domain::SecretPrefix;
 use connector_grpc_api::ConnectorGrpc;
 use connector_grpc_api::pb::connector_service_server::ConnectorServiceServer;
-use connector_ports::{ConnectorService, MessageSender, Reconciler, SystemClock, TokenCache};
+use connector_ports::{
+    ConnectorService, MessageSender, OAuthInstaller, Reconciler, SystemClock, TokenCache,
+};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
@@ -20,6 +22,9 @@ use crate::settings::Settings;
 pub struct Application {
     listener: TcpListener,
     addr: SocketAddr,
+    http_listener: TcpListener,
+    http_addr: SocketAddr,
+    installer: OAuthInstaller,
     grpc: ConnectorGrpc,
     reconciler: Option<(Reconciler, Duration)>,
     grace: Duration,
@@ -41,7 +46,8 @@ impl Application {
         let prefix = SecretPrefix::parse("secrets.prefix", &settings.secrets.prefix)?;
         let storage = connector_storage::open(&settings.storage(), true).await?;
         tracing::info!(storage = %storage.description, "storage ready");
-        let (repo, secrets) = (storage.repo, storage.secrets);
+        let (repo, secrets, states) = (storage.repo, storage.secrets, storage.states);
+        let oauth = settings.oauth()?;
         let slack = HttpSlackApi::new(SlackSettings {
             api_base_url: settings.slack.api_base_url.clone(),
             deadline: Duration::from_secs(settings.slack.deadline_secs),
@@ -51,6 +57,7 @@ impl Application {
         let slack = Arc::new(slack);
         let service =
             ConnectorService::new(repo.clone(), secrets.clone(), slack.clone(), prefix.clone());
+        let installer = OAuthInstaller::new(states, slack.clone(), service.clone(), oauth);
         let sender = MessageSender::new(
             repo.clone(),
             secrets.clone(),
@@ -83,10 +90,22 @@ impl Application {
                 )
             })?;
         let addr = listener.local_addr()?;
+        let http_listener = TcpListener::bind(settings.http.listen_addr)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {} (CONNECTOR__HTTP__LISTEN_ADDR)",
+                    settings.http.listen_addr
+                )
+            })?;
+        let http_addr = http_listener.local_addr()?;
         Ok(Self {
             listener,
             addr,
-            grpc: ConnectorGrpc::new(service, sender),
+            http_listener,
+            http_addr,
+            installer: installer.clone(),
+            grpc: ConnectorGrpc::new(service, sender, installer),
             reconciler,
             grace: settings.shutdown_grace(),
         })
@@ -95,6 +114,11 @@ impl Application {
     /// The address gRPC listens on.
     pub fn grpc_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address the HTTP listener (OAuth redirect, `/healthz`) listens on.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
     }
 
     /// Serves until `shutdown` completes, then reports NOT_SERVING, stops taking calls and
@@ -116,9 +140,18 @@ impl Application {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
 
+        let installer = self.installer.clone();
         let reconciler = self
             .reconciler
-            .map(|(r, every)| tokio::spawn(reconcile_forever(r, every)));
+            .map(|(r, every)| tokio::spawn(reconcile_forever(r, installer, every)));
+
+        let (http_stop_tx, http_stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let http = axum::serve(self.http_listener, crate::http::router(self.installer))
+            .with_graceful_shutdown(async {
+                let _ = http_stop_rx.await;
+            });
+        let http = tokio::spawn(async move { http.await });
+        tracing::info!(addr = %self.http_addr, "HTTP listener (OAuth redirect) listening");
 
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let server = tonic::transport::Server::builder()
@@ -149,8 +182,18 @@ impl Application {
             r.abort();
         }
         let _ = stop_tx.send(());
-        match tokio::time::timeout(self.grace, server).await {
-            Ok(result) => result??,
+        let _ = http_stop_tx.send(());
+        let drained = tokio::time::timeout(self.grace, async {
+            let grpc = server.await;
+            let http = http.await;
+            (grpc, http)
+        })
+        .await;
+        match drained {
+            Ok((grpc, http)) => {
+                grpc??;
+                http??;
+            }
             Err(_) => tracing::warn!("grace period over; dropping the calls still running"),
         }
         tracing::info!("connector-server stopped");
@@ -158,7 +201,7 @@ impl Application {
     }
 }
 
-async fn reconcile_forever(reconciler: Reconciler, every: Duration) {
+async fn reconcile_forever(reconciler: Reconciler, installer: OAuthInstaller, every: Duration) {
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -173,6 +216,11 @@ async fn reconcile_forever(reconciler: Reconciler, every: Duration) {
                 }
             }
             Err(e) => tracing::warn!(error = %e, "reconciler pass failed; will retry"),
+        }
+        match installer.purge_expired().await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(count = n, "expired OAuth states purged"),
+            Err(e) => tracing::warn!(error = %e, "purging expired OAuth states failed; will retry"),
         }
     }
 }

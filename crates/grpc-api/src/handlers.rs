@@ -1,7 +1,7 @@
 //! [`ConnectorGrpc`]: the tonic implementation of `connector.v1.ConnectorService`.
 
 use connector_domain::{Connector, ConnectorId, Message, TenantId};
-use connector_ports::{ConnectorService, CreateConnector, MessageSender};
+use connector_ports::{ConnectorService, CreateConnector, MessageSender, OAuthInstaller};
 use tonic::{Request, Response, Status};
 
 use crate::pb;
@@ -12,12 +12,21 @@ use crate::status::{send_to_status, to_status};
 pub struct ConnectorGrpc {
     service: ConnectorService,
     sender: MessageSender,
+    installer: OAuthInstaller,
 }
 
 impl ConnectorGrpc {
-    /// Serves the connector use cases and sending.
-    pub fn new(service: ConnectorService, sender: MessageSender) -> Self {
-        Self { service, sender }
+    /// Serves the connector use cases, sending and the OAuth install flow.
+    pub fn new(
+        service: ConnectorService,
+        sender: MessageSender,
+        installer: OAuthInstaller,
+    ) -> Self {
+        Self {
+            service,
+            sender,
+            installer,
+        }
     }
 
     /// The tonic service, ready to add to a server.
@@ -154,10 +163,17 @@ impl pb::connector_service_server::ConnectorService for ConnectorGrpc {
 
     async fn get_o_auth_v2url(
         &self,
-        _request: Request<pb::GetOAuthV2urlRequest>,
+        request: Request<pb::GetOAuthV2urlRequest>,
     ) -> Result<Response<pb::GetOAuthV2urlResponse>, Status> {
-        Err(Status::unimplemented(
-            "GetOAuthV2URL is not available in this release yet",
-        ))
+        let r = request.into_inner();
+        let (url, expires_at) = self
+            .installer
+            .authorize_url(&r.tenant_id, &r.name, &r.default_channel)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::GetOAuthV2urlResponse {
+            url,
+            expire_time: Some(timestamp(expires_at)),
+        }))
     }
 }

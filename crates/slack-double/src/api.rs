@@ -17,6 +17,116 @@ pub(crate) fn routes() -> Router<Arc<State>> {
     Router::new()
         .route("/api/{method}", any(dispatch))
         .route("/_upload/{file_id}", axum::routing::post(upload))
+        .route("/oauth/v2/authorize", axum::routing::get(authorize))
+}
+
+/// Slack's authorize page, with the user's answer decided by the app's `deny` flag: a 302 to
+/// `redirect_uri` with `code` and `state`, or `error=access_denied` and `state`.
+async fn authorize(AxumState(state): AxumState<Arc<State>>, RawQuery(query): RawQuery) -> Response {
+    let params: Params = query
+        .as_deref()
+        .map(|q| serde_urlencoded::from_str(q).unwrap_or_default())
+        .unwrap_or_default();
+    let Some(app) = state.oauth_app() else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "no OAuth app configured in the double",
+        )
+            .into_response();
+    };
+    if params.get("client_id") != Some(&app.client_id) {
+        return (StatusCode::BAD_REQUEST, "invalid_client_id").into_response();
+    }
+    let (Some(redirect_uri), Some(oauth_state)) = (params.get("redirect_uri"), params.get("state"))
+    else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "redirect_uri and state are required",
+        )
+            .into_response();
+    };
+    let outcome = if app.deny {
+        serde_urlencoded::to_string([("error", "access_denied"), ("state", oauth_state.as_str())])
+    } else {
+        let code = state.issue_code(redirect_uri);
+        serde_urlencoded::to_string([("code", code.as_str()), ("state", oauth_state.as_str())])
+    }
+    .unwrap_or_default();
+    let separator = if redirect_uri.contains('?') { '&' } else { '?' };
+    (
+        StatusCode::FOUND,
+        [(
+            header::LOCATION,
+            format!("{redirect_uri}{separator}{outcome}"),
+        )],
+    )
+        .into_response()
+}
+
+/// `oauth.v2.access`: the app authenticates with HTTP Basic (or client_id/client_secret).
+fn oauth_access(state: &State, headers: &HeaderMap, params: &Params) -> Response {
+    use base64::Engine as _;
+    let Some(app) = state.oauth_app() else {
+        return fail("invalid_client_id");
+    };
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| s.split_once(':').map(|(a, b)| (a.to_owned(), b.to_owned())));
+    let (id, secret) = basic.unwrap_or_else(|| {
+        (
+            params.get("client_id").cloned().unwrap_or_default(),
+            params.get("client_secret").cloned().unwrap_or_default(),
+        )
+    });
+    if id != app.client_id {
+        return fail("invalid_client_id");
+    }
+    if secret != app.client_secret {
+        return fail("bad_client_secret");
+    }
+    match params
+        .get("grant_type")
+        .map(String::as_str)
+        .unwrap_or("authorization_code")
+    {
+        "authorization_code" => {
+            let Some(issued) = params.get("code").and_then(|c| state.take_code(c)) else {
+                return fail("invalid_code");
+            };
+            if params.get("redirect_uri") != Some(&issued.redirect_uri) {
+                return fail("bad_redirect_uri");
+            }
+        }
+        "refresh_token" => {
+            let Some(refresh) = params.get("refresh_token") else {
+                return fail("invalid_refresh_token");
+            };
+            if !state.spend_refresh_token(refresh) {
+                return fail("invalid_refresh_token");
+            }
+        }
+        _ => return fail("invalid_grant_type"),
+    }
+    let (access, refresh) = state.issue_token(&app);
+    let mut body = json!({
+        "access_token": access,
+        "token_type": "bot",
+        "scope": "channels:read,groups:read,chat:write,files:write",
+        "bot_user_id": "U0BOTUSER1",
+        "app_id": "A0DOUBLE01",
+        "team": {"id": app.team_id, "name": format!("Workspace {}", app.team_id)},
+        "enterprise": null,
+        "authed_user": {"id": "U0INSTALLR"},
+    });
+    if let Some(refresh) = refresh {
+        body["refresh_token"] = refresh.into();
+        body["expires_in"] = 43_200.into();
+    }
+    ok(body)
 }
 
 /// The pre-signed upload URL: takes the raw bytes (or one multipart part), no token.
@@ -112,6 +222,9 @@ async fn dispatch(
         Ok(p) => p,
         Err(code) => return fail(code),
     };
+    if method == "oauth.v2.access" {
+        return oauth_access(&state, &headers, &params);
+    }
     let token = bearer(&headers).or_else(|| params.get("token").cloned());
     let workspace = match state.authenticate(token.as_deref()) {
         Ok(w) => w,

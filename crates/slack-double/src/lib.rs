@@ -6,7 +6,10 @@
 //! string with HTTP 200, as Slack does. Methods: `auth.test`, `conversations.list` (cursors,
 //! `limit` up to 1000), `conversations.info`, `chat.postMessage` (threads, broadcast, blocks),
 //! and the file upload flow `files.getUploadURLExternal` → `POST` the bytes to the returned
-//! `upload_url` → `files.completeUploadExternal`.
+//! `upload_url` → `files.completeUploadExternal`. With an [`OAuthApp`] set, it also plays
+//! Slack's side of OAuth v2: `GET /oauth/v2/authorize` answers as a user's browser would see it
+//! (a redirect to `redirect_uri` with a code, or with `error=access_denied`), and
+//! `oauth.v2.access` exchanges codes and rotating refresh tokens (each usable once).
 //!
 //! Tests drive it in process through [`SlackDouble`]; the `slack-double` binary serves the
 //! same thing for local runs, with an admin API under `/_double/` (see [`admin`]).
@@ -25,7 +28,7 @@ mod state;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-pub use state::{Channel, Fault, PostedMessage, SharedFile, State, Workspace};
+pub use state::{Channel, Fault, OAuthApp, PostedMessage, SharedFile, State, Workspace};
 
 /// A running double, stopped when dropped.
 #[derive(Debug)]

@@ -111,6 +111,28 @@ pub(crate) struct PendingUpload {
     pub(crate) content: Option<Vec<u8>>,
 }
 
+/// The Slack app the double's OAuth endpoints act for.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OAuthApp {
+    /// The app's client ID.
+    pub client_id: String,
+    /// The app's client secret.
+    pub client_secret: String,
+    /// The workspace an install lands in.
+    pub team_id: String,
+    /// Whether tokens rotate (`xoxe.xoxb-…` with a refresh token and `expires_in`).
+    #[serde(default)]
+    pub rotation: bool,
+    /// What the simulated user answers on the authorize page.
+    #[serde(default)]
+    pub deny: bool,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct IssuedCode {
+    pub(crate) redirect_uri: String,
+}
+
 /// A fault to inject into the next calls of one method.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -149,6 +171,11 @@ struct Inner {
     pending_uploads: HashMap<String, PendingUpload>,
     shared_files: Vec<SharedFile>,
     next_file: u64,
+    oauth_app: Option<OAuthApp>,
+    codes: HashMap<String, IssuedCode>,
+    refresh_tokens: HashMap<String, String>,
+    next_token: u64,
+    refreshes: u64,
 }
 
 /// The double's state, shared by its handlers; every method is safe to call from tests while
@@ -249,6 +276,69 @@ impl State {
             .get(team)
             .cloned()
             .ok_or("account_inactive")
+    }
+
+    /// Sets the Slack app the OAuth endpoints act for.
+    pub fn set_oauth_app(&self, app: OAuthApp) {
+        self.lock().oauth_app = Some(app);
+    }
+
+    /// How many `grant_type=refresh_token` exchanges succeeded.
+    pub fn refreshes(&self) -> u64 {
+        self.lock().refreshes
+    }
+
+    pub(crate) fn oauth_app(&self) -> Option<OAuthApp> {
+        self.lock().oauth_app.clone()
+    }
+
+    pub(crate) fn issue_code(&self, redirect_uri: &str) -> String {
+        let mut inner = self.lock();
+        inner.next_token += 1;
+        let code = format!("code-{}-{}", inner.next_token, inner.next_ts);
+        inner.codes.insert(
+            code.clone(),
+            IssuedCode {
+                redirect_uri: redirect_uri.into(),
+            },
+        );
+        code
+    }
+
+    /// Takes an authorization code (once).
+    pub(crate) fn take_code(&self, code: &str) -> Option<IssuedCode> {
+        self.lock().codes.remove(code)
+    }
+
+    /// Issues a bot token for the app's workspace (and a refresh token when it rotates).
+    pub(crate) fn issue_token(&self, app: &OAuthApp) -> (String, Option<String>) {
+        let mut inner = self.lock();
+        inner.next_token += 1;
+        let n = inner.next_token;
+        let access = if app.rotation {
+            format!("xoxe.xoxb-1-oauthissued{n:06}")
+        } else {
+            format!("xoxb-1-oauthissued{n:06}")
+        };
+        inner.tokens.insert(access.clone(), app.team_id.clone());
+        let refresh = app.rotation.then(|| {
+            let refresh = format!("xoxe-1-refresh{n:06}");
+            inner
+                .refresh_tokens
+                .insert(refresh.clone(), app.team_id.clone());
+            refresh
+        });
+        (access, refresh)
+    }
+
+    /// Spends a refresh token: it works once, as Slack's rotating refresh tokens do.
+    pub(crate) fn spend_refresh_token(&self, refresh: &str) -> bool {
+        let mut inner = self.lock();
+        let ok = inner.refresh_tokens.remove(refresh).is_some();
+        if ok {
+            inner.refreshes += 1;
+        }
+        ok
     }
 
     /// Files shared so far, oldest first.

@@ -33,6 +33,7 @@ pub(crate) fn settings(
 ) -> Settings {
     let mut env: HashMap<String, String> = [
         ("CONNECTOR__GRPC__LISTEN_ADDR", "127.0.0.1:0"),
+        ("CONNECTOR__HTTP__LISTEN_ADDR", "127.0.0.1:0"),
         ("CONNECTOR__DATABASE__URL", db.url()),
         (
             "CONNECTOR__AWS__ENDPOINT_URL",
@@ -60,9 +61,15 @@ impl TestApp {
     }
 
     pub(crate) async fn spawn_with(extra: &[(&str, &str)]) -> Self {
+        Self::spawn_with_double(SlackDouble::start().await.unwrap(), extra).await
+    }
+
+    /// Like [`TestApp::spawn_with`], with a double the caller started (to know its address
+    /// before the server's settings are made).
+    pub(crate) async fn spawn_with_double(double: SlackDouble, extra: &[(&str, &str)]) -> Self {
         test_support::require_localstack().await.unwrap();
         let db = TestDatabase::create().await.unwrap();
-        let double = double().await;
+        seed(&double);
         let prefix = format!("e2e-{}/", uuid::Uuid::new_v4().simple());
         let running = start(settings(&db, &double.api_base_url(), &prefix, extra)).await;
         let (client, stop, server) = running;
@@ -127,6 +134,11 @@ impl TestApp {
 /// The Slack double's workspace every test uses.
 pub(crate) async fn double() -> SlackDouble {
     let double = SlackDouble::start().await.unwrap();
+    seed(&double);
+    double
+}
+
+fn seed(double: &SlackDouble) {
     double.state().add_generated_workspace(
         TEAM,
         GENERATED_CHANNELS,
@@ -147,7 +159,6 @@ pub(crate) async fn double() -> SlackDouble {
         ],
     );
     double.state().add_token(TOKEN, TEAM);
-    double
 }
 
 type Running = (
@@ -181,6 +192,7 @@ pub(crate) async fn stop(running: Running) {
 pub(crate) fn embedded_settings(data_dir: &std::path::Path, slack_base: &str) -> Settings {
     let env: HashMap<String, String> = [
         ("CONNECTOR__GRPC__LISTEN_ADDR", "127.0.0.1:0"),
+        ("CONNECTOR__HTTP__LISTEN_ADDR", "127.0.0.1:0"),
         ("CONNECTOR__DATA_DIR", &data_dir.to_string_lossy()),
         ("CONNECTOR__SLACK__API_BASE_URL", slack_base),
         ("CONNECTOR__SLACK__DEADLINE_SECS", "5"),

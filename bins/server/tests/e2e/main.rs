@@ -8,5 +8,6 @@ mod crash_safety;
 mod embedded;
 mod helpers;
 mod lifecycle;
+mod oauth;
 mod send;
 mod status_codes;

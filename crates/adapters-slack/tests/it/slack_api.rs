@@ -323,3 +323,100 @@ async fn files_are_uploaded_in_three_steps_and_shared() {
         .unwrap_err();
     assert!(matches!(err, SlackError::NotInChannel), "{err:?}");
 }
+
+#[tokio::test]
+async fn oauth_access_exchanges_codes_and_refresh_tokens_once_each() {
+    use connector_ports::{OAuthGrantRequest, SlackApi as _};
+    use secrecy::{ExposeSecret as _, SecretString};
+    use slack_double::OAuthApp;
+
+    let (double, api, _) = setup(0).await;
+    double.state().set_oauth_app(OAuthApp {
+        client_id: "111.222".into(),
+        client_secret: "app-secret".into(),
+        team_id: "T0TEST001".into(),
+        rotation: true,
+        deny: false,
+    });
+    // The browser part: the double's authorize page redirects with a code.
+    let redirect = "http://127.0.0.1:9/slack/oauth/callback";
+    let location = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!(
+            "http://{}/oauth/v2/authorize?client_id=111.222&scope=chat:write&redirect_uri={redirect}&state=s1",
+            double.addr()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let code = location
+        .split("code=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(location.ends_with("state=s1"), "{location}");
+
+    let secret = SecretString::from("app-secret".to_owned());
+    let grant_for = |code: &str| OAuthGrantRequest::Code {
+        code: code.to_owned(),
+        redirect_uri: redirect.to_owned(),
+    };
+    let grant = api
+        .oauth_access("111.222", &secret, &grant_for(&code))
+        .await
+        .unwrap();
+    assert_eq!(grant.team_id.as_str(), "T0TEST001");
+    assert!(grant.access_token.expose().starts_with("xoxe.xoxb-"));
+    assert_eq!(grant.expires_in, Some(43_200));
+    let refresh = grant.refresh_token.unwrap();
+    // The granted token works.
+    api.auth_test(&grant.access_token).await.unwrap();
+
+    // A code works once.
+    let err = api
+        .oauth_access("111.222", &secret, &grant_for(&code))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, SlackError::InvalidAuth { code } if code == "invalid_code"),
+        "{err:?}"
+    );
+
+    // A refresh token works once too.
+    let again = OAuthGrantRequest::Refresh {
+        refresh_token: refresh.clone(),
+    };
+    let renewed = api.oauth_access("111.222", &secret, &again).await.unwrap();
+    assert_ne!(
+        renewed.refresh_token.unwrap().expose_secret(),
+        refresh.expose_secret()
+    );
+    let err = api
+        .oauth_access("111.222", &secret, &again)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, SlackError::InvalidAuth { code } if code == "invalid_refresh_token"),
+        "{err:?}"
+    );
+    assert_eq!(double.state().refreshes(), 1);
+
+    let wrong = SecretString::from("not-the-secret".to_owned());
+    let err = api
+        .oauth_access("111.222", &wrong, &again)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, SlackError::InvalidAuth { code } if code == "bad_client_secret"),
+        "{err:?}"
+    );
+}

@@ -1,0 +1,130 @@
+//! The HTTP listener: Slack's OAuth redirect (`GET /slack/oauth/callback`) and `GET /healthz`.
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::Html;
+use axum::routing::get;
+use connector_ports::{ConnectorError, InstallError, OAuthInstaller};
+use serde::Deserialize;
+
+/// The routes, over the install flow.
+pub fn router(installer: OAuthInstaller) -> Router {
+    Router::new()
+        .route("/slack/oauth/callback", get(callback))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .with_state(installer)
+}
+
+#[derive(Deserialize)]
+struct CallbackParams {
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+async fn callback(
+    State(installer): State<OAuthInstaller>,
+    Query(params): Query<CallbackParams>,
+) -> (StatusCode, Html<String>) {
+    match installer
+        .complete(
+            &params.state,
+            params.code.as_deref(),
+            params.error.as_deref(),
+        )
+        .await
+    {
+        Ok(c) => {
+            tracing::info!(connector_id = %c.id, tenant_id = %c.tenant_id,
+                workspace_id = %c.workspace_id, "connector created through the Slack install");
+            page(
+                StatusCode::OK,
+                "Slack is connected",
+                &format!(
+                    "Connector <b>{}</b> now posts to <b>#{}</b> in workspace {}. You can close this window.",
+                    escape(c.name.as_str()),
+                    escape(c.default_channel_name.as_str()),
+                    escape(c.workspace_id.as_str())
+                ),
+            )
+        }
+        Err(e) => failure(e),
+    }
+}
+
+fn failure(e: InstallError) -> (StatusCode, Html<String>) {
+    let (status, title) = match &e {
+        InstallError::Denied => (StatusCode::OK, "Installation cancelled"),
+        InstallError::UnknownState => (StatusCode::BAD_REQUEST, "This install link is not valid"),
+        InstallError::ExpiredState => (StatusCode::BAD_REQUEST, "This install link has expired"),
+        InstallError::MissingCode => (StatusCode::BAD_REQUEST, "Slack sent no authorization code"),
+        InstallError::Exchange(_) => (
+            StatusCode::BAD_GATEWAY,
+            "Slack did not complete the install",
+        ),
+        InstallError::Create(ConnectorError::FailedPrecondition { .. }) => (
+            StatusCode::BAD_REQUEST,
+            "The connector could not be created",
+        ),
+        InstallError::Create(ConnectorError::AlreadyExists { .. }) => {
+            (StatusCode::CONFLICT, "That connector already exists")
+        }
+        InstallError::Create(ConnectorError::Unavailable { .. })
+        | InstallError::Store(ConnectorError::Unavailable { .. }) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Please try again in a moment",
+        ),
+        InstallError::Create(ConnectorError::Internal(_))
+        | InstallError::Store(ConnectorError::Internal(_)) => {
+            tracing::error!(error = ?e, "internal error completing a Slack install");
+            return page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong",
+                "The install could not be completed; the server log has the details.",
+            );
+        }
+        InstallError::Create(_) | InstallError::Store(_) => (
+            StatusCode::BAD_REQUEST,
+            "The connector could not be created",
+        ),
+    };
+    tracing::info!(reason = %e, "Slack install did not complete");
+    page(status, title, &escape(&e.to_string()))
+}
+
+fn page(status: StatusCode, title: &str, body: &str) -> (StatusCode, Html<String>) {
+    (
+        status,
+        Html(format!(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>\
+             <style>body{{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;color:#1d1c1d}}</style>\
+             </head><body><h1>{title}</h1><p>{body}</p></body></html>"
+        )),
+    )
+}
+
+/// Escapes text for HTML.
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_escaped() {
+        assert_eq!(
+            escape("<b>\"x\" & 'y'</b>"),
+            "&lt;b&gt;&quot;x&quot; &amp; &#39;y&#39;&lt;/b&gt;"
+        );
+    }
+}
