@@ -6,11 +6,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use connector_domain::{
-    ChannelId, ChannelName, Connector, ConnectorId, ConnectorName, ConnectorState, RequestId,
-    TenantId, WorkspaceId,
+    AuthStatus, ChannelId, ChannelName, Connector, ConnectorId, ConnectorName, ConnectorState,
+    RequestId, TenantId, WorkspaceId,
 };
 use connector_ports::{
-    ConnectorRepository, NewConnector, OAuthStateStore, PendingInstall, RepositoryError,
+    ConnectorRepository, NewConnector, OAuthStateStore, PendingInstall, RefreshOutcome,
+    RepositoryError,
 };
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
@@ -113,6 +114,7 @@ struct Row {
     state: String,
     #[allow(dead_code)]
     request_id: Option<String>,
+    auth_status: String,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -133,6 +135,8 @@ impl TryFrom<Row> for Connector {
             default_channel_name: ChannelName::new(r.default_channel_name),
             state: ConnectorState::from_stored(&r.state)
                 .ok_or_else(|| corrupt(format!("unknown state {:?}", r.state)))?,
+            auth_status: AuthStatus::from_stored(&r.auth_status)
+                .ok_or_else(|| corrupt(format!("unknown auth status {:?}", r.auth_status)))?,
             created_at: r.created_at,
             updated_at: r.updated_at,
         })
@@ -154,6 +158,7 @@ struct NewRow<'a> {
     default_channel_name: &'a str,
     state: &'a str,
     request_id: Option<&'a str>,
+    token_expires_at: Option<DateTime<Utc>>,
 }
 
 /// Translates a diesel error into the port's terms.
@@ -198,6 +203,7 @@ impl ConnectorRepository for PgConnectorRepository {
                     default_channel_name: new.default_channel_name.as_str(),
                     state: ConnectorState::Creating.as_str(),
                     request_id: new.request_id.as_ref().map(RequestId::as_str),
+                    token_expires_at: new.token_expires_at,
                 })
                 .returning(Row::as_returning())
                 .get_result(&mut conn)
@@ -369,6 +375,96 @@ impl ConnectorRepository for PgConnectorRepository {
             .await
             .map_err(map_err)?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn lease_token_refresh(
+        &self,
+        id: ConnectorId,
+        lease: Duration,
+    ) -> Result<bool, RepositoryError> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let taken = diesel::sql_query(
+                "UPDATE connectors SET refresh_lease_until = now() + make_interval(secs => $2) \
+                 WHERE id = $1 AND state = 'active' \
+                   AND (refresh_lease_until IS NULL OR refresh_lease_until < now())",
+            )
+            .bind::<diesel::sql_types::Uuid, _>(id.as_uuid())
+            .bind::<diesel::sql_types::Double, _>(lease.as_secs_f64())
+            .execute(&mut conn)
+            .await
+            .map_err(map_err)?;
+            Ok(taken == 1)
+        })
+        .await
+    }
+
+    async fn finish_token_refresh(
+        &self,
+        id: ConnectorId,
+        outcome: RefreshOutcome,
+    ) -> Result<(), RepositoryError> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let target = dsl::connectors.filter(dsl::id.eq(id.as_uuid()));
+            let lease = dsl::refresh_lease_until.eq(None::<DateTime<Utc>>);
+            match outcome {
+                RefreshOutcome::Refreshed { expires_at } => {
+                    diesel::update(target)
+                        .set((
+                            lease,
+                            dsl::token_expires_at.eq(Some(expires_at)),
+                            dsl::auth_status.eq(AuthStatus::Ok.as_str()),
+                            dsl::updated_at.eq(diesel::dsl::now),
+                        ))
+                        .execute(&mut conn)
+                        .await
+                }
+                RefreshOutcome::Failed => {
+                    diesel::update(target)
+                        .set((
+                            lease,
+                            dsl::auth_status.eq(AuthStatus::NeedsReauthorization.as_str()),
+                            dsl::updated_at.eq(diesel::dsl::now),
+                        ))
+                        .execute(&mut conn)
+                        .await
+                }
+                RefreshOutcome::Abandoned => {
+                    diesel::update(target).set(lease).execute(&mut conn).await
+                }
+            }
+            .map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn tokens_expiring(
+        &self,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Connector>, RepositoryError> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let rows: Vec<Row> = dsl::connectors
+                .filter(dsl::state.eq(ConnectorState::Active.as_str()))
+                .filter(dsl::auth_status.eq(AuthStatus::Ok.as_str()))
+                .filter(dsl::token_expires_at.lt(before))
+                .filter(
+                    dsl::refresh_lease_until
+                        .is_null()
+                        .or(dsl::refresh_lease_until.lt(diesel::dsl::now)),
+                )
+                .order(dsl::token_expires_at.asc())
+                .limit(i64::from(limit))
+                .select(Row::as_select())
+                .load(&mut conn)
+                .await
+                .map_err(map_err)?;
+            rows_to_connectors(rows)
         })
         .await
     }

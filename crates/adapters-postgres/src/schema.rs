@@ -19,6 +19,12 @@ diesel::table! {
         state -> Text,
         /// Idempotency key.
         request_id -> Nullable<Text>,
+        /// `ok` or `needs_reauthorization`.
+        auth_status -> Text,
+        /// When a rotating token expires.
+        token_expires_at -> Nullable<Timestamptz>,
+        /// Until when a replica holds the right to refresh the token.
+        refresh_lease_until -> Nullable<Timestamptz>,
         /// Creation time.
         created_at -> Timestamptz,
         /// Last change.

@@ -20,11 +20,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use connector_domain::{
-    ChannelId, ChannelName, Connector, ConnectorId, ConnectorName, ConnectorState, RequestId,
-    TenantId, WorkspaceId,
+    AuthStatus, ChannelId, ChannelName, Connector, ConnectorId, ConnectorName, ConnectorState,
+    RequestId, TenantId, WorkspaceId,
 };
 use connector_ports::{
-    ConnectorRepository, NewConnector, OAuthStateStore, PendingInstall, RepositoryError,
+    ConnectorRepository, NewConnector, OAuthStateStore, PendingInstall, RefreshOutcome,
+    RepositoryError,
 };
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
@@ -183,6 +184,7 @@ struct Row {
     state: String,
     #[allow(dead_code)]
     request_id: Option<String>,
+    auth_status: String,
     created_at: i64,
     updated_at: i64,
 }
@@ -207,6 +209,8 @@ impl TryFrom<Row> for Connector {
             default_channel_name: ChannelName::new(r.default_channel_name.clone()),
             state: ConnectorState::from_stored(&r.state)
                 .ok_or_else(|| corrupt(format!("unknown state {:?}", r.state)))?,
+            auth_status: AuthStatus::from_stored(&r.auth_status)
+                .ok_or_else(|| corrupt(format!("unknown auth status {:?}", r.auth_status)))?,
             created_at: time(r.created_at)?,
             updated_at: time(r.updated_at)?,
         })
@@ -224,6 +228,7 @@ struct NewRow<'a> {
     default_channel_name: &'a str,
     state: &'a str,
     request_id: Option<&'a str>,
+    token_expires_at: Option<i64>,
     created_at: i64,
     updated_at: i64,
 }
@@ -274,6 +279,7 @@ impl ConnectorRepository for SqliteConnectorRepository {
                     default_channel_name: new.default_channel_name.as_str(),
                     state: ConnectorState::Creating.as_str(),
                     request_id: new.request_id.as_ref().map(RequestId::as_str),
+                    token_expires_at: new.token_expires_at.map(micros),
                     created_at: now,
                     updated_at: now,
                 })
@@ -424,6 +430,103 @@ impl ConnectorRepository for SqliteConnectorRepository {
 
     async fn remove_deleting(&self, id: ConnectorId) -> Result<(), RepositoryError> {
         self.remove_in_state(id, ConnectorState::Deleting).await
+    }
+
+    async fn lease_token_refresh(
+        &self,
+        id: ConnectorId,
+        lease: Duration,
+    ) -> Result<bool, RepositoryError> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let now = now_micros();
+            let until = now.saturating_add(i64::try_from(lease.as_micros()).unwrap_or(i64::MAX));
+            let taken = diesel::update(
+                dsl::connectors
+                    .filter(dsl::id.eq(id.to_string()))
+                    .filter(dsl::state.eq(ConnectorState::Active.as_str()))
+                    .filter(
+                        dsl::refresh_lease_until
+                            .is_null()
+                            .or(dsl::refresh_lease_until.lt(now)),
+                    ),
+            )
+            .set(dsl::refresh_lease_until.eq(Some(until)))
+            .execute(&mut conn)
+            .await
+            .map_err(map_err)?;
+            Ok(taken == 1)
+        })
+        .await
+    }
+
+    async fn finish_token_refresh(
+        &self,
+        id: ConnectorId,
+        outcome: RefreshOutcome,
+    ) -> Result<(), RepositoryError> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let target = dsl::connectors.filter(dsl::id.eq(id.to_string()));
+            let lease = dsl::refresh_lease_until.eq(None::<i64>);
+            match outcome {
+                RefreshOutcome::Refreshed { expires_at } => {
+                    diesel::update(target)
+                        .set((
+                            lease,
+                            dsl::token_expires_at.eq(Some(micros(expires_at))),
+                            dsl::auth_status.eq(AuthStatus::Ok.as_str()),
+                            dsl::updated_at.eq(now_micros()),
+                        ))
+                        .execute(&mut conn)
+                        .await
+                }
+                RefreshOutcome::Failed => {
+                    diesel::update(target)
+                        .set((
+                            lease,
+                            dsl::auth_status.eq(AuthStatus::NeedsReauthorization.as_str()),
+                            dsl::updated_at.eq(now_micros()),
+                        ))
+                        .execute(&mut conn)
+                        .await
+                }
+                RefreshOutcome::Abandoned => {
+                    diesel::update(target).set(lease).execute(&mut conn).await
+                }
+            }
+            .map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn tokens_expiring(
+        &self,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Connector>, RepositoryError> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let now = now_micros();
+            let rows: Vec<Row> = dsl::connectors
+                .filter(dsl::state.eq(ConnectorState::Active.as_str()))
+                .filter(dsl::auth_status.eq(AuthStatus::Ok.as_str()))
+                .filter(dsl::token_expires_at.lt(micros(before)))
+                .filter(
+                    dsl::refresh_lease_until
+                        .is_null()
+                        .or(dsl::refresh_lease_until.lt(now)),
+                )
+                .order(dsl::token_expires_at.asc())
+                .limit(i64::from(limit))
+                .select(Row::as_select())
+                .load(&mut conn)
+                .await
+                .map_err(map_err)?;
+            many(rows)
+        })
+        .await
     }
 
     async fn claim_stale(

@@ -23,6 +23,8 @@ pub struct Connector {
     pub default_channel_name: ChannelName,
     /// Where the connector is in its lifecycle.
     pub state: ConnectorState,
+    /// Whether its token works, or a person must reinstall the Slack app.
+    pub auth_status: AuthStatus,
     /// When the connector was created.
     pub created_at: DateTime<Utc>,
     /// When the connector was last changed (a state change counts).
@@ -62,6 +64,35 @@ impl ConnectorState {
             "creating" => Some(Self::Creating),
             "active" => Some(Self::Active),
             "deleting" => Some(Self::Deleting),
+            _ => None,
+        }
+    }
+}
+
+/// Whether a connector's Slack token can be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuthStatus {
+    /// The token works (or has not been found not to).
+    Ok,
+    /// Refreshing the rotating token failed: reinstall the Slack app (a new OAuth install or
+    /// a new connector).
+    NeedsReauthorization,
+}
+
+impl AuthStatus {
+    /// The stable string stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::NeedsReauthorization => "needs_reauthorization",
+        }
+    }
+
+    /// Parses a stored string.
+    pub fn from_stored(value: &str) -> Option<Self> {
+        match value {
+            "ok" => Some(Self::Ok),
+            "needs_reauthorization" => Some(Self::NeedsReauthorization),
             _ => None,
         }
     }

@@ -28,7 +28,7 @@ pub mod secret_name;
 pub mod token;
 
 pub use channel::{ChannelName, ChannelRef};
-pub use connector::{Connector, ConnectorState};
+pub use connector::{AuthStatus, Connector, ConnectorState};
 pub use error::ValidationError;
 pub use ids::{ChannelId, ConnectorId, ConnectorName, RequestId, TenantId, WorkspaceId};
 pub use message::{FileAttachment, Message, split_text};

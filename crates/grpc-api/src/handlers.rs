@@ -1,6 +1,6 @@
 //! [`ConnectorGrpc`]: the tonic implementation of `connector.v1.ConnectorService`.
 
-use connector_domain::{Connector, ConnectorId, Message, TenantId};
+use connector_domain::{AuthStatus, Connector, ConnectorId, Message, TenantId};
 use connector_ports::{ConnectorService, CreateConnector, MessageSender, OAuthInstaller};
 use tonic::{Request, Response, Status};
 
@@ -50,6 +50,10 @@ pub fn connector_to_pb(c: Connector) -> pb::Connector {
         default_channel_name: c.default_channel_name.to_string(),
         create_time: Some(timestamp(c.created_at)),
         update_time: Some(timestamp(c.updated_at)),
+        status: match c.auth_status {
+            AuthStatus::Ok => pb::ConnectorStatus::Active,
+            AuthStatus::NeedsReauthorization => pb::ConnectorStatus::NeedsReauthorization,
+        } as i32,
     }
 }
 

@@ -38,7 +38,7 @@ pub use oauth::{
     PendingInstall,
 };
 pub use reconciler::{ReconcileReport, Reconciler};
-pub use repository::{ConnectorRepository, NewConnector, RepositoryError};
+pub use repository::{ConnectorRepository, NewConnector, RefreshOutcome, RepositoryError};
 pub use secrets::{ConnectorSecret, SecretLabels, SecretStore, SecretStoreError, TokenRotation};
 pub use send::{Clock, MessageSender, SendError, SentMessage, SystemClock, TokenCache};
 pub use service::{ConnectorPage, ConnectorService, CreateConnector};

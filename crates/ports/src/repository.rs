@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use connector_domain::{
     ChannelId, ChannelName, Connector, ConnectorId, ConnectorName, RequestId, TenantId, WorkspaceId,
 };
@@ -24,6 +25,22 @@ pub struct NewConnector {
     pub default_channel_name: ChannelName,
     /// The caller's idempotency key, if any.
     pub request_id: Option<RequestId>,
+    /// When the token expires, for rotating tokens.
+    pub token_expires_at: Option<DateTime<Utc>>,
+}
+
+/// How a token refresh ended, for [`ConnectorRepository::finish_token_refresh`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    /// A new token was stored; it expires then.
+    Refreshed {
+        /// The new token's expiry.
+        expires_at: DateTime<Utc>,
+    },
+    /// Slack refused the refresh: a person must reinstall.
+    Failed,
+    /// Nothing changed (the refresh could not be tried, e.g. Slack unreachable).
+    Abandoned,
 }
 
 /// What can go wrong in a repository, in terms the use cases act on.
@@ -98,6 +115,29 @@ pub trait ConnectorRepository: Send + Sync {
 
     /// Removes a row that is `deleting` (its secret is already gone).
     async fn remove_deleting(&self, id: ConnectorId) -> Result<(), RepositoryError>;
+
+    /// Takes the right to refresh connector `id`'s token for `lease`, unless another holder's
+    /// lease is still running: `true` when taken. Atomic across replicas.
+    async fn lease_token_refresh(
+        &self,
+        id: ConnectorId,
+        lease: Duration,
+    ) -> Result<bool, RepositoryError>;
+
+    /// Records how a refresh ended and gives the lease back.
+    async fn finish_token_refresh(
+        &self,
+        id: ConnectorId,
+        outcome: RefreshOutcome,
+    ) -> Result<(), RepositoryError>;
+
+    /// Up to `limit` active connectors whose rotating token expires before `before`, whose
+    /// last refresh did not fail and whose refresh lease is free.
+    async fn tokens_expiring(
+        &self,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Connector>, RepositoryError>;
 
     /// Claims up to `limit` rows left `creating` or `deleting` for longer than `stale_after`:
     /// atomically flips them to `deleting` and renews their `updated_at`, which acts as a lease

@@ -128,6 +128,7 @@ impl ConnectorService {
             default_channel_id: channel.id,
             default_channel_name: channel.name,
             request_id: cmd.request_id.clone(),
+            token_expires_at: cmd.rotation.as_ref().map(|r| r.expires_at),
         };
         let row = match self.repo.insert_creating(&new).await {
             Ok(row) => row,

@@ -93,6 +93,27 @@ impl ConnectorRepository for FlakyRepo {
     ) -> Result<Vec<Connector>, RepositoryError> {
         self.inner.claim_stale(stale_after, limit).await
     }
+    async fn lease_token_refresh(
+        &self,
+        id: ConnectorId,
+        lease: Duration,
+    ) -> Result<bool, RepositoryError> {
+        self.inner.lease_token_refresh(id, lease).await
+    }
+    async fn finish_token_refresh(
+        &self,
+        id: ConnectorId,
+        outcome: connector_ports::RefreshOutcome,
+    ) -> Result<(), RepositoryError> {
+        self.inner.finish_token_refresh(id, outcome).await
+    }
+    async fn tokens_expiring(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+    ) -> Result<Vec<Connector>, RepositoryError> {
+        self.inner.tokens_expiring(before, limit).await
+    }
 }
 
 /// The real secret store, with switches that make one step fail.
@@ -274,6 +295,7 @@ impl Rig {
             default_channel_id: ChannelId::new("C0ALERTS01"),
             default_channel_name: ChannelName::new("alerts"),
             request_id: None,
+            token_expires_at: None,
         }
     }
 
@@ -467,6 +489,7 @@ async fn the_server_runs_the_reconciler_in_the_background() {
         default_channel_id: ChannelId::new("C0ALERTS01"),
         default_channel_name: ChannelName::new("alerts"),
         request_id: None,
+        token_expires_at: None,
     };
     repo.insert_creating(&new).await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);

@@ -17,6 +17,10 @@ async fn create_get_list_delete_then_everything_is_gone() {
     );
     assert_eq!(created.default_channel_name, "alerts");
     assert!(created.create_time.is_some() && created.update_time.is_some());
+    assert_eq!(
+        created.status,
+        connector_grpc_api::pb::ConnectorStatus::Active as i32
+    );
     let id = uuid::Uuid::parse_str(&created.id).unwrap();
     assert_eq!(id.get_version_num(), 7);
     assert_eq!(

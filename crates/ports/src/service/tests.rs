@@ -25,6 +25,7 @@ pub(crate) mod fixtures {
             default_channel_id: ChannelId::new("C0000ALERT"),
             default_channel_name: ChannelName::new("alerts"),
             state,
+            auth_status: AuthStatus::Ok,
             created_at: Utc::now(),
             updated_at: Utc::now(),
         }
@@ -94,6 +95,7 @@ impl Mocks {
                 default_channel_id: new.default_channel_id.clone(),
                 default_channel_name: new.default_channel_name.clone(),
                 state: ConnectorState::Creating,
+                auth_status: connector_domain::AuthStatus::Ok,
                 created_at: chrono::Utc::now(),
                 updated_at: chrono::Utc::now(),
             })

@@ -67,6 +67,16 @@ macro_rules! repository_conformance {
             $crate::conformance::repository::oauth_states_are_single_use(&repo).await;
         }
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn token_refresh_leases_and_outcomes() {
+            let (_guard, repo) = $make.await;
+            $crate::conformance::repository::token_refresh_leases_and_outcomes(&repo).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn one_refresh_lease_among_concurrent_takers() {
+            let (_guard, repo) = $make.await;
+            $crate::conformance::repository::one_refresh_lease_among_concurrent_takers(&repo).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn expired_oauth_states_are_purged() {
             let (_guard, repo) = $make.await;
             $crate::conformance::repository::expired_oauth_states_are_purged(&repo).await;

@@ -11,7 +11,8 @@ use connector_domain::{
     WorkspaceId,
 };
 use connector_ports::{
-    ConnectorRepository, NewConnector, OAuthStateStore, PendingInstall, RepositoryError,
+    ConnectorRepository, NewConnector, OAuthStateStore, PendingInstall, RefreshOutcome,
+    RepositoryError,
 };
 
 fn tenant(s: &str) -> TenantId {
@@ -29,6 +30,7 @@ pub fn new(tenant_id: &str, name: &str, request_id: Option<&str>) -> NewConnecto
         default_channel_name: ChannelName::new("alerts"),
         request_id: request_id
             .map(|r| RequestId::parse_optional("request_id", r).unwrap().unwrap()),
+        token_expires_at: None,
     }
 }
 
@@ -363,4 +365,127 @@ pub async fn expired_oauth_states_are_purged<R: OAuthStateStore>(repo: &R) {
     assert_eq!(repo.purge_states(chrono::Utc::now()).await.unwrap(), 1);
     assert!(repo.take_state("old").await.unwrap().is_none());
     assert!(repo.take_state("fresh").await.unwrap().is_some());
+}
+
+/// Conformance case: the refresh lease is exclusive, expiring tokens are found, outcomes are
+/// recorded, and a failed refresh is visible and not retried.
+pub async fn token_refresh_leases_and_outcomes<R: ConnectorRepository>(repo: &R) {
+    use connector_domain::AuthStatus;
+    let now = chrono::Utc::now();
+    let mut n = new("acme", "rotating", None);
+    n.token_expires_at = Some(now + chrono::Duration::seconds(30));
+    create_active(repo, &n).await;
+    create_active(repo, &new("acme", "static", None)).await;
+
+    let soon = now + chrono::Duration::hours(1);
+    let due = repo.tokens_expiring(soon, 10).await.unwrap();
+    assert_eq!(
+        due.iter().map(|c| c.id).collect::<Vec<_>>(),
+        vec![n.id],
+        "only rotating tokens"
+    );
+
+    assert!(
+        repo.lease_token_refresh(n.id, Duration::from_secs(60))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !repo
+            .lease_token_refresh(n.id, Duration::from_secs(60))
+            .await
+            .unwrap(),
+        "held"
+    );
+    assert!(
+        repo.tokens_expiring(soon, 10).await.unwrap().is_empty(),
+        "leased: not due"
+    );
+
+    let renewed = now + chrono::Duration::hours(12);
+    repo.finish_token_refresh(
+        n.id,
+        RefreshOutcome::Refreshed {
+            expires_at: renewed,
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        repo.tokens_expiring(soon, 10).await.unwrap().is_empty(),
+        "fresh again"
+    );
+    assert_eq!(
+        repo.tokens_expiring(now + chrono::Duration::hours(13), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    assert!(
+        repo.lease_token_refresh(n.id, Duration::from_secs(60))
+            .await
+            .unwrap(),
+        "released"
+    );
+    repo.finish_token_refresh(n.id, RefreshOutcome::Abandoned)
+        .await
+        .unwrap();
+    assert!(
+        repo.lease_token_refresh(n.id, Duration::from_secs(60))
+            .await
+            .unwrap(),
+        "released"
+    );
+    repo.finish_token_refresh(n.id, RefreshOutcome::Failed)
+        .await
+        .unwrap();
+    let c = repo.get_active(&n.tenant_id, n.id).await.unwrap().unwrap();
+    assert_eq!(c.auth_status, AuthStatus::NeedsReauthorization);
+    assert!(
+        repo.tokens_expiring(now + chrono::Duration::hours(13), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a failed refresh waits for a person"
+    );
+
+    // An expired lease can be taken over.
+    let mut m = new("acme", "crashed", None);
+    m.token_expires_at = Some(now);
+    create_active(repo, &m).await;
+    assert!(
+        repo.lease_token_refresh(m.id, Duration::from_millis(50))
+            .await
+            .unwrap()
+    );
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    assert!(
+        repo.lease_token_refresh(m.id, Duration::from_secs(60))
+            .await
+            .unwrap()
+    );
+}
+
+/// Conformance case: of many replicas asking at once, one gets the lease.
+pub async fn one_refresh_lease_among_concurrent_takers<R: ConnectorRepository + Clone + 'static>(
+    repo: &R,
+) {
+    let n = new("acme", "contended", None);
+    create_active(repo, &n).await;
+    let mut handles = Vec::new();
+    for _ in 0..8 {
+        let r = repo.clone();
+        handles.push(tokio::spawn(async move {
+            r.lease_token_refresh(n.id, Duration::from_secs(60))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut granted = 0;
+    for h in handles {
+        granted += usize::from(h.await.unwrap());
+    }
+    assert_eq!(granted, 1);
 }
