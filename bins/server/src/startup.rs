@@ -11,7 +11,8 @@ use connector_domain::SecretPrefix;
 use connector_grpc_api::ConnectorGrpc;
 use connector_grpc_api::pb::connector_service_server::ConnectorServiceServer;
 use connector_ports::{
-    ConnectorService, MessageSender, OAuthInstaller, Reconciler, SystemClock, TokenCache,
+    AppCredentials, ConnectorService, MessageSender, OAuthInstaller, Reconciler, RefreshSettings,
+    SystemClock, TokenCache, TokenRefresher,
 };
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -27,6 +28,7 @@ pub struct Application {
     installer: OAuthInstaller,
     grpc: ConnectorGrpc,
     reconciler: Option<(Reconciler, Duration)>,
+    refresher: TokenRefresher,
     grace: Duration,
 }
 
@@ -48,6 +50,10 @@ impl Application {
         tracing::info!(storage = %storage.description, "storage ready");
         let (repo, secrets, states) = (storage.repo, storage.secrets, storage.states);
         let oauth = settings.oauth()?;
+        let oauth_app = oauth.as_ref().map(|o| AppCredentials {
+            client_id: o.client_id.clone(),
+            client_secret: o.client_secret.clone(),
+        });
         let slack = HttpSlackApi::new(SlackSettings {
             api_base_url: settings.slack.api_base_url.clone(),
             deadline: Duration::from_secs(settings.slack.deadline_secs),
@@ -58,6 +64,15 @@ impl Application {
         let service =
             ConnectorService::new(repo.clone(), secrets.clone(), slack.clone(), prefix.clone());
         let installer = OAuthInstaller::new(states, slack.clone(), service.clone(), oauth);
+        let refresher = TokenRefresher::new(
+            repo.clone(),
+            secrets.clone(),
+            slack.clone(),
+            prefix.clone(),
+            oauth_app,
+            RefreshSettings::default(),
+            Arc::new(|d| Box::pin(tokio::time::sleep(d))),
+        );
         let sender = MessageSender::new(
             repo.clone(),
             secrets.clone(),
@@ -67,6 +82,7 @@ impl Application {
                 Duration::from_secs(settings.sender.token_cache_ttl_secs),
                 Arc::new(SystemClock),
             ),
+            refresher.clone(),
         );
         let reconciler = (settings.reconciler.interval_secs > 0).then(|| {
             (
@@ -105,6 +121,7 @@ impl Application {
             http_listener,
             http_addr,
             installer: installer.clone(),
+            refresher,
             grpc: ConnectorGrpc::new(service, sender, installer),
             reconciler,
             grace: settings.shutdown_grace(),
@@ -141,9 +158,10 @@ impl Application {
             .build_v1alpha()?;
 
         let installer = self.installer.clone();
+        let refresher = self.refresher.clone();
         let reconciler = self
             .reconciler
-            .map(|(r, every)| tokio::spawn(reconcile_forever(r, installer, every)));
+            .map(|(r, every)| tokio::spawn(reconcile_forever(r, installer, refresher, every)));
 
         let (http_stop_tx, http_stop_rx) = tokio::sync::oneshot::channel::<()>();
         let http = axum::serve(self.http_listener, crate::http::router(self.installer))
@@ -201,7 +219,14 @@ impl Application {
     }
 }
 
-async fn reconcile_forever(reconciler: Reconciler, installer: OAuthInstaller, every: Duration) {
+/// The periodic work of a replica: finish interrupted creates and deletes, purge expired
+/// install states, refresh rotating tokens that are due.
+async fn reconcile_forever(
+    reconciler: Reconciler,
+    installer: OAuthInstaller,
+    refresher: TokenRefresher,
+    every: Duration,
+) {
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -221,6 +246,16 @@ async fn reconcile_forever(reconciler: Reconciler, installer: OAuthInstaller, ev
             Ok(0) => {}
             Ok(n) => tracing::debug!(count = n, "expired OAuth states purged"),
             Err(e) => tracing::warn!(error = %e, "purging expired OAuth states failed; will retry"),
+        }
+        match refresher.refresh_due(100).await {
+            Ok(report) if report == Default::default() => {}
+            Ok(report) => tracing::info!(
+                refreshed = report.refreshed,
+                failed = report.failed,
+                skipped = report.skipped,
+                "rotating tokens refreshed"
+            ),
+            Err(e) => tracing::warn!(error = %e, "refreshing rotating tokens failed; will retry"),
         }
     }
 }

@@ -70,6 +70,7 @@ pub fn send_to_status(err: SendError) -> Status {
         SendError::Invalid(v) => to_status(ConnectorError::Invalid(v)),
         e @ SendError::ConnectorNotFound { .. } => Status::not_found(e.to_string()),
         e @ (SendError::SecretMissing { .. }
+        | SendError::NeedsReauthorization { .. }
         | SendError::TokenRevoked { .. }
         | SendError::MissingScope { .. }
         | SendError::NotInChannel { .. }

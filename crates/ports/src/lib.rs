@@ -13,6 +13,7 @@
 //!   by the `SendMessage` RPC and the `sender` library alike.
 //! - [`oauth`]: [`OAuthInstaller`], Slack's OAuth v2 install flow over an
 //!   [`OAuthStateStore`].
+//! - [`refresh`]: [`TokenRefresher`], refreshing rotating tokens one replica at a time.
 //! - [`reconciler`]: one pass that finishes (by undoing or deleting) work a crash left behind.
 //! - [`error`]: [`ConnectorError`], the one error enum callers map at their edge.
 //!
@@ -26,6 +27,7 @@
 pub mod error;
 pub mod oauth;
 pub mod reconciler;
+pub mod refresh;
 pub mod repository;
 pub mod secrets;
 pub mod send;
@@ -38,6 +40,7 @@ pub use oauth::{
     PendingInstall,
 };
 pub use reconciler::{ReconcileReport, Reconciler};
+pub use refresh::{AppCredentials, RefreshReport, RefreshSettings, Sleep, TokenRefresher};
 pub use repository::{ConnectorRepository, NewConnector, RefreshOutcome, RepositoryError};
 pub use secrets::{ConnectorSecret, SecretLabels, SecretStore, SecretStoreError, TokenRotation};
 pub use send::{Clock, MessageSender, SendError, SentMessage, SystemClock, TokenCache};

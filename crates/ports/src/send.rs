@@ -14,9 +14,11 @@ use std::time::{Duration, Instant};
 
 use connector_domain::message::MAX_TEXT_CHARS;
 use connector_domain::{
-    BotToken, ChannelId, Connector, ConnectorId, Message, SecretPrefix, TenantId, ValidationError,
-    split_text,
+    AuthStatus, BotToken, ChannelId, Connector, ConnectorId, Message, SecretPrefix, TenantId,
+    ValidationError, split_text,
 };
+
+use crate::refresh::TokenRefresher;
 
 use crate::error::Dependency;
 use crate::repository::{ConnectorRepository, RepositoryError};
@@ -88,7 +90,14 @@ impl TokenCache {
 
     /// Caches `token` for `id`.
     pub fn insert(&self, id: ConnectorId, token: BotToken) {
-        if self.ttl.is_zero() {
+        self.insert_at_most(id, token, self.ttl);
+    }
+
+    /// Caches `token` for `id` for the TTL or `limit`, whichever is shorter (a rotating token
+    /// must not be served past the moment it is due for refresh).
+    pub fn insert_at_most(&self, id: ConnectorId, token: BotToken, limit: Duration) {
+        let ttl = self.ttl.min(limit);
+        if ttl.is_zero() {
             return;
         }
         let now = self.clock.now();
@@ -99,7 +108,7 @@ impl TokenCache {
                 entries.clear();
             }
         }
-        entries.insert(id, (token, now + self.ttl));
+        entries.insert(id, (token, now + ttl));
     }
 
     /// Forgets the token of `id`.
@@ -161,6 +170,15 @@ pub enum SendError {
     MissingScope {
         /// The scope Slack named.
         needed: String,
+    },
+    /// Refreshing the connector's rotating token failed: reinstall the Slack app (a new OAuth
+    /// install, or a new connector).
+    #[error(
+        "connector {id} needs re-authorisation: refreshing its Slack token failed; reinstall the Slack app"
+    )]
+    NeedsReauthorization {
+        /// The connector.
+        id: String,
     },
     /// The bot is not a member of the default channel: invite it.
     #[error("the bot is not a member of channel {channel}; invite it")]
@@ -251,6 +269,7 @@ pub struct MessageSender {
     slack: Arc<dyn SlackApi>,
     prefix: SecretPrefix,
     tokens: Arc<TokenCache>,
+    refresher: TokenRefresher,
 }
 
 impl std::fmt::Debug for MessageSender {
@@ -269,13 +288,14 @@ struct Failed {
 }
 
 impl MessageSender {
-    /// Wires the use case to its ports.
+    /// Wires the use case to its ports; `refresher` keeps rotating tokens fresh.
     pub fn new(
         repo: Arc<dyn ConnectorRepository>,
         secrets: Arc<dyn SecretStore>,
         slack: Arc<dyn SlackApi>,
         prefix: SecretPrefix,
         tokens: TokenCache,
+        refresher: TokenRefresher,
     ) -> Self {
         Self {
             repo,
@@ -283,6 +303,7 @@ impl MessageSender {
             slack,
             prefix,
             tokens: Arc::new(tokens),
+            refresher,
         }
     }
 
@@ -305,6 +326,9 @@ impl MessageSender {
             None => self.repo.find_active(id).await?,
         }
         .ok_or_else(|| SendError::ConnectorNotFound { id: id.to_string() })?;
+        if connector.auth_status == AuthStatus::NeedsReauthorization {
+            return Err(SendError::NeedsReauthorization { id: id.to_string() });
+        }
 
         let (token, cached) = match self.tokens.get(id) {
             Some(token) => (token, true),
@@ -355,7 +379,21 @@ impl MessageSender {
             },
             SecretStoreError::Unknown(e) => SendError::Internal(e),
         })?;
-        self.tokens.insert(connector.id, secret.bot_token.clone());
+        let secret = self.refresher.ensure_fresh(connector, secret).await?;
+        let limit = match &secret.rotation {
+            // Cache a rotating token only until it is due for refresh.
+            Some(r) => {
+                let due = r.expires_at
+                    - chrono::Duration::from_std(self.refresher.settings().margin)
+                        .unwrap_or_default();
+                (due - chrono::Utc::now())
+                    .to_std()
+                    .unwrap_or(Duration::ZERO)
+            }
+            None => Duration::MAX,
+        };
+        self.tokens
+            .insert_at_most(connector.id, secret.bot_token.clone(), limit);
         Ok(secret.bot_token)
     }
 
@@ -446,4 +484,4 @@ fn failure(f: Failed, channel: &ChannelId) -> SendError {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

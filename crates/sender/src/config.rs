@@ -56,6 +56,11 @@ pub struct SenderConfig {
     /// How long a connector's token is reused before it is read again
     /// (`CONNECTOR__SENDER__TOKEN_CACHE_TTL_SECS`, default 300 s; zero turns caching off).
     pub token_cache_ttl: Duration,
+    /// The Slack app's client ID (`CONNECTOR__SLACK__CLIENT_ID`): with the secret, lets the
+    /// sender refresh rotating tokens that are due.
+    pub slack_client_id: Option<String>,
+    /// (`CONNECTOR__SLACK__CLIENT_SECRET`).
+    pub slack_client_secret: Option<SecretString>,
     /// Only send through this tenant's connectors (`CONNECTOR__SENDER__TENANT_ID`); others are
     /// not found. `None`: any tenant's.
     pub tenant_id: Option<String>,
@@ -90,6 +95,8 @@ impl SenderConfig {
             slack_deadline: Duration::from_secs(30),
             slack_request_timeout: Duration::from_secs(10),
             token_cache_ttl: Duration::from_secs(300),
+            slack_client_id: None,
+            slack_client_secret: None,
             tenant_id: None,
         }
     }
@@ -191,6 +198,8 @@ impl SenderConfig {
         if let Some(v) = raw.slack.api_base_url {
             c.slack_api_base_url = v;
         }
+        c.slack_client_id = raw.slack.client_id.filter(|v| !v.is_empty());
+        c.slack_client_secret = raw.slack.client_secret;
         if let Some(v) = raw.slack.deadline_secs {
             c.slack_deadline = Duration::from_secs(v);
         }
@@ -232,6 +241,11 @@ impl SenderConfig {
         self.slack_request_timeout.hash(&mut h);
         self.token_cache_ttl.hash(&mut h);
         self.tenant_id.hash(&mut h);
+        self.slack_client_id.hash(&mut h);
+        self.slack_client_secret
+            .as_ref()
+            .map(|s| s.expose_secret().to_owned())
+            .hash(&mut h);
         h.finish()
     }
 }
@@ -279,6 +293,8 @@ struct RawSecrets {
 struct RawSlack {
     api_base_url: Option<String>,
     deadline_secs: Option<u64>,
+    client_id: Option<String>,
+    client_secret: Option<SecretString>,
 }
 
 #[derive(Deserialize, Default)]

@@ -55,7 +55,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use connector_adapters_aws::{AwsSettings, StaticCredentials};
 use connector_adapters_slack::{HttpSlackApi, SlackSettings};
 use connector_domain::{ConnectorId, SecretPrefix, TenantId};
-use connector_ports::{Dependency, MessageSender, SystemClock, TokenCache};
+use connector_ports::{
+    AppCredentials, Dependency, MessageSender, RefreshSettings, SystemClock, TokenCache,
+    TokenRefresher,
+};
 use connector_storage::{StorageError, StorageSettings};
 
 pub use config::SenderConfig;
@@ -152,13 +155,31 @@ impl Sender {
             key: "slack_api_base_url (CONNECTOR__SLACK__API_BASE_URL)",
             reason: e.to_string(),
         })?;
+        let slack: Arc<dyn connector_ports::SlackApi> = Arc::new(slack);
+        let app = match (&config.slack_client_id, &config.slack_client_secret) {
+            (Some(client_id), Some(client_secret)) => Some(AppCredentials {
+                client_id: client_id.clone(),
+                client_secret: client_secret.clone(),
+            }),
+            _ => None,
+        };
+        let refresher = TokenRefresher::new(
+            storage.repo.clone(),
+            storage.secrets.clone(),
+            slack.clone(),
+            prefix.clone(),
+            app,
+            RefreshSettings::default(),
+            Arc::new(|d| Box::pin(tokio::time::sleep(d))),
+        );
         Ok(Self {
             inner: MessageSender::new(
                 storage.repo,
                 storage.secrets,
-                Arc::new(slack),
+                slack,
                 prefix,
                 TokenCache::new(config.token_cache_ttl, Arc::new(SystemClock)),
+                refresher,
             ),
             tenant,
         })

@@ -74,16 +74,44 @@ impl Rig {
     fn sender(self, clock: Arc<dyn Clock>) -> (MessageSender, ConnectorId) {
         let id = self.row.id;
         (
-            MessageSender::new(
-                Arc::new(self.repo),
-                Arc::new(self.secrets),
-                Arc::new(self.slack),
-                SecretPrefix::parse("p", "sc/").unwrap(),
+            sender(
+                self.repo,
+                self.secrets,
+                self.slack,
                 TokenCache::new(Duration::from_secs(300), clock),
             ),
             id,
         )
     }
+}
+
+/// A sender over mocks; the refresher has no Slack app, so it never refreshes.
+pub(crate) fn sender(
+    repo: MockConnectorRepository,
+    secrets: MockSecretStore,
+    slack: MockSlackApi,
+    tokens: TokenCache,
+) -> MessageSender {
+    let (repo, secrets, slack): (
+        Arc<dyn ConnectorRepository>,
+        Arc<dyn SecretStore>,
+        Arc<dyn SlackApi>,
+    ) = (Arc::new(repo), Arc::new(secrets), Arc::new(slack));
+    let prefix = SecretPrefix::parse("p", "sc/").unwrap();
+    let refresher = crate::refresh::TokenRefresher::new(
+        repo.clone(),
+        secrets.clone(),
+        slack.clone(),
+        prefix.clone(),
+        None,
+        crate::refresh::RefreshSettings::default(),
+        tokio_sleep(),
+    );
+    MessageSender::new(repo, secrets, slack, prefix, tokens, refresher)
+}
+
+pub(crate) fn tokio_sleep() -> crate::refresh::Sleep {
+    Arc::new(|d| Box::pin(tokio::time::sleep(d)))
 }
 
 fn posted(ts: &str) -> PostedMessage {
@@ -133,11 +161,10 @@ async fn a_deleted_connector_never_sends_even_with_a_cached_token() {
         .expect_post_message()
         .times(1)
         .returning(|_, _| Ok(posted("1.1")));
-    let sender = MessageSender::new(
-        Arc::new(repo),
-        Arc::new(secrets),
-        Arc::new(slack),
-        SecretPrefix::parse("p", "sc/").unwrap(),
+    let sender = sender(
+        repo,
+        secrets,
+        slack,
         TokenCache::new(Duration::from_secs(300), Arc::new(SystemClock)),
     );
     sender.send(None, id, &Message::from("a")).await.unwrap();
