@@ -9,5 +9,6 @@ mod embedded;
 mod helpers;
 mod lifecycle;
 mod oauth;
+mod rotation;
 mod send;
 mod status_codes;

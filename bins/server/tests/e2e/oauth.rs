@@ -7,7 +7,7 @@ use tonic::Code;
 
 use crate::helpers::{TEAM, TestApp, secret_value};
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -17,24 +17,31 @@ fn free_port() -> u16 {
 
 /// A server with a Slack app configured, its HTTP listener on a known port.
 async fn app_with_oauth(rotation: bool, ttl_secs: &str) -> (TestApp, String) {
+    app_with_oauth_and(rotation, ttl_secs, &[]).await
+}
+
+/// Like [`app_with_oauth`], with more settings.
+pub(crate) async fn app_with_oauth_and(
+    rotation: bool,
+    ttl_secs: &str,
+    more: &[(&str, &str)],
+) -> (TestApp, String) {
     let port = free_port();
     let http = format!("127.0.0.1:{port}");
     let redirect = format!("http://{http}/slack/oauth/callback");
     // Start the double first, so the server's settings can name its authorize page.
     let probe = slack_double::SlackDouble::start().await.unwrap();
     let authorize = format!("http://{}/oauth/v2/authorize", probe.addr());
-    let app = TestApp::spawn_with_double(
-        probe,
-        &[
-            ("CONNECTOR__HTTP__LISTEN_ADDR", &http),
-            ("CONNECTOR__SLACK__CLIENT_ID", "111.222"),
-            ("CONNECTOR__SLACK__CLIENT_SECRET", "app-secret"),
-            ("CONNECTOR__SLACK__REDIRECT_URL", &redirect),
-            ("CONNECTOR__SLACK__AUTHORIZE_URL", &authorize),
-            ("CONNECTOR__SLACK__OAUTH_STATE_TTL_SECS", ttl_secs),
-        ],
-    )
-    .await;
+    let mut settings = vec![
+        ("CONNECTOR__HTTP__LISTEN_ADDR", http.as_str()),
+        ("CONNECTOR__SLACK__CLIENT_ID", "111.222"),
+        ("CONNECTOR__SLACK__CLIENT_SECRET", "app-secret"),
+        ("CONNECTOR__SLACK__REDIRECT_URL", redirect.as_str()),
+        ("CONNECTOR__SLACK__AUTHORIZE_URL", authorize.as_str()),
+        ("CONNECTOR__SLACK__OAUTH_STATE_TTL_SECS", ttl_secs),
+    ];
+    settings.extend_from_slice(more);
+    let app = TestApp::spawn_with_double(probe, &settings).await;
     app.double.state().set_oauth_app(OAuthApp {
         client_id: "111.222".into(),
         client_secret: "app-secret".into(),
@@ -45,7 +52,12 @@ async fn app_with_oauth(rotation: bool, ttl_secs: &str) -> (TestApp, String) {
     (app, http)
 }
 
-async fn install_url(app: &mut TestApp, tenant: &str, name: &str, channel: &str) -> String {
+pub(crate) async fn install_url(
+    app: &mut TestApp,
+    tenant: &str,
+    name: &str,
+    channel: &str,
+) -> String {
     app.client
         .get_o_auth_v2url(GetOAuthV2urlRequest {
             tenant_id: tenant.into(),
@@ -67,7 +79,7 @@ fn browser() -> reqwest::Client {
 
 /// What a user's browser does: open Slack's page, follow its redirect to our callback.
 /// Returns the callback URL and the page it showed.
-async fn click_through(url: &str) -> (String, u16, String) {
+pub(crate) async fn click_through(url: &str) -> (String, u16, String) {
     let slack = browser().get(url).send().await.unwrap();
     assert_eq!(slack.status(), 302, "Slack's authorize page redirects");
     let callback = slack.headers()["location"].to_str().unwrap().to_owned();
@@ -80,7 +92,10 @@ async fn visit(url: &str) -> (u16, String) {
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
-async fn connectors(app: &mut TestApp, tenant: &str) -> Vec<connector_grpc_api::pb::Connector> {
+pub(crate) async fn connectors(
+    app: &mut TestApp,
+    tenant: &str,
+) -> Vec<connector_grpc_api::pb::Connector> {
     app.client
         .list_connectors(ListConnectorsRequest {
             tenant_id: tenant.into(),
