@@ -41,15 +41,20 @@ impl std::fmt::Debug for Application {
 }
 
 impl Application {
-    /// Opens the stores (PostgreSQL + Secrets Manager, or the embedded SQLite file + local
-    /// encrypted secrets), applying pending migrations, prepares the Slack client and binds the
-    /// gRPC listener (port 0 picks a free port).
+    /// Checks the settings, opens the stores (PostgreSQL + Secrets Manager, or the embedded
+    /// SQLite file + local encrypted secrets), applying pending migrations, prepares the Slack
+    /// client and binds the gRPC and HTTP listeners (port 0 picks a free port).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        // Configuration errors first, before any connection is made.
         let prefix = SecretPrefix::parse("secrets.prefix", &settings.secrets.prefix)?;
-        let storage = connector_storage::open(&settings.storage(), true).await?;
+        let oauth = settings.oauth()?;
+        let storage_settings = settings.storage();
+        storage_settings.metadata()?;
+        storage_settings.local_secrets()?;
+
+        let storage = connector_storage::open(&storage_settings, true).await?;
         tracing::info!(storage = %storage.description, "storage ready");
         let (repo, secrets, states) = (storage.repo, storage.secrets, storage.states);
-        let oauth = settings.oauth()?;
         let oauth_app = oauth.as_ref().map(|o| AppCredentials {
             client_id: o.client_id.clone(),
             client_secret: o.client_secret.clone(),
