@@ -58,6 +58,12 @@ if [[ -z "${CONNECTOR__SLACK__API_BASE_URL:-}" ]]; then
     log "Slack double on http://$double_addr/api/ (token xoxb-local-dev-token, channels #general, #alerts and 1500 more)"
   fi
   remember CONNECTOR__SLACK__API_BASE_URL "http://$double_addr/api/"
+  # The double also plays Slack's OAuth pages, so GetOAuthV2URL works locally.
+  http_addr="${CONNECTOR__HTTP__LISTEN_ADDR:-0.0.0.0:8080}"
+  remember CONNECTOR__SLACK__AUTHORIZE_URL "${CONNECTOR__SLACK__AUTHORIZE_URL:-http://$double_addr/oauth/v2/authorize}"
+  remember CONNECTOR__SLACK__CLIENT_ID "${CONNECTOR__SLACK__CLIENT_ID:-local-client-id}"
+  remember CONNECTOR__SLACK__CLIENT_SECRET "${CONNECTOR__SLACK__CLIENT_SECRET:-local-client-secret}"
+  remember CONNECTOR__SLACK__REDIRECT_URL "${CONNECTOR__SLACK__REDIRECT_URL:-http://127.0.0.1:${http_addr##*:}/slack/oauth/callback}"
 else
   remember CONNECTOR__SLACK__API_BASE_URL "$CONNECTOR__SLACK__API_BASE_URL"
 fi

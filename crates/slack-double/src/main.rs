@@ -4,7 +4,9 @@
 //! slack-double --listen 127.0.0.1:8765 --token xoxb-local-dev-token --team T0LOCAL01 \
 //!     --channels general,alerts --generated-channels 2000
 //! ```
-//! Then point the server at it with `CONNECTOR__SLACK__API_BASE_URL=http://127.0.0.1:8765/api/`.
+//! Then point the server at it with `CONNECTOR__SLACK__API_BASE_URL=http://127.0.0.1:8765/api/`,
+//! and for OAuth installs `CONNECTOR__SLACK__AUTHORIZE_URL=http://127.0.0.1:8765/oauth/v2/authorize`
+//! with the client ID and secret given here (`--oauth-client-id`, `--oauth-client-secret`).
 
 use std::net::SocketAddr;
 
@@ -30,6 +32,15 @@ struct Args {
     /// How many generated channels (channel-00001, …) come before the named ones.
     #[arg(long, default_value_t = 0)]
     generated_channels: usize,
+    /// The client ID of the Slack app the OAuth endpoints act for.
+    #[arg(long, default_value = "local-client-id")]
+    oauth_client_id: String,
+    /// Its client secret.
+    #[arg(long, default_value = "local-client-secret")]
+    oauth_client_secret: String,
+    /// Issue rotating tokens (with refresh tokens) on install.
+    #[arg(long)]
+    oauth_rotation: bool,
 }
 
 #[tokio::main]
@@ -49,6 +60,13 @@ async fn main() -> anyhow::Result<()> {
     for token in &args.tokens {
         state.add_token(token, &args.team);
     }
+    state.set_oauth_app(slack_double::OAuthApp {
+        client_id: args.oauth_client_id.clone(),
+        client_secret: args.oauth_client_secret.clone(),
+        team_id: args.team.clone(),
+        rotation: args.oauth_rotation,
+        deny: false,
+    });
     let double = SlackDouble::start_on(args.listen, state).await?;
     tracing::info!(api = %double.api_base_url(), team = %args.team, "slack double listening");
     tokio::signal::ctrl_c().await?;
