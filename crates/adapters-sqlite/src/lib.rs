@@ -162,6 +162,24 @@ impl SqliteConnectorRepository {
             .await
             .map_err(|_| RepositoryError::Unavailable("database query timed out".into()))?
     }
+
+    /// The first row `query` selects, as a connector.
+    async fn first(
+        &self,
+        query: connectors::BoxedQuery<'static, diesel::sqlite::Sqlite>,
+    ) -> Result<Option<Connector>, RepositoryError> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let row: Option<Row> = query
+                .select(Row::as_select())
+                .first(&mut conn)
+                .await
+                .optional()
+                .map_err(map_err)?;
+            row.map(Connector::try_from).transpose()
+        })
+        .await
+    }
 }
 
 fn micros(t: DateTime<Utc>) -> i64 {
@@ -323,18 +341,12 @@ impl ConnectorRepository for SqliteConnectorRepository {
         tenant: &TenantId,
         request_id: &RequestId,
     ) -> Result<Option<Connector>, RepositoryError> {
-        self.timed(async {
-            let mut conn = self.conn().await?;
-            let row = dsl::connectors
-                .filter(dsl::tenant_id.eq(tenant.as_str()))
-                .filter(dsl::request_id.eq(request_id.as_str()))
-                .select(Row::as_select())
-                .first(&mut conn)
-                .await
-                .optional()
-                .map_err(map_err)?;
-            one(row)
-        })
+        self.first(
+            dsl::connectors
+                .filter(dsl::tenant_id.eq(tenant.as_str().to_owned()))
+                .filter(dsl::request_id.eq(request_id.as_str().to_owned()))
+                .into_boxed(),
+        )
         .await
     }
 
@@ -343,35 +355,23 @@ impl ConnectorRepository for SqliteConnectorRepository {
         tenant: &TenantId,
         id: ConnectorId,
     ) -> Result<Option<Connector>, RepositoryError> {
-        self.timed(async {
-            let mut conn = self.conn().await?;
-            let row = dsl::connectors
-                .filter(dsl::tenant_id.eq(tenant.as_str()))
+        self.first(
+            dsl::connectors
+                .filter(dsl::tenant_id.eq(tenant.as_str().to_owned()))
                 .filter(dsl::id.eq(id.to_string()))
                 .filter(dsl::state.eq(ConnectorState::Active.as_str()))
-                .select(Row::as_select())
-                .first(&mut conn)
-                .await
-                .optional()
-                .map_err(map_err)?;
-            one(row)
-        })
+                .into_boxed(),
+        )
         .await
     }
 
     async fn find_active(&self, id: ConnectorId) -> Result<Option<Connector>, RepositoryError> {
-        self.timed(async {
-            let mut conn = self.conn().await?;
-            let row = dsl::connectors
+        self.first(
+            dsl::connectors
                 .filter(dsl::id.eq(id.to_string()))
                 .filter(dsl::state.eq(ConnectorState::Active.as_str()))
-                .select(Row::as_select())
-                .first(&mut conn)
-                .await
-                .optional()
-                .map_err(map_err)?;
-            one(row)
-        })
+                .into_boxed(),
+        )
         .await
     }
 
