@@ -24,6 +24,17 @@ async fn double() -> SlackDouble {
     d
 }
 
+/// Sends a request and decodes its JSON answer.
+trait SendJson {
+    async fn send_json(self) -> Value;
+}
+
+impl SendJson for reqwest::RequestBuilder {
+    async fn send_json(self) -> Value {
+        self.send().await.unwrap().json().await.unwrap()
+    }
+}
+
 fn url(d: &SlackDouble, method: &str) -> String {
     format!("{}{method}", d.api_base_url())
 }
@@ -35,34 +46,22 @@ async fn the_token_comes_from_the_header_or_a_parameter() {
     let by_header: Value = http
         .post(url(&d, "auth.test"))
         .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .send_json()
+        .await;
     assert_eq!(by_header["ok"], true);
     assert_eq!(by_header["team_id"], "T0WIRE001");
 
     let by_form: Value = http
         .post(url(&d, "auth.test"))
         .form(&[("token", TOKEN)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .send_json()
+        .await;
     assert_eq!(by_form["ok"], true);
 
     let by_query: Value = http
         .get(format!("{}?token={TOKEN}", url(&d, "auth.test")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .send_json()
+        .await;
     assert_eq!(by_query["ok"], true);
 
     let none = http.post(url(&d, "auth.test")).send().await.unwrap();
@@ -73,12 +72,8 @@ async fn the_token_comes_from_the_header_or_a_parameter() {
     let bad: Value = http
         .post(url(&d, "auth.test"))
         .bearer_auth("xoxb-nope")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .send_json()
+        .await;
     assert_eq!(bad["error"], "invalid_auth");
 }
 
@@ -98,12 +93,8 @@ async fn conversations_list_pages_with_cursors_up_to_1000() {
                 ("exclude_archived", "true"),
                 ("cursor", cursor.as_str()),
             ])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .send_json()
+            .await;
         assert_eq!(page["ok"], true);
         let n = page["channels"].as_array().unwrap().len();
         assert!(n <= 1000, "limit is capped at 1000");
@@ -123,12 +114,8 @@ async fn conversations_list_pages_with_cursors_up_to_1000() {
         .post(url(&d, "conversations.list"))
         .bearer_auth(TOKEN)
         .form(&[("cursor", "!!not-a-cursor")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .send_json()
+        .await;
     assert_eq!(bad["error"], "invalid_cursor");
 }
 
@@ -140,12 +127,8 @@ async fn post_message_takes_json_and_is_recorded() {
         .post(url(&d, "chat.postMessage"))
         .bearer_auth(TOKEN)
         .json(&json!({"channel": "C0ALERTS01", "text": "hello", "thread_ts": "1.5", "reply_broadcast": true}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .send_json()
+        .await;
     assert_eq!(answer["ok"], true);
     assert_eq!(answer["channel"], "C0ALERTS01");
     let posted = d.state().posted();
@@ -158,24 +141,16 @@ async fn post_message_takes_json_and_is_recorded() {
     // The admin API lists the same.
     let listed: Value = http
         .get(format!("http://{}/_double/messages", d.addr()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .send_json()
+        .await;
     assert_eq!(listed[0]["text"], "hello");
 
     let archived: Value = http
         .post(url(&d, "chat.postMessage"))
         .bearer_auth(TOKEN)
         .json(&json!({"channel": "C0OLD00001", "text": "x"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .send_json()
+        .await;
     assert_eq!(archived["error"], "is_archived");
 }
 
@@ -217,12 +192,8 @@ async fn faults_are_injected_through_the_admin_api() {
     let v: Value = http
         .post(url(&d, "auth.test"))
         .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .send_json()
+        .await;
     assert_eq!(v["error"], "fatal_error");
 
     http.post(format!("http://{}/_double/revoke", d.addr()))
@@ -233,11 +204,7 @@ async fn faults_are_injected_through_the_admin_api() {
     let v: Value = http
         .post(url(&d, "auth.test"))
         .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .send_json()
+        .await;
     assert_eq!(v["error"], "token_revoked");
 }

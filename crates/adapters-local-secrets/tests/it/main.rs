@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use connector_adapters_local_secrets::{KeySource, LocalSecretStore, rotate_key};
-use connector_domain::{BotToken, ConnectorId, SecretName, SecretPrefix, TenantId};
-use connector_ports::{ConnectorSecret, SecretLabels, SecretStore, SecretStoreError};
+use connector_ports::{SecretStore, SecretStoreError};
+use test_support::conformance::secret_store::{fresh_name as name, secret};
 
 /// A temporary directory removed when dropped.
 struct TempDir(PathBuf);
@@ -45,24 +45,6 @@ test_support::secret_store_conformance!(store());
 
 const KEY_A: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 const KEY_B: &str = "HxoZGBcWFRQTEhEQDw4NDAsKCQgHBgUEAwIBAB8eHRw=";
-
-fn name(tenant: &str) -> (SecretName, SecretLabels) {
-    let tenant = TenantId::parse("t", tenant).unwrap();
-    let id = ConnectorId::new_v7();
-    (
-        SecretPrefix::parse("p", "sc/")
-            .unwrap()
-            .secret_name(&tenant, id),
-        SecretLabels {
-            tenant_id: tenant,
-            connector_id: id,
-        },
-    )
-}
-
-fn secret(token: &str) -> ConnectorSecret {
-    ConnectorSecret::new(BotToken::parse("t", token).unwrap())
-}
 
 fn secret_files(dir: &std::path::Path) -> Vec<PathBuf> {
     std::fs::read_dir(dir)

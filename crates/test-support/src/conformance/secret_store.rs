@@ -7,7 +7,8 @@
 use connector_domain::{BotToken, ConnectorId, SecretName, SecretPrefix, TenantId};
 use connector_ports::{ConnectorSecret, SecretLabels, SecretStore, SecretStoreError};
 
-fn fresh_name(tenant: &str) -> (SecretName, SecretLabels) {
+/// A fresh secret name (random prefix) of a new connector of `tenant`, with its labels.
+pub fn fresh_name(tenant: &str) -> (SecretName, SecretLabels) {
     let tenant = TenantId::parse("tenant_id", tenant).unwrap();
     let id = ConnectorId::new_v7();
     let prefix = SecretPrefix::parse(
@@ -24,7 +25,8 @@ fn fresh_name(tenant: &str) -> (SecretName, SecretLabels) {
     )
 }
 
-fn secret(token: &str) -> ConnectorSecret {
+/// A non-rotating secret holding `token`.
+pub fn secret(token: &str) -> ConnectorSecret {
     ConnectorSecret::new(BotToken::parse("t", token).unwrap())
 }
 
