@@ -19,9 +19,10 @@ buf lint
 buf format --diff --exit-code
 buf breaking --against proto-baseline/released.json
 
-log "dependency direction: domain and ports stay pure"
-for pkg in connector-domain connector-ports; do
-  bad=$(cargo tree --locked -p "$pkg" -e normal --prefix none | awk '{print $1}' | sort -u \
+log "dependency direction: domain, ports and usecases stay pure"
+for pkg in connector-domain connector-ports connector-usecases; do
+  deps=$(cargo tree --locked -p "$pkg" -e normal --prefix none) || die "cargo tree -p $pkg failed"
+  bad=$(awk '{print $1}' <<<"$deps" | sort -u \
     | grep -E '^(tokio|tonic|prost|diesel|diesel-async|aws-.*|reqwest|hyper|axum|tower)$' || true)
   [[ -z "$bad" ]] || die "$pkg must not depend on: $bad"
 done

@@ -5,7 +5,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Html;
 use axum::routing::get;
-use connector_ports::{ConnectorError, InstallError, OAuthInstaller};
+use connector_usecases::{ConnectorError, InstallError, OAuthInstaller};
 use serde::Deserialize;
 
 /// The routes, over the install flow.

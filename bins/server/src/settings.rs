@@ -299,7 +299,7 @@ impl Settings {
 
     /// The Slack app's OAuth settings: `None` when none of client ID, client secret and
     /// redirect URL is set; an error naming what is missing when only some are.
-    pub fn oauth(&self) -> Result<Option<connector_ports::OAuthConfig>, SettingsError> {
+    pub fn oauth(&self) -> Result<Option<connector_usecases::OAuthConfig>, SettingsError> {
         let s = &self.slack;
         match (&s.client_id, &s.client_secret, &s.redirect_url) {
             (None, None, None) => Ok(None),
@@ -311,7 +311,7 @@ impl Settings {
                         reason: "must be the public http(s) URL of /slack/oauth/callback".into(),
                     });
                 }
-                Ok(Some(connector_ports::OAuthConfig {
+                Ok(Some(connector_usecases::OAuthConfig {
                     client_id: client_id.clone(),
                     client_secret: client_secret.clone(),
                     redirect_url: redirect_url.clone(),

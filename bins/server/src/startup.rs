@@ -10,9 +10,9 @@ use connector_adapters_slack::{HttpSlackApi, SlackSettings};
 use connector_domain::SecretPrefix;
 use connector_grpc_api::ConnectorGrpc;
 use connector_grpc_api::pb::connector_service_server::ConnectorServiceServer;
-use connector_ports::{
-    AppCredentials, ConnectorService, MessageSender, OAuthInstaller, Reconciler, RefreshSettings,
-    SystemClock, TokenCache, TokenRefresher,
+use connector_usecases::{
+    AppCredentials, ConnectorService, MessageSender, OAuthInstaller, Ports, ReconcileSettings,
+    Reconciler, RefreshSettings, SystemClock, TokenCache, TokenRefresher,
 };
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -65,24 +65,22 @@ impl Application {
             ..SlackSettings::default()
         })?;
 
-        let slack = Arc::new(slack);
-        let service =
-            ConnectorService::new(repo.clone(), secrets.clone(), slack.clone(), prefix.clone());
-        let installer = OAuthInstaller::new(states, slack.clone(), service.clone(), oauth);
+        let ports = Ports {
+            repo,
+            secrets,
+            slack: Arc::new(slack),
+            secret_prefix: prefix,
+        };
+        let service = ConnectorService::new(ports.clone());
+        let installer = OAuthInstaller::new(states, service.clone(), oauth);
         let refresher = TokenRefresher::new(
-            repo.clone(),
-            secrets.clone(),
-            slack.clone(),
-            prefix.clone(),
+            ports.clone(),
             oauth_app,
             RefreshSettings::default(),
             Arc::new(|d| Box::pin(tokio::time::sleep(d))),
         );
         let sender = MessageSender::new(
-            repo.clone(),
-            secrets.clone(),
-            slack,
-            prefix.clone(),
+            ports.clone(),
             TokenCache::new(
                 Duration::from_secs(settings.sender.token_cache_ttl_secs),
                 Arc::new(SystemClock),
@@ -92,11 +90,11 @@ impl Application {
         let reconciler = (settings.reconciler.interval_secs > 0).then(|| {
             (
                 Reconciler::new(
-                    repo,
-                    secrets,
-                    prefix,
-                    Duration::from_secs(settings.reconciler.stale_after_secs),
-                    settings.reconciler.batch,
+                    ports,
+                    ReconcileSettings {
+                        stale_after: Duration::from_secs(settings.reconciler.stale_after_secs),
+                        batch: settings.reconciler.batch,
+                    },
                 ),
                 Duration::from_secs(settings.reconciler.interval_secs),
             )

@@ -1,7 +1,7 @@
 //! [`ConnectorGrpc`]: the tonic implementation of `connector.v1.ConnectorService`.
 
 use connector_domain::{AuthStatus, Connector, ConnectorId, Message, TenantId};
-use connector_ports::{ConnectorService, CreateConnector, MessageSender, OAuthInstaller};
+use connector_usecases::{ConnectorService, CreateConnector, MessageSender, OAuthInstaller};
 use tonic::{Request, Response, Status};
 
 use crate::pb;

@@ -34,8 +34,8 @@ pub mod pb {
         include_bytes!(concat!(env!("OUT_DIR"), "/connector_descriptor.bin"));
 }
 
-pub use connector_ports::ConnectorError;
-pub use connector_ports::ConnectorService;
+pub use connector_usecases::ConnectorError;
+pub use connector_usecases::ConnectorService;
 pub use handlers::ConnectorGrpc;
 
 impl std::fmt::Debug for pb::CreateConnectorRequest {

@@ -1,6 +1,6 @@
 //! The one mapping from use-case errors to gRPC statuses (the contract's status table).
 
-use connector_ports::{ConnectorError, SendError};
+use connector_usecases::{ConnectorError, SendError};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt as _};
 
@@ -114,7 +114,7 @@ pub fn send_to_status(err: SendError) -> Status {
 mod tests {
     use super::*;
     use connector_domain::ValidationError;
-    use connector_ports::Dependency;
+    use connector_usecases::Dependency;
 
     #[test]
     fn each_error_maps_to_the_contract_code() {
@@ -185,7 +185,7 @@ mod tests {
 
     #[test]
     fn send_errors_map_to_the_contract_codes() {
-        use connector_ports::SendError as E;
+        use connector_usecases::SendError as E;
         let cases: Vec<(E, Code)> = vec![
             (E::ConnectorNotFound { id: "x".into() }, Code::NotFound),
             (

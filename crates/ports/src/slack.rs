@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use connector_domain::{BotToken, ChannelId, ChannelName, FileAttachment, WorkspaceId};
+use secrecy::SecretString;
 
 /// Who a token belongs to, from `auth.test`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +70,36 @@ pub struct PostedMessage {
 pub struct UploadedFile {
     /// Slack's file ID (`F…`).
     pub id: String,
+}
+
+/// What `oauth.v2.access` granted.
+#[derive(Debug, Clone)]
+pub struct OAuthGrant {
+    /// The bot token.
+    pub access_token: BotToken,
+    /// The workspace it was installed in.
+    pub team_id: WorkspaceId,
+    /// With token rotation on: the refresh token.
+    pub refresh_token: Option<SecretString>,
+    /// With token rotation on: seconds until `access_token` expires.
+    pub expires_in: Option<u64>,
+}
+
+/// Which grant to ask `oauth.v2.access` for.
+#[derive(Debug, Clone)]
+pub enum OAuthGrantRequest {
+    /// Exchange an authorization code.
+    Code {
+        /// The code from the callback.
+        code: String,
+        /// The redirect URL the code was issued for.
+        redirect_uri: String,
+    },
+    /// Refresh a rotating token.
+    Refresh {
+        /// The refresh token.
+        refresh_token: SecretString,
+    },
 }
 
 /// Slack's answers, in terms the use cases act on. Never carries the token.
@@ -150,9 +181,9 @@ pub trait SlackApi: Send + Sync {
     async fn oauth_access(
         &self,
         client_id: &str,
-        client_secret: &secrecy::SecretString,
-        grant: &crate::oauth::OAuthGrantRequest,
-    ) -> Result<crate::oauth::OAuthGrant, SlackError>;
+        client_secret: &SecretString,
+        grant: &OAuthGrantRequest,
+    ) -> Result<OAuthGrant, SlackError>;
 
     /// Uploads a file and shares it in `channel` (in the thread of `thread_ts`, if given):
     /// `files.getUploadURLExternal`, the upload itself, then `files.completeUploadExternal`.

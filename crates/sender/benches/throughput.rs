@@ -18,8 +18,8 @@ use connector_adapters_aws::{AwsSecretStore, AwsSettings, StaticCredentials};
 use connector_adapters_postgres::{PgConnectorRepository, PgSettings};
 use connector_adapters_slack::{HttpSlackApi, SlackSettings};
 use connector_domain::SecretPrefix;
-use connector_ports::{ConnectorService, CreateConnector};
 use connector_sender::{Sender, SenderConfig, clear_send_message_cache, send_message};
+use connector_usecases::{ConnectorService, CreateConnector, Ports};
 use slack_double::{Channel, SlackDouble};
 
 const TOKEN: &str = "xoxb-7777-8888-benchmarks";
@@ -90,22 +90,22 @@ async fn main() {
         ..AwsSettings::default()
     })
     .await;
-    let service = ConnectorService::new(
-        Arc::new(
+    let service = ConnectorService::new(Ports {
+        repo: Arc::new(
             PgConnectorRepository::connect(db.url(), &PgSettings::default())
                 .await
                 .unwrap(),
         ),
-        Arc::new(secrets),
-        Arc::new(
+        secrets: Arc::new(secrets),
+        slack: Arc::new(
             HttpSlackApi::new(SlackSettings {
                 api_base_url: double.api_base_url(),
                 ..SlackSettings::default()
             })
             .unwrap(),
         ),
-        SecretPrefix::parse("p", &prefix).unwrap(),
-    );
+        secret_prefix: SecretPrefix::parse("p", &prefix).unwrap(),
+    });
     let id = service
         .create(CreateConnector::parse("bench", "bench", TOKEN, "bench", "").unwrap())
         .await

@@ -55,15 +55,15 @@ use std::sync::{Arc, Mutex, OnceLock};
 use connector_adapters_aws::{AwsSettings, StaticCredentials};
 use connector_adapters_slack::{HttpSlackApi, SlackSettings};
 use connector_domain::{ConnectorId, SecretPrefix, TenantId};
-use connector_ports::{
-    AppCredentials, Dependency, MessageSender, RefreshSettings, SystemClock, TokenCache,
+use connector_storage::{StorageError, StorageSettings};
+use connector_usecases::{
+    AppCredentials, Dependency, MessageSender, Ports, RefreshSettings, SystemClock, TokenCache,
     TokenRefresher,
 };
-use connector_storage::{StorageError, StorageSettings};
 
 pub use config::SenderConfig;
 pub use connector_domain::{FileAttachment, Message};
-pub use connector_ports::{SendError, SentMessage};
+pub use connector_usecases::{SendError, SentMessage};
 
 /// Why sending failed.
 #[derive(Debug, thiserror::Error)]
@@ -163,21 +163,21 @@ impl Sender {
             }),
             _ => None,
         };
+        let ports = Ports {
+            repo: storage.repo,
+            secrets: storage.secrets,
+            slack,
+            secret_prefix: prefix,
+        };
         let refresher = TokenRefresher::new(
-            storage.repo.clone(),
-            storage.secrets.clone(),
-            slack.clone(),
-            prefix.clone(),
+            ports.clone(),
             app,
             RefreshSettings::default(),
             Arc::new(|d| Box::pin(tokio::time::sleep(d))),
         );
         Ok(Self {
             inner: MessageSender::new(
-                storage.repo,
-                storage.secrets,
-                slack,
-                prefix,
+                ports,
                 TokenCache::new(config.token_cache_ttl, Arc::new(SystemClock)),
                 refresher,
             ),

@@ -15,8 +15,11 @@ use connector_domain::{
     SecretPrefix, TenantId, WorkspaceId,
 };
 use connector_ports::{
-    ConnectorError, ConnectorRepository, ConnectorSecret, ConnectorService, CreateConnector,
-    NewConnector, Reconciler, RepositoryError, SecretLabels, SecretStore, SecretStoreError,
+    ConnectorRepository, ConnectorSecret, NewConnector, RepositoryError, SecretLabels, SecretStore,
+    SecretStoreError,
+};
+use connector_usecases::{
+    ConnectorError, ConnectorService, CreateConnector, Ports, ReconcileSettings, Reconciler,
 };
 use slack_double::SlackDouble;
 use test_support::TestDatabase;
@@ -198,18 +201,18 @@ impl Rig {
             &format!("crash-{}/", uuid::Uuid::new_v4().simple()),
         )
         .unwrap();
-        let service = ConnectorService::new(
-            repo.clone(),
-            secrets.clone(),
-            Arc::new(slack),
-            prefix.clone(),
-        );
+        let service = ConnectorService::new(Ports {
+            repo: repo.clone(),
+            secrets: secrets.clone(),
+            slack: Arc::new(slack),
+            secret_prefix: prefix.clone(),
+        });
         let reconciler = Reconciler::new(
-            repo.clone(),
-            secrets.clone(),
-            prefix.clone(),
-            Duration::from_secs(60),
-            100,
+            service.ports().clone(),
+            ReconcileSettings {
+                stale_after: Duration::from_secs(60),
+                batch: 100,
+            },
         );
         Self {
             db,

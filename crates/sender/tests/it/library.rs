@@ -217,7 +217,7 @@ async fn the_sender_works_against_an_embedded_server() {
     use std::sync::Arc;
 
     use connector_adapters_slack::{HttpSlackApi, SlackSettings};
-    use connector_ports::{ConnectorService, CreateConnector};
+    use connector_usecases::{ConnectorService, CreateConnector, Ports};
 
     let dir =
         std::env::temp_dir().join(format!("sender-embedded-{}", uuid::Uuid::new_v4().simple()));
@@ -246,18 +246,18 @@ async fn the_sender_works_against_an_embedded_server() {
     )
     .await
     .unwrap();
-    let service = ConnectorService::new(
-        storage.repo,
-        storage.secrets,
-        Arc::new(
+    let service = ConnectorService::new(Ports {
+        repo: storage.repo,
+        secrets: storage.secrets,
+        slack: Arc::new(
             HttpSlackApi::new(SlackSettings {
                 api_base_url: double.api_base_url(),
                 ..SlackSettings::default()
             })
             .unwrap(),
         ),
-        connector_domain::SecretPrefix::parse("p", &config.secret_prefix).unwrap(),
-    );
+        secret_prefix: connector_domain::SecretPrefix::parse("p", &config.secret_prefix).unwrap(),
+    });
     let id = service
         .create(CreateConnector::parse("acme", "prod", TOKEN, "alerts", "").unwrap())
         .await

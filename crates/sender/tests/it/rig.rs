@@ -4,8 +4,8 @@ use connector_adapters_aws::{AwsSecretStore, AwsSettings, StaticCredentials};
 use connector_adapters_postgres::{PgConnectorRepository, PgSettings};
 use connector_adapters_slack::{HttpSlackApi, SlackSettings};
 use connector_domain::SecretPrefix;
-use connector_ports::{ConnectorService, CreateConnector};
 use connector_sender::SenderConfig;
+use connector_usecases::{ConnectorService, CreateConnector, Ports};
 use slack_double::{Channel, SlackDouble};
 use test_support::TestDatabase;
 
@@ -63,12 +63,12 @@ impl Rig {
             ..SlackSettings::default()
         })
         .unwrap();
-        let service = ConnectorService::new(
-            Arc::new(repo),
-            Arc::new(secrets),
-            Arc::new(slack),
-            SecretPrefix::parse("p", &prefix).unwrap(),
-        );
+        let service = ConnectorService::new(Ports {
+            repo: Arc::new(repo),
+            secrets: Arc::new(secrets),
+            slack: Arc::new(slack),
+            secret_prefix: SecretPrefix::parse("p", &prefix).unwrap(),
+        });
         Self {
             _db: db,
             double,

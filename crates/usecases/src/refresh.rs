@@ -12,16 +12,15 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
-use connector_domain::{AuthStatus, Connector, SecretPrefix};
+use chrono::{DateTime, Utc};
+use connector_domain::{AuthStatus, Connector};
+use connector_ports::{
+    ConnectorSecret, OAuthGrantRequest, RefreshOutcome, SlackError, TokenRotation,
+};
 use secrecy::SecretString;
 
-use crate::error::Dependency;
-use crate::oauth::OAuthGrantRequest;
-use crate::repository::{ConnectorRepository, RefreshOutcome};
-use crate::secrets::{ConnectorSecret, SecretLabels, SecretStore, SecretStoreError, TokenRotation};
-use crate::send::SendError;
-use crate::slack::{SlackApi, SlackError};
+use crate::Ports;
+use crate::error::{Dependency, SendError};
 
 /// Waits; injected so that this crate needs no async runtime.
 pub type Sleep = Arc<dyn Fn(Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
@@ -73,10 +72,7 @@ pub struct RefreshReport {
 /// Refreshes rotating tokens.
 #[derive(Clone)]
 pub struct TokenRefresher {
-    repo: Arc<dyn ConnectorRepository>,
-    secrets: Arc<dyn SecretStore>,
-    slack: Arc<dyn SlackApi>,
-    prefix: SecretPrefix,
+    ports: Ports,
     app: Option<AppCredentials>,
     settings: RefreshSettings,
     sleep: Sleep,
@@ -91,36 +87,52 @@ impl std::fmt::Debug for TokenRefresher {
     }
 }
 
-fn store_error(e: SecretStoreError, connector: &Connector) -> SendError {
-    match e {
-        SecretStoreError::NotFound => SendError::SecretMissing {
-            id: connector.id.to_string(),
-        },
-        SecretStoreError::Unavailable(detail) => SendError::Unavailable {
-            dependency: Dependency::SecretStore,
-            detail,
-        },
-        SecretStoreError::Unknown(e) => SendError::Internal(e),
-    }
+/// Slack's lifetime of a rotating token when a refresh answer does not say (12 hours).
+const DEFAULT_TOKEN_LIFETIME_SECS: u64 = 43_200;
+
+/// Longest token lifetime believed; a larger `expires_in` is clamped so that no date
+/// arithmetic can overflow.
+const MAX_TOKEN_LIFETIME_SECS: u64 = 366 * 24 * 3600;
+
+/// The [`TokenRotation`] an `oauth.v2.access` grant starts, the one place a grant becomes one.
+///
+/// On an install (`spent` is `None`) rotation is on only when Slack sent both a refresh token
+/// and an expiry. On a refresh (`spent` is the refresh token just used) Slack always rotates:
+/// a missing refresh token keeps the spent one, a missing expiry means Slack's 12 hours.
+pub(crate) fn rotation_from_grant(
+    refresh_token: Option<SecretString>,
+    expires_in: Option<u64>,
+    spent: Option<SecretString>,
+) -> Option<TokenRotation> {
+    let (refresh_token, secs) = match spent {
+        None => (refresh_token?, expires_in?),
+        Some(spent) => (
+            refresh_token.unwrap_or(spent),
+            expires_in.unwrap_or(DEFAULT_TOKEN_LIFETIME_SECS),
+        ),
+    };
+    Some(TokenRotation {
+        refresh_token,
+        expires_at: expiry_after(secs),
+    })
+}
+
+fn expiry_after(secs: u64) -> DateTime<Utc> {
+    let secs = secs.min(MAX_TOKEN_LIFETIME_SECS) as i64;
+    Utc::now() + chrono::Duration::seconds(secs)
 }
 
 impl TokenRefresher {
     /// A refresher over the ports; without `app` credentials rotating tokens cannot be
     /// refreshed (they are used until they expire).
     pub fn new(
-        repo: Arc<dyn ConnectorRepository>,
-        secrets: Arc<dyn SecretStore>,
-        slack: Arc<dyn SlackApi>,
-        prefix: SecretPrefix,
+        ports: Ports,
         app: Option<AppCredentials>,
         settings: RefreshSettings,
         sleep: Sleep,
     ) -> Self {
         Self {
-            repo,
-            secrets,
-            slack,
-            prefix,
+            ports,
             app,
             settings,
             sleep,
@@ -169,6 +181,7 @@ impl TokenRefresher {
             };
         }
         if self
+            .ports
             .repo
             .lease_token_refresh(connector.id, self.settings.lease)
             .await?
@@ -186,14 +199,19 @@ impl TokenRefresher {
         connector: &Connector,
         stale: ConnectorSecret,
     ) -> Result<ConnectorSecret, SendError> {
-        let name = self.prefix.secret_name(&connector.tenant_id, connector.id);
+        let name = self.ports.secret_name(connector);
         let result = self.refresh_inner(connector, &name, stale).await;
         let outcome = match &result {
             Ok((_, outcome)) => *outcome,
             Err(SendError::NeedsReauthorization { .. }) => RefreshOutcome::Failed,
             Err(_) => RefreshOutcome::Abandoned,
         };
-        if let Err(e) = self.repo.finish_token_refresh(connector.id, outcome).await {
+        if let Err(e) = self
+            .ports
+            .repo
+            .finish_token_refresh(connector.id, outcome)
+            .await
+        {
             // The lease expires by itself; the token is stored either way.
             tracing::warn!(connector_id = %connector.id, error = %e, "could not record a token refresh");
         }
@@ -208,10 +226,11 @@ impl TokenRefresher {
     ) -> Result<(ConnectorSecret, RefreshOutcome), SendError> {
         // Another replica may have refreshed between our read and our lease.
         let current = self
+            .ports
             .secrets
             .get(name)
             .await
-            .map_err(|e| store_error(e, connector))?;
+            .map_err(|e| SendError::from_store(e, connector.id))?;
         let Some(rotation) = current.rotation.clone() else {
             return Ok((current, RefreshOutcome::Abandoned));
         };
@@ -223,6 +242,7 @@ impl TokenRefresher {
             code: "token_expired".into(),
         })?;
         let grant = match self
+            .ports
             .slack
             .oauth_access(
                 &app.client_id,
@@ -260,25 +280,19 @@ impl TokenRefresher {
         };
         let fresh = ConnectorSecret {
             bot_token: grant.access_token,
-            rotation: Some(TokenRotation {
-                // Slack always sends a new refresh token; keep the old one if it ever does not.
-                refresh_token: grant.refresh_token.unwrap_or(rotation.refresh_token),
-                expires_at: Utc::now()
-                    + chrono::Duration::seconds(
-                        grant.expires_in.unwrap_or(43_200).min(i64::MAX as u64) as i64,
-                    ),
-            }),
+            rotation: rotation_from_grant(
+                grant.refresh_token,
+                grant.expires_in,
+                Some(rotation.refresh_token),
+            ),
         };
-        let labels = SecretLabels {
-            tenant_id: connector.tenant_id.clone(),
-            connector_id: connector.id,
-        };
+        let labels = Ports::secret_labels(connector);
         // The old refresh token is spent: losing the new one would break the connector, so
         // insist a little before giving up.
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.secrets.put(name, &fresh, &labels).await {
+            match self.ports.secrets.put(name, &fresh, &labels).await {
                 Ok(()) => break,
                 Err(e) if attempt < 5 => {
                     tracing::warn!(connector_id = %connector.id, error = %e, attempt,
@@ -306,16 +320,17 @@ impl TokenRefresher {
         &self,
         connector: &Connector,
     ) -> Result<ConnectorSecret, SendError> {
-        let name = self.prefix.secret_name(&connector.tenant_id, connector.id);
+        let name = self.ports.secret_name(connector);
         let mut waited = Duration::ZERO;
         while waited < self.settings.wait {
             (self.sleep)(self.settings.poll).await;
             waited += self.settings.poll;
             let current = self
+                .ports
                 .secrets
                 .get(&name)
                 .await
-                .map_err(|e| store_error(e, connector))?;
+                .map_err(|e| SendError::from_store(e, connector.id))?;
             if current.rotation.as_ref().is_none_or(|r| !Self::expired(r)) {
                 return Ok(current);
             }
@@ -334,11 +349,13 @@ impl TokenRefresher {
         }
         let margin = chrono::Duration::from_std(self.settings.margin).unwrap_or_default();
         for connector in self
+            .ports
             .repo
             .tokens_expiring(Utc::now() + margin, limit)
             .await?
         {
             if !self
+                .ports
                 .repo
                 .lease_token_refresh(connector.id, self.settings.lease)
                 .await?
@@ -346,11 +363,12 @@ impl TokenRefresher {
                 report.skipped += 1;
                 continue;
             }
-            let name = self.prefix.secret_name(&connector.tenant_id, connector.id);
-            let stale = match self.secrets.get(&name).await {
+            let name = self.ports.secret_name(&connector);
+            let stale = match self.ports.secrets.get(&name).await {
                 Ok(s) => s,
                 Err(_) => {
                     let _ = self
+                        .ports
                         .repo
                         .finish_token_refresh(connector.id, RefreshOutcome::Abandoned)
                         .await;
@@ -375,13 +393,10 @@ mod tests {
     use connector_domain::{BotToken, ConnectorState, WorkspaceId};
     use mockall::predicate::eq;
 
+    use connector_ports::{MockConnectorRepository, MockSecretStore, MockSlackApi, OAuthGrant};
+
     use super::*;
-    use crate::oauth::OAuthGrant;
-    use crate::repository::MockConnectorRepository;
-    use crate::secrets::MockSecretStore;
-    use crate::send::tests::tokio_sleep;
-    use crate::service::tests::fixtures::connector;
-    use crate::slack::MockSlackApi;
+    use crate::testing::{connector, ports, tokio_sleep};
 
     fn rotating(token: &str, refresh: &str, expires_in_secs: i64) -> ConnectorSecret {
         ConnectorSecret {
@@ -399,10 +414,7 @@ mod tests {
         slack: MockSlackApi,
     ) -> TokenRefresher {
         TokenRefresher::new(
-            Arc::new(repo),
-            Arc::new(secrets),
-            Arc::new(slack),
-            SecretPrefix::parse("p", "sc/").unwrap(),
+            ports(repo, secrets, slack),
             Some(AppCredentials {
                 client_id: "111.222".into(),
                 client_secret: SecretString::from("app-secret".to_owned()),

@@ -1,37 +1,16 @@
 //! Unit tests of the use cases against mocked ports: every failing step of create and delete,
 //! idempotency, validation and pagination.
 
-use std::sync::Arc;
-
 use connector_domain::{ChannelId, ChannelName, ConnectorState, PageToken, WorkspaceId};
 use mockall::predicate::eq;
 
 use super::*;
-use crate::SecretStoreError;
-use crate::repository::MockConnectorRepository;
-use crate::secrets::MockSecretStore;
-use crate::slack::{AuthIdentity, ChannelPage, MockSlackApi};
+use connector_ports::{
+    AuthIdentity, ChannelPage, MockConnectorRepository, MockSecretStore, MockSlackApi,
+    SecretStoreError, SlackError,
+};
 
-pub(crate) mod fixtures {
-    use chrono::Utc;
-    use connector_domain::*;
-
-    pub(crate) fn connector(tenant: &str, name: &str, state: ConnectorState) -> Connector {
-        Connector {
-            id: ConnectorId::new_v7(),
-            tenant_id: TenantId::parse("tenant_id", tenant).unwrap(),
-            name: ConnectorName::parse("name", name).unwrap(),
-            workspace_id: WorkspaceId::new("T0001"),
-            default_channel_id: ChannelId::new("C0000ALERT"),
-            default_channel_name: ChannelName::new("alerts"),
-            state,
-            auth_status: AuthStatus::Ok,
-            created_at: Utc::now(),
-            updated_at: Utc::now(),
-        }
-    }
-}
-use fixtures::connector;
+use crate::testing::connector;
 
 const TOKEN: &str = "xoxb-1111-2222-abcdefgh";
 
@@ -104,12 +83,7 @@ impl Mocks {
     }
 
     fn service(self) -> ConnectorService {
-        ConnectorService::new(
-            Arc::new(self.repo),
-            Arc::new(self.secrets),
-            Arc::new(self.slack),
-            SecretPrefix::parse("prefix", "sc/").unwrap(),
-        )
+        ConnectorService::new(crate::testing::ports(self.repo, self.secrets, self.slack))
     }
 }
 

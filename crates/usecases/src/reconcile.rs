@@ -5,14 +5,12 @@
 //! claimed, its secret force-deleted, and the row removed. Claiming is atomic and skips rows
 //! another replica holds, so several server replicas may run passes at the same time.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use connector_domain::{ConnectorId, SecretPrefix};
+use connector_domain::ConnectorId;
 
+use crate::Ports;
 use crate::error::ConnectorError;
-use crate::repository::ConnectorRepository;
-use crate::secrets::SecretStore;
 
 /// What one pass did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -24,46 +22,52 @@ pub struct ReconcileReport {
     pub failed: Vec<(ConnectorId, String)>,
 }
 
+/// Which rows a pass takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReconcileSettings {
+    /// Rows untouched for this long are finished. Must exceed the longest a create or delete
+    /// request can take.
+    pub stale_after: Duration,
+    /// Rows a pass at most.
+    pub batch: u32,
+}
+
 /// One reconciliation pass over the ports.
 #[derive(Clone)]
 pub struct Reconciler {
-    repo: Arc<dyn ConnectorRepository>,
-    secrets: Arc<dyn SecretStore>,
-    prefix: SecretPrefix,
-    stale_after: Duration,
-    batch: u32,
+    ports: Ports,
+    settings: ReconcileSettings,
+}
+
+impl std::fmt::Debug for Reconciler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reconciler")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Reconciler {
-    /// A reconciler that finishes rows untouched for `stale_after`, `batch` rows a pass.
-    /// `stale_after` must exceed the longest a create or delete request can take.
-    pub fn new(
-        repo: Arc<dyn ConnectorRepository>,
-        secrets: Arc<dyn SecretStore>,
-        prefix: SecretPrefix,
-        stale_after: Duration,
-        batch: u32,
-    ) -> Self {
-        Self {
-            repo,
-            secrets,
-            prefix,
-            stale_after,
-            batch,
-        }
+    /// A reconciler over the ports that takes the rows `settings` describe.
+    pub fn new(ports: Ports, settings: ReconcileSettings) -> Self {
+        Self { ports, settings }
     }
 
     /// Runs one pass. Fails only when the rows cannot be claimed at all.
     pub async fn run_once(&self) -> Result<ReconcileReport, ConnectorError> {
-        let claimed = self.repo.claim_stale(self.stale_after, self.batch).await?;
+        let claimed = self
+            .ports
+            .repo
+            .claim_stale(self.settings.stale_after, self.settings.batch)
+            .await?;
         let mut report = ReconcileReport::default();
         for row in claimed {
-            let name = self.prefix.secret_name(&row.tenant_id, row.id);
-            if let Err(e) = self.secrets.delete(&name).await {
+            let name = self.ports.secret_name(&row);
+            if let Err(e) = self.ports.secrets.delete(&name).await {
                 report.failed.push((row.id, e.to_string()));
                 continue;
             }
-            match self.repo.remove_deleting(row.id).await {
+            match self.ports.repo.remove_deleting(row.id).await {
                 Ok(()) => report.finished.push(row.id),
                 Err(e) => report.failed.push((row.id, e.to_string())),
             }
@@ -74,21 +78,22 @@ impl Reconciler {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::repository::MockConnectorRepository;
-    use crate::secrets::MockSecretStore;
-    use crate::service::tests::fixtures::connector;
-    use crate::{RepositoryError, SecretStoreError};
     use connector_domain::ConnectorState;
+    use connector_ports::{
+        MockConnectorRepository, MockSecretStore, MockSlackApi, RepositoryError, SecretStoreError,
+    };
     use mockall::predicate::eq;
+
+    use super::*;
+    use crate::testing::{connector, ports};
 
     fn reconciler(repo: MockConnectorRepository, secrets: MockSecretStore) -> Reconciler {
         Reconciler::new(
-            Arc::new(repo),
-            Arc::new(secrets),
-            SecretPrefix::parse("p", "sc/").unwrap(),
-            Duration::from_secs(120),
-            10,
+            ports(repo, secrets, MockSlackApi::new()),
+            ReconcileSettings {
+                stale_after: Duration::from_secs(120),
+                batch: 10,
+            },
         )
     }
 

@@ -9,53 +9,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
-use connector_domain::{
-    BotToken, ChannelRef, Connector, ConnectorName, RequestId, TenantId, WorkspaceId,
-};
+use connector_domain::{ChannelRef, Connector, ConnectorName, RequestId, TenantId};
+use connector_ports::{OAuthGrantRequest, OAuthStateStore, PendingInstall};
 use secrecy::SecretString;
 use sha2::{Digest as _, Sha256};
 
-use crate::error::ConnectorError;
-use crate::repository::RepositoryError;
-use crate::secrets::TokenRotation;
-use crate::service::{ConnectorService, CreateConnector};
-use crate::slack::{SlackApi, SlackError};
-
-/// A connector waiting for its install to complete.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PendingInstall {
-    /// The tenant that asked for the URL.
-    pub tenant_id: TenantId,
-    /// The connector to create.
-    pub name: ConnectorName,
-    /// Its default channel, as the caller gave it.
-    pub default_channel: String,
-    /// When the state stops being accepted.
-    pub expires_at: DateTime<Utc>,
-}
-
-/// Storage of pending installs, keyed by the SHA-256 (hex) of their state.
-#[cfg_attr(feature = "mocks", mockall::automock)]
-#[async_trait]
-pub trait OAuthStateStore: Send + Sync {
-    /// Records a pending install.
-    async fn save_state(
-        &self,
-        state_hash: &str,
-        pending: &PendingInstall,
-    ) -> Result<(), RepositoryError>;
-
-    /// Removes and returns the pending install of `state_hash` (expired or not); `None` when
-    /// there is none (never issued, or already taken).
-    async fn take_state(&self, state_hash: &str)
-    -> Result<Option<PendingInstall>, RepositoryError>;
-
-    /// Deletes pending installs that expired before `before`; returns how many.
-    async fn purge_states(&self, before: DateTime<Utc>) -> Result<u64, RepositoryError>;
-}
+use crate::connectors::{ConnectorService, CreateConnector};
+use crate::error::{ConnectorError, InstallError};
+use crate::refresh::rotation_from_grant;
 
 /// The Slack app's OAuth settings.
 #[derive(Debug, Clone)]
@@ -76,67 +39,10 @@ pub struct OAuthConfig {
     pub state_ttl: Duration,
 }
 
-/// What `oauth.v2.access` granted.
-#[derive(Debug, Clone)]
-pub struct OAuthGrant {
-    /// The bot token.
-    pub access_token: BotToken,
-    /// The workspace it was installed in.
-    pub team_id: WorkspaceId,
-    /// With token rotation on: the refresh token.
-    pub refresh_token: Option<SecretString>,
-    /// With token rotation on: seconds until `access_token` expires.
-    pub expires_in: Option<u64>,
-}
-
-/// Which grant to ask `oauth.v2.access` for.
-#[derive(Debug, Clone)]
-pub enum OAuthGrantRequest {
-    /// Exchange an authorization code.
-    Code {
-        /// The code from the callback.
-        code: String,
-        /// The redirect URL the code was issued for.
-        redirect_uri: String,
-    },
-    /// Refresh a rotating token.
-    Refresh {
-        /// The refresh token.
-        refresh_token: SecretString,
-    },
-}
-
-/// Why an install did not complete; each has its own page.
-#[derive(Debug, thiserror::Error)]
-pub enum InstallError {
-    /// The state was never issued, was already used, or was tampered with.
-    #[error("this install link is not valid or was already used; ask for a new one")]
-    UnknownState,
-    /// The state is older than its time to live.
-    #[error("this install link has expired; ask for a new one")]
-    ExpiredState,
-    /// The user declined the install on Slack's page.
-    #[error("the installation was cancelled on Slack's page")]
-    Denied,
-    /// The callback had neither a code nor an error.
-    #[error("Slack's redirect carried no authorization code")]
-    MissingCode,
-    /// Exchanging the code failed.
-    #[error("Slack did not accept the authorization code: {0}")]
-    Exchange(SlackError),
-    /// The connector could not be created (channel missing, name taken, …).
-    #[error(transparent)]
-    Create(ConnectorError),
-    /// The state store failed.
-    #[error(transparent)]
-    Store(ConnectorError),
-}
-
 /// The install flow's use cases.
 #[derive(Clone)]
 pub struct OAuthInstaller {
     states: Arc<dyn OAuthStateStore>,
-    slack: Arc<dyn SlackApi>,
     service: ConnectorService,
     config: Option<OAuthConfig>,
 }
@@ -149,16 +55,15 @@ fn hash_state(state: &str) -> String {
 }
 
 impl OAuthInstaller {
-    /// The flow over its ports; `config` is `None` when the server has no Slack app settings.
+    /// The flow over the state store and the connector use cases (whose Slack port it uses);
+    /// `config` is `None` when the server has no Slack app settings.
     pub fn new(
         states: Arc<dyn OAuthStateStore>,
-        slack: Arc<dyn SlackApi>,
         service: ConnectorService,
         config: Option<OAuthConfig>,
     ) -> Self {
         Self {
             states,
-            slack,
             service,
             config,
         }
@@ -251,6 +156,8 @@ impl OAuthInstaller {
             .ok_or(InstallError::MissingCode)?;
         let config = self.config().map_err(InstallError::Store)?;
         let grant = self
+            .service
+            .ports()
             .slack
             .oauth_access(
                 &config.client_id,
@@ -273,14 +180,7 @@ impl OAuthInstaller {
                 &format!("oauth-{}", &hash_state(state)[..32]),
             )
             .map_err(|e| InstallError::Create(e.into()))?,
-            rotation: match (grant.refresh_token, grant.expires_in) {
-                (Some(refresh_token), Some(secs)) => Some(TokenRotation {
-                    refresh_token,
-                    expires_at: Utc::now()
-                        + chrono::Duration::seconds(secs.min(i64::MAX as u64) as i64),
-                }),
-                _ => None,
-            },
+            rotation: rotation_from_grant(grant.refresh_token, grant.expires_in, None),
         };
         self.service.create(cmd).await.map_err(InstallError::Create)
     }

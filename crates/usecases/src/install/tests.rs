@@ -2,14 +2,15 @@
 
 use std::sync::{Arc, Mutex};
 
-use connector_domain::{ChannelId, ChannelName, ConnectorState};
+use connector_domain::{BotToken, ChannelId, ChannelName, ConnectorState, WorkspaceId};
 
 use super::*;
-use crate::ChannelInfo;
-use crate::repository::MockConnectorRepository;
-use crate::secrets::MockSecretStore;
-use crate::service::tests::fixtures::connector;
-use crate::slack::{AuthIdentity, ChannelPage, MockSlackApi};
+use connector_ports::{
+    AuthIdentity, ChannelInfo, ChannelPage, MockConnectorRepository, MockOAuthStateStore,
+    MockSecretStore, MockSlackApi, OAuthGrant,
+};
+
+use crate::testing::{connector, ports_with_slack};
 
 fn config() -> OAuthConfig {
     OAuthConfig {
@@ -30,14 +31,8 @@ fn installer(
     secrets: MockSecretStore,
     config: Option<OAuthConfig>,
 ) -> OAuthInstaller {
-    let slack = Arc::new(slack);
-    let service = ConnectorService::new(
-        Arc::new(repo),
-        Arc::new(secrets),
-        slack.clone(),
-        connector_domain::SecretPrefix::parse("p", "sc/").unwrap(),
-    );
-    OAuthInstaller::new(Arc::new(states), slack, service, config)
+    let service = ConnectorService::new(ports_with_slack(repo, secrets, Arc::new(slack)));
+    OAuthInstaller::new(Arc::new(states), service, config)
 }
 
 #[tokio::test]

@@ -8,10 +8,12 @@ use std::time::{Duration, Instant};
 use connector_domain::{ConnectorState, FileAttachment};
 
 use super::*;
-use crate::repository::MockConnectorRepository;
-use crate::secrets::{ConnectorSecret, MockSecretStore};
-use crate::service::tests::fixtures::connector;
-use crate::slack::{MockSlackApi, PostedMessage, UploadedFile};
+use connector_ports::{
+    ConnectorSecret, MockConnectorRepository, MockSecretStore, MockSlackApi, PostedMessage,
+    SecretStoreError, UploadedFile,
+};
+
+use crate::testing::{connector, ports, tokio_sleep};
 
 const TOKEN: &str = "xoxb-1111-2222-cachedtoken";
 const NEW_TOKEN: &str = "xoxb-1111-2222-rotatedtoken";
@@ -92,26 +94,14 @@ pub(crate) fn sender(
     slack: MockSlackApi,
     tokens: TokenCache,
 ) -> MessageSender {
-    let (repo, secrets, slack): (
-        Arc<dyn ConnectorRepository>,
-        Arc<dyn SecretStore>,
-        Arc<dyn SlackApi>,
-    ) = (Arc::new(repo), Arc::new(secrets), Arc::new(slack));
-    let prefix = SecretPrefix::parse("p", "sc/").unwrap();
+    let ports = ports(repo, secrets, slack);
     let refresher = crate::refresh::TokenRefresher::new(
-        repo.clone(),
-        secrets.clone(),
-        slack.clone(),
-        prefix.clone(),
+        ports.clone(),
         None,
         crate::refresh::RefreshSettings::default(),
         tokio_sleep(),
     );
-    MessageSender::new(repo, secrets, slack, prefix, tokens, refresher)
-}
-
-pub(crate) fn tokio_sleep() -> crate::refresh::Sleep {
-    Arc::new(|d| Box::pin(tokio::time::sleep(d)))
+    MessageSender::new(ports, tokens, refresher)
 }
 
 fn posted(ts: &str) -> PostedMessage {

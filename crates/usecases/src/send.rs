@@ -14,16 +14,13 @@ use std::time::{Duration, Instant};
 
 use connector_domain::message::MAX_TEXT_CHARS;
 use connector_domain::{
-    AuthStatus, BotToken, ChannelId, Connector, ConnectorId, Message, SecretPrefix, TenantId,
-    ValidationError, split_text,
+    AuthStatus, BotToken, ChannelId, Connector, ConnectorId, Message, TenantId, split_text,
 };
+use connector_ports::{OutgoingMessage, SlackError};
 
+use crate::Ports;
+use crate::error::SendError;
 use crate::refresh::TokenRefresher;
-
-use crate::error::Dependency;
-use crate::repository::{ConnectorRepository, RepositoryError};
-use crate::secrets::{SecretStore, SecretStoreError};
-use crate::slack::{OutgoingMessage, SlackApi, SlackError};
 
 /// A source of monotonic time, so cache expiry can be tested.
 pub trait Clock: Send + Sync {
@@ -140,134 +137,10 @@ pub struct SentMessage {
     pub file_ids: Vec<String>,
 }
 
-/// Why a send failed, in terms a caller can act on. Never carries a token.
-#[derive(Debug, thiserror::Error)]
-pub enum SendError {
-    /// The message (or the connector ID) is malformed; the field is named.
-    #[error(transparent)]
-    Invalid(#[from] ValidationError),
-    /// No active connector has this ID (for this tenant): never created, or deleted.
-    #[error("connector {id} not found")]
-    ConnectorNotFound {
-        /// The ID asked for.
-        id: String,
-    },
-    /// The connector exists but its secret does not (it is being deleted).
-    #[error("connector {id} has no stored token; it is probably being deleted")]
-    SecretMissing {
-        /// The connector.
-        id: String,
-    },
-    /// Slack rejects the stored token (`token_revoked`, `invalid_auth`, …): reinstall the app
-    /// or recreate the connector.
-    #[error("Slack rejects the connector's stored token ({code})")]
-    TokenRevoked {
-        /// Slack's error string.
-        code: String,
-    },
-    /// The token lacks a scope the send needs (`chat:write`, `files:write`).
-    #[error("the connector's token lacks the OAuth scope {needed:?}")]
-    MissingScope {
-        /// The scope Slack named.
-        needed: String,
-    },
-    /// Refreshing the connector's rotating token failed: reinstall the Slack app (a new OAuth
-    /// install, or a new connector).
-    #[error(
-        "connector {id} needs re-authorisation: refreshing its Slack token failed; reinstall the Slack app"
-    )]
-    NeedsReauthorization {
-        /// The connector.
-        id: String,
-    },
-    /// The bot is not a member of the default channel: invite it.
-    #[error("the bot is not a member of channel {channel}; invite it")]
-    NotInChannel {
-        /// The channel.
-        channel: String,
-    },
-    /// The default channel is archived.
-    #[error("channel {channel} is archived")]
-    ChannelArchived {
-        /// The channel.
-        channel: String,
-    },
-    /// The default channel no longer exists (or the bot cannot see it).
-    #[error("channel {channel} does not exist or the bot cannot see it")]
-    ChannelNotFound {
-        /// The channel.
-        channel: String,
-    },
-    /// Slack kept rate-limiting after the retry budget.
-    #[error("Slack is rate-limiting this connector; retry later")]
-    RateLimited {
-        /// Slack's last `Retry-After`.
-        retry_after: Option<Duration>,
-    },
-    /// Any other Slack error string (`invalid_blocks`, `msg_too_long`, …).
-    #[error("Slack refused the message ({code})")]
-    Slack {
-        /// Slack's error string.
-        code: String,
-    },
-    /// A dependency could not be reached or timed out.
-    #[error("{dependency} is unavailable: {detail}")]
-    Unavailable {
-        /// Which one.
-        dependency: Dependency,
-        /// What happened.
-        detail: String,
-    },
-    /// Part of the message was delivered before `error`: `sent` says what landed.
-    #[error("only part of the message was delivered: {error}")]
-    PartiallySent {
-        /// What landed.
-        sent: SentMessage,
-        /// Why the rest did not.
-        error: Box<SendError>,
-    },
-    /// A bug or a broken invariant.
-    #[error(transparent)]
-    Internal(anyhow::Error),
-}
-
-impl From<RepositoryError> for SendError {
-    fn from(e: RepositoryError) -> Self {
-        match e {
-            RepositoryError::Unavailable(detail) => Self::Unavailable {
-                dependency: Dependency::Database,
-                detail,
-            },
-            other => Self::Internal(anyhow::Error::new(other)),
-        }
-    }
-}
-
-fn slack_error(e: SlackError, channel: &ChannelId) -> SendError {
-    let channel = channel.to_string();
-    match e {
-        SlackError::InvalidAuth { code } => SendError::TokenRevoked { code },
-        SlackError::MissingScope { needed } => SendError::MissingScope { needed },
-        SlackError::ChannelNotFound => SendError::ChannelNotFound { channel },
-        SlackError::NotInChannel => SendError::NotInChannel { channel },
-        SlackError::IsArchived => SendError::ChannelArchived { channel },
-        SlackError::RateLimited { retry_after } => SendError::RateLimited { retry_after },
-        SlackError::Unavailable(detail) => SendError::Unavailable {
-            dependency: Dependency::Slack,
-            detail,
-        },
-        SlackError::Api { code } => SendError::Slack { code },
-        SlackError::Unknown(e) => SendError::Internal(e),
-    }
-}
-
 /// Sends messages through connectors.
 #[derive(Clone)]
 pub struct MessageSender {
-    repo: Arc<dyn ConnectorRepository>,
-    secrets: Arc<dyn SecretStore>,
-    slack: Arc<dyn SlackApi>,
-    prefix: SecretPrefix,
+    ports: Ports,
     tokens: Arc<TokenCache>,
     refresher: TokenRefresher,
 }
@@ -275,7 +148,7 @@ pub struct MessageSender {
 impl std::fmt::Debug for MessageSender {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MessageSender")
-            .field("prefix", &self.prefix)
+            .field("ports", &self.ports)
             .field("tokens", &self.tokens)
             .finish_non_exhaustive()
     }
@@ -289,19 +162,9 @@ struct Failed {
 
 impl MessageSender {
     /// Wires the use case to its ports; `refresher` keeps rotating tokens fresh.
-    pub fn new(
-        repo: Arc<dyn ConnectorRepository>,
-        secrets: Arc<dyn SecretStore>,
-        slack: Arc<dyn SlackApi>,
-        prefix: SecretPrefix,
-        tokens: TokenCache,
-        refresher: TokenRefresher,
-    ) -> Self {
+    pub fn new(ports: Ports, tokens: TokenCache, refresher: TokenRefresher) -> Self {
         Self {
-            repo,
-            secrets,
-            slack,
-            prefix,
+            ports,
             tokens: Arc::new(tokens),
             refresher,
         }
@@ -322,8 +185,8 @@ impl MessageSender {
     ) -> Result<SentMessage, SendError> {
         message.validate()?;
         let connector = match tenant {
-            Some(tenant) => self.repo.get_active(tenant, id).await?,
-            None => self.repo.find_active(id).await?,
+            Some(tenant) => self.ports.repo.get_active(tenant, id).await?,
+            None => self.ports.repo.find_active(id).await?,
         }
         .ok_or_else(|| SendError::ConnectorNotFound { id: id.to_string() })?;
         if connector.auth_status == AuthStatus::NeedsReauthorization {
@@ -368,17 +231,12 @@ impl MessageSender {
     }
 
     async fn fetch_token(&self, connector: &Connector) -> Result<BotToken, SendError> {
-        let name = self.prefix.secret_name(&connector.tenant_id, connector.id);
-        let secret = self.secrets.get(&name).await.map_err(|e| match e {
-            SecretStoreError::NotFound => SendError::SecretMissing {
-                id: connector.id.to_string(),
-            },
-            SecretStoreError::Unavailable(detail) => SendError::Unavailable {
-                dependency: Dependency::SecretStore,
-                detail,
-            },
-            SecretStoreError::Unknown(e) => SendError::Internal(e),
-        })?;
+        let secret = self
+            .ports
+            .secrets
+            .get(&self.ports.secret_name(connector))
+            .await
+            .map_err(|e| SendError::from_store(e, connector.id))?;
         let secret = self.refresher.ensure_fresh(connector, secret).await?;
         let limit = match &secret.rotation {
             // Cache a rotating token only until it is due for refresh.
@@ -409,6 +267,7 @@ impl MessageSender {
             split_text(&message.text, MAX_TEXT_CHARS)
         };
         let first = self
+            .ports
             .slack
             .post_message(
                 token,
@@ -431,6 +290,7 @@ impl MessageSender {
         let thread = message.thread_ts.clone().unwrap_or_else(|| sent.ts.clone());
         for part in &parts[1..] {
             match self
+                .ports
                 .slack
                 .post_message(
                     token,
@@ -455,6 +315,7 @@ impl MessageSender {
         }
         for file in &message.files {
             match self
+                .ports
                 .slack
                 .upload_file(token, channel, message.thread_ts.clone(), file)
                 .await
@@ -473,7 +334,7 @@ impl MessageSender {
 }
 
 fn failure(f: Failed, channel: &ChannelId) -> SendError {
-    let error = slack_error(f.error, channel);
+    let error = SendError::from_slack(f.error, channel);
     match f.sent {
         None => error,
         Some(sent) => SendError::PartiallySent {

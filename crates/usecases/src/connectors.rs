@@ -9,17 +9,17 @@
 //! So a secret never exists without a row, and a row that a crash left `creating` or
 //! `deleting` is finished by the [`Reconciler`](crate::Reconciler) after a grace period.
 
-use std::sync::Arc;
-
 use connector_domain::{
     BotToken, ChannelRef, Connector, ConnectorId, ConnectorName, ConnectorState, PageSize,
-    PageToken, RequestId, SecretPrefix, TenantId, ValidationError,
+    PageToken, RequestId, TenantId, ValidationError,
 };
 
+use connector_ports::{
+    ChannelInfo, ConnectorSecret, NewConnector, RepositoryError, SecretStoreError, TokenRotation,
+};
+
+use crate::Ports;
 use crate::error::{ConnectorError, Dependency};
-use crate::repository::{ConnectorRepository, NewConnector, RepositoryError};
-use crate::secrets::{ConnectorSecret, SecretLabels, SecretStore, TokenRotation};
-use crate::slack::{ChannelInfo, SlackApi, SlackError};
 
 /// `conversations.list` pages read at most while resolving one channel name (at Slack's
 /// maximum of 1000 channels a page, a million channels).
@@ -75,26 +75,18 @@ pub struct ConnectorPage {
 /// The connector use cases over their ports.
 #[derive(Clone)]
 pub struct ConnectorService {
-    repo: Arc<dyn ConnectorRepository>,
-    secrets: Arc<dyn SecretStore>,
-    slack: Arc<dyn SlackApi>,
-    prefix: SecretPrefix,
+    ports: Ports,
 }
 
 impl ConnectorService {
-    /// Wires the use cases to their ports; `prefix` names the secrets.
-    pub fn new(
-        repo: Arc<dyn ConnectorRepository>,
-        secrets: Arc<dyn SecretStore>,
-        slack: Arc<dyn SlackApi>,
-        prefix: SecretPrefix,
-    ) -> Self {
-        Self {
-            repo,
-            secrets,
-            slack,
-            prefix,
-        }
+    /// Wires the use cases to their ports.
+    pub fn new(ports: Ports) -> Self {
+        Self { ports }
+    }
+
+    /// The ports this service works over.
+    pub fn ports(&self) -> &Ports {
+        &self.ports
     }
 
     /// Creates a connector: validates the token with Slack, resolves the default channel,
@@ -104,6 +96,7 @@ impl ConnectorService {
     pub async fn create(&self, cmd: CreateConnector) -> Result<Connector, ConnectorError> {
         if let Some(request_id) = &cmd.request_id
             && let Some(existing) = self
+                .ports
                 .repo
                 .find_by_request_id(&cmd.tenant_id, request_id)
                 .await?
@@ -112,10 +105,11 @@ impl ConnectorService {
         }
 
         let identity = self
+            .ports
             .slack
             .auth_test(&cmd.bot_token)
             .await
-            .map_err(|e| slack_error("slack_bot_token", e))?;
+            .map_err(|e| ConnectorError::from_slack("slack_bot_token", e))?;
         let channel = self
             .resolve_channel(&cmd.bot_token, &cmd.default_channel)
             .await?;
@@ -130,7 +124,7 @@ impl ConnectorService {
             request_id: cmd.request_id.clone(),
             token_expires_at: cmd.rotation.as_ref().map(|r| r.expires_at),
         };
-        let row = match self.repo.insert_creating(&new).await {
+        let row = match self.ports.repo.insert_creating(&new).await {
             Ok(row) => row,
             Err(RepositoryError::DuplicateName) => {
                 return Err(ConnectorError::AlreadyExists {
@@ -144,6 +138,7 @@ impl ConnectorService {
                     .as_ref()
                     .ok_or_else(|| anyhow_internal("duplicate request_id without a request_id"))?;
                 return match self
+                    .ports
                     .repo
                     .find_by_request_id(&cmd.tenant_id, request_id)
                     .await?
@@ -155,20 +150,17 @@ impl ConnectorService {
             Err(e) => return Err(e.into()),
         };
 
-        let secret_name = self.prefix.secret_name(&row.tenant_id, row.id);
+        let secret_name = self.ports.secret_name(&row);
         let secret = ConnectorSecret {
             bot_token: cmd.bot_token.clone(),
             rotation: cmd.rotation.clone(),
         };
-        let labels = SecretLabels {
-            tenant_id: row.tenant_id.clone(),
-            connector_id: row.id,
-        };
-        if let Err(e) = self.secrets.put(&secret_name, &secret, &labels).await {
+        let labels = Ports::secret_labels(&row);
+        if let Err(e) = self.ports.secrets.put(&secret_name, &secret, &labels).await {
             self.undo_create(&row).await;
             return Err(e.into());
         }
-        match self.repo.mark_active(row.id).await {
+        match self.ports.repo.mark_active(row.id).await {
             Ok(Some(active)) => Ok(active),
             Ok(None) => {
                 self.undo_create(&row).await;
@@ -188,13 +180,13 @@ impl ConnectorService {
     /// that a failure here leaves a row for the reconciler to finish rather than an orphaned
     /// secret.
     async fn undo_create(&self, row: &Connector) {
-        let name = self.prefix.secret_name(&row.tenant_id, row.id);
-        if let Err(e) = self.secrets.delete(&name).await {
+        let name = self.ports.secret_name(row);
+        if let Err(e) = self.ports.secrets.delete(&name).await {
             tracing::warn!(connector_id = %row.id, error = %e,
                 "could not remove the secret of a failed create; the reconciler will");
             return;
         }
-        if let Err(e) = self.repo.remove_creating(row.id).await {
+        if let Err(e) = self.ports.repo.remove_creating(row.id).await {
             tracing::warn!(connector_id = %row.id, error = %e,
                 "could not remove the row of a failed create; the reconciler will");
         }
@@ -207,19 +199,21 @@ impl ConnectorService {
     ) -> Result<ChannelInfo, ConnectorError> {
         let info = match channel {
             ChannelRef::Id(id) => self
+                .ports
                 .slack
                 .channel_info(token, id)
                 .await
-                .map_err(|e| slack_error("default_channel", e))?,
+                .map_err(|e| ConnectorError::from_slack("default_channel", e))?,
             ChannelRef::Name(name) => {
                 let mut cursor = None;
                 let mut found = None;
                 for _ in 0..MAX_CHANNEL_PAGES {
                     let page = self
+                        .ports
                         .slack
                         .list_channels(token, cursor.take())
                         .await
-                        .map_err(|e| slack_error("default_channel", e))?;
+                        .map_err(|e| ConnectorError::from_slack("default_channel", e))?;
                     if let Some(hit) = page.channels.into_iter().find(|c| c.name == *name) {
                         found = Some(hit);
                         break;
@@ -245,7 +239,8 @@ impl ConnectorService {
     pub async fn get(&self, tenant_id: &str, id: &str) -> Result<Connector, ConnectorError> {
         let tenant = TenantId::parse("tenant_id", tenant_id)?;
         let id = ConnectorId::parse("id", id)?;
-        self.repo
+        self.ports
+            .repo
             .get_active(&tenant, id)
             .await?
             .ok_or_else(|| not_found(id))
@@ -261,7 +256,11 @@ impl ConnectorService {
         let tenant = TenantId::parse("tenant_id", tenant_id)?;
         let size = PageSize::parse("page_size", page_size)?.get();
         let after = PageToken::decode("page_token", page_token, &tenant)?.map(|t| t.after);
-        let mut connectors = self.repo.list_active(&tenant, after, size + 1).await?;
+        let mut connectors = self
+            .ports
+            .repo
+            .list_active(&tenant, after, size + 1)
+            .await?;
         let next = if connectors.len() > size as usize {
             connectors.truncate(size as usize);
             connectors.last().map(|c| PageToken { after: c.id })
@@ -279,13 +278,14 @@ impl ConnectorService {
         let tenant = TenantId::parse("tenant_id", tenant_id)?;
         let id = ConnectorId::parse("id", id)?;
         let row = self
+            .ports
             .repo
             .mark_deleting(&tenant, id)
             .await?
             .ok_or_else(|| not_found(id))?;
-        let name = self.prefix.secret_name(&row.tenant_id, row.id);
-        self.secrets.delete(&name).await.map_err(|e| match e {
-            crate::SecretStoreError::Unavailable(detail) => ConnectorError::Unavailable {
+        let name = self.ports.secret_name(&row);
+        self.ports.secrets.delete(&name).await.map_err(|e| match e {
+            SecretStoreError::Unavailable(detail) => ConnectorError::Unavailable {
                 dependency: Dependency::SecretStore,
                 detail: format!(
                     "{detail}; the connector is no longer usable and its deletion will be finished by retrying DeleteConnector or by the reconciler"
@@ -293,7 +293,7 @@ impl ConnectorService {
             },
             other => other.into(),
         })?;
-        self.repo.remove_deleting(row.id).await?;
+        self.ports.repo.remove_deleting(row.id).await?;
         Ok(())
     }
 }
@@ -339,41 +339,6 @@ fn channel_missing(channel: &ChannelRef) -> ConnectorError {
             "channel {channel} does not exist, is archived, or the bot cannot see it \
              (invite the bot to private channels)"
         ),
-    }
-}
-
-/// Maps a Slack failure during creation; `field` is the request field it is about.
-fn slack_error(field: &'static str, e: SlackError) -> ConnectorError {
-    match e {
-        SlackError::InvalidAuth { code } => ConnectorError::TokenRejected { code },
-        SlackError::MissingScope { needed } => ConnectorError::FailedPrecondition {
-            field: Some("slack_bot_token"),
-            reason: format!(
-                "the bot token lacks the OAuth scope {needed:?}; add it to the Slack app and reinstall"
-            ),
-        },
-        SlackError::ChannelNotFound => ConnectorError::FailedPrecondition {
-            field: Some(field),
-            reason: "the channel does not exist or the bot cannot see it".into(),
-        },
-        SlackError::IsArchived => ConnectorError::FailedPrecondition {
-            field: Some(field),
-            reason: "the channel is archived".into(),
-        },
-        SlackError::NotInChannel => ConnectorError::FailedPrecondition {
-            field: Some(field),
-            reason: "the bot is not a member of the channel; invite it".into(),
-        },
-        SlackError::RateLimited { retry_after } => ConnectorError::RateLimited { retry_after },
-        SlackError::Unavailable(detail) => ConnectorError::Unavailable {
-            dependency: Dependency::Slack,
-            detail,
-        },
-        SlackError::Api { code } => ConnectorError::FailedPrecondition {
-            field: None,
-            reason: format!("Slack refused the request ({code})"),
-        },
-        SlackError::Unknown(e) => ConnectorError::Internal(e),
     }
 }
 

@@ -1,0 +1,40 @@
+//! The port for pending OAuth installs: single-use states, stored by their hash.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use connector_domain::{ConnectorName, TenantId};
+
+use crate::repository::RepositoryError;
+
+/// A connector waiting for its install to complete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingInstall {
+    /// The tenant that asked for the URL.
+    pub tenant_id: TenantId,
+    /// The connector to create.
+    pub name: ConnectorName,
+    /// Its default channel, as the caller gave it.
+    pub default_channel: String,
+    /// When the state stops being accepted.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Storage of pending installs, keyed by the SHA-256 (hex) of their state.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait OAuthStateStore: Send + Sync {
+    /// Records a pending install.
+    async fn save_state(
+        &self,
+        state_hash: &str,
+        pending: &PendingInstall,
+    ) -> Result<(), RepositoryError>;
+
+    /// Removes and returns the pending install of `state_hash` (expired or not); `None` when
+    /// there is none (never issued, or already taken).
+    async fn take_state(&self, state_hash: &str)
+    -> Result<Option<PendingInstall>, RepositoryError>;
+
+    /// Deletes pending installs that expired before `before`; returns how many.
+    async fn purge_states(&self, before: DateTime<Utc>) -> Result<u64, RepositoryError>;
+}

@@ -1,0 +1,315 @@
+//! The errors of the use cases, in terms callers act on, and the one place each port error
+//! becomes one of them. Edges map these once more: to a gRPC status (`grpc-api`), an HTTP
+//! page (the OAuth callback) or an exit code (`connector-send`).
+
+use std::fmt;
+use std::time::Duration;
+
+use connector_domain::{ChannelId, ConnectorId, ValidationError};
+use connector_ports::{RepositoryError, SecretStoreError, SlackError};
+
+use crate::send::SentMessage;
+
+/// An outside system the core depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dependency {
+    /// Slack's Web API.
+    Slack,
+    /// The secret store (AWS Secrets Manager).
+    SecretStore,
+    /// The metadata database.
+    Database,
+}
+
+impl fmt::Display for Dependency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Slack => "Slack",
+            Self::SecretStore => "the secret store",
+            Self::Database => "the database",
+        })
+    }
+}
+
+/// Why a use case failed, in terms a caller can act on. Messages name the field or the cause
+/// and never contain a token.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectorError {
+    /// A request field is missing, too long or malformed.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// Slack rejected the bot token given in the request.
+    #[error("slack_bot_token: Slack rejected the token ({code})")]
+    TokenRejected {
+        /// Slack's error string, e.g. `invalid_auth`.
+        code: String,
+    },
+    /// The request is well-formed but the world is not in a state that allows it (the channel
+    /// does not exist or is archived, the bot lacks a scope, …).
+    #[error("{}{reason}", field.map(|f| format!("{f}: ")).unwrap_or_default())]
+    FailedPrecondition {
+        /// The request field the problem is about, if any.
+        field: Option<&'static str>,
+        /// What is wrong and what would fix it.
+        reason: String,
+    },
+    /// No such connector for this tenant.
+    #[error("connector {id} not found")]
+    NotFound {
+        /// The ID that was asked for.
+        id: String,
+    },
+    /// The tenant already has a connector with this name.
+    #[error("name: a connector named {name:?} already exists for this tenant")]
+    AlreadyExists {
+        /// The name.
+        name: String,
+    },
+    /// A concurrent operation on the same connector or request is under way; retry.
+    #[error("{reason}")]
+    Aborted {
+        /// What is under way.
+        reason: String,
+    },
+    /// A dependency could not be reached or timed out; retrying later may succeed.
+    #[error("{dependency} is unavailable: {detail}")]
+    Unavailable {
+        /// Which one.
+        dependency: Dependency,
+        /// What happened, without secrets.
+        detail: String,
+    },
+    /// Slack kept rate-limiting after the retry budget.
+    #[error("Slack is rate-limiting this connector; retry later")]
+    RateLimited {
+        /// Slack's last `Retry-After`, when it sent one.
+        retry_after: Option<Duration>,
+    },
+    /// A bug or a broken invariant. Edges log it and answer with an opaque message.
+    #[error(transparent)]
+    Internal(anyhow::Error),
+}
+
+impl From<RepositoryError> for ConnectorError {
+    fn from(e: RepositoryError) -> Self {
+        match e {
+            RepositoryError::Unavailable(detail) => Self::Unavailable {
+                dependency: Dependency::Database,
+                detail,
+            },
+            other => Self::Internal(anyhow::Error::new(other)),
+        }
+    }
+}
+
+impl From<SecretStoreError> for ConnectorError {
+    fn from(e: SecretStoreError) -> Self {
+        match e {
+            SecretStoreError::Unavailable(detail) => Self::Unavailable {
+                dependency: Dependency::SecretStore,
+                detail,
+            },
+            other => Self::Internal(anyhow::Error::new(other)),
+        }
+    }
+}
+
+impl ConnectorError {
+    /// A Slack failure while creating a connector; `field` is the request field it is about
+    /// (the token's problems are always about `slack_bot_token`).
+    pub fn from_slack(field: &'static str, e: SlackError) -> Self {
+        match e {
+            SlackError::InvalidAuth { code } => Self::TokenRejected { code },
+            SlackError::MissingScope { needed } => Self::FailedPrecondition {
+                field: Some("slack_bot_token"),
+                reason: format!(
+                    "the bot token lacks the OAuth scope {needed:?}; add it to the Slack app and reinstall"
+                ),
+            },
+            SlackError::ChannelNotFound => Self::FailedPrecondition {
+                field: Some(field),
+                reason: "the channel does not exist or the bot cannot see it".into(),
+            },
+            SlackError::IsArchived => Self::FailedPrecondition {
+                field: Some(field),
+                reason: "the channel is archived".into(),
+            },
+            SlackError::NotInChannel => Self::FailedPrecondition {
+                field: Some(field),
+                reason: "the bot is not a member of the channel; invite it".into(),
+            },
+            SlackError::RateLimited { retry_after } => Self::RateLimited { retry_after },
+            SlackError::Unavailable(detail) => Self::Unavailable {
+                dependency: Dependency::Slack,
+                detail,
+            },
+            SlackError::Api { code } => Self::FailedPrecondition {
+                field: None,
+                reason: format!("Slack refused the request ({code})"),
+            },
+            SlackError::Unknown(e) => Self::Internal(e),
+        }
+    }
+}
+
+/// Why a send failed, in terms a caller can act on. Never carries a token.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// The message (or the connector ID) is malformed; the field is named.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// No active connector has this ID (for this tenant): never created, or deleted.
+    #[error("connector {id} not found")]
+    ConnectorNotFound {
+        /// The ID asked for.
+        id: String,
+    },
+    /// The connector exists but its secret does not (it is being deleted).
+    #[error("connector {id} has no stored token; it is probably being deleted")]
+    SecretMissing {
+        /// The connector.
+        id: String,
+    },
+    /// Slack rejects the stored token (`token_revoked`, `invalid_auth`, …): reinstall the app
+    /// or recreate the connector.
+    #[error("Slack rejects the connector's stored token ({code})")]
+    TokenRevoked {
+        /// Slack's error string.
+        code: String,
+    },
+    /// The token lacks a scope the send needs (`chat:write`, `files:write`).
+    #[error("the connector's token lacks the OAuth scope {needed:?}")]
+    MissingScope {
+        /// The scope Slack named.
+        needed: String,
+    },
+    /// Refreshing the connector's rotating token failed: reinstall the Slack app (a new OAuth
+    /// install, or a new connector).
+    #[error(
+        "connector {id} needs re-authorisation: refreshing its Slack token failed; reinstall the Slack app"
+    )]
+    NeedsReauthorization {
+        /// The connector.
+        id: String,
+    },
+    /// The bot is not a member of the default channel: invite it.
+    #[error("the bot is not a member of channel {channel}; invite it")]
+    NotInChannel {
+        /// The channel.
+        channel: String,
+    },
+    /// The default channel is archived.
+    #[error("channel {channel} is archived")]
+    ChannelArchived {
+        /// The channel.
+        channel: String,
+    },
+    /// The default channel no longer exists (or the bot cannot see it).
+    #[error("channel {channel} does not exist or the bot cannot see it")]
+    ChannelNotFound {
+        /// The channel.
+        channel: String,
+    },
+    /// Slack kept rate-limiting after the retry budget.
+    #[error("Slack is rate-limiting this connector; retry later")]
+    RateLimited {
+        /// Slack's last `Retry-After`.
+        retry_after: Option<Duration>,
+    },
+    /// Any other Slack error string (`invalid_blocks`, `msg_too_long`, …).
+    #[error("Slack refused the message ({code})")]
+    Slack {
+        /// Slack's error string.
+        code: String,
+    },
+    /// A dependency could not be reached or timed out.
+    #[error("{dependency} is unavailable: {detail}")]
+    Unavailable {
+        /// Which one.
+        dependency: Dependency,
+        /// What happened.
+        detail: String,
+    },
+    /// Part of the message was delivered before `error`: `sent` says what landed.
+    #[error("only part of the message was delivered: {error}")]
+    PartiallySent {
+        /// What landed.
+        sent: SentMessage,
+        /// Why the rest did not.
+        error: Box<SendError>,
+    },
+    /// A bug or a broken invariant.
+    #[error(transparent)]
+    Internal(anyhow::Error),
+}
+
+impl From<RepositoryError> for SendError {
+    fn from(e: RepositoryError) -> Self {
+        match e {
+            RepositoryError::Unavailable(detail) => Self::Unavailable {
+                dependency: Dependency::Database,
+                detail,
+            },
+            other => Self::Internal(anyhow::Error::new(other)),
+        }
+    }
+}
+
+impl SendError {
+    /// A secret-store failure while reading the token of connector `id`.
+    pub fn from_store(e: SecretStoreError, id: ConnectorId) -> Self {
+        match e {
+            SecretStoreError::NotFound => Self::SecretMissing { id: id.to_string() },
+            SecretStoreError::Unavailable(detail) => Self::Unavailable {
+                dependency: Dependency::SecretStore,
+                detail,
+            },
+            SecretStoreError::Unknown(e) => Self::Internal(e),
+        }
+    }
+
+    /// A Slack failure while posting to `channel`.
+    pub fn from_slack(e: SlackError, channel: &ChannelId) -> Self {
+        let channel = channel.to_string();
+        match e {
+            SlackError::InvalidAuth { code } => Self::TokenRevoked { code },
+            SlackError::MissingScope { needed } => Self::MissingScope { needed },
+            SlackError::ChannelNotFound => Self::ChannelNotFound { channel },
+            SlackError::NotInChannel => Self::NotInChannel { channel },
+            SlackError::IsArchived => Self::ChannelArchived { channel },
+            SlackError::RateLimited { retry_after } => Self::RateLimited { retry_after },
+            SlackError::Unavailable(detail) => Self::Unavailable {
+                dependency: Dependency::Slack,
+                detail,
+            },
+            SlackError::Api { code } => Self::Slack { code },
+            SlackError::Unknown(e) => Self::Internal(e),
+        }
+    }
+}
+
+/// Why an install did not complete; each has its own page.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    /// The state was never issued, was already used, or was tampered with.
+    #[error("this install link is not valid or was already used; ask for a new one")]
+    UnknownState,
+    /// The state is older than its time to live.
+    #[error("this install link has expired; ask for a new one")]
+    ExpiredState,
+    /// The user declined the install on Slack's page.
+    #[error("the installation was cancelled on Slack's page")]
+    Denied,
+    /// The callback had neither a code nor an error.
+    #[error("Slack's redirect carried no authorization code")]
+    MissingCode,
+    /// Exchanging the code failed.
+    #[error("Slack did not accept the authorization code: {0}")]
+    Exchange(SlackError),
+    /// The connector could not be created (channel missing, name taken, …).
+    #[error(transparent)]
+    Create(ConnectorError),
+    /// The state store failed.
+    #[error(transparent)]
+    Store(ConnectorError),
+}

@@ -1,0 +1,76 @@
+//! The connector use cases, written against the ports and nothing else.
+//!
+//! - [`connectors`]: [`ConnectorService`], create, get, list and delete, with the lifecycle
+//!   that keeps the database and the secret store consistent.
+//! - [`send`]: [`MessageSender`], sending through a connector with a TTL [`TokenCache`], used
+//!   by the `SendMessage` RPC and the `sender` library alike.
+//! - [`refresh`]: [`TokenRefresher`], refreshing rotating tokens one replica at a time.
+//! - [`install`]: [`OAuthInstaller`], Slack's OAuth v2 install flow.
+//! - [`reconcile`]: [`Reconciler`], one pass that finishes work a crash left behind.
+//! - [`error`]: the use-case errors ([`ConnectorError`], [`SendError`], [`InstallError`]) and
+//!   the one place each port error becomes one of them.
+//!
+//! Every use case holds the same [`Ports`]. Imports run one way: `domain` → `ports` → here.
+//!
+//! # Must never
+//! Do I/O of its own, depend on an async runtime, or know of tonic, diesel, AWS or reqwest
+//! (waiting is injected as [`Sleep`], time as [`Clock`]). Never log a token or put one in an
+//! error.
+
+use std::sync::Arc;
+
+use connector_domain::{Connector, SecretName, SecretPrefix};
+use connector_ports::{ConnectorRepository, SecretLabels, SecretStore, SlackApi};
+
+pub mod connectors;
+pub mod error;
+pub mod install;
+pub mod reconcile;
+pub mod refresh;
+pub mod send;
+#[cfg(test)]
+mod testing;
+
+pub use connectors::{ConnectorPage, ConnectorService, CreateConnector};
+pub use error::{ConnectorError, Dependency, InstallError, SendError};
+pub use install::{OAuthConfig, OAuthInstaller};
+pub use reconcile::{ReconcileReport, ReconcileSettings, Reconciler};
+pub use refresh::{AppCredentials, RefreshReport, RefreshSettings, Sleep, TokenRefresher};
+pub use send::{Clock, MessageSender, SentMessage, SystemClock, TokenCache};
+
+/// The ports every use case works over, and how connector secrets are named. Cheap to clone.
+#[derive(Clone)]
+pub struct Ports {
+    /// Connector metadata.
+    pub repo: Arc<dyn ConnectorRepository>,
+    /// Connector secrets (bot tokens).
+    pub secrets: Arc<dyn SecretStore>,
+    /// Slack's Web API.
+    pub slack: Arc<dyn SlackApi>,
+    /// The prefix of every connector's secret name.
+    pub secret_prefix: SecretPrefix,
+}
+
+impl std::fmt::Debug for Ports {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ports")
+            .field("secret_prefix", &self.secret_prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Ports {
+    /// The name of `connector`'s secret.
+    pub fn secret_name(&self, connector: &Connector) -> SecretName {
+        self.secret_prefix
+            .secret_name(&connector.tenant_id, connector.id)
+    }
+
+    /// The labels stored beside `connector`'s secret.
+    pub fn secret_labels(connector: &Connector) -> SecretLabels {
+        SecretLabels {
+            tenant_id: connector.tenant_id.clone(),
+            connector_id: connector.id,
+        }
+    }
+}
