@@ -10,7 +10,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use connector_server::{Application, Settings, startup, telemetry};
+use connector_app::{Settings, storage};
+use connector_server::{Application, startup, telemetry};
 
 /// Manages Slack connectors over gRPC.
 #[derive(Parser, Debug)]
@@ -66,20 +67,19 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
 }
 
 async fn migrate(settings: Settings) -> anyhow::Result<()> {
-    let applied = settings.storage().migrate().await?;
+    let applied = storage::migrate(&settings).await?;
     tracing::info!(count = applied.len(), ?applied, "migrations applied");
     Ok(())
 }
 
 async fn rotate(settings: Settings) -> anyhow::Result<()> {
-    let storage = settings.storage();
-    if !storage.local_secrets()? {
+    if !settings.local_secrets()? {
         anyhow::bail!(
             "rotate-key rotates the local secret store's key; this configuration keeps secrets in AWS Secrets Manager, which manages its own encryption keys"
         );
     }
-    let store = storage.open_local_secrets()?;
-    let report = connector_storage::rotate_key(&store).await?;
+    let store = storage::open_local_secrets(&settings)?;
+    let report = storage::rotate_key(&store).await?;
     tracing::info!(new_key_id = %report.new_key_id, reencrypted = report.reencrypted,
         retired = ?report.retired, "key rotated");
     Ok(())

@@ -2,22 +2,14 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context as _;
-use connector_adapters_slack::{HttpSlackApi, SlackSettings};
-use connector_domain::SecretPrefix;
+use connector_app::{Migrate, PeriodicJobs, Services, Settings};
 use connector_grpc_api::ConnectorGrpc;
 use connector_grpc_api::pb::connector_service_server::ConnectorServiceServer;
-use connector_usecases::{
-    AppCredentials, ConnectorService, MessageSender, OAuthInstaller, Ports, ReconcileSettings,
-    Reconciler, RefreshSettings, SystemClock, TokenCache, TokenRefresher,
-};
+use connector_usecases::OAuthInstaller;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
-
-use crate::settings::Settings;
 
 /// A built server: dependencies connected, migrations applied, listener bound.
 pub struct Application {
@@ -27,9 +19,8 @@ pub struct Application {
     http_addr: SocketAddr,
     installer: OAuthInstaller,
     grpc: ConnectorGrpc,
-    reconciler: Option<(Reconciler, Duration)>,
-    refresher: TokenRefresher,
-    grace: Duration,
+    services: Services,
+    settings: Settings,
 }
 
 impl std::fmt::Debug for Application {
@@ -45,60 +36,13 @@ impl Application {
     /// SQLite file + local encrypted secrets), applying pending migrations, prepares the Slack
     /// client and binds the gRPC and HTTP listeners (port 0 picks a free port).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        // Configuration errors first, before any connection is made.
-        let prefix = SecretPrefix::parse("secrets.prefix", &settings.secrets.prefix)?;
-        let oauth = settings.oauth()?;
-        let storage_settings = settings.storage();
-        storage_settings.metadata()?;
-        storage_settings.local_secrets()?;
-
-        let storage = connector_storage::open(&storage_settings, true).await?;
-        tracing::info!(storage = %storage.description, "storage ready");
-        let (repo, secrets, states) = (storage.repo, storage.secrets, storage.states);
-        let oauth_app = oauth.as_ref().map(|o| AppCredentials {
-            client_id: o.client_id.clone(),
-            client_secret: o.client_secret.clone(),
-        });
-        let slack = HttpSlackApi::new(SlackSettings {
-            api_base_url: settings.slack.api_base_url.clone(),
-            deadline: Duration::from_secs(settings.slack.deadline_secs),
-            ..SlackSettings::default()
-        })?;
-
-        let ports = Ports {
-            repo,
-            secrets,
-            slack: Arc::new(slack),
-            secret_prefix: prefix,
-        };
-        let service = ConnectorService::new(ports.clone());
-        let installer = OAuthInstaller::new(states, service.clone(), oauth);
-        let refresher = TokenRefresher::new(
-            ports.clone(),
-            oauth_app,
-            RefreshSettings::default(),
-            Arc::new(|d| Box::pin(tokio::time::sleep(d))),
-        );
-        let sender = MessageSender::new(
-            ports.clone(),
-            TokenCache::new(
-                Duration::from_secs(settings.sender.token_cache_ttl_secs),
-                Arc::new(SystemClock),
-            ),
-            refresher.clone(),
-        );
-        let reconciler = (settings.reconciler.interval_secs > 0).then(|| {
-            (
-                Reconciler::new(
-                    ports,
-                    ReconcileSettings {
-                        stale_after: Duration::from_secs(settings.reconciler.stale_after_secs),
-                        batch: settings.reconciler.batch,
-                    },
-                ),
-                Duration::from_secs(settings.reconciler.interval_secs),
-            )
-        });
+        let services = Services::open(&settings, Migrate::Apply).await?;
+        tracing::info!(storage = %services.storage, "storage ready");
+        if settings.oauth()?.is_none() {
+            tracing::info!(
+                "OAuth installs off: set CONNECTOR__SLACK__CLIENT_ID, CONNECTOR__SLACK__CLIENT_SECRET and CONNECTOR__SLACK__REDIRECT_URL to turn them on"
+            );
+        }
 
         let listener = TcpListener::bind(settings.grpc.listen_addr)
             .await
@@ -123,11 +67,14 @@ impl Application {
             addr,
             http_listener,
             http_addr,
-            installer: installer.clone(),
-            refresher,
-            grpc: ConnectorGrpc::new(service, sender, installer),
-            reconciler,
-            grace: settings.shutdown_grace(),
+            installer: services.installer.clone(),
+            grpc: ConnectorGrpc::new(
+                services.connectors.clone(),
+                services.sender.clone(),
+                services.installer.clone(),
+            ),
+            services,
+            settings,
         })
     }
 
@@ -160,11 +107,8 @@ impl Application {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
 
-        let installer = self.installer.clone();
-        let refresher = self.refresher.clone();
-        let reconciler = self
-            .reconciler
-            .map(|(r, every)| tokio::spawn(reconcile_forever(r, installer, refresher, every)));
+        let jobs = PeriodicJobs::start(&self.services, &self.settings);
+        let grace = self.settings.shutdown_grace();
 
         let (http_stop_tx, http_stop_rx) = tokio::sync::oneshot::channel::<()>();
         let http = axum::serve(self.http_listener, crate::http::router(self.installer))
@@ -194,17 +138,15 @@ impl Application {
             }
             () = shutdown => {}
         }
-        tracing::info!(grace = ?self.grace, "shutting down: draining in-flight calls");
+        tracing::info!(?grace, "shutting down: draining in-flight calls");
         health
             .set_not_serving::<ConnectorServiceServer<ConnectorGrpc>>()
             .await;
-        if let Some(r) = reconciler {
-            // Safe at any point: an interrupted pass is finished by the next one.
-            r.abort();
-        }
+        // Safe at any point: an interrupted pass is finished by the next one.
+        jobs.stop();
         let _ = stop_tx.send(());
         let _ = http_stop_tx.send(());
-        let drained = tokio::time::timeout(self.grace, async {
+        let drained = tokio::time::timeout(grace, async {
             let grpc = server.await;
             let http = http.await;
             (grpc, http)
@@ -219,47 +161,6 @@ impl Application {
         }
         tracing::info!("connector-server stopped");
         Ok(())
-    }
-}
-
-/// The periodic work of a replica: finish interrupted creates and deletes, purge expired
-/// install states, refresh rotating tokens that are due.
-async fn reconcile_forever(
-    reconciler: Reconciler,
-    installer: OAuthInstaller,
-    refresher: TokenRefresher,
-    every: Duration,
-) {
-    let mut ticks = tokio::time::interval(every);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticks.tick().await;
-        match reconciler.run_once().await {
-            Ok(report) => {
-                for id in &report.finished {
-                    tracing::info!(connector_id = %id, "reconciler finished an interrupted create or delete");
-                }
-                for (id, reason) in &report.failed {
-                    tracing::warn!(connector_id = %id, %reason, "reconciler could not finish a connector; will retry");
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "reconciler pass failed; will retry"),
-        }
-        match installer.purge_expired().await {
-            Ok(0) => {}
-            Ok(n) => tracing::debug!(count = n, "expired OAuth states purged"),
-            Err(e) => tracing::warn!(error = %e, "purging expired OAuth states failed; will retry"),
-        }
-        match refresher.refresh_due(100).await {
-            Ok(report) if report == Default::default() => {}
-            Ok(report) => tracing::info!(
-                refreshed = report.refreshed,
-                failed = report.failed,
-                skipped = report.skipped,
-                "rotating tokens refreshed"
-            ),
-            Err(e) => tracing::warn!(error = %e, "refreshing rotating tokens failed; will retry"),
-        }
     }
 }
 

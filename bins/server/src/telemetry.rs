@@ -4,7 +4,7 @@ use std::io::IsTerminal as _;
 
 use tracing_subscriber::EnvFilter;
 
-use crate::settings::{LogFormat, LogSection};
+use connector_app::settings::{LogFormat, LogSection};
 
 /// Installs the global subscriber: `RUST_LOG` if set, else the configured filter; text or JSON
 /// lines on stderr. Calling it twice keeps the first subscriber.

@@ -16,7 +16,7 @@ pub mod repository;
 pub mod schema;
 
 pub use migrate::run_migrations;
-pub use repository::{PgConnectorRepository, PgSettings};
+pub use repository::PgConnectorRepository;
 
 /// Errors of setting the adapter up (connecting, migrating).
 #[derive(Debug, thiserror::Error)]

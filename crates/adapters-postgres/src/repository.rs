@@ -11,7 +11,7 @@ use connector_domain::{
 };
 use connector_ports::{
     ConnectorRepository, NewConnector, OAuthStateStore, PendingInstall, RefreshOutcome,
-    RepositoryError,
+    RepositoryError, RepositorySettings,
 };
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
@@ -21,27 +21,6 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::PgSetupError;
 use crate::schema::connectors::{self, dsl};
-
-/// Connection settings of the repository.
-#[derive(Debug, Clone)]
-pub struct PgSettings {
-    /// Most connections kept open.
-    pub max_connections: u32,
-    /// How long to wait for a connection from the pool (or a new one).
-    pub connect_timeout: Duration,
-    /// Upper bound of one repository call, queries included.
-    pub query_timeout: Duration,
-}
-
-impl Default for PgSettings {
-    fn default() -> Self {
-        Self {
-            max_connections: 16,
-            connect_timeout: Duration::from_secs(5),
-            query_timeout: Duration::from_secs(10),
-        }
-    }
-}
 
 /// The PostgreSQL repository; cheap to clone (the pool is shared).
 #[derive(Clone)]
@@ -60,7 +39,7 @@ impl std::fmt::Debug for PgConnectorRepository {
 impl PgConnectorRepository {
     /// Builds the pool and checks that one connection can be made. `url` may contain a
     /// password: it is never logged.
-    pub async fn connect(url: &str, settings: &PgSettings) -> Result<Self, PgSetupError> {
+    pub async fn connect(url: &str, settings: &RepositorySettings) -> Result<Self, PgSetupError> {
         let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
         let pool = Pool::builder()
             .max_size(settings.max_connections)

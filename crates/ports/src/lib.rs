@@ -21,7 +21,9 @@ pub mod secrets;
 pub mod slack;
 
 pub use oauth_states::{OAuthStateStore, PendingInstall};
-pub use repository::{ConnectorRepository, NewConnector, RefreshOutcome, RepositoryError};
+pub use repository::{
+    ConnectorRepository, NewConnector, RefreshOutcome, RepositoryError, RepositorySettings,
+};
 pub use secrets::{ConnectorSecret, SecretLabels, SecretStore, SecretStoreError, TokenRotation};
 pub use slack::{
     AuthIdentity, ChannelInfo, ChannelPage, OAuthGrant, OAuthGrantRequest, OutgoingMessage,

@@ -29,6 +29,29 @@ pub struct NewConnector {
     pub token_expires_at: Option<DateTime<Utc>>,
 }
 
+/// How a repository adapter pools its connections and bounds its calls; every backend takes
+/// the same settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RepositorySettings {
+    /// Most connections kept open.
+    pub max_connections: u32,
+    /// How long to wait for a connection from the pool (or a new one); SQLite also waits this
+    /// long for a lock another writer holds.
+    pub connect_timeout: Duration,
+    /// Upper bound of one repository call, queries included.
+    pub query_timeout: Duration,
+}
+
+impl Default for RepositorySettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            connect_timeout: Duration::from_secs(5),
+            query_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
 /// How a token refresh ended, for [`ConnectorRepository::finish_token_refresh`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RefreshOutcome {

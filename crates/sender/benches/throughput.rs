@@ -15,9 +15,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use connector_adapters_aws::{AwsSecretStore, AwsSettings, StaticCredentials};
-use connector_adapters_postgres::{PgConnectorRepository, PgSettings};
+use connector_adapters_postgres::PgConnectorRepository;
 use connector_adapters_slack::{HttpSlackApi, SlackSettings};
 use connector_domain::SecretPrefix;
+use connector_ports::RepositorySettings;
 use connector_sender::{Sender, SenderConfig, clear_send_message_cache, send_message};
 use connector_usecases::{ConnectorService, CreateConnector, Ports};
 use slack_double::{Channel, SlackDouble};
@@ -92,7 +93,7 @@ async fn main() {
     .await;
     let service = ConnectorService::new(Ports {
         repo: Arc::new(
-            PgConnectorRepository::connect(db.url(), &PgSettings::default())
+            PgConnectorRepository::connect(db.url(), &RepositorySettings::default())
                 .await
                 .unwrap(),
         ),
@@ -159,12 +160,9 @@ async fn main() {
     let sender_par = through_sender(concurrency).await;
 
     // The same with one pooled database connection per concurrent sender.
-    let wide = Sender::connect(&SenderConfig {
-        max_connections: concurrency as u32,
-        ..config.clone()
-    })
-    .await
-    .unwrap();
+    let wide = Sender::connect(&config.clone().with_max_connections(concurrency as u32))
+        .await
+        .unwrap();
     wide.send(&id, "warm up").await.unwrap();
     let wide_par = rate(total, concurrency, {
         let id = id.clone();

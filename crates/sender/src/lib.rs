@@ -32,7 +32,7 @@
 //! connector stops sending at once), takes the bot token from a per-connector cache or from
 //! Secrets Manager, and calls `chat.postMessage` on the connector's default channel. Slack's
 //! 429 `Retry-After` is waited out and transient failures are retried with backoff, all within
-//! [`SenderConfig::slack_deadline`]. Text longer than Slack's 40,000 characters is split: the
+//! `CONNECTOR__SLACK__DEADLINE_SECS` (30 s). Text longer than Slack's 40,000 characters is split: the
 //! rest follows as replies in the message's thread. Files go through
 //! `files.getUploadURLExternal`, the upload, and `files.completeUploadExternal`.
 //!
@@ -50,16 +50,11 @@
 mod config;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 
-use connector_adapters_aws::{AwsSettings, StaticCredentials};
-use connector_adapters_slack::{HttpSlackApi, SlackSettings};
-use connector_domain::{ConnectorId, SecretPrefix, TenantId};
-use connector_storage::{StorageError, StorageSettings};
-use connector_usecases::{
-    AppCredentials, Dependency, MessageSender, Ports, RefreshSettings, SystemClock, TokenCache,
-    TokenRefresher,
-};
+use connector_app::{AppError, Migrate, Services};
+use connector_domain::{ConnectorId, TenantId};
+use connector_usecases::{Dependency, MessageSender};
 
 pub use config::SenderConfig;
 pub use connector_domain::{FileAttachment, Message};
@@ -90,97 +85,23 @@ pub struct Sender {
 }
 
 impl Sender {
-    /// Connects to PostgreSQL (checking one connection) and prepares the Secrets Manager and
-    /// Slack clients.
+    /// Checks the configuration, connects to the database (checking one connection) and
+    /// prepares the secret store and Slack clients: the server's own wiring, without its
+    /// migrations (the server owns the schema).
     pub async fn connect(config: &SenderConfig) -> Result<Self, Error> {
-        let prefix = SecretPrefix::parse("secrets.prefix", &config.secret_prefix).map_err(|e| {
-            Error::Config {
-                key: "secret_prefix (CONNECTOR__SECRETS__PREFIX)",
-                reason: e.reason,
-            }
-        })?;
-        let tenant = config
-            .tenant_id
-            .as_deref()
-            .map(|t| TenantId::parse("tenant_id", t))
-            .transpose()
-            .map_err(|e| Error::Config {
-                key: "tenant_id (CONNECTOR__SENDER__TENANT_ID)",
-                reason: e.reason,
-            })?;
-        let credentials = match (&config.aws_access_key_id, &config.aws_secret_access_key) {
-            (Some(id), Some(key)) => Some(StaticCredentials {
-                access_key_id: id.clone(),
-                secret_access_key: key.clone(),
-            }),
-            (None, None) => None,
-            _ => {
-                return Err(Error::Config {
-                    key: "aws_access_key_id / aws_secret_access_key",
-                    reason: "give both or neither".into(),
-                });
-            }
-        };
-        let storage_settings = StorageSettings {
-            database_url: config.database_url.clone(),
-            data_dir: config.data_dir.clone(),
-            max_connections: config.max_connections,
-            secrets_backend: config.secrets_backend.clone(),
-            aws: AwsSettings {
-                region: config.aws_region.clone(),
-                endpoint_url: config.aws_endpoint_url.clone(),
-                credentials,
-                ..AwsSettings::default()
-            },
-            local_key: config.local_key.clone(),
-            local_key_file: config.local_key_file.clone(),
-            local_secrets_dir: config.local_secrets_dir.clone(),
-        };
-        let storage = connector_storage::open(&storage_settings, false)
+        let settings = config.settings();
+        let tenant = settings.sender_tenant().map_err(config::config_error)?;
+        let services = Services::open(settings, Migrate::Skip)
             .await
             .map_err(|e| match e {
-                StorageError::Invalid { key, reason } => Error::Config { key, reason },
-                StorageError::Open(detail) => Error::Send(SendError::Unavailable {
+                AppError::Settings(e) => config::config_error(e),
+                AppError::Open(detail) => Error::Send(SendError::Unavailable {
                     dependency: Dependency::Database,
                     detail,
                 }),
             })?;
-        let slack = HttpSlackApi::new(SlackSettings {
-            api_base_url: config.slack_api_base_url.clone(),
-            deadline: config.slack_deadline,
-            request_timeout: config.slack_request_timeout,
-            ..SlackSettings::default()
-        })
-        .map_err(|e| Error::Config {
-            key: "slack_api_base_url (CONNECTOR__SLACK__API_BASE_URL)",
-            reason: e.to_string(),
-        })?;
-        let slack: Arc<dyn connector_ports::SlackApi> = Arc::new(slack);
-        let app = match (&config.slack_client_id, &config.slack_client_secret) {
-            (Some(client_id), Some(client_secret)) => Some(AppCredentials {
-                client_id: client_id.clone(),
-                client_secret: client_secret.clone(),
-            }),
-            _ => None,
-        };
-        let ports = Ports {
-            repo: storage.repo,
-            secrets: storage.secrets,
-            slack,
-            secret_prefix: prefix,
-        };
-        let refresher = TokenRefresher::new(
-            ports.clone(),
-            app,
-            RefreshSettings::default(),
-            Arc::new(|d| Box::pin(tokio::time::sleep(d))),
-        );
         Ok(Self {
-            inner: MessageSender::new(
-                ports,
-                TokenCache::new(config.token_cache_ttl, Arc::new(SystemClock)),
-                refresher,
-            ),
+            inner: services.sender,
             tenant,
         })
     }

@@ -1,6 +1,7 @@
 //! Test-only helpers shared by the integration and end-to-end tests.
 //!
-//! - [`TestDatabase`]: a fresh, migrated PostgreSQL database per test, dropped afterwards.
+//! - [`TestDatabase`]: a fresh, migrated PostgreSQL database per test, dropped afterwards,
+//!   cloned from a template database migrated once (`CREATE DATABASE … TEMPLATE`).
 //! - [`localstack_endpoint`]: where the Secrets Manager emulator answers.
 //! - [`conformance`]: one suite per port, run against every implementation.
 //!
@@ -58,22 +59,143 @@ pub struct TestDatabase {
     admin_url: String,
 }
 
+/// The template every test database is cloned from, migrated once per set of migrations.
+static TEMPLATE: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+
+/// An arbitrary, fixed `pg_advisory_lock` key, so that test processes running at once build a
+/// template only once.
+const TEMPLATE_LOCK_KEY: i64 = 0x5c_0c_0e_c7_00_00_00_02;
+
+/// The name of the template for the migrations as they are in the tree: a digest of every file
+/// under `migrations/postgres`, so that a new or edited migration gets a new template.
+fn template_name() -> anyhow::Result<String> {
+    use sha2::{Digest as _, Sha256};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations/postgres");
+    let mut files = Vec::new();
+    let mut dirs = vec![root.clone()];
+    while let Some(dir) = dirs.pop() {
+        for entry in
+            std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?
+        {
+            let path = entry?.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    let mut digest = Sha256::new();
+    for file in files {
+        digest.update(file.strip_prefix(&root)?.to_string_lossy().as_bytes());
+        digest.update(std::fs::read(&file)?);
+    }
+    let hex: String = digest.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok(format!("sc_template_{hex}"))
+}
+
+/// Makes sure the template of the current migrations exists; returns its name.
+async fn ensure_template(admin_url: &str) -> anyhow::Result<String> {
+    TEMPLATE
+        .get_or_try_init(|| async {
+            let name = template_name()?;
+            let mut admin = AsyncPgConnection::establish(admin_url)
+                .await
+                .with_context(|| {
+                    format!("PostgreSQL not reachable at {admin_url}: {HOW_TO_START}")
+                })?;
+            admin
+                .batch_execute(&format!("SELECT pg_advisory_lock({TEMPLATE_LOCK_KEY})"))
+                .await?;
+            let built = build_template(&mut admin, admin_url, &name).await;
+            let _ = admin
+                .batch_execute(&format!("SELECT pg_advisory_unlock({TEMPLATE_LOCK_KEY})"))
+                .await;
+            built.map(|()| name)
+        })
+        .await
+        .cloned()
+}
+
+/// Under the lock: builds the template unless another process already has. It is migrated
+/// under a temporary name and renamed when complete, so a half-built one is never cloned.
+async fn build_template(
+    admin: &mut AsyncPgConnection,
+    admin_url: &str,
+    name: &str,
+) -> anyhow::Result<()> {
+    if database_exists(admin, name).await? {
+        return Ok(());
+    }
+    let building = format!("{name}_building");
+    one_at_a_time(
+        admin,
+        &[
+            format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)"),
+            format!("CREATE DATABASE {building}"),
+        ],
+    )
+    .await
+    .with_context(|| format!("creating template database {building}"))?;
+    connector_adapters_postgres::run_migrations(&replace_database(admin_url, &building)?)
+        .await
+        .context("migrating the template database")?;
+    one_at_a_time(
+        admin,
+        &[
+            format!("ALTER DATABASE {building} RENAME TO {name}"),
+            format!("ALTER DATABASE {name} IS_TEMPLATE true"),
+        ],
+    )
+    .await
+    .with_context(|| format!("publishing template database {name}"))
+}
+
+/// Runs `statements` one a call: database statements may not run inside the implicit
+/// transaction of a multi-statement batch.
+async fn one_at_a_time(admin: &mut AsyncPgConnection, statements: &[String]) -> anyhow::Result<()> {
+    for sql in statements {
+        admin.batch_execute(sql).await?;
+    }
+    Ok(())
+}
+
+async fn database_exists(admin: &mut AsyncPgConnection, name: &str) -> anyhow::Result<bool> {
+    use diesel::{OptionalExtension as _, QueryableByName};
+    use diesel_async::RunQueryDsl as _;
+    #[derive(QueryableByName)]
+    struct Found {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        #[allow(dead_code)]
+        one: i32,
+    }
+    let found: Option<Found> =
+        diesel::sql_query("SELECT 1 AS one FROM pg_database WHERE datname = $1")
+            .bind::<diesel::sql_types::Text, _>(name)
+            .get_result(admin)
+            .await
+            .optional()?;
+    Ok(found.is_some())
+}
+
 impl TestDatabase {
-    /// Creates and migrates a database with a unique name.
+    /// Creates a database with a unique name, a copy of the migrated template.
     pub async fn create() -> anyhow::Result<Self> {
         let admin_url = database_admin_url();
+        let template = ensure_template(&admin_url).await?;
         let mut admin = AsyncPgConnection::establish(&admin_url)
             .await
             .with_context(|| format!("PostgreSQL not reachable at {admin_url}: {HOW_TO_START}"))?;
         let name = format!("sc_test_{}", uuid::Uuid::new_v4().simple());
         admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {template}"))
             .await
-            .with_context(|| format!("creating test database {name}"))?;
+            .with_context(|| format!("creating test database {name} from {template}"))?;
         let url = replace_database(&admin_url, &name)?;
-        connector_adapters_postgres::run_migrations(&url)
-            .await
-            .context("migrating the test database")?;
         Ok(Self {
             name,
             url,

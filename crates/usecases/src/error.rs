@@ -90,17 +90,25 @@ pub enum ConnectorError {
     Internal(anyhow::Error),
 }
 
-impl From<RepositoryError> for ConnectorError {
-    fn from(e: RepositoryError) -> Self {
-        match e {
-            RepositoryError::Unavailable(detail) => Self::Unavailable {
-                dependency: Dependency::Database,
-                detail,
-            },
-            other => Self::Internal(anyhow::Error::new(other)),
+/// A repository failure is the database being unavailable, or a bug: the same for every
+/// use-case error.
+macro_rules! from_repository_error {
+    ($($error:ty),*) => {$(
+        impl From<RepositoryError> for $error {
+            fn from(e: RepositoryError) -> Self {
+                match e {
+                    RepositoryError::Unavailable(detail) => Self::Unavailable {
+                        dependency: Dependency::Database,
+                        detail,
+                    },
+                    other => Self::Internal(anyhow::Error::new(other)),
+                }
+            }
         }
-    }
+    )*};
 }
+
+from_repository_error!(ConnectorError, SendError);
 
 impl From<SecretStoreError> for ConnectorError {
     fn from(e: SecretStoreError) -> Self {
@@ -241,18 +249,6 @@ pub enum SendError {
     /// A bug or a broken invariant.
     #[error(transparent)]
     Internal(anyhow::Error),
-}
-
-impl From<RepositoryError> for SendError {
-    fn from(e: RepositoryError) -> Self {
-        match e {
-            RepositoryError::Unavailable(detail) => Self::Unavailable {
-                dependency: Dependency::Database,
-                detail,
-            },
-            other => Self::Internal(anyhow::Error::new(other)),
-        }
-    }
 }
 
 impl SendError {

@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use connector_adapters_aws::{AwsSecretStore, AwsSettings, StaticCredentials};
-use connector_adapters_postgres::{PgConnectorRepository, PgSettings};
+use connector_adapters_postgres::PgConnectorRepository;
 use connector_adapters_slack::{HttpSlackApi, SlackSettings};
 use connector_domain::{
     BotToken, ChannelId, ChannelName, Connector, ConnectorId, ConnectorName, RequestId, SecretName,
     SecretPrefix, TenantId, WorkspaceId,
 };
+use connector_ports::RepositorySettings;
 use connector_ports::{
     ConnectorRepository, ConnectorSecret, NewConnector, RepositoryError, SecretLabels, SecretStore,
     SecretStoreError,
@@ -172,7 +173,7 @@ impl Rig {
         );
         double.state().add_token(TOKEN, TEAM);
         let repo = Arc::new(FlakyRepo {
-            inner: PgConnectorRepository::connect(db.url(), &PgSettings::default())
+            inner: PgConnectorRepository::connect(db.url(), &RepositorySettings::default())
                 .await
                 .unwrap(),
             fail_mark_active: AtomicBool::new(false),
@@ -481,7 +482,7 @@ async fn the_server_runs_the_reconciler_in_the_background() {
         ("CONNECTOR__RECONCILER__STALE_AFTER_SECS", "1"),
     ])
     .await;
-    let repo = PgConnectorRepository::connect(app.db.url(), &PgSettings::default())
+    let repo = PgConnectorRepository::connect(app.db.url(), &RepositorySettings::default())
         .await
         .unwrap();
     let new = NewConnector {

@@ -25,34 +25,46 @@ pub(crate) struct TestApp {
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
+/// What every in-process test server shares: ephemeral ports, a quick Slack deadline, and no
+/// periodic job (tests that need one turn it on).
+const TEST_SERVER: &[(&str, &str)] = &[
+    ("CONNECTOR__GRPC__LISTEN_ADDR", "127.0.0.1:0"),
+    ("CONNECTOR__HTTP__LISTEN_ADDR", "127.0.0.1:0"),
+    ("CONNECTOR__SLACK__DEADLINE_SECS", "5"),
+    ("CONNECTOR__RECONCILER__INTERVAL_SECS", "0"),
+    ("CONNECTOR__TOKEN_REFRESH__INTERVAL_SECS", "0"),
+    ("CONNECTOR__OAUTH_STATE_PURGE__INTERVAL_SECS", "0"),
+];
+
+/// [`TEST_SERVER`], then `pairs`, then `extra`; later ones win.
+fn load(pairs: &[(&str, &str)], extra: &[(&str, &str)]) -> Settings {
+    let env: HashMap<String, String> = TEST_SERVER
+        .iter()
+        .chain(pairs)
+        .chain(extra)
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    Settings::load_from(None, Some(env)).unwrap()
+}
+
 pub(crate) fn settings(
     db: &TestDatabase,
     slack_base: &str,
     prefix: &str,
     extra: &[(&str, &str)],
 ) -> Settings {
-    let mut env: HashMap<String, String> = [
-        ("CONNECTOR__GRPC__LISTEN_ADDR", "127.0.0.1:0"),
-        ("CONNECTOR__HTTP__LISTEN_ADDR", "127.0.0.1:0"),
-        ("CONNECTOR__DATABASE__URL", db.url()),
-        (
-            "CONNECTOR__AWS__ENDPOINT_URL",
-            &test_support::localstack_endpoint(),
-        ),
-        ("CONNECTOR__AWS__ACCESS_KEY_ID", "test"),
-        ("CONNECTOR__AWS__SECRET_ACCESS_KEY", "test"),
-        ("CONNECTOR__SECRETS__PREFIX", prefix),
-        ("CONNECTOR__SLACK__API_BASE_URL", slack_base),
-        ("CONNECTOR__SLACK__DEADLINE_SECS", "5"),
-        ("CONNECTOR__RECONCILER__INTERVAL_SECS", "0"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
-    for (k, v) in extra {
-        env.insert((*k).to_owned(), (*v).to_owned());
-    }
-    Settings::load_from(None, Some(env)).unwrap()
+    let endpoint = test_support::localstack_endpoint();
+    load(
+        &[
+            ("CONNECTOR__DATABASE__URL", db.url()),
+            ("CONNECTOR__AWS__ENDPOINT_URL", &endpoint),
+            ("CONNECTOR__AWS__ACCESS_KEY_ID", "test"),
+            ("CONNECTOR__AWS__SECRET_ACCESS_KEY", "test"),
+            ("CONNECTOR__SECRETS__PREFIX", prefix),
+            ("CONNECTOR__SLACK__API_BASE_URL", slack_base),
+        ],
+        extra,
+    )
 }
 
 impl TestApp {
@@ -190,18 +202,14 @@ pub(crate) async fn stop(running: Running) {
 
 /// Settings of the embedded mode: no database URL, everything under `data_dir`.
 pub(crate) fn embedded_settings(data_dir: &std::path::Path, slack_base: &str) -> Settings {
-    let env: HashMap<String, String> = [
-        ("CONNECTOR__GRPC__LISTEN_ADDR", "127.0.0.1:0"),
-        ("CONNECTOR__HTTP__LISTEN_ADDR", "127.0.0.1:0"),
-        ("CONNECTOR__DATA_DIR", &data_dir.to_string_lossy()),
-        ("CONNECTOR__SLACK__API_BASE_URL", slack_base),
-        ("CONNECTOR__SLACK__DEADLINE_SECS", "5"),
-        ("CONNECTOR__RECONCILER__INTERVAL_SECS", "0"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
-    Settings::load_from(None, Some(env)).unwrap()
+    let data_dir = data_dir.to_string_lossy();
+    load(
+        &[
+            ("CONNECTOR__DATA_DIR", &data_dir),
+            ("CONNECTOR__SLACK__API_BASE_URL", slack_base),
+        ],
+        &[],
+    )
 }
 
 pub(crate) fn create_request(

@@ -96,6 +96,8 @@ impl Replica {
                 format!("127.0.0.1:{}", free_port()),
             )
             .env("CONNECTOR__RECONCILER__INTERVAL_SECS", "0")
+            .env("CONNECTOR__TOKEN_REFRESH__INTERVAL_SECS", "0")
+            .env("CONNECTOR__OAUTH_STATE_PURGE__INTERVAL_SECS", "0")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -207,7 +209,7 @@ async fn due_tokens_are_refreshed_in_the_background() {
     let (mut app, _) = app_with_oauth_and(
         true,
         "600",
-        &[("CONNECTOR__RECONCILER__INTERVAL_SECS", "1")],
+        &[("CONNECTOR__TOKEN_REFRESH__INTERVAL_SECS", "1")],
     )
     .await;
     let id = due_rotating_connector(&mut app).await;

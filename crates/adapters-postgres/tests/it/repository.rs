@@ -1,11 +1,12 @@
 use std::time::Duration;
 
-use connector_adapters_postgres::{PgConnectorRepository, PgSettings};
+use connector_adapters_postgres::PgConnectorRepository;
+use connector_ports::RepositorySettings;
 use test_support::TestDatabase;
 
 async fn repo() -> (TestDatabase, PgConnectorRepository) {
     let db = TestDatabase::create().await.expect("test database");
-    let repo = PgConnectorRepository::connect(db.url(), &PgSettings::default())
+    let repo = PgConnectorRepository::connect(db.url(), &RepositorySettings::default())
         .await
         .expect("connect");
     (db, repo)
@@ -15,9 +16,9 @@ test_support::repository_conformance!(repo());
 
 #[tokio::test]
 async fn an_unreachable_database_is_unavailable() {
-    let settings = PgSettings {
+    let settings = RepositorySettings {
         connect_timeout: Duration::from_millis(500),
-        ..PgSettings::default()
+        ..RepositorySettings::default()
     };
     let err = PgConnectorRepository::connect("postgres://postgres@127.0.0.1:1/nope", &settings)
         .await

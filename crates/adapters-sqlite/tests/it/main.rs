@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use connector_adapters_sqlite::{SqliteConnectorRepository, run_migrations};
+use connector_ports::RepositorySettings;
 
 /// A temporary directory removed when dropped.
 struct TempDir(PathBuf);
@@ -20,7 +21,15 @@ async fn repo() -> (TempDir, SqliteConnectorRepository) {
     let dir = std::env::temp_dir().join(format!("sc-sqlite-{}", uuid::Uuid::new_v4().simple()));
     let path = dir.join("nested").join("connectors.sqlite3");
     run_migrations(&path).await.unwrap();
-    let repo = SqliteConnectorRepository::open(&path, 4).await.unwrap();
+    let repo = SqliteConnectorRepository::open(
+        &path,
+        &RepositorySettings {
+            max_connections: 4,
+            ..RepositorySettings::default()
+        },
+    )
+    .await
+    .unwrap();
     (TempDir(dir), repo)
 }
 
@@ -36,6 +45,14 @@ async fn migrations_are_idempotent_and_data_survives_reopening() {
     repo.mark_active(n.id).await.unwrap();
     drop(repo);
     assert!(run_migrations(&path).await.unwrap().is_empty());
-    let reopened = SqliteConnectorRepository::open(&path, 2).await.unwrap();
+    let reopened = SqliteConnectorRepository::open(
+        &path,
+        &RepositorySettings {
+            max_connections: 2,
+            ..RepositorySettings::default()
+        },
+    )
+    .await
+    .unwrap();
     assert!(reopened.find_active(n.id).await.unwrap().is_some());
 }

@@ -8,20 +8,20 @@ use crate::rig::Rig;
 
 fn connector_send(rig: &Rig) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_connector-send"));
-    let c = &rig.config;
+    let c = rig.config.settings();
     cmd.env_clear()
         .env(
             "CONNECTOR__DATABASE__URL",
-            c.database_url.as_ref().unwrap().expose_secret(),
+            c.database.url.as_ref().unwrap().expose_secret(),
         )
         .env(
             "CONNECTOR__AWS__ENDPOINT_URL",
-            c.aws_endpoint_url.as_deref().unwrap(),
+            c.aws.endpoint_url.as_deref().unwrap(),
         )
         .env("CONNECTOR__AWS__ACCESS_KEY_ID", "test")
         .env("CONNECTOR__AWS__SECRET_ACCESS_KEY", "test")
         .env("CONNECTOR__SECRETS__PREFIX", &rig.prefix)
-        .env("CONNECTOR__SLACK__API_BASE_URL", &c.slack_api_base_url);
+        .env("CONNECTOR__SLACK__API_BASE_URL", &c.slack.api_base_url);
     cmd
 }
 

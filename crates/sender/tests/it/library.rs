@@ -214,10 +214,7 @@ async fn an_unreachable_database_is_unavailable() {
 
 #[tokio::test]
 async fn the_sender_works_against_an_embedded_server() {
-    use std::sync::Arc;
-
-    use connector_adapters_slack::{HttpSlackApi, SlackSettings};
-    use connector_usecases::{ConnectorService, CreateConnector, Ports};
+    use connector_usecases::CreateConnector;
 
     let dir =
         std::env::temp_dir().join(format!("sender-embedded-{}", uuid::Uuid::new_v4().simple()));
@@ -231,33 +228,10 @@ async fn the_sender_works_against_an_embedded_server() {
 
     // What an embedded connector-server does with CONNECTOR__DATA_DIR=dir.
     let config = SenderConfig::embedded(&dir).with_slack_api_base_url(double.api_base_url());
-    let storage = connector_storage::open(
-        &connector_storage::StorageSettings {
-            database_url: None,
-            data_dir: dir.clone(),
-            max_connections: 2,
-            secrets_backend: None,
-            aws: Default::default(),
-            local_key: None,
-            local_key_file: None,
-            local_secrets_dir: None,
-        },
-        true,
-    )
-    .await
-    .unwrap();
-    let service = ConnectorService::new(Ports {
-        repo: storage.repo,
-        secrets: storage.secrets,
-        slack: Arc::new(
-            HttpSlackApi::new(SlackSettings {
-                api_base_url: double.api_base_url(),
-                ..SlackSettings::default()
-            })
-            .unwrap(),
-        ),
-        secret_prefix: connector_domain::SecretPrefix::parse("p", &config.secret_prefix).unwrap(),
-    });
+    let service = connector_app::Services::open(config.settings(), connector_app::Migrate::Apply)
+        .await
+        .unwrap()
+        .connectors;
     let id = service
         .create(CreateConnector::parse("acme", "prod", TOKEN, "alerts", "").unwrap())
         .await

@@ -1,9 +1,10 @@
 use std::sync::Arc;
 
 use connector_adapters_aws::{AwsSecretStore, AwsSettings, StaticCredentials};
-use connector_adapters_postgres::{PgConnectorRepository, PgSettings};
+use connector_adapters_postgres::PgConnectorRepository;
 use connector_adapters_slack::{HttpSlackApi, SlackSettings};
 use connector_domain::SecretPrefix;
+use connector_ports::RepositorySettings;
 use connector_sender::SenderConfig;
 use connector_usecases::{ConnectorService, CreateConnector, Ports};
 use slack_double::{Channel, SlackDouble};
@@ -46,7 +47,7 @@ impl Rig {
             .with_secret_prefix(prefix.clone())
             .with_slack_api_base_url(double.api_base_url());
 
-        let repo = PgConnectorRepository::connect(db.url(), &PgSettings::default())
+        let repo = PgConnectorRepository::connect(db.url(), &RepositorySettings::default())
             .await
             .unwrap();
         let secrets = AwsSecretStore::new(&AwsSettings {

@@ -1,0 +1,124 @@
+//! The periodic work of a server replica, each job on its own switch and interval: finishing
+//! interrupted creates and deletes, purging expired OAuth install states, refreshing rotating
+//! tokens that are due. Every job is safe to stop at any point (an interrupted pass is
+//! finished by the next one) and to run on several replicas at once.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+
+use crate::services::Services;
+use crate::settings::Settings;
+
+/// The running jobs; [`PeriodicJobs::stop`] (or dropping it) ends them.
+#[derive(Debug, Default)]
+pub struct PeriodicJobs {
+    tasks: Vec<(&'static str, JoinHandle<()>)>,
+}
+
+impl PeriodicJobs {
+    /// Starts every job whose interval is not zero. Must be called within a tokio runtime.
+    pub fn start(services: &Services, settings: &Settings) -> Self {
+        let mut jobs = Self::default();
+        let reconciler = services.reconciler.clone();
+        jobs.every("reconcile", settings.reconciler.interval_secs, move || {
+            let reconciler = reconciler.clone();
+            async move {
+                match reconciler.run_once().await {
+                    Ok(report) => {
+                        for id in &report.finished {
+                            tracing::info!(connector_id = %id, "reconciler finished an interrupted create or delete");
+                        }
+                        for (id, reason) in &report.failed {
+                            tracing::warn!(connector_id = %id, %reason, "reconciler could not finish a connector; will retry");
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "reconciler pass failed; will retry"),
+                }
+            }
+        });
+        let installer = services.installer.clone();
+        jobs.every(
+            "purge expired OAuth states",
+            settings.oauth_state_purge.interval_secs,
+            move || {
+                let installer = installer.clone();
+                async move {
+                    match installer.purge_expired().await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::debug!(count = n, "expired OAuth states purged"),
+                        Err(e) => tracing::warn!(error = %e, "purging expired OAuth states failed; will retry"),
+                    }
+                }
+            },
+        );
+        let refresher = services.refresher.clone();
+        let batch = settings.token_refresh.batch;
+        jobs.every(
+            "refresh due tokens",
+            settings.token_refresh.interval_secs,
+            move || {
+                let refresher = refresher.clone();
+                async move {
+                    match refresher.refresh_due(batch).await {
+                        Ok(report) if report == Default::default() => {}
+                        Ok(report) => tracing::info!(
+                            refreshed = report.refreshed,
+                            failed = report.failed,
+                            skipped = report.skipped,
+                            "rotating tokens refreshed"
+                        ),
+                        Err(e) => tracing::warn!(error = %e, "refreshing rotating tokens failed; will retry"),
+                    }
+                }
+            },
+        );
+        jobs
+    }
+
+    fn every<F, Fut>(&mut self, name: &'static str, interval_secs: u64, mut pass: F)
+    where
+        F: FnMut() -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        if interval_secs == 0 {
+            tracing::info!(job = name, "periodic job off");
+            return;
+        }
+        let every = Duration::from_secs(interval_secs);
+        self.tasks.push((
+            name,
+            tokio::spawn(async move {
+                let mut ticks = tokio::time::interval(every);
+                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    ticks.tick().await;
+                    pass().await;
+                }
+            }),
+        ));
+    }
+
+    /// The names of the jobs running.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.tasks.iter().map(|(name, _)| *name).collect()
+    }
+
+    /// Stops every job at once.
+    pub fn stop(mut self) {
+        self.abort_all();
+    }
+
+    fn abort_all(&mut self) {
+        for (_, task) in self.tasks.drain(..) {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for PeriodicJobs {
+    fn drop(&mut self) {
+        self.abort_all();
+    }
+}

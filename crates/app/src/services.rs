@@ -1,0 +1,87 @@
+//! [`Services`]: every use case, wired to the adapters the [`Settings`] name. The server and
+//! the `sender` library both start here.
+
+use std::sync::Arc;
+
+use connector_adapters_slack::HttpSlackApi;
+use connector_usecases::{
+    ConnectorService, MessageSender, OAuthInstaller, Ports, Reconciler, RefreshSettings, Sleep,
+    SystemClock, TokenCache, TokenRefresher,
+};
+
+use crate::error::AppError;
+use crate::settings::{Settings, invalid};
+use crate::storage::{self, Migrate};
+
+/// The use cases over one set of opened stores and one Slack client; cheap to clone.
+#[derive(Clone)]
+pub struct Services {
+    /// Create, get, list and delete.
+    pub connectors: ConnectorService,
+    /// Sending messages, with the token cache.
+    pub sender: MessageSender,
+    /// The OAuth install flow (refuses with a clear error when the app is not configured).
+    pub installer: OAuthInstaller,
+    /// Refreshing rotating tokens.
+    pub refresher: TokenRefresher,
+    /// Finishing interrupted creates and deletes.
+    pub reconciler: Reconciler,
+    /// Where the stores are, secret-free, for the start-up log.
+    pub storage: String,
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Services")
+            .field("storage", &self.storage)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Services {
+    /// Checks every setting first (nothing connects before), then opens the stores
+    /// (applying migrations when told to) and wires the use cases.
+    pub async fn open(settings: &Settings, migrations: Migrate) -> Result<Self, AppError> {
+        settings.validate()?;
+        let secret_prefix = settings.secret_prefix()?;
+        let oauth = settings.oauth()?;
+        let slack = HttpSlackApi::new(settings.slack_client()).map_err(|e| {
+            invalid(
+                "slack.api_base_url",
+                "CONNECTOR__SLACK__API_BASE_URL",
+                e.to_string(),
+            )
+        })?;
+
+        let storage = storage::open(settings, migrations).await?;
+        let ports = Ports {
+            repo: storage.repo,
+            secrets: storage.secrets,
+            slack: Arc::new(slack),
+            secret_prefix,
+        };
+        let refresher = TokenRefresher::new(
+            ports.clone(),
+            settings.app_credentials(),
+            RefreshSettings::default(),
+            tokio_sleep(),
+        );
+        let connectors = ConnectorService::new(ports.clone());
+        Ok(Self {
+            sender: MessageSender::new(
+                ports.clone(),
+                TokenCache::new(settings.token_cache_ttl(), Arc::new(SystemClock)),
+                refresher.clone(),
+            ),
+            installer: OAuthInstaller::new(storage.states, connectors.clone(), oauth),
+            reconciler: Reconciler::new(ports, settings.reconcile()),
+            refresher,
+            connectors,
+            storage: storage.description,
+        })
+    }
+}
+
+fn tokio_sleep() -> Sleep {
+    Arc::new(|d| Box::pin(tokio::time::sleep(d)))
+}

@@ -1,0 +1,713 @@
+//! Typed configuration, one for the server and the sender: built-in defaults (one table,
+//! [`DEFAULTS`]), then an optional file, then `CONNECTOR__…` environment variables (`__`
+//! separates sections: `CONNECTOR__GRPC__LISTEN_ADDR` is `grpc.listen_addr`). One
+//! [`Settings::validate`] checks every value before anything connects.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use connector_adapters_aws::{AwsSettings, StaticCredentials};
+use connector_adapters_slack::SlackSettings;
+use connector_domain::{SecretPrefix, TenantId};
+use connector_ports::RepositorySettings;
+use connector_usecases::{AppCredentials, OAuthConfig, ReconcileSettings};
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::Deserialize;
+
+/// Everything the server and the sender can be told.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    /// `CONNECTOR__DATA_DIR`: where the embedded mode keeps its files (default
+    /// `$XDG_DATA_HOME/slack-connector`, else `~/.local/share/slack-connector`).
+    pub data_dir: Option<PathBuf>,
+    /// The gRPC listener.
+    pub grpc: GrpcSettings,
+    /// The HTTP listener (OAuth redirect and metrics; not served by this release).
+    pub http: HttpSettings,
+    /// The metadata database.
+    pub database: DatabaseSettings,
+    /// AWS (Secrets Manager).
+    pub aws: AwsSection,
+    /// Secret naming and backend.
+    pub secrets: SecretsSection,
+    /// Slack's Web API and the Slack app.
+    pub slack: SlackSection,
+    /// Sending messages (`SendMessage` and the `sender` library).
+    pub sender: SenderSection,
+    /// The periodic pass finishing interrupted creates and deletes.
+    pub reconciler: ReconcilerSection,
+    /// The periodic refresh of rotating tokens that are due.
+    pub token_refresh: TokenRefreshSection,
+    /// The periodic purge of expired OAuth install states.
+    pub oauth_state_purge: OAuthStatePurgeSection,
+    /// Logging.
+    pub log: LogSection,
+}
+
+/// `grpc.*`
+#[derive(Debug, Clone, Deserialize)]
+pub struct GrpcSettings {
+    /// `CONNECTOR__GRPC__LISTEN_ADDR`, default `0.0.0.0:50051`.
+    pub listen_addr: SocketAddr,
+    /// How long in-flight calls may drain after SIGINT/SIGTERM, in seconds (default 10).
+    pub shutdown_grace_secs: u64,
+}
+
+/// `http.*`
+#[derive(Debug, Clone, Deserialize)]
+pub struct HttpSettings {
+    /// `CONNECTOR__HTTP__LISTEN_ADDR`, default `0.0.0.0:8080`.
+    pub listen_addr: SocketAddr,
+}
+
+/// `database.*`
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    /// `CONNECTOR__DATABASE__URL`: `postgres://…`, `sqlite://PATH`, or unset for the
+    /// embedded mode. May contain a password, so it is a secret.
+    pub url: Option<SecretString>,
+    /// `CONNECTOR__DATABASE__MAX_CONNECTIONS`: most pooled connections (default 16).
+    pub max_connections: u32,
+    /// `CONNECTOR__DATABASE__CONNECT_TIMEOUT_SECS`: how long to wait for a pooled (or new)
+    /// connection, and SQLite's busy timeout (default 5).
+    pub connect_timeout_secs: u64,
+    /// `CONNECTOR__DATABASE__QUERY_TIMEOUT_SECS`: upper bound of one repository call
+    /// (default 10).
+    pub query_timeout_secs: u64,
+}
+
+/// `aws.*`
+#[derive(Debug, Clone, Deserialize)]
+pub struct AwsSection {
+    /// `CONNECTOR__AWS__REGION`, default `us-east-1`.
+    pub region: String,
+    /// `CONNECTOR__AWS__ENDPOINT_URL`: a Secrets Manager endpoint override (LocalStack).
+    pub endpoint_url: Option<String>,
+    /// `CONNECTOR__AWS__ACCESS_KEY_ID`: static credentials, used only together with
+    /// `secret_access_key`; otherwise the standard AWS chain applies.
+    pub access_key_id: Option<String>,
+    /// `CONNECTOR__AWS__SECRET_ACCESS_KEY`.
+    pub secret_access_key: Option<SecretString>,
+}
+
+/// `secrets.*`
+#[derive(Debug, Clone, Deserialize)]
+pub struct SecretsSection {
+    /// `CONNECTOR__SECRETS__PREFIX`, default `slack-connector/`.
+    pub prefix: String,
+    /// `CONNECTOR__SECRETS__BACKEND`: `aws` or `local`; by default it follows the database.
+    pub backend: Option<String>,
+    /// `CONNECTOR__SECRETS__LOCAL_KEY`: the local store's key, base64 of 32 bytes; without it
+    /// a key file is used (and created on first start).
+    pub local_key: Option<SecretString>,
+    /// `CONNECTOR__SECRETS__LOCAL_KEY_FILE`: default `DATA_DIR/secrets.key`.
+    pub local_key_file: Option<PathBuf>,
+    /// `CONNECTOR__SECRETS__LOCAL_DIR`: the local store's directory, default
+    /// `DATA_DIR/secrets`.
+    pub local_dir: Option<PathBuf>,
+}
+
+/// `slack.*`
+#[derive(Debug, Clone, Deserialize)]
+pub struct SlackSection {
+    /// `CONNECTOR__SLACK__API_BASE_URL`, default `https://slack.com/api/`.
+    pub api_base_url: String,
+    /// Upper bound of one Slack call, retries included, in seconds (default 30).
+    pub deadline_secs: u64,
+    /// `CONNECTOR__SLACK__REQUEST_TIMEOUT_SECS`: upper bound of one HTTP attempt (default 10).
+    pub request_timeout_secs: u64,
+    /// `CONNECTOR__SLACK__CLIENT_ID` (OAuth).
+    pub client_id: Option<String>,
+    /// `CONNECTOR__SLACK__CLIENT_SECRET` (OAuth).
+    pub client_secret: Option<SecretString>,
+    /// `CONNECTOR__SLACK__REDIRECT_URL` (OAuth).
+    pub redirect_url: Option<String>,
+    /// `CONNECTOR__SLACK__AUTHORIZE_URL`, default `https://slack.com/oauth/v2/authorize`.
+    pub authorize_url: String,
+    /// `CONNECTOR__SLACK__SCOPES`: bot scopes an install asks for.
+    pub scopes: String,
+    /// `CONNECTOR__SLACK__USER_SCOPES`: user scopes an install asks for (default none).
+    pub user_scopes: String,
+    /// `CONNECTOR__SLACK__OAUTH_STATE_TTL_SECS`: how long an install URL works (default 600).
+    pub oauth_state_ttl_secs: u64,
+}
+
+/// `sender.*`
+#[derive(Debug, Clone, Deserialize)]
+pub struct SenderSection {
+    /// `CONNECTOR__SENDER__TOKEN_CACHE_TTL_SECS`: how long a connector's token is reused before
+    /// it is read again from the secret store (default 300; 0 turns the cache off). A deleted
+    /// connector stops sending at once regardless: its row is checked on every send.
+    pub token_cache_ttl_secs: u64,
+    /// `CONNECTOR__SENDER__TENANT_ID`: the `sender` library sends only through this tenant's
+    /// connectors (others are not found); unset, any tenant's. The server ignores it.
+    pub tenant_id: Option<String>,
+}
+
+/// `reconciler.*`
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReconcilerSection {
+    /// Seconds between passes finishing interrupted creates and deletes (default 30; 0 turns
+    /// them off).
+    pub interval_secs: u64,
+    /// Seconds after which an unfinished create or delete is finished (default 120). Must
+    /// exceed the longest a create can take.
+    pub stale_after_secs: u64,
+    /// Rows per pass (default 100).
+    pub batch: u32,
+}
+
+/// `token_refresh.*`
+#[derive(Debug, Clone, Deserialize)]
+pub struct TokenRefreshSection {
+    /// Seconds between passes refreshing rotating tokens that are due (default 30; 0 turns
+    /// them off: tokens are then refreshed only on the send path).
+    pub interval_secs: u64,
+    /// Connectors per pass (default 100).
+    pub batch: u32,
+}
+
+/// `oauth_state_purge.*`
+#[derive(Debug, Clone, Deserialize)]
+pub struct OAuthStatePurgeSection {
+    /// Seconds between purges of expired install states (default 30; 0 turns them off).
+    pub interval_secs: u64,
+}
+
+/// `log.*`
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogSection {
+    /// `text` (default) or `json`.
+    pub format: LogFormat,
+    /// An `EnvFilter` directive such as `info,connector=debug`; `RUST_LOG` wins when set.
+    pub filter: String,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line.
+    Json,
+}
+
+/// A configuration error, naming the key.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// The sources could not be read or merged, or a value has the wrong type.
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    /// A value is present but unusable.
+    #[error("configuration: {key} ({env}): {reason}")]
+    Invalid {
+        /// The dotted key, e.g. `database.url`.
+        key: &'static str,
+        /// The environment variable that sets it.
+        env: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Every default, in one place: the server and the sender read the same table.
+pub const DEFAULTS: &[(&str, &str)] = &[
+    ("grpc.listen_addr", "0.0.0.0:50051"),
+    ("grpc.shutdown_grace_secs", "10"),
+    ("http.listen_addr", "0.0.0.0:8080"),
+    ("database.max_connections", "16"),
+    ("database.connect_timeout_secs", "5"),
+    ("database.query_timeout_secs", "10"),
+    ("aws.region", "us-east-1"),
+    ("secrets.prefix", "slack-connector/"),
+    ("slack.api_base_url", "https://slack.com/api/"),
+    ("slack.deadline_secs", "30"),
+    ("slack.request_timeout_secs", "10"),
+    (
+        "slack.scopes",
+        "channels:read,groups:read,chat:write,files:write",
+    ),
+    ("slack.user_scopes", ""),
+    ("slack.oauth_state_ttl_secs", "600"),
+    (
+        "slack.authorize_url",
+        "https://slack.com/oauth/v2/authorize",
+    ),
+    ("sender.token_cache_ttl_secs", "300"),
+    ("reconciler.interval_secs", "30"),
+    ("reconciler.stale_after_secs", "120"),
+    ("reconciler.batch", "100"),
+    ("token_refresh.interval_secs", "30"),
+    ("token_refresh.batch", "100"),
+    ("oauth_state_purge.interval_secs", "30"),
+    ("log.format", "text"),
+    ("log.filter", "info"),
+];
+
+impl Settings {
+    /// Loads the configuration from the defaults, `file` and the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
+        Self::load_from(file, None)
+    }
+
+    /// Like [`Settings::load`], reading `env` instead of the process environment (for tests).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: Option<HashMap<String, String>>,
+    ) -> Result<Self, SettingsError> {
+        let mut builder = config::Config::builder();
+        for (key, value) in DEFAULTS {
+            builder = builder.set_default(*key, *value)?;
+        }
+        if let Some(path) = file {
+            builder = builder.add_source(config::File::from(path).required(true));
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix("CONNECTOR")
+                .prefix_separator("__")
+                .separator("__")
+                .source(env),
+        );
+        let mut settings: Self = builder.build()?.try_deserialize()?;
+        settings.normalize();
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// The defaults alone, whatever the environment says.
+    pub fn defaults() -> Self {
+        Self::load_from(None, Some(HashMap::new()))
+            .unwrap_or_else(|e| unreachable!("the built-in defaults are valid: {e}"))
+    }
+
+    /// An empty value means unset, as an unset variable would.
+    fn normalize(&mut self) {
+        fn blank_to_none<T: AsRef<str>>(v: &mut Option<T>) {
+            if v.as_ref().is_some_and(|s| s.as_ref().trim().is_empty()) {
+                *v = None;
+            }
+        }
+        fn blank_secret_to_none(v: &mut Option<SecretString>) {
+            if v.as_ref()
+                .is_some_and(|s| s.expose_secret().trim().is_empty())
+            {
+                *v = None;
+            }
+        }
+        blank_secret_to_none(&mut self.database.url);
+        blank_to_none(&mut self.aws.endpoint_url);
+        blank_to_none(&mut self.aws.access_key_id);
+        blank_secret_to_none(&mut self.aws.secret_access_key);
+        blank_to_none(&mut self.secrets.backend);
+        blank_secret_to_none(&mut self.secrets.local_key);
+        blank_to_none(&mut self.slack.client_id);
+        blank_secret_to_none(&mut self.slack.client_secret);
+        blank_to_none(&mut self.slack.redirect_url);
+        blank_to_none(&mut self.sender.tenant_id);
+    }
+
+    /// Checks every value, naming the first bad one. [`Settings::load`] calls it; call it
+    /// again after changing fields in code.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        self.secret_prefix()?;
+        self.metadata()?;
+        if self.local_secrets()? {
+            self.key_source()?;
+        }
+        self.aws()?;
+        self.oauth()?;
+        self.sender_tenant()?;
+        if self.reconciler.batch == 0 {
+            return Err(invalid(
+                "reconciler.batch",
+                "CONNECTOR__RECONCILER__BATCH",
+                "must be at least 1",
+            ));
+        }
+        if self.token_refresh.batch == 0 {
+            return Err(invalid(
+                "token_refresh.batch",
+                "CONNECTOR__TOKEN_REFRESH__BATCH",
+                "must be at least 1",
+            ));
+        }
+        if self.database.max_connections == 0 {
+            return Err(invalid(
+                "database.max_connections",
+                "CONNECTOR__DATABASE__MAX_CONNECTIONS",
+                "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The prefix of every connector's secret name.
+    pub fn secret_prefix(&self) -> Result<SecretPrefix, SettingsError> {
+        SecretPrefix::parse("secrets.prefix", &self.secrets.prefix)
+            .map_err(|e| invalid("secrets.prefix", "CONNECTOR__SECRETS__PREFIX", e.reason))
+    }
+
+    /// The tenant the `sender` library is bound to, if any.
+    pub fn sender_tenant(&self) -> Result<Option<TenantId>, SettingsError> {
+        self.sender
+            .tenant_id
+            .as_deref()
+            .map(|t| TenantId::parse("sender.tenant_id", t))
+            .transpose()
+            .map_err(|e| invalid("sender.tenant_id", "CONNECTOR__SENDER__TENANT_ID", e.reason))
+    }
+
+    /// The Secrets Manager client's settings.
+    pub fn aws(&self) -> Result<AwsSettings, SettingsError> {
+        let credentials = match (&self.aws.access_key_id, &self.aws.secret_access_key) {
+            (Some(id), Some(key)) => Some(StaticCredentials {
+                access_key_id: id.clone(),
+                secret_access_key: key.clone(),
+            }),
+            (None, None) => None,
+            _ => {
+                return Err(invalid(
+                    "aws.access_key_id",
+                    "CONNECTOR__AWS__ACCESS_KEY_ID",
+                    "set both CONNECTOR__AWS__ACCESS_KEY_ID and CONNECTOR__AWS__SECRET_ACCESS_KEY, \
+                     or neither to use the standard AWS credential chain",
+                ));
+            }
+        };
+        Ok(AwsSettings {
+            region: self.aws.region.clone(),
+            endpoint_url: self.aws.endpoint_url.clone(),
+            credentials,
+            ..AwsSettings::default()
+        })
+    }
+
+    /// The Slack client's settings.
+    pub fn slack_client(&self) -> SlackSettings {
+        SlackSettings {
+            api_base_url: self.slack.api_base_url.clone(),
+            deadline: Duration::from_secs(self.slack.deadline_secs),
+            request_timeout: Duration::from_secs(self.slack.request_timeout_secs),
+            ..SlackSettings::default()
+        }
+    }
+
+    /// The repository adapters' pool and timeouts (both backends take the same).
+    pub fn repository(&self) -> RepositorySettings {
+        RepositorySettings {
+            max_connections: self.database.max_connections.max(1),
+            connect_timeout: Duration::from_secs(self.database.connect_timeout_secs),
+            query_timeout: Duration::from_secs(self.database.query_timeout_secs),
+        }
+    }
+
+    /// The Slack app's OAuth install settings: `None` without a redirect URL (the client ID and
+    /// secret alone only let rotating tokens be refreshed); an error naming what is missing
+    /// when the redirect URL comes without the client ID and secret, or when only one of
+    /// those two is set.
+    pub fn oauth(&self) -> Result<Option<OAuthConfig>, SettingsError> {
+        let s = &self.slack;
+        match (&s.client_id, &s.client_secret, &s.redirect_url) {
+            (None, None, None) | (Some(_), Some(_), None) => Ok(None),
+            (Some(client_id), Some(client_secret), Some(redirect_url)) => {
+                if !(redirect_url.starts_with("https://") || redirect_url.starts_with("http://")) {
+                    return Err(invalid(
+                        "slack.redirect_url",
+                        "CONNECTOR__SLACK__REDIRECT_URL",
+                        "must be the public http(s) URL of /slack/oauth/callback",
+                    ));
+                }
+                Ok(Some(OAuthConfig {
+                    client_id: client_id.clone(),
+                    client_secret: client_secret.clone(),
+                    redirect_url: redirect_url.clone(),
+                    authorize_url: s.authorize_url.clone(),
+                    scopes: s.scopes.clone(),
+                    user_scopes: s.user_scopes.clone(),
+                    state_ttl: Duration::from_secs(s.oauth_state_ttl_secs.max(1)),
+                }))
+            }
+            _ => {
+                let (key, env) = if s.client_id.is_none() {
+                    ("slack.client_id", "CONNECTOR__SLACK__CLIENT_ID")
+                } else {
+                    ("slack.client_secret", "CONNECTOR__SLACK__CLIENT_SECRET")
+                };
+                Err(invalid(
+                    key,
+                    env,
+                    "the Slack app needs the client ID and the client secret together \
+                     (and the redirect URL too for OAuth installs)",
+                ))
+            }
+        }
+    }
+
+    /// The Slack app's credentials, which refreshing rotating tokens needs: the client ID and
+    /// secret when both are set.
+    pub fn app_credentials(&self) -> Option<AppCredentials> {
+        match (&self.slack.client_id, &self.slack.client_secret) {
+            (Some(client_id), Some(client_secret)) => Some(AppCredentials {
+                client_id: client_id.clone(),
+                client_secret: client_secret.clone(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Which rows a reconcile pass takes.
+    pub fn reconcile(&self) -> ReconcileSettings {
+        ReconcileSettings {
+            stale_after: Duration::from_secs(self.reconciler.stale_after_secs),
+            batch: self.reconciler.batch,
+        }
+    }
+
+    /// The token cache's time to live.
+    pub fn token_cache_ttl(&self) -> Duration {
+        Duration::from_secs(self.sender.token_cache_ttl_secs)
+    }
+
+    /// The embedded mode's data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(default_data_dir)
+    }
+
+    /// The grace period for draining calls at shutdown.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.grpc.shutdown_grace_secs)
+    }
+}
+
+pub(crate) fn invalid(
+    key: &'static str,
+    env: &'static str,
+    reason: impl Into<String>,
+) -> SettingsError {
+    SettingsError::Invalid {
+        key,
+        env,
+        reason: reason.into(),
+    }
+}
+
+/// The embedded mode's default data directory: `$XDG_DATA_HOME/slack-connector`, else
+/// `~/.local/share/slack-connector`, else `./slack-connector-data`.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(xdg).join("slack-connector");
+    }
+    if let Some(home) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(home).join(".local/share/slack-connector");
+    }
+    PathBuf::from("slack-connector-data")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Option<HashMap<String, String>> {
+        Some(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let s = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!(s.grpc.listen_addr.to_string(), "0.0.0.0:50051");
+        assert_eq!(s.http.listen_addr.to_string(), "0.0.0.0:8080");
+        assert_eq!(s.aws.region, "us-east-1");
+        assert_eq!(s.aws.endpoint_url, None);
+        assert_eq!(s.secrets.prefix, "slack-connector/");
+        assert_eq!(s.slack.api_base_url, "https://slack.com/api/");
+        assert_eq!(
+            s.slack.authorize_url,
+            "https://slack.com/oauth/v2/authorize"
+        );
+        assert_eq!(s.log.format, LogFormat::Text);
+    }
+
+    #[test]
+    fn environment_variables_override_defaults() {
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("CONNECTOR__GRPC__LISTEN_ADDR", "127.0.0.1:6000"),
+                ("CONNECTOR__DATABASE__URL", "postgres://u:pw@h/db"),
+                ("CONNECTOR__AWS__ENDPOINT_URL", "http://127.0.0.1:4566"),
+                ("CONNECTOR__SECRETS__PREFIX", "team-a/"),
+                ("CONNECTOR__SLACK__API_BASE_URL", "http://127.0.0.1:9/api/"),
+                ("CONNECTOR__SLACK__CLIENT_ID", "1.2"),
+                ("CONNECTOR__SLACK__CLIENT_SECRET", "s3cr3t"),
+                ("CONNECTOR__LOG__FORMAT", "json"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.grpc.listen_addr.port(), 6000);
+        assert_eq!(s.metadata().unwrap(), crate::storage::Metadata::Postgres);
+        assert_eq!(s.aws.endpoint_url.as_deref(), Some("http://127.0.0.1:4566"));
+        assert_eq!(s.secrets.prefix, "team-a/");
+        assert_eq!(s.log.format, LogFormat::Json);
+        let shown = format!("{s:?}");
+        assert!(
+            !shown.contains("pw@"),
+            "database password in Debug: {shown}"
+        );
+        assert!(!shown.contains("s3cr3t"), "client secret in Debug: {shown}");
+    }
+
+    #[test]
+    fn a_file_sits_between_defaults_and_environment() {
+        let dir = std::env::temp_dir().join(format!("sc-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("connector.toml");
+        std::fs::write(
+            &path,
+            "[grpc]\nlisten_addr = \"127.0.0.1:7000\"\n[secrets]\nprefix = \"from-file/\"\n",
+        )
+        .unwrap();
+        let s = Settings::load_from(
+            Some(&path),
+            env(&[("CONNECTOR__SECRETS__PREFIX", "from-env/")]),
+        )
+        .unwrap();
+        assert_eq!(s.grpc.listen_addr.port(), 7000);
+        assert_eq!(s.secrets.prefix, "from-env/");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let err = Settings::load_from(None, env(&[("CONNECTOR__GRPC__LISTEN_ADDR", "nope")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("grpc.listen_addr"), "{err}");
+
+        let err = Settings::load_from(None, env(&[("CONNECTOR__SECRETS__PREFIX", "a b")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("CONNECTOR__SECRETS__PREFIX"), "{err}");
+
+        // Checked at load, before anything connects.
+        let err = Settings::load_from(None, env(&[("CONNECTOR__DATABASE__URL", "mysql://x")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("CONNECTOR__DATABASE__URL"), "{err}");
+    }
+
+    #[test]
+    fn without_a_database_url_the_server_is_embedded() {
+        let s = Settings::load_from(None, env(&[("CONNECTOR__DATA_DIR", "/srv/sc")])).unwrap();
+        assert_eq!(
+            s.metadata().unwrap(),
+            crate::storage::Metadata::Sqlite("/srv/sc/connectors.sqlite3".into())
+        );
+        assert!(s.local_secrets().unwrap());
+        assert_eq!(s.secrets_dir(), PathBuf::from("/srv/sc/secrets"));
+    }
+
+    #[test]
+    fn oauth_settings_come_all_together_or_not_at_all() {
+        let none = Settings::load_from(None, env(&[])).unwrap();
+        assert!(none.oauth().unwrap().is_none());
+        let err = Settings::load_from(None, env(&[("CONNECTOR__SLACK__CLIENT_ID", "1.2")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("CONNECTOR__SLACK__CLIENT_SECRET"), "{err}");
+        let err = Settings::load_from(
+            None,
+            env(&[(
+                "CONNECTOR__SLACK__REDIRECT_URL",
+                "https://x.example/slack/oauth/callback",
+            )]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("CONNECTOR__SLACK__CLIENT_ID"), "{err}");
+        // The ID and secret alone: rotating tokens can be refreshed, installs are off.
+        let refresh_only = Settings::load_from(
+            None,
+            env(&[
+                ("CONNECTOR__SLACK__CLIENT_ID", "1.2"),
+                ("CONNECTOR__SLACK__CLIENT_SECRET", "s"),
+            ]),
+        )
+        .unwrap();
+        assert!(refresh_only.oauth().unwrap().is_none());
+        assert_eq!(refresh_only.app_credentials().unwrap().client_id, "1.2");
+        let full = Settings::load_from(
+            None,
+            env(&[
+                ("CONNECTOR__SLACK__CLIENT_ID", "1.2"),
+                ("CONNECTOR__SLACK__CLIENT_SECRET", "s"),
+                (
+                    "CONNECTOR__SLACK__REDIRECT_URL",
+                    "https://x.example/slack/oauth/callback",
+                ),
+            ]),
+        )
+        .unwrap();
+        let c = full.oauth().unwrap().unwrap();
+        assert_eq!(c.authorize_url, "https://slack.com/oauth/v2/authorize");
+        assert_eq!(c.state_ttl, Duration::from_secs(600));
+    }
+
+    #[test]
+    fn a_missing_config_file_is_an_error() {
+        let err = Settings::load_from(Some(Path::new("/nonexistent/connector.toml")), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("connector.toml"), "{err}");
+    }
+
+    #[test]
+    fn each_periodic_job_has_its_own_switch() {
+        let s = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!(s.reconciler.interval_secs, 30);
+        assert_eq!(s.token_refresh.interval_secs, 30);
+        assert_eq!(s.oauth_state_purge.interval_secs, 30);
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("CONNECTOR__RECONCILER__INTERVAL_SECS", "0"),
+                ("CONNECTOR__TOKEN_REFRESH__INTERVAL_SECS", "5"),
+                ("CONNECTOR__OAUTH_STATE_PURGE__INTERVAL_SECS", "600"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.reconciler.interval_secs, 0);
+        assert_eq!(s.token_refresh.interval_secs, 5);
+        assert_eq!(s.oauth_state_purge.interval_secs, 600);
+        let err = Settings::load_from(None, env(&[("CONNECTOR__TOKEN_REFRESH__BATCH", "0")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("CONNECTOR__TOKEN_REFRESH__BATCH"), "{err}");
+    }
+
+    #[test]
+    fn empty_values_mean_unset_and_both_backends_get_the_same_pool_settings() {
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("CONNECTOR__DATABASE__URL", ""),
+                ("CONNECTOR__SECRETS__BACKEND", ""),
+                ("CONNECTOR__DATABASE__QUERY_TIMEOUT_SECS", "3"),
+            ]),
+        )
+        .unwrap();
+        assert!(s.database.url.is_none());
+        assert!(s.secrets.backend.is_none());
+        let r = s.repository();
+        assert_eq!(r.max_connections, 16);
+        assert_eq!(r.connect_timeout, Duration::from_secs(5));
+        assert_eq!(r.query_timeout, Duration::from_secs(3));
+    }
+}
