@@ -19,13 +19,16 @@ buf lint
 buf format --diff --exit-code
 buf breaking --against proto-baseline/released.json
 
-log "dependency direction: domain, ports and usecases stay pure"
+log "dependency direction: domain, ports and usecases stay pure; the sender needs no server"
 for pkg in connector-domain connector-ports connector-usecases; do
   deps=$(cargo tree --locked -p "$pkg" -e normal --prefix none) || die "cargo tree -p $pkg failed"
   bad=$(awk '{print $1}' <<<"$deps" | sort -u \
     | grep -E '^(tokio|tonic|prost|diesel|diesel-async|aws-.*|reqwest|hyper|axum|tower)$' || true)
   [[ -z "$bad" ]] || die "$pkg must not depend on: $bad"
 done
+deps=$(cargo tree --locked -p connector-sender -e normal --prefix none) || die "cargo tree -p connector-sender failed"
+bad=$(awk '{print $1}' <<<"$deps" | sort -u | grep -E '^(tonic|connector-grpc-api|connector-server)$' || true)
+[[ -z "$bad" ]] || die "connector-sender must not depend on: $bad"
 
 log "codegen: build.rs and buf generate agree"
 bash "$ROOT/scripts/check-codegen.sh"

@@ -12,7 +12,7 @@
 //! - [`status`]: `ConnectorError` → `Status`, with `BadRequest` details for bad fields.
 //!
 //! # Must never
-//! Hold business rules (they belong to `connector-ports`), talk to a database, AWS or Slack
+//! Hold business rules (they belong to `connector-usecases`), talk to a database, AWS or Slack
 //! directly, or put a token in a response, an error or a log line.
 
 pub mod handlers;
