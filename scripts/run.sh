@@ -41,7 +41,7 @@ else
   [[ -n "${CONNECTOR__DATA_DIR:-}" ]] && remember CONNECTOR__DATA_DIR "$CONNECTOR__DATA_DIR"
   log "embedded mode: no PostgreSQL or AWS needed; the server logs where its data and key live"
 fi
-remember CONNECTOR__GRPC__LISTEN_ADDR "${CONNECTOR__GRPC__LISTEN_ADDR:-0.0.0.0:50051}"
+remember CONNECTOR__GRPC__LISTEN_ADDR "${CONNECTOR__GRPC__LISTEN_ADDR:-127.0.0.1:50051}"
 
 double_pid=""
 cleanup() { [[ -n "$double_pid" ]] && kill "$double_pid" 2>/dev/null || true; }
@@ -59,7 +59,7 @@ if [[ -z "${CONNECTOR__SLACK__API_BASE_URL:-}" ]]; then
   fi
   remember CONNECTOR__SLACK__API_BASE_URL "http://$double_addr/api/"
   # The double also plays Slack's OAuth pages, so GetOAuthV2URL works locally.
-  http_addr="${CONNECTOR__HTTP__LISTEN_ADDR:-0.0.0.0:8080}"
+  http_addr="${CONNECTOR__HTTP__LISTEN_ADDR:-127.0.0.1:8080}"
   remember CONNECTOR__SLACK__AUTHORIZE_URL "${CONNECTOR__SLACK__AUTHORIZE_URL:-http://$double_addr/oauth/v2/authorize}"
   remember CONNECTOR__SLACK__CLIENT_ID "${CONNECTOR__SLACK__CLIENT_ID:-local-client-id}"
   remember CONNECTOR__SLACK__CLIENT_SECRET "${CONNECTOR__SLACK__CLIENT_SECRET:-local-client-secret}"

@@ -87,9 +87,20 @@ wait "$server_pid" || status=$?
 grep -q '"connector-server stopped"' "$dir/server.log" || fail "no clean shutdown in the log"
 psql "$DATABASE_ADMIN_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
 
-# Embedded mode: no database URL, no AWS; rotate the key while the server serves.
+# Embedded mode: no database URL, no AWS; callers authenticate with an API key; rotate the
+# secret store's key while the server serves.
 data="$dir/embedded"
 grpc_port=$(free_port)
+# Without authentication, a non-loopback address is refused, naming the settings.
+out=$(CONNECTOR__DATA_DIR="$data" CONNECTOR__GRPC__LISTEN_ADDR="0.0.0.0:$grpc_port" \
+  "$CARGO_TARGET_DIR/debug/connector-server" 2>&1) && fail "served 0.0.0.0 without authentication"
+grep -q 'CONNECTOR__AUTH__MODE' <<<"$out" || fail "the refusal does not name CONNECTOR__AUTH__MODE: $out"
+key=$(CONNECTOR__DATA_DIR="$data" "$CARGO_TARGET_DIR/debug/connector-server" api-key create \
+  --tenant smoke --scope connectors:write --scope connectors:read --scope messages:send 2>"$dir/api-key.log") \
+  || { cat "$dir/api-key.log" >&2; fail "api-key create failed"; }
+[[ "$key" == ck_* ]] || fail "api-key create printed: $key"
+call() { local method=$1 body=$2; "$GRPCURL" -plaintext -H "authorization: Bearer $key" -d "$body" "127.0.0.1:$grpc_port" "$method"; }
+CONNECTOR__AUTH__MODE=api_key \
 CONNECTOR__DATA_DIR="$data" CONNECTOR__GRPC__LISTEN_ADDR="127.0.0.1:$grpc_port" \
 CONNECTOR__HTTP__LISTEN_ADDR="127.0.0.1:$(free_port)" \
 CONNECTOR__SLACK__API_BASE_URL="http://127.0.0.1:$double_port/api/" CONNECTOR__LOG__FORMAT=json \
@@ -97,9 +108,17 @@ CONNECTOR__SLACK__API_BASE_URL="http://127.0.0.1:$double_port/api/" CONNECTOR__L
 server_pid=$!
 pids+=($server_pid)
 WAIT_SECS=30 wait_for "$GRPCURL" -plaintext "127.0.0.1:$grpc_port" list || fail "embedded server did not answer"
+"$GRPCURL" -plaintext -d '{"service":"connector.v1.ConnectorService"}' "127.0.0.1:$grpc_port" grpc.health.v1.Health/Check \
+  | grep -q SERVING || fail "health needs no credentials"
+out=$("$GRPCURL" -plaintext -d '{}' "127.0.0.1:$grpc_port" connector.v1.ConnectorService/ListConnectors 2>&1) \
+  && fail "ListConnectors without credentials succeeded"
+grep -q Unauthenticated <<<"$out" || fail "expected Unauthenticated without credentials: $out"
+# The tenant comes from the key: the request names none.
 created=$(call connector.v1.ConnectorService/CreateConnector \
-  '{"tenant_id":"smoke","name":"embedded","slack_bot_token":"xoxb-smoke-test-token","default_channel":"alerts"}') \
+  '{"name":"embedded","slack_bot_token":"xoxb-smoke-test-token","default_channel":"alerts"}') \
   || fail "embedded CreateConnector failed"
+grep -q '"tenantId": "smoke"' <<<"$created" || fail "the tenant did not come from the key: $created"
+grep -qF "${key#ck_*_}" "$dir/server.log" "$dir/api-key.log" && fail "an API key's secret appears in a log"
 id=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["connector"]["id"])' <<<"$created")
 [[ -f "$data/connectors.sqlite3" && -f "$data/secrets.key" ]] || fail "embedded files missing in $data"
 [[ $(stat -c %a "$data/secrets.key") == 600 ]] || fail "key file mode is $(stat -c %a "$data/secrets.key")"

@@ -39,8 +39,9 @@ async fn callback(
         .await
     {
         Ok(c) => {
-            tracing::info!(connector_id = %c.id, tenant_id = %c.tenant_id,
-                workspace_id = %c.workspace_id, "connector created through the Slack install");
+            tracing::info!(target: "audit", action = "oauth.install", subject = "slack-oauth-callback",
+                tenant_id = %c.tenant_id, connector_id = %c.id, workspace_id = %c.workspace_id,
+                "connector created through the Slack install");
             page(
                 StatusCode::OK,
                 "Slack is connected",

@@ -4,13 +4,16 @@
 //! connector-server [--config FILE] [serve]   # apply migrations, then serve (the default)
 //! connector-server [--config FILE] migrate   # apply migrations and exit
 //! connector-server [--config FILE] rotate-key  # embedded mode: re-encrypt secrets under a new key
+//! connector-server [--config FILE] api-key create (--tenant T | --all-tenants) --scope S… [--name N]
+//! connector-server [--config FILE] api-key list
+//! connector-server [--config FILE] api-key revoke ID
 //! ```
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use connector_app::{Settings, storage};
+use connector_app::{Migrate, Services, Settings, storage};
 use connector_server::{Application, startup, telemetry};
 
 /// Manages Slack connectors over gRPC.
@@ -33,6 +36,40 @@ enum Command {
     /// Local secret store: add a new key to the key file, re-encrypt every secret under it and
     /// retire the keys nothing uses. Safe while servers run.
     RotateKey,
+    /// Manage the static API keys callers authenticate with (CONNECTOR__AUTH__MODE=api_key).
+    #[command(subcommand)]
+    ApiKey(ApiKeyCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum ApiKeyCommand {
+    /// Create a key and print it (it is shown only this once; only its hash is stored).
+    Create {
+        /// The tenant the key acts for.
+        #[arg(
+            long,
+            conflicts_with = "all_tenants",
+            required_unless_present = "all_tenants"
+        )]
+        tenant: Option<String>,
+        /// The key acts for every tenant; each request must then name its tenant_id.
+        #[arg(long)]
+        all_tenants: bool,
+        /// A scope the key grants: connectors:read, connectors:write, messages:send (repeat
+        /// for several).
+        #[arg(long = "scope", required = true, value_name = "SCOPE")]
+        scopes: Vec<String>,
+        /// A label for operators.
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// List the keys: ID, tenant, scopes, name, created, revoked (never the key).
+    List,
+    /// Revoke a key by its ID; it stops working at once.
+    Revoke {
+        /// The key's ID (the 32 hex digits after `ck_`).
+        id: String,
+    },
 }
 
 #[tokio::main]
@@ -50,6 +87,7 @@ async fn main() -> ExitCode {
         Command::Serve => serve(settings).await,
         Command::Migrate => migrate(settings).await,
         Command::RotateKey => rotate(settings).await,
+        Command::ApiKey(command) => api_key(settings, command).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -82,5 +120,56 @@ async fn rotate(settings: Settings) -> anyhow::Result<()> {
     let report = storage::rotate_key(&store).await?;
     tracing::info!(new_key_id = %report.new_key_id, reencrypted = report.reencrypted,
         retired = ?report.retired, "key rotated");
+    Ok(())
+}
+
+#[allow(clippy::print_stdout)]
+async fn api_key(settings: Settings, command: ApiKeyCommand) -> anyhow::Result<()> {
+    let keys = Services::open(&settings, Migrate::Apply).await?.api_keys;
+    match command {
+        ApiKeyCommand::Create {
+            tenant,
+            all_tenants: _,
+            scopes,
+            name,
+        } => {
+            let created = keys
+                .create(tenant.as_deref(), &scopes, &name)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let r = &created.record;
+            tracing::info!(target: "audit", action = "api_key.create", key_id = %r.id,
+                tenant_id = %r.tenants, scopes = %r.scopes, "API key created");
+            eprintln!(
+                "API key {} for tenant {} with scopes {:?} created; it is shown only this once:",
+                r.id,
+                r.tenants,
+                r.scopes.to_string()
+            );
+            println!("{}", secrecy::ExposeSecret::expose_secret(&created.key));
+        }
+        ApiKeyCommand::List => {
+            println!("ID\tTENANT\tSCOPES\tNAME\tCREATED\tREVOKED");
+            for r in keys.list().await.map_err(|e| anyhow::anyhow!("{e}"))? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    r.id,
+                    r.tenants,
+                    r.scopes,
+                    r.name,
+                    r.created_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    r.revoked_at
+                        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                        .unwrap_or_else(|| "-".into())
+                );
+            }
+        }
+        ApiKeyCommand::Revoke { id } => {
+            keys.revoke(&id).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            tracing::info!(target: "audit", action = "api_key.revoke", key_id = %id, "API key revoked");
+            eprintln!("API key {id} revoked");
+        }
+    }
     Ok(())
 }

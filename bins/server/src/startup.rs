@@ -4,9 +4,10 @@ use std::future::Future;
 use std::net::SocketAddr;
 
 use anyhow::Context as _;
+use connector_app::settings::AuthMode;
 use connector_app::{Migrate, PeriodicJobs, Services, Settings};
-use connector_grpc_api::ConnectorGrpc;
 use connector_grpc_api::pb::connector_service_server::ConnectorServiceServer;
+use connector_grpc_api::{Authentication, ConnectorGrpc};
 use connector_usecases::OAuthInstaller;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -38,6 +39,18 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let services = Services::open(&settings, Migrate::Apply).await?;
         tracing::info!(storage = %services.storage, "storage ready");
+        let auth = match settings.auth_mode()? {
+            AuthMode::None => {
+                tracing::warn!(
+                    "authentication is off (CONNECTOR__AUTH__MODE): every caller may act as any tenant"
+                );
+                Authentication::Off
+            }
+            AuthMode::ApiKey => {
+                tracing::info!("callers authenticate with API keys");
+                Authentication::ApiKeys(services.api_keys.clone())
+            }
+        };
         if settings.oauth()?.is_none() {
             tracing::info!(
                 "OAuth installs off: set CONNECTOR__SLACK__CLIENT_ID, CONNECTOR__SLACK__CLIENT_SECRET and CONNECTOR__SLACK__REDIRECT_URL to turn them on"
@@ -72,6 +85,7 @@ impl Application {
                 services.connectors.clone(),
                 services.sender.clone(),
                 services.installer.clone(),
+                auth,
             ),
             services,
             settings,
@@ -119,10 +133,12 @@ impl Application {
         tracing::info!(addr = %self.http_addr, "HTTP listener (OAuth redirect) listening");
 
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (with_health, with_reflection) =
+            (self.settings.grpc.health, self.settings.grpc.reflection);
         let server = tonic::transport::Server::builder()
-            .add_service(health_service)
-            .add_service(reflection_v1)
-            .add_service(reflection_v1alpha)
+            .add_optional_service(with_health.then_some(health_service))
+            .add_optional_service(with_reflection.then_some(reflection_v1))
+            .add_optional_service(with_reflection.then_some(reflection_v1alpha))
             .add_service(self.grpc.into_server())
             .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), async {
                 let _ = stop_rx.await;

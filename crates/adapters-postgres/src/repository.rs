@@ -6,12 +6,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use connector_domain::{
-    AuthStatus, ChannelId, ChannelName, Connector, ConnectorId, ConnectorName, ConnectorState,
-    RequestId, TenantId, WorkspaceId,
+    ApiKeyId, AuthStatus, ChannelId, ChannelName, Connector, ConnectorId, ConnectorName,
+    ConnectorState, RequestId, TenantId, WorkspaceId,
 };
 use connector_ports::{
-    ConnectorRepository, NewConnector, OAuthStateStore, PendingInstall, RefreshOutcome,
-    RepositoryError, RepositorySettings,
+    ApiKeyRecord, ApiKeyStore, ConnectorRepository, NewConnector, OAuthStateStore, PendingInstall,
+    RefreshOutcome, RepositoryError, RepositorySettings,
 };
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
@@ -555,6 +555,109 @@ impl OAuthStateStore for PgConnectorRepository {
                 .await
                 .map_err(map_err)?;
             Ok(n as u64)
+        })
+        .await
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = crate::schema::api_keys, check_for_backend(diesel::pg::Pg))]
+struct ApiKeyRow {
+    id: uuid::Uuid,
+    secret_hash: String,
+    tenant_id: Option<String>,
+    scopes: String,
+    name: String,
+    created_at: DateTime<Utc>,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<ApiKeyRow> for ApiKeyRecord {
+    type Error = RepositoryError;
+    fn try_from(r: ApiKeyRow) -> Result<Self, Self::Error> {
+        ApiKeyRecord::from_columns(
+            ApiKeyId::from_uuid(r.id),
+            r.secret_hash,
+            r.tenant_id.as_deref(),
+            &r.scopes,
+            r.name,
+            r.created_at,
+            r.revoked_at,
+        )
+    }
+}
+
+#[async_trait]
+impl ApiKeyStore for PgConnectorRepository {
+    async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<(), RepositoryError> {
+        use crate::schema::api_keys::dsl as k;
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            diesel::insert_into(k::api_keys)
+                .values((
+                    k::id.eq(key.id.as_uuid()),
+                    k::secret_hash.eq(&key.secret_hash),
+                    k::tenant_id.eq(key.tenant_column()),
+                    k::scopes.eq(key.scopes_column()),
+                    k::name.eq(&key.name),
+                    k::created_at.eq(key.created_at),
+                    k::revoked_at.eq(key.revoked_at),
+                ))
+                .execute(&mut conn)
+                .await
+                .map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn find_api_key(&self, id: ApiKeyId) -> Result<Option<ApiKeyRecord>, RepositoryError> {
+        use crate::schema::api_keys::dsl as k;
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let row: Option<ApiKeyRow> = k::api_keys
+                .filter(k::id.eq(id.as_uuid()))
+                .select(ApiKeyRow::as_select())
+                .first(&mut conn)
+                .await
+                .optional()
+                .map_err(map_err)?;
+            row.map(ApiKeyRecord::try_from).transpose()
+        })
+        .await
+    }
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>, RepositoryError> {
+        use crate::schema::api_keys::dsl as k;
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let rows: Vec<ApiKeyRow> = k::api_keys
+                .order((k::created_at.asc(), k::id.asc()))
+                .select(ApiKeyRow::as_select())
+                .load(&mut conn)
+                .await
+                .map_err(map_err)?;
+            rows.into_iter().map(ApiKeyRecord::try_from).collect()
+        })
+        .await
+    }
+
+    async fn revoke_api_key(
+        &self,
+        id: ApiKeyId,
+        at: DateTime<Utc>,
+    ) -> Result<bool, RepositoryError> {
+        use crate::schema::api_keys::dsl as k;
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let n = diesel::update(
+                k::api_keys.filter(k::id.eq(id.as_uuid()).and(k::revoked_at.is_null())),
+            )
+            .set(k::revoked_at.eq(Some(at)))
+            .execute(&mut conn)
+            .await
+            .map_err(map_err)?;
+            Ok(n == 1)
         })
         .await
     }

@@ -7,12 +7,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use connector_domain::{
-    AuthStatus, ChannelId, ChannelName, Connector, ConnectorId, ConnectorName, ConnectorState,
-    RequestId, TenantId, WorkspaceId,
+    ApiKeyId, AuthStatus, ChannelId, ChannelName, Connector, ConnectorId, ConnectorName,
+    ConnectorState, RequestId, TenantId, WorkspaceId,
 };
 use connector_ports::{
-    ConnectorRepository, NewConnector, OAuthStateStore, PendingInstall, RefreshOutcome,
-    RepositoryError, RepositorySettings,
+    ApiKeyRecord, ApiKeyStore, ConnectorRepository, NewConnector, OAuthStateStore, PendingInstall,
+    RefreshOutcome, RepositoryError, RepositorySettings,
 };
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
@@ -610,6 +610,117 @@ impl OAuthStateStore for SqliteConnectorRepository {
                 .await
                 .map_err(map_err)?;
             Ok(n as u64)
+        })
+        .await
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = crate::schema::api_keys, check_for_backend(diesel::sqlite::Sqlite))]
+struct ApiKeyRow {
+    id: String,
+    secret_hash: String,
+    tenant_id: Option<String>,
+    scopes: String,
+    name: String,
+    created_at: i64,
+    revoked_at: Option<i64>,
+}
+
+impl TryFrom<ApiKeyRow> for ApiKeyRecord {
+    type Error = RepositoryError;
+    fn try_from(r: ApiKeyRow) -> Result<Self, Self::Error> {
+        let corrupt = |what: &str| {
+            RepositoryError::Unknown(anyhow::anyhow!("corrupt API key {}: {what}", r.id))
+        };
+        let time = |t: i64| {
+            DateTime::<Utc>::from_timestamp_micros(t).ok_or_else(|| corrupt("time out of range"))
+        };
+        ApiKeyRecord::from_columns(
+            ApiKeyId::parse("id", &r.id).map_err(|_| corrupt("bad id"))?,
+            r.secret_hash.clone(),
+            r.tenant_id.as_deref(),
+            &r.scopes,
+            r.name.clone(),
+            time(r.created_at)?,
+            r.revoked_at.map(time).transpose()?,
+        )
+    }
+}
+
+#[async_trait]
+impl ApiKeyStore for SqliteConnectorRepository {
+    async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<(), RepositoryError> {
+        use crate::schema::api_keys::dsl as k;
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            diesel::insert_into(k::api_keys)
+                .values((
+                    k::id.eq(key.id.as_uuid().to_string()),
+                    k::secret_hash.eq(&key.secret_hash),
+                    k::tenant_id.eq(key.tenant_column()),
+                    k::scopes.eq(key.scopes_column()),
+                    k::name.eq(&key.name),
+                    k::created_at.eq(micros(key.created_at)),
+                    k::revoked_at.eq(key.revoked_at.map(micros)),
+                ))
+                .execute(&mut conn)
+                .await
+                .map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn find_api_key(&self, id: ApiKeyId) -> Result<Option<ApiKeyRecord>, RepositoryError> {
+        use crate::schema::api_keys::dsl as k;
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let row: Option<ApiKeyRow> = k::api_keys
+                .filter(k::id.eq(id.as_uuid().to_string()))
+                .select(ApiKeyRow::as_select())
+                .first(&mut conn)
+                .await
+                .optional()
+                .map_err(map_err)?;
+            row.map(ApiKeyRecord::try_from).transpose()
+        })
+        .await
+    }
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>, RepositoryError> {
+        use crate::schema::api_keys::dsl as k;
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let rows: Vec<ApiKeyRow> = k::api_keys
+                .order((k::created_at.asc(), k::id.asc()))
+                .select(ApiKeyRow::as_select())
+                .load(&mut conn)
+                .await
+                .map_err(map_err)?;
+            rows.into_iter().map(ApiKeyRecord::try_from).collect()
+        })
+        .await
+    }
+
+    async fn revoke_api_key(
+        &self,
+        id: ApiKeyId,
+        at: DateTime<Utc>,
+    ) -> Result<bool, RepositoryError> {
+        use crate::schema::api_keys::dsl as k;
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let n = diesel::update(
+                k::api_keys
+                    .filter(k::id.eq(id.as_uuid().to_string()))
+                    .filter(k::revoked_at.is_null()),
+            )
+            .set(k::revoked_at.eq(Some(micros(at))))
+            .execute(&mut conn)
+            .await
+            .map_err(map_err)?;
+            Ok(n == 1)
         })
         .await
     }

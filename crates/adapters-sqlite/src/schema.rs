@@ -49,3 +49,23 @@ diesel::table! {
         expires_at -> BigInt,
     }
 }
+
+diesel::table! {
+    /// Static API keys, stored as the hash of their secret.
+    api_keys (id) {
+        /// The key's ID.
+        id -> Text,
+        /// Hex SHA-256 of the key's secret part.
+        secret_hash -> Text,
+        /// The tenant it acts for; NULL: every tenant.
+        tenant_id -> Nullable<Text>,
+        /// Space-separated scopes.
+        scopes -> Text,
+        /// A label for operators.
+        name -> Text,
+        /// When it was created.
+        created_at -> BigInt,
+        /// When it was revoked.
+        revoked_at -> Nullable<BigInt>,
+    }
+}

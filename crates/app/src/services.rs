@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use connector_adapters_slack::HttpSlackApi;
 use connector_usecases::{
-    ConnectorService, MessageSender, OAuthInstaller, Ports, Reconciler, RefreshSettings, Sleep,
-    SystemClock, TokenCache, TokenRefresher,
+    ApiKeys, ConnectorService, MessageSender, OAuthInstaller, Ports, Reconciler, RefreshSettings,
+    Sleep, SystemClock, TokenCache, TokenRefresher,
 };
 
 use crate::error::AppError;
@@ -26,6 +26,8 @@ pub struct Services {
     pub refresher: TokenRefresher,
     /// Finishing interrupted creates and deletes.
     pub reconciler: Reconciler,
+    /// Static API keys.
+    pub api_keys: ApiKeys,
     /// Where the stores are, secret-free, for the start-up log.
     pub storage: String,
 }
@@ -75,6 +77,7 @@ impl Services {
             ),
             installer: OAuthInstaller::new(storage.states, connectors.clone(), oauth),
             reconciler: Reconciler::new(ports, settings.reconcile()),
+            api_keys: ApiKeys::new(storage.api_keys),
             refresher,
             connectors,
             storage: storage.description,

@@ -42,15 +42,41 @@ pub struct Settings {
     pub token_refresh: TokenRefreshSection,
     /// The periodic purge of expired OAuth install states.
     pub oauth_state_purge: OAuthStatePurgeSection,
+    /// Who may call.
+    #[serde(default)]
+    pub auth: AuthSection,
     /// Logging.
     pub log: LogSection,
+}
+
+/// `auth.*`
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AuthSection {
+    /// `CONNECTOR__AUTH__MODE`: `api_key` (callers send `authorization: Bearer ck_…`) or
+    /// `none`. Unset means `none` on a loopback address only.
+    pub mode: Option<String>,
+}
+
+/// How callers of the gRPC API prove who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// Nobody is asked: every request names its tenant. Only on loopback unless set
+    /// explicitly.
+    None,
+    /// Static API keys (`connector-server api-key create`).
+    ApiKey,
 }
 
 /// `grpc.*`
 #[derive(Debug, Clone, Deserialize)]
 pub struct GrpcSettings {
-    /// `CONNECTOR__GRPC__LISTEN_ADDR`, default `0.0.0.0:50051`.
+    /// `CONNECTOR__GRPC__LISTEN_ADDR`, default `127.0.0.1:50051`. Any other than a loopback
+    /// address needs `auth.mode` set.
     pub listen_addr: SocketAddr,
+    /// `CONNECTOR__GRPC__REFLECTION`: serve gRPC server reflection (default true).
+    pub reflection: bool,
+    /// `CONNECTOR__GRPC__HEALTH`: serve `grpc.health.v1.Health` (default true).
+    pub health: bool,
     /// How long in-flight calls may drain after SIGINT/SIGTERM, in seconds (default 10).
     pub shutdown_grace_secs: u64,
 }
@@ -58,7 +84,7 @@ pub struct GrpcSettings {
 /// `http.*`
 #[derive(Debug, Clone, Deserialize)]
 pub struct HttpSettings {
-    /// `CONNECTOR__HTTP__LISTEN_ADDR`, default `0.0.0.0:8080`.
+    /// `CONNECTOR__HTTP__LISTEN_ADDR`, default `127.0.0.1:8080`.
     pub listen_addr: SocketAddr,
 }
 
@@ -215,9 +241,11 @@ pub enum SettingsError {
 
 /// Every default, in one place: the server and the sender read the same table.
 pub const DEFAULTS: &[(&str, &str)] = &[
-    ("grpc.listen_addr", "0.0.0.0:50051"),
+    ("grpc.listen_addr", "127.0.0.1:50051"),
+    ("grpc.reflection", "true"),
+    ("grpc.health", "true"),
     ("grpc.shutdown_grace_secs", "10"),
-    ("http.listen_addr", "0.0.0.0:8080"),
+    ("http.listen_addr", "127.0.0.1:8080"),
     ("database.max_connections", "16"),
     ("database.connect_timeout_secs", "5"),
     ("database.query_timeout_secs", "10"),
@@ -307,6 +335,7 @@ impl Settings {
         blank_secret_to_none(&mut self.slack.client_secret);
         blank_to_none(&mut self.slack.redirect_url);
         blank_to_none(&mut self.sender.tenant_id);
+        blank_to_none(&mut self.auth.mode);
     }
 
     /// Checks every value, naming the first bad one. [`Settings::load`] calls it; call it
@@ -320,6 +349,7 @@ impl Settings {
         self.aws()?;
         self.oauth()?;
         self.sender_tenant()?;
+        self.auth_mode()?;
         if self.reconciler.batch == 0 {
             return Err(invalid(
                 "reconciler.batch",
@@ -342,6 +372,36 @@ impl Settings {
             ));
         }
         Ok(())
+    }
+
+    /// How callers authenticate. Unset means none, which is refused on any but a loopback
+    /// gRPC address: a multi-tenant service must not be open to whoever reaches it.
+    pub fn auth_mode(&self) -> Result<AuthMode, SettingsError> {
+        match self.auth.mode.as_deref() {
+            Some("api_key") => Ok(AuthMode::ApiKey),
+            Some("none") => Ok(AuthMode::None),
+            Some(m @ ("jwt" | "jwt_or_api_key" | "mtls")) => Err(invalid(
+                "auth.mode",
+                "CONNECTOR__AUTH__MODE",
+                format!("{m:?} is not available in this release yet; use `api_key` (or `none`)"),
+            )),
+            Some(other) => Err(invalid(
+                "auth.mode",
+                "CONNECTOR__AUTH__MODE",
+                format!("must be `api_key` or `none`, not {other:?}"),
+            )),
+            None if self.grpc.listen_addr.ip().is_loopback() => Ok(AuthMode::None),
+            None => Err(invalid(
+                "grpc.listen_addr",
+                "CONNECTOR__GRPC__LISTEN_ADDR",
+                format!(
+                    "{} is not a loopback address and no authentication is configured: set \
+                     CONNECTOR__AUTH__MODE=api_key (see `connector-server api-key create`), \
+                     or CONNECTOR__AUTH__MODE=none to serve every caller as any tenant",
+                    self.grpc.listen_addr
+                ),
+            )),
+        }
     }
 
     /// The prefix of every connector's secret name.
@@ -522,8 +582,10 @@ mod tests {
     #[test]
     fn defaults_match_the_contract() {
         let s = Settings::load_from(None, env(&[])).unwrap();
-        assert_eq!(s.grpc.listen_addr.to_string(), "0.0.0.0:50051");
-        assert_eq!(s.http.listen_addr.to_string(), "0.0.0.0:8080");
+        assert_eq!(s.grpc.listen_addr.to_string(), "127.0.0.1:50051");
+        assert_eq!(s.http.listen_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.auth_mode().unwrap(), AuthMode::None);
+        assert!(s.grpc.reflection && s.grpc.health);
         assert_eq!(s.aws.region, "us-east-1");
         assert_eq!(s.aws.endpoint_url, None);
         assert_eq!(s.secrets.prefix, "slack-connector/");
@@ -709,5 +771,35 @@ mod tests {
         assert_eq!(r.max_connections, 16);
         assert_eq!(r.connect_timeout, Duration::from_secs(5));
         assert_eq!(r.query_timeout, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn without_authentication_only_loopback_is_served() {
+        let err = Settings::load_from(
+            None,
+            env(&[("CONNECTOR__GRPC__LISTEN_ADDR", "0.0.0.0:50051")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("CONNECTOR__GRPC__LISTEN_ADDR"), "{err}");
+        assert!(err.contains("CONNECTOR__AUTH__MODE"), "{err}");
+        for mode in ["api_key", "none"] {
+            let s = Settings::load_from(
+                None,
+                env(&[
+                    ("CONNECTOR__GRPC__LISTEN_ADDR", "0.0.0.0:50051"),
+                    ("CONNECTOR__AUTH__MODE", mode),
+                ]),
+            )
+            .unwrap();
+            assert!(s.auth_mode().is_ok());
+        }
+        let s = Settings::load_from(None, env(&[("CONNECTOR__GRPC__LISTEN_ADDR", "[::1]:7000")]))
+            .unwrap();
+        assert_eq!(s.auth_mode().unwrap(), AuthMode::None);
+        let err = Settings::load_from(None, env(&[("CONNECTOR__AUTH__MODE", "basic")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("CONNECTOR__AUTH__MODE"), "{err}");
     }
 }

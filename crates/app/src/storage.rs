@@ -14,7 +14,7 @@ use connector_adapters_aws::AwsSecretStore;
 use connector_adapters_local_secrets::{KeySource, LocalSecretStore};
 use connector_adapters_postgres::PgConnectorRepository;
 use connector_adapters_sqlite::SqliteConnectorRepository;
-use connector_ports::{ConnectorRepository, OAuthStateStore, SecretStore};
+use connector_ports::{ApiKeyStore, ConnectorRepository, OAuthStateStore, SecretStore};
 use secrecy::ExposeSecret as _;
 
 use crate::error::AppError;
@@ -139,6 +139,8 @@ pub struct Storage {
     pub secrets: Arc<dyn SecretStore>,
     /// Pending OAuth installs (in the same database as the metadata).
     pub states: Arc<dyn OAuthStateStore>,
+    /// API keys (in the same database as the metadata).
+    pub api_keys: Arc<dyn ApiKeyStore>,
     /// A one-line, secret-free description for the start-up log.
     pub description: String,
 }
@@ -146,6 +148,29 @@ pub struct Storage {
 impl std::fmt::Debug for Storage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.description)
+    }
+}
+
+/// The ports one database serves.
+struct Database {
+    repo: Arc<dyn ConnectorRepository>,
+    states: Arc<dyn OAuthStateStore>,
+    api_keys: Arc<dyn ApiKeyStore>,
+    description: String,
+}
+
+impl Database {
+    fn of<D>(db: D, description: String) -> Self
+    where
+        D: ConnectorRepository + OAuthStateStore + ApiKeyStore + 'static,
+    {
+        let db = Arc::new(db);
+        Self {
+            repo: db.clone(),
+            states: db.clone(),
+            api_keys: db,
+            description,
+        }
     }
 }
 
@@ -158,19 +183,13 @@ pub async fn open(settings: &Settings, migrations: Migrate) -> Result<Storage, A
             tracing::info!(?applied, "database migrations applied");
         }
     }
-    let (repo, states, metadata): (
-        Arc<dyn ConnectorRepository>,
-        Arc<dyn OAuthStateStore>,
-        String,
-    ) = match settings.metadata()? {
-        Metadata::Postgres => {
-            let pg = Arc::new(
-                PgConnectorRepository::connect(settings.url()?, &settings.repository())
-                    .await
-                    .map_err(|e| AppError::Open(e.to_string()))?,
-            );
-            (pg.clone(), pg, "metadata in PostgreSQL".to_owned())
-        }
+    let database = match settings.metadata()? {
+        Metadata::Postgres => Database::of(
+            PgConnectorRepository::connect(settings.url()?, &settings.repository())
+                .await
+                .map_err(|e| AppError::Open(e.to_string()))?,
+            "metadata in PostgreSQL".to_owned(),
+        ),
         Metadata::Sqlite(path) if !migrate_first && !path.exists() => {
             return Err(AppError::Settings(invalid(
                 "database.url / data_dir",
@@ -181,18 +200,12 @@ pub async fn open(settings: &Settings, migrations: Migrate) -> Result<Storage, A
                 ),
             )));
         }
-        Metadata::Sqlite(path) => {
-            let sqlite = Arc::new(
-                SqliteConnectorRepository::open(&path, &settings.repository())
-                    .await
-                    .map_err(|e| AppError::Open(e.to_string()))?,
-            );
-            (
-                sqlite.clone(),
-                sqlite,
-                format!("metadata in SQLite file {}", display(&path)),
-            )
-        }
+        Metadata::Sqlite(path) => Database::of(
+            SqliteConnectorRepository::open(&path, &settings.repository())
+                .await
+                .map_err(|e| AppError::Open(e.to_string()))?,
+            format!("metadata in SQLite file {}", display(&path)),
+        ),
     };
     let (secrets, where_secrets): (Arc<dyn SecretStore>, String) = if settings.local_secrets()? {
         let store = open_local_secrets(settings)?;
@@ -216,10 +229,11 @@ pub async fn open(settings: &Settings, migrations: Migrate) -> Result<Storage, A
         )
     };
     Ok(Storage {
-        repo,
+        repo: database.repo,
         secrets,
-        states,
-        description: format!("{metadata}; {where_secrets}"),
+        states: database.states,
+        api_keys: database.api_keys,
+        description: format!("{}; {where_secrets}", database.description),
     })
 }
 

@@ -5,6 +5,7 @@
 //! connector looks like once it exists.
 //!
 //! # Layout
+//! - [`access`]: [`Principal`], the authenticated caller, with its [`Scopes`] and tenants.
 //! - [`ids`]: tenant, connector, workspace and channel identifiers.
 //! - [`connector`]: the [`Connector`] entity and its lifecycle [`ConnectorState`].
 //! - [`token`]: [`BotToken`], a Slack bot token that cannot be printed by accident.
@@ -18,6 +19,7 @@
 //! Do I/O, start or need an async runtime, or know of gRPC, SQL, AWS or HTTP. Everything here is
 //! plain data and pure functions so every other crate can depend on it.
 
+pub mod access;
 pub mod channel;
 pub mod connector;
 pub mod error;
@@ -27,6 +29,7 @@ pub mod paging;
 pub mod secret_name;
 pub mod token;
 
+pub use access::{AccessDenied, ApiKeyId, Principal, Scope, Scopes, TenantError, TenantGrant};
 pub use channel::{ChannelName, ChannelRef};
 pub use connector::{AuthStatus, Connector, ConnectorState};
 pub use error::ValidationError;

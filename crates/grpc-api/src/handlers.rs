@@ -1,9 +1,10 @@
 //! [`ConnectorGrpc`]: the tonic implementation of `connector.v1.ConnectorService`.
 
-use connector_domain::{AuthStatus, Connector, ConnectorId, Message, TenantId};
+use connector_domain::{AuthStatus, Connector, ConnectorId, Message, Scope};
 use connector_usecases::{ConnectorService, CreateConnector, MessageSender, OAuthInstaller};
 use tonic::{Request, Response, Status};
 
+use crate::auth::Authentication;
 use crate::pb;
 use crate::status::{send_to_status, to_status};
 
@@ -13,19 +14,23 @@ pub struct ConnectorGrpc {
     service: ConnectorService,
     sender: MessageSender,
     installer: OAuthInstaller,
+    auth: Authentication,
 }
 
 impl ConnectorGrpc {
-    /// Serves the connector use cases, sending and the OAuth install flow.
+    /// Serves the connector use cases, sending and the OAuth install flow to the callers
+    /// `auth` accepts.
     pub fn new(
         service: ConnectorService,
         sender: MessageSender,
         installer: OAuthInstaller,
+        auth: Authentication,
     ) -> Self {
         Self {
             service,
             sender,
             installer,
+            auth,
         }
     }
 
@@ -70,9 +75,17 @@ impl pb::connector_service_server::ConnectorService for ConnectorGrpc {
         &self,
         request: Request<pb::CreateConnectorRequest>,
     ) -> Result<Response<pb::CreateConnectorResponse>, Status> {
+        let (caller, tenant) = self
+            .auth
+            .authorize(
+                request.metadata(),
+                Scope::ConnectorsWrite,
+                &request.get_ref().tenant_id,
+            )
+            .await?;
         let r = request.into_inner();
         let cmd = CreateConnector::parse(
-            &r.tenant_id,
+            tenant.as_str(),
             &r.name,
             &r.slack_bot_token,
             &r.default_channel,
@@ -81,7 +94,8 @@ impl pb::connector_service_server::ConnectorService for ConnectorGrpc {
         .map_err(|e| to_status(e.into()))?;
         drop(r);
         let connector = self.service.create(cmd).await.map_err(to_status)?;
-        tracing::info!(connector_id = %connector.id, tenant_id = %connector.tenant_id,
+        tracing::info!(target: "audit", action = "connector.create", subject = %caller.subject,
+            tenant_id = %connector.tenant_id, connector_id = %connector.id,
             workspace_id = %connector.workspace_id, "connector created");
         Ok(Response::new(pb::CreateConnectorResponse {
             connector: Some(connector_to_pb(connector)),
@@ -92,10 +106,18 @@ impl pb::connector_service_server::ConnectorService for ConnectorGrpc {
         &self,
         request: Request<pb::GetConnectorRequest>,
     ) -> Result<Response<pb::GetConnectorResponse>, Status> {
+        let (_, tenant) = self
+            .auth
+            .authorize(
+                request.metadata(),
+                Scope::ConnectorsRead,
+                &request.get_ref().tenant_id,
+            )
+            .await?;
         let r = request.into_inner();
         let connector = self
             .service
-            .get(&r.tenant_id, &r.id)
+            .get(tenant.as_str(), &r.id)
             .await
             .map_err(to_status)?;
         Ok(Response::new(pb::GetConnectorResponse {
@@ -107,10 +129,18 @@ impl pb::connector_service_server::ConnectorService for ConnectorGrpc {
         &self,
         request: Request<pb::ListConnectorsRequest>,
     ) -> Result<Response<pb::ListConnectorsResponse>, Status> {
+        let (_, tenant) = self
+            .auth
+            .authorize(
+                request.metadata(),
+                Scope::ConnectorsRead,
+                &request.get_ref().tenant_id,
+            )
+            .await?;
         let r = request.into_inner();
         let page = self
             .service
-            .list(&r.tenant_id, r.page_size, &r.page_token)
+            .list(tenant.as_str(), r.page_size, &r.page_token)
             .await
             .map_err(to_status)?;
         let tenant = page.connectors.first().map(|c| c.tenant_id.clone());
@@ -128,12 +158,21 @@ impl pb::connector_service_server::ConnectorService for ConnectorGrpc {
         &self,
         request: Request<pb::DeleteConnectorRequest>,
     ) -> Result<Response<pb::DeleteConnectorResponse>, Status> {
+        let (caller, tenant) = self
+            .auth
+            .authorize(
+                request.metadata(),
+                Scope::ConnectorsWrite,
+                &request.get_ref().tenant_id,
+            )
+            .await?;
         let r = request.into_inner();
         self.service
-            .delete(&r.tenant_id, &r.id)
+            .delete(tenant.as_str(), &r.id)
             .await
             .map_err(to_status)?;
-        tracing::info!(connector_id = %r.id, tenant_id = %r.tenant_id, "connector deleted");
+        tracing::info!(target: "audit", action = "connector.delete", subject = %caller.subject,
+            tenant_id = %tenant, connector_id = %r.id, "connector deleted");
         Ok(Response::new(pb::DeleteConnectorResponse {}))
     }
 
@@ -141,8 +180,15 @@ impl pb::connector_service_server::ConnectorService for ConnectorGrpc {
         &self,
         request: Request<pb::SendMessageRequest>,
     ) -> Result<Response<pb::SendMessageResponse>, Status> {
+        let (_, tenant) = self
+            .auth
+            .authorize(
+                request.metadata(),
+                Scope::MessagesSend,
+                &request.get_ref().tenant_id,
+            )
+            .await?;
         let r = request.into_inner();
-        let tenant = TenantId::parse("tenant_id", &r.tenant_id).map_err(|e| to_status(e.into()))?;
         let id =
             ConnectorId::parse("connector_id", &r.connector_id).map_err(|e| to_status(e.into()))?;
         let message = Message {
@@ -169,12 +215,22 @@ impl pb::connector_service_server::ConnectorService for ConnectorGrpc {
         &self,
         request: Request<pb::GetOAuthV2urlRequest>,
     ) -> Result<Response<pb::GetOAuthV2urlResponse>, Status> {
+        let (caller, tenant) = self
+            .auth
+            .authorize(
+                request.metadata(),
+                Scope::ConnectorsWrite,
+                &request.get_ref().tenant_id,
+            )
+            .await?;
         let r = request.into_inner();
         let (url, expires_at) = self
             .installer
-            .authorize_url(&r.tenant_id, &r.name, &r.default_channel)
+            .authorize_url(tenant.as_str(), &r.name, &r.default_channel)
             .await
             .map_err(to_status)?;
+        tracing::info!(target: "audit", action = "oauth.install_url", subject = %caller.subject,
+            tenant_id = %tenant, name = %r.name, "OAuth install URL issued");
         Ok(Response::new(pb::GetOAuthV2urlResponse {
             url,
             expire_time: Some(timestamp(expires_at)),

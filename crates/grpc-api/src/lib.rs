@@ -8,6 +8,8 @@
 //! # Layout
 //! - [`pb`]: prost messages and the tonic client and server, generated from `proto/` by
 //!   `build.rs`; [`pb::FILE_DESCRIPTOR_SET`] feeds server reflection.
+//! - [`auth`]: [`Authentication`], the caller behind each request's `authorization`, its
+//!   scopes and tenant.
 //! - [`handlers`]: [`ConnectorGrpc`], the service implementation.
 //! - [`status`]: `ConnectorError` → `Status`, with `BadRequest` details for bad fields.
 //!
@@ -15,6 +17,7 @@
 //! Hold business rules (they belong to `connector-usecases`), talk to a database, AWS or Slack
 //! directly, or put a token in a response, an error or a log line.
 
+pub mod auth;
 pub mod handlers;
 pub mod status;
 
@@ -34,6 +37,7 @@ pub mod pb {
         include_bytes!(concat!(env!("OUT_DIR"), "/connector_descriptor.bin"));
 }
 
+pub use auth::Authentication;
 pub use connector_usecases::ConnectorError;
 pub use connector_usecases::ConnectorService;
 pub use handlers::ConnectorGrpc;

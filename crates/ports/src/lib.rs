@@ -5,6 +5,7 @@
 //! - [`secrets`]: [`SecretStore`] and [`ConnectorSecret`] (with the one JSON form every store
 //!   keeps).
 //! - [`slack`]: [`SlackApi`], Slack's Web API, with the OAuth grant types.
+//! - [`api_keys`]: [`ApiKeyStore`], static API keys stored as hashes.
 //! - [`oauth_states`]: [`OAuthStateStore`], pending installs keyed by the hash of their state.
 //!
 //! Adapters in other crates implement the traits; the use cases (`connector-usecases`) only
@@ -15,11 +16,13 @@
 //! Hold use cases, do I/O of its own, depend on an async runtime, or know of tonic, diesel,
 //! AWS or reqwest. Never put a token in an error.
 
+pub mod api_keys;
 pub mod oauth_states;
 pub mod repository;
 pub mod secrets;
 pub mod slack;
 
+pub use api_keys::{ApiKeyRecord, ApiKeyStore};
 pub use oauth_states::{OAuthStateStore, PendingInstall};
 pub use repository::{
     ConnectorRepository, NewConnector, RefreshOutcome, RepositoryError, RepositorySettings,
@@ -30,6 +33,8 @@ pub use slack::{
     PostedMessage, SlackApi, SlackError, UploadedFile,
 };
 
+#[cfg(feature = "mocks")]
+pub use api_keys::MockApiKeyStore;
 #[cfg(feature = "mocks")]
 pub use oauth_states::MockOAuthStateStore;
 #[cfg(feature = "mocks")]

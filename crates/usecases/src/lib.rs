@@ -6,6 +6,7 @@
 //!   by the `SendMessage` RPC and the `sender` library alike.
 //! - [`refresh`]: [`TokenRefresher`], refreshing rotating tokens one replica at a time.
 //! - [`install`]: [`OAuthInstaller`], Slack's OAuth v2 install flow.
+//! - [`api_keys`]: [`ApiKeys`], static API keys stored as hashes, and who they stand for.
 //! - [`reconcile`]: [`Reconciler`], one pass that finishes work a crash left behind.
 //! - [`error`]: the use-case errors ([`ConnectorError`], [`SendError`], [`InstallError`]) and
 //!   the one place each port error becomes one of them.
@@ -22,6 +23,7 @@ use std::sync::Arc;
 use connector_domain::{Connector, SecretName, SecretPrefix};
 use connector_ports::{ConnectorRepository, SecretLabels, SecretStore, SlackApi};
 
+pub mod api_keys;
 pub mod connectors;
 pub mod error;
 pub mod install;
@@ -31,6 +33,7 @@ pub mod send;
 #[cfg(test)]
 mod testing;
 
+pub use api_keys::{ApiKeys, CreatedKey, KeyRejected};
 pub use connectors::{ConnectorPage, ConnectorService, CreateConnector};
 pub use error::{ConnectorError, Dependency, InstallError, SendError};
 pub use install::{OAuthConfig, OAuthInstaller};

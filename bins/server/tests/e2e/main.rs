@@ -4,6 +4,7 @@
 // Helpers here are test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
+mod auth;
 mod crash_safety;
 mod embedded;
 mod helpers;

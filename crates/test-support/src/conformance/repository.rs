@@ -11,8 +11,8 @@ use connector_domain::{
     WorkspaceId,
 };
 use connector_ports::{
-    ConnectorRepository, NewConnector, OAuthStateStore, PendingInstall, RefreshOutcome,
-    RepositoryError,
+    ApiKeyRecord, ApiKeyStore, ConnectorRepository, NewConnector, OAuthStateStore, PendingInstall,
+    RefreshOutcome, RepositoryError,
 };
 
 fn tenant(s: &str) -> TenantId {
@@ -488,4 +488,61 @@ pub async fn one_refresh_lease_among_concurrent_takers<R: ConnectorRepository + 
         granted += usize::from(h.await.unwrap());
     }
     assert_eq!(granted, 1);
+}
+
+/// Keys come back as stored (one tenant or every tenant, their scopes), in creation order;
+/// revoking works once and is visible.
+pub async fn api_keys_round_trip_and_revoke_once<R: ApiKeyStore>(repo: &R) {
+    use connector_domain::{ApiKeyId, Scope, Scopes, TenantGrant};
+    let now =
+        chrono::DateTime::from_timestamp_micros(chrono::Utc::now().timestamp_micros()).unwrap();
+    let one = ApiKeyRecord {
+        id: ApiKeyId::new_random(),
+        secret_hash: "ab".repeat(32),
+        tenants: TenantGrant::One(TenantId::parse("t", "acme").unwrap()),
+        scopes: Scopes::none().with(Scope::MessagesSend),
+        name: "ci".into(),
+        created_at: now,
+        revoked_at: None,
+    };
+    let all = ApiKeyRecord {
+        id: ApiKeyId::new_random(),
+        secret_hash: "cd".repeat(32),
+        tenants: TenantGrant::All,
+        scopes: Scopes::all(),
+        name: "platform".into(),
+        created_at: now + chrono::Duration::seconds(1),
+        revoked_at: None,
+    };
+    repo.insert_api_key(&one).await.unwrap();
+    repo.insert_api_key(&all).await.unwrap();
+    assert_eq!(repo.find_api_key(one.id).await.unwrap(), Some(one.clone()));
+    assert_eq!(repo.find_api_key(all.id).await.unwrap(), Some(all.clone()));
+    assert_eq!(
+        repo.find_api_key(ApiKeyId::new_random()).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        repo.list_api_keys().await.unwrap(),
+        vec![one.clone(), all.clone()]
+    );
+
+    let at = now + chrono::Duration::seconds(5);
+    assert!(repo.revoke_api_key(one.id, at).await.unwrap());
+    assert!(
+        !repo.revoke_api_key(one.id, at).await.unwrap(),
+        "revoked twice"
+    );
+    assert!(
+        !repo
+            .revoke_api_key(ApiKeyId::new_random(), at)
+            .await
+            .unwrap()
+    );
+    let revoked = repo.find_api_key(one.id).await.unwrap().unwrap();
+    assert_eq!(revoked.revoked_at, Some(at));
+    assert_eq!(
+        repo.find_api_key(all.id).await.unwrap().unwrap().revoked_at,
+        None
+    );
 }

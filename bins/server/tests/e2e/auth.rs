@@ -1,0 +1,309 @@
+//! Who may call: API keys created with `connector-server api-key`, scopes allowing exactly
+//! their RPCs, the tenant taken from the key, revocation, and the loopback-only default.
+
+use std::process::Command;
+
+use connector_grpc_api::pb::{self, connector_service_client::ConnectorServiceClient};
+use tonic::transport::Channel as GrpcChannel;
+use tonic::{Code, Request};
+
+use crate::helpers::{TOKEN, TestApp, create_request};
+
+/// `connector-server api-key …` against the test app's database, as an operator runs it.
+fn api_key_cli(app: &TestApp, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_connector-server"))
+        .env_clear()
+        .env("CONNECTOR__DATABASE__URL", app.db.url())
+        .env(
+            "CONNECTOR__AWS__ENDPOINT_URL",
+            test_support::localstack_endpoint(),
+        )
+        .env("CONNECTOR__AWS__ACCESS_KEY_ID", "test")
+        .env("CONNECTOR__AWS__SECRET_ACCESS_KEY", "test")
+        .env("CONNECTOR__LOG__FILTER", "warn")
+        .arg("api-key")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Creates a key and returns it, as printed (the only line on stdout).
+fn create_key(app: &TestApp, args: &[&str]) -> String {
+    let out = api_key_cli(app, &[&["create"], args].concat());
+    assert!(
+        out.status.success(),
+        "api-key create failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(key.starts_with("ck_"), "{key}");
+    key
+}
+
+fn with_key<T>(key: &str, message: T) -> Request<T> {
+    let mut request = Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {key}").parse().unwrap());
+    request
+}
+
+async fn create(
+    client: &mut ConnectorServiceClient<GrpcChannel>,
+    key: &str,
+    tenant: &str,
+    name: &str,
+) -> Result<pb::Connector, tonic::Status> {
+    client
+        .create_connector(with_key(
+            key,
+            create_request(tenant, name, TOKEN, "#alerts", ""),
+        ))
+        .await
+        .map(|r| r.into_inner().connector.unwrap())
+}
+
+async fn get(
+    client: &mut ConnectorServiceClient<GrpcChannel>,
+    key: &str,
+    tenant: &str,
+    id: &str,
+) -> Result<pb::Connector, tonic::Status> {
+    client
+        .get_connector(with_key(
+            key,
+            pb::GetConnectorRequest {
+                tenant_id: tenant.into(),
+                id: id.into(),
+            },
+        ))
+        .await
+        .map(|r| r.into_inner().connector.unwrap())
+}
+
+async fn send(
+    client: &mut ConnectorServiceClient<GrpcChannel>,
+    key: &str,
+    tenant: &str,
+    id: &str,
+) -> Result<pb::SendMessageResponse, tonic::Status> {
+    client
+        .send_message(with_key(
+            key,
+            pb::SendMessageRequest {
+                tenant_id: tenant.into(),
+                connector_id: id.into(),
+                text: "from a scoped key".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+fn assert_code<T: std::fmt::Debug>(r: Result<T, tonic::Status>, code: Code, says: &str) {
+    let status = r.unwrap_err();
+    assert_eq!(status.code(), code, "{status:?}");
+    assert!(
+        status.message().contains(says),
+        "{:?} does not say {says:?}",
+        status.message()
+    );
+}
+
+#[tokio::test]
+async fn api_keys_bind_the_tenant_and_each_scope_allows_exactly_its_rpcs() {
+    let app = TestApp::spawn_with(&[("CONNECTOR__AUTH__MODE", "api_key")]).await;
+    let writer = create_key(
+        &app,
+        &[
+            "--tenant",
+            "acme",
+            "--scope",
+            "connectors:write",
+            "--scope",
+            "connectors:read",
+        ],
+    );
+    let sender = create_key(&app, &["--tenant", "acme", "--scope", "messages:send"]);
+    let platform = create_key(
+        &app,
+        &[
+            "--all-tenants",
+            "--scope",
+            "connectors:read",
+            "--name",
+            "platform",
+        ],
+    );
+    let mut client = app.client.clone();
+
+    // No credentials, a wrong scheme, a forged key: UNAUTHENTICATED, never echoing the key.
+    assert_code(
+        client
+            .list_connectors(pb::ListConnectorsRequest::default())
+            .await,
+        Code::Unauthenticated,
+        "missing credentials",
+    );
+    let forged = format!("{}x", &sender[..sender.len() - 1]);
+    let r = get(
+        &mut client,
+        &forged,
+        "",
+        "0192f5e4-8f4c-7a8e-9c3d-5b2a1e0f9d7c",
+    )
+    .await;
+    let status = r.unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    assert!(
+        !status.message().contains(&forged[10..]),
+        "{}",
+        status.message()
+    );
+    assert_code(
+        get(&mut client, "xoxb-not-a-key", "", "x").await,
+        Code::Unauthenticated,
+        "not an API key",
+    );
+
+    // The writer creates for its tenant, naming it or not.
+    let c = create(&mut client, &writer, "", "prod").await.unwrap();
+    assert_eq!(c.tenant_id, "acme");
+    let c2 = create(&mut client, &writer, "acme", "staging")
+        .await
+        .unwrap();
+    assert_eq!(c2.tenant_id, "acme");
+    assert_eq!(get(&mut client, &writer, "", &c.id).await.unwrap().id, c.id);
+
+    // Another tenant is PERMISSION_DENIED, and nothing is written.
+    assert_code(
+        create(&mut client, &writer, "globex", "prod").await,
+        Code::PermissionDenied,
+        "tenant",
+    );
+
+    // The sender key only sends.
+    send(&mut client, &sender, "", &c.id).await.unwrap();
+    assert_code(
+        get(&mut client, &sender, "", &c.id).await,
+        Code::PermissionDenied,
+        "connectors:read",
+    );
+    assert_code(
+        create(&mut client, &sender, "", "other").await,
+        Code::PermissionDenied,
+        "connectors:write",
+    );
+    assert_code(
+        client
+            .delete_connector(with_key(
+                &sender,
+                pb::DeleteConnectorRequest {
+                    tenant_id: String::new(),
+                    id: c.id.clone(),
+                },
+            ))
+            .await,
+        Code::PermissionDenied,
+        "connectors:write",
+    );
+    assert_code(
+        send(&mut client, &writer, "", &c.id).await,
+        Code::PermissionDenied,
+        "messages:send",
+    );
+
+    // A key for every tenant must name one, and reads any.
+    assert_code(
+        get(&mut client, &platform, "", &c.id).await,
+        Code::InvalidArgument,
+        "tenant_id",
+    );
+    assert_eq!(
+        get(&mut client, &platform, "acme", &c.id).await.unwrap().id,
+        c.id
+    );
+    assert_code(
+        get(&mut client, &platform, "globex", &c.id).await,
+        Code::NotFound,
+        "not found",
+    );
+    let listed = client
+        .list_connectors(with_key(
+            &platform,
+            pb::ListConnectorsRequest {
+                tenant_id: "acme".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.connectors.len(), 2);
+
+    // The listing shows IDs, tenants, scopes and names, never a key.
+    let out = api_key_cli(&app, &["list"]);
+    let listing = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(listing.lines().count(), 4, "{listing}");
+    assert!(listing.contains("platform"), "{listing}");
+    assert!(
+        !listing.contains(&sender[3..]),
+        "a key appeared in the listing"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_revoked_key_stops_working_at_once() {
+    let app = TestApp::spawn_with(&[("CONNECTOR__AUTH__MODE", "api_key")]).await;
+    let key = create_key(&app, &["--tenant", "acme", "--scope", "connectors:read"]);
+    let mut client = app.client.clone();
+    let listed = client
+        .list_connectors(with_key(&key, pb::ListConnectorsRequest::default()))
+        .await;
+    assert!(listed.is_ok(), "{listed:?}");
+    let id = key.strip_prefix("ck_").unwrap().split('_').next().unwrap();
+    let out = api_key_cli(&app, &["revoke", id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_code(
+        client
+            .list_connectors(with_key(&key, pb::ListConnectorsRequest::default()))
+            .await,
+        Code::Unauthenticated,
+        "revoked",
+    );
+    // Revoking again says so.
+    let out = api_key_cli(&app, &["revoke", id]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already revoked"));
+    // A bad scope is refused by the CLI, naming it.
+    let out = api_key_cli(
+        &app,
+        &["create", "--tenant", "acme", "--scope", "connectors:admin"],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("connectors:admin"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn without_authentication_only_loopback_is_served() {
+    let out = Command::new(env!("CARGO_BIN_EXE_connector-server"))
+        .env_clear()
+        .env("CONNECTOR__GRPC__LISTEN_ADDR", "0.0.0.0:0")
+        .env(
+            "CONNECTOR__DATA_DIR",
+            std::env::temp_dir().join("sc-never-created"),
+        )
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("CONNECTOR__GRPC__LISTEN_ADDR"), "{err}");
+    assert!(err.contains("CONNECTOR__AUTH__MODE"), "{err}");
+}

@@ -1,0 +1,269 @@
+//! Static API keys: created (the key shown once), listed, revoked, and turned back into the
+//! [`Principal`] they stand for.
+//!
+//! A key reads `ck_<id>_<secret>`: 32 hex digits of a random ID, then 43 characters of
+//! URL-safe base64 (256 random bits). Only the SHA-256 of the secret is stored; a key is found
+//! by its ID and its secret compared in constant time, so neither the lookup nor the compare
+//! tells an attacker how much of a guess was right.
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use chrono::Utc;
+use connector_domain::{ApiKeyId, Principal, Scopes, TenantGrant, TenantId, ValidationError};
+use connector_ports::{ApiKeyRecord, ApiKeyStore};
+use secrecy::{ExposeSecret as _, SecretString};
+use sha2::{Digest as _, Sha256};
+
+use crate::error::ConnectorError;
+
+/// The prefix every key starts with, so secret scanners and people can recognise one.
+pub const KEY_PREFIX: &str = "ck_";
+
+/// Why a bearer credential that looks like an API key was not accepted. Never carries the key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyRejected {
+    /// It is not of the form `ck_<id>_<secret>`.
+    #[error("the API key is malformed (expected ck_<id>_<secret>)")]
+    Malformed,
+    /// No key has this ID, or the secret does not match.
+    #[error("the API key is not valid")]
+    Unknown,
+    /// The key was revoked.
+    #[error("the API key was revoked")]
+    Revoked,
+}
+
+/// A key as `api-key create` prints it: the only time the secret is shown.
+#[derive(Debug)]
+pub struct CreatedKey {
+    /// The full key to hand to the caller.
+    pub key: SecretString,
+    /// What was stored.
+    pub record: ApiKeyRecord,
+}
+
+/// The API key use cases.
+#[derive(Clone)]
+pub struct ApiKeys {
+    store: Arc<dyn ApiKeyStore>,
+}
+
+impl std::fmt::Debug for ApiKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKeys").finish_non_exhaustive()
+    }
+}
+
+fn digest(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Equal in time independent of where the inputs differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl ApiKeys {
+    /// The use cases over `store`.
+    pub fn new(store: Arc<dyn ApiKeyStore>) -> Self {
+        Self { store }
+    }
+
+    /// Creates a key for `tenant` (or every tenant when `None`) with `scopes`.
+    pub async fn create(
+        &self,
+        tenant: Option<&str>,
+        scopes: &[String],
+        name: &str,
+    ) -> Result<CreatedKey, ConnectorError> {
+        let tenants = match tenant {
+            Some(t) => TenantGrant::One(TenantId::parse("tenant", t)?),
+            None => TenantGrant::All,
+        };
+        let scopes = Scopes::parse_names("scope", scopes.iter().map(String::as_str))?;
+        if name.chars().count() > 128 {
+            return Err(ValidationError::new("name", "must be at most 128 characters").into());
+        }
+        let id = ApiKeyId::new_random();
+        let secret =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+        let now = Utc::now();
+        let record = ApiKeyRecord {
+            id,
+            secret_hash: hex(&digest(&secret)),
+            tenants,
+            scopes,
+            name: name.to_owned(),
+            // Stores keep microseconds; so does the record, so what is returned is what is read.
+            created_at: chrono::DateTime::from_timestamp_micros(now.timestamp_micros())
+                .unwrap_or(now),
+            revoked_at: None,
+        };
+        self.store.insert_api_key(&record).await?;
+        Ok(CreatedKey {
+            key: SecretString::from(format!("{KEY_PREFIX}{id}_{secret}")),
+            record,
+        })
+    }
+
+    /// Every key (hashes only), oldest first.
+    pub async fn list(&self) -> Result<Vec<ApiKeyRecord>, ConnectorError> {
+        Ok(self.store.list_api_keys().await?)
+    }
+
+    /// Revokes key `id`; NOT_FOUND when there is no such active key.
+    pub async fn revoke(&self, id: &str) -> Result<(), ConnectorError> {
+        let id = ApiKeyId::parse("id", id)?;
+        if self.store.revoke_api_key(id, Utc::now()).await? {
+            Ok(())
+        } else {
+            Err(ConnectorError::NotFound {
+                id: format!("API key {id} (or it is already revoked)"),
+            })
+        }
+    }
+
+    /// Whether `credential` has the form of an API key (as opposed to a JWT).
+    pub fn looks_like_key(credential: &str) -> bool {
+        credential.starts_with(KEY_PREFIX)
+    }
+
+    /// The caller `key` stands for.
+    pub async fn authenticate(
+        &self,
+        key: &SecretString,
+    ) -> Result<Result<Principal, KeyRejected>, ConnectorError> {
+        let Some((id, secret)) = key
+            .expose_secret()
+            .strip_prefix(KEY_PREFIX)
+            .and_then(|rest| rest.split_once('_'))
+        else {
+            return Ok(Err(KeyRejected::Malformed));
+        };
+        let Ok(id) = ApiKeyId::parse("key", id) else {
+            return Ok(Err(KeyRejected::Malformed));
+        };
+        let Some(record) = self.store.find_api_key(id).await? else {
+            return Ok(Err(KeyRejected::Unknown));
+        };
+        if !constant_time_eq(
+            hex(&digest(secret)).as_bytes(),
+            record.secret_hash.as_bytes(),
+        ) {
+            return Ok(Err(KeyRejected::Unknown));
+        }
+        if record.revoked_at.is_some() {
+            return Ok(Err(KeyRejected::Revoked));
+        }
+        Ok(Ok(Principal {
+            subject: format!("api-key:{}", record.id),
+            tenants: record.tenants,
+            scopes: record.scopes,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use connector_domain::Scope;
+    use connector_ports::MockApiKeyStore;
+
+    use super::*;
+
+    fn store_keeping_what_is_inserted() -> (MockApiKeyStore, Arc<Mutex<Vec<ApiKeyRecord>>>) {
+        let kept = Arc::new(Mutex::new(Vec::new()));
+        let mut store = MockApiKeyStore::new();
+        let k = kept.clone();
+        store.expect_insert_api_key().returning(move |r| {
+            k.lock().unwrap().push(r.clone());
+            Ok(())
+        });
+        let k = kept.clone();
+        store
+            .expect_find_api_key()
+            .returning(move |id| Ok(k.lock().unwrap().iter().find(|r| r.id == id).cloned()));
+        (store, kept)
+    }
+
+    #[tokio::test]
+    async fn a_created_key_authenticates_as_its_tenant_and_scopes_and_only_its_hash_is_kept() {
+        let (store, kept) = store_keeping_what_is_inserted();
+        let keys = ApiKeys::new(Arc::new(store));
+        let created = keys
+            .create(Some("acme"), &["messages:send".into()], "ci")
+            .await
+            .unwrap();
+        let key = created.key.expose_secret().to_owned();
+        assert!(key.starts_with("ck_"), "{key}");
+        let stored = kept.lock().unwrap()[0].clone();
+        assert!(!stored.secret_hash.is_empty());
+        assert!(!key.contains(&stored.secret_hash));
+        assert!(!format!("{stored:?}").contains(key.rsplit('_').next().unwrap()));
+
+        let p = keys.authenticate(&created.key).await.unwrap().unwrap();
+        assert_eq!(
+            p.tenants,
+            TenantGrant::One(TenantId::parse("t", "acme").unwrap())
+        );
+        assert!(p.scopes.contains(Scope::MessagesSend));
+        assert!(!p.scopes.contains(Scope::ConnectorsRead));
+        assert_eq!(p.subject, format!("api-key:{}", stored.id));
+
+        // One character off in the secret: not valid.
+        let mut wrong = key.clone();
+        let last = wrong.pop().unwrap();
+        wrong.push(if last == 'A' { 'B' } else { 'A' });
+        assert_eq!(
+            keys.authenticate(&SecretString::from(wrong)).await.unwrap(),
+            Err(KeyRejected::Unknown)
+        );
+        for malformed in ["ck_", "ck_nothex_abc", "xoxb-123", "ck_0123"] {
+            assert_eq!(
+                keys.authenticate(&SecretString::from(malformed.to_owned()))
+                    .await
+                    .unwrap(),
+                Err(KeyRejected::Malformed),
+                "{malformed}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_revoked_key_is_refused_and_bad_input_names_the_field() {
+        let (store, kept) = store_keeping_what_is_inserted();
+        let keys = ApiKeys::new(Arc::new(store));
+        let created = keys
+            .create(None, &["connectors:read".into()], "")
+            .await
+            .unwrap();
+        kept.lock().unwrap()[0].revoked_at = Some(Utc::now());
+        assert_eq!(
+            keys.authenticate(&created.key).await.unwrap(),
+            Err(KeyRejected::Revoked)
+        );
+        let err = keys
+            .create(Some("acme"), &["connectors:admin".into()], "")
+            .await
+            .unwrap_err();
+        assert!(err.to_string().starts_with("scope:"), "{err}");
+        let err = keys
+            .create(Some("a b"), &["messages:send".into()], "")
+            .await
+            .unwrap_err();
+        assert!(err.to_string().starts_with("tenant:"), "{err}");
+    }
+
+    #[test]
+    fn comparison_is_exact() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+}
