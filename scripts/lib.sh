@@ -155,6 +155,20 @@ ensure_grpcurl() {
   export GRPCURL
 }
 
+# ---------------------------------------------------------------- the development identity provider
+# ensure_dev_issuer: exports DEV_ISSUER_PYTHON, a Python with `cryptography` for
+# scripts/dev-issuer.py (a local JWKS and token signer).
+ensure_dev_issuer() {
+  local venv="$CACHE_DIR/dev-issuer-venv"
+  if ! "$venv/bin/python" -c 'import cryptography' 2>/dev/null; then
+    log "dev issuer: installing cryptography into $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check 'cryptography==45.0.7'
+  fi
+  DEV_ISSUER_PYTHON="$venv/bin/python"
+  export DEV_ISSUER_PYTHON
+}
+
 # ---------------------------------------------------------------- the database the server uses
 # ensure_app_database NAME: creates NAME on the server of DATABASE_ADMIN_URL when missing and
 # exports APP_DATABASE_URL.

@@ -9,6 +9,7 @@ ensure_postgres
 ensure_localstack
 ensure_grpcurl
 ensure_buf
+ensure_dev_issuer
 cargo build --locked -q -p connector-server -p slack-double -p connector-sender
 
 db=slack_connector_smoke
@@ -85,6 +86,42 @@ status=0
 wait "$server_pid" || status=$?
 [[ $status -eq 0 ]] || fail "server exited with $status after SIGTERM"
 grep -q '"connector-server stopped"' "$dir/server.log" || fail "no clean shutdown in the log"
+
+# The same server behind JWT authentication: a local identity provider serves its JWKS and
+# signs a token; grpcurl sends it as a bearer token.
+issuer_port=$(free_port)
+"$DEV_ISSUER_PYTHON" "$ROOT/scripts/dev-issuer.py" serve --key-file "$dir/issuer.key" --port "$issuer_port" &
+pids+=($!)
+WAIT_SECS=10 wait_for http_ok "http://127.0.0.1:$issuer_port/.well-known/jwks.json" || fail "the dev issuer did not start"
+grpc_port=$(free_port)
+CONNECTOR__AUTH__MODE=jwt \
+CONNECTOR__AUTH__JWKS_URL="http://127.0.0.1:$issuer_port/.well-known/jwks.json" \
+CONNECTOR__AUTH__ISSUER="http://127.0.0.1:$issuer_port" CONNECTOR__AUTH__AUDIENCE=connector-api \
+CONNECTOR__DATABASE__URL="$APP_DATABASE_URL" \
+CONNECTOR__AWS__ENDPOINT_URL="$AWS_ENDPOINT_URL" \
+CONNECTOR__GRPC__LISTEN_ADDR="127.0.0.1:$grpc_port" \
+CONNECTOR__HTTP__LISTEN_ADDR="127.0.0.1:$(free_port)" \
+CONNECTOR__SLACK__API_BASE_URL="http://127.0.0.1:$double_port/api/" \
+CONNECTOR__SECRETS__PREFIX="smoke/" \
+CONNECTOR__LOG__FORMAT=json \
+  "$CARGO_TARGET_DIR/debug/connector-server" >"$dir/server.log" 2>&1 &
+server_pid=$!
+pids+=($server_pid)
+WAIT_SECS=30 wait_for "$GRPCURL" -plaintext "127.0.0.1:$grpc_port" list || fail "JWT server did not answer"
+jwt=$("$DEV_ISSUER_PYTHON" "$ROOT/scripts/dev-issuer.py" token --key-file "$dir/issuer.key" \
+  --issuer "http://127.0.0.1:$issuer_port" --audience connector-api --sub smoke-ci --tenant smoke \
+  --scope "connectors:read connectors:write") || fail "the dev issuer signed no token"
+created=$("$GRPCURL" -plaintext -H "authorization: Bearer $jwt" \
+  -d '{"name":"via-jwt","slack_bot_token":"xoxb-smoke-test-token","default_channel":"#alerts"}' \
+  "127.0.0.1:$grpc_port" connector.v1.ConnectorService/CreateConnector) || fail "CreateConnector with a JWT failed"
+grep -q '"tenantId": "smoke"' <<<"$created" || fail "the tenant did not come from the token: $created"
+out=$("$GRPCURL" -plaintext -H "authorization: Bearer $jwt" -d '{"connector_id":"x","text":"no"}' \
+  "127.0.0.1:$grpc_port" connector.v1.ConnectorService/SendMessage 2>&1) && fail "a token without messages:send sent"
+grep -q PermissionDenied <<<"$out" || fail "expected PermissionDenied without the scope: $out"
+grep -qF "${jwt##*.}" "$dir/server.log" && fail "the token appears in the server log"
+grep -q '"action":"connector.create"' "$dir/server.log" || fail "no audit line for the create"
+kill -TERM "$server_pid"
+wait "$server_pid" || fail "JWT server exited with an error after SIGTERM"
 psql "$DATABASE_ADMIN_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
 
 # Embedded mode: no database URL, no AWS; callers authenticate with an API key; rotate the
@@ -133,4 +170,4 @@ kill -TERM "$server_pid"
 status=0
 wait "$server_pid" || status=$?
 [[ $status -eq 0 ]] || fail "embedded server exited with $status after SIGTERM"
-echo "smoke: 2 passed, 0 failed"
+echo "smoke: 3 passed, 0 failed"

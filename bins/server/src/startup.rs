@@ -39,18 +39,13 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let services = Services::open(&settings, Migrate::Apply).await?;
         tracing::info!(storage = %services.storage, "storage ready");
-        let auth = match settings.auth_mode()? {
-            AuthMode::None => {
-                tracing::warn!(
-                    "authentication is off (CONNECTOR__AUTH__MODE): every caller may act as any tenant"
-                );
-                Authentication::Off
-            }
-            AuthMode::ApiKey => {
-                tracing::info!("callers authenticate with API keys");
-                Authentication::ApiKeys(services.api_keys.clone())
-            }
-        };
+        match settings.auth_mode()? {
+            AuthMode::None => tracing::warn!(
+                "authentication is off (CONNECTOR__AUTH__MODE): every caller may act as any tenant"
+            ),
+            mode => tracing::info!(?mode, "callers must authenticate"),
+        }
+        let auth = Authentication::new(services.authenticator.clone());
         if settings.oauth()?.is_none() {
             tracing::info!(
                 "OAuth installs off: set CONNECTOR__SLACK__CLIENT_ID, CONNECTOR__SLACK__CLIENT_SECRET and CONNECTOR__SLACK__REDIRECT_URL to turn them on"

@@ -3,14 +3,15 @@
 
 use std::sync::Arc;
 
+use connector_adapters_jwt::JwtVerifier;
 use connector_adapters_slack::HttpSlackApi;
 use connector_usecases::{
-    ApiKeys, ConnectorService, MessageSender, OAuthInstaller, Ports, Reconciler, RefreshSettings,
-    Sleep, SystemClock, TokenCache, TokenRefresher,
+    ApiKeys, Authenticator, ConnectorService, CredentialPolicy, MessageSender, OAuthInstaller,
+    Ports, Reconciler, RefreshSettings, Sleep, SystemClock, TokenCache, TokenRefresher,
 };
 
 use crate::error::AppError;
-use crate::settings::{Settings, invalid};
+use crate::settings::{AuthMode, Settings, invalid};
 use crate::storage::{self, Migrate};
 
 /// The use cases over one set of opened stores and one Slack client; cheap to clone.
@@ -28,6 +29,8 @@ pub struct Services {
     pub reconciler: Reconciler,
     /// Static API keys.
     pub api_keys: ApiKeys,
+    /// Who callers are, under the configured `auth.mode`.
+    pub authenticator: Authenticator,
     /// Where the stores are, secret-free, for the start-up log.
     pub storage: String,
 }
@@ -55,7 +58,23 @@ impl Services {
             )
         })?;
 
+        let jwt = match settings.jwt()? {
+            Some(jwt) => Some(Arc::new(JwtVerifier::new(jwt).map_err(|e| {
+                invalid("auth.jwks_url", "CONNECTOR__AUTH__JWKS_URL", e.to_string())
+            })?)),
+            None => None,
+        };
+
         let storage = storage::open(settings, migrations).await?;
+        let api_keys = ApiKeys::new(storage.api_keys);
+        let policy = match (settings.auth_mode()?, jwt) {
+            (AuthMode::ApiKey, _) => CredentialPolicy::ApiKeys(api_keys.clone()),
+            (AuthMode::Jwt, Some(jwt)) => CredentialPolicy::Tokens(jwt),
+            (AuthMode::JwtOrApiKey, Some(jwt)) => {
+                CredentialPolicy::TokensOrApiKeys(jwt, api_keys.clone())
+            }
+            _ => CredentialPolicy::Off,
+        };
         let ports = Ports {
             repo: storage.repo,
             secrets: storage.secrets,
@@ -77,7 +96,8 @@ impl Services {
             ),
             installer: OAuthInstaller::new(storage.states, connectors.clone(), oauth),
             reconciler: Reconciler::new(ports, settings.reconcile()),
-            api_keys: ApiKeys::new(storage.api_keys),
+            api_keys,
+            authenticator: Authenticator::new(policy),
             refresher,
             connectors,
             storage: storage.description,

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use connector_adapters_aws::{AwsSettings, StaticCredentials};
+use connector_adapters_jwt::JwtSettings;
 use connector_adapters_slack::SlackSettings;
 use connector_domain::{SecretPrefix, TenantId};
 use connector_ports::RepositorySettings;
@@ -52,9 +53,27 @@ pub struct Settings {
 /// `auth.*`
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct AuthSection {
-    /// `CONNECTOR__AUTH__MODE`: `api_key` (callers send `authorization: Bearer ck_…`) or
-    /// `none`. Unset means `none` on a loopback address only.
+    /// `CONNECTOR__AUTH__MODE`: `jwt`, `api_key`, `jwt_or_api_key` or `none`. Unset means
+    /// `none` on a loopback address only.
     pub mode: Option<String>,
+    /// `CONNECTOR__AUTH__JWKS_URL`: the identity provider's JWKS (for `jwt` modes).
+    pub jwks_url: Option<String>,
+    /// `CONNECTOR__AUTH__ISSUER`: the `iss` tokens must carry.
+    pub issuer: Option<String>,
+    /// `CONNECTOR__AUTH__AUDIENCE`: an `aud` tokens must carry.
+    pub audience: Option<String>,
+    /// `CONNECTOR__AUTH__TENANT_CLAIM`: the claim naming the caller's tenant (default
+    /// `tenant_id`; Clerk users set `org_id`); `*` grants every tenant.
+    pub tenant_claim: String,
+    /// `CONNECTOR__AUTH__SCOPE_CLAIM`: the claim holding the caller's scopes (default `scope`).
+    pub scope_claim: String,
+    /// `CONNECTOR__AUTH__LEEWAY_SECS`: tolerated clock skew for `exp`/`nbf` (default 30).
+    pub leeway_secs: u64,
+    /// `CONNECTOR__AUTH__JWKS_REFRESH_SECS`: the key set is refetched when older (default 300).
+    pub jwks_refresh_secs: u64,
+    /// `CONNECTOR__AUTH__JWKS_MIN_REFETCH_SECS`: the least time between two fetches, however
+    /// many unknown `kid`s arrive (default 10).
+    pub jwks_min_refetch_secs: u64,
 }
 
 /// How callers of the gRPC API prove who they are.
@@ -65,6 +84,10 @@ pub enum AuthMode {
     None,
     /// Static API keys (`connector-server api-key create`).
     ApiKey,
+    /// JWTs of an identity provider, verified against its JWKS.
+    Jwt,
+    /// Either a JWT or an API key.
+    JwtOrApiKey,
 }
 
 /// `grpc.*`
@@ -246,6 +269,11 @@ pub const DEFAULTS: &[(&str, &str)] = &[
     ("grpc.health", "true"),
     ("grpc.shutdown_grace_secs", "10"),
     ("http.listen_addr", "127.0.0.1:8080"),
+    ("auth.tenant_claim", "tenant_id"),
+    ("auth.scope_claim", "scope"),
+    ("auth.leeway_secs", "30"),
+    ("auth.jwks_refresh_secs", "300"),
+    ("auth.jwks_min_refetch_secs", "10"),
     ("database.max_connections", "16"),
     ("database.connect_timeout_secs", "5"),
     ("database.query_timeout_secs", "10"),
@@ -336,6 +364,9 @@ impl Settings {
         blank_to_none(&mut self.slack.redirect_url);
         blank_to_none(&mut self.sender.tenant_id);
         blank_to_none(&mut self.auth.mode);
+        blank_to_none(&mut self.auth.jwks_url);
+        blank_to_none(&mut self.auth.issuer);
+        blank_to_none(&mut self.auth.audience);
     }
 
     /// Checks every value, naming the first bad one. [`Settings::load`] calls it; call it
@@ -349,7 +380,7 @@ impl Settings {
         self.aws()?;
         self.oauth()?;
         self.sender_tenant()?;
-        self.auth_mode()?;
+        self.jwt()?;
         if self.reconciler.batch == 0 {
             return Err(invalid(
                 "reconciler.batch",
@@ -379,16 +410,19 @@ impl Settings {
     pub fn auth_mode(&self) -> Result<AuthMode, SettingsError> {
         match self.auth.mode.as_deref() {
             Some("api_key") => Ok(AuthMode::ApiKey),
+            Some("jwt") => Ok(AuthMode::Jwt),
+            Some("jwt_or_api_key") => Ok(AuthMode::JwtOrApiKey),
             Some("none") => Ok(AuthMode::None),
-            Some(m @ ("jwt" | "jwt_or_api_key" | "mtls")) => Err(invalid(
+            Some("mtls") => Err(invalid(
                 "auth.mode",
                 "CONNECTOR__AUTH__MODE",
-                format!("{m:?} is not available in this release yet; use `api_key` (or `none`)"),
+                "`mtls` is not available in this release yet; use `jwt`, `api_key` or \
+                 `jwt_or_api_key` (and terminate TLS in front of the server)",
             )),
             Some(other) => Err(invalid(
                 "auth.mode",
                 "CONNECTOR__AUTH__MODE",
-                format!("must be `api_key` or `none`, not {other:?}"),
+                format!("must be `jwt`, `api_key`, `jwt_or_api_key` or `none`, not {other:?}"),
             )),
             None if self.grpc.listen_addr.ip().is_loopback() => Ok(AuthMode::None),
             None => Err(invalid(
@@ -402,6 +436,58 @@ impl Settings {
                 ),
             )),
         }
+    }
+
+    /// How JWTs are verified, for the `jwt` modes (`None` otherwise); the issuer's settings
+    /// must then all be there.
+    pub fn jwt(&self) -> Result<Option<JwtSettings>, SettingsError> {
+        if !matches!(self.auth_mode()?, AuthMode::Jwt | AuthMode::JwtOrApiKey) {
+            return Ok(None);
+        }
+        let a = &self.auth;
+        let required = |v: &Option<String>, key, env| {
+            v.clone().ok_or_else(|| {
+                invalid(
+                    key,
+                    env,
+                    "is required with CONNECTOR__AUTH__MODE=jwt or jwt_or_api_key",
+                )
+            })
+        };
+        let jwks_url = required(&a.jwks_url, "auth.jwks_url", "CONNECTOR__AUTH__JWKS_URL")?;
+        if !(jwks_url.starts_with("https://") || jwks_url.starts_with("http://")) {
+            return Err(invalid(
+                "auth.jwks_url",
+                "CONNECTOR__AUTH__JWKS_URL",
+                "must be an http(s) URL",
+            ));
+        }
+        let issuer = required(&a.issuer, "auth.issuer", "CONNECTOR__AUTH__ISSUER")?;
+        let audience = required(&a.audience, "auth.audience", "CONNECTOR__AUTH__AUDIENCE")?;
+        for (value, key, env) in [
+            (
+                &a.tenant_claim,
+                "auth.tenant_claim",
+                "CONNECTOR__AUTH__TENANT_CLAIM",
+            ),
+            (
+                &a.scope_claim,
+                "auth.scope_claim",
+                "CONNECTOR__AUTH__SCOPE_CLAIM",
+            ),
+        ] {
+            if value.trim().is_empty() {
+                return Err(invalid(key, env, "must name a claim"));
+            }
+        }
+        Ok(Some(JwtSettings {
+            tenant_claim: a.tenant_claim.clone(),
+            scope_claim: a.scope_claim.clone(),
+            leeway: Duration::from_secs(a.leeway_secs),
+            refresh_every: Duration::from_secs(a.jwks_refresh_secs.max(1)),
+            min_refetch_interval: Duration::from_secs(a.jwks_min_refetch_secs),
+            ..JwtSettings::new(jwks_url, issuer, audience)
+        }))
     }
 
     /// The prefix of every connector's secret name.
@@ -801,5 +887,50 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("CONNECTOR__AUTH__MODE"), "{err}");
+    }
+
+    #[test]
+    fn jwt_modes_need_the_issuer_settings_and_name_the_missing_one() {
+        let err = Settings::load_from(None, env(&[("CONNECTOR__AUTH__MODE", "jwt")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("CONNECTOR__AUTH__JWKS_URL"), "{err}");
+        let err = Settings::load_from(
+            None,
+            env(&[
+                ("CONNECTOR__AUTH__MODE", "jwt_or_api_key"),
+                (
+                    "CONNECTOR__AUTH__JWKS_URL",
+                    "https://idp.example/.well-known/jwks.json",
+                ),
+                ("CONNECTOR__AUTH__ISSUER", "https://idp.example/"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("CONNECTOR__AUTH__AUDIENCE"), "{err}");
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("CONNECTOR__AUTH__MODE", "jwt"),
+                (
+                    "CONNECTOR__AUTH__JWKS_URL",
+                    "https://idp.example/.well-known/jwks.json",
+                ),
+                ("CONNECTOR__AUTH__ISSUER", "https://idp.example/"),
+                ("CONNECTOR__AUTH__AUDIENCE", "connector-api"),
+                ("CONNECTOR__AUTH__TENANT_CLAIM", "org_id"),
+            ]),
+        )
+        .unwrap();
+        let jwt = s.jwt().unwrap().unwrap();
+        assert_eq!(jwt.tenant_claim, "org_id");
+        assert_eq!(jwt.scope_claim, "scope");
+        assert_eq!(jwt.leeway, Duration::from_secs(30));
+        assert_eq!(jwt.min_refetch_interval, Duration::from_secs(10));
+        let err = Settings::load_from(None, env(&[("CONNECTOR__AUTH__MODE", "mtls")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("mtls"), "{err}");
     }
 }

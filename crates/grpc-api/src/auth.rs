@@ -3,7 +3,7 @@
 //! `PERMISSION_DENIED`. Messages say which check failed and never echo a credential.
 
 use connector_domain::{AccessDenied, Principal, Scope, TenantError, TenantId};
-use connector_usecases::{ApiKeys, KeyRejected};
+use connector_usecases::{AuthFailure, Authenticator};
 use secrecy::SecretString;
 use tonic::metadata::MetadataMap;
 use tonic::{Code, Status};
@@ -11,36 +11,33 @@ use tonic_types::{ErrorDetails, StatusExt as _};
 
 use crate::status::to_status;
 
-/// How callers prove who they are.
+/// How callers prove who they are: the credentials an [`Authenticator`] accepts, read from
+/// each request's `authorization` metadata.
 #[derive(Debug, Clone)]
-pub enum Authentication {
-    /// Nobody is asked: every caller may act as any tenant, naming it in each request.
-    Off,
-    /// `authorization: Bearer ck_…`, a static API key.
-    ApiKeys(ApiKeys),
+pub struct Authentication {
+    authenticator: Authenticator,
 }
 
-const HOW: &str = "send the metadata `authorization: Bearer <API key>`";
-
 impl Authentication {
+    /// Callers as `authenticator` establishes them.
+    pub fn new(authenticator: Authenticator) -> Self {
+        Self { authenticator }
+    }
+
     /// The caller of a request with `metadata`.
     pub async fn principal(&self, metadata: &MetadataMap) -> Result<Principal, Status> {
-        let keys = match self {
-            Self::Off => return Ok(Principal::unauthenticated()),
-            Self::ApiKeys(keys) => keys,
+        let credential = if self.authenticator.is_on() {
+            bearer(metadata, self.authenticator.expected())?
+        } else {
+            None
         };
-        let credential = bearer(metadata)?;
-        if !ApiKeys::looks_like_key(secrecy::ExposeSecret::expose_secret(&credential)) {
-            return Err(Status::unauthenticated(
-                "the bearer credential is not an API key (they start with ck_); this server accepts API keys",
-            ));
-        }
-        match keys.authenticate(&credential).await.map_err(to_status)? {
-            Ok(principal) => Ok(principal),
-            Err(
-                rejected @ (KeyRejected::Malformed | KeyRejected::Unknown | KeyRejected::Revoked),
-            ) => Err(Status::unauthenticated(rejected.to_string())),
-        }
+        self.authenticator
+            .authenticate(credential.as_ref())
+            .await
+            .map_err(|e| match e {
+                AuthFailure::Unauthenticated(why) => Status::unauthenticated(why),
+                e @ AuthFailure::Unavailable { .. } => Status::unavailable(e.to_string()),
+            })
     }
 
     /// The caller of a request with `metadata`, if it holds `scope`, and the tenant the
@@ -61,29 +58,32 @@ impl Authentication {
     }
 }
 
-/// The credential of `authorization: Bearer …`.
-fn bearer(metadata: &MetadataMap) -> Result<SecretString, Status> {
-    let value = metadata
-        .get("authorization")
-        .ok_or_else(|| Status::unauthenticated(format!("missing credentials: {HOW}")))?;
+/// The credential of `authorization: Bearer …`; `None` without the metadata; an error naming
+/// what is wrong with a malformed one (`how` says what to send).
+fn bearer(metadata: &MetadataMap, how: &str) -> Result<Option<SecretString>, Status> {
+    let Some(value) = metadata.get("authorization") else {
+        return Ok(None);
+    };
+    let how = format!("send {how}");
+    let how = how.as_str();
     let value = value.to_str().map_err(|_| {
-        Status::unauthenticated(format!("the authorization metadata is not text: {HOW}"))
+        Status::unauthenticated(format!("the authorization metadata is not text: {how}"))
     })?;
     let (scheme, credential) = value.trim().split_once(' ').ok_or_else(|| {
-        Status::unauthenticated(format!("the authorization metadata is malformed: {HOW}"))
+        Status::unauthenticated(format!("the authorization metadata is malformed: {how}"))
     })?;
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(Status::unauthenticated(format!(
-            "the authorization scheme must be Bearer: {HOW}"
+            "the authorization scheme must be Bearer: {how}"
         )));
     }
     let credential = credential.trim();
     if credential.is_empty() {
         return Err(Status::unauthenticated(format!(
-            "the bearer credential is empty: {HOW}"
+            "the bearer credential is empty: {how}"
         )));
     }
-    Ok(SecretString::from(credential.to_owned()))
+    Ok(Some(SecretString::from(credential.to_owned())))
 }
 
 /// `PERMISSION_DENIED`, with the reason as an `ErrorInfo`.
@@ -115,26 +115,26 @@ mod tests {
 
     #[test]
     fn bearer_credentials_are_read_and_bad_ones_are_explained_without_echo() {
-        let ok = bearer(&metadata("Bearer ck_abc_def")).unwrap();
+        let how = "`authorization: Bearer <API key>`";
+        let ok = bearer(&metadata("Bearer ck_abc_def"), how)
+            .unwrap()
+            .unwrap();
         assert_eq!(secrecy::ExposeSecret::expose_secret(&ok), "ck_abc_def");
-        let ok = bearer(&metadata("bearer  ck_abc_def ")).unwrap();
+        let ok = bearer(&metadata("bearer  ck_abc_def "), how)
+            .unwrap()
+            .unwrap();
         assert_eq!(secrecy::ExposeSecret::expose_secret(&ok), "ck_abc_def");
         for (value, says) in [
             ("Basic dXNlcjpwYXNz", "scheme must be Bearer"),
             ("ck_abc_def", "malformed"),
             ("Bearer ", "malformed"),
         ] {
-            let s = bearer(&metadata(value)).unwrap_err();
+            let s = bearer(&metadata(value), how).unwrap_err();
             assert_eq!(s.code(), Code::Unauthenticated);
             assert!(s.message().contains(says), "{value}: {}", s.message());
             assert!(!s.message().contains("dXNlcjpwYXNz"));
         }
-        let s = bearer(&MetadataMap::new()).unwrap_err();
-        assert!(
-            s.message().starts_with("missing credentials"),
-            "{}",
-            s.message()
-        );
+        assert!(bearer(&MetadataMap::new(), how).unwrap().is_none());
     }
 
     #[test]

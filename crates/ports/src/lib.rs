@@ -6,6 +6,7 @@
 //!   keeps).
 //! - [`slack`]: [`SlackApi`], Slack's Web API, with the OAuth grant types.
 //! - [`api_keys`]: [`ApiKeyStore`], static API keys stored as hashes.
+//! - [`identity`]: [`TokenVerifier`], bearer tokens of an identity provider.
 //! - [`oauth_states`]: [`OAuthStateStore`], pending installs keyed by the hash of their state.
 //!
 //! Adapters in other crates implement the traits; the use cases (`connector-usecases`) only
@@ -17,12 +18,14 @@
 //! AWS or reqwest. Never put a token in an error.
 
 pub mod api_keys;
+pub mod identity;
 pub mod oauth_states;
 pub mod repository;
 pub mod secrets;
 pub mod slack;
 
 pub use api_keys::{ApiKeyRecord, ApiKeyStore};
+pub use identity::{TokenError, TokenVerifier};
 pub use oauth_states::{OAuthStateStore, PendingInstall};
 pub use repository::{
     ConnectorRepository, NewConnector, RefreshOutcome, RepositoryError, RepositorySettings,
@@ -35,6 +38,8 @@ pub use slack::{
 
 #[cfg(feature = "mocks")]
 pub use api_keys::MockApiKeyStore;
+#[cfg(feature = "mocks")]
+pub use identity::MockTokenVerifier;
 #[cfg(feature = "mocks")]
 pub use oauth_states::MockOAuthStateStore;
 #[cfg(feature = "mocks")]

@@ -4,6 +4,7 @@
 //!   cloned from a template database migrated once (`CREATE DATABASE … TEMPLATE`).
 //! - [`localstack_endpoint`]: where the Secrets Manager emulator answers.
 //! - [`conformance`]: one suite per port, run against every implementation.
+//! - [`issuer`]: [`issuer::LocalIssuer`], an identity provider serving a JWKS and signing tokens.
 //!
 //! Services come from the environment that `scripts/test.sh` sets up (`DATABASE_ADMIN_URL`,
 //! `AWS_ENDPOINT_URL`), defaulting to the usual local ports. When a service does not answer,
@@ -13,6 +14,7 @@
 //! Be a normal (non-dev) dependency of a shipped crate.
 
 pub mod conformance;
+pub mod issuer;
 
 use anyhow::{Context as _, bail};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, SimpleAsyncConnection as _};

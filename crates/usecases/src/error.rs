@@ -19,6 +19,8 @@ pub enum Dependency {
     SecretStore,
     /// The metadata database.
     Database,
+    /// The identity provider that issues callers' tokens (its JWKS).
+    IdentityProvider,
 }
 
 impl fmt::Display for Dependency {
@@ -27,6 +29,7 @@ impl fmt::Display for Dependency {
             Self::Slack => "Slack",
             Self::SecretStore => "the secret store",
             Self::Database => "the database",
+            Self::IdentityProvider => "the identity provider",
         })
     }
 }

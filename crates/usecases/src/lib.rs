@@ -7,6 +7,7 @@
 //! - [`refresh`]: [`TokenRefresher`], refreshing rotating tokens one replica at a time.
 //! - [`install`]: [`OAuthInstaller`], Slack's OAuth v2 install flow.
 //! - [`api_keys`]: [`ApiKeys`], static API keys stored as hashes, and who they stand for.
+//! - [`authenticate`]: [`Authenticator`], the caller a bearer credential stands for.
 //! - [`reconcile`]: [`Reconciler`], one pass that finishes work a crash left behind.
 //! - [`error`]: the use-case errors ([`ConnectorError`], [`SendError`], [`InstallError`]) and
 //!   the one place each port error becomes one of them.
@@ -24,6 +25,7 @@ use connector_domain::{Connector, SecretName, SecretPrefix};
 use connector_ports::{ConnectorRepository, SecretLabels, SecretStore, SlackApi};
 
 pub mod api_keys;
+pub mod authenticate;
 pub mod connectors;
 pub mod error;
 pub mod install;
@@ -34,6 +36,7 @@ pub mod send;
 mod testing;
 
 pub use api_keys::{ApiKeys, CreatedKey, KeyRejected};
+pub use authenticate::{AuthFailure, Authenticator, CredentialPolicy};
 pub use connectors::{ConnectorPage, ConnectorService, CreateConnector};
 pub use error::{ConnectorError, Dependency, InstallError, SendError};
 pub use install::{OAuthConfig, OAuthInstaller};
