@@ -122,6 +122,46 @@ grep -qF "${jwt##*.}" "$dir/server.log" && fail "the token appears in the server
 grep -q '"action":"connector.create"' "$dir/server.log" || fail "no audit line for the create"
 kill -TERM "$server_pid"
 wait "$server_pid" || fail "JWT server exited with an error after SIGTERM"
+
+# Mutual TLS: a CA issues the server's certificate and a workload's, whose URI names the
+# tenant; grpcurl connects with -cacert/-cert/-key, and without a certificate is refused.
+pki="$dir/pki"
+mkdir -p "$pki"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj "/CN=smoke CA" \
+  -keyout "$pki/ca.key" -out "$pki/ca.pem" 2>/dev/null || fail "openssl: CA"
+leaf() { # name san
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$1" \
+    -keyout "$pki/$1.key" -out "$pki/$1.csr" 2>/dev/null \
+  && openssl x509 -req -in "$pki/$1.csr" -CA "$pki/ca.pem" -CAkey "$pki/ca.key" -CAcreateserial -days 1 \
+    -extfile <(printf 'subjectAltName=%s\n' "$2") -out "$pki/$1.pem" 2>/dev/null
+}
+leaf server 'DNS:localhost,IP:127.0.0.1' || fail "openssl: server certificate"
+leaf workload 'URI:spiffe://smoke.test/tenant/smoke' || fail "openssl: client certificate"
+grpc_port=$(free_port)
+CONNECTOR__AUTH__MODE=mtls CONNECTOR__AUTH__MTLS_TENANT_URI='spiffe://smoke.test/tenant/{tenant}' \
+CONNECTOR__GRPC__TLS_CERT_FILE="$pki/server.pem" CONNECTOR__GRPC__TLS_KEY_FILE="$pki/server.key" \
+CONNECTOR__GRPC__TLS_CLIENT_CA_FILE="$pki/ca.pem" \
+CONNECTOR__DATABASE__URL="$APP_DATABASE_URL" \
+CONNECTOR__AWS__ENDPOINT_URL="$AWS_ENDPOINT_URL" \
+CONNECTOR__GRPC__LISTEN_ADDR="127.0.0.1:$grpc_port" \
+CONNECTOR__HTTP__LISTEN_ADDR="127.0.0.1:$(free_port)" \
+CONNECTOR__SLACK__API_BASE_URL="http://127.0.0.1:$double_port/api/" \
+CONNECTOR__SECRETS__PREFIX="smoke/" \
+CONNECTOR__LOG__FORMAT=json \
+  "$CARGO_TARGET_DIR/debug/connector-server" >"$dir/server.log" 2>&1 &
+server_pid=$!
+pids+=($server_pid)
+tls=(-cacert "$pki/ca.pem" -cert "$pki/workload.pem" -key "$pki/workload.key")
+WAIT_SECS=30 wait_for "$GRPCURL" "${tls[@]}" "127.0.0.1:$grpc_port" list || fail "mTLS server did not answer"
+listed=$("$GRPCURL" "${tls[@]}" -d '{}' "127.0.0.1:$grpc_port" connector.v1.ConnectorService/ListConnectors) \
+  || fail "ListConnectors over mutual TLS failed"
+grep -q '"tenantId": "smoke"' <<<"$listed" || fail "the tenant did not come from the certificate: $listed"
+"$GRPCURL" -cacert "$pki/ca.pem" -d '{}' "127.0.0.1:$grpc_port" connector.v1.ConnectorService/ListConnectors \
+  >/dev/null 2>&1 && fail "a client without a certificate was served"
+"$GRPCURL" -plaintext -d '{}' "127.0.0.1:$grpc_port" connector.v1.ConnectorService/ListConnectors \
+  >/dev/null 2>&1 && fail "a plain-text client was served"
+kill -TERM "$server_pid"
+wait "$server_pid" || fail "mTLS server exited with an error after SIGTERM"
 psql "$DATABASE_ADMIN_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
 
 # Embedded mode: no database URL, no AWS; callers authenticate with an API key; rotate the
@@ -170,4 +210,4 @@ kill -TERM "$server_pid"
 status=0
 wait "$server_pid" || status=$?
 [[ $status -eq 0 ]] || fail "embedded server exited with $status after SIGTERM"
-echo "smoke: 3 passed, 0 failed"
+echo "smoke: 4 passed, 0 failed"

@@ -7,6 +7,7 @@
 //!   until told to stop.
 //! - [`http`]: the HTTP listener: Slack's OAuth redirect and `/healthz`.
 //! - [`telemetry`]: tracing set-up (text or JSON).
+//! - [`tls`]: TLS and mutual TLS on the gRPC listener, reloaded when the files change.
 //!
 //! # Must never
 //! Hold business rules or talk to a dependency except through the adapters; log a token, a
@@ -15,6 +16,7 @@
 pub mod http;
 pub mod startup;
 pub mod telemetry;
+pub mod tls;
 
 pub use connector_app::Settings;
 pub use startup::Application;

@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use connector_app::settings::AuthMode;
@@ -12,6 +13,8 @@ use connector_usecases::OAuthInstaller;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
+use crate::tls::ReloadingTls;
+
 /// A built server: dependencies connected, migrations applied, listener bound.
 pub struct Application {
     listener: TcpListener,
@@ -20,6 +23,7 @@ pub struct Application {
     http_addr: SocketAddr,
     installer: OAuthInstaller,
     grpc: ConnectorGrpc,
+    tls: Option<Arc<ReloadingTls>>,
     services: Services,
     settings: Settings,
 }
@@ -46,6 +50,8 @@ impl Application {
             mode => tracing::info!(?mode, "callers must authenticate"),
         }
         let auth = Authentication::new(services.authenticator.clone());
+        // Certificate files are read before binding: a bad one stops start-up, named.
+        let tls = settings.tls()?.map(ReloadingTls::load).transpose()?;
         if settings.oauth()?.is_none() {
             tracing::info!(
                 "OAuth installs off: set CONNECTOR__SLACK__CLIENT_ID, CONNECTOR__SLACK__CLIENT_SECRET and CONNECTOR__SLACK__REDIRECT_URL to turn them on"
@@ -82,6 +88,7 @@ impl Application {
                 services.installer.clone(),
                 auth,
             ),
+            tls,
             services,
             settings,
         })
@@ -130,16 +137,36 @@ impl Application {
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (with_health, with_reflection) =
             (self.settings.grpc.health, self.settings.grpc.reflection);
-        let server = tonic::transport::Server::builder()
+        let router = tonic::transport::Server::builder()
             .add_optional_service(with_health.then_some(health_service))
             .add_optional_service(with_reflection.then_some(reflection_v1))
             .add_optional_service(with_reflection.then_some(reflection_v1alpha))
-            .add_service(self.grpc.into_server())
-            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), async {
-                let _ = stop_rx.await;
-            });
-        let mut server = tokio::spawn(server);
-        tracing::info!(addr = %self.addr, "connector-server listening");
+            .add_service(self.grpc.into_server());
+        let stopped = async {
+            let _ = stop_rx.await;
+        };
+        let (mut server, tls_watch) =
+            match &self.tls {
+                Some(tls) => (
+                    tokio::spawn(
+                        router.serve_with_incoming_shutdown(tls.incoming(self.listener), stopped),
+                    ),
+                    Some(tls.watch()),
+                ),
+                None => (
+                    tokio::spawn(router.serve_with_incoming_shutdown(
+                        TcpListenerStream::new(self.listener),
+                        stopped,
+                    )),
+                    None,
+                ),
+            };
+        let transport = match &self.tls {
+            Some(tls) if tls.mutual() => "mutual TLS",
+            Some(_) => "TLS",
+            None => "plain text",
+        };
+        tracing::info!(addr = %self.addr, transport, "connector-server listening");
 
         tokio::select! {
             result = &mut server => {
@@ -155,6 +182,9 @@ impl Application {
             .await;
         // Safe at any point: an interrupted pass is finished by the next one.
         jobs.stop();
+        if let Some(watch) = tls_watch {
+            watch.abort();
+        }
         let _ = stop_tx.send(());
         let _ = http_stop_tx.send(());
         let drained = tokio::time::timeout(grace, async {

@@ -67,13 +67,25 @@ impl Services {
 
         let storage = storage::open(settings, migrations).await?;
         let api_keys = ApiKeys::new(storage.api_keys);
-        let policy = match (settings.auth_mode()?, jwt) {
-            (AuthMode::ApiKey, _) => CredentialPolicy::ApiKeys(api_keys.clone()),
-            (AuthMode::Jwt, Some(jwt)) => CredentialPolicy::Tokens(jwt),
-            (AuthMode::JwtOrApiKey, Some(jwt)) => {
+        // Fail closed: a mode whose settings are missing never falls back to no authentication.
+        let policy = match (settings.auth_mode()?, jwt, settings.mtls()?) {
+            (AuthMode::None, ..) => CredentialPolicy::Off,
+            (AuthMode::ApiKey, ..) => CredentialPolicy::ApiKeys(api_keys.clone()),
+            (AuthMode::Jwt, Some(jwt), _) => CredentialPolicy::Tokens(jwt),
+            (AuthMode::JwtOrApiKey, Some(jwt), _) => {
                 CredentialPolicy::TokensOrApiKeys(jwt, api_keys.clone())
             }
-            _ => CredentialPolicy::Off,
+            (AuthMode::Mtls, _, Some((tenant_uri, scopes))) => {
+                CredentialPolicy::ClientCertificates { tenant_uri, scopes }
+            }
+            (mode, ..) => {
+                return Err(invalid(
+                    "auth.mode",
+                    "CONNECTOR__AUTH__MODE",
+                    format!("{mode:?} is missing its settings"),
+                )
+                .into());
+            }
         };
         let ports = Ports {
             repo: storage.repo,

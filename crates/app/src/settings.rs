@@ -11,7 +11,7 @@ use std::time::Duration;
 use connector_adapters_aws::{AwsSettings, StaticCredentials};
 use connector_adapters_jwt::JwtSettings;
 use connector_adapters_slack::SlackSettings;
-use connector_domain::{SecretPrefix, TenantId};
+use connector_domain::{Scopes, SecretPrefix, TenantId};
 use connector_ports::RepositorySettings;
 use connector_usecases::{AppCredentials, OAuthConfig, ReconcileSettings};
 use secrecy::{ExposeSecret as _, SecretString};
@@ -74,6 +74,25 @@ pub struct AuthSection {
     /// `CONNECTOR__AUTH__JWKS_MIN_REFETCH_SECS`: the least time between two fetches, however
     /// many unknown `kid`s arrive (default 10).
     pub jwks_min_refetch_secs: u64,
+    /// `CONNECTOR__AUTH__MTLS_TENANT_URI`: with `mtls`, the URI SAN pattern naming a client's
+    /// tenant, with one `{tenant}` placeholder (`spiffe://mesh.example/tenant/{tenant}`).
+    pub mtls_tenant_uri: Option<String>,
+    /// `CONNECTOR__AUTH__MTLS_SCOPES`: with `mtls`, the scopes certificate holders get
+    /// (default all three).
+    pub mtls_scopes: String,
+}
+
+/// The gRPC listener's TLS files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// Certificate chain, PEM.
+    pub cert: PathBuf,
+    /// Private key, PEM.
+    pub key: PathBuf,
+    /// CA certificates client certificates must chain to (mutual TLS), PEM.
+    pub client_ca: Option<PathBuf>,
+    /// How often the files are checked for changes.
+    pub reload_every: Duration,
 }
 
 /// How callers of the gRPC API prove who they are.
@@ -88,6 +107,8 @@ pub enum AuthMode {
     Jwt,
     /// Either a JWT or an API key.
     JwtOrApiKey,
+    /// Client certificates (mutual TLS), the tenant from a URI SAN.
+    Mtls,
 }
 
 /// `grpc.*`
@@ -100,6 +121,17 @@ pub struct GrpcSettings {
     pub reflection: bool,
     /// `CONNECTOR__GRPC__HEALTH`: serve `grpc.health.v1.Health` (default true).
     pub health: bool,
+    /// `CONNECTOR__GRPC__TLS_CERT_FILE`: the server's certificate chain (PEM); with the key,
+    /// the listener speaks TLS only.
+    pub tls_cert_file: Option<PathBuf>,
+    /// `CONNECTOR__GRPC__TLS_KEY_FILE`: the server's private key (PEM).
+    pub tls_key_file: Option<PathBuf>,
+    /// `CONNECTOR__GRPC__TLS_CLIENT_CA_FILE`: CA certificates (PEM) client certificates must
+    /// chain to; set, every client must present one (mutual TLS).
+    pub tls_client_ca_file: Option<PathBuf>,
+    /// `CONNECTOR__GRPC__TLS_RELOAD_SECS`: how often the files are checked for changes and
+    /// reloaded without a restart (default 10).
+    pub tls_reload_secs: u64,
     /// How long in-flight calls may drain after SIGINT/SIGTERM, in seconds (default 10).
     pub shutdown_grace_secs: u64,
 }
@@ -274,6 +306,11 @@ pub const DEFAULTS: &[(&str, &str)] = &[
     ("auth.leeway_secs", "30"),
     ("auth.jwks_refresh_secs", "300"),
     ("auth.jwks_min_refetch_secs", "10"),
+    (
+        "auth.mtls_scopes",
+        "connectors:read connectors:write messages:send",
+    ),
+    ("grpc.tls_reload_secs", "10"),
     ("database.max_connections", "16"),
     ("database.connect_timeout_secs", "5"),
     ("database.query_timeout_secs", "10"),
@@ -367,6 +404,16 @@ impl Settings {
         blank_to_none(&mut self.auth.jwks_url);
         blank_to_none(&mut self.auth.issuer);
         blank_to_none(&mut self.auth.audience);
+        blank_to_none(&mut self.auth.mtls_tenant_uri);
+        for path in [
+            &mut self.grpc.tls_cert_file,
+            &mut self.grpc.tls_key_file,
+            &mut self.grpc.tls_client_ca_file,
+        ] {
+            if path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+                *path = None;
+            }
+        }
     }
 
     /// Checks every value, naming the first bad one. [`Settings::load`] calls it; call it
@@ -381,6 +428,8 @@ impl Settings {
         self.oauth()?;
         self.sender_tenant()?;
         self.jwt()?;
+        self.tls()?;
+        self.mtls()?;
         if self.reconciler.batch == 0 {
             return Err(invalid(
                 "reconciler.batch",
@@ -413,16 +462,13 @@ impl Settings {
             Some("jwt") => Ok(AuthMode::Jwt),
             Some("jwt_or_api_key") => Ok(AuthMode::JwtOrApiKey),
             Some("none") => Ok(AuthMode::None),
-            Some("mtls") => Err(invalid(
-                "auth.mode",
-                "CONNECTOR__AUTH__MODE",
-                "`mtls` is not available in this release yet; use `jwt`, `api_key` or \
-                 `jwt_or_api_key` (and terminate TLS in front of the server)",
-            )),
+            Some("mtls") => Ok(AuthMode::Mtls),
             Some(other) => Err(invalid(
                 "auth.mode",
                 "CONNECTOR__AUTH__MODE",
-                format!("must be `jwt`, `api_key`, `jwt_or_api_key` or `none`, not {other:?}"),
+                format!(
+                    "must be `jwt`, `api_key`, `jwt_or_api_key`, `mtls` or `none`, not {other:?}"
+                ),
             )),
             None if self.grpc.listen_addr.ip().is_loopback() => Ok(AuthMode::None),
             None => Err(invalid(
@@ -488,6 +534,72 @@ impl Settings {
             min_refetch_interval: Duration::from_secs(a.jwks_min_refetch_secs),
             ..JwtSettings::new(jwks_url, issuer, audience)
         }))
+    }
+
+    /// The gRPC listener's TLS files: `None` for plain text.
+    pub fn tls(&self) -> Result<Option<TlsFiles>, SettingsError> {
+        let g = &self.grpc;
+        match (&g.tls_cert_file, &g.tls_key_file) {
+            (Some(cert), Some(key)) => Ok(Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: g.tls_client_ca_file.clone(),
+                reload_every: Duration::from_secs(g.tls_reload_secs.max(1)),
+            })),
+            (None, None) if g.tls_client_ca_file.is_some() => Err(invalid(
+                "grpc.tls_client_ca_file",
+                "CONNECTOR__GRPC__TLS_CLIENT_CA_FILE",
+                "mutual TLS needs the server's own certificate too: set \
+                 CONNECTOR__GRPC__TLS_CERT_FILE and CONNECTOR__GRPC__TLS_KEY_FILE",
+            )),
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(invalid(
+                "grpc.tls_key_file",
+                "CONNECTOR__GRPC__TLS_KEY_FILE",
+                "TLS needs the certificate and the key together",
+            )),
+            (None, Some(_)) => Err(invalid(
+                "grpc.tls_cert_file",
+                "CONNECTOR__GRPC__TLS_CERT_FILE",
+                "TLS needs the certificate and the key together",
+            )),
+        }
+    }
+
+    /// With `auth.mode = mtls`: the URI pattern naming a client's tenant and the scopes
+    /// certificate holders get; `None` in the other modes.
+    pub fn mtls(&self) -> Result<Option<(String, Scopes)>, SettingsError> {
+        if self.auth_mode()? != AuthMode::Mtls {
+            return Ok(None);
+        }
+        if self.tls()?.and_then(|t| t.client_ca).is_none() {
+            return Err(invalid(
+                "grpc.tls_client_ca_file",
+                "CONNECTOR__GRPC__TLS_CLIENT_CA_FILE",
+                "CONNECTOR__AUTH__MODE=mtls needs TLS with a client CA: set \
+                 CONNECTOR__GRPC__TLS_CERT_FILE, CONNECTOR__GRPC__TLS_KEY_FILE and \
+                 CONNECTOR__GRPC__TLS_CLIENT_CA_FILE",
+            ));
+        }
+        let pattern = self
+            .auth
+            .mtls_tenant_uri
+            .clone()
+            .filter(|p| p.matches("{tenant}").count() == 1)
+            .ok_or_else(|| {
+                invalid(
+                    "auth.mtls_tenant_uri",
+                    "CONNECTOR__AUTH__MTLS_TENANT_URI",
+                    "is required with CONNECTOR__AUTH__MODE=mtls: a URI with one {tenant} \
+                     placeholder, e.g. spiffe://mesh.example/tenant/{tenant}",
+                )
+            })?;
+        let scopes =
+            Scopes::parse_names("auth.mtls_scopes", self.auth.mtls_scopes.split_whitespace())
+                .map_err(|e| {
+                    invalid("auth.mtls_scopes", "CONNECTOR__AUTH__MTLS_SCOPES", e.reason)
+                })?;
+        Ok(Some((pattern, scopes)))
     }
 
     /// The prefix of every connector's secret name.
@@ -928,9 +1040,37 @@ mod tests {
         assert_eq!(jwt.scope_claim, "scope");
         assert_eq!(jwt.leeway, Duration::from_secs(30));
         assert_eq!(jwt.min_refetch_interval, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn tls_files_come_together_and_mtls_needs_a_client_ca_and_a_tenant_pattern() {
+        let err = Settings::load_from(None, env(&[("CONNECTOR__GRPC__TLS_CERT_FILE", "/c.pem")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("CONNECTOR__GRPC__TLS_KEY_FILE"), "{err}");
         let err = Settings::load_from(None, env(&[("CONNECTOR__AUTH__MODE", "mtls")]))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("mtls"), "{err}");
+        assert!(err.contains("CONNECTOR__GRPC__TLS_CLIENT_CA_FILE"), "{err}");
+        let tls = [
+            ("CONNECTOR__AUTH__MODE", "mtls"),
+            ("CONNECTOR__GRPC__TLS_CERT_FILE", "/c.pem"),
+            ("CONNECTOR__GRPC__TLS_KEY_FILE", "/k.pem"),
+            ("CONNECTOR__GRPC__TLS_CLIENT_CA_FILE", "/ca.pem"),
+        ];
+        let err = Settings::load_from(None, env(&tls))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("CONNECTOR__AUTH__MTLS_TENANT_URI"), "{err}");
+        let mut with_pattern = tls.to_vec();
+        with_pattern.push(("CONNECTOR__AUTH__MTLS_TENANT_URI", "spiffe://m/t/{tenant}"));
+        let s = Settings::load_from(None, env(&with_pattern)).unwrap();
+        let (pattern, scopes) = s.mtls().unwrap().unwrap();
+        assert_eq!(pattern, "spiffe://m/t/{tenant}");
+        assert_eq!(scopes, Scopes::all());
+        assert_eq!(
+            s.tls().unwrap().unwrap().client_ca,
+            Some(PathBuf::from("/ca.pem"))
+        );
     }
 }

@@ -267,6 +267,18 @@ impl fmt::Display for ApiKeyId {
     }
 }
 
+/// The tenants a client certificate's URI names under `pattern`, a URI with one `{tenant}`
+/// placeholder (`spiffe://mesh.example/ns/tenants/sa/{tenant}`): the placeholder's text must be
+/// a valid tenant ID, or `*` for every tenant. `None` when the URI does not match.
+pub fn tenant_from_uri(pattern: &str, uri: &str) -> Option<TenantGrant> {
+    let (prefix, suffix) = pattern.split_once("{tenant}")?;
+    let middle = uri.strip_prefix(prefix)?.strip_suffix(suffix)?;
+    if middle == "*" {
+        return Some(TenantGrant::All);
+    }
+    TenantId::parse("tenant", middle).ok().map(TenantGrant::One)
+}
+
 /// Why a request's tenant could not be settled.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TenantError {
@@ -322,6 +334,26 @@ mod tests {
                 needed: Scope::ConnectorsWrite
             })
         );
+    }
+
+    #[test]
+    fn certificate_uris_name_tenants_by_pattern() {
+        let p = "spiffe://mesh.example/tenant/{tenant}/sa";
+        assert_eq!(
+            tenant_from_uri(p, "spiffe://mesh.example/tenant/acme/sa"),
+            Some(TenantGrant::One(tenant("acme")))
+        );
+        assert_eq!(
+            tenant_from_uri(p, "spiffe://mesh.example/tenant/*/sa"),
+            Some(TenantGrant::All)
+        );
+        assert_eq!(
+            tenant_from_uri(p, "spiffe://mesh.example/tenant/a b/sa"),
+            None
+        );
+        assert_eq!(tenant_from_uri(p, "spiffe://other/tenant/acme/sa"), None);
+        assert_eq!(tenant_from_uri(p, "spiffe://mesh.example/tenant//sa"), None);
+        assert_eq!(tenant_from_uri("no placeholder", "no placeholder"), None);
     }
 
     #[test]

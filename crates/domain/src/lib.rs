@@ -29,7 +29,9 @@ pub mod paging;
 pub mod secret_name;
 pub mod token;
 
-pub use access::{AccessDenied, ApiKeyId, Principal, Scope, Scopes, TenantError, TenantGrant};
+pub use access::{
+    AccessDenied, ApiKeyId, Principal, Scope, Scopes, TenantError, TenantGrant, tenant_from_uri,
+};
 pub use channel::{ChannelName, ChannelRef};
 pub use connector::{AuthStatus, Connector, ConnectorState};
 pub use error::ValidationError;

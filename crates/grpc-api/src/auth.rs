@@ -3,10 +3,10 @@
 //! `PERMISSION_DENIED`. Messages say which check failed and never echo a credential.
 
 use connector_domain::{AccessDenied, Principal, Scope, TenantError, TenantId};
-use connector_usecases::{AuthFailure, Authenticator};
+use connector_usecases::{AuthFailure, Authenticator, Credentials};
 use secrecy::SecretString;
 use tonic::metadata::MetadataMap;
-use tonic::{Code, Status};
+use tonic::{Code, Request, Status};
 use tonic_types::{ErrorDetails, StatusExt as _};
 
 use crate::status::to_status;
@@ -24,15 +24,24 @@ impl Authentication {
         Self { authenticator }
     }
 
-    /// The caller of a request with `metadata`.
-    pub async fn principal(&self, metadata: &MetadataMap) -> Result<Principal, Status> {
-        let credential = if self.authenticator.is_on() {
-            bearer(metadata, self.authenticator.expected())?
+    /// The caller of `request`: its bearer credential, or the client certificate the TLS
+    /// layer verified.
+    pub async fn principal<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
+        let bearer = if self.authenticator.is_on() && !self.authenticator.uses_certificates() {
+            bearer(request.metadata(), self.authenticator.expected())?
+        } else {
+            None
+        };
+        let uris = if self.authenticator.uses_certificates() {
+            certificate_uris(request)
         } else {
             None
         };
         self.authenticator
-            .authenticate(credential.as_ref())
+            .authenticate_with(Credentials {
+                bearer: bearer.as_ref(),
+                certificate_uris: uris.as_deref(),
+            })
             .await
             .map_err(|e| match e {
                 AuthFailure::Unauthenticated(why) => Status::unauthenticated(why),
@@ -40,15 +49,15 @@ impl Authentication {
             })
     }
 
-    /// The caller of a request with `metadata`, if it holds `scope`, and the tenant the
-    /// request acts for given its `tenant_id` field.
-    pub async fn authorize(
+    /// The caller of `request`, if it holds `scope`, and the tenant the request acts for
+    /// given its `tenant_id` field.
+    pub async fn authorize<T>(
         &self,
-        metadata: &MetadataMap,
+        request: &Request<T>,
         scope: Scope,
         tenant_field: &str,
     ) -> Result<(Principal, TenantId), Status> {
-        let principal = self.principal(metadata).await?;
+        let principal = self.principal(request).await?;
         principal.require(scope).map_err(denied)?;
         let tenant = principal.tenant_for(tenant_field).map_err(|e| match e {
             TenantError::Invalid(v) => to_status(v.into()),
@@ -84,6 +93,29 @@ fn bearer(metadata: &MetadataMap, how: &str) -> Result<Option<SecretString>, Sta
         )));
     }
     Ok(Some(SecretString::from(credential.to_owned())))
+}
+
+/// The URI SANs of the client certificate the TLS layer verified; `None` without one.
+fn certificate_uris<T>(request: &Request<T>) -> Option<Vec<String>> {
+    use x509_parser::extensions::GeneralName;
+    let certs = request.peer_certs()?;
+    let leaf = certs.first()?;
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(leaf.as_ref()) else {
+        return Some(Vec::new());
+    };
+    let Ok(Some(san)) = cert.subject_alternative_name() else {
+        return Some(Vec::new());
+    };
+    Some(
+        san.value
+            .general_names
+            .iter()
+            .filter_map(|name| match name {
+                GeneralName::URI(uri) => Some((*uri).to_owned()),
+                _ => None,
+            })
+            .collect(),
+    )
 }
 
 /// `PERMISSION_DENIED`, with the reason as an `ErrorInfo`.

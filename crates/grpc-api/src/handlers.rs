@@ -78,7 +78,7 @@ impl pb::connector_service_server::ConnectorService for ConnectorGrpc {
         let (caller, tenant) = self
             .auth
             .authorize(
-                request.metadata(),
+                &request,
                 Scope::ConnectorsWrite,
                 &request.get_ref().tenant_id,
             )
@@ -109,7 +109,7 @@ impl pb::connector_service_server::ConnectorService for ConnectorGrpc {
         let (_, tenant) = self
             .auth
             .authorize(
-                request.metadata(),
+                &request,
                 Scope::ConnectorsRead,
                 &request.get_ref().tenant_id,
             )
@@ -132,7 +132,7 @@ impl pb::connector_service_server::ConnectorService for ConnectorGrpc {
         let (_, tenant) = self
             .auth
             .authorize(
-                request.metadata(),
+                &request,
                 Scope::ConnectorsRead,
                 &request.get_ref().tenant_id,
             )
@@ -161,7 +161,7 @@ impl pb::connector_service_server::ConnectorService for ConnectorGrpc {
         let (caller, tenant) = self
             .auth
             .authorize(
-                request.metadata(),
+                &request,
                 Scope::ConnectorsWrite,
                 &request.get_ref().tenant_id,
             )
@@ -182,11 +182,7 @@ impl pb::connector_service_server::ConnectorService for ConnectorGrpc {
     ) -> Result<Response<pb::SendMessageResponse>, Status> {
         let (_, tenant) = self
             .auth
-            .authorize(
-                request.metadata(),
-                Scope::MessagesSend,
-                &request.get_ref().tenant_id,
-            )
+            .authorize(&request, Scope::MessagesSend, &request.get_ref().tenant_id)
             .await?;
         let r = request.into_inner();
         let id =
@@ -218,7 +214,7 @@ impl pb::connector_service_server::ConnectorService for ConnectorGrpc {
         let (caller, tenant) = self
             .auth
             .authorize(
-                request.metadata(),
+                &request,
                 Scope::ConnectorsWrite,
                 &request.get_ref().tenant_id,
             )

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use connector_domain::Principal;
+use connector_domain::{Principal, Scopes, tenant_from_uri};
 use connector_ports::{TokenError, TokenVerifier};
 use secrecy::{ExposeSecret as _, SecretString};
 
@@ -21,6 +21,23 @@ pub enum CredentialPolicy {
     Tokens(Arc<dyn TokenVerifier>),
     /// Either: a credential starting with `ck_` is an API key, anything else a token.
     TokensOrApiKeys(Arc<dyn TokenVerifier>, ApiKeys),
+    /// Client certificates (mutual TLS, checked by the transport): the tenant is named by a
+    /// URI SAN matching `tenant_uri` (one `{tenant}` placeholder); the caller holds `scopes`.
+    ClientCertificates {
+        /// The URI pattern, e.g. `spiffe://mesh.example/tenant/{tenant}`.
+        tenant_uri: String,
+        /// What certificate holders may do.
+        scopes: Scopes,
+    },
+}
+
+/// What a caller presented.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Credentials<'a> {
+    /// The credential of an `authorization: Bearer` header.
+    pub bearer: Option<&'a SecretString>,
+    /// The URI SANs of the client certificate the transport verified, if any.
+    pub certificate_uris: Option<&'a [String]>,
 }
 
 impl std::fmt::Debug for CredentialPolicy {
@@ -30,6 +47,7 @@ impl std::fmt::Debug for CredentialPolicy {
             Self::ApiKeys(_) => "ApiKeys",
             Self::Tokens(_) => "Tokens",
             Self::TokensOrApiKeys(..) => "TokensOrApiKeys",
+            Self::ClientCertificates { .. } => "ClientCertificates",
         })
     }
 }
@@ -75,7 +93,45 @@ impl Authenticator {
             CredentialPolicy::ApiKeys(_) => "`authorization: Bearer <API key>`",
             CredentialPolicy::Tokens(_) => "`authorization: Bearer <JWT>`",
             CredentialPolicy::TokensOrApiKeys(..) => "`authorization: Bearer <JWT or API key>`",
+            CredentialPolicy::ClientCertificates { .. } => {
+                "a client certificate from the configured CA"
+            }
         }
+    }
+
+    /// Whether the caller is identified by its client certificate.
+    pub fn uses_certificates(&self) -> bool {
+        matches!(self.policy, CredentialPolicy::ClientCertificates { .. })
+    }
+
+    /// The caller presenting `credentials`.
+    pub async fn authenticate_with(
+        &self,
+        credentials: Credentials<'_>,
+    ) -> Result<Principal, AuthFailure> {
+        if let CredentialPolicy::ClientCertificates { tenant_uri, scopes } = &self.policy {
+            let Some(uris) = credentials.certificate_uris else {
+                return Err(AuthFailure::Unauthenticated(
+                    "no client certificate: connect with TLS and a certificate from the configured CA"
+                        .into(),
+                ));
+            };
+            return uris
+                .iter()
+                .find_map(|uri| {
+                    tenant_from_uri(tenant_uri, uri).map(|tenants| Principal {
+                        subject: format!("cert:{}", uri.chars().take(200).collect::<String>()),
+                        tenants,
+                        scopes: *scopes,
+                    })
+                })
+                .ok_or_else(|| {
+                    AuthFailure::Unauthenticated(format!(
+                        "the client certificate names no tenant: it needs a URI SAN like {tenant_uri}"
+                    ))
+                });
+        }
+        self.authenticate(credentials.bearer).await
     }
 
     /// The caller presenting `bearer` (the credential of an `authorization: Bearer` header,
@@ -86,6 +142,11 @@ impl Authenticator {
     ) -> Result<Principal, AuthFailure> {
         let (tokens, keys) = match &self.policy {
             CredentialPolicy::Off => return Ok(Principal::unauthenticated()),
+            CredentialPolicy::ClientCertificates { .. } => {
+                return Err(AuthFailure::Unauthenticated(
+                    "this server identifies callers by their client certificate".into(),
+                ));
+            }
             CredentialPolicy::ApiKeys(keys) => (None, Some(keys)),
             CredentialPolicy::Tokens(tokens) => (Some(tokens), None),
             CredentialPolicy::TokensOrApiKeys(tokens, keys) => (Some(tokens), Some(keys)),
@@ -133,7 +194,7 @@ impl Authenticator {
 
 #[cfg(test)]
 mod tests {
-    use connector_domain::{Scopes, TenantGrant};
+    use connector_domain::TenantGrant;
     use connector_ports::{MockApiKeyStore, MockTokenVerifier};
 
     use super::*;
@@ -223,5 +284,40 @@ mod tests {
             e,
             AuthFailure::Unauthenticated("the API key is not valid".into())
         );
+    }
+
+    #[tokio::test]
+    async fn client_certificates_name_the_tenant_by_uri() {
+        let certs = Authenticator::new(CredentialPolicy::ClientCertificates {
+            tenant_uri: "spiffe://mesh/tenant/{tenant}".into(),
+            scopes: Scopes::all(),
+        });
+        let uris = vec![
+            "dns:ignored".to_owned(),
+            "spiffe://mesh/tenant/acme".to_owned(),
+        ];
+        let p = certs
+            .authenticate_with(Credentials {
+                bearer: None,
+                certificate_uris: Some(&uris),
+            })
+            .await
+            .unwrap();
+        assert_eq!(p.subject, "cert:spiffe://mesh/tenant/acme");
+        assert!(matches!(p.tenants, TenantGrant::One(_)));
+        let other = vec!["spiffe://elsewhere/acme".to_owned()];
+        let e = certs
+            .authenticate_with(Credentials {
+                bearer: None,
+                certificate_uris: Some(&other),
+            })
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("names no tenant"), "{e}");
+        let e = certs
+            .authenticate_with(Credentials::default())
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("no client certificate"), "{e}");
     }
 }

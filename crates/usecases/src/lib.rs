@@ -36,7 +36,7 @@ pub mod send;
 mod testing;
 
 pub use api_keys::{ApiKeys, CreatedKey, KeyRejected};
-pub use authenticate::{AuthFailure, Authenticator, CredentialPolicy};
+pub use authenticate::{AuthFailure, Authenticator, CredentialPolicy, Credentials};
 pub use connectors::{ConnectorPage, ConnectorService, CreateConnector};
 pub use error::{ConnectorError, Dependency, InstallError, SendError};
 pub use install::{OAuthConfig, OAuthInstaller};

@@ -14,3 +14,4 @@ mod oauth;
 mod rotation;
 mod send;
 mod status_codes;
+mod tls;
