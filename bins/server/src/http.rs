@@ -2,18 +2,39 @@
 
 use axum::Router;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
-use axum::response::Html;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, Response};
 use axum::routing::get;
+use connector_ports::SlackError;
 use connector_usecases::{ConnectorError, InstallError, OAuthInstaller};
 use serde::Deserialize;
 
-/// The routes, over the install flow.
+/// The routes, over the install flow; every response carries [`security_headers`].
 pub fn router(installer: OAuthInstaller) -> Router {
     Router::new()
         .route("/slack/oauth/callback", get(callback))
         .route("/healthz", get(|| async { "ok\n" }))
         .with_state(installer)
+        .layer(axum::middleware::map_response(security_headers))
+}
+
+/// Pages are never cached, framed, sniffed or allowed to load anything but their inline style,
+/// and they send no referrer (the callback URL carries a code and a state).
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::CACHE_CONTROL, "no-store"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+        ),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
 }
 
 #[derive(Deserialize)]
@@ -58,11 +79,35 @@ async fn callback(
 }
 
 fn failure(e: InstallError) -> (StatusCode, Html<String>) {
+    // A dependency's detail goes to the log with an incident ID; the page shows the ID only.
+    let unavailable = |detail: &str| {
+        let incident = uuid::Uuid::new_v4().simple().to_string()[..16].to_owned();
+        tracing::warn!(%incident, %detail, "a Slack install could not complete: a dependency is unavailable");
+        page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Please try again in a moment",
+            &format!(
+                "A service the install needs is unavailable. Start the install again in a moment (incident {incident})."
+            ),
+        )
+    };
     let (status, title) = match &e {
         InstallError::Denied => (StatusCode::OK, "Installation cancelled"),
         InstallError::UnknownState => (StatusCode::BAD_REQUEST, "This install link is not valid"),
         InstallError::ExpiredState => (StatusCode::BAD_REQUEST, "This install link has expired"),
         InstallError::MissingCode => (StatusCode::BAD_REQUEST, "Slack sent no authorization code"),
+        InstallError::Exchange(SlackError::Unavailable(detail)) => return unavailable(detail),
+        InstallError::Exchange(SlackError::InvalidAuth { code } | SlackError::Api { code }) => {
+            tracing::info!(%code, "Slack refused the authorization code");
+            return page(
+                StatusCode::BAD_GATEWAY,
+                "Slack did not complete the install",
+                &format!(
+                    "Slack did not accept the authorization code ({}); start the install again.",
+                    escape(code)
+                ),
+            );
+        }
         InstallError::Exchange(_) => (
             StatusCode::BAD_GATEWAY,
             "Slack did not complete the install",
@@ -74,18 +119,20 @@ fn failure(e: InstallError) -> (StatusCode, Html<String>) {
         InstallError::Create(ConnectorError::AlreadyExists { .. }) => {
             (StatusCode::CONFLICT, "That connector already exists")
         }
-        InstallError::Create(ConnectorError::Unavailable { .. })
-        | InstallError::Store(ConnectorError::Unavailable { .. }) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Please try again in a moment",
-        ),
+        InstallError::Create(ConnectorError::Unavailable { dependency, detail })
+        | InstallError::Store(ConnectorError::Unavailable { dependency, detail }) => {
+            return unavailable(&format!("{dependency}: {detail}"));
+        }
         InstallError::Create(ConnectorError::Internal(_))
         | InstallError::Store(ConnectorError::Internal(_)) => {
-            tracing::error!(error = ?e, "internal error completing a Slack install");
+            let incident = uuid::Uuid::new_v4().simple().to_string()[..16].to_owned();
+            tracing::error!(%incident, error = ?e, "internal error completing a Slack install");
             return page(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Something went wrong",
-                "The install could not be completed; the server log has the details.",
+                &format!(
+                    "The install could not be completed; the server log has the details (incident {incident})."
+                ),
             );
         }
         InstallError::Create(_) | InstallError::Store(_) => (
@@ -94,7 +141,13 @@ fn failure(e: InstallError) -> (StatusCode, Html<String>) {
         ),
     };
     tracing::info!(reason = %e, "Slack install did not complete");
-    page(status, title, &escape(&e.to_string()))
+    let shown = match &e {
+        InstallError::Exchange(_) => {
+            "Slack did not complete the install; start it again.".to_owned()
+        }
+        other => other.to_string(),
+    };
+    page(status, title, &escape(&shown))
 }
 
 fn page(status: StatusCode, title: &str, body: &str) -> (StatusCode, Html<String>) {

@@ -121,8 +121,17 @@ fn fresh_key() -> [u8; 32] {
     out
 }
 
+/// A 128-bit random key ID: two rotations, even on different hosts, never collide.
 fn fresh_key_id() -> String {
-    format!("k{:08x}", rand::random::<u32>())
+    format!("k{:032x}", rand::random::<u128>())
+}
+
+/// Makes a completed rename (or link) in `path`'s directory durable.
+pub(crate) fn sync_parent_dir(path: &Path) -> std::io::Result<()> {
+    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => fs::File::open(dir)?.sync_all(),
+        None => fs::File::open(".")?.sync_all(),
+    }
 }
 
 /// Creates `dir` (and parents), owner-only.
@@ -191,13 +200,19 @@ impl KeySource {
             active: id.clone(),
             keys: HashMap::from([(id, B64.encode(fresh_key()))]),
         };
-        match create_private_file(path) {
-            Ok(mut f) => {
-                let bytes = serde_json::to_vec_pretty(&file)
-                    .map_err(|e| Self::file_error(path, e.to_string()))?;
-                f.write_all(&bytes)
-                    .and_then(|()| f.sync_all())
-                    .map_err(|e| Self::file_error(path, format!("cannot write: {e}")))?;
+        // Written completely under a temporary name, then linked into place: the link fails
+        // if another process created the file first, and nobody ever reads a half-written key.
+        let tmp = path.with_extension(format!("tmp-{}", rand::random::<u64>()));
+        let bytes =
+            serde_json::to_vec_pretty(&file).map_err(|e| Self::file_error(path, e.to_string()))?;
+        let written = create_private_file(&tmp)
+            .and_then(|mut f| f.write_all(&bytes).and_then(|()| f.sync_all()))
+            .and_then(|()| fs::hard_link(&tmp, path));
+        let _ = fs::remove_file(&tmp);
+        match written {
+            Ok(()) => {
+                sync_parent_dir(path)
+                    .map_err(|e| Self::file_error(path, format!("cannot sync: {e}")))?;
                 tracing::info!(path = %path.display(), "created a new local secrets key file (mode 0600)");
                 Ok(())
             }
@@ -287,7 +302,8 @@ fn write_key_file(path: &Path, file: &KeyFile) -> Result<(), LocalKeyError> {
         serde_json::to_vec_pretty(file).map_err(|e| KeySource::file_error(path, e.to_string()))?;
     let result = create_private_file(&tmp)
         .and_then(|mut f| f.write_all(&bytes).and_then(|()| f.sync_all()))
-        .and_then(|()| fs::rename(&tmp, path));
+        .and_then(|()| fs::rename(&tmp, path))
+        .and_then(|()| sync_parent_dir(path));
     result.map_err(|e| {
         let _ = fs::remove_file(&tmp);
         KeySource::file_error(path, format!("cannot write: {e}"))

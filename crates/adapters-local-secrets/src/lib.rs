@@ -259,7 +259,9 @@ impl LocalSecretStore {
         fs::rename(&tmp, path).map_err(|e| {
             let _ = fs::remove_file(&tmp);
             io("writing a secret", e)
-        })
+        })?;
+        // The rename is durable only once the directory is.
+        keyring::sync_parent_dir(path).map_err(|e| io("writing a secret", e))
     }
 
     fn put_blocking(&self, name: &str, plaintext: &str) -> Result<(), SecretStoreError> {
@@ -294,7 +296,8 @@ impl LocalSecretStore {
     fn delete_blocking(&self, name: &str) -> Result<(), SecretStoreError> {
         let path = self.path_of(name);
         self.with_write_lock(|| match fs::remove_file(&path) {
-            Ok(()) => Ok(()),
+            // A delete is durable only once the directory is.
+            Ok(()) => keyring::sync_parent_dir(&path).map_err(|e| io("deleting a secret", e)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io("deleting a secret", e)),
         })

@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use futures::FutureExt as _;
 use tokio::task::JoinHandle;
 
 use crate::services::Services;
@@ -94,7 +95,16 @@ impl PeriodicJobs {
                 ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
                     ticks.tick().await;
-                    pass().await;
+                    // A pass that panics is logged and the job goes on with the next one: a
+                    // bad value must not stop reconciling or refreshing for good.
+                    if let Err(panic) = std::panic::AssertUnwindSafe(pass()).catch_unwind().await {
+                        let what = panic
+                            .downcast_ref::<&str>()
+                            .map(|s| (*s).to_owned())
+                            .or_else(|| panic.downcast_ref::<String>().cloned())
+                            .unwrap_or_default();
+                        tracing::error!(job = name, panic = %what, "a periodic job's pass panicked; the job continues");
+                    }
                 }
             }),
         ));
@@ -120,5 +130,38 @@ impl PeriodicJobs {
 impl Drop for PeriodicJobs {
     fn drop(&mut self) {
         self.abort_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pass_that_panics_does_not_stop_the_job() {
+        let passes = Arc::new(AtomicUsize::new(0));
+        let mut jobs = PeriodicJobs::default();
+        let counted = passes.clone();
+        jobs.every("flaky", 1, move || {
+            let n = counted.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n == 0 {
+                    panic!("a bad value");
+                }
+            }
+        });
+        for _ in 0..5 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            passes.load(Ordering::SeqCst) >= 3,
+            "the job stopped after the panic"
+        );
+        assert_eq!(jobs.names(), vec!["flaky"]);
+        jobs.stop();
     }
 }

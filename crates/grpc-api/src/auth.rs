@@ -9,7 +9,7 @@ use tonic::metadata::MetadataMap;
 use tonic::{Code, Request, Status};
 use tonic_types::{ErrorDetails, StatusExt as _};
 
-use crate::status::to_status;
+use crate::status::{to_status, unavailable};
 
 /// How callers prove who they are: the credentials an [`Authenticator`] accepts, read from
 /// each request's `authorization` metadata.
@@ -45,7 +45,7 @@ impl Authentication {
             .await
             .map_err(|e| match e {
                 AuthFailure::Unauthenticated(why) => Status::unauthenticated(why),
-                e @ AuthFailure::Unavailable { .. } => Status::unavailable(e.to_string()),
+                AuthFailure::Unavailable { dependency, detail } => unavailable(dependency, &detail),
             })
     }
 

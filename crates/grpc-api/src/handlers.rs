@@ -170,7 +170,18 @@ impl pb::connector_service_server::ConnectorService for ConnectorGrpc {
         self.service
             .delete(tenant.as_str(), &r.id)
             .await
-            .map_err(to_status)?;
+            .map_err(|e| {
+                let status = to_status(e);
+                if status.code() == tonic::Code::Unavailable {
+                    // The row is already `deleting`: say how it ends.
+                    Status::unavailable(format!(
+                        "{}; the connector is no longer usable and its deletion will be finished by retrying DeleteConnector or by the reconciler",
+                        status.message()
+                    ))
+                } else {
+                    status
+                }
+            })?;
         tracing::info!(target: "audit", action = "connector.delete", subject = %caller.subject,
             tenant_id = %tenant, connector_id = %r.id, "connector deleted");
         Ok(Response::new(pb::DeleteConnectorResponse {}))

@@ -1,13 +1,30 @@
 //! The one mapping from use-case errors to gRPC statuses (the contract's status table).
 
-use connector_usecases::{ConnectorError, SendError};
+use connector_usecases::{ConnectorError, Dependency, SendError};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt as _};
 
+/// A short random ID tying a client-facing message to the log line with the details.
+pub fn incident_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..16].to_owned()
+}
+
+/// `UNAVAILABLE` with a fixed text naming the dependency and an incident ID; the detail (a
+/// driver's error chain, a host name) goes to the log under the same ID, never to the client.
+pub fn unavailable(dependency: Dependency, detail: &str) -> Status {
+    let incident = incident_id();
+    tracing::warn!(%incident, %dependency, %detail, "a dependency is unavailable");
+    Status::unavailable(format!(
+        "{dependency} is unavailable; retry later (incident {incident})"
+    ))
+}
+
 /// Maps a use-case error to the contract's status code.
 ///
-/// Messages name the field or the cause. [`ConnectorError::Internal`] is logged here, once,
-/// with its chain, and answered with an opaque message.
+/// Messages name the field or the cause. [`ConnectorError::Internal`] and
+/// [`ConnectorError::Unavailable`] are logged here, once, with their detail and an incident ID,
+/// and answered with a fixed message carrying the same ID: no driver error, host name or AWS
+/// error chain reaches a client.
 pub fn to_status(err: ConnectorError) -> Status {
     match err {
         ConnectorError::Invalid(v) => Status::with_error_details(
@@ -41,15 +58,18 @@ pub fn to_status(err: ConnectorError) -> Status {
         e @ ConnectorError::NotFound { .. } => Status::not_found(e.to_string()),
         e @ ConnectorError::AlreadyExists { .. } => Status::already_exists(e.to_string()),
         e @ ConnectorError::Aborted { .. } => Status::aborted(e.to_string()),
-        e @ ConnectorError::Unavailable { .. } => Status::unavailable(e.to_string()),
+        ConnectorError::Unavailable { dependency, detail } => unavailable(dependency, &detail),
         ConnectorError::RateLimited { retry_after } => Status::with_error_details(
             Code::ResourceExhausted,
             ConnectorError::RateLimited { retry_after }.to_string(),
             ErrorDetails::with_retry_info(retry_after),
         ),
         ConnectorError::Internal(e) => {
-            tracing::error!(error = ?e, "internal error");
-            Status::internal("internal error; see the server log")
+            let incident = incident_id();
+            tracing::error!(%incident, error = ?e, "internal error");
+            Status::internal(format!(
+                "internal error; the server log has the details (incident {incident})"
+            ))
         }
     }
 }
@@ -114,7 +134,35 @@ pub fn send_to_status(err: SendError) -> Status {
 mod tests {
     use super::*;
     use connector_domain::ValidationError;
-    use connector_usecases::Dependency;
+
+    #[test]
+    fn dependency_details_never_reach_the_client() {
+        let detail = "dispatch failure: io error: connect to secretsmanager.internal.corp:443 refused; SQLSTATE 57P01 terminating connection";
+        for status in [
+            to_status(ConnectorError::Unavailable {
+                dependency: Dependency::SecretStore,
+                detail: detail.into(),
+            }),
+            send_to_status(SendError::Unavailable {
+                dependency: Dependency::Database,
+                detail: detail.into(),
+            }),
+            to_status(ConnectorError::Internal(anyhow::anyhow!(detail))),
+        ] {
+            let m = status.message();
+            assert!(!m.contains("corp"), "{m}");
+            assert!(!m.contains("SQLSTATE"), "{m}");
+            assert!(m.contains("(incident "), "{m}");
+        }
+        let m = to_status(ConnectorError::Unavailable {
+            dependency: Dependency::SecretStore,
+            detail: detail.into(),
+        });
+        assert!(
+            m.message()
+                .starts_with("the secret store is unavailable; retry later")
+        );
+    }
 
     #[test]
     fn each_error_maps_to_the_contract_code() {

@@ -85,8 +85,8 @@ pub struct OAuthGrant {
     pub expires_in: Option<u64>,
 }
 
-/// Which grant to ask `oauth.v2.access` for.
-#[derive(Debug, Clone)]
+/// Which grant to ask `oauth.v2.access` for. `Debug` shows neither the code nor the token.
+#[derive(Clone)]
 pub enum OAuthGrantRequest {
     /// Exchange an authorization code.
     Code {
@@ -100,6 +100,40 @@ pub enum OAuthGrantRequest {
         /// The refresh token.
         refresh_token: SecretString,
     },
+}
+
+impl std::fmt::Debug for OAuthGrantRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Code { redirect_uri, .. } => f
+                .debug_struct("Code")
+                .field("code", &"[REDACTED]")
+                .field("redirect_uri", redirect_uri)
+                .finish(),
+            Self::Refresh { .. } => f
+                .debug_struct("Refresh")
+                .field("refresh_token", &"[REDACTED]")
+                .finish(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grant_requests_do_not_show_their_code() {
+        let shown = format!(
+            "{:?}",
+            OAuthGrantRequest::Code {
+                code: "1234.5678.secretcode".into(),
+                redirect_uri: "https://x/cb".into(),
+            }
+        );
+        assert!(!shown.contains("secretcode"), "{shown}");
+        assert!(shown.contains("https://x/cb"));
+    }
 }
 
 /// Slack's answers, in terms the use cases act on. Never carries the token.

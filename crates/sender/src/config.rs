@@ -124,23 +124,31 @@ impl SenderConfig {
         Ok(Self { settings })
     }
 
-    /// A fingerprint of every setting, secrets included (hashed, never shown), so that the
-    /// static [`send_message`](crate::send_message) reuses a [`Sender`](crate::Sender) only
-    /// for an identical configuration.
-    pub(crate) fn fingerprint(&self) -> u64 {
+    /// Every setting, secrets included, as one value two configurations can be compared by
+    /// whole (never shown: it is a secret).
+    pub(crate) fn identity(&self) -> SecretString {
         let s = &self.settings;
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        // Every field but the secrets, which `Debug` redacts...
-        format!("{s:?}").hash(&mut h);
-        // ...and the secrets themselves.
+        // Every field but the secrets, which `Debug` redacts, then the secrets themselves.
+        let mut whole = format!("{s:?}");
         for secret in [
             &s.database.url,
             &s.aws.secret_access_key,
             &s.secrets.local_key,
             &s.slack.client_secret,
         ] {
-            secret.as_ref().map(|v| v.expose_secret()).hash(&mut h);
+            whole.push('\0');
+            if let Some(v) = secret {
+                whole.push_str(v.expose_secret());
+            }
         }
+        SecretString::from(whole)
+    }
+
+    /// A hash of [`SenderConfig::identity`], to find candidates quickly; equal configurations
+    /// are then confirmed by comparing identities whole.
+    pub(crate) fn fingerprint(&self) -> u64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.identity().expose_secret().hash(&mut h);
         h.finish()
     }
 }
@@ -246,6 +254,23 @@ mod tests {
             .to_string();
         assert!(err.contains("sender.tenant_id"), "{err}");
         assert!(err.contains("CONNECTOR__SENDER__TENANT_ID"), "{err}");
+    }
+
+    #[test]
+    fn identities_compare_configurations_whole() {
+        let a = SenderConfig::new("postgres://a/db").with_slack_app("1.2", "s1");
+        assert_eq!(
+            a.identity().expose_secret(),
+            a.clone().identity().expose_secret()
+        );
+        assert_ne!(
+            a.identity().expose_secret(),
+            a.clone()
+                .with_slack_app("1.2", "s2")
+                .identity()
+                .expose_secret()
+        );
+        assert!(!format!("{a:?}").contains("s1"));
     }
 
     #[test]

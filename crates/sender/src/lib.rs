@@ -52,6 +52,8 @@ mod config;
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
+use secrecy::{ExposeSecret as _, SecretString};
+
 use connector_app::{AppError, Migrate, Services};
 use connector_domain::{ConnectorId, TenantId};
 use connector_usecases::{Dependency, MessageSender};
@@ -132,11 +134,23 @@ impl Sender {
 /// ended are never used again, so this also bounds what they hold).
 const MAX_CACHED_SENDERS: usize = 32;
 
-type SenderKey = (tokio::runtime::Id, u64);
+/// Senders by runtime and configuration hash; each bucket holds the configurations whole, so
+/// a hash collision can never hand out a sender of another configuration.
+type Cache = HashMap<(tokio::runtime::Id, u64), Vec<(SecretString, Sender)>>;
 
-fn cache() -> &'static Mutex<HashMap<SenderKey, Sender>> {
-    static CACHE: OnceLock<Mutex<HashMap<SenderKey, Sender>>> = OnceLock::new();
+fn cache() -> &'static Mutex<Cache> {
+    static CACHE: OnceLock<Mutex<Cache>> = OnceLock::new();
     CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+fn cached(key: &(tokio::runtime::Id, u64), identity: &SecretString) -> Option<Sender> {
+    cache()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(key)?
+        .iter()
+        .find(|(id, _)| id.expose_secret() == identity.expose_secret())
+        .map(|(_, sender)| sender.clone())
 }
 
 /// Sends `message` through connector `connector_id`, configured by `config`.
@@ -149,21 +163,28 @@ pub async fn send_message(
     connector_id: &str,
     message: impl Into<Message>,
 ) -> Result<SentMessage, Error> {
+    let identity = config.identity();
     let key = (tokio::runtime::Handle::current().id(), config.fingerprint());
-    let cached = cache()
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(&key)
-        .cloned();
-    let sender = match cached {
+    let sender = match cached(&key, &identity) {
         Some(sender) => sender,
         None => {
             let sender = Sender::connect(config).await?;
             let mut senders = cache().lock().unwrap_or_else(|p| p.into_inner());
-            if senders.len() >= MAX_CACHED_SENDERS {
+            if senders.values().map(Vec::len).sum::<usize>() >= MAX_CACHED_SENDERS {
                 senders.clear();
             }
-            senders.entry(key).or_insert(sender).clone()
+            let bucket = senders.entry(key).or_default();
+            match bucket
+                .iter()
+                .find(|(id, _)| id.expose_secret() == identity.expose_secret())
+            {
+                // Another task connected meanwhile: use its sender.
+                Some((_, existing)) => existing.clone(),
+                None => {
+                    bucket.push((identity, sender.clone()));
+                    sender
+                }
+            }
         }
     };
     sender.send_with(connector_id, message.into()).await
@@ -179,5 +200,10 @@ pub fn clear_send_message_cache() {
 /// How many [`Sender`]s [`send_message`] holds.
 #[doc(hidden)]
 pub fn cached_sender_count() -> usize {
-    cache().lock().unwrap_or_else(|p| p.into_inner()).len()
+    cache()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .values()
+        .map(Vec::len)
+        .sum()
 }

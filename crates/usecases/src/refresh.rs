@@ -431,6 +431,29 @@ mod tests {
     const OLD: &str = "xoxe.xoxb-1-oldtoken000";
     const NEW: &str = "xoxe.xoxb-1-newtoken000";
 
+    #[test]
+    fn any_expires_in_from_slack_is_handled_without_overflow() {
+        for secs in [0, 1, 43_200, u64::from(u32::MAX), i64::MAX as u64, u64::MAX] {
+            let r = rotation_from_grant(Some(SecretString::from("r".to_owned())), Some(secs), None)
+                .unwrap();
+            assert!(
+                r.expires_at <= Utc::now() + chrono::Duration::days(367),
+                "{secs}"
+            );
+        }
+        // A refresh without an expiry means Slack's 12 hours; without a new refresh token the
+        // spent one is kept.
+        let r =
+            rotation_from_grant(None, None, Some(SecretString::from("spent".to_owned()))).unwrap();
+        assert_eq!(
+            secrecy::ExposeSecret::expose_secret(&r.refresh_token),
+            "spent"
+        );
+        assert!(r.expires_at > Utc::now() + chrono::Duration::hours(11));
+        // An install without both is not rotating.
+        assert!(rotation_from_grant(None, Some(60), None).is_none());
+    }
+
     #[tokio::test]
     async fn a_token_not_yet_due_is_used_as_it_is() {
         let mut repo = MockConnectorRepository::new();

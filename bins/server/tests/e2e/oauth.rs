@@ -87,8 +87,23 @@ pub(crate) async fn click_through(url: &str) -> (String, u16, String) {
     (callback, status, body)
 }
 
+/// Opens a page of ours; every one must carry the security headers.
 async fn visit(url: &str) -> (u16, String) {
     let r = browser().get(url).send().await.unwrap();
+    for (name, value) in [
+        ("cache-control", "no-store"),
+        ("referrer-policy", "no-referrer"),
+        ("x-frame-options", "DENY"),
+        ("x-content-type-options", "nosniff"),
+    ] {
+        assert_eq!(r.headers()[name], value, "{name} on {url}");
+    }
+    assert!(
+        r.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .starts_with("default-src 'none'")
+    );
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
