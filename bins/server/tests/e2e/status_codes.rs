@@ -176,9 +176,17 @@ async fn slack_failing_is_unavailable_and_rate_limits_are_resource_exhausted() {
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
     assert!(status.message().contains("Slack"), "{}", status.message());
     // A fixed text and an incident ID; the HTTP detail stays in the log.
-    assert!(status.message().contains("(incident "), "{}", status.message());
+    assert!(
+        status.message().contains("(incident "),
+        "{}",
+        status.message()
+    );
     assert!(!status.message().contains("503"), "{}", status.message());
-    assert!(!status.message().contains("127.0.0.1"), "{}", status.message());
+    assert!(
+        !status.message().contains("127.0.0.1"),
+        "{}",
+        status.message()
+    );
 
     let mut app = TestApp::spawn().await;
     app.double.state().inject(
@@ -209,7 +217,11 @@ async fn an_unreachable_secret_store_is_unavailable_and_leaves_no_row() {
         status.message()
     );
     // No AWS error chain, no endpoint: a fixed text and an incident ID.
-    assert!(status.message().contains("(incident "), "{}", status.message());
+    assert!(
+        status.message().contains("(incident "),
+        "{}",
+        status.message()
+    );
     for detail in ["127.0.0.1", "dispatch", "connect", "error"] {
         assert!(!status.message().contains(detail), "{}", status.message());
     }
