@@ -362,16 +362,19 @@ impl ConnectorRepository for PgConnectorRepository {
         &self,
         id: ConnectorId,
         lease: Duration,
+        fence: i64,
     ) -> Result<bool, RepositoryError> {
         self.timed(async {
             let mut conn = self.conn().await?;
             let taken = diesel::sql_query(
-                "UPDATE connectors SET refresh_lease_until = now() + make_interval(secs => $2) \
+                "UPDATE connectors SET refresh_lease_until = now() + make_interval(secs => $2), \
+                   refresh_fence = $3 \
                  WHERE id = $1 AND state = 'active' \
                    AND (refresh_lease_until IS NULL OR refresh_lease_until < now())",
             )
             .bind::<diesel::sql_types::Uuid, _>(id.as_uuid())
             .bind::<diesel::sql_types::Double, _>(lease.as_secs_f64())
+            .bind::<diesel::sql_types::BigInt, _>(fence)
             .execute(&mut conn)
             .await
             .map_err(map_err)?;
@@ -380,15 +383,46 @@ impl ConnectorRepository for PgConnectorRepository {
         .await
     }
 
+    async fn renew_token_refresh(
+        &self,
+        id: ConnectorId,
+        fence: i64,
+        lease: Duration,
+    ) -> Result<bool, RepositoryError> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let renewed = diesel::sql_query(
+                "UPDATE connectors SET refresh_lease_until = now() + make_interval(secs => $3) \
+                 WHERE id = $1 AND refresh_fence = $2 AND refresh_lease_until IS NOT NULL",
+            )
+            .bind::<diesel::sql_types::Uuid, _>(id.as_uuid())
+            .bind::<diesel::sql_types::BigInt, _>(fence)
+            .bind::<diesel::sql_types::Double, _>(lease.as_secs_f64())
+            .execute(&mut conn)
+            .await
+            .map_err(map_err)?;
+            Ok(renewed == 1)
+        })
+        .await
+    }
+
     async fn finish_token_refresh(
         &self,
         id: ConnectorId,
+        fence: i64,
         outcome: RefreshOutcome,
-    ) -> Result<(), RepositoryError> {
+    ) -> Result<bool, RepositoryError> {
         self.timed(async {
             let mut conn = self.conn().await?;
-            let target = dsl::connectors.filter(dsl::id.eq(id.as_uuid()));
-            let lease = dsl::refresh_lease_until.eq(None::<DateTime<Utc>>);
+            // Only the lease's holder records an outcome: a late finisher changes nothing.
+            let target = dsl::connectors
+                .filter(dsl::id.eq(id.as_uuid()))
+                .filter(dsl::refresh_fence.eq(fence))
+                .filter(dsl::refresh_lease_until.is_not_null());
+            let lease = (
+                dsl::refresh_lease_until.eq(None::<DateTime<Utc>>),
+                dsl::refresh_fence.eq(None::<i64>),
+            );
             match outcome {
                 RefreshOutcome::Refreshed { expires_at } => {
                     diesel::update(target)
@@ -415,8 +449,8 @@ impl ConnectorRepository for PgConnectorRepository {
                     diesel::update(target).set(lease).execute(&mut conn).await
                 }
             }
-            .map_err(map_err)?;
-            Ok(())
+            .map(|n| n == 1)
+            .map_err(map_err)
         })
         .await
     }

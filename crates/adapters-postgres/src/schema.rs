@@ -25,6 +25,8 @@ diesel::table! {
         token_expires_at -> Nullable<Timestamptz>,
         /// Until when a replica holds the right to refresh the token.
         refresh_lease_until -> Nullable<Timestamptz>,
+        /// The fencing value of the current refresh lease.
+        refresh_fence -> Nullable<BigInt>,
         /// Creation time.
         created_at -> Timestamptz,
         /// Last change.

@@ -384,6 +384,7 @@ impl ConnectorRepository for SqliteConnectorRepository {
         &self,
         id: ConnectorId,
         lease: Duration,
+        fence: i64,
     ) -> Result<bool, RepositoryError> {
         self.timed(async {
             let mut conn = self.conn().await?;
@@ -399,7 +400,10 @@ impl ConnectorRepository for SqliteConnectorRepository {
                             .or(dsl::refresh_lease_until.lt(now)),
                     ),
             )
-            .set(dsl::refresh_lease_until.eq(Some(until)))
+            .set((
+                dsl::refresh_lease_until.eq(Some(until)),
+                dsl::refresh_fence.eq(Some(fence)),
+            ))
             .execute(&mut conn)
             .await
             .map_err(map_err)?;
@@ -408,15 +412,48 @@ impl ConnectorRepository for SqliteConnectorRepository {
         .await
     }
 
+    async fn renew_token_refresh(
+        &self,
+        id: ConnectorId,
+        fence: i64,
+        lease: Duration,
+    ) -> Result<bool, RepositoryError> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let until =
+                now_micros().saturating_add(i64::try_from(lease.as_micros()).unwrap_or(i64::MAX));
+            let renewed = diesel::update(
+                dsl::connectors
+                    .filter(dsl::id.eq(id.to_string()))
+                    .filter(dsl::refresh_fence.eq(fence))
+                    .filter(dsl::refresh_lease_until.is_not_null()),
+            )
+            .set(dsl::refresh_lease_until.eq(Some(until)))
+            .execute(&mut conn)
+            .await
+            .map_err(map_err)?;
+            Ok(renewed == 1)
+        })
+        .await
+    }
+
     async fn finish_token_refresh(
         &self,
         id: ConnectorId,
+        fence: i64,
         outcome: RefreshOutcome,
-    ) -> Result<(), RepositoryError> {
+    ) -> Result<bool, RepositoryError> {
         self.timed(async {
             let mut conn = self.conn().await?;
-            let target = dsl::connectors.filter(dsl::id.eq(id.to_string()));
-            let lease = dsl::refresh_lease_until.eq(None::<i64>);
+            // Only the lease's holder records an outcome: a late finisher changes nothing.
+            let target = dsl::connectors
+                .filter(dsl::id.eq(id.to_string()))
+                .filter(dsl::refresh_fence.eq(fence))
+                .filter(dsl::refresh_lease_until.is_not_null());
+            let lease = (
+                dsl::refresh_lease_until.eq(None::<i64>),
+                dsl::refresh_fence.eq(None::<i64>),
+            );
             match outcome {
                 RefreshOutcome::Refreshed { expires_at } => {
                     diesel::update(target)
@@ -443,8 +480,8 @@ impl ConnectorRepository for SqliteConnectorRepository {
                     diesel::update(target).set(lease).execute(&mut conn).await
                 }
             }
-            .map_err(map_err)?;
-            Ok(())
+            .map(|n| n == 1)
+            .map_err(map_err)
         })
         .await
     }

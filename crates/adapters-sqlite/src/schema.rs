@@ -25,6 +25,8 @@ diesel::table! {
         token_expires_at -> Nullable<BigInt>,
         /// Until when a replica holds the right to refresh the token.
         refresh_lease_until -> Nullable<BigInt>,
+        /// The fencing value of the current refresh lease.
+        refresh_fence -> Nullable<BigInt>,
         /// Microseconds since the Unix epoch.
         created_at -> BigInt,
         /// Microseconds since the Unix epoch.

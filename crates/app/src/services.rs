@@ -98,6 +98,9 @@ impl Services {
             settings.app_credentials(),
             RefreshSettings::default(),
             tokio_sleep(),
+            Arc::new(|work| {
+                tokio::spawn(work);
+            }),
         );
         let connectors = ConnectorService::new(ports.clone());
         Ok(Self {

@@ -140,19 +140,32 @@ pub trait ConnectorRepository: Send + Sync {
     async fn remove_deleting(&self, id: ConnectorId) -> Result<(), RepositoryError>;
 
     /// Takes the right to refresh connector `id`'s token for `lease`, unless another holder's
-    /// lease is still running: `true` when taken. Atomic across replicas.
+    /// lease is still running: `true` when taken, the lease then tagged with `fence` (a value
+    /// the taker chose). Atomic across replicas.
     async fn lease_token_refresh(
         &self,
         id: ConnectorId,
         lease: Duration,
+        fence: i64,
     ) -> Result<bool, RepositoryError>;
 
-    /// Records how a refresh ended and gives the lease back.
+    /// Extends the lease tagged `fence` to `lease` from now: `false` when the lease is no
+    /// longer this holder's (another took it after it expired).
+    async fn renew_token_refresh(
+        &self,
+        id: ConnectorId,
+        fence: i64,
+        lease: Duration,
+    ) -> Result<bool, RepositoryError>;
+
+    /// Records how a refresh ended and gives the lease back, only if the lease is still the
+    /// one tagged `fence`: `false` (and nothing changed) for a late finisher.
     async fn finish_token_refresh(
         &self,
         id: ConnectorId,
+        fence: i64,
         outcome: RefreshOutcome,
-    ) -> Result<(), RepositoryError>;
+    ) -> Result<bool, RepositoryError>;
 
     /// Up to `limit` active connectors whose rotating token expires before `before`, whose
     /// last refresh did not fail and whose refresh lease is free.

@@ -41,7 +41,7 @@ pub use connectors::{ConnectorPage, ConnectorService, CreateConnector};
 pub use error::{ConnectorError, Dependency, InstallError, SendError};
 pub use install::{OAuthConfig, OAuthInstaller};
 pub use reconcile::{ReconcileReport, ReconcileSettings, Reconciler};
-pub use refresh::{AppCredentials, RefreshReport, RefreshSettings, Sleep, TokenRefresher};
+pub use refresh::{AppCredentials, RefreshReport, RefreshSettings, Sleep, Spawn, TokenRefresher};
 pub use send::{Clock, MessageSender, SentMessage, SystemClock, TokenCache};
 
 /// The ports every use case works over, and how connector secrets are named. Cheap to clone.

@@ -6,6 +6,13 @@
 //! refresh token and expiry, and records the outcome. The others keep using the current token
 //! while it is still valid, and only wait (polling the secret) when it has already expired.
 //! A refused refresh marks the connector `NEEDS_REAUTHORIZATION`: a person must reinstall.
+//!
+//! A refresh spends the old refresh token, so losing its result would break the connector.
+//! Hence: the refresh runs on a detached task that outlives the request that asked for it
+//! (the request waits for it, bounded); the lease is renewed while the work runs and is well
+//! over the worst case of one refresh; the outcome is recorded only by the lease's holder (a
+//! fencing value), so a late finisher changes nothing; and only Slack's grant errors are
+//! permanent, anything else is retried later.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -17,6 +24,7 @@ use connector_domain::{AuthStatus, Connector};
 use connector_ports::{
     ConnectorSecret, OAuthGrantRequest, RefreshOutcome, SlackError, TokenRotation,
 };
+use futures::future::Either;
 use secrecy::SecretString;
 
 use crate::Ports;
@@ -24,6 +32,18 @@ use crate::error::{Dependency, SendError};
 
 /// Waits; injected so that this crate needs no async runtime.
 pub type Sleep = Arc<dyn Fn(Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
+/// Runs a future on its own, detached from the caller (`tokio::spawn`); injected likewise.
+pub type Spawn = Arc<dyn Fn(Pin<Box<dyn Future<Output = ()> + Send>>) + Send + Sync>;
+
+/// Slack's answers to a refresh that mean the refresh token will never work again; anything
+/// else (a proxy's 4xx, a 5xx, a timeout, a misconfigured app) is retried later.
+const PERMANENT_REFRESH_ERRORS: &[&str] = &[
+    "invalid_refresh_token",
+    "invalid_grant",
+    "token_revoked",
+    "token_expired",
+];
 
 /// The Slack app's credentials, which `oauth.v2.access` needs to refresh.
 #[derive(Debug, Clone)]
@@ -39,7 +59,9 @@ pub struct AppCredentials {
 pub struct RefreshSettings {
     /// Refresh tokens that expire within this margin.
     pub margin: Duration,
-    /// How long one refresh may hold the lease.
+    /// How long the lease lasts between renewals. A refresh renews it every third of this
+    /// while it runs; it must exceed twice the worst case of one refresh (Slack's deadline of
+    /// 30 s plus five secret-store attempts of 10 s: about 85 s).
     pub lease: Duration,
     /// How long a send waits for another replica's refresh of an expired token.
     pub wait: Duration,
@@ -51,7 +73,7 @@ impl Default for RefreshSettings {
     fn default() -> Self {
         Self {
             margin: Duration::from_secs(600),
-            lease: Duration::from_secs(30),
+            lease: Duration::from_secs(180),
             wait: Duration::from_secs(15),
             poll: Duration::from_millis(200),
         }
@@ -76,6 +98,7 @@ pub struct TokenRefresher {
     app: Option<AppCredentials>,
     settings: RefreshSettings,
     sleep: Sleep,
+    spawn: Spawn,
 }
 
 impl std::fmt::Debug for TokenRefresher {
@@ -130,12 +153,14 @@ impl TokenRefresher {
         app: Option<AppCredentials>,
         settings: RefreshSettings,
         sleep: Sleep,
+        spawn: Spawn,
     ) -> Self {
         Self {
             ports,
             app,
             settings,
             sleep,
+            spawn,
         }
     }
 
@@ -180,13 +205,16 @@ impl TokenRefresher {
                 Ok(secret)
             };
         }
+        let fence: i64 = rand::random();
         if self
             .ports
             .repo
-            .lease_token_refresh(connector.id, self.settings.lease)
+            .lease_token_refresh(connector.id, self.settings.lease, fence)
             .await?
         {
-            return self.refresh_holding_lease(connector, secret).await;
+            return self
+                .refresh_detached(connector.clone(), fence, secret)
+                .await;
         }
         if !Self::expired(&rotation) {
             return Ok(secret);
@@ -194,28 +222,91 @@ impl TokenRefresher {
         self.wait_for_other_replica(connector).await
     }
 
+    /// Refreshes on a task of its own, so that a caller that goes away (a cancelled request)
+    /// cannot interrupt a refresh between spending the old refresh token and storing the new
+    /// one; the caller waits for the result at most [`RefreshSettings::wait`].
+    async fn refresh_detached(
+        &self,
+        connector: Connector,
+        fence: i64,
+        stale: ConnectorSecret,
+    ) -> Result<ConnectorSecret, SendError> {
+        let (tx, rx) = futures::channel::oneshot::channel();
+        let this = self.clone();
+        (self.spawn)(Box::pin(async move {
+            let result = this.refresh_holding_lease(&connector, fence, stale).await;
+            let _ = tx.send(result);
+        }));
+        match futures::future::select(rx, (self.sleep)(self.settings.wait)).await {
+            Either::Left((Ok(result), _)) => result,
+            Either::Left((Err(_), _)) => Err(SendError::Internal(anyhow::anyhow!(
+                "the token refresh task ended without an answer"
+            ))),
+            Either::Right(_) => Err(SendError::Unavailable {
+                dependency: Dependency::Slack,
+                detail: "the connector's token is still being refreshed; retry shortly".into(),
+            }),
+        }
+    }
+
     async fn refresh_holding_lease(
         &self,
         connector: &Connector,
+        fence: i64,
         stale: ConnectorSecret,
     ) -> Result<ConnectorSecret, SendError> {
         let name = self.ports.secret_name(connector);
-        let result = self.refresh_inner(connector, &name, stale).await;
+        let work = self.refresh_inner(connector, &name, stale);
+        let heartbeat = self.keep_lease(connector, fence);
+        futures::pin_mut!(work, heartbeat);
+        let result = match futures::future::select(work, heartbeat).await {
+            Either::Left((result, _)) => result,
+            // The lease was lost (the database kept refusing renewals): finish anyway; the
+            // outcome will be fenced out if another replica took over.
+            Either::Right(((), work)) => work.await,
+        };
         let outcome = match &result {
             Ok((_, outcome)) => *outcome,
             Err(SendError::NeedsReauthorization { .. }) => RefreshOutcome::Failed,
             Err(_) => RefreshOutcome::Abandoned,
         };
-        if let Err(e) = self
+        match self
             .ports
             .repo
-            .finish_token_refresh(connector.id, outcome)
+            .finish_token_refresh(connector.id, fence, outcome)
             .await
         {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(connector_id = %connector.id, ?outcome,
+                "the refresh lease was taken over before the outcome could be recorded; another replica's outcome stands"),
             // The lease expires by itself; the token is stored either way.
-            tracing::warn!(connector_id = %connector.id, error = %e, "could not record a token refresh");
+            Err(e) => tracing::warn!(connector_id = %connector.id, error = %e,
+                "could not record a token refresh"),
         }
         result.map(|(secret, _)| secret)
+    }
+
+    /// Renews the lease every third of its length until the lease is lost; runs beside the
+    /// refresh and is dropped when it ends.
+    async fn keep_lease(&self, connector: &Connector, fence: i64) {
+        loop {
+            (self.sleep)(self.settings.lease / 3).await;
+            match self
+                .ports
+                .repo
+                .renew_token_refresh(connector.id, fence, self.settings.lease)
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(connector_id = %connector.id,
+                        "the token refresh lease was lost while refreshing");
+                    return;
+                }
+                Err(e) => tracing::warn!(connector_id = %connector.id, error = %e,
+                    "could not renew the token refresh lease; will retry"),
+            }
+        }
     }
 
     async fn refresh_inner(
@@ -254,7 +345,9 @@ impl TokenRefresher {
             .await
         {
             Ok(grant) => grant,
-            Err(SlackError::InvalidAuth { code } | SlackError::Api { code }) => {
+            Err(SlackError::InvalidAuth { code } | SlackError::Api { code })
+                if PERMANENT_REFRESH_ERRORS.contains(&code.as_str()) =>
+            {
                 tracing::warn!(connector_id = %connector.id, %code,
                     "Slack refused to refresh the token; the connector needs re-authorisation");
                 return Err(SendError::NeedsReauthorization {
@@ -262,6 +355,11 @@ impl TokenRefresher {
                 });
             }
             Err(e) => {
+                if let SlackError::InvalidAuth { code } | SlackError::Api { code } = &e {
+                    // Not the refresh token's fault (a proxy, a misconfigured app): retried later.
+                    tracing::warn!(connector_id = %connector.id, %code,
+                        "refreshing the token failed; will retry");
+                }
                 // Slack unreachable: the current token, if it still works, is fine for now.
                 if Self::expired(&rotation) {
                     return Err(match e {
@@ -354,10 +452,11 @@ impl TokenRefresher {
             .tokens_expiring(Utc::now() + margin, limit)
             .await?
         {
+            let fence: i64 = rand::random();
             if !self
                 .ports
                 .repo
-                .lease_token_refresh(connector.id, self.settings.lease)
+                .lease_token_refresh(connector.id, self.settings.lease, fence)
                 .await?
             {
                 report.skipped += 1;
@@ -370,13 +469,13 @@ impl TokenRefresher {
                     let _ = self
                         .ports
                         .repo
-                        .finish_token_refresh(connector.id, RefreshOutcome::Abandoned)
+                        .finish_token_refresh(connector.id, fence, RefreshOutcome::Abandoned)
                         .await;
                     report.skipped += 1;
                     continue;
                 }
             };
-            match self.refresh_holding_lease(&connector, stale).await {
+            match self.refresh_holding_lease(&connector, fence, stale).await {
                 Ok(_) => report.refreshed += 1,
                 Err(SendError::NeedsReauthorization { .. }) => report.failed += 1,
                 Err(_) => report.skipped += 1,
@@ -391,12 +490,11 @@ mod tests {
     use std::sync::Mutex;
 
     use connector_domain::{BotToken, ConnectorState, WorkspaceId};
-    use mockall::predicate::eq;
 
     use connector_ports::{MockConnectorRepository, MockSecretStore, MockSlackApi, OAuthGrant};
 
     use super::*;
-    use crate::testing::{connector, ports, tokio_sleep};
+    use crate::testing::{connector, ports, tokio_sleep, tokio_spawn};
 
     fn rotating(token: &str, refresh: &str, expires_in_secs: i64) -> ConnectorSecret {
         ConnectorSecret {
@@ -425,6 +523,7 @@ mod tests {
                 ..RefreshSettings::default()
             },
             tokio_sleep(),
+            tokio_spawn(),
         )
     }
 
@@ -469,15 +568,16 @@ mod tests {
     #[tokio::test]
     async fn the_lease_holder_refreshes_stores_and_records_the_new_token() {
         let c = connector("acme", "prod", ConnectorState::Active);
+        let c_id = c.id;
         let mut repo = MockConnectorRepository::new();
         repo.expect_lease_token_refresh()
-            .with(eq(c.id), eq(Duration::from_secs(30)))
+            .withf(move |id, lease, _| *id == c_id && *lease == Duration::from_secs(180))
             .times(1)
-            .returning(|_, _| Ok(true));
+            .returning(|_, _, _| Ok(true));
         repo.expect_finish_token_refresh()
-            .withf(|_, o| matches!(o, RefreshOutcome::Refreshed { .. }))
+            .withf(|_, _, o| matches!(o, RefreshOutcome::Refreshed { .. }))
             .times(1)
-            .returning(|_, _| Ok(()));
+            .returning(|_, _, _| Ok(true));
         let mut secrets = MockSecretStore::new();
         secrets
             .expect_get()
@@ -523,7 +623,7 @@ mod tests {
     async fn without_the_lease_a_still_valid_token_is_used_and_nobody_else_refreshes() {
         let mut repo = MockConnectorRepository::new();
         repo.expect_lease_token_refresh()
-            .returning(|_, _| Ok(false));
+            .returning(|_, _, _| Ok(false));
         let mut slack = MockSlackApi::new();
         slack.expect_oauth_access().never();
         let r = refresher(repo, MockSecretStore::new(), slack);
@@ -536,7 +636,7 @@ mod tests {
     async fn without_the_lease_an_expired_token_waits_for_the_other_replica() {
         let mut repo = MockConnectorRepository::new();
         repo.expect_lease_token_refresh()
-            .returning(|_, _| Ok(false));
+            .returning(|_, _, _| Ok(false));
         let mut secrets = MockSecretStore::new();
         let mut reads = 0;
         secrets.expect_get().returning(move |_| {
@@ -558,11 +658,12 @@ mod tests {
     #[tokio::test]
     async fn a_refused_refresh_marks_the_connector_for_reauthorisation() {
         let mut repo = MockConnectorRepository::new();
-        repo.expect_lease_token_refresh().returning(|_, _| Ok(true));
+        repo.expect_lease_token_refresh()
+            .returning(|_, _, _| Ok(true));
         repo.expect_finish_token_refresh()
-            .withf(|_, o| *o == RefreshOutcome::Failed)
+            .withf(|_, _, o| *o == RefreshOutcome::Failed)
             .times(1)
-            .returning(|_, _| Ok(()));
+            .returning(|_, _, _| Ok(true));
         let mut secrets = MockSecretStore::new();
         secrets
             .expect_get()
@@ -608,11 +709,12 @@ mod tests {
     #[tokio::test]
     async fn slack_unreachable_keeps_a_still_valid_token_and_gives_the_lease_back() {
         let mut repo = MockConnectorRepository::new();
-        repo.expect_lease_token_refresh().returning(|_, _| Ok(true));
+        repo.expect_lease_token_refresh()
+            .returning(|_, _, _| Ok(true));
         repo.expect_finish_token_refresh()
-            .withf(|_, o| *o == RefreshOutcome::Abandoned)
+            .withf(|_, _, o| *o == RefreshOutcome::Abandoned)
             .times(1)
-            .returning(|_, _| Ok(()));
+            .returning(|_, _, _| Ok(true));
         let mut secrets = MockSecretStore::new();
         secrets
             .expect_get()
@@ -625,5 +727,230 @@ mod tests {
         let c = connector("acme", "prod", ConnectorState::Active);
         let s = r.ensure_fresh(&c, rotating(OLD, "r1", 60)).await.unwrap();
         assert_eq!(s.bot_token.expose(), OLD);
+    }
+
+    /// A secret store whose writes take `delay`, remembering what was written.
+    struct SlowStore {
+        delay: Duration,
+        current: Mutex<ConnectorSecret>,
+        writes: Mutex<usize>,
+    }
+
+    #[async_trait::async_trait]
+    impl connector_ports::SecretStore for SlowStore {
+        async fn put(
+            &self,
+            _: &connector_domain::SecretName,
+            secret: &ConnectorSecret,
+            _: &connector_ports::SecretLabels,
+        ) -> Result<(), connector_ports::SecretStoreError> {
+            tokio::time::sleep(self.delay).await;
+            *self.current.lock().unwrap() = secret.clone();
+            *self.writes.lock().unwrap() += 1;
+            Ok(())
+        }
+        async fn get(
+            &self,
+            _: &connector_domain::SecretName,
+        ) -> Result<ConnectorSecret, connector_ports::SecretStoreError> {
+            Ok(self.current.lock().unwrap().clone())
+        }
+        async fn delete(
+            &self,
+            _: &connector_domain::SecretName,
+        ) -> Result<(), connector_ports::SecretStoreError> {
+            Ok(())
+        }
+    }
+
+    /// One shared lease, as the database keeps it: holder's fence and expiry.
+    #[derive(Default)]
+    struct Lease {
+        holder: Option<(i64, tokio::time::Instant)>,
+        outcomes: Vec<RefreshOutcome>,
+    }
+
+    fn repo_over(lease: Arc<Mutex<Lease>>) -> MockConnectorRepository {
+        let mut repo = MockConnectorRepository::new();
+        let l = lease.clone();
+        repo.expect_lease_token_refresh()
+            .returning(move |_, ttl, fence| {
+                let mut l = l.lock().unwrap();
+                let now = tokio::time::Instant::now();
+                if l.holder.is_some_and(|(_, until)| until > now) {
+                    return Ok(false);
+                }
+                l.holder = Some((fence, now + ttl));
+                Ok(true)
+            });
+        let l = lease.clone();
+        repo.expect_renew_token_refresh()
+            .returning(move |_, fence, ttl| {
+                let mut l = l.lock().unwrap();
+                match l.holder {
+                    Some((f, _)) if f == fence => {
+                        l.holder = Some((fence, tokio::time::Instant::now() + ttl));
+                        Ok(true)
+                    }
+                    _ => Ok(false),
+                }
+            });
+        let l = lease;
+        repo.expect_finish_token_refresh()
+            .returning(move |_, fence, outcome| {
+                let mut l = l.lock().unwrap();
+                match l.holder {
+                    Some((f, _)) if f == fence => {
+                        l.holder = None;
+                        l.outcomes.push(outcome);
+                        Ok(true)
+                    }
+                    _ => Ok(false),
+                }
+            });
+        repo
+    }
+
+    fn granting_slack(calls: Arc<Mutex<usize>>) -> MockSlackApi {
+        let mut slack = MockSlackApi::new();
+        slack.expect_oauth_access().returning(move |_, _, _| {
+            *calls.lock().unwrap() += 1;
+            Ok(OAuthGrant {
+                access_token: BotToken::parse("t", NEW).unwrap(),
+                team_id: WorkspaceId::new("T1"),
+                refresh_token: Some(SecretString::from("r2".to_owned())),
+                expires_in: Some(43_200),
+            })
+        });
+        slack
+    }
+
+    fn refresher_over(
+        repo: MockConnectorRepository,
+        store: Arc<SlowStore>,
+        slack: MockSlackApi,
+        settings: RefreshSettings,
+    ) -> TokenRefresher {
+        let mut ports = ports(repo, MockSecretStore::new(), slack);
+        ports.secrets = store;
+        TokenRefresher::new(
+            ports,
+            Some(AppCredentials {
+                client_id: "111.222".into(),
+                client_secret: SecretString::from("app-secret".to_owned()),
+            }),
+            settings,
+            tokio_sleep(),
+            tokio_spawn(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_request_cancelled_mid_refresh_still_stores_the_new_token() {
+        let lease = Arc::new(Mutex::new(Lease::default()));
+        let calls = Arc::new(Mutex::new(0));
+        let store = Arc::new(SlowStore {
+            delay: Duration::from_millis(300),
+            current: Mutex::new(rotating(OLD, "r1", 60)),
+            writes: Mutex::new(0),
+        });
+        let r = refresher_over(
+            repo_over(lease.clone()),
+            store.clone(),
+            granting_slack(calls.clone()),
+            RefreshSettings::default(),
+        );
+        let c = connector("acme", "prod", ConnectorState::Active);
+        // The client gives up after Slack answered, while the new token is being stored.
+        let cancelled = tokio::time::timeout(
+            Duration::from_millis(50),
+            r.ensure_fresh(&c, rotating(OLD, "r1", 60)),
+        )
+        .await;
+        assert!(cancelled.is_err(), "the request was meant to be cancelled");
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(*calls.lock().unwrap(), 1);
+        assert_eq!(*store.writes.lock().unwrap(), 1, "the new token was lost");
+        assert_eq!(store.current.lock().unwrap().bot_token.expose(), NEW);
+        let l = lease.lock().unwrap();
+        assert!(matches!(l.outcomes[..], [RefreshOutcome::Refreshed { .. }]));
+        assert!(l.holder.is_none(), "the lease was given back");
+    }
+
+    #[tokio::test]
+    async fn a_refresh_slower_than_the_lease_keeps_it_and_the_other_replica_waits() {
+        let lease = Arc::new(Mutex::new(Lease::default()));
+        let calls = Arc::new(Mutex::new(0));
+        // Storing takes longer than a whole lease: only renewals keep it.
+        let store = Arc::new(SlowStore {
+            delay: Duration::from_millis(700),
+            current: Mutex::new(rotating(OLD, "r1", -5)),
+            writes: Mutex::new(0),
+        });
+        let settings = RefreshSettings {
+            lease: Duration::from_millis(300),
+            wait: Duration::from_secs(3),
+            poll: Duration::from_millis(20),
+            ..RefreshSettings::default()
+        };
+        let replica_a = refresher_over(
+            repo_over(lease.clone()),
+            store.clone(),
+            granting_slack(calls.clone()),
+            settings.clone(),
+        );
+        let replica_b = refresher_over(
+            repo_over(lease.clone()),
+            store.clone(),
+            granting_slack(calls.clone()),
+            settings,
+        );
+        let c = connector("acme", "prod", ConnectorState::Active);
+        let a = {
+            let c = c.clone();
+            tokio::spawn(async move { replica_a.ensure_fresh(&c, rotating(OLD, "r1", -5)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(450)).await;
+        let b = replica_b
+            .ensure_fresh(&c, rotating(OLD, "r1", -5))
+            .await
+            .unwrap();
+        let a = a.await.unwrap().unwrap();
+        assert_eq!(a.bot_token.expose(), NEW);
+        assert_eq!(b.bot_token.expose(), NEW);
+        assert_eq!(*calls.lock().unwrap(), 1, "one refresh");
+        let l = lease.lock().unwrap();
+        assert!(
+            matches!(l.outcomes[..], [RefreshOutcome::Refreshed { .. }]),
+            "no NEEDS_REAUTHORIZATION"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_proxys_4xx_during_refresh_is_retried_later_not_permanent() {
+        let lease = Arc::new(Mutex::new(Lease::default()));
+        let mut slack = MockSlackApi::new();
+        slack.expect_oauth_access().returning(|_, _, _| {
+            Err(SlackError::Api {
+                code: "http_403".into(),
+            })
+        });
+        let store = Arc::new(SlowStore {
+            delay: Duration::ZERO,
+            current: Mutex::new(rotating(OLD, "r1", 60)),
+            writes: Mutex::new(0),
+        });
+        let r = refresher_over(
+            repo_over(lease.clone()),
+            store.clone(),
+            slack,
+            RefreshSettings::default(),
+        );
+        let c = connector("acme", "prod", ConnectorState::Active);
+        let s = r.ensure_fresh(&c, rotating(OLD, "r1", 60)).await.unwrap();
+        assert_eq!(s.bot_token.expose(), OLD, "the still-valid token is used");
+        let l = lease.lock().unwrap();
+        assert_eq!(l.outcomes, vec![RefreshOutcome::Abandoned]);
+        assert_eq!(*store.writes.lock().unwrap(), 0);
     }
 }

@@ -9,7 +9,7 @@ use connector_domain::{
 };
 use connector_ports::{MockConnectorRepository, MockSecretStore, MockSlackApi, SlackApi};
 
-use crate::{Ports, Sleep};
+use crate::{Ports, Sleep, Spawn};
 
 /// A connector row of `tenant` named `name` in `state`, default channel `#alerts`.
 pub(crate) fn connector(tenant: &str, name: &str, state: ConnectorState) -> Connector {
@@ -53,4 +53,11 @@ pub(crate) fn ports_with_slack(
 /// tokio's sleep, for use cases that wait.
 pub(crate) fn tokio_sleep() -> Sleep {
     Arc::new(|d| Box::pin(tokio::time::sleep(d)))
+}
+
+/// tokio's spawn, for use cases that detach work.
+pub(crate) fn tokio_spawn() -> Spawn {
+    Arc::new(|f| {
+        tokio::spawn(f);
+    })
 }

@@ -101,15 +101,25 @@ impl ConnectorRepository for FlakyRepo {
         &self,
         id: ConnectorId,
         lease: Duration,
+        fence: i64,
     ) -> Result<bool, RepositoryError> {
-        self.inner.lease_token_refresh(id, lease).await
+        self.inner.lease_token_refresh(id, lease, fence).await
+    }
+    async fn renew_token_refresh(
+        &self,
+        id: ConnectorId,
+        fence: i64,
+        lease: Duration,
+    ) -> Result<bool, RepositoryError> {
+        self.inner.renew_token_refresh(id, fence, lease).await
     }
     async fn finish_token_refresh(
         &self,
         id: ConnectorId,
+        fence: i64,
         outcome: connector_ports::RefreshOutcome,
-    ) -> Result<(), RepositoryError> {
-        self.inner.finish_token_refresh(id, outcome).await
+    ) -> Result<bool, RepositoryError> {
+        self.inner.finish_token_refresh(id, fence, outcome).await
     }
     async fn tokens_expiring(
         &self,

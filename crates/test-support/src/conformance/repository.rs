@@ -386,13 +386,13 @@ pub async fn token_refresh_leases_and_outcomes<R: ConnectorRepository>(repo: &R)
     );
 
     assert!(
-        repo.lease_token_refresh(n.id, Duration::from_secs(60))
+        repo.lease_token_refresh(n.id, Duration::from_secs(60), 1)
             .await
             .unwrap()
     );
     assert!(
         !repo
-            .lease_token_refresh(n.id, Duration::from_secs(60))
+            .lease_token_refresh(n.id, Duration::from_secs(60), 2)
             .await
             .unwrap(),
         "held"
@@ -403,14 +403,36 @@ pub async fn token_refresh_leases_and_outcomes<R: ConnectorRepository>(repo: &R)
     );
 
     let renewed = now + chrono::Duration::hours(12);
-    repo.finish_token_refresh(
-        n.id,
-        RefreshOutcome::Refreshed {
-            expires_at: renewed,
-        },
-    )
-    .await
-    .unwrap();
+    // Only the holder's fence renews or finishes.
+    assert!(
+        !repo
+            .renew_token_refresh(n.id, 2, Duration::from_secs(60))
+            .await
+            .unwrap()
+    );
+    assert!(
+        repo.renew_token_refresh(n.id, 1, Duration::from_secs(60))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !repo
+            .finish_token_refresh(n.id, 2, RefreshOutcome::Failed)
+            .await
+            .unwrap(),
+        "not the holder"
+    );
+    assert!(
+        repo.finish_token_refresh(
+            n.id,
+            1,
+            RefreshOutcome::Refreshed {
+                expires_at: renewed,
+            },
+        )
+        .await
+        .unwrap()
+    );
     assert!(
         repo.tokens_expiring(soon, 10).await.unwrap().is_empty(),
         "fresh again"
@@ -424,23 +446,34 @@ pub async fn token_refresh_leases_and_outcomes<R: ConnectorRepository>(repo: &R)
     );
 
     assert!(
-        repo.lease_token_refresh(n.id, Duration::from_secs(60))
+        repo.lease_token_refresh(n.id, Duration::from_secs(60), 3)
             .await
             .unwrap(),
         "released"
     );
-    repo.finish_token_refresh(n.id, RefreshOutcome::Abandoned)
-        .await
-        .unwrap();
     assert!(
-        repo.lease_token_refresh(n.id, Duration::from_secs(60))
+        repo.finish_token_refresh(n.id, 3, RefreshOutcome::Abandoned)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !repo
+            .finish_token_refresh(n.id, 3, RefreshOutcome::Failed)
+            .await
+            .unwrap(),
+        "finished twice"
+    );
+    assert!(
+        repo.lease_token_refresh(n.id, Duration::from_secs(60), 4)
             .await
             .unwrap(),
         "released"
     );
-    repo.finish_token_refresh(n.id, RefreshOutcome::Failed)
-        .await
-        .unwrap();
+    assert!(
+        repo.finish_token_refresh(n.id, 4, RefreshOutcome::Failed)
+            .await
+            .unwrap()
+    );
     let c = repo.get_active(&n.tenant_id, n.id).await.unwrap().unwrap();
     assert_eq!(c.auth_status, AuthStatus::NeedsReauthorization);
     assert!(
@@ -451,21 +484,52 @@ pub async fn token_refresh_leases_and_outcomes<R: ConnectorRepository>(repo: &R)
         "a failed refresh waits for a person"
     );
 
-    // An expired lease can be taken over.
+    // An expired lease can be taken over, and then the first holder is fenced out: its late
+    // finish changes nothing.
     let mut m = new("acme", "crashed", None);
     m.token_expires_at = Some(now);
     create_active(repo, &m).await;
     assert!(
-        repo.lease_token_refresh(m.id, Duration::from_millis(50))
+        repo.lease_token_refresh(m.id, Duration::from_millis(50), 10)
             .await
             .unwrap()
     );
     tokio::time::sleep(Duration::from_millis(120)).await;
     assert!(
-        repo.lease_token_refresh(m.id, Duration::from_secs(60))
+        repo.lease_token_refresh(m.id, Duration::from_secs(60), 11)
             .await
             .unwrap()
     );
+    assert!(
+        !repo
+            .finish_token_refresh(m.id, 10, RefreshOutcome::Failed)
+            .await
+            .unwrap(),
+        "the late finisher was not fenced out"
+    );
+    assert!(
+        !repo
+            .renew_token_refresh(m.id, 10, Duration::from_secs(60))
+            .await
+            .unwrap()
+    );
+    let c = repo.get_active(&m.tenant_id, m.id).await.unwrap().unwrap();
+    assert_eq!(
+        c.auth_status,
+        AuthStatus::Ok,
+        "the late finisher changed the row"
+    );
+    assert!(
+        !repo
+            .lease_token_refresh(m.id, Duration::from_secs(60), 12)
+            .await
+            .unwrap(),
+        "the new holder's lease still runs"
+    );
+}
+
+fn rand_fence() -> i64 {
+    rand::random()
 }
 
 /// Conformance case: of many replicas asking at once, one gets the lease.
@@ -478,7 +542,7 @@ pub async fn one_refresh_lease_among_concurrent_takers<R: ConnectorRepository + 
     for _ in 0..8 {
         let r = repo.clone();
         handles.push(tokio::spawn(async move {
-            r.lease_token_refresh(n.id, Duration::from_secs(60))
+            r.lease_token_refresh(n.id, Duration::from_secs(60), rand_fence())
                 .await
                 .unwrap()
         }));

@@ -13,7 +13,7 @@ use connector_ports::{
     SecretStoreError, UploadedFile,
 };
 
-use crate::testing::{connector, ports, tokio_sleep};
+use crate::testing::{connector, ports, tokio_sleep, tokio_spawn};
 
 const TOKEN: &str = "xoxb-1111-2222-cachedtoken";
 const NEW_TOKEN: &str = "xoxb-1111-2222-rotatedtoken";
@@ -100,6 +100,7 @@ pub(crate) fn sender(
         None,
         crate::refresh::RefreshSettings::default(),
         tokio_sleep(),
+        tokio_spawn(),
     );
     MessageSender::new(ports, tokens, refresher)
 }
