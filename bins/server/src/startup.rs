@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use connector_app::settings::AuthMode;
@@ -127,21 +128,47 @@ impl Application {
         let grace = self.settings.shutdown_grace();
 
         let (http_stop_tx, http_stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let http = axum::serve(self.http_listener, crate::http::router(self.installer))
-            .with_graceful_shutdown(async {
+        let h = &self.settings.http;
+        let http = crate::http::serve(
+            self.http_listener,
+            crate::http::router(self.installer, h.max_body_bytes),
+            crate::http::HttpLimits {
+                header_read_timeout: Duration::from_secs(h.header_read_timeout_secs.max(1)),
+                max_connections: h.max_connections,
+            },
+            async {
                 let _ = http_stop_rx.await;
-            });
-        let http = tokio::spawn(async move { http.await });
+            },
+        );
+        let http = tokio::spawn(async move {
+            http.await;
+            anyhow::Ok(())
+        });
         tracing::info!(addr = %self.http_addr, "HTTP listener (OAuth redirect) listening");
 
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (with_health, with_reflection) =
             (self.settings.grpc.health, self.settings.grpc.reflection);
+        let g = &self.settings.grpc;
         let router = tonic::transport::Server::builder()
+            // Bounded work per caller: a deadline per call, streams per connection, calls at
+            // once overall, keepalives that find dead peers.
+            .timeout(Duration::from_secs(g.request_timeout_secs))
+            .max_concurrent_streams(Some(g.max_concurrent_streams))
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+            .tcp_keepalive(Some(Duration::from_secs(60)))
+            .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+                g.max_concurrent_requests,
+            ))
             .add_optional_service(with_health.then_some(health_service))
             .add_optional_service(with_reflection.then_some(reflection_v1))
             .add_optional_service(with_reflection.then_some(reflection_v1alpha))
-            .add_service(self.grpc.into_server());
+            .add_service(
+                self.grpc
+                    .into_server()
+                    .max_decoding_message_size(g.max_message_bytes),
+            );
         let stopped = async {
             let _ = stop_rx.await;
         };

@@ -102,12 +102,17 @@ impl Services {
                 tokio::spawn(work);
             }),
         );
-        let connectors = ConnectorService::new(ports.clone());
+        let connectors = ConnectorService::new(ports.clone())
+            .with_channel_limits(settings.channel_limits(), tokio_sleep());
         Ok(Self {
             sender: MessageSender::new(
                 ports.clone(),
                 TokenCache::new(settings.token_cache_ttl(), Arc::new(SystemClock)),
                 refresher.clone(),
+            )
+            .with_limits(
+                settings.send_limits(),
+                settings.sender.max_in_flight_per_connector,
             ),
             installer: OAuthInstaller::new(storage.states, connectors.clone(), oauth),
             reconciler: Reconciler::new(ports, settings.reconcile()),

@@ -11,9 +11,9 @@ use std::time::Duration;
 use connector_adapters_aws::{AwsSettings, StaticCredentials};
 use connector_adapters_jwt::JwtSettings;
 use connector_adapters_slack::SlackSettings;
-use connector_domain::{Scopes, SecretPrefix, TenantId};
+use connector_domain::{Scopes, SecretPrefix, SendLimits, TenantId};
 use connector_ports::RepositorySettings;
-use connector_usecases::{AppCredentials, OAuthConfig, ReconcileSettings};
+use connector_usecases::{AppCredentials, ChannelLimits, OAuthConfig, ReconcileSettings};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 
@@ -132,6 +132,16 @@ pub struct GrpcSettings {
     /// `CONNECTOR__GRPC__TLS_RELOAD_SECS`: how often the files are checked for changes and
     /// reloaded without a restart (default 10).
     pub tls_reload_secs: u64,
+    /// `CONNECTOR__GRPC__REQUEST_TIMEOUT_SECS`: a call is cancelled after this (default 60).
+    pub request_timeout_secs: u64,
+    /// `CONNECTOR__GRPC__MAX_CONCURRENT_STREAMS`: concurrent calls per HTTP/2 connection
+    /// (default 100).
+    pub max_concurrent_streams: u32,
+    /// `CONNECTOR__GRPC__MAX_CONCURRENT_REQUESTS`: calls served at once over all connections;
+    /// more wait their turn (default 1024).
+    pub max_concurrent_requests: usize,
+    /// `CONNECTOR__GRPC__MAX_MESSAGE_BYTES`: a request message at most (default 1048576).
+    pub max_message_bytes: usize,
     /// How long in-flight calls may drain after SIGINT/SIGTERM, in seconds (default 10).
     pub shutdown_grace_secs: u64,
 }
@@ -141,6 +151,13 @@ pub struct GrpcSettings {
 pub struct HttpSettings {
     /// `CONNECTOR__HTTP__LISTEN_ADDR`, default `127.0.0.1:8080`.
     pub listen_addr: SocketAddr,
+    /// `CONNECTOR__HTTP__HEADER_READ_TIMEOUT_SECS`: a client must send its request headers
+    /// within this (default 10; slow-loris clients are dropped).
+    pub header_read_timeout_secs: u64,
+    /// `CONNECTOR__HTTP__MAX_CONNECTIONS`: open connections at most (default 256).
+    pub max_connections: usize,
+    /// `CONNECTOR__HTTP__MAX_BODY_BYTES`: request bodies at most (default 16384).
+    pub max_body_bytes: usize,
 }
 
 /// `database.*`
@@ -199,6 +216,12 @@ pub struct SlackSection {
     pub deadline_secs: u64,
     /// `CONNECTOR__SLACK__REQUEST_TIMEOUT_SECS`: upper bound of one HTTP attempt (default 10).
     pub request_timeout_secs: u64,
+    /// `CONNECTOR__SLACK__CHANNEL_PAGES_MAX`: `conversations.list` pages read at most to find
+    /// a channel by name (default 100, up to 100,000 channels).
+    pub channel_pages_max: usize,
+    /// `CONNECTOR__SLACK__CHANNEL_RESOLVE_DEADLINE_SECS`: the whole search's deadline
+    /// (default 60).
+    pub channel_resolve_deadline_secs: u64,
     /// `CONNECTOR__SLACK__CLIENT_ID` (OAuth).
     pub client_id: Option<String>,
     /// `CONNECTOR__SLACK__CLIENT_SECRET` (OAuth).
@@ -225,6 +248,14 @@ pub struct SenderSection {
     /// `CONNECTOR__SENDER__TENANT_ID`: the `sender` library sends only through this tenant's
     /// connectors (others are not found); unset, any tenant's. The server ignores it.
     pub tenant_id: Option<String>,
+    /// `CONNECTOR__SENDER__MAX_TEXT_PARTS`: a message's text becomes at most this many Slack
+    /// messages of 40,000 characters (default 10).
+    pub max_text_parts: usize,
+    /// `CONNECTOR__SENDER__MAX_BLOCKS_BYTES`: `blocks_json` at most (default 65536).
+    pub max_blocks_bytes: usize,
+    /// `CONNECTOR__SENDER__MAX_IN_FLIGHT_PER_CONNECTOR`: concurrent sends per connector; more
+    /// are refused with RESOURCE_EXHAUSTED (default 64).
+    pub max_in_flight_per_connector: usize,
 }
 
 /// `reconciler.*`
@@ -301,6 +332,18 @@ pub const DEFAULTS: &[(&str, &str)] = &[
     ("grpc.health", "true"),
     ("grpc.shutdown_grace_secs", "10"),
     ("http.listen_addr", "127.0.0.1:8080"),
+    ("http.header_read_timeout_secs", "10"),
+    ("http.max_connections", "256"),
+    ("http.max_body_bytes", "16384"),
+    ("grpc.request_timeout_secs", "60"),
+    ("grpc.max_concurrent_streams", "100"),
+    ("grpc.max_concurrent_requests", "1024"),
+    ("grpc.max_message_bytes", "1048576"),
+    ("sender.max_text_parts", "10"),
+    ("sender.max_blocks_bytes", "65536"),
+    ("sender.max_in_flight_per_connector", "64"),
+    ("slack.channel_pages_max", "100"),
+    ("slack.channel_resolve_deadline_secs", "60"),
     ("auth.tenant_claim", "tenant_id"),
     ("auth.scope_claim", "scope"),
     ("auth.leeway_secs", "30"),
@@ -441,6 +484,49 @@ impl Settings {
             return Err(invalid(
                 "token_refresh.batch",
                 "CONNECTOR__TOKEN_REFRESH__BATCH",
+                "must be at least 1",
+            ));
+        }
+        for (value, key, env) in [
+            (
+                self.sender.max_text_parts,
+                "sender.max_text_parts",
+                "CONNECTOR__SENDER__MAX_TEXT_PARTS",
+            ),
+            (
+                self.sender.max_in_flight_per_connector,
+                "sender.max_in_flight_per_connector",
+                "CONNECTOR__SENDER__MAX_IN_FLIGHT_PER_CONNECTOR",
+            ),
+            (
+                self.slack.channel_pages_max,
+                "slack.channel_pages_max",
+                "CONNECTOR__SLACK__CHANNEL_PAGES_MAX",
+            ),
+            (
+                self.grpc.max_concurrent_requests,
+                "grpc.max_concurrent_requests",
+                "CONNECTOR__GRPC__MAX_CONCURRENT_REQUESTS",
+            ),
+            (
+                self.grpc.max_message_bytes,
+                "grpc.max_message_bytes",
+                "CONNECTOR__GRPC__MAX_MESSAGE_BYTES",
+            ),
+            (
+                self.http.max_connections,
+                "http.max_connections",
+                "CONNECTOR__HTTP__MAX_CONNECTIONS",
+            ),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, env, "must be at least 1"));
+            }
+        }
+        if self.grpc.max_concurrent_streams == 0 || self.grpc.request_timeout_secs == 0 {
+            return Err(invalid(
+                "grpc.max_concurrent_streams / grpc.request_timeout_secs",
+                "CONNECTOR__GRPC__MAX_CONCURRENT_STREAMS / CONNECTOR__GRPC__REQUEST_TIMEOUT_SECS",
                 "must be at least 1",
             ));
         }
@@ -721,6 +807,22 @@ impl Settings {
         ReconcileSettings {
             stale_after: Duration::from_secs(self.reconciler.stale_after_secs),
             batch: self.reconciler.batch,
+        }
+    }
+
+    /// What one send may ask of Slack.
+    pub fn send_limits(&self) -> SendLimits {
+        SendLimits {
+            max_text_parts: self.sender.max_text_parts,
+            max_blocks_bytes: self.sender.max_blocks_bytes,
+        }
+    }
+
+    /// How much work resolving a channel name may take.
+    pub fn channel_limits(&self) -> ChannelLimits {
+        ChannelLimits {
+            max_pages: self.slack.channel_pages_max,
+            deadline: Duration::from_secs(self.slack.channel_resolve_deadline_secs.max(1)),
         }
     }
 

@@ -10,6 +10,24 @@ pub const MAX_BLOCKS: usize = 50;
 /// Slack's limit of one uploaded file, in bytes (1 GB).
 pub const MAX_FILE_BYTES: usize = 1_000_000_000;
 
+/// How much one send may ask of Slack: a deployment's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendLimits {
+    /// Text becomes at most this many Slack messages (the first, then thread replies).
+    pub max_text_parts: usize,
+    /// `blocks_json` is at most this many bytes.
+    pub max_blocks_bytes: usize,
+}
+
+impl Default for SendLimits {
+    fn default() -> Self {
+        Self {
+            max_text_parts: 10,
+            max_blocks_bytes: 64 * 1024,
+        }
+    }
+}
+
 /// A file to upload beside a message.
 #[derive(Clone, PartialEq, Eq)]
 pub struct FileAttachment {
@@ -75,6 +93,36 @@ impl Message {
     pub fn with_file(mut self, file: FileAttachment) -> Self {
         self.files.push(file);
         self
+    }
+
+    /// Checks the message against the deployment's `limits`: how many Slack messages its text
+    /// may become, how large its blocks may be. Named fields, as [`Message::validate`].
+    pub fn check_limits(&self, limits: &SendLimits) -> Result<(), ValidationError> {
+        let most = MAX_TEXT_CHARS.saturating_mul(limits.max_text_parts);
+        // Count no further than needed: a 4 MiB text is refused without walking all of it.
+        let chars = self.text.chars().take(most + 1).count();
+        if chars > most {
+            return Err(ValidationError::new(
+                "text",
+                format!(
+                    "must be at most {most} characters ({} Slack messages of {MAX_TEXT_CHARS}); send a file for more",
+                    limits.max_text_parts
+                ),
+            ));
+        }
+        if let Some(blocks) = &self.blocks_json
+            && blocks.len() > limits.max_blocks_bytes
+        {
+            return Err(ValidationError::new(
+                "blocks_json",
+                format!(
+                    "must be at most {} bytes (got {})",
+                    limits.max_blocks_bytes,
+                    blocks.len()
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Checks the message against Slack's rules, naming the field (the `SendMessageRequest`
@@ -217,6 +265,24 @@ pub fn split_text(text: &str, max_chars: usize) -> Vec<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limits_bound_the_text_parts_and_the_blocks() {
+        let limits = SendLimits {
+            max_text_parts: 2,
+            max_blocks_bytes: 100,
+        };
+        let ok = Message::from("x".repeat(2 * MAX_TEXT_CHARS));
+        assert!(ok.check_limits(&limits).is_ok());
+        let err = Message::from("x".repeat(2 * MAX_TEXT_CHARS + 1))
+            .check_limits(&limits)
+            .unwrap_err();
+        assert_eq!(err.field, "text");
+        assert!(err.reason.contains("80000"), "{err}");
+        let blocks = Message::from("fallback").with_blocks(format!("[{}]", "1,".repeat(60) + "1"));
+        let err = blocks.check_limits(&limits).unwrap_err();
+        assert_eq!(err.field, "blocks_json");
+    }
 
     #[test]
     fn short_text_is_one_part() {

@@ -99,6 +99,11 @@ pub fn send_to_status(err: SendError) -> Status {
         SendError::RateLimited { retry_after } => {
             to_status(ConnectorError::RateLimited { retry_after })
         }
+        e @ SendError::TooManyInFlight { .. } => Status::with_error_details(
+            Code::ResourceExhausted,
+            e.to_string(),
+            ErrorDetails::with_retry_info(Some(std::time::Duration::from_secs(1))),
+        ),
         SendError::Slack { code } => match slack_input_field(&code) {
             Some(field) => Status::with_error_details(
                 Code::InvalidArgument,

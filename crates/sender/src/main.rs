@@ -116,7 +116,7 @@ fn exit_code(e: &Error) -> u8 {
     match e {
         Error::Config { .. } | Error::Send(SendError::Invalid(_)) => 2,
         Error::Send(SendError::ConnectorNotFound { .. }) => 3,
-        Error::Send(SendError::RateLimited { .. }) => 4,
+        Error::Send(SendError::RateLimited { .. } | SendError::TooManyInFlight { .. }) => 4,
         Error::Send(SendError::Unavailable { .. }) => 5,
         Error::Send(SendError::PartiallySent { .. }) => 6,
         Error::Send(_) => 1,

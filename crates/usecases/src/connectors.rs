@@ -9,6 +9,8 @@
 //! So a secret never exists without a row, and a row that a crash left `creating` or
 //! `deleting` is finished by the [`Reconciler`](crate::Reconciler) after a grace period.
 
+use std::time::Duration;
+
 use connector_domain::{
     BotToken, ChannelRef, Connector, ConnectorId, ConnectorName, ConnectorState, PageSize,
     PageToken, RequestId, TenantId, ValidationError,
@@ -17,13 +19,29 @@ use connector_domain::{
 use connector_ports::{
     ChannelInfo, ConnectorSecret, NewConnector, RepositoryError, SecretStoreError, TokenRotation,
 };
+use futures::future::Either;
 
 use crate::Ports;
 use crate::error::{ConnectorError, Dependency};
+use crate::refresh::Sleep;
 
-/// `conversations.list` pages read at most while resolving one channel name (at Slack's
-/// maximum of 1000 channels a page, a million channels).
-pub const MAX_CHANNEL_PAGES: usize = 1000;
+/// How much work resolving a channel name may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChannelLimits {
+    /// `conversations.list` pages read at most (up to 1000 channels a page).
+    pub max_pages: usize,
+    /// The whole resolution's deadline, every page and retry included.
+    pub deadline: Duration,
+}
+
+impl Default for ChannelLimits {
+    fn default() -> Self {
+        Self {
+            max_pages: 100,
+            deadline: Duration::from_secs(60),
+        }
+    }
+}
 
 /// A validated CreateConnector request.
 #[derive(Debug, Clone)]
@@ -76,12 +94,26 @@ pub struct ConnectorPage {
 #[derive(Clone)]
 pub struct ConnectorService {
     ports: Ports,
+    channel_limits: ChannelLimits,
+    sleep: Option<Sleep>,
 }
 
 impl ConnectorService {
-    /// Wires the use cases to their ports.
+    /// Wires the use cases to their ports (channel resolution bounded by page count only).
     pub fn new(ports: Ports) -> Self {
-        Self { ports }
+        Self {
+            ports,
+            channel_limits: ChannelLimits::default(),
+            sleep: None,
+        }
+    }
+
+    /// The same service with channel resolution bounded by `limits`, its deadline measured
+    /// with `sleep`.
+    pub fn with_channel_limits(mut self, limits: ChannelLimits, sleep: Sleep) -> Self {
+        self.channel_limits = limits;
+        self.sleep = Some(sleep);
+        self
     }
 
     /// The ports this service works over.
@@ -111,7 +143,7 @@ impl ConnectorService {
             .await
             .map_err(|e| ConnectorError::from_slack("slack_bot_token", e))?;
         let channel = self
-            .resolve_channel(&cmd.bot_token, &cmd.default_channel)
+            .resolve_channel_in_time(&cmd.bot_token, &cmd.default_channel)
             .await?;
 
         let new = NewConnector {
@@ -192,6 +224,29 @@ impl ConnectorService {
         }
     }
 
+    async fn resolve_channel_in_time(
+        &self,
+        token: &BotToken,
+        channel: &ChannelRef,
+    ) -> Result<ChannelInfo, ConnectorError> {
+        let Some(sleep) = &self.sleep else {
+            return self.resolve_channel(token, channel).await;
+        };
+        let deadline = self.channel_limits.deadline;
+        let resolving = self.resolve_channel(token, channel);
+        futures::pin_mut!(resolving);
+        match futures::future::select(resolving, sleep(deadline)).await {
+            Either::Left((resolved, _)) => resolved,
+            Either::Right(_) => Err(ConnectorError::Unavailable {
+                dependency: Dependency::Slack,
+                detail: format!(
+                    "resolving the default channel took longer than {} s",
+                    deadline.as_secs()
+                ),
+            }),
+        }
+    }
+
     async fn resolve_channel(
         &self,
         token: &BotToken,
@@ -207,7 +262,8 @@ impl ConnectorService {
             ChannelRef::Name(name) => {
                 let mut cursor = None;
                 let mut found = None;
-                for _ in 0..MAX_CHANNEL_PAGES {
+                let mut exhausted = true;
+                for page_number in 1..=self.channel_limits.max_pages {
                     let page = self
                         .ports
                         .slack
@@ -219,11 +275,26 @@ impl ConnectorService {
                         break;
                     }
                     match page.next_cursor {
-                        Some(next) if !next.is_empty() => cursor = Some(next),
+                        Some(next) if !next.is_empty() => {
+                            cursor = Some(next);
+                            exhausted = page_number < self.channel_limits.max_pages;
+                        }
                         _ => break,
                     }
                 }
-                found.ok_or_else(|| channel_missing(channel))?
+                match found {
+                    Some(hit) => hit,
+                    None if exhausted => return Err(channel_missing(channel)),
+                    None => {
+                        return Err(ConnectorError::FailedPrecondition {
+                            field: Some("default_channel"),
+                            reason: format!(
+                                "channel {channel} is not among the first {} pages of channels the bot can see; give its ID (C…) instead of its name",
+                                self.channel_limits.max_pages
+                            ),
+                        });
+                    }
+                }
             }
         };
         if info.is_archived {

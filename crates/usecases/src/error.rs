@@ -227,6 +227,14 @@ pub enum SendError {
         /// Slack's last `Retry-After`.
         retry_after: Option<Duration>,
     },
+    /// The connector already has as many sends in flight as it may; retry shortly.
+    #[error("connector {id} already has {limit} sends in flight; retry shortly")]
+    TooManyInFlight {
+        /// The connector.
+        id: String,
+        /// Its limit.
+        limit: usize,
+    },
     /// Any other Slack error string (`invalid_blocks`, `msg_too_long`, …).
     #[error("Slack refused the message ({code})")]
     Slack {

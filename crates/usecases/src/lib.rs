@@ -37,7 +37,7 @@ mod testing;
 
 pub use api_keys::{ApiKeys, CreatedKey, KeyRejected};
 pub use authenticate::{AuthFailure, Authenticator, CredentialPolicy, Credentials};
-pub use connectors::{ConnectorPage, ConnectorService, CreateConnector};
+pub use connectors::{ChannelLimits, ConnectorPage, ConnectorService, CreateConnector};
 pub use error::{ConnectorError, Dependency, InstallError, SendError};
 pub use install::{OAuthConfig, OAuthInstaller};
 pub use reconcile::{ReconcileReport, ReconcileSettings, Reconciler};

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use connector_domain::message::MAX_TEXT_CHARS;
 use connector_domain::{
-    AuthStatus, BotToken, ChannelId, Connector, ConnectorId, Message, TenantId, split_text,
+    AuthStatus, BotToken, ChannelId, Connector, ConnectorId, Message, SendLimits, TenantId,
+    split_text,
 };
 use connector_ports::{OutgoingMessage, SlackError};
 
@@ -137,12 +138,52 @@ pub struct SentMessage {
     pub file_ids: Vec<String>,
 }
 
+/// Sends in flight per connector, each connector allowed at most `limit`.
+#[derive(Debug)]
+struct InFlight {
+    limit: usize,
+    counts: Mutex<HashMap<ConnectorId, usize>>,
+}
+
+/// One send's place among its connector's in-flight sends, given back when dropped (also
+/// when the request is cancelled).
+struct Slot<'a> {
+    owner: &'a InFlight,
+    id: ConnectorId,
+}
+
+impl InFlight {
+    fn take(&self, id: ConnectorId) -> Option<Slot<'_>> {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let n = counts.entry(id).or_insert(0);
+        if *n >= self.limit {
+            return None;
+        }
+        *n += 1;
+        Some(Slot { owner: self, id })
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let mut counts = self.owner.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = counts.get_mut(&self.id) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.id);
+            }
+        }
+    }
+}
+
 /// Sends messages through connectors.
 #[derive(Clone)]
 pub struct MessageSender {
     ports: Ports,
     tokens: Arc<TokenCache>,
     refresher: TokenRefresher,
+    limits: SendLimits,
+    in_flight: Arc<InFlight>,
 }
 
 impl std::fmt::Debug for MessageSender {
@@ -165,9 +206,28 @@ impl MessageSender {
     pub fn new(ports: Ports, tokens: TokenCache, refresher: TokenRefresher) -> Self {
         Self {
             ports,
+            limits: SendLimits::default(),
+            in_flight: Arc::new(InFlight {
+                limit: Self::DEFAULT_IN_FLIGHT_PER_CONNECTOR,
+                counts: Mutex::new(HashMap::new()),
+            }),
             tokens: Arc::new(tokens),
             refresher,
         }
+    }
+
+    /// Sends in flight per connector unless told otherwise.
+    pub const DEFAULT_IN_FLIGHT_PER_CONNECTOR: usize = 64;
+
+    /// The same sender bounded by `limits` and by `max_in_flight_per_connector` concurrent
+    /// sends per connector (more are refused at once, not queued).
+    pub fn with_limits(mut self, limits: SendLimits, max_in_flight_per_connector: usize) -> Self {
+        self.limits = limits;
+        self.in_flight = Arc::new(InFlight {
+            limit: max_in_flight_per_connector.max(1),
+            counts: Mutex::new(HashMap::new()),
+        });
+        self
     }
 
     /// The token cache.
@@ -184,6 +244,14 @@ impl MessageSender {
         message: &Message,
     ) -> Result<SentMessage, SendError> {
         message.validate()?;
+        message.check_limits(&self.limits)?;
+        let _slot = self
+            .in_flight
+            .take(id)
+            .ok_or_else(|| SendError::TooManyInFlight {
+                id: id.to_string(),
+                limit: self.in_flight.limit,
+            })?;
         let connector = match tenant {
             Some(tenant) => self.ports.repo.get_active(tenant, id).await?,
             None => self.ports.repo.find_active(id).await?,

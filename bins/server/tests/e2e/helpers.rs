@@ -21,6 +21,7 @@ pub(crate) struct TestApp {
     pub(crate) double: SlackDouble,
     pub(crate) db: TestDatabase,
     pub(crate) prefix: String,
+    http_addr: std::net::SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -83,16 +84,23 @@ impl TestApp {
         let db = TestDatabase::create().await.unwrap();
         seed(&double);
         let prefix = format!("e2e-{}/", uuid::Uuid::new_v4().simple());
-        let running = start(settings(&db, &double.api_base_url(), &prefix, extra)).await;
+        let (running, http_addr) =
+            start_with_http(settings(&db, &double.api_base_url(), &prefix, extra)).await;
         let (client, stop, server) = running;
         Self {
             client,
             double,
             db,
             prefix,
+            http_addr,
             stop: Some(stop),
             server: Some(server),
         }
+    }
+
+    /// The HTTP listener's address.
+    pub(crate) fn http_addr(&self) -> std::net::SocketAddr {
+        self.http_addr
     }
 
     /// The name the connector's secret has in Secrets Manager.
@@ -181,8 +189,14 @@ type Running = (
 
 /// Builds and runs a server in process; returns a client, the stop switch and the task.
 pub(crate) async fn start(settings: Settings) -> Running {
+    start_with_http(settings).await.0
+}
+
+/// Like [`start`], with the HTTP listener's address.
+pub(crate) async fn start_with_http(settings: Settings) -> (Running, std::net::SocketAddr) {
     let app = Application::build(settings).await.unwrap();
     let addr = app.grpc_addr();
+    let http_addr = app.http_addr();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async {
         let _ = stopped.await;
@@ -190,7 +204,7 @@ pub(crate) async fn start(settings: Settings) -> Running {
     let client = ConnectorServiceClient::connect(format!("http://{addr}"))
         .await
         .unwrap();
-    (client, stop, server)
+    ((client, stop, server), http_addr)
 }
 
 /// Stops a server started by [`start`].

@@ -10,6 +10,7 @@ mod embedded;
 mod helpers;
 mod jwt;
 mod lifecycle;
+mod limits;
 mod oauth;
 mod rotation;
 mod send;

@@ -1,6 +1,8 @@
 //! Unit tests of the use cases against mocked ports: every failing step of create and delete,
 //! idempotency, validation and pagination.
 
+use std::sync::Arc;
+
 use connector_domain::{ChannelId, ChannelName, ConnectorState, PageToken, WorkspaceId};
 use mockall::predicate::eq;
 
@@ -679,4 +681,106 @@ async fn a_failed_row_removal_is_unavailable() {
         .await
         .unwrap_err();
     assert!(matches!(err, ConnectorError::Unavailable { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn channel_search_stops_at_the_page_cap_and_suggests_the_id() {
+    let mut m = Mocks::new();
+    m.slack.expect_auth_test().returning(|_| Ok(identity()));
+    m.slack.expect_list_channels().times(3).returning(|_, _| {
+        Ok(ChannelPage {
+            channels: vec![channel("C0000OTHER", "other")],
+            next_cursor: Some("more".into()),
+        })
+    });
+    let service = m.service().with_channel_limits(
+        ChannelLimits {
+            max_pages: 3,
+            deadline: Duration::from_secs(60),
+        },
+        crate::testing::tokio_sleep(),
+    );
+    let err = service
+        .create(cmd("prod", "#alerts", ""))
+        .await
+        .unwrap_err();
+    let shown = err.to_string();
+    assert!(shown.starts_with("default_channel:"), "{shown}");
+    assert!(shown.contains("give its ID"), "{shown}");
+}
+
+/// A Slack whose channel listing never answers.
+struct SilentSlack;
+
+#[async_trait::async_trait]
+impl connector_ports::SlackApi for SilentSlack {
+    async fn auth_test(&self, _: &connector_domain::BotToken) -> Result<AuthIdentity, SlackError> {
+        Ok(identity())
+    }
+    async fn list_channels(
+        &self,
+        _: &connector_domain::BotToken,
+        _: Option<String>,
+    ) -> Result<ChannelPage, SlackError> {
+        futures::future::pending().await
+    }
+    async fn channel_info(
+        &self,
+        _: &connector_domain::BotToken,
+        _: &ChannelId,
+    ) -> Result<ChannelInfo, SlackError> {
+        Err(SlackError::Unavailable("not used by this test".into()))
+    }
+    async fn post_message(
+        &self,
+        _: &connector_domain::BotToken,
+        _: &connector_ports::OutgoingMessage,
+    ) -> Result<connector_ports::PostedMessage, SlackError> {
+        Err(SlackError::Unavailable("not used by this test".into()))
+    }
+    async fn oauth_access(
+        &self,
+        _: &str,
+        _: &secrecy::SecretString,
+        _: &connector_ports::OAuthGrantRequest,
+    ) -> Result<connector_ports::OAuthGrant, SlackError> {
+        Err(SlackError::Unavailable("not used by this test".into()))
+    }
+    async fn upload_file(
+        &self,
+        _: &connector_domain::BotToken,
+        _: &ChannelId,
+        _: Option<String>,
+        _: &connector_domain::FileAttachment,
+    ) -> Result<connector_ports::UploadedFile, SlackError> {
+        Err(SlackError::Unavailable("not used by this test".into()))
+    }
+}
+
+#[tokio::test]
+async fn channel_search_has_a_deadline_and_writes_nothing() {
+    let repo = MockConnectorRepository::new(); // no write expected
+    let ports =
+        crate::testing::ports_with_slack(repo, MockSecretStore::new(), Arc::new(SilentSlack));
+    let service = ConnectorService::new(ports).with_channel_limits(
+        ChannelLimits {
+            max_pages: 100,
+            deadline: Duration::from_millis(100),
+        },
+        crate::testing::tokio_sleep(),
+    );
+    let err = service
+        .create(cmd("prod", "#alerts", ""))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ConnectorError::Unavailable {
+                dependency: Dependency::Slack,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }

@@ -425,3 +425,59 @@ fn the_cache_is_bounded_and_can_be_turned_off() {
     off.insert(id, BotToken::parse("t", TOKEN).unwrap());
     assert!(off.get(id).is_none());
 }
+
+#[test]
+fn each_connector_has_a_bounded_number_of_sends_in_flight() {
+    let in_flight = InFlight {
+        limit: 2,
+        counts: Mutex::new(HashMap::new()),
+    };
+    let a = ConnectorId::new_v7();
+    let b = ConnectorId::new_v7();
+    let first = in_flight.take(a).unwrap();
+    let _second = in_flight.take(a).unwrap();
+    assert!(
+        in_flight.take(a).is_none(),
+        "a third send of the same connector"
+    );
+    assert!(
+        in_flight.take(b).is_some(),
+        "another connector is not affected"
+    );
+    drop(first);
+    assert!(
+        in_flight.take(a).is_some(),
+        "a finished send gives its place back"
+    );
+}
+
+#[tokio::test]
+async fn text_beyond_the_configured_parts_is_refused_before_slack_is_called() {
+    let rig = Rig::new();
+    // No Slack expectation: a call would fail the test.
+    let sender = sender(
+        rig.repo,
+        rig.secrets,
+        MockSlackApi::new(),
+        TokenCache::new(Duration::from_secs(60), Arc::new(SystemClock)),
+    )
+    .with_limits(
+        SendLimits {
+            max_text_parts: 1,
+            max_blocks_bytes: 1024,
+        },
+        4,
+    );
+    let err = sender
+        .send(
+            None,
+            rig.row.id,
+            &Message::from("x".repeat(MAX_TEXT_CHARS + 1)),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, SendError::Invalid(v) if v.field == "text"),
+        "{err:?}"
+    );
+}
