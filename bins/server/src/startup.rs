@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use connector_app::settings::AuthMode;
 use connector_app::{Migrate, PeriodicJobs, Services, Settings};
 use connector_grpc_api::pb::connector_service_server::ConnectorServiceServer;
-use connector_grpc_api::{Authentication, ConnectorGrpc};
+use connector_grpc_api::{Authentication, ConnectorGrpc, TenantRateLimiter};
 use connector_usecases::OAuthInstaller;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -50,7 +50,14 @@ impl Application {
             ),
             mode => tracing::info!(?mode, "callers must authenticate"),
         }
-        let auth = Authentication::new(services.authenticator.clone());
+        let mut auth = Authentication::new(services.authenticator.clone());
+        let q = &settings.quotas;
+        if q.requests_per_second_per_tenant > 0 {
+            auth = auth.with_rate_limit(Arc::new(TenantRateLimiter::new(
+                q.requests_per_second_per_tenant,
+                q.request_burst_per_tenant,
+            )));
+        }
         // Certificate files are read before binding: a bad one stops start-up, named.
         let tls = settings.tls()?.map(ReloadingTls::load).transpose()?;
         if settings.oauth()?.is_none() {

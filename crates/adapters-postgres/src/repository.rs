@@ -482,6 +482,20 @@ impl ConnectorRepository for PgConnectorRepository {
         .await
     }
 
+    async fn count_connectors(&self, tenant: &TenantId) -> Result<u64, RepositoryError> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let n: i64 = dsl::connectors
+                .filter(dsl::tenant_id.eq(tenant.as_str()))
+                .count()
+                .get_result(&mut conn)
+                .await
+                .map_err(map_err)?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+        .await
+    }
+
     async fn claim_stale(
         &self,
         stale_after: Duration,
@@ -576,6 +590,26 @@ impl OAuthStateStore for PgConnectorRepository {
                     .optional()
                     .map_err(map_err)?;
             row.map(PendingInstall::try_from).transpose()
+        })
+        .await
+    }
+
+    async fn count_states(
+        &self,
+        tenant: &TenantId,
+        now: DateTime<Utc>,
+    ) -> Result<u64, RepositoryError> {
+        use crate::schema::oauth_states::dsl as s;
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let n: i64 = s::oauth_states
+                .filter(s::tenant_id.eq(tenant.as_str()))
+                .filter(s::expires_at.gt(now))
+                .count()
+                .get_result(&mut conn)
+                .await
+                .map_err(map_err)?;
+            Ok(u64::try_from(n).unwrap_or(0))
         })
         .await
     }

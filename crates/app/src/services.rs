@@ -102,8 +102,16 @@ impl Services {
                 tokio::spawn(work);
             }),
         );
-        let connectors = ConnectorService::new(ports.clone())
+        let mut connectors = ConnectorService::new(ports.clone())
             .with_channel_limits(settings.channel_limits(), tokio_sleep());
+        if settings.quotas.max_connectors_per_tenant > 0 {
+            connectors = connectors.with_connector_quota(settings.quotas.max_connectors_per_tenant);
+        }
+        let mut installer = OAuthInstaller::new(storage.states, connectors.clone(), oauth);
+        if settings.quotas.max_pending_installs_per_tenant > 0 {
+            installer =
+                installer.with_pending_quota(settings.quotas.max_pending_installs_per_tenant);
+        }
         Ok(Self {
             sender: MessageSender::new(
                 ports.clone(),
@@ -114,7 +122,7 @@ impl Services {
                 settings.send_limits(),
                 settings.sender.max_in_flight_per_connector,
             ),
-            installer: OAuthInstaller::new(storage.states, connectors.clone(), oauth),
+            installer,
             reconciler: Reconciler::new(ports, settings.reconcile()),
             api_keys,
             authenticator: Authenticator::new(policy),

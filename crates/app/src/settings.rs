@@ -46,6 +46,8 @@ pub struct Settings {
     /// Who may call.
     #[serde(default)]
     pub auth: AuthSection,
+    /// Per-tenant quotas.
+    pub quotas: QuotasSection,
     /// Logging.
     pub log: LogSection,
 }
@@ -80,6 +82,21 @@ pub struct AuthSection {
     /// `CONNECTOR__AUTH__MTLS_SCOPES`: with `mtls`, the scopes certificate holders get
     /// (default all three).
     pub mtls_scopes: String,
+}
+
+/// `quotas.*`
+#[derive(Debug, Clone, Deserialize)]
+pub struct QuotasSection {
+    /// `CONNECTOR__QUOTAS__MAX_CONNECTORS_PER_TENANT` (default 1000; 0: no quota).
+    pub max_connectors_per_tenant: u64,
+    /// `CONNECTOR__QUOTAS__MAX_PENDING_INSTALLS_PER_TENANT`: install links waiting at once
+    /// (default 100; 0: no quota).
+    pub max_pending_installs_per_tenant: u64,
+    /// `CONNECTOR__QUOTAS__REQUESTS_PER_SECOND_PER_TENANT`: gRPC requests a second per tenant
+    /// and replica, on average (default 100; 0: no limit).
+    pub requests_per_second_per_tenant: u32,
+    /// `CONNECTOR__QUOTAS__REQUEST_BURST_PER_TENANT`: the burst allowed above it (default 200).
+    pub request_burst_per_tenant: u32,
 }
 
 /// The gRPC listener's TLS files.
@@ -339,6 +356,10 @@ pub const DEFAULTS: &[(&str, &str)] = &[
     ("grpc.max_concurrent_streams", "100"),
     ("grpc.max_concurrent_requests", "1024"),
     ("grpc.max_message_bytes", "1048576"),
+    ("quotas.max_connectors_per_tenant", "1000"),
+    ("quotas.max_pending_installs_per_tenant", "100"),
+    ("quotas.requests_per_second_per_tenant", "100"),
+    ("quotas.request_burst_per_tenant", "200"),
     ("sender.max_text_parts", "10"),
     ("sender.max_blocks_bytes", "65536"),
     ("sender.max_in_flight_per_connector", "64"),

@@ -2,6 +2,8 @@
 //! and the mapping of authentication and access failures to `UNAUTHENTICATED` and
 //! `PERMISSION_DENIED`. Messages say which check failed and never echo a credential.
 
+use std::sync::Arc;
+
 use connector_domain::{AccessDenied, Principal, Scope, TenantError, TenantId};
 use connector_usecases::{AuthFailure, Authenticator, Credentials};
 use secrecy::SecretString;
@@ -9,6 +11,7 @@ use tonic::metadata::MetadataMap;
 use tonic::{Code, Request, Status};
 use tonic_types::{ErrorDetails, StatusExt as _};
 
+use crate::rate::TenantRateLimiter;
 use crate::status::{to_status, unavailable};
 
 /// How callers prove who they are: the credentials an [`Authenticator`] accepts, read from
@@ -16,12 +19,22 @@ use crate::status::{to_status, unavailable};
 #[derive(Debug, Clone)]
 pub struct Authentication {
     authenticator: Authenticator,
+    rate: Option<Arc<TenantRateLimiter>>,
 }
 
 impl Authentication {
     /// Callers as `authenticator` establishes them.
     pub fn new(authenticator: Authenticator) -> Self {
-        Self { authenticator }
+        Self {
+            authenticator,
+            rate: None,
+        }
+    }
+
+    /// The same, each tenant's requests also bounded by `limiter`.
+    pub fn with_rate_limit(mut self, limiter: Arc<TenantRateLimiter>) -> Self {
+        self.rate = Some(limiter);
+        self
     }
 
     /// The caller of `request`: its bearer credential, or the client certificate the TLS
@@ -63,6 +76,19 @@ impl Authentication {
             TenantError::Invalid(v) => to_status(v.into()),
             TenantError::Denied(d) => denied(d),
         })?;
+        if let Some(limiter) = &self.rate
+            && let Err(wait) = limiter.check(&tenant)
+        {
+            return Err(Status::with_error_details(
+                Code::ResourceExhausted,
+                format!(
+                    "tenant {tenant} is over its request rate ({} a second); retry in {} ms",
+                    limiter.per_second(),
+                    wait.as_millis().max(1)
+                ),
+                ErrorDetails::with_retry_info(Some(wait)),
+            ));
+        }
         Ok((principal, tenant))
     }
 }

@@ -11,6 +11,7 @@
 //! - [`auth`]: [`Authentication`], the caller behind each request's `authorization`, its
 //!   scopes and tenant.
 //! - [`handlers`]: [`ConnectorGrpc`], the service implementation.
+//! - [`rate`]: [`TenantRateLimiter`], a token bucket per tenant.
 //! - [`status`]: `ConnectorError` → `Status`, with `BadRequest` details for bad fields.
 //!
 //! # Must never
@@ -19,6 +20,7 @@
 
 pub mod auth;
 pub mod handlers;
+pub mod rate;
 pub mod status;
 
 /// Code generated from `proto/connector/v1/connector.proto`.
@@ -41,6 +43,7 @@ pub use auth::Authentication;
 pub use connector_usecases::ConnectorError;
 pub use connector_usecases::ConnectorService;
 pub use handlers::ConnectorGrpc;
+pub use rate::TenantRateLimiter;
 
 impl std::fmt::Debug for pb::CreateConnectorRequest {
     /// Like the derived `Debug`, with the token redacted.

@@ -64,6 +64,14 @@ pub fn to_status(err: ConnectorError) -> Status {
             ConnectorError::RateLimited { retry_after }.to_string(),
             ErrorDetails::with_retry_info(retry_after),
         ),
+        ConnectorError::QuotaExceeded {
+            subject,
+            description,
+        } => Status::with_error_details(
+            Code::ResourceExhausted,
+            format!("{subject}: {description}"),
+            ErrorDetails::with_quota_failure_violation(subject, description),
+        ),
         ConnectorError::Internal(e) => {
             let incident = incident_id();
             tracing::error!(%incident, error = ?e, "internal error");

@@ -35,6 +35,13 @@ pub trait OAuthStateStore: Send + Sync {
     async fn take_state(&self, state_hash: &str)
     -> Result<Option<PendingInstall>, RepositoryError>;
 
+    /// How many of the tenant's pending installs are still valid at `now`.
+    async fn count_states(
+        &self,
+        tenant: &TenantId,
+        now: DateTime<Utc>,
+    ) -> Result<u64, RepositoryError>;
+
     /// Deletes pending installs that expired before `before`; returns how many.
     async fn purge_states(&self, before: DateTime<Utc>) -> Result<u64, RepositoryError>;
 }

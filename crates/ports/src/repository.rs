@@ -167,6 +167,9 @@ pub trait ConnectorRepository: Send + Sync {
         outcome: RefreshOutcome,
     ) -> Result<bool, RepositoryError>;
 
+    /// How many connectors the tenant has, in any state (each holds or will hold a secret).
+    async fn count_connectors(&self, tenant: &TenantId) -> Result<u64, RepositoryError>;
+
     /// Up to `limit` active connectors whose rotating token expires before `before`, whose
     /// last refresh did not fail and whose refresh lease is free.
     async fn tokens_expiring(

@@ -96,6 +96,7 @@ pub struct ConnectorService {
     ports: Ports,
     channel_limits: ChannelLimits,
     sleep: Option<Sleep>,
+    max_connectors_per_tenant: Option<u64>,
 }
 
 impl ConnectorService {
@@ -105,7 +106,15 @@ impl ConnectorService {
             ports,
             channel_limits: ChannelLimits::default(),
             sleep: None,
+            max_connectors_per_tenant: None,
         }
+    }
+
+    /// The same service allowing each tenant at most `max` connectors (each is a secret in
+    /// the store: Secrets Manager bills per secret and has a regional quota).
+    pub fn with_connector_quota(mut self, max: u64) -> Self {
+        self.max_connectors_per_tenant = Some(max);
+        self
     }
 
     /// The same service with channel resolution bounded by `limits`, its deadline measured
@@ -134,6 +143,18 @@ impl ConnectorService {
                 .await?
         {
             return replay(existing, &cmd);
+        }
+
+        if let Some(max) = self.max_connectors_per_tenant
+            && self.ports.repo.count_connectors(&cmd.tenant_id).await? >= max
+        {
+            return Err(ConnectorError::QuotaExceeded {
+                subject: "connectors",
+                description: format!(
+                    "tenant {} has its {max} connectors already; delete one first",
+                    cmd.tenant_id
+                ),
+            });
         }
 
         let identity = self

@@ -88,6 +88,14 @@ pub enum ConnectorError {
         /// Slack's last `Retry-After`, when it sent one.
         retry_after: Option<Duration>,
     },
+    /// The tenant reached one of its quotas.
+    #[error("{subject}: {description}")]
+    QuotaExceeded {
+        /// What is counted, e.g. `connectors`.
+        subject: &'static str,
+        /// The limit and what to do about it.
+        description: String,
+    },
     /// A bug or a broken invariant. Edges log it and answer with an opaque message.
     #[error(transparent)]
     Internal(anyhow::Error),

@@ -43,6 +43,7 @@ pub struct OAuthConfig {
 #[derive(Clone)]
 pub struct OAuthInstaller {
     states: Arc<dyn OAuthStateStore>,
+    max_pending_per_tenant: Option<u64>,
     service: ConnectorService,
     config: Option<OAuthConfig>,
 }
@@ -64,9 +65,16 @@ impl OAuthInstaller {
     ) -> Self {
         Self {
             states,
+            max_pending_per_tenant: None,
             service,
             config,
         }
+    }
+
+    /// The same flow allowing each tenant at most `max` install links waiting at once.
+    pub fn with_pending_quota(mut self, max: u64) -> Self {
+        self.max_pending_per_tenant = Some(max);
+        self
     }
 
     fn config(&self) -> Result<&OAuthConfig, ConnectorError> {
@@ -93,6 +101,16 @@ impl OAuthInstaller {
         let name = ConnectorName::parse("name", name)?;
         ChannelRef::parse("default_channel", default_channel)?;
         let config = self.config()?;
+        if let Some(max) = self.max_pending_per_tenant
+            && self.states.count_states(&tenant_id, Utc::now()).await? >= max
+        {
+            return Err(ConnectorError::QuotaExceeded {
+                subject: "pending installs",
+                description: format!(
+                    "tenant {tenant_id} has {max} install links waiting already; complete one or wait for them to expire"
+                ),
+            });
+        }
         let ttl = chrono::Duration::from_std(config.state_ttl)
             .map_err(|e| ConnectorError::Internal(anyhow::Error::new(e)))?;
         let expires_at = Utc::now() + ttl;

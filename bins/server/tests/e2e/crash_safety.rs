@@ -121,6 +121,9 @@ impl ConnectorRepository for FlakyRepo {
     ) -> Result<bool, RepositoryError> {
         self.inner.finish_token_refresh(id, fence, outcome).await
     }
+    async fn count_connectors(&self, tenant: &TenantId) -> Result<u64, RepositoryError> {
+        self.inner.count_connectors(tenant).await
+    }
     async fn tokens_expiring(
         &self,
         before: chrono::DateTime<chrono::Utc>,

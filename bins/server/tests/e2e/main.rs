@@ -12,6 +12,7 @@ mod jwt;
 mod lifecycle;
 mod limits;
 mod oauth;
+mod quotas;
 mod rotation;
 mod send;
 mod status_codes;

@@ -82,6 +82,11 @@ macro_rules! repository_conformance {
             $crate::conformance::repository::expired_oauth_states_are_purged(&repo).await;
         }
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn quota_counts_are_per_tenant() {
+            let (_guard, repo) = $make.await;
+            $crate::conformance::repository::quota_counts_are_per_tenant(&repo).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn api_keys_round_trip_and_revoke_once() {
             let (_guard, repo) = $make.await;
             $crate::conformance::repository::api_keys_round_trip_and_revoke_once(&repo).await;

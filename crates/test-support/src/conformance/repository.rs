@@ -610,3 +610,39 @@ pub async fn api_keys_round_trip_and_revoke_once<R: ApiKeyStore>(repo: &R) {
         None
     );
 }
+
+/// Counts for quotas: a tenant's connectors in any state, its unexpired pending installs.
+pub async fn quota_counts_are_per_tenant<R: ConnectorRepository + OAuthStateStore>(repo: &R) {
+    let acme = tenant("acme");
+    assert_eq!(repo.count_connectors(&acme).await.unwrap(), 0);
+    create_active(repo, &new("acme", "a", None)).await;
+    repo.insert_creating(&new("acme", "b", None)).await.unwrap();
+    create_active(repo, &new("globex", "a", None)).await;
+    assert_eq!(repo.count_connectors(&acme).await.unwrap(), 2);
+    assert_eq!(repo.count_connectors(&tenant("globex")).await.unwrap(), 1);
+
+    let now = chrono::Utc::now();
+    for (hash, expires_at) in [
+        ("h1", now + chrono::Duration::minutes(5)),
+        ("h2", now + chrono::Duration::minutes(5)),
+        ("h3", now - chrono::Duration::minutes(5)),
+    ] {
+        repo.save_state(
+            hash,
+            &PendingInstall {
+                tenant_id: acme.clone(),
+                name: ConnectorName::parse("name", "x").unwrap(),
+                default_channel: "#alerts".into(),
+                expires_at,
+            },
+        )
+        .await
+        .unwrap();
+    }
+    assert_eq!(
+        repo.count_states(&acme, now).await.unwrap(),
+        2,
+        "expired ones do not count"
+    );
+    assert_eq!(repo.count_states(&tenant("globex"), now).await.unwrap(), 0);
+}
