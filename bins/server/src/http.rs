@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{Html, Response};
+use axum::response::{Html, IntoResponse as _, Response};
 use axum::routing::get;
 use connector_ports::SlackError;
 use connector_usecases::{ConnectorError, InstallError, OAuthInstaller};
@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 /// request bodies are capped at `max_body_bytes`.
 pub fn router(installer: OAuthInstaller, max_body_bytes: usize) -> Router {
     Router::new()
+        .route("/slack/install", get(begin))
         .route("/slack/oauth/callback", get(callback))
         .route("/healthz", get(|| async { "ok\n" }))
         .with_state(installer)
@@ -99,6 +100,60 @@ async fn security_headers(mut response: Response) -> Response {
     response
 }
 
+/// The cookie that binds an install to the browser that started it.
+const INSTALL_COOKIE: &str = "sc_install";
+
+#[derive(Deserialize)]
+struct BeginParams {
+    #[serde(default)]
+    state: String,
+}
+
+/// Starts an install in this browser: a cookie with a fresh nonce (HttpOnly, Secure,
+/// SameSite=Lax, scoped to the callback, living as long as the link), then on to Slack.
+async fn begin(
+    State(installer): State<OAuthInstaller>,
+    Query(params): Query<BeginParams>,
+) -> Response {
+    match installer.begin(&params.state).await {
+        Ok((slack_url, nonce)) => {
+            let cookie = format!(
+                "{INSTALL_COOKIE}={}; Path=/slack/oauth; Max-Age=3600; HttpOnly; Secure; SameSite=Lax",
+                secrecy::ExposeSecret::expose_secret(&nonce)
+            );
+            let (Ok(location), Ok(cookie)) = (
+                HeaderValue::from_str(&slack_url),
+                HeaderValue::from_str(&cookie),
+            ) else {
+                return failure(InstallError::UnknownState).into_response();
+            };
+            let mut response = StatusCode::FOUND.into_response();
+            response.headers_mut().insert(header::LOCATION, location);
+            response.headers_mut().insert(header::SET_COOKIE, cookie);
+            response
+        }
+        Err(InstallError::UnknownState) => page(
+            StatusCode::BAD_REQUEST,
+            "This install link is not valid",
+            "The link is unknown, has expired, or was already opened in another browser; ask for a new one.",
+        )
+        .into_response(),
+        Err(e) => failure(e).into_response(),
+    }
+}
+
+/// The install nonce of the request's cookies, if any.
+fn install_cookie(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == INSTALL_COOKIE)
+        .map(|(_, value)| value.to_owned())
+}
+
 #[derive(Deserialize)]
 struct CallbackParams {
     #[serde(default)]
@@ -112,12 +167,15 @@ struct CallbackParams {
 async fn callback(
     State(installer): State<OAuthInstaller>,
     Query(params): Query<CallbackParams>,
-) -> (StatusCode, Html<String>) {
-    match installer
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let cookie = install_cookie(&headers);
+    let mut response = match installer
         .complete(
             &params.state,
             params.code.as_deref(),
             params.error.as_deref(),
+            cookie.as_deref(),
         )
         .await
     {
@@ -138,6 +196,15 @@ async fn callback(
         }
         Err(e) => failure(e),
     }
+    .into_response();
+    // The nonce has served its purpose.
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static(
+            "sc_install=; Path=/slack/oauth; Max-Age=0; HttpOnly; Secure; SameSite=Lax",
+        ),
+    );
+    response
 }
 
 fn failure(e: InstallError) -> (StatusCode, Html<String>) {
@@ -158,6 +225,11 @@ fn failure(e: InstallError) -> (StatusCode, Html<String>) {
         InstallError::UnknownState => (StatusCode::BAD_REQUEST, "This install link is not valid"),
         InstallError::ExpiredState => (StatusCode::BAD_REQUEST, "This install link has expired"),
         InstallError::MissingCode => (StatusCode::BAD_REQUEST, "Slack sent no authorization code"),
+        InstallError::OtherBrowser => (
+            StatusCode::BAD_REQUEST,
+            "This install was started in another browser",
+        ),
+        InstallError::WrongWorkspace { .. } => (StatusCode::BAD_REQUEST, "Wrong Slack workspace"),
         InstallError::Exchange(SlackError::Unavailable(detail)) => return unavailable(detail),
         InstallError::Exchange(SlackError::InvalidAuth { code } | SlackError::Api { code }) => {
             tracing::info!(%code, "Slack refused the authorization code");

@@ -532,6 +532,8 @@ struct StateRow {
     name: String,
     default_channel: String,
     expires_at: DateTime<Utc>,
+    browser_hash: Option<String>,
+    team_id: Option<String>,
 }
 
 impl TryFrom<StateRow> for PendingInstall {
@@ -545,6 +547,8 @@ impl TryFrom<StateRow> for PendingInstall {
             name: ConnectorName::parse("name", &r.name).map_err(corrupt)?,
             default_channel: r.default_channel,
             expires_at: r.expires_at,
+            team_id: r.team_id.map(WorkspaceId::new),
+            browser_hash: r.browser_hash,
         })
     }
 }
@@ -566,6 +570,8 @@ impl OAuthStateStore for PgConnectorRepository {
                     s::name.eq(pending.name.as_str()),
                     s::default_channel.eq(&pending.default_channel),
                     s::expires_at.eq(pending.expires_at),
+                    s::team_id.eq(pending.team_id.as_ref().map(|t| t.as_str())),
+                    s::browser_hash.eq(pending.browser_hash.as_deref()),
                 ))
                 .execute(&mut conn)
                 .await
@@ -589,6 +595,32 @@ impl OAuthStateStore for PgConnectorRepository {
                     .await
                     .optional()
                     .map_err(map_err)?;
+            row.map(PendingInstall::try_from).transpose()
+        })
+        .await
+    }
+
+    async fn bind_browser(
+        &self,
+        state_hash: &str,
+        browser_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<PendingInstall>, RepositoryError> {
+        use crate::schema::oauth_states::dsl as s;
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let row: Option<StateRow> = diesel::update(
+                s::oauth_states
+                    .filter(s::state_hash.eq(state_hash))
+                    .filter(s::browser_hash.is_null())
+                    .filter(s::expires_at.gt(now)),
+            )
+            .set(s::browser_hash.eq(Some(browser_hash)))
+            .returning(StateRow::as_returning())
+            .get_result(&mut conn)
+            .await
+            .optional()
+            .map_err(map_err)?;
             row.map(PendingInstall::try_from).transpose()
         })
         .await

@@ -49,6 +49,10 @@ diesel::table! {
         created_at -> Timestamptz,
         /// When the state stops being accepted.
         expires_at -> Timestamptz,
+        /// Hex SHA-256 of the nonce in the browser that opened the link.
+        browser_hash -> Nullable<Text>,
+        /// The workspace the install must land in, if pinned.
+        team_id -> Nullable<Text>,
     }
 }
 

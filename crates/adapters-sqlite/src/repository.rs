@@ -588,6 +588,8 @@ struct StateRow {
     name: String,
     default_channel: String,
     expires_at: i64,
+    browser_hash: Option<String>,
+    team_id: Option<String>,
 }
 
 impl TryFrom<StateRow> for PendingInstall {
@@ -602,6 +604,8 @@ impl TryFrom<StateRow> for PendingInstall {
             default_channel: r.default_channel,
             expires_at: DateTime::<Utc>::from_timestamp_micros(r.expires_at)
                 .ok_or_else(|| corrupt("expiry out of range".into()))?,
+            team_id: r.team_id.map(WorkspaceId::new),
+            browser_hash: r.browser_hash,
         })
     }
 }
@@ -624,6 +628,8 @@ impl OAuthStateStore for SqliteConnectorRepository {
                     s::default_channel.eq(&pending.default_channel),
                     s::created_at.eq(now_micros()),
                     s::expires_at.eq(micros(pending.expires_at)),
+                    s::team_id.eq(pending.team_id.as_ref().map(|t| t.as_str())),
+                    s::browser_hash.eq(pending.browser_hash.as_deref()),
                 ))
                 .execute(&mut conn)
                 .await
@@ -647,6 +653,32 @@ impl OAuthStateStore for SqliteConnectorRepository {
                     .await
                     .optional()
                     .map_err(map_err)?;
+            row.map(PendingInstall::try_from).transpose()
+        })
+        .await
+    }
+
+    async fn bind_browser(
+        &self,
+        state_hash: &str,
+        browser_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<PendingInstall>, RepositoryError> {
+        use crate::schema::oauth_states::dsl as s;
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let row: Option<StateRow> = diesel::update(
+                s::oauth_states
+                    .filter(s::state_hash.eq(state_hash))
+                    .filter(s::browser_hash.is_null())
+                    .filter(s::expires_at.gt(micros(now))),
+            )
+            .set(s::browser_hash.eq(Some(browser_hash)))
+            .returning(StateRow::as_returning())
+            .get_result(&mut conn)
+            .await
+            .optional()
+            .map_err(map_err)?;
             row.map(PendingInstall::try_from).transpose()
         })
         .await

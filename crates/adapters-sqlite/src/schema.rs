@@ -49,6 +49,10 @@ diesel::table! {
         created_at -> BigInt,
         /// Microseconds since the Unix epoch.
         expires_at -> BigInt,
+        /// Hex SHA-256 of the nonce in the browser that opened the link.
+        browser_hash -> Nullable<Text>,
+        /// The workspace the install must land in, if pinned.
+        team_id -> Nullable<Text>,
     }
 }
 

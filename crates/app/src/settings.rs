@@ -243,8 +243,11 @@ pub struct SlackSection {
     pub client_id: Option<String>,
     /// `CONNECTOR__SLACK__CLIENT_SECRET` (OAuth).
     pub client_secret: Option<SecretString>,
-    /// `CONNECTOR__SLACK__REDIRECT_URL` (OAuth).
+    /// `CONNECTOR__SLACK__REDIRECT_URL` (OAuth): the public URL of `/slack/oauth/callback`.
     pub redirect_url: Option<String>,
+    /// `CONNECTOR__SLACK__INSTALL_URL`: the public URL of `/slack/install`, where installs
+    /// start in the user's browser; default: the redirect URL's origin + `/slack/install`.
+    pub install_url: Option<String>,
     /// `CONNECTOR__SLACK__AUTHORIZE_URL`, default `https://slack.com/oauth/v2/authorize`.
     pub authorize_url: String,
     /// `CONNECTOR__SLACK__SCOPES`: bot scopes an install asks for.
@@ -463,6 +466,7 @@ impl Settings {
         blank_to_none(&mut self.slack.client_id);
         blank_secret_to_none(&mut self.slack.client_secret);
         blank_to_none(&mut self.slack.redirect_url);
+        blank_to_none(&mut self.slack.install_url);
         blank_to_none(&mut self.sender.tenant_id);
         blank_to_none(&mut self.auth.mode);
         blank_to_none(&mut self.auth.jwks_url);
@@ -785,7 +789,28 @@ impl Settings {
                         "must be the public http(s) URL of /slack/oauth/callback",
                     ));
                 }
+                let start_url = match &s.install_url {
+                    Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
+                        url.clone()
+                    }
+                    Some(_) => {
+                        return Err(invalid(
+                            "slack.install_url",
+                            "CONNECTOR__SLACK__INSTALL_URL",
+                            "must be the public http(s) URL of /slack/install",
+                        ));
+                    }
+                    None => {
+                        // The origin: scheme://host[:port] of the redirect URL.
+                        let after_scheme = redirect_url.find("://").map_or(0, |i| i + 3);
+                        let origin_end = redirect_url[after_scheme..]
+                            .find('/')
+                            .map_or(redirect_url.len(), |i| i + after_scheme);
+                        format!("{}/slack/install", &redirect_url[..origin_end])
+                    }
+                };
                 Ok(Some(OAuthConfig {
+                    start_url,
                     client_id: client_id.clone(),
                     client_secret: client_secret.clone(),
                     redirect_url: redirect_url.clone(),

@@ -233,7 +233,7 @@ impl pb::connector_service_server::ConnectorService for ConnectorGrpc {
         let r = request.into_inner();
         let (url, expires_at) = self
             .installer
-            .authorize_url(tenant.as_str(), &r.name, &r.default_channel)
+            .authorize_url(tenant.as_str(), &r.name, &r.default_channel, &r.team_id)
             .await
             .map_err(to_status)?;
         tracing::info!(target: "audit", action = "oauth.install_url", subject = %caller.subject,

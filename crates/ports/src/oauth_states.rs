@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use connector_domain::{ConnectorName, TenantId};
+use connector_domain::{ConnectorName, TenantId, WorkspaceId};
 
 use crate::repository::RepositoryError;
 
@@ -17,6 +17,11 @@ pub struct PendingInstall {
     pub default_channel: String,
     /// When the state stops being accepted.
     pub expires_at: DateTime<Utc>,
+    /// The workspace the install must land in, when the caller pinned one.
+    pub team_id: Option<WorkspaceId>,
+    /// Hex SHA-256 of the nonce held by the browser that opened the link; `None` until one
+    /// did.
+    pub browser_hash: Option<String>,
 }
 
 /// Storage of pending installs, keyed by the SHA-256 (hex) of their state.
@@ -34,6 +39,16 @@ pub trait OAuthStateStore: Send + Sync {
     /// there is none (never issued, or already taken).
     async fn take_state(&self, state_hash: &str)
     -> Result<Option<PendingInstall>, RepositoryError>;
+
+    /// Binds the unexpired, not yet bound pending install of `state_hash` to the browser
+    /// holding the nonce whose hash is `browser_hash`, atomically: the first browser to open
+    /// the link wins. Returns the install when bound, `None` otherwise.
+    async fn bind_browser(
+        &self,
+        state_hash: &str,
+        browser_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<PendingInstall>, RepositoryError>;
 
     /// How many of the tenant's pending installs are still valid at `now`.
     async fn count_states(

@@ -312,6 +312,16 @@ pub enum InstallError {
     /// The state is older than its time to live.
     #[error("this install link has expired; ask for a new one")]
     ExpiredState,
+    /// The install was started in another browser, or its link was opened in none: a
+    /// forwarded or leaked link cannot complete an install.
+    #[error("this install was started in another browser; start it again from your own")]
+    OtherBrowser,
+    /// Slack installed the app in another workspace than the one pinned.
+    #[error("the app was installed in another workspace than {expected}; install it in {expected}")]
+    WrongWorkspace {
+        /// The pinned workspace.
+        expected: String,
+    },
     /// The user declined the install on Slack's page.
     #[error("the installation was cancelled on Slack's page")]
     Denied,

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
-use connector_domain::{ChannelRef, Connector, ConnectorName, RequestId, TenantId};
+use connector_domain::{
+    ChannelRef, Connector, ConnectorName, RequestId, TenantId, ValidationError, WorkspaceId,
+};
 use connector_ports::{OAuthGrantRequest, OAuthStateStore, PendingInstall};
 use secrecy::SecretString;
 use sha2::{Digest as _, Sha256};
@@ -37,6 +39,9 @@ pub struct OAuthConfig {
     pub user_scopes: String,
     /// How long a state is accepted.
     pub state_ttl: Duration,
+    /// The public URL of the server's `/slack/install`, where an install starts in the
+    /// user's browser (which it binds, then sends on to Slack).
+    pub start_url: String,
 }
 
 /// The install flow's use cases.
@@ -89,17 +94,37 @@ impl OAuthInstaller {
             })
     }
 
-    /// Slack's authorize URL for installing connector `name` of `tenant_id`, and when its
-    /// state expires. The fields are validated as `CreateConnector`'s are.
+    /// The URL that starts installing connector `name` of `tenant_id` in a browser, and when
+    /// it expires. Opened, it binds the install to that browser ([`OAuthInstaller::begin`])
+    /// and sends it on to Slack's authorize page. `team_id`, if not empty, pins the workspace
+    /// the install must land in. The fields are validated as `CreateConnector`'s are.
     pub async fn authorize_url(
         &self,
         tenant_id: &str,
         name: &str,
         default_channel: &str,
+        team_id: &str,
     ) -> Result<(String, DateTime<Utc>), ConnectorError> {
         let tenant_id = TenantId::parse("tenant_id", tenant_id)?;
         let name = ConnectorName::parse("name", name)?;
         ChannelRef::parse("default_channel", default_channel)?;
+        let team_id = match team_id {
+            "" => None,
+            t if t.len() <= 32
+                && t.starts_with(['T', 'E'])
+                && t.chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()) =>
+            {
+                Some(WorkspaceId::new(t))
+            }
+            _ => {
+                return Err(ValidationError::new(
+                    "team_id",
+                    "must be a Slack workspace ID such as T0123ABCD (or empty)",
+                )
+                .into());
+            }
+        };
         let config = self.config()?;
         if let Some(max) = self.max_pending_per_tenant
             && self.states.count_states(&tenant_id, Utc::now()).await? >= max
@@ -124,17 +149,45 @@ impl OAuthInstaller {
                     name,
                     default_channel: default_channel.to_owned(),
                     expires_at,
+                    team_id,
+                    browser_hash: None,
                 },
             )
             .await?;
-        let query = serde_urlencoded::to_string([
+        let query = serde_urlencoded::to_string([("state", state.as_str())])
+            .map_err(|e| ConnectorError::Internal(anyhow::Error::new(e)))?;
+        Ok((format!("{}?{query}", config.start_url), expires_at))
+    }
+
+    /// Starts an install in the browser that opened its link: binds the install to a fresh
+    /// nonce the caller keeps in that browser (a cookie), and returns Slack's authorize URL
+    /// to send the browser on to, with the nonce. A link works in one browser only: opened
+    /// again, elsewhere or after it expired, it is [`InstallError::UnknownState`].
+    pub async fn begin(&self, state: &str) -> Result<(String, SecretString), InstallError> {
+        if state.is_empty() || state.len() > 128 {
+            return Err(InstallError::UnknownState);
+        }
+        let config = self.config().map_err(InstallError::Store)?;
+        let nonce =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+        let pending = self
+            .states
+            .bind_browser(&hash_state(state), &hash_state(&nonce), Utc::now())
+            .await
+            .map_err(|e| InstallError::Store(e.into()))?
+            .ok_or(InstallError::UnknownState)?;
+        let mut params = vec![
             ("client_id", config.client_id.as_str()),
             ("scope", config.scopes.as_str()),
             ("user_scope", config.user_scopes.as_str()),
             ("redirect_uri", config.redirect_url.as_str()),
-            ("state", state.as_str()),
-        ])
-        .map_err(|e| ConnectorError::Internal(anyhow::Error::new(e)))?;
+            ("state", state),
+        ];
+        if let Some(team) = &pending.team_id {
+            params.push(("team", team.as_str()));
+        }
+        let query = serde_urlencoded::to_string(params)
+            .map_err(|e| InstallError::Store(ConnectorError::Internal(anyhow::Error::new(e))))?;
         let separator = if config.authorize_url.contains('?') {
             '&'
         } else {
@@ -142,7 +195,7 @@ impl OAuthInstaller {
         };
         Ok((
             format!("{}{separator}{query}", config.authorize_url),
-            expires_at,
+            SecretString::from(nonce),
         ))
     }
 
@@ -153,6 +206,7 @@ impl OAuthInstaller {
         state: &str,
         code: Option<&str>,
         error: Option<&str>,
+        browser_nonce: Option<&str>,
     ) -> Result<Connector, InstallError> {
         if state.is_empty() || state.len() > 128 {
             return Err(InstallError::UnknownState);
@@ -165,6 +219,14 @@ impl OAuthInstaller {
             .ok_or(InstallError::UnknownState)?;
         if pending.expires_at <= Utc::now() {
             return Err(InstallError::ExpiredState);
+        }
+        // Only the browser that started the install may finish it: a leaked link is useless.
+        let same_browser = match (browser_nonce, &pending.browser_hash) {
+            (Some(nonce), Some(bound)) => hash_state(nonce) == *bound,
+            _ => false,
+        };
+        if !same_browser {
+            return Err(InstallError::OtherBrowser);
         }
         if error.is_some() {
             return Err(InstallError::Denied);
@@ -187,6 +249,13 @@ impl OAuthInstaller {
             )
             .await
             .map_err(InstallError::Exchange)?;
+        if let Some(expected) = &pending.team_id
+            && grant.team_id != *expected
+        {
+            return Err(InstallError::WrongWorkspace {
+                expected: expected.to_string(),
+            });
+        }
         let cmd = CreateConnector {
             tenant_id: pending.tenant_id,
             name: pending.name,

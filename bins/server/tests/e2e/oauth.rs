@@ -63,6 +63,7 @@ pub(crate) async fn install_url(
             tenant_id: tenant.into(),
             name: name.into(),
             default_channel: channel.into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -77,19 +78,52 @@ fn browser() -> reqwest::Client {
         .unwrap()
 }
 
-/// What a user's browser does: open Slack's page, follow its redirect to our callback.
-/// Returns the callback URL and the page it showed.
+/// What a user's browser does: open the install link (our server sets the install cookie and
+/// sends it to Slack), let Slack's page redirect to our callback, and show the callback the
+/// cookie. Returns the callback URL and the page it showed (or the link's own page when it
+/// did not redirect).
 pub(crate) async fn click_through(url: &str) -> (String, u16, String) {
-    let slack = browser().get(url).send().await.unwrap();
-    assert_eq!(slack.status(), 302, "Slack's authorize page redirects");
-    let callback = slack.headers()["location"].to_str().unwrap().to_owned();
-    let (status, body) = visit(&callback).await;
-    (callback, status, body)
+    match open_link(url).await {
+        Ok((callback, cookie)) => {
+            let (status, body) = visit_with_cookie(&callback, Some(&cookie)).await;
+            (callback, status, body)
+        }
+        Err((status, body)) => (url.to_owned(), status, body),
+    }
 }
 
-/// Opens a page of ours; every one must carry the security headers.
+/// Opens an install link in a fresh browser: `Ok((callback URL, cookie))` after Slack's page
+/// redirected back, `Err((status, page))` when our server refused the link.
+pub(crate) async fn open_link(url: &str) -> Result<(String, String), (u16, String)> {
+    let start = browser().get(url).send().await.unwrap();
+    if start.status() != 302 {
+        let status = start.status().as_u16();
+        return Err((status, start.text().await.unwrap()));
+    }
+    let set_cookie = start.headers()["set-cookie"].to_str().unwrap().to_owned();
+    for attribute in ["HttpOnly", "Secure", "SameSite=Lax"] {
+        assert!(set_cookie.contains(attribute), "{set_cookie}");
+    }
+    let cookie = set_cookie.split(';').next().unwrap().to_owned();
+    let slack_url = start.headers()["location"].to_str().unwrap().to_owned();
+    let slack = browser().get(&slack_url).send().await.unwrap();
+    assert_eq!(slack.status(), 302, "Slack's authorize page redirects");
+    let callback = slack.headers()["location"].to_str().unwrap().to_owned();
+    Ok((callback, cookie))
+}
+
 async fn visit(url: &str) -> (u16, String) {
-    let r = browser().get(url).send().await.unwrap();
+    visit_with_cookie(url, None).await
+}
+
+/// Opens a page of ours (with `cookie`, as `name=value`); every one must carry the security
+/// headers.
+async fn visit_with_cookie(url: &str, cookie: Option<&str>) -> (u16, String) {
+    let mut request = browser().get(url);
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    let r = request.send().await.unwrap();
     for (name, value) in [
         ("cache-control", "no-store"),
         ("referrer-policy", "no-referrer"),
@@ -132,13 +166,27 @@ async fn an_install_creates_a_connector_whose_secret_holds_the_granted_token() {
             tenant_id: "acme".into(),
             name: "installed".into(),
             default_channel: "#alerts".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
         .into_inner();
     let url = response.url;
-    assert!(url.contains("client_id=111.222"), "{url}");
-    assert!(url.contains("scope=channels%3Aread"), "{url}");
+    // The link starts the install on our server, which sends the browser on to Slack.
+    assert!(url.contains("/slack/install?state="), "{url}");
+    let (_, slack_side) = {
+        let start = browser().get(&url).send().await.unwrap();
+        assert_eq!(start.status(), 302);
+        let to = start.headers()["location"].to_str().unwrap().to_owned();
+        (start, to)
+    };
+    assert!(slack_side.contains("client_id=111.222"), "{slack_side}");
+    assert!(slack_side.contains("scope=channels%3Aread"), "{slack_side}");
+    // That browser has opened the link: another may not.
+    let (status, page) = visit(&url).await;
+    assert_eq!(status, 400);
+    assert!(page.contains("another browser"), "{page}");
+    let url = install_url(&mut app, "acme", "installed", "#alerts").await;
     let expires = response.expire_time.unwrap().seconds;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -260,6 +308,7 @@ async fn without_a_slack_app_the_url_is_a_failed_precondition() {
             tenant_id: "acme".into(),
             name: "x".into(),
             default_channel: "alerts".into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -275,9 +324,56 @@ async fn without_a_slack_app_the_url_is_a_failed_precondition() {
             tenant_id: "acme".into(),
             name: String::new(),
             default_channel: "alerts".into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_leaked_callback_or_another_browsers_cookie_creates_nothing() {
+    let (mut app, _) = app_with_oauth(false, "600").await;
+    // The user starts an install; Slack sends the browser back to the callback.
+    let url = install_url(&mut app, "acme", "victim", "alerts").await;
+    let (callback, _user_cookie) = open_link(&url).await.unwrap();
+    // Someone who got hold of the callback URL, without the cookie...
+    let (status, page) = visit(&callback).await;
+    assert_eq!(status, 400);
+    assert!(page.contains("another browser"), "{page}");
+    assert!(connectors(&mut app, "acme").await.is_empty());
+
+    // ...or with the cookie of an install of their own.
+    let victim = install_url(&mut app, "acme", "victim2", "alerts").await;
+    let (victims_callback, _) = open_link(&victim).await.unwrap();
+    let own = install_url(&mut app, "acme", "attacker", "alerts").await;
+    let (_, attackers_cookie) = open_link(&own).await.unwrap();
+    let (status, page) = visit_with_cookie(&victims_callback, Some(&attackers_cookie)).await;
+    assert_eq!(status, 400);
+    assert!(page.contains("another browser"), "{page}");
+    assert!(connectors(&mut app, "acme").await.is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_install_pinned_to_a_workspace_refuses_another() {
+    let (mut app, _) = app_with_oauth(false, "600").await;
+    let url = app
+        .client
+        .get_o_auth_v2url(GetOAuthV2urlRequest {
+            tenant_id: "acme".into(),
+            name: "pinned".into(),
+            default_channel: "alerts".into(),
+            team_id: "T0SOMEWHERE".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .url;
+    let (_, status, page) = click_through(&url).await;
+    assert_eq!(status, 400, "{page}");
+    assert!(page.contains("another workspace"), "{page}");
+    assert!(connectors(&mut app, "acme").await.is_empty());
     app.stop().await;
 }

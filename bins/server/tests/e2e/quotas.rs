@@ -45,6 +45,7 @@ async fn a_tenant_at_its_pending_install_quota_gets_no_more_links() {
         tenant_id: tenant.into(),
         name: name.into(),
         default_channel: "#alerts".into(),
+        ..Default::default()
     };
     for name in ["a", "b"] {
         app.client

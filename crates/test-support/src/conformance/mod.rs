@@ -82,6 +82,11 @@ macro_rules! repository_conformance {
             $crate::conformance::repository::expired_oauth_states_are_purged(&repo).await;
         }
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn an_install_is_bound_to_the_first_browser_only() {
+            let (_guard, repo) = $make.await;
+            $crate::conformance::repository::an_install_is_bound_to_the_first_browser_only(&repo).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn quota_counts_are_per_tenant() {
             let (_guard, repo) = $make.await;
             $crate::conformance::repository::quota_counts_are_per_tenant(&repo).await;

@@ -334,6 +334,8 @@ fn pending(tenant_id: &str, name: &str, expires_in_secs: i64) -> PendingInstall 
         name: ConnectorName::parse("name", name).unwrap(),
         default_channel: "#alerts".into(),
         expires_at: chrono::Utc::now() + chrono::Duration::seconds(expires_in_secs),
+        team_id: None,
+        browser_hash: None,
     }
 }
 
@@ -634,6 +636,8 @@ pub async fn quota_counts_are_per_tenant<R: ConnectorRepository + OAuthStateStor
                 name: ConnectorName::parse("name", "x").unwrap(),
                 default_channel: "#alerts".into(),
                 expires_at,
+                team_id: None,
+                browser_hash: None,
             },
         )
         .await
@@ -645,4 +649,46 @@ pub async fn quota_counts_are_per_tenant<R: ConnectorRepository + OAuthStateStor
         "expired ones do not count"
     );
     assert_eq!(repo.count_states(&tenant("globex"), now).await.unwrap(), 0);
+}
+
+/// An install link is bound to the first browser that opens it, once, and only while it is
+/// valid; the binding and a pinned workspace come back with the state.
+pub async fn an_install_is_bound_to_the_first_browser_only<R: OAuthStateStore>(repo: &R) {
+    let now = chrono::Utc::now();
+    let mut p = pending("acme", "prod", 600);
+    p.team_id = Some(WorkspaceId::new("T0PINNED1"));
+    repo.save_state("bind-1", &p).await.unwrap();
+    let bound = repo
+        .bind_browser("bind-1", "browser-a", now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(bound.browser_hash.as_deref(), Some("browser-a"));
+    assert!(
+        repo.bind_browser("bind-1", "browser-b", now)
+            .await
+            .unwrap()
+            .is_none(),
+        "a second browser took the install over"
+    );
+    assert!(
+        repo.bind_browser("unknown", "browser-a", now)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let taken = repo.take_state("bind-1").await.unwrap().unwrap();
+    assert_eq!(taken.browser_hash.as_deref(), Some("browser-a"));
+    assert_eq!(taken.team_id, Some(WorkspaceId::new("T0PINNED1")));
+
+    repo.save_state("bind-expired", &pending("acme", "old", -5))
+        .await
+        .unwrap();
+    assert!(
+        repo.bind_browser("bind-expired", "browser-a", now)
+            .await
+            .unwrap()
+            .is_none(),
+        "an expired link was bound"
+    );
 }

@@ -21,6 +21,7 @@ fn config() -> OAuthConfig {
         scopes: "channels:read,chat:write".into(),
         user_scopes: String::new(),
         state_ttl: Duration::from_secs(600),
+        start_url: "https://connectors.example.com/slack/install".into(),
     }
 }
 
@@ -54,16 +55,14 @@ async fn the_url_carries_the_app_and_a_state_whose_hash_is_stored() {
         MockSecretStore::new(),
         Some(config()),
     );
-    let (url, expires) = i.authorize_url("acme", "prod", "#alerts").await.unwrap();
-    assert!(url.starts_with("https://slack.example.com/oauth/v2/authorize?client_id=1234.5678&"));
+    let (url, expires) = i
+        .authorize_url("acme", "prod", "#alerts", "T0PINNED1")
+        .await
+        .unwrap();
+    // The link starts the install on our server, in the user's browser.
     assert!(
-        url.contains("scope=channels%3Aread%2Cchat%3Awrite"),
+        url.starts_with("https://connectors.example.com/slack/install?state="),
         "{url}"
-    );
-    assert!(
-        url.contains(
-            "redirect_uri=https%3A%2F%2Fconnectors.example.com%2Fslack%2Foauth%2Fcallback"
-        )
     );
     let state = url.split("state=").nth(1).unwrap();
     assert!(state.len() >= 43, "256 bits of state");
@@ -72,6 +71,8 @@ async fn the_url_carries_the_app_and_a_state_whose_hash_is_stored() {
     assert_eq!(pending.tenant_id.as_str(), "acme");
     assert_eq!(pending.default_channel, "#alerts");
     assert_eq!(pending.expires_at, expires);
+    assert_eq!(pending.team_id, Some(WorkspaceId::new("T0PINNED1")));
+    assert_eq!(pending.browser_hash, None);
     let ttl = expires - Utc::now();
     assert!(ttl > chrono::Duration::seconds(590) && ttl <= chrono::Duration::seconds(600));
 }
@@ -85,12 +86,15 @@ async fn without_app_settings_the_url_is_a_failed_precondition() {
         MockSecretStore::new(),
         None,
     );
-    let err = i.authorize_url("acme", "prod", "alerts").await.unwrap_err();
+    let err = i
+        .authorize_url("acme", "prod", "alerts", "")
+        .await
+        .unwrap_err();
     assert!(
         err.to_string().contains("CONNECTOR__SLACK__CLIENT_ID"),
         "{err}"
     );
-    let err = i.authorize_url("", "prod", "alerts").await.unwrap_err();
+    let err = i.authorize_url("", "prod", "alerts", "").await.unwrap_err();
     assert!(
         matches!(&err, ConnectorError::Invalid(v) if v.field == "tenant_id"),
         "validation first"
@@ -103,6 +107,8 @@ fn pending(expires_in: i64) -> PendingInstall {
         name: ConnectorName::parse("n", "prod").unwrap(),
         default_channel: "alerts".into(),
         expires_at: Utc::now() + chrono::Duration::seconds(expires_in),
+        team_id: None,
+        browser_hash: Some(hash_state("the-nonce")),
     }
 }
 
@@ -124,7 +130,7 @@ async fn unknown_expired_and_denied_states_create_nothing() {
         repo.expect_insert_creating().never();
         let i = installer(states, slack, repo, MockSecretStore::new(), Some(config()));
         let err = i
-            .complete("some-state", Some("code"), error)
+            .complete("some-state", Some("code"), error, Some("the-nonce"))
             .await
             .unwrap_err();
         assert_eq!(
@@ -203,8 +209,126 @@ async fn an_approved_install_creates_the_connector_with_the_granted_token() {
         .returning(|_, _, _| Ok(()));
     let i = installer(states, slack, repo, secrets, Some(config()));
     let c = i
-        .complete("some-state", Some("the-code"), None)
+        .complete("some-state", Some("the-code"), None, Some("the-nonce"))
         .await
         .unwrap();
     assert_eq!(c.state, ConnectorState::Active);
+}
+
+#[tokio::test]
+async fn opening_the_link_binds_the_browser_and_sends_it_to_slack() {
+    let mut states = MockOAuthStateStore::new();
+    let bound = Arc::new(Mutex::new(None));
+    let b = bound.clone();
+    states
+        .expect_bind_browser()
+        .times(1)
+        .returning(move |hash, browser, _| {
+            *b.lock().unwrap() = Some(browser.to_owned());
+            assert_eq!(hash, hash_state("the-state"));
+            let mut p = pending(600);
+            p.team_id = Some(WorkspaceId::new("T0PINNED1"));
+            p.browser_hash = Some(browser.to_owned());
+            Ok(Some(p))
+        });
+    let i = installer(
+        states,
+        MockSlackApi::new(),
+        MockConnectorRepository::new(),
+        MockSecretStore::new(),
+        Some(config()),
+    );
+    let (url, nonce) = i.begin("the-state").await.unwrap();
+    assert!(url.starts_with("https://slack.example.com/oauth/v2/authorize?client_id=1234.5678&"));
+    assert!(
+        url.contains("scope=channels%3Aread%2Cchat%3Awrite"),
+        "{url}"
+    );
+    assert!(
+        url.contains(
+            "redirect_uri=https%3A%2F%2Fconnectors.example.com%2Fslack%2Foauth%2Fcallback"
+        )
+    );
+    assert!(url.contains("state=the-state"), "{url}");
+    assert!(url.contains("team=T0PINNED1"), "{url}");
+    // Only the nonce's hash is stored; the nonce goes to the browser.
+    let stored = bound.lock().unwrap().clone().unwrap();
+    assert_eq!(
+        stored,
+        hash_state(secrecy::ExposeSecret::expose_secret(&nonce))
+    );
+
+    // A link already opened (or unknown) is refused.
+    let mut states = MockOAuthStateStore::new();
+    states.expect_bind_browser().returning(|_, _, _| Ok(None));
+    let i = installer(
+        states,
+        MockSlackApi::new(),
+        MockConnectorRepository::new(),
+        MockSecretStore::new(),
+        Some(config()),
+    );
+    assert!(matches!(
+        i.begin("the-state").await,
+        Err(InstallError::UnknownState)
+    ));
+}
+
+#[tokio::test]
+async fn another_browser_or_none_cannot_complete_and_slack_is_not_asked() {
+    for cookie in [None, Some("another-browsers-nonce")] {
+        let mut states = MockOAuthStateStore::new();
+        states
+            .expect_take_state()
+            .returning(|_| Ok(Some(pending(600))));
+        let mut slack = MockSlackApi::new();
+        slack.expect_oauth_access().never();
+        let i = installer(
+            states,
+            slack,
+            MockConnectorRepository::new(),
+            MockSecretStore::new(),
+            Some(config()),
+        );
+        let err = i
+            .complete("some-state", Some("the-code"), None, cookie)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, InstallError::OtherBrowser), "{err:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_install_in_another_workspace_than_the_pinned_one_creates_nothing() {
+    let mut states = MockOAuthStateStore::new();
+    states.expect_take_state().returning(|_| {
+        let mut p = pending(600);
+        p.team_id = Some(WorkspaceId::new("T0PINNED1"));
+        Ok(Some(p))
+    });
+    let mut slack = MockSlackApi::new();
+    slack.expect_oauth_access().returning(|_, _, _| {
+        Ok(OAuthGrant {
+            access_token: BotToken::parse("t", "xoxb-1-othertoken00").unwrap(),
+            team_id: WorkspaceId::new("T0OTHER01"),
+            refresh_token: None,
+            expires_in: None,
+        })
+    });
+    slack.expect_auth_test().never();
+    let i = installer(
+        states,
+        slack,
+        MockConnectorRepository::new(),
+        MockSecretStore::new(),
+        Some(config()),
+    );
+    let err = i
+        .complete("some-state", Some("the-code"), None, Some("the-nonce"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, InstallError::WrongWorkspace { .. }),
+        "{err:?}"
+    );
 }

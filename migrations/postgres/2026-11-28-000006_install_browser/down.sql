@@ -1,0 +1,2 @@
+ALTER TABLE oauth_states DROP COLUMN team_id;
+ALTER TABLE oauth_states DROP COLUMN browser_hash;
