@@ -35,16 +35,22 @@ trap cleanup EXIT
   --team T0SMOKE01 --channels general,alerts --generated-channels 1200 >"$dir/double.log" 2>&1 &
 pids+=($!)
 
-CONNECTOR__DATABASE__URL="$APP_DATABASE_URL" \
-CONNECTOR__AWS__ENDPOINT_URL="$AWS_ENDPOINT_URL" \
-CONNECTOR__GRPC__LISTEN_ADDR="127.0.0.1:$grpc_port" \
-CONNECTOR__HTTP__LISTEN_ADDR="127.0.0.1:$(free_port)" \
-CONNECTOR__SLACK__API_BASE_URL="http://127.0.0.1:$double_port/api/" \
-CONNECTOR__SECRETS__PREFIX="smoke/" \
-CONNECTOR__LOG__FORMAT=json \
-  "$CARGO_TARGET_DIR/debug/connector-server" >"$dir/server.log" 2>&1 &
-server_pid=$!
-pids+=($server_pid)
+# start_server [VAR=value…]: connector-server on PostgreSQL, LocalStack and the double, on
+# $grpc_port, logging JSON to $dir/server.log; sets $server_pid.
+start_server() {
+  env "$@" \
+    CONNECTOR__DATABASE__URL="$APP_DATABASE_URL" \
+    CONNECTOR__AWS__ENDPOINT_URL="$AWS_ENDPOINT_URL" \
+    CONNECTOR__GRPC__LISTEN_ADDR="127.0.0.1:$grpc_port" \
+    CONNECTOR__HTTP__LISTEN_ADDR="127.0.0.1:$(free_port)" \
+    CONNECTOR__SLACK__API_BASE_URL="http://127.0.0.1:$double_port/api/" \
+    CONNECTOR__SECRETS__PREFIX="smoke/" \
+    CONNECTOR__LOG__FORMAT=json \
+    "$CARGO_TARGET_DIR/debug/connector-server" >"$dir/server.log" 2>&1 &
+  server_pid=$!
+  pids+=($server_pid)
+}
+start_server
 
 call() { local method=$1 body=$2; "$GRPCURL" -plaintext -d "$body" "127.0.0.1:$grpc_port" "$method"; }
 fail() { echo "smoke: $*" >&2; echo "--- server log" >&2; cat "$dir/server.log" >&2; exit 1; }
@@ -94,19 +100,9 @@ issuer_port=$(free_port)
 pids+=($!)
 WAIT_SECS=10 wait_for http_ok "http://127.0.0.1:$issuer_port/.well-known/jwks.json" || fail "the dev issuer did not start"
 grpc_port=$(free_port)
-CONNECTOR__AUTH__MODE=jwt \
-CONNECTOR__AUTH__JWKS_URL="http://127.0.0.1:$issuer_port/.well-known/jwks.json" \
-CONNECTOR__AUTH__ISSUER="http://127.0.0.1:$issuer_port" CONNECTOR__AUTH__AUDIENCE=connector-api \
-CONNECTOR__DATABASE__URL="$APP_DATABASE_URL" \
-CONNECTOR__AWS__ENDPOINT_URL="$AWS_ENDPOINT_URL" \
-CONNECTOR__GRPC__LISTEN_ADDR="127.0.0.1:$grpc_port" \
-CONNECTOR__HTTP__LISTEN_ADDR="127.0.0.1:$(free_port)" \
-CONNECTOR__SLACK__API_BASE_URL="http://127.0.0.1:$double_port/api/" \
-CONNECTOR__SECRETS__PREFIX="smoke/" \
-CONNECTOR__LOG__FORMAT=json \
-  "$CARGO_TARGET_DIR/debug/connector-server" >"$dir/server.log" 2>&1 &
-server_pid=$!
-pids+=($server_pid)
+start_server CONNECTOR__AUTH__MODE=jwt \
+  CONNECTOR__AUTH__JWKS_URL="http://127.0.0.1:$issuer_port/.well-known/jwks.json" \
+  CONNECTOR__AUTH__ISSUER="http://127.0.0.1:$issuer_port" CONNECTOR__AUTH__AUDIENCE=connector-api
 WAIT_SECS=30 wait_for "$GRPCURL" -plaintext "127.0.0.1:$grpc_port" list || fail "JWT server did not answer"
 jwt=$("$DEV_ISSUER_PYTHON" "$ROOT/scripts/dev-issuer.py" token --key-file "$dir/issuer.key" \
   --issuer "http://127.0.0.1:$issuer_port" --audience connector-api --sub smoke-ci --tenant smoke \
@@ -138,19 +134,9 @@ leaf() { # name san
 leaf server 'DNS:localhost,IP:127.0.0.1' || fail "openssl: server certificate"
 leaf workload 'URI:spiffe://smoke.test/tenant/smoke' || fail "openssl: client certificate"
 grpc_port=$(free_port)
-CONNECTOR__AUTH__MODE=mtls CONNECTOR__AUTH__MTLS_TENANT_URI='spiffe://smoke.test/tenant/{tenant}' \
-CONNECTOR__GRPC__TLS_CERT_FILE="$pki/server.pem" CONNECTOR__GRPC__TLS_KEY_FILE="$pki/server.key" \
-CONNECTOR__GRPC__TLS_CLIENT_CA_FILE="$pki/ca.pem" \
-CONNECTOR__DATABASE__URL="$APP_DATABASE_URL" \
-CONNECTOR__AWS__ENDPOINT_URL="$AWS_ENDPOINT_URL" \
-CONNECTOR__GRPC__LISTEN_ADDR="127.0.0.1:$grpc_port" \
-CONNECTOR__HTTP__LISTEN_ADDR="127.0.0.1:$(free_port)" \
-CONNECTOR__SLACK__API_BASE_URL="http://127.0.0.1:$double_port/api/" \
-CONNECTOR__SECRETS__PREFIX="smoke/" \
-CONNECTOR__LOG__FORMAT=json \
-  "$CARGO_TARGET_DIR/debug/connector-server" >"$dir/server.log" 2>&1 &
-server_pid=$!
-pids+=($server_pid)
+start_server CONNECTOR__AUTH__MODE=mtls CONNECTOR__AUTH__MTLS_TENANT_URI='spiffe://smoke.test/tenant/{tenant}' \
+  CONNECTOR__GRPC__TLS_CERT_FILE="$pki/server.pem" CONNECTOR__GRPC__TLS_KEY_FILE="$pki/server.key" \
+  CONNECTOR__GRPC__TLS_CLIENT_CA_FILE="$pki/ca.pem"
 tls=(-cacert "$pki/ca.pem" -cert "$pki/workload.pem" -key "$pki/workload.key")
 WAIT_SECS=30 wait_for "$GRPCURL" "${tls[@]}" "127.0.0.1:$grpc_port" list || fail "mTLS server did not answer"
 listed=$("$GRPCURL" "${tls[@]}" -d '{}' "127.0.0.1:$grpc_port" connector.v1.ConnectorService/ListConnectors) \

@@ -1,6 +1,6 @@
 //! [`ConnectorGrpc`]: the tonic implementation of `connector.v1.ConnectorService`.
 
-use connector_domain::{AuthStatus, Connector, ConnectorId, Message, Scope};
+use connector_domain::{AuthStatus, Connector, ConnectorId, Message, Principal, Scope, TenantId};
 use connector_usecases::{ConnectorService, CreateConnector, MessageSender, OAuthInstaller};
 use tonic::{Request, Response, Status};
 
@@ -40,6 +40,43 @@ impl ConnectorGrpc {
     }
 }
 
+/// A request that names the tenant it acts for.
+trait ForTenant {
+    fn tenant_id(&self) -> &str;
+}
+
+macro_rules! for_tenant {
+    ($($request:ty),*) => {$(
+        impl ForTenant for $request {
+            fn tenant_id(&self) -> &str {
+                &self.tenant_id
+            }
+        }
+    )*};
+}
+
+for_tenant!(
+    pb::CreateConnectorRequest,
+    pb::GetConnectorRequest,
+    pb::ListConnectorsRequest,
+    pb::DeleteConnectorRequest,
+    pb::SendMessageRequest,
+    pb::GetOAuthV2urlRequest
+);
+
+impl ConnectorGrpc {
+    /// The caller of `request` if it holds `scope`, and the tenant the request acts for.
+    async fn caller<T: ForTenant>(
+        &self,
+        request: &Request<T>,
+        scope: Scope,
+    ) -> Result<(Principal, TenantId), Status> {
+        self.auth
+            .authorize(request, scope, request.get_ref().tenant_id())
+            .await
+    }
+}
+
 fn non_empty(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
@@ -75,14 +112,7 @@ impl pb::connector_service_server::ConnectorService for ConnectorGrpc {
         &self,
         request: Request<pb::CreateConnectorRequest>,
     ) -> Result<Response<pb::CreateConnectorResponse>, Status> {
-        let (caller, tenant) = self
-            .auth
-            .authorize(
-                &request,
-                Scope::ConnectorsWrite,
-                &request.get_ref().tenant_id,
-            )
-            .await?;
+        let (caller, tenant) = self.caller(&request, Scope::ConnectorsWrite).await?;
         let r = request.into_inner();
         let cmd = CreateConnector::parse(
             tenant.as_str(),
@@ -106,14 +136,7 @@ impl pb::connector_service_server::ConnectorService for ConnectorGrpc {
         &self,
         request: Request<pb::GetConnectorRequest>,
     ) -> Result<Response<pb::GetConnectorResponse>, Status> {
-        let (_, tenant) = self
-            .auth
-            .authorize(
-                &request,
-                Scope::ConnectorsRead,
-                &request.get_ref().tenant_id,
-            )
-            .await?;
+        let (_, tenant) = self.caller(&request, Scope::ConnectorsRead).await?;
         let r = request.into_inner();
         let connector = self
             .service
@@ -129,14 +152,7 @@ impl pb::connector_service_server::ConnectorService for ConnectorGrpc {
         &self,
         request: Request<pb::ListConnectorsRequest>,
     ) -> Result<Response<pb::ListConnectorsResponse>, Status> {
-        let (_, tenant) = self
-            .auth
-            .authorize(
-                &request,
-                Scope::ConnectorsRead,
-                &request.get_ref().tenant_id,
-            )
-            .await?;
+        let (_, tenant) = self.caller(&request, Scope::ConnectorsRead).await?;
         let r = request.into_inner();
         let page = self
             .service
@@ -158,14 +174,7 @@ impl pb::connector_service_server::ConnectorService for ConnectorGrpc {
         &self,
         request: Request<pb::DeleteConnectorRequest>,
     ) -> Result<Response<pb::DeleteConnectorResponse>, Status> {
-        let (caller, tenant) = self
-            .auth
-            .authorize(
-                &request,
-                Scope::ConnectorsWrite,
-                &request.get_ref().tenant_id,
-            )
-            .await?;
+        let (caller, tenant) = self.caller(&request, Scope::ConnectorsWrite).await?;
         let r = request.into_inner();
         self.service
             .delete(tenant.as_str(), &r.id)
@@ -191,10 +200,7 @@ impl pb::connector_service_server::ConnectorService for ConnectorGrpc {
         &self,
         request: Request<pb::SendMessageRequest>,
     ) -> Result<Response<pb::SendMessageResponse>, Status> {
-        let (_, tenant) = self
-            .auth
-            .authorize(&request, Scope::MessagesSend, &request.get_ref().tenant_id)
-            .await?;
+        let (_, tenant) = self.caller(&request, Scope::MessagesSend).await?;
         let r = request.into_inner();
         let id =
             ConnectorId::parse("connector_id", &r.connector_id).map_err(|e| to_status(e.into()))?;
@@ -222,14 +228,7 @@ impl pb::connector_service_server::ConnectorService for ConnectorGrpc {
         &self,
         request: Request<pb::GetOAuthV2urlRequest>,
     ) -> Result<Response<pb::GetOAuthV2urlResponse>, Status> {
-        let (caller, tenant) = self
-            .auth
-            .authorize(
-                &request,
-                Scope::ConnectorsWrite,
-                &request.get_ref().tenant_id,
-            )
-            .await?;
+        let (caller, tenant) = self.caller(&request, Scope::ConnectorsWrite).await?;
         let r = request.into_inner();
         let (url, expires_at) = self
             .installer
