@@ -80,21 +80,61 @@ impl PgConnectorRepository {
     }
 
     /// The first row `query` selects, as a connector.
+    /// The first connector `query` finds: an idempotent read, run once more on a fresh
+    /// connection when the first attempt's connection broke (a restarted server, a terminated
+    /// backend).
     async fn first(
         &self,
-        query: connectors::BoxedQuery<'static, diesel::pg::Pg>,
+        query: impl Fn() -> connectors::BoxedQuery<'static, diesel::pg::Pg>,
     ) -> Result<Option<Connector>, RepositoryError> {
         self.timed(async {
-            let mut conn = self.conn().await?;
-            let row: Option<Row> = query
-                .select(Row::as_select())
-                .first(&mut conn)
-                .await
-                .optional()
-                .map_err(map_err)?;
-            row.map(Connector::try_from).transpose()
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let mut conn = self.conn().await?;
+                match query()
+                    .select(Row::as_select())
+                    .first::<Row>(&mut conn)
+                    .await
+                    .optional()
+                {
+                    Ok(row) => return row.map(Connector::try_from).transpose(),
+                    Err(e) if attempt == 1 && is_connection_error(&e) => {
+                        tracing::warn!(error = %e, "a database connection broke; retrying the read on a fresh one");
+                        drop(conn);
+                    }
+                    Err(e) => return Err(map_err(e)),
+                }
+            }
         })
         .await
+    }
+}
+
+/// Whether `e` says the connection itself failed (closed, broken, or ended by the server:
+/// SQLSTATE 57P01–57P03, which diesel-async reports without their code), as opposed to the
+/// statement.
+fn is_connection_error(e: &DieselError) -> bool {
+    match e {
+        DieselError::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+            _,
+        ) => true,
+        DieselError::DatabaseError(_, info) => {
+            let m = info.message();
+            [
+                "terminating connection due to administrator command",
+                "terminating connection due to crash of another server process",
+                "the database system is shutting down",
+                "the database system is starting up",
+                "the database system is in recovery mode",
+                "server closed the connection unexpectedly",
+                "connection closed",
+            ]
+            .iter()
+            .any(|known| m.contains(known))
+        }
+        _ => false,
     }
 }
 
@@ -171,8 +211,8 @@ fn map_err(e: DieselError) -> RepositoryError {
                 ))),
             }
         }
-        DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
-            RepositoryError::Unavailable(format!("database connection closed: {}", info.message()))
+        e if is_connection_error(&e) => {
+            RepositoryError::Unavailable(format!("the database connection was lost: {e}"))
         }
         DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, info) => {
             RepositoryError::Unavailable(format!("transient database conflict: {}", info.message()))
@@ -254,12 +294,12 @@ impl ConnectorRepository for PgConnectorRepository {
         tenant: &TenantId,
         request_id: &RequestId,
     ) -> Result<Option<Connector>, RepositoryError> {
-        self.first(
+        self.first(|| {
             dsl::connectors
                 .filter(dsl::tenant_id.eq(tenant.as_str().to_owned()))
                 .filter(dsl::request_id.eq(request_id.as_str().to_owned()))
-                .into_boxed(),
-        )
+                .into_boxed()
+        })
         .await
     }
 
@@ -268,23 +308,23 @@ impl ConnectorRepository for PgConnectorRepository {
         tenant: &TenantId,
         id: ConnectorId,
     ) -> Result<Option<Connector>, RepositoryError> {
-        self.first(
+        self.first(|| {
             dsl::connectors
                 .filter(dsl::tenant_id.eq(tenant.as_str().to_owned()))
                 .filter(dsl::id.eq(id.as_uuid()))
                 .filter(dsl::state.eq(ConnectorState::Active.as_str()))
-                .into_boxed(),
-        )
+                .into_boxed()
+        })
         .await
     }
 
     async fn find_active(&self, id: ConnectorId) -> Result<Option<Connector>, RepositoryError> {
-        self.first(
+        self.first(|| {
             dsl::connectors
                 .filter(dsl::id.eq(id.as_uuid()))
                 .filter(dsl::state.eq(ConnectorState::Active.as_str()))
-                .into_boxed(),
-        )
+                .into_boxed()
+        })
         .await
     }
 
@@ -295,19 +335,30 @@ impl ConnectorRepository for PgConnectorRepository {
         limit: u32,
     ) -> Result<Vec<Connector>, RepositoryError> {
         self.timed(async {
-            let mut conn = self.conn().await?;
-            let mut query = dsl::connectors
-                .filter(dsl::tenant_id.eq(tenant.as_str()))
-                .filter(dsl::state.eq(ConnectorState::Active.as_str()))
-                .order(dsl::id.asc())
-                .limit(i64::from(limit))
-                .select(Row::as_select())
-                .into_boxed();
-            if let Some(after) = after {
-                query = query.filter(dsl::id.gt(after.as_uuid()));
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let mut conn = self.conn().await?;
+                let mut query = dsl::connectors
+                    .filter(dsl::tenant_id.eq(tenant.as_str()))
+                    .filter(dsl::state.eq(ConnectorState::Active.as_str()))
+                    .order(dsl::id.asc())
+                    .limit(i64::from(limit))
+                    .select(Row::as_select())
+                    .into_boxed();
+                if let Some(after) = after {
+                    query = query.filter(dsl::id.gt(after.as_uuid()));
+                }
+                match query.load::<Row>(&mut conn).await {
+                    Ok(rows) => return rows_to_connectors(rows),
+                    // An idempotent read: once more on a fresh connection.
+                    Err(e) if attempt == 1 && is_connection_error(&e) => {
+                        tracing::warn!(error = %e, "a database connection broke; retrying the read on a fresh one");
+                        drop(conn);
+                    }
+                    Err(e) => return Err(map_err(e)),
+                }
             }
-            let rows: Vec<Row> = query.load(&mut conn).await.map_err(map_err)?;
-            rows_to_connectors(rows)
         })
         .await
     }
@@ -760,5 +811,54 @@ impl ApiKeyStore for PgConnectorRepository {
             Ok(n == 1)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db(kind: DatabaseErrorKind, message: &str) -> DieselError {
+        DieselError::DatabaseError(kind, Box::new(message.to_owned()))
+    }
+
+    #[test]
+    fn connection_class_errors_are_unavailable_and_statement_errors_are_not() {
+        for e in [
+            db(
+                DatabaseErrorKind::Unknown,
+                "terminating connection due to administrator command",
+            ),
+            db(
+                DatabaseErrorKind::Unknown,
+                "the database system is shutting down",
+            ),
+            db(
+                DatabaseErrorKind::Unknown,
+                "the database system is starting up",
+            ),
+            db(
+                DatabaseErrorKind::Unknown,
+                "terminating connection due to crash of another server process",
+            ),
+            db(DatabaseErrorKind::UnableToSendCommand, "connection closed"),
+            db(DatabaseErrorKind::ClosedConnection, "gone"),
+        ] {
+            assert!(is_connection_error(&e), "{e}");
+            assert!(matches!(map_err(e), RepositoryError::Unavailable(_)));
+        }
+        let syntax = db(
+            DatabaseErrorKind::Unknown,
+            "syntax error at or near \"SELEC\"",
+        );
+        assert!(!is_connection_error(&syntax));
+        assert!(matches!(map_err(syntax), RepositoryError::Unknown(_)));
+        assert!(matches!(
+            map_err(db(
+                DatabaseErrorKind::SerializationFailure,
+                "could not serialize"
+            )),
+            RepositoryError::Unavailable(_)
+        ));
     }
 }

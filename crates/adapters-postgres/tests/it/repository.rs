@@ -34,3 +34,35 @@ async fn migrations_are_idempotent() {
         .unwrap();
     assert!(applied.is_empty(), "already applied: {applied:?}");
 }
+
+#[tokio::test]
+async fn reads_survive_connections_the_server_terminated() {
+    use connector_ports::ConnectorRepository as _;
+    let (db, repo) = repo().await;
+    let tenant = connector_domain::TenantId::parse("t", "acme").unwrap();
+    assert!(
+        repo.list_active(&tenant, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // The server ends every backend of this database (as a restart or an operator would)
+    // between two requests; the pooled connections are dead.
+    db.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .await
+    .unwrap();
+    for _ in 0..3 {
+        assert!(
+            repo.list_active(&tenant, None, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let missing = connector_domain::ConnectorId::new_v7();
+        assert!(repo.get_active(&tenant, missing).await.unwrap().is_none());
+        assert!(repo.find_active(missing).await.unwrap().is_none());
+    }
+}
