@@ -210,7 +210,7 @@ async fn callback(
 fn failure(e: InstallError) -> (StatusCode, Html<String>) {
     // A dependency's detail goes to the log with an incident ID; the page shows the ID only.
     let unavailable = |detail: &str| {
-        let incident = uuid::Uuid::new_v4().simple().to_string()[..16].to_owned();
+        let incident = connector_grpc_api::status::incident_id();
         tracing::warn!(%incident, %detail, "a Slack install could not complete: a dependency is unavailable");
         page(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -259,7 +259,7 @@ fn failure(e: InstallError) -> (StatusCode, Html<String>) {
         }
         InstallError::Create(ConnectorError::Internal(_))
         | InstallError::Store(ConnectorError::Internal(_)) => {
-            let incident = uuid::Uuid::new_v4().simple().to_string()[..16].to_owned();
+            let incident = connector_grpc_api::status::incident_id();
             tracing::error!(%incident, error = ?e, "internal error completing a Slack install");
             return page(
                 StatusCode::INTERNAL_SERVER_ERROR,

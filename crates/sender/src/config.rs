@@ -146,11 +146,17 @@ impl SenderConfig {
 
     /// A hash of [`SenderConfig::identity`], to find candidates quickly; equal configurations
     /// are then confirmed by comparing identities whole.
+    #[cfg(test)]
     pub(crate) fn fingerprint(&self) -> u64 {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        self.identity().expose_secret().hash(&mut h);
-        h.finish()
+        fingerprint_of(&self.identity())
     }
+}
+
+/// The hash of an identity from [`SenderConfig::identity`].
+pub(crate) fn fingerprint_of(identity: &SecretString) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    identity.expose_secret().hash(&mut h);
+    h.finish()
 }
 
 /// A settings error as the sender reports it: the key, and what is wrong.

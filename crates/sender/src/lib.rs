@@ -164,7 +164,11 @@ pub async fn send_message(
     message: impl Into<Message>,
 ) -> Result<SentMessage, Error> {
     let identity = config.identity();
-    let key = (tokio::runtime::Handle::current().id(), config.fingerprint());
+    // Formatted once a call: the identity both finds the bucket and confirms the entry.
+    let key = (
+        tokio::runtime::Handle::current().id(),
+        config::fingerprint_of(&identity),
+    );
     let sender = match cached(&key, &identity) {
         Some(sender) => sender,
         None => {

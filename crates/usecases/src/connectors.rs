@@ -16,9 +16,7 @@ use connector_domain::{
     PageToken, RequestId, TenantId, ValidationError,
 };
 
-use connector_ports::{
-    ChannelInfo, ConnectorSecret, NewConnector, RepositoryError, SecretStoreError, TokenRotation,
-};
+use connector_ports::{ChannelInfo, ConnectorSecret, NewConnector, RepositoryError, TokenRotation};
 use futures::future::Either;
 
 use crate::Ports;
@@ -376,15 +374,8 @@ impl ConnectorService {
             .await?
             .ok_or_else(|| not_found(id))?;
         let name = self.ports.secret_name(&row);
-        self.ports.secrets.delete(&name).await.map_err(|e| match e {
-            SecretStoreError::Unavailable(detail) => ConnectorError::Unavailable {
-                dependency: Dependency::SecretStore,
-                detail: format!(
-                    "{detail}; the connector is no longer usable and its deletion will be finished by retrying DeleteConnector or by the reconciler"
-                ),
-            },
-            other => other.into(),
-        })?;
+        // On failure the row stays `deleting`: the edge tells the caller how the delete ends.
+        self.ports.secrets.delete(&name).await?;
         self.ports.repo.remove_deleting(row.id).await?;
         Ok(())
     }
