@@ -230,7 +230,9 @@ fn failure(e: InstallError) -> (StatusCode, Html<String>) {
             "This install was started in another browser",
         ),
         InstallError::WrongWorkspace { .. } => (StatusCode::BAD_REQUEST, "Wrong Slack workspace"),
-        InstallError::Exchange(SlackError::Unavailable(detail)) => return unavailable(detail),
+        InstallError::Exchange(
+            SlackError::Unavailable(detail) | SlackError::OutcomeUnknown(detail),
+        ) => return unavailable(detail),
         InstallError::Exchange(SlackError::InvalidAuth { code } | SlackError::Api { code }) => {
             tracing::info!(%code, "Slack refused the authorization code");
             return page(

@@ -14,6 +14,7 @@
 pub mod migrate;
 pub mod repository;
 pub mod schema;
+pub mod sent_messages;
 
 pub use migrate::run_migrations;
 pub use repository::PgConnectorRepository;

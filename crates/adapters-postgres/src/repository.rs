@@ -58,7 +58,9 @@ impl PgConnectorRepository {
         })
     }
 
-    async fn conn(&self) -> Result<PooledConnection<'_, AsyncPgConnection>, RepositoryError> {
+    pub(crate) async fn conn(
+        &self,
+    ) -> Result<PooledConnection<'_, AsyncPgConnection>, RepositoryError> {
         self.pool.get().await.map_err(|e| match e {
             RunError::TimedOut => {
                 RepositoryError::Unavailable("timed out waiting for a database connection".into())
@@ -70,7 +72,7 @@ impl PgConnectorRepository {
     }
 
     /// Runs `f` bounded by the query timeout.
-    async fn timed<T>(
+    pub(crate) async fn timed<T>(
         &self,
         f: impl Future<Output = Result<T, RepositoryError>>,
     ) -> Result<T, RepositoryError> {
@@ -180,7 +182,7 @@ impl TryFrom<Row> for Connector {
     }
 }
 
-fn anyhow_error(msg: String) -> anyhow::Error {
+pub(crate) fn anyhow_error(msg: String) -> anyhow::Error {
     anyhow::Error::msg(msg)
 }
 
@@ -199,7 +201,7 @@ struct NewRow<'a> {
 }
 
 /// Translates a diesel error into the port's terms.
-fn map_err(e: DieselError) -> RepositoryError {
+pub(crate) fn map_err(e: DieselError) -> RepositoryError {
     match e {
         DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
             match info.constraint_name() {

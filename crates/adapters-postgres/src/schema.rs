@@ -75,3 +75,27 @@ diesel::table! {
         revoked_at -> Nullable<Timestamptz>,
     }
 }
+
+diesel::table! {
+    /// Idempotent sends, one per connector and request ID.
+    sent_messages (connector_id, request_id) {
+        /// The connector sent through.
+        connector_id -> Uuid,
+        /// The caller's idempotency key.
+        request_id -> Text,
+        /// The connector's tenant.
+        tenant_id -> Text,
+        /// Hex SHA-256 of the message.
+        fingerprint -> Text,
+        /// `in_flight`, `sent`, `partially_sent` or `unknown`.
+        outcome -> Text,
+        /// Where it was posted.
+        channel_id -> Nullable<Text>,
+        /// The posted message's `ts`.
+        ts -> Nullable<Text>,
+        /// When the key was claimed.
+        created_at -> Timestamptz,
+        /// When the outcome was recorded.
+        updated_at -> Timestamptz,
+    }
+}

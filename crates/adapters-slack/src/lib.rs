@@ -5,7 +5,9 @@
 //!   and the call's deadline; otherwise it becomes [`SlackError::RateLimited`].
 //! - Connection failures, timeouts and 5xx are retried with jittered exponential backoff within
 //!   [`SlackSettings::deadline`]. `chat.postMessage` is not idempotent, so it is retried only
-//!   when Slack cannot have acted on it (connection refused, 429, 5xx), never after a timeout.
+//!   when Slack cannot have acted on it (connection refused, 429, 5xx), never after a timeout:
+//!   a post sent and left unanswered (timed out, connection lost, body cut off) is
+//!   [`SlackError::OutcomeUnknown`], so the caller knows it may have landed.
 //! - Slack's error strings become [`SlackError`] variants.
 //!
 //! # Must never
@@ -163,11 +165,15 @@ impl HttpSlackApi {
                         || (idempotency == Idempotency::Safe && (e.is_timeout() || e.is_request()));
                     let detail = format!("{method}: {}", describe(&e));
                     if !retryable {
-                        return Err(SlackError::Unavailable(detail));
+                        // Sent (not a connect failure) but unanswered: a post may have landed.
+                        return Err(match idempotency {
+                            Idempotency::NotAfterTimeout => SlackError::OutcomeUnknown(detail),
+                            Idempotency::Safe => SlackError::Unavailable(detail),
+                        });
                     }
                     Retry::Backoff(detail)
                 }
-                Ok(response) => match self.answer::<T>(method, response).await {
+                Ok(response) => match self.answer::<T>(method, response, idempotency).await {
                     Ok(value) => return Ok(value),
                     Err(Answer::Final(e)) => return Err(e),
                     Err(Answer::Retry(r)) => r,
@@ -204,6 +210,7 @@ impl HttpSlackApi {
         &self,
         method: &str,
         response: reqwest::Response,
+        idempotency: Idempotency,
     ) -> Result<T, Answer> {
         let status = response.status();
         if status == StatusCode::TOO_MANY_REQUESTS {
@@ -221,10 +228,14 @@ impl HttpSlackApi {
                 "{method}: Slack answered HTTP {status}"
             ))));
         }
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| Answer::Retry(Retry::Backoff(format!("{method}: {}", describe(&e)))))?;
+        let bytes = response.bytes().await.map_err(|e| {
+            let detail = format!("{method}: reading the answer: {}", describe(&e));
+            match idempotency {
+                // Slack answered 2xx and then the body was lost: it acted on the call.
+                Idempotency::NotAfterTimeout => Answer::Final(SlackError::OutcomeUnknown(detail)),
+                Idempotency::Safe => Answer::Retry(Retry::Backoff(detail)),
+            }
+        })?;
         if !status.is_success() {
             return Err(Answer::Final(SlackError::Api {
                 code: format!("http_{}", status.as_u16()),

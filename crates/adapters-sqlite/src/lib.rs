@@ -19,6 +19,7 @@
 pub mod migrate;
 pub mod repository;
 pub mod schema;
+pub mod sent_messages;
 
 use std::path::PathBuf;
 

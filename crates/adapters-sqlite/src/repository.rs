@@ -91,7 +91,7 @@ impl SqliteConnectorRepository {
         })
     }
 
-    async fn conn(&self) -> Result<PooledConnection<'_, Conn>, RepositoryError> {
+    pub(crate) async fn conn(&self) -> Result<PooledConnection<'_, Conn>, RepositoryError> {
         self.pool.get().await.map_err(|e| match e {
             RunError::TimedOut => {
                 RepositoryError::Unavailable("timed out waiting for a database connection".into())
@@ -102,7 +102,7 @@ impl SqliteConnectorRepository {
         })
     }
 
-    async fn timed<T>(
+    pub(crate) async fn timed<T>(
         &self,
         f: impl Future<Output = Result<T, RepositoryError>>,
     ) -> Result<T, RepositoryError> {
@@ -130,7 +130,7 @@ impl SqliteConnectorRepository {
     }
 }
 
-fn micros(t: DateTime<Utc>) -> i64 {
+pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
 }
 
@@ -199,7 +199,7 @@ struct NewRow<'a> {
     updated_at: i64,
 }
 
-fn map_err(e: DieselError) -> RepositoryError {
+pub(crate) fn map_err(e: DieselError) -> RepositoryError {
     match e {
         DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
             let message = info.message();

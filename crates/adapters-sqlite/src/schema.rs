@@ -75,3 +75,27 @@ diesel::table! {
         revoked_at -> Nullable<BigInt>,
     }
 }
+
+diesel::table! {
+    /// Idempotent sends, one per connector and request ID.
+    sent_messages (connector_id, request_id) {
+        /// The connector sent through (canonical UUID text).
+        connector_id -> Text,
+        /// The caller's idempotency key.
+        request_id -> Text,
+        /// The connector's tenant.
+        tenant_id -> Text,
+        /// Hex SHA-256 of the message.
+        fingerprint -> Text,
+        /// `in_flight`, `sent`, `partially_sent` or `unknown`.
+        outcome -> Text,
+        /// Where it was posted.
+        channel_id -> Nullable<Text>,
+        /// The posted message's `ts`.
+        ts -> Nullable<Text>,
+        /// When the key was claimed (microseconds since the epoch).
+        created_at -> BigInt,
+        /// When the outcome was recorded (microseconds since the epoch).
+        updated_at -> BigInt,
+    }
+}

@@ -1,5 +1,6 @@
 //! The periodic work of a server replica, each job on its own switch and interval: finishing
-//! interrupted creates and deletes, purging expired OAuth install states, refreshing rotating
+//! interrupted creates and deletes, purging expired OAuth install states and the records of
+//! idempotent sends older than a day, refreshing rotating
 //! tokens that are due. Every job is safe to stop at any point (an interrupted pass is
 //! finished by the next one) and to run on several replicas at once.
 
@@ -40,16 +41,23 @@ impl PeriodicJobs {
             }
         });
         let installer = services.installer.clone();
+        let sender = services.sender.clone();
         jobs.every(
-            "purge expired OAuth states",
+            "purge expired OAuth states and send records",
             settings.oauth_state_purge.interval_secs,
             move || {
                 let installer = installer.clone();
+                let sender = sender.clone();
                 async move {
                     match installer.purge_expired().await {
                         Ok(0) => {}
                         Ok(n) => tracing::debug!(count = n, "expired OAuth states purged"),
                         Err(e) => tracing::warn!(error = %e, "purging expired OAuth states failed; will retry"),
+                    }
+                    match sender.purge_expired().await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::debug!(count = n, "send records older than a day purged"),
+                        Err(e) => tracing::warn!(error = %e, "purging send records failed; will retry"),
                     }
                 }
             },

@@ -117,6 +117,8 @@ impl Services {
                 ports.clone(),
                 TokenCache::new(settings.token_cache_ttl(), Arc::new(SystemClock)),
                 refresher.clone(),
+                storage.sends,
+                tokio_sleep(),
             )
             .with_limits(
                 settings.send_limits(),

@@ -14,7 +14,9 @@ use connector_adapters_aws::AwsSecretStore;
 use connector_adapters_local_secrets::{KeySource, LocalSecretStore};
 use connector_adapters_postgres::PgConnectorRepository;
 use connector_adapters_sqlite::SqliteConnectorRepository;
-use connector_ports::{ApiKeyStore, ConnectorRepository, OAuthStateStore, SecretStore};
+use connector_ports::{
+    ApiKeyStore, ConnectorRepository, OAuthStateStore, SecretStore, SentMessageStore,
+};
 use secrecy::ExposeSecret as _;
 
 use crate::error::AppError;
@@ -141,6 +143,8 @@ pub struct Storage {
     pub states: Arc<dyn OAuthStateStore>,
     /// API keys (in the same database as the metadata).
     pub api_keys: Arc<dyn ApiKeyStore>,
+    /// Idempotent sends (in the same database as the metadata).
+    pub sends: Arc<dyn SentMessageStore>,
     /// A one-line, secret-free description for the start-up log.
     pub description: String,
 }
@@ -156,19 +160,21 @@ struct Database {
     repo: Arc<dyn ConnectorRepository>,
     states: Arc<dyn OAuthStateStore>,
     api_keys: Arc<dyn ApiKeyStore>,
+    sends: Arc<dyn SentMessageStore>,
     description: String,
 }
 
 impl Database {
     fn of<D>(db: D, description: String) -> Self
     where
-        D: ConnectorRepository + OAuthStateStore + ApiKeyStore + 'static,
+        D: ConnectorRepository + OAuthStateStore + ApiKeyStore + SentMessageStore + 'static,
     {
         let db = Arc::new(db);
         Self {
             repo: db.clone(),
             states: db.clone(),
-            api_keys: db,
+            api_keys: db.clone(),
+            sends: db,
             description,
         }
     }
@@ -233,6 +239,7 @@ pub async fn open(settings: &Settings, migrations: Migrate) -> Result<Storage, A
         secrets,
         states: database.states,
         api_keys: database.api_keys,
+        sends: database.sends,
         description: format!("{}; {where_secrets}", database.description),
     })
 }

@@ -172,6 +172,12 @@ impl RequestId {
         Ok(Some(Self(value.to_owned())))
     }
 
+    /// Validates `value` as the request field `field`; it must not be empty.
+    pub fn parse(field: &'static str, value: &str) -> Result<Self, ValidationError> {
+        Self::parse_optional(field, value)?
+            .ok_or_else(|| ValidationError::new(field, "must not be empty"))
+    }
+
     /// The key as a string.
     pub fn as_str(&self) -> &str {
         &self.0

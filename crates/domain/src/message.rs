@@ -1,6 +1,7 @@
 //! Messages to send through a connector, and how long text is split.
 
 use crate::error::ValidationError;
+use crate::ids::RequestId;
 
 /// Slack's documented limit of a message's `text`, in characters. Longer text is truncated by
 /// Slack; we split it instead (see [`split_text`]).
@@ -68,6 +69,9 @@ pub struct Message {
     pub blocks_json: Option<String>,
     /// Files to upload to the same channel (and thread).
     pub files: Vec<FileAttachment>,
+    /// The idempotency key: a send repeated with the same key through the same connector
+    /// within a day posts once and answers with the first result.
+    pub request_id: Option<RequestId>,
 }
 
 impl Message {
@@ -92,6 +96,13 @@ impl Message {
     /// Attaches a file.
     pub fn with_file(mut self, file: FileAttachment) -> Self {
         self.files.push(file);
+        self
+    }
+
+    /// Makes the send idempotent under `key`: repeating it (after a timeout, a restart) never
+    /// posts twice.
+    pub fn with_request_id(mut self, key: RequestId) -> Self {
+        self.request_id = Some(key);
         self
     }
 

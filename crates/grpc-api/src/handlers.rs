@@ -1,7 +1,11 @@
 //! [`ConnectorGrpc`]: the tonic implementation of `connector.v1.ConnectorService`.
 
-use connector_domain::{AuthStatus, Connector, ConnectorId, Message, Principal, Scope, TenantId};
-use connector_usecases::{ConnectorService, CreateConnector, MessageSender, OAuthInstaller};
+use connector_domain::{
+    AuthStatus, Connector, ConnectorId, Message, Principal, RequestId, Scope, TenantId,
+};
+use connector_usecases::{
+    ConnectorError, ConnectorService, CreateConnector, MessageSender, OAuthInstaller,
+};
 use tonic::{Request, Response, Status};
 
 use crate::auth::Authentication;
@@ -210,11 +214,21 @@ impl pb::connector_service_server::ConnectorService for ConnectorGrpc {
             reply_broadcast: r.reply_broadcast,
             blocks_json: non_empty(r.blocks_json),
             files: Vec::new(),
+            request_id: RequestId::parse_optional("request_id", &r.request_id)
+                .map_err(|e| to_status(e.into()))?,
         };
-        let sent = self
-            .sender
-            .send(Some(&tenant), id, &message)
+        // The send runs to its end even when the caller goes away (a client timeout): its
+        // outcome is then recorded, and a retry with the same request_id gets it instead of
+        // finding a claim that nobody will ever finish.
+        let sender = self.sender.clone();
+        let owner = tenant.clone();
+        let sent = tokio::spawn(async move { sender.send(Some(&owner), id, &message).await })
             .await
+            .map_err(|e| {
+                to_status(ConnectorError::Internal(anyhow::anyhow!(
+                    "the send task failed: {e}"
+                )))
+            })?
             .map_err(send_to_status)?;
         tracing::debug!(connector_id = %id, tenant_id = %tenant, channel = %sent.channel,
             ts = %sent.ts, "message sent");

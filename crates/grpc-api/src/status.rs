@@ -126,6 +126,25 @@ pub fn send_to_status(err: SendError) -> Status {
         SendError::Unavailable { dependency, detail } => {
             to_status(ConnectorError::Unavailable { dependency, detail })
         }
+        e @ SendError::OutcomeUnknown { .. } => Status::unavailable(format!(
+            "{e}; a retry with the same request_id never posts it twice"
+        )),
+        e @ SendError::SendInProgress { .. } => Status::with_error_details(
+            Code::Aborted,
+            e.to_string(),
+            ErrorDetails::with_retry_info(Some(std::time::Duration::from_secs(1))),
+        ),
+        e @ (SendError::EarlierOutcomeUnknown { .. } | SendError::EarlierPartiallySent { .. }) => {
+            Status::aborted(e.to_string())
+        }
+        e @ SendError::RequestIdReused { .. } => Status::with_error_details(
+            Code::InvalidArgument,
+            e.to_string(),
+            ErrorDetails::with_bad_request_violation(
+                "request_id",
+                "already used for a different message through this connector",
+            ),
+        ),
         SendError::PartiallySent { sent, error } => {
             let inner = send_to_status(*error);
             Status::new(
@@ -293,6 +312,38 @@ mod tests {
                     detail: "down".into(),
                 },
                 Code::Unavailable,
+            ),
+            (
+                E::OutcomeUnknown {
+                    detail: "timed out".into(),
+                },
+                Code::Unavailable,
+            ),
+            (
+                E::SendInProgress {
+                    request_id: "k".into(),
+                },
+                Code::Aborted,
+            ),
+            (
+                E::EarlierOutcomeUnknown {
+                    request_id: "k".into(),
+                },
+                Code::Aborted,
+            ),
+            (
+                E::EarlierPartiallySent {
+                    request_id: "k".into(),
+                    channel: "C1".into(),
+                    ts: "1.1".into(),
+                },
+                Code::Aborted,
+            ),
+            (
+                E::RequestIdReused {
+                    request_id: "k".into(),
+                },
+                Code::InvalidArgument,
             ),
             (E::Internal(anyhow_like()), Code::Internal),
         ];

@@ -8,6 +8,8 @@
 //! - [`api_keys`]: [`ApiKeyStore`], static API keys stored as hashes.
 //! - [`identity`]: [`TokenVerifier`], bearer tokens of an identity provider.
 //! - [`oauth_states`]: [`OAuthStateStore`], pending installs keyed by the hash of their state.
+//! - [`sent_messages`]: [`SentMessageStore`], idempotent sends keyed by connector and
+//!   `request_id`.
 //!
 //! Adapters in other crates implement the traits; the use cases (`connector-usecases`) only
 //! ever see them, held as `Arc<dyn Trait>`. With the `mocks` feature every port gets a mockall
@@ -22,6 +24,7 @@ pub mod identity;
 pub mod oauth_states;
 pub mod repository;
 pub mod secrets;
+pub mod sent_messages;
 pub mod slack;
 
 pub use api_keys::{ApiKeyRecord, ApiKeyStore};
@@ -31,6 +34,7 @@ pub use repository::{
     ConnectorRepository, NewConnector, RefreshOutcome, RepositoryError, RepositorySettings,
 };
 pub use secrets::{ConnectorSecret, SecretLabels, SecretStore, SecretStoreError, TokenRotation};
+pub use sent_messages::{SendKey, SendOutcome, SendRecord, SentMessageStore};
 pub use slack::{
     AuthIdentity, ChannelInfo, ChannelPage, OAuthGrant, OAuthGrantRequest, OutgoingMessage,
     PostedMessage, SlackApi, SlackError, UploadedFile,
@@ -46,5 +50,7 @@ pub use oauth_states::MockOAuthStateStore;
 pub use repository::MockConnectorRepository;
 #[cfg(feature = "mocks")]
 pub use secrets::MockSecretStore;
+#[cfg(feature = "mocks")]
+pub use sent_messages::MockSentMessageStore;
 #[cfg(feature = "mocks")]
 pub use slack::MockSlackApi;

@@ -170,6 +170,10 @@ pub enum SlackError {
     /// Slack could not be reached, timed out, or kept failing with 5xx.
     #[error("Slack is unavailable: {0}")]
     Unavailable(String),
+    /// A call that must not be repeated (a post) reached Slack, but its answer did not come
+    /// back (timed out, connection lost): Slack may have acted on it.
+    #[error("Slack's answer was lost ({0}); the call may have taken effect")]
+    OutcomeUnknown(String),
     /// Any other Slack error string (`invalid_blocks`, `msg_too_long`, …).
     #[error("Slack answered {code}")]
     Api {

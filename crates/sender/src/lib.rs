@@ -24,6 +24,22 @@
 //! # Ok(()) }
 //! ```
 //!
+//! A send that may be retried (a job that can be rerun, a caller with a timeout) carries a
+//! request ID, so it posts at most once per connector and ID within 24 hours, whichever
+//! process or server sends it:
+//!
+//! ```no_run
+//! use connector_sender::{Message, RequestId, SendError, Sender, SenderConfig};
+//!
+//! # async fn demo(id: &str) -> Result<(), connector_sender::Error> {
+//! # let sender = Sender::connect(&SenderConfig::from_env()?).await?;
+//! let key = RequestId::parse("request_id", "deploy-1234-started").map_err(SendError::from)?;
+//! sender
+//!     .send_with(id, Message::from("deploy 1234 started").with_request_id(key))
+//!     .await?;
+//! # Ok(()) }
+//! ```
+//!
 //! # What a send does
 //! It works with either storage mode of the server (the same `CONNECTOR__…` rules: a
 //! `postgres://` URL means PostgreSQL and Secrets Manager, no URL means the embedded SQLite
@@ -59,7 +75,7 @@ use connector_domain::{ConnectorId, TenantId};
 use connector_usecases::{Dependency, MessageSender};
 
 pub use config::SenderConfig;
-pub use connector_domain::{FileAttachment, Message};
+pub use connector_domain::{FileAttachment, Message, RequestId};
 pub use connector_usecases::{SendError, SentMessage};
 
 /// Why sending failed.
@@ -119,14 +135,23 @@ impl Sender {
     }
 
     /// Posts `message` (thread reply, broadcast, Block Kit blocks, files) to the default
-    /// channel of connector `connector_id`.
+    /// channel of connector `connector_id`. The send runs to its end on the runtime even if
+    /// this future is dropped, so a send with a request ID is always recorded.
     pub async fn send_with(
         &self,
         connector_id: &str,
         message: Message,
     ) -> Result<SentMessage, Error> {
         let id = ConnectorId::parse("connector_id", connector_id).map_err(SendError::from)?;
-        Ok(self.inner.send(self.tenant.as_ref(), id, &message).await?)
+        let (inner, tenant) = (self.inner.clone(), self.tenant.clone());
+        tokio::spawn(async move { inner.send(tenant.as_ref(), id, &message).await })
+            .await
+            .map_err(|e| {
+                Error::Send(SendError::Internal(anyhow::anyhow!(
+                    "the send task failed: {e}"
+                )))
+            })?
+            .map_err(Error::from)
     }
 }
 

@@ -2,19 +2,22 @@
 //!
 //! ```text
 //! connector-send [--config FILE] [--thread-ts TS] [--reply-broadcast] [--blocks-json JSON]
-//!                [--file PATH]... <CONNECTOR_ID> <MESSAGE>
+//!                [--file PATH]... [--request-id KEY] <CONNECTOR_ID> <MESSAGE>
 //! ```
 //! Configuration comes from the same `CONNECTOR__…` variables as `connector-server` (and
 //! `--config FILE`). On success it prints the channel ID and the message `ts`, separated by a
 //! space; the `ts` of thread continuations and the IDs of uploaded files follow on their own
 //! lines. Exit codes: 0 sent; 1 failed; 2 bad usage or configuration; 3 connector not found;
-//! 4 rate-limited (retry later); 5 a dependency is unavailable (retry); 6 partly delivered.
+//! 4 rate-limited or the same --request-id still in progress (retry later); 5 a dependency is
+//! unavailable, or Slack's answer was lost (retry with the same --request-id: it never posts
+//! twice); 6 partly delivered; 7 an earlier send with this --request-id may have been posted,
+//! so it was not posted again.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use connector_sender::{Error, FileAttachment, Message, SendError, SenderConfig};
+use connector_sender::{Error, FileAttachment, Message, RequestId, SendError, SenderConfig};
 
 /// Posts a message to a connector's default Slack channel.
 #[derive(Parser, Debug)]
@@ -36,6 +39,10 @@ struct Args {
     /// Upload this file to the same channel (repeatable).
     #[arg(long = "file", value_name = "PATH")]
     files: Vec<PathBuf>,
+    /// Idempotency key (1-128 printable ASCII characters): the same connector and key within
+    /// 24 hours posts once, so a retried command never posts twice.
+    #[arg(long, value_name = "KEY")]
+    request_id: Option<String>,
     /// A TOML configuration file laid out like the server's; CONNECTOR__… variables win.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -74,6 +81,11 @@ async fn run(args: Args) -> Result<Vec<String>, (u8, String)> {
     .map_err(|e| (2, e.to_string()))?;
 
     let mut message = Message::from(args.message);
+    if let Some(key) = &args.request_id {
+        message.request_id = Some(
+            RequestId::parse("request_id", key).map_err(|e| (2, format!("--request-id: {e}")))?,
+        );
+    }
     message.thread_ts = args.thread_ts;
     message.reply_broadcast = args.reply_broadcast;
     if let Some(blocks) = args.blocks_json {
@@ -114,11 +126,19 @@ async fn run(args: Args) -> Result<Vec<String>, (u8, String)> {
 
 fn exit_code(e: &Error) -> u8 {
     match e {
-        Error::Config { .. } | Error::Send(SendError::Invalid(_)) => 2,
+        Error::Config { .. }
+        | Error::Send(SendError::Invalid(_) | SendError::RequestIdReused { .. }) => 2,
         Error::Send(SendError::ConnectorNotFound { .. }) => 3,
-        Error::Send(SendError::RateLimited { .. } | SendError::TooManyInFlight { .. }) => 4,
-        Error::Send(SendError::Unavailable { .. }) => 5,
+        Error::Send(
+            SendError::RateLimited { .. }
+            | SendError::TooManyInFlight { .. }
+            | SendError::SendInProgress { .. },
+        ) => 4,
+        Error::Send(SendError::Unavailable { .. } | SendError::OutcomeUnknown { .. }) => 5,
         Error::Send(SendError::PartiallySent { .. }) => 6,
+        Error::Send(
+            SendError::EarlierOutcomeUnknown { .. } | SendError::EarlierPartiallySent { .. },
+        ) => 7,
         Error::Send(_) => 1,
     }
 }

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -211,27 +212,43 @@ async fn dispatch(
     body: Bytes,
 ) -> Response {
     state.count_call(&method);
+    let mut late = None;
     if let Some(fault) = state.take_fault(&method) {
-        if let Some(delay) = fault.delay() {
-            tokio::time::sleep(delay).await;
-        } else {
-            return fault_response(&fault);
+        match fault {
+            Fault::AnswerLate { millis } => late = Some(Duration::from_millis(millis)),
+            Fault::Delay { millis } => tokio::time::sleep(Duration::from_millis(millis)).await,
+            other => return fault_response(&other),
         }
     }
-    let params = match parse_params(query.as_deref(), &headers, &body) {
+    let response = handle(&state, &method, query.as_deref(), &headers, &body);
+    if let Some(late) = late {
+        // The call took effect; only its answer is late (a client may time out first).
+        tokio::time::sleep(late).await;
+    }
+    response
+}
+
+fn handle(
+    state: &State,
+    method: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Response {
+    let params = match parse_params(query, headers, body) {
         Ok(p) => p,
         Err(code) => return fail(code),
     };
     if method == "oauth.v2.access" {
-        return oauth_access(&state, &headers, &params);
+        return oauth_access(state, headers, &params);
     }
-    let token = bearer(&headers).or_else(|| params.get("token").cloned());
+    let token = bearer(headers).or_else(|| params.get("token").cloned());
     let workspace = match state.authenticate(token.as_deref()) {
         Ok(w) => w,
         Err(code) => return fail(code),
     };
     let token = token.unwrap_or_default();
-    match method.as_str() {
+    match method {
         "auth.test" => ok(json!({
             "url": format!("https://{}.slack.test/", workspace.team_id.to_lowercase()),
             "team": workspace.team_name,
@@ -243,9 +260,9 @@ async fn dispatch(
         })),
         "conversations.list" => conversations_list(&workspace, &params),
         "conversations.info" => conversations_info(&workspace, &params),
-        "chat.postMessage" => post_message(&state, &workspace, &token, &params),
-        "files.getUploadURLExternal" => get_upload_url(&state, &workspace, &headers, &params),
-        "files.completeUploadExternal" => complete_upload(&state, &workspace, &token, &params),
+        "chat.postMessage" => post_message(state, &workspace, &token, &params),
+        "files.getUploadURLExternal" => get_upload_url(state, &workspace, headers, &params),
+        "files.completeUploadExternal" => complete_upload(state, &workspace, &token, &params),
         _ => (
             StatusCode::NOT_FOUND,
             axum::Json(json!({"ok": false, "error": "unknown_method"})),
@@ -269,7 +286,7 @@ fn fault_response(fault: &Fault) -> Response {
         )
             .into_response(),
         Fault::SlackError { code } => fail(code),
-        Fault::Delay { .. } => fail("internal_error"),
+        Fault::Delay { .. } | Fault::AnswerLate { .. } => fail("internal_error"),
     }
 }
 

@@ -2,7 +2,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -154,6 +153,12 @@ pub enum Fault {
     },
     /// Wait this long, then answer normally.
     Delay {
+        /// Milliseconds.
+        millis: u64,
+    },
+    /// Act on the call at once (a post is recorded), then wait this long before answering:
+    /// a client that times out first does not know the call took effect.
+    AnswerLate {
         /// Milliseconds.
         millis: u64,
     },
@@ -413,15 +418,5 @@ impl State {
         message.ts = format!("1700000000.{:06}", inner.next_ts);
         inner.posted.push(message.clone());
         message
-    }
-}
-
-impl Fault {
-    /// The delay of a [`Fault::Delay`].
-    pub(crate) fn delay(&self) -> Option<Duration> {
-        match self {
-            Self::Delay { millis } => Some(Duration::from_millis(*millis)),
-            _ => None,
-        }
     }
 }

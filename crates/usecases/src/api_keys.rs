@@ -15,6 +15,8 @@ use connector_ports::{ApiKeyRecord, ApiKeyStore};
 use secrecy::{ExposeSecret as _, SecretString};
 use sha2::{Digest as _, Sha256};
 
+use crate::hex;
+
 use crate::error::ConnectorError;
 
 /// The prefix every key starts with, so secret scanners and people can recognise one.
@@ -57,10 +59,6 @@ impl std::fmt::Debug for ApiKeys {
 
 fn digest(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Equal in time independent of where the inputs differ.

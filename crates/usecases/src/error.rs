@@ -158,10 +158,12 @@ impl ConnectorError {
                 reason: "the bot is not a member of the channel; invite it".into(),
             },
             SlackError::RateLimited { retry_after } => Self::RateLimited { retry_after },
-            SlackError::Unavailable(detail) => Self::Unavailable {
-                dependency: Dependency::Slack,
-                detail,
-            },
+            SlackError::Unavailable(detail) | SlackError::OutcomeUnknown(detail) => {
+                Self::Unavailable {
+                    dependency: Dependency::Slack,
+                    detail,
+                }
+            }
             SlackError::Api { code } => Self::FailedPrecondition {
                 field: None,
                 reason: format!("Slack refused the request ({code})"),
@@ -257,6 +259,54 @@ pub enum SendError {
         /// What happened.
         detail: String,
     },
+    /// Slack's answer to the post was lost (timed out after the request was sent): the
+    /// message may have been posted.
+    #[error(
+        "Slack's answer was lost ({detail}); the message may have been posted: check the channel before sending it again"
+    )]
+    OutcomeUnknown {
+        /// What happened.
+        detail: String,
+    },
+    /// A send with this `request_id` is still running (or its replica stopped moments ago);
+    /// retry shortly for its result.
+    #[error(
+        "a send with request_id {request_id:?} is still in progress; retry shortly for its result"
+    )]
+    SendInProgress {
+        /// The key.
+        request_id: String,
+    },
+    /// An earlier send with this `request_id` may have been posted (Slack's answer was lost,
+    /// or its replica stopped mid-send); it is not posted again.
+    #[error(
+        "an earlier send with request_id {request_id:?} may have been posted (its outcome is unknown), so it is not posted again; check the channel, and use a new request_id to post it"
+    )]
+    EarlierOutcomeUnknown {
+        /// The key.
+        request_id: String,
+    },
+    /// An earlier send with this `request_id` delivered only its first part; it is not
+    /// posted again.
+    #[error(
+        "an earlier send with request_id {request_id:?} delivered only part of the message (first message ts {ts} in {channel}), so it is not posted again; use a new request_id to post it"
+    )]
+    EarlierPartiallySent {
+        /// The key.
+        request_id: String,
+        /// Where the first part landed.
+        channel: String,
+        /// The first part's `ts`.
+        ts: String,
+    },
+    /// This `request_id` was already used for a different message through this connector.
+    #[error(
+        "request_id: {request_id:?} was already used for a different message through this connector within the last 24 hours"
+    )]
+    RequestIdReused {
+        /// The key.
+        request_id: String,
+    },
     /// Part of the message was delivered before `error`: `sent` says what landed.
     #[error("only part of the message was delivered: {error}")]
     PartiallySent {
@@ -297,6 +347,7 @@ impl SendError {
                 dependency: Dependency::Slack,
                 detail,
             },
+            SlackError::OutcomeUnknown(detail) => Self::OutcomeUnknown { detail },
             SlackError::Api { code } => Self::Slack { code },
             SlackError::Unknown(e) => Self::Internal(e),
         }

@@ -54,10 +54,7 @@ pub struct OAuthInstaller {
 }
 
 fn hash_state(state: &str) -> String {
-    Sha256::digest(state.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::hex(&Sha256::digest(state.as_bytes()))
 }
 
 impl OAuthInstaller {

@@ -42,7 +42,9 @@ pub use error::{ConnectorError, Dependency, InstallError, SendError};
 pub use install::{OAuthConfig, OAuthInstaller};
 pub use reconcile::{ReconcileReport, ReconcileSettings, Reconciler};
 pub use refresh::{AppCredentials, RefreshReport, RefreshSettings, Sleep, Spawn, TokenRefresher};
-pub use send::{Clock, MessageSender, SentMessage, SystemClock, TokenCache};
+pub use send::{
+    Clock, DUPLICATE_WAIT, IDEMPOTENCY_WINDOW, MessageSender, SentMessage, SystemClock, TokenCache,
+};
 
 /// The ports every use case works over, and how connector secrets are named. Cheap to clone.
 #[derive(Clone)]
@@ -79,4 +81,15 @@ impl Ports {
             connector_id: connector.id,
         }
     }
+}
+
+/// `bytes` as lowercase hex (the form every stored hash takes).
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }

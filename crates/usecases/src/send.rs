@@ -7,6 +7,14 @@
 //! send is retried once if the stored token changed. Text longer than Slack's 40,000-character
 //! limit is split: the first part is the message, the rest are replies in its thread (or in
 //! the thread the message itself replies to).
+//!
+//! A message with a `request_id` is sent at most once per connector and key within
+//! [`IDEMPOTENCY_WINDOW`]: the key is claimed in the database before Slack is called and
+//! finished with Slack's answer. A repeat gets the first result; a repeat while the first is
+//! running waits for it (up to [`DUPLICATE_WAIT`]) or is told it is in progress; a repeat of a
+//! send whose outcome is unknown (Slack's answer lost, a replica killed mid-send) is refused
+//! rather than posted blindly. A claim whose send certainly posted nothing is released, so a
+//! retry may post.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -17,11 +25,28 @@ use connector_domain::{
     AuthStatus, BotToken, ChannelId, Connector, ConnectorId, Message, SendLimits, TenantId,
     split_text,
 };
-use connector_ports::{OutgoingMessage, SlackError};
+use connector_ports::{
+    OutgoingMessage, SendKey, SendOutcome, SendRecord, SentMessageStore, SlackError,
+};
+use sha2::{Digest as _, Sha256};
 
-use crate::Ports;
 use crate::error::SendError;
 use crate::refresh::TokenRefresher;
+use crate::{Ports, Sleep};
+
+/// How long a `request_id` keeps a send from being repeated.
+pub const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// How long a repeat waits for the first send with its key to finish.
+pub const DUPLICATE_WAIT: Duration = Duration::from_secs(5);
+
+/// How often a waiting repeat looks at the first send's record.
+const DUPLICATE_POLL: Duration = Duration::from_millis(50);
+
+/// A send claimed longer ago than this and still unfinished belongs to a replica that stopped
+/// mid-send: its outcome is unknown. (A send's Slack calls are bounded by the Slack deadline,
+/// 30 s by default, per call.)
+pub const IN_FLIGHT_ABANDONED_AFTER: Duration = Duration::from_secs(5 * 60);
 
 /// A source of monotonic time, so cache expiry can be tested.
 pub trait Clock: Send + Sync {
@@ -184,6 +209,8 @@ pub struct MessageSender {
     refresher: TokenRefresher,
     limits: SendLimits,
     in_flight: Arc<InFlight>,
+    sends: Arc<dyn SentMessageStore>,
+    sleep: Sleep,
 }
 
 impl std::fmt::Debug for MessageSender {
@@ -202,10 +229,19 @@ struct Failed {
 }
 
 impl MessageSender {
-    /// Wires the use case to its ports; `refresher` keeps rotating tokens fresh.
-    pub fn new(ports: Ports, tokens: TokenCache, refresher: TokenRefresher) -> Self {
+    /// Wires the use case to its ports; `refresher` keeps rotating tokens fresh, `sends`
+    /// records idempotent sends, `sleep` paces a repeat waiting for the first.
+    pub fn new(
+        ports: Ports,
+        tokens: TokenCache,
+        refresher: TokenRefresher,
+        sends: Arc<dyn SentMessageStore>,
+        sleep: Sleep,
+    ) -> Self {
         Self {
             ports,
+            sends,
+            sleep,
             limits: SendLimits::default(),
             in_flight: Arc::new(InFlight {
                 limit: Self::DEFAULT_IN_FLIGHT_PER_CONNECTOR,
@@ -261,9 +297,126 @@ impl MessageSender {
             return Err(SendError::NeedsReauthorization { id: id.to_string() });
         }
 
+        let Some(request_id) = &message.request_id else {
+            return self.post(&connector, message).await;
+        };
+        let key = SendKey {
+            tenant_id: connector.tenant_id.clone(),
+            connector_id: id,
+            request_id: request_id.clone(),
+        };
+        let fingerprint = fingerprint(message);
+        let now = chrono::Utc::now();
+        let expired_before =
+            now - chrono::Duration::from_std(IDEMPOTENCY_WINDOW).unwrap_or_default();
+        if let Some(first) = self
+            .sends
+            .claim_send(&key, &fingerprint, now, expired_before)
+            .await?
+        {
+            return self.repeat(&key, &fingerprint, first).await;
+        }
+        let result = self.post(&connector, message).await;
+        let outcome = match &result {
+            Ok(sent) => Some(SendOutcome::Sent {
+                channel: sent.channel.clone(),
+                ts: sent.ts.clone(),
+            }),
+            Err(SendError::PartiallySent { sent, .. }) => Some(SendOutcome::PartiallySent {
+                channel: sent.channel.clone(),
+                ts: sent.ts.clone(),
+            }),
+            Err(SendError::OutcomeUnknown { .. }) => Some(SendOutcome::Unknown),
+            // Refused before anything was posted: a retry may post.
+            Err(_) => None,
+        };
+        let recorded = match &outcome {
+            Some(outcome) => self.sends.finish_send(&key, outcome).await,
+            None => self.sends.release_send(&key).await,
+        };
+        if let Err(e) = recorded {
+            // The claim stays in flight: a repeat is refused (never posted twice) until it
+            // expires. The caller still gets what Slack said.
+            tracing::warn!(connector_id = %id, error = %e,
+                "could not record the outcome of an idempotent send; repeats of its request_id will be refused");
+        }
+        result
+    }
+
+    /// Answers a repeat of an idempotent send from the first one's record, waiting a little
+    /// while the first is still running.
+    async fn repeat(
+        &self,
+        key: &SendKey,
+        fingerprint: &str,
+        mut first: SendRecord,
+    ) -> Result<SentMessage, SendError> {
+        let request_id = key.request_id.as_str().to_owned();
+        if first.fingerprint != fingerprint {
+            return Err(SendError::RequestIdReused { request_id });
+        }
+        let waiting_since = Instant::now();
+        loop {
+            match first.outcome {
+                SendOutcome::Sent { channel, ts } => {
+                    return Ok(SentMessage {
+                        channel,
+                        ts,
+                        continuation_ts: Vec::new(),
+                        file_ids: Vec::new(),
+                    });
+                }
+                SendOutcome::PartiallySent { channel, ts } => {
+                    return Err(SendError::EarlierPartiallySent {
+                        request_id,
+                        channel: channel.to_string(),
+                        ts,
+                    });
+                }
+                SendOutcome::Unknown => {
+                    return Err(SendError::EarlierOutcomeUnknown { request_id });
+                }
+                SendOutcome::InFlight => {
+                    let age = (chrono::Utc::now() - first.created_at)
+                        .to_std()
+                        .unwrap_or_default();
+                    if age >= IN_FLIGHT_ABANDONED_AFTER {
+                        return Err(SendError::EarlierOutcomeUnknown { request_id });
+                    }
+                    if waiting_since.elapsed() >= DUPLICATE_WAIT {
+                        return Err(SendError::SendInProgress { request_id });
+                    }
+                }
+            }
+            (self.sleep)(DUPLICATE_POLL).await;
+            first = match self.sends.find_send(key).await? {
+                Some(record) => record,
+                // Released: the first send posted nothing. Not retried here, so the caller
+                // sees one answer per call; its next retry claims the key.
+                None => return Err(SendError::SendInProgress { request_id }),
+            };
+        }
+    }
+
+    /// Deletes the records of idempotent sends older than [`IDEMPOTENCY_WINDOW`]; returns how
+    /// many.
+    pub async fn purge_expired(&self) -> Result<u64, SendError> {
+        let before =
+            chrono::Utc::now() - chrono::Duration::from_std(IDEMPOTENCY_WINDOW).unwrap_or_default();
+        Ok(self.sends.purge_sends(before).await?)
+    }
+
+    /// Posts `message` through `connector` with its cached (or stored) token, retrying once
+    /// with the stored token when Slack rejects a cached one.
+    async fn post(
+        &self,
+        connector: &Connector,
+        message: &Message,
+    ) -> Result<SentMessage, SendError> {
+        let id = connector.id;
         let (token, cached) = match self.tokens.get(id) {
             Some(token) => (token, true),
-            None => (self.fetch_token(&connector).await?, false),
+            None => (self.fetch_token(connector).await?, false),
         };
         let channel = &connector.default_channel_id;
         match self.deliver(&token, channel, message).await {
@@ -277,7 +430,7 @@ impl MessageSender {
                     return Err(SendError::TokenRevoked { code });
                 }
                 // The cached token may be stale (the secret was updated): try the stored one.
-                let fresh = self.fetch_token(&connector).await?;
+                let fresh = self.fetch_token(connector).await?;
                 if fresh.expose() == token.expose() {
                     self.tokens.invalidate(id);
                     return Err(SendError::TokenRevoked { code });
@@ -399,6 +552,29 @@ impl MessageSender {
         }
         Ok(sent)
     }
+}
+
+/// Hex SHA-256 of everything that makes `message` what it is (not its key): a key reused for
+/// another message is refused.
+fn fingerprint(message: &Message) -> String {
+    let mut h = Sha256::new();
+    let mut field = |bytes: &[u8]| {
+        h.update((bytes.len() as u64).to_be_bytes());
+        h.update(bytes);
+    };
+    field(message.text.as_bytes());
+    field(message.thread_ts.as_deref().unwrap_or("").as_bytes());
+    field(&[
+        u8::from(message.reply_broadcast),
+        u8::from(message.blocks_json.is_some()),
+    ]);
+    field(message.blocks_json.as_deref().unwrap_or("").as_bytes());
+    for file in &message.files {
+        field(file.filename.as_bytes());
+        field(file.title.as_deref().unwrap_or("").as_bytes());
+        field(&Sha256::digest(&file.content));
+    }
+    crate::hex(&h.finalize())
 }
 
 fn failure(f: Failed, channel: &ChannelId) -> SendError {

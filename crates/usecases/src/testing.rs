@@ -61,3 +61,81 @@ pub(crate) fn tokio_spawn() -> Spawn {
         tokio::spawn(f);
     })
 }
+
+/// Idempotent-send records in memory, with the store's semantics (the real ones are tested
+/// against both databases by the conformance suite).
+#[derive(Default)]
+pub(crate) struct MemorySends {
+    pub(crate) records: std::sync::Mutex<
+        std::collections::HashMap<(ConnectorId, String), connector_ports::SendRecord>,
+    >,
+}
+
+impl MemorySends {
+    fn key(key: &connector_ports::SendKey) -> (ConnectorId, String) {
+        (key.connector_id, key.request_id.as_str().to_owned())
+    }
+}
+
+#[async_trait::async_trait]
+impl connector_ports::SentMessageStore for MemorySends {
+    async fn claim_send(
+        &self,
+        key: &connector_ports::SendKey,
+        fingerprint: &str,
+        now: chrono::DateTime<Utc>,
+        expired_before: chrono::DateTime<Utc>,
+    ) -> Result<Option<connector_ports::SendRecord>, connector_ports::RepositoryError> {
+        let mut records = self.records.lock().unwrap();
+        match records.get(&Self::key(key)) {
+            Some(r) if r.created_at >= expired_before => Ok(Some(r.clone())),
+            _ => {
+                records.insert(
+                    Self::key(key),
+                    connector_ports::SendRecord {
+                        outcome: connector_ports::SendOutcome::InFlight,
+                        fingerprint: fingerprint.to_owned(),
+                        created_at: now,
+                    },
+                );
+                Ok(None)
+            }
+        }
+    }
+
+    async fn finish_send(
+        &self,
+        key: &connector_ports::SendKey,
+        outcome: &connector_ports::SendOutcome,
+    ) -> Result<(), connector_ports::RepositoryError> {
+        if let Some(r) = self.records.lock().unwrap().get_mut(&Self::key(key)) {
+            r.outcome = outcome.clone();
+        }
+        Ok(())
+    }
+
+    async fn release_send(
+        &self,
+        key: &connector_ports::SendKey,
+    ) -> Result<(), connector_ports::RepositoryError> {
+        self.records.lock().unwrap().remove(&Self::key(key));
+        Ok(())
+    }
+
+    async fn find_send(
+        &self,
+        key: &connector_ports::SendKey,
+    ) -> Result<Option<connector_ports::SendRecord>, connector_ports::RepositoryError> {
+        Ok(self.records.lock().unwrap().get(&Self::key(key)).cloned())
+    }
+
+    async fn purge_sends(
+        &self,
+        before: chrono::DateTime<Utc>,
+    ) -> Result<u64, connector_ports::RepositoryError> {
+        let mut records = self.records.lock().unwrap();
+        let n = records.len();
+        records.retain(|_, r| r.created_at >= before);
+        Ok((n - records.len()) as u64)
+    }
+}

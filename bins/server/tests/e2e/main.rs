@@ -8,6 +8,7 @@ mod auth;
 mod crash_safety;
 mod embedded;
 mod helpers;
+mod idempotency;
 mod jwt;
 mod lifecycle;
 mod limits;

@@ -30,6 +30,7 @@ async fn a_message_lands_in_the_default_channel_with_the_connectors_token() {
             thread_ts: sent.ts.clone(),
             reply_broadcast: true,
             blocks_json: r#"[{"type":"section","text":{"type":"mrkdwn","text":"*fixed*"}}]"#.into(),
+            ..Default::default()
         })
         .await
         .unwrap()

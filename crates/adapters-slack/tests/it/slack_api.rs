@@ -420,3 +420,41 @@ async fn oauth_access_exchanges_codes_and_refresh_tokens_once_each() {
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn a_post_left_unanswered_is_outcome_unknown_and_not_repeated() {
+    let (double, _, token) = setup(0).await;
+    let api = HttpSlackApi::new(SlackSettings {
+        api_base_url: double.api_base_url(),
+        request_timeout: Duration::from_millis(200),
+        deadline: Duration::from_secs(5),
+        initial_backoff: Duration::from_millis(10),
+        ..SlackSettings::default()
+    })
+    .unwrap();
+    double
+        .state()
+        .inject("chat.postMessage", Fault::AnswerLate { millis: 1_000 }, 1);
+    let err = api
+        .post_message(
+            &token,
+            &OutgoingMessage {
+                channel: ChannelId::new("C0ALERTS01"),
+                text: "landed, answer lost".into(),
+                thread_ts: None,
+                reply_broadcast: false,
+                blocks_json: None,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SlackError::OutcomeUnknown(_)), "{err:?}");
+    assert_eq!(double.state().calls("chat.postMessage"), 1, "never retried");
+    assert_eq!(double.state().posted().len(), 1, "Slack did act on it");
+    // A read that times out is still retried and, when it keeps failing, unavailable.
+    double
+        .state()
+        .inject("auth.test", Fault::AnswerLate { millis: 1_000 }, 2);
+    api.auth_test(&token).await.unwrap();
+    assert_eq!(double.state().calls("auth.test"), 3);
+}

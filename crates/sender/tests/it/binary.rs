@@ -115,3 +115,37 @@ async fn failures_exit_non_zero_with_a_clear_message() {
     assert_eq!(out.status.code(), Some(2), "usage error: {out:?}");
     assert!(rig.double.state().posted().is_empty());
 }
+
+#[tokio::test]
+async fn a_request_id_makes_a_rerun_post_nothing_new() {
+    let rig = Rig::new().await;
+    let id = rig.connector("acme", "prod", "alerts").await;
+    let run = |key: &str, text: &str| {
+        let mut cmd = connector_send(&rig);
+        cmd.args([id.as_str(), text, "--request-id", key]);
+        tokio::task::spawn_blocking(move || cmd.output().unwrap())
+    };
+    let first = run("nightly-2026-11-28", "nightly report").await.unwrap();
+    assert!(first.status.success(), "{first:?}");
+    let again = run("nightly-2026-11-28", "nightly report").await.unwrap();
+    assert!(again.status.success(), "{again:?}");
+    assert_eq!(
+        first.stdout, again.stdout,
+        "the rerun prints the first result"
+    );
+    assert_eq!(rig.double.state().posted().len(), 1);
+
+    let reused = run("nightly-2026-11-28", "another text").await.unwrap();
+    assert_eq!(reused.status.code(), Some(2), "{reused:?}");
+    assert!(
+        String::from_utf8_lossy(&reused.stderr).contains("request_id"),
+        "{reused:?}"
+    );
+    let bad = run("not valid", "x").await.unwrap();
+    assert_eq!(bad.status.code(), Some(2), "{bad:?}");
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("--request-id"),
+        "{bad:?}"
+    );
+    assert_eq!(rig.double.state().posted().len(), 1);
+}

@@ -246,3 +246,19 @@ async fn the_sender_works_against_an_embedded_server() {
     assert_eq!(double.state().posted()[0].token, TOKEN);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn a_request_id_posts_once_even_from_two_senders() {
+    let rig = Rig::new().await;
+    let id = rig.connector("acme", "prod", "alerts").await;
+    let one = Sender::connect(&rig.config).await.unwrap();
+    let two = Sender::connect(&rig.config).await.unwrap();
+    let keyed = || {
+        Message::from("deploy 9 finished")
+            .with_request_id(connector_sender::RequestId::parse("request_id", "deploy-9").unwrap())
+    };
+    let (a, b) = tokio::join!(one.send_with(&id, keyed()), two.send_with(&id, keyed()));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!((a.channel, a.ts), (b.channel, b.ts));
+    assert_eq!(rig.double.state().posted().len(), 1);
+}

@@ -96,6 +96,21 @@ macro_rules! repository_conformance {
             let (_guard, repo) = $make.await;
             $crate::conformance::repository::api_keys_round_trip_and_revoke_once(&repo).await;
         }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_send_key_is_claimed_once_and_keeps_its_outcome() {
+            let (_guard, repo) = $make.await;
+            $crate::conformance::repository::a_send_key_is_claimed_once_and_keeps_its_outcome(&repo).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn expired_send_keys_are_reclaimed_and_purged() {
+            let (_guard, repo) = $make.await;
+            $crate::conformance::repository::expired_send_keys_are_reclaimed_and_purged(&repo).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn concurrent_claims_of_one_send_key_have_one_winner() {
+            let (_guard, repo) = $make.await;
+            $crate::conformance::repository::concurrent_claims_of_one_send_key_have_one_winner(&repo).await;
+        }
     };
 }
 

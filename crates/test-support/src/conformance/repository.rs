@@ -692,3 +692,150 @@ pub async fn an_install_is_bound_to_the_first_browser_only<R: OAuthStateStore>(r
         "an expired link was bound"
     );
 }
+
+fn send_key(connector: ConnectorId, request_id: &str) -> connector_ports::SendKey {
+    connector_ports::SendKey {
+        tenant_id: tenant("acme"),
+        connector_id: connector,
+        request_id: RequestId::parse("request_id", request_id).unwrap(),
+    }
+}
+
+/// Conformance case `a_send_key_is_claimed_once_and_keeps_its_outcome`.
+pub async fn a_send_key_is_claimed_once_and_keeps_its_outcome<
+    R: connector_ports::SentMessageStore,
+>(
+    repo: &R,
+) {
+    use connector_ports::SendOutcome;
+    let now = chrono::Utc::now();
+    let day_ago = now - chrono::Duration::days(1);
+    let id = ConnectorId::new_v7();
+    let key = send_key(id, "k1");
+    assert!(repo.find_send(&key).await.unwrap().is_none());
+    assert!(
+        repo.claim_send(&key, "fp1", now, day_ago)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let first = repo
+        .claim_send(&key, "fp2", now, day_ago)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.outcome, SendOutcome::InFlight);
+    assert_eq!(first.fingerprint, "fp1");
+    assert_eq!(first.created_at.timestamp_micros(), now.timestamp_micros());
+    // The same key through another connector is another send.
+    assert!(
+        repo.claim_send(&send_key(ConnectorId::new_v7(), "k1"), "fp1", now, day_ago)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    for outcome in [
+        SendOutcome::Unknown,
+        SendOutcome::PartiallySent {
+            channel: ChannelId::new("C1"),
+            ts: "1.1".into(),
+        },
+        SendOutcome::Sent {
+            channel: ChannelId::new("C1"),
+            ts: "1.2".into(),
+        },
+    ] {
+        repo.finish_send(&key, &outcome).await.unwrap();
+        let found = repo.find_send(&key).await.unwrap().unwrap();
+        assert_eq!(found.outcome, outcome);
+        assert_eq!(
+            repo.claim_send(&key, "fp1", now, day_ago)
+                .await
+                .unwrap()
+                .unwrap()
+                .outcome,
+            outcome
+        );
+    }
+    // A finished send is never released: only a claim still in flight is.
+    repo.release_send(&key).await.unwrap();
+    assert!(repo.find_send(&key).await.unwrap().is_some());
+    let other = send_key(id, "k2");
+    repo.claim_send(&other, "fp", now, day_ago).await.unwrap();
+    repo.release_send(&other).await.unwrap();
+    assert!(repo.find_send(&other).await.unwrap().is_none());
+    assert!(
+        repo.claim_send(&other, "fp", now, day_ago)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// Conformance case `expired_send_keys_are_reclaimed_and_purged`.
+pub async fn expired_send_keys_are_reclaimed_and_purged<R: connector_ports::SentMessageStore>(
+    repo: &R,
+) {
+    let now = chrono::Utc::now();
+    let old = now - chrono::Duration::hours(25);
+    let id = ConnectorId::new_v7();
+    let stale = send_key(id, "old");
+    repo.claim_send(&stale, "fp", old, old - chrono::Duration::days(1))
+        .await
+        .unwrap();
+    let fresh = send_key(id, "new");
+    repo.claim_send(&fresh, "fp", now, now - chrono::Duration::days(1))
+        .await
+        .unwrap();
+    // Past the window the key is free again.
+    assert!(
+        repo.claim_send(&stale, "fp-again", now, now - chrono::Duration::days(1))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let other = send_key(id, "old-2");
+    repo.claim_send(&other, "fp", old, old - chrono::Duration::days(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        repo.purge_sends(now - chrono::Duration::days(1))
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(repo.find_send(&other).await.unwrap().is_none());
+    assert_eq!(
+        repo.find_send(&stale).await.unwrap().unwrap().fingerprint,
+        "fp-again"
+    );
+    assert!(repo.find_send(&fresh).await.unwrap().is_some());
+}
+
+/// Conformance case `concurrent_claims_of_one_send_key_have_one_winner`.
+pub async fn concurrent_claims_of_one_send_key_have_one_winner<
+    R: connector_ports::SentMessageStore + Clone + 'static,
+>(
+    repo: &R,
+) {
+    let key = send_key(ConnectorId::new_v7(), "race");
+    let now = chrono::Utc::now();
+    let claims: Vec<_> = (0..8)
+        .map(|_| {
+            let repo = repo.clone();
+            let key = key.clone();
+            tokio::spawn(async move {
+                repo.claim_send(&key, "fp", now, now - chrono::Duration::days(1))
+                    .await
+                    .unwrap()
+                    .is_none()
+            })
+        })
+        .collect();
+    let mut winners = 0;
+    for claim in claims {
+        winners += usize::from(claim.await.unwrap());
+    }
+    assert_eq!(winners, 1);
+}

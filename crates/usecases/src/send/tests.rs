@@ -13,7 +13,7 @@ use connector_ports::{
     SecretStoreError, UploadedFile,
 };
 
-use crate::testing::{connector, ports, tokio_sleep, tokio_spawn};
+use crate::testing::{MemorySends, connector, ports, tokio_sleep, tokio_spawn};
 
 const TOKEN: &str = "xoxb-1111-2222-cachedtoken";
 const NEW_TOKEN: &str = "xoxb-1111-2222-rotatedtoken";
@@ -94,6 +94,23 @@ pub(crate) fn sender(
     slack: MockSlackApi,
     tokens: TokenCache,
 ) -> MessageSender {
+    sender_with_sends(
+        repo,
+        secrets,
+        slack,
+        tokens,
+        Arc::new(MemorySends::default()),
+    )
+}
+
+/// Like [`sender`], recording idempotent sends in `sends`.
+fn sender_with_sends(
+    repo: MockConnectorRepository,
+    secrets: MockSecretStore,
+    slack: MockSlackApi,
+    tokens: TokenCache,
+    sends: Arc<MemorySends>,
+) -> MessageSender {
     let ports = ports(repo, secrets, slack);
     let refresher = crate::refresh::TokenRefresher::new(
         ports.clone(),
@@ -102,7 +119,7 @@ pub(crate) fn sender(
         tokio_sleep(),
         tokio_spawn(),
     );
-    MessageSender::new(ports, tokens, refresher)
+    MessageSender::new(ports, tokens, refresher, sends, tokio_sleep())
 }
 
 fn posted(ts: &str) -> PostedMessage {
@@ -480,4 +497,245 @@ async fn text_beyond_the_configured_parts_is_refused_before_slack_is_called() {
         matches!(&err, SendError::Invalid(v) if v.field == "text"),
         "{err:?}"
     );
+}
+
+mod idempotent {
+    //! Sends with a `request_id`: posted once, repeats answered from the record.
+
+    use super::*;
+    use connector_domain::RequestId;
+    use connector_ports::{SendKey, SendOutcome};
+
+    fn keyed(text: &str, key: &str) -> Message {
+        Message::from(text).with_request_id(RequestId::parse("request_id", key).unwrap())
+    }
+
+    fn rig_posting(times: usize, results: Vec<Result<PostedMessage, SlackError>>) -> Rig {
+        let mut rig = Rig::new();
+        rig.secrets.expect_get().returning(|_| Ok(secret(TOKEN)));
+        let mut results = results.into_iter();
+        rig.slack
+            .expect_post_message()
+            .times(times)
+            .returning(move |_, _| results.next().unwrap());
+        rig
+    }
+
+    fn build(rig: Rig, sends: Arc<MemorySends>) -> (MessageSender, ConnectorId) {
+        let id = rig.row.id;
+        (
+            sender_with_sends(
+                rig.repo,
+                rig.secrets,
+                rig.slack,
+                TokenCache::new(Duration::from_secs(300), Arc::new(SystemClock)),
+                sends,
+            ),
+            id,
+        )
+    }
+
+    fn key_of(id: ConnectorId, key: &str) -> SendKey {
+        SendKey {
+            tenant_id: TenantId::parse("tenant_id", "acme").unwrap(),
+            connector_id: id,
+            request_id: RequestId::parse("request_id", key).unwrap(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_repeated_key_returns_the_first_result_without_posting_again() {
+        let rig = rig_posting(2, vec![Ok(posted("1.1")), Ok(posted("2.2"))]);
+        let (sender, id) = build(rig, Arc::default());
+        let first = sender.send(None, id, &keyed("deploy", "k1")).await.unwrap();
+        let again = sender.send(None, id, &keyed("deploy", "k1")).await.unwrap();
+        assert_eq!((first.ts.as_str(), again.ts.as_str()), ("1.1", "1.1"));
+        assert_eq!(again.channel, first.channel);
+        // Another key, or no key, posts.
+        let other = sender.send(None, id, &keyed("deploy", "k2")).await.unwrap();
+        assert_eq!(other.ts, "2.2");
+    }
+
+    #[tokio::test]
+    async fn a_key_reused_for_another_message_is_refused_naming_the_field() {
+        let rig = rig_posting(1, vec![Ok(posted("1.1"))]);
+        let (sender, id) = build(rig, Arc::default());
+        sender.send(None, id, &keyed("deploy", "k1")).await.unwrap();
+        let err = sender
+            .send(None, id, &keyed("something else", "k1"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SendError::RequestIdReused { .. }), "{err:?}");
+        assert!(err.to_string().starts_with("request_id:"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_lost_answer_is_unavailable_then_never_posted_blindly() {
+        let rig = rig_posting(
+            1,
+            vec![Err(SlackError::OutcomeUnknown(
+                "chat.postMessage: timed out".into(),
+            ))],
+        );
+        let sends = Arc::new(MemorySends::default());
+        let (sender, id) = build(rig, sends.clone());
+        let err = sender.send(None, id, &keyed("x", "k1")).await.unwrap_err();
+        assert!(matches!(err, SendError::OutcomeUnknown { .. }), "{err:?}");
+        assert!(err.to_string().contains("may have been posted"), "{err}");
+        let err = sender.send(None, id, &keyed("x", "k1")).await.unwrap_err();
+        assert!(
+            matches!(err, SendError::EarlierOutcomeUnknown { .. }),
+            "{err:?}"
+        );
+        let record = sends.find_send(&key_of(id, "k1")).await.unwrap().unwrap();
+        assert_eq!(record.outcome, SendOutcome::Unknown);
+    }
+
+    #[tokio::test]
+    async fn a_send_that_certainly_posted_nothing_can_be_retried() {
+        let rig = rig_posting(2, vec![Err(SlackError::NotInChannel), Ok(posted("3.3"))]);
+        let sends = Arc::new(MemorySends::default());
+        let (sender, id) = build(rig, sends.clone());
+        let err = sender.send(None, id, &keyed("x", "k1")).await.unwrap_err();
+        assert!(matches!(err, SendError::NotInChannel { .. }), "{err:?}");
+        assert!(sends.find_send(&key_of(id, "k1")).await.unwrap().is_none());
+        let sent = sender.send(None, id, &keyed("x", "k1")).await.unwrap();
+        assert_eq!(sent.ts, "3.3");
+    }
+
+    #[tokio::test]
+    async fn a_repeat_waits_for_the_first_send_in_flight_and_gets_its_result() {
+        let rig = rig_posting(0, vec![]);
+        let sends = Arc::new(MemorySends::default());
+        let (sender, id) = build(rig, sends.clone());
+        let key = key_of(id, "k1");
+        let now = chrono::Utc::now();
+        let fp = fingerprint(&keyed("x", "k1"));
+        assert!(
+            sends
+                .claim_send(&key, &fp, now, now - chrono::Duration::days(1))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let finisher = {
+            let sends = sends.clone();
+            let key = key.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                sends
+                    .finish_send(
+                        &key,
+                        &SendOutcome::Sent {
+                            channel: ChannelId::new("C0000ALERT"),
+                            ts: "9.9".into(),
+                        },
+                    )
+                    .await
+                    .unwrap();
+            })
+        };
+        let sent = sender.send(None, id, &keyed("x", "k1")).await.unwrap();
+        assert_eq!(sent.ts, "9.9");
+        finisher.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_claim_and_a_partial_send_are_refused_not_reposted() {
+        let rig = rig_posting(0, vec![]);
+        let sends = Arc::new(MemorySends::default());
+        let (sender, id) = build(rig, sends.clone());
+        let fp = fingerprint(&keyed("x", "old"));
+        let long_ago = chrono::Utc::now() - chrono::Duration::minutes(10);
+        sends
+            .claim_send(
+                &key_of(id, "old"),
+                &fp,
+                long_ago,
+                long_ago - chrono::Duration::days(1),
+            )
+            .await
+            .unwrap();
+        let err = sender.send(None, id, &keyed("x", "old")).await.unwrap_err();
+        assert!(
+            matches!(err, SendError::EarlierOutcomeUnknown { .. }),
+            "{err:?}"
+        );
+
+        let fp = fingerprint(&keyed("x", "part"));
+        let now = chrono::Utc::now();
+        let key = key_of(id, "part");
+        sends
+            .claim_send(&key, &fp, now, now - chrono::Duration::days(1))
+            .await
+            .unwrap();
+        sends
+            .finish_send(
+                &key,
+                &SendOutcome::PartiallySent {
+                    channel: ChannelId::new("C0000ALERT"),
+                    ts: "4.4".into(),
+                },
+            )
+            .await
+            .unwrap();
+        let err = sender
+            .send(None, id, &keyed("x", "part"))
+            .await
+            .unwrap_err();
+        match err {
+            SendError::EarlierPartiallySent { ts, .. } => assert_eq!(ts, "4.4"),
+            other => panic!("expected EarlierPartiallySent, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn keys_expire_after_the_window_and_are_purged() {
+        let rig = rig_posting(1, vec![Ok(posted("5.5"))]);
+        let sends = Arc::new(MemorySends::default());
+        let (sender, id) = build(rig, sends.clone());
+        let fp = fingerprint(&keyed("x", "k1"));
+        let old = chrono::Utc::now() - chrono::Duration::hours(25);
+        sends
+            .claim_send(&key_of(id, "k1"), &fp, old, old - chrono::Duration::days(1))
+            .await
+            .unwrap();
+        sends
+            .finish_send(
+                &key_of(id, "k1"),
+                &SendOutcome::Sent {
+                    channel: ChannelId::new("C0000ALERT"),
+                    ts: "1.0".into(),
+                },
+            )
+            .await
+            .unwrap();
+        // A day later the key is free again.
+        let sent = sender.send(None, id, &keyed("x", "k1")).await.unwrap();
+        assert_eq!(sent.ts, "5.5");
+        sends
+            .claim_send(&key_of(id, "k2"), &fp, old, old - chrono::Duration::days(1))
+            .await
+            .unwrap();
+        assert_eq!(sender.purge_expired().await.unwrap(), 1);
+    }
+
+    #[test]
+    fn the_fingerprint_covers_every_part_of_the_message_but_not_its_key() {
+        let base = keyed("x", "k1");
+        let same = keyed("x", "k2");
+        assert_eq!(fingerprint(&base), fingerprint(&same));
+        for other in [
+            keyed("y", "k1"),
+            keyed("x", "k1").in_thread("1.1"),
+            keyed("x", "k1").with_blocks("[]"),
+            keyed("x", "k1").with_file(FileAttachment {
+                filename: "a".into(),
+                title: None,
+                content: b"1".to_vec(),
+            }),
+        ] {
+            assert_ne!(fingerprint(&base), fingerprint(&other));
+        }
+    }
 }
