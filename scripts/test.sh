@@ -42,4 +42,7 @@ cargo test --workspace --locked
 log "smoke: connector-server with grpcurl and reflection"
 bash "$ROOT/scripts/smoke.sh"
 
+log "chaos: replicas under faults (the short form of scripts/chaos.sh)"
+bash "$ROOT/scripts/chaos.sh"
+
 log "all checks passed in $(( $(date +%s) - started )) s"

@@ -5,6 +5,8 @@
 //! - [`localstack_endpoint`]: where the Secrets Manager emulator answers.
 //! - [`conformance`]: one suite per port, run against every implementation.
 //! - [`issuer`]: [`issuer::LocalIssuer`], an identity provider serving a JWKS and signing tokens.
+//! - [`proxy`]: [`proxy::FaultProxy`], a TCP proxy switched between passing, refusing and
+//!   hanging traffic, to put a dependency down or make it hang.
 //!
 //! Services come from the environment that `scripts/test.sh` sets up (`DATABASE_ADMIN_URL`,
 //! `AWS_ENDPOINT_URL`), defaulting to the usual local ports. When a service does not answer,
@@ -15,6 +17,7 @@
 
 pub mod conformance;
 pub mod issuer;
+pub mod proxy;
 
 use anyhow::{Context as _, bail};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, SimpleAsyncConnection as _};

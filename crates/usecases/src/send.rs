@@ -40,6 +40,11 @@ pub const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
 /// How long a repeat waits for the first send with its key to finish.
 pub const DUPLICATE_WAIT: Duration = Duration::from_secs(5);
 
+/// How many times the outcome of a send is written while the database is unavailable, and
+/// the first pause between tries (doubled each time: 0.2 + 0.4 + 0.8 + 1.6 s in all).
+const RECORD_ATTEMPTS: u32 = 5;
+const RECORD_RETRY_FIRST_WAIT: Duration = Duration::from_millis(200);
+
 /// How often a waiting repeat looks at the first send's record.
 const DUPLICATE_POLL: Duration = Duration::from_millis(50);
 
@@ -330,17 +335,41 @@ impl MessageSender {
             // Refused before anything was posted: a retry may post.
             Err(_) => None,
         };
-        let recorded = match &outcome {
-            Some(outcome) => self.sends.finish_send(&key, outcome).await,
-            None => self.sends.release_send(&key).await,
-        };
-        if let Err(e) = recorded {
+        if let Err(e) = self.record(&key, outcome.as_ref()).await {
             // The claim stays in flight: a repeat is refused (never posted twice) until it
             // expires. The caller still gets what Slack said.
             tracing::warn!(connector_id = %id, error = %e,
                 "could not record the outcome of an idempotent send; repeats of its request_id will be refused");
         }
         result
+    }
+
+    /// Records what became of a claimed send (`None`: nothing was posted, so the claim is
+    /// released), trying again while the database is briefly unavailable (a restart, a
+    /// failover): both writes are idempotent, and a claim left in flight blocks the key.
+    async fn record(
+        &self,
+        key: &SendKey,
+        outcome: Option<&SendOutcome>,
+    ) -> Result<(), connector_ports::RepositoryError> {
+        let mut wait = RECORD_RETRY_FIRST_WAIT;
+        let mut attempt = 1;
+        loop {
+            let result = match outcome {
+                Some(outcome) => self.sends.finish_send(key, outcome).await,
+                None => self.sends.release_send(key).await,
+            };
+            match result {
+                Err(connector_ports::RepositoryError::Unavailable(_))
+                    if attempt < RECORD_ATTEMPTS =>
+                {
+                    (self.sleep)(wait).await;
+                    wait *= 2;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Answers a repeat of an idempotent send from the first one's record, waiting a little

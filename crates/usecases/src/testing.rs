@@ -69,11 +69,26 @@ pub(crate) struct MemorySends {
     pub(crate) records: std::sync::Mutex<
         std::collections::HashMap<(ConnectorId, String), connector_ports::SendRecord>,
     >,
+    /// How many of the next finish/release writes fail as if the database were restarting.
+    pub(crate) failing_writes: std::sync::atomic::AtomicU32,
 }
 
 impl MemorySends {
     fn key(key: &connector_ports::SendKey) -> (ConnectorId, String) {
         (key.connector_id, key.request_id.as_str().to_owned())
+    }
+
+    fn blink(&self) -> Result<(), connector_ports::RepositoryError> {
+        use std::sync::atomic::Ordering;
+        let failing = self
+            .failing_writes
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        match failing {
+            Ok(_) => Err(connector_ports::RepositoryError::Unavailable(
+                "the database system is starting up".into(),
+            )),
+            Err(_) => Ok(()),
+        }
     }
 }
 
@@ -108,6 +123,7 @@ impl connector_ports::SentMessageStore for MemorySends {
         key: &connector_ports::SendKey,
         outcome: &connector_ports::SendOutcome,
     ) -> Result<(), connector_ports::RepositoryError> {
+        self.blink()?;
         if let Some(r) = self.records.lock().unwrap().get_mut(&Self::key(key)) {
             r.outcome = outcome.clone();
         }
@@ -118,6 +134,7 @@ impl connector_ports::SentMessageStore for MemorySends {
         &self,
         key: &connector_ports::SendKey,
     ) -> Result<(), connector_ports::RepositoryError> {
+        self.blink()?;
         self.records.lock().unwrap().remove(&Self::key(key));
         Ok(())
     }

@@ -592,6 +592,28 @@ mod idempotent {
     }
 
     #[tokio::test]
+    async fn the_outcome_is_recorded_through_a_database_restart() {
+        let rig = rig_posting(2, vec![Ok(posted("1.1")), Err(SlackError::NotInChannel)]);
+        let sends = Arc::new(MemorySends::default());
+        sends
+            .failing_writes
+            .store(3, std::sync::atomic::Ordering::SeqCst);
+        let (sender, id) = build(rig, sends.clone());
+        sender.send(None, id, &keyed("x", "k1")).await.unwrap();
+        let record = sends.find_send(&key_of(id, "k1")).await.unwrap().unwrap();
+        assert!(
+            matches!(record.outcome, SendOutcome::Sent { .. }),
+            "{record:?}"
+        );
+        // A release goes through the same way.
+        sends
+            .failing_writes
+            .store(2, std::sync::atomic::Ordering::SeqCst);
+        sender.send(None, id, &keyed("y", "k2")).await.unwrap_err();
+        assert!(sends.find_send(&key_of(id, "k2")).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
     async fn a_send_that_certainly_posted_nothing_can_be_retried() {
         let rig = rig_posting(2, vec![Err(SlackError::NotInChannel), Ok(posted("3.3"))]);
         let sends = Arc::new(MemorySends::default());

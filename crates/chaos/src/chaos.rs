@@ -1,0 +1,584 @@
+//! The chaos suite: clients create, delete and send through two replicas while faults are
+//! injected at random; afterwards, with the faults healed and the reconciler given time, the
+//! stores and the Slack double are checked against what the clients were told.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use connector_grpc_api::pb::connector_service_client::ConnectorServiceClient;
+use connector_grpc_api::pb::{
+    CreateConnectorRequest, DeleteConnectorRequest, GetConnectorRequest, SendMessageRequest,
+};
+use rand::Rng as _;
+use rand::seq::SliceRandom as _;
+use slack_double::Fault;
+use test_support::proxy::ProxyMode;
+use tonic::Code;
+use tonic::transport::Channel as GrpcChannel;
+
+use crate::stack::{self, CHANNEL, Stack, TOKEN};
+
+/// How a run goes.
+#[derive(Debug, Clone)]
+pub(crate) struct ChaosConfig {
+    /// How long traffic and faults last.
+    pub(crate) duration: Duration,
+    /// Concurrent clients.
+    pub(crate) clients: usize,
+    /// The command that restarts PostgreSQL (`pg_ctl … restart`), run by `sh -c`.
+    pub(crate) pg_restart: Option<String>,
+    /// The database URL, to read the rows afterwards.
+    pub(crate) database_url: String,
+    /// The reconciler's staleness, so the check waits long enough.
+    pub(crate) settle: Duration,
+}
+
+/// The faults, each injected at least once when the run is long enough.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum FaultKind {
+    PgRestart,
+    StoreRefused,
+    StoreHung,
+    Slack5xx,
+    Slack429,
+    SlackAnswerLost,
+    KillReplica,
+}
+
+const ALL_FAULTS: [FaultKind; 7] = [
+    FaultKind::PgRestart,
+    FaultKind::StoreRefused,
+    FaultKind::StoreHung,
+    FaultKind::Slack5xx,
+    FaultKind::Slack429,
+    FaultKind::SlackAnswerLost,
+    FaultKind::KillReplica,
+];
+
+/// What the clients were told.
+#[derive(Debug, Default)]
+struct Ledger {
+    /// Acknowledged creates: connector ID → tenant.
+    created: HashMap<String, String>,
+    /// Acknowledged deletes.
+    deleted: HashSet<String>,
+    /// Deletes whose outcome the client does not know (failed or timed out).
+    delete_unsure: HashSet<String>,
+    /// Texts whose `SendMessage` answered OK.
+    sent: HashSet<String>,
+    /// Answers by RPC and code.
+    codes: BTreeMap<(&'static str, String), u64>,
+    /// The `INTERNAL`/`UNKNOWN` answers, whole.
+    odd: Vec<String>,
+    /// Calls whose connection broke before any answer.
+    connections_lost: u64,
+    /// Answers that break a promise while traffic runs (an acknowledged connector NOT_FOUND).
+    violations: Vec<String>,
+}
+
+impl Ledger {
+    fn count(&mut self, rpc: &'static str, code: Code) {
+        *self.codes.entry((rpc, format!("{code:?}"))).or_default() += 1;
+    }
+
+    /// Counts a failed call; an `INTERNAL`/`UNKNOWN` one is kept whole for the report. A
+    /// call whose connection broke (the replica was killed under it) got no answer at all:
+    /// the client library reports it as `UNKNOWN` with its transport error as the source,
+    /// and it is counted apart.
+    fn failed(&mut self, rpc: &'static str, status: &tonic::Status) {
+        if status.code() == Code::Unknown && std::error::Error::source(status).is_some() {
+            self.count(rpc, Code::Unavailable);
+            self.connections_lost += 1;
+            return;
+        }
+        self.count(rpc, status.code());
+        if matches!(status.code(), Code::Internal | Code::Unknown) {
+            self.odd
+                .push(format!("{rpc}: {:?}: {}", status.code(), status.message()));
+        }
+    }
+}
+
+type Shared = Arc<Mutex<Ledger>>;
+
+fn ledger(shared: &Shared) -> std::sync::MutexGuard<'_, Ledger> {
+    shared.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Runs the suite; `Ok(summary)` when every promise held, `Err` naming the broken ones.
+pub(crate) async fn run(stack: &mut Stack, config: &ChaosConfig) -> anyhow::Result<String> {
+    let shared: Shared = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let addrs: Vec<SocketAddr> = stack.replicas.iter().map(|r| r.grpc()).collect();
+    let mut clients = Vec::new();
+    for worker in 0..config.clients {
+        clients.push(tokio::spawn(client_loop(
+            worker,
+            addrs.clone(),
+            shared.clone(),
+            stop.clone(),
+        )));
+    }
+
+    let injected = inject_faults(stack, config).await?;
+    stop.store(true, Ordering::SeqCst);
+    for c in clients {
+        c.await.context("a client task panicked")?;
+    }
+
+    // Heal: every dependency back, every replica running, and the reconciler given time to
+    // finish what the faults interrupted.
+    stack.store_proxy.set(ProxyMode::Pass);
+    for i in 0..stack.replicas.len() {
+        if !stack.running(i) {
+            stack.launch(i).await?;
+        }
+    }
+    tokio::time::sleep(config.settle).await;
+
+    let ledger = std::mem::take(&mut *ledger(&shared));
+    verify(stack, config, ledger, &injected).await
+}
+
+async fn inject_faults(
+    stack: &mut Stack,
+    config: &ChaosConfig,
+) -> anyhow::Result<BTreeMap<FaultKind, u32>> {
+    let mut injected = BTreeMap::new();
+    let started = tokio::time::Instant::now();
+    let mut plan: Vec<FaultKind> = Vec::new();
+    while started.elapsed() < config.duration {
+        if plan.is_empty() {
+            plan = ALL_FAULTS
+                .iter()
+                .copied()
+                .filter(|f| *f != FaultKind::PgRestart || config.pg_restart.is_some())
+                .collect();
+            plan.shuffle(&mut rand::rng());
+        }
+        let quiet = Duration::from_millis(rand::rng().random_range(1_500..3_500));
+        tokio::time::sleep(quiet).await;
+        let Some(fault) = plan.pop() else { break };
+        *injected.entry(fault).or_insert(0) += 1;
+        let slack = stack.double.state();
+        match fault {
+            FaultKind::PgRestart => {
+                let cmd = config.pg_restart.as_deref().unwrap_or_default();
+                let status = tokio::process::Command::new("sh")
+                    .args(["-c", cmd])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .status()
+                    .await?;
+                anyhow::ensure!(status.success(), "restarting PostgreSQL failed: {cmd}");
+            }
+            FaultKind::StoreRefused | FaultKind::StoreHung => {
+                stack.store_proxy.set(if fault == FaultKind::StoreRefused {
+                    ProxyMode::Refuse
+                } else {
+                    ProxyMode::Hang
+                });
+                let outage = rand::rng().random_range(1_500..4_000);
+                tokio::time::sleep(Duration::from_millis(outage)).await;
+                stack.store_proxy.set(ProxyMode::Pass);
+            }
+            FaultKind::Slack5xx => {
+                for method in ["chat.postMessage", "auth.test", "conversations.list"] {
+                    slack.inject(method, Fault::ServerError { status: 503 }, 4);
+                }
+            }
+            FaultKind::Slack429 => {
+                slack.inject(
+                    "chat.postMessage",
+                    Fault::RateLimited {
+                        retry_after_secs: 1,
+                    },
+                    3,
+                );
+            }
+            FaultKind::SlackAnswerLost => {
+                // Posted, but answered after the replicas' 2 s request timeout.
+                slack.inject("chat.postMessage", Fault::AnswerLate { millis: 3_000 }, 2);
+            }
+            FaultKind::KillReplica => {
+                // Replica A stays up (it shows recovery without a restart); B is killed.
+                let victim = stack.replicas.len() - 1;
+                stack.kill(victim).await?;
+                tokio::time::sleep(Duration::from_millis(1_500)).await;
+                stack.launch(victim).await?;
+            }
+        }
+    }
+    Ok(injected)
+}
+
+/// A client's own connectors.
+#[derive(Default)]
+struct Own {
+    live: Vec<(String, String)>,
+}
+
+async fn client_loop(worker: usize, addrs: Vec<SocketAddr>, shared: Shared, stop: Arc<AtomicBool>) {
+    let mut clients = Vec::new();
+    for addr in &addrs {
+        match stack::client(*addr).await {
+            Ok(c) => clients.push(c),
+            Err(e) => {
+                ledger(&shared)
+                    .violations
+                    .push(format!("client {worker}: {e}"));
+                return;
+            }
+        }
+    }
+    let mut own = Own::default();
+    let mut n = 0u64;
+    while !stop.load(Ordering::SeqCst) {
+        n += 1;
+        let roll = rand::rng().random_range(0..100);
+        let pick = rand::rng().random_range(0..clients.len());
+        let client = &mut clients[pick];
+        if own.live.is_empty() || roll < 25 {
+            create(worker, n, client, &shared, &mut own).await;
+        } else if roll < 40 {
+            delete(client, &shared, &mut own).await;
+        } else {
+            send(worker, n, client, &shared, &own).await;
+        }
+    }
+}
+
+fn with_timeout<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.set_timeout(Duration::from_secs(20));
+    request
+}
+
+/// Whether a retry with the same key may help.
+fn retryable(code: Code) -> bool {
+    matches!(
+        code,
+        Code::Unavailable | Code::Aborted | Code::DeadlineExceeded | Code::Cancelled
+    )
+}
+
+async fn create(
+    worker: usize,
+    n: u64,
+    client: &mut ConnectorServiceClient<GrpcChannel>,
+    shared: &Shared,
+    own: &mut Own,
+) {
+    let tenant = format!("chaos-t{}", worker % 3);
+    let request = CreateConnectorRequest {
+        tenant_id: tenant.clone(),
+        name: format!("c-{worker}-{n}"),
+        slack_bot_token: TOKEN.into(),
+        default_channel: format!("#{CHANNEL}"),
+        request_id: uuid::Uuid::new_v4().to_string(),
+    };
+    for attempt in 0..3 {
+        let answer = client.create_connector(with_timeout(request.clone())).await;
+        let again = {
+            let mut l = ledger(shared);
+            match answer {
+                Ok(r) => {
+                    l.count("CreateConnector", Code::Ok);
+                    if let Some(c) = r.into_inner().connector {
+                        l.created.insert(c.id.clone(), tenant.clone());
+                        own.live.push((c.id, tenant.clone()));
+                    }
+                    false
+                }
+                Err(status) => {
+                    l.failed("CreateConnector", &status);
+                    retryable(status.code()) && attempt < 2
+                }
+            }
+        };
+        if !again {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+async fn delete(client: &mut ConnectorServiceClient<GrpcChannel>, shared: &Shared, own: &mut Own) {
+    let i = rand::rng().random_range(0..own.live.len());
+    let (id, tenant) = own.live.swap_remove(i);
+    let answer = client
+        .delete_connector(with_timeout(DeleteConnectorRequest {
+            tenant_id: tenant,
+            id: id.clone(),
+        }))
+        .await;
+    let mut l = ledger(shared);
+    match answer {
+        Ok(_) => {
+            l.count("DeleteConnector", Code::Ok);
+            l.deleted.insert(id);
+        }
+        Err(status) => {
+            l.failed("DeleteConnector", &status);
+            if status.code() == Code::NotFound {
+                l.violations.push(format!(
+                    "connector {id} was acknowledged as created, never deleted, and DeleteConnector says NOT_FOUND"
+                ));
+            }
+            l.delete_unsure.insert(id);
+        }
+    }
+}
+
+async fn send(
+    worker: usize,
+    n: u64,
+    client: &mut ConnectorServiceClient<GrpcChannel>,
+    shared: &Shared,
+    own: &Own,
+) {
+    let (id, tenant) = &own.live[rand::rng().random_range(0..own.live.len())];
+    let text = format!("m-{worker}-{n}");
+    let request = SendMessageRequest {
+        tenant_id: tenant.clone(),
+        connector_id: id.clone(),
+        text: text.clone(),
+        request_id: text.clone(),
+        ..Default::default()
+    };
+    for attempt in 0..3 {
+        let answer = client.send_message(with_timeout(request.clone())).await;
+        let again = {
+            let mut l = ledger(shared);
+            match answer {
+                Ok(_) => {
+                    l.count("SendMessage", Code::Ok);
+                    l.sent.insert(text.clone());
+                    false
+                }
+                Err(status) => {
+                    l.failed("SendMessage", &status);
+                    if status.code() == Code::NotFound {
+                        l.violations.push(format!(
+                            "connector {id} was acknowledged as created, never deleted, and SendMessage says NOT_FOUND"
+                        ));
+                    }
+                    retryable(status.code()) && attempt < 2
+                }
+            }
+        };
+        if !again {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[derive(diesel::QueryableByName)]
+struct RowState {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    id: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    tenant_id: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    state: String,
+}
+
+async fn verify(
+    stack: &Stack,
+    config: &ChaosConfig,
+    mut ledger: Ledger,
+    injected: &BTreeMap<FaultKind, u32>,
+) -> anyhow::Result<String> {
+    use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
+    let mut conn = AsyncPgConnection::establish(&config.database_url)
+        .await
+        .context("connecting to read the rows")?;
+    let rows: Vec<RowState> =
+        diesel::sql_query("SELECT id::text AS id, tenant_id, state FROM connectors")
+            .load(&mut conn)
+            .await?;
+    let secrets = stored_secrets(&stack.prefix).await?;
+
+    let mut broken = std::mem::take(&mut ledger.violations);
+    let active: HashSet<String> = rows
+        .iter()
+        .filter(|r| r.state == "active")
+        .map(|r| format!("{}/{}", r.tenant_id, r.id))
+        .collect();
+    let any_row: HashSet<String> = rows
+        .iter()
+        .map(|r| format!("{}/{}", r.tenant_id, r.id))
+        .collect();
+    let unfinished = rows.iter().filter(|r| r.state != "active").count();
+    if unfinished > 0 {
+        broken.push(format!("{unfinished} row(s) left creating/deleting"));
+    }
+    let orphans: Vec<_> = secrets.difference(&any_row).collect();
+    if !orphans.is_empty() {
+        broken.push(format!("secrets without a row: {orphans:?}"));
+    }
+    let bare: Vec<_> = active.difference(&secrets).collect();
+    if !bare.is_empty() {
+        broken.push(format!("active rows without their secret: {bare:?}"));
+    }
+    let mut lost = 0;
+    for (id, tenant) in &ledger.created {
+        let key = format!("{tenant}/{id}");
+        if ledger.deleted.contains(id) {
+            if any_row.contains(&key) || secrets.contains(&key) {
+                broken.push(format!("acknowledged delete of {id} came back"));
+            }
+        } else if !ledger.delete_unsure.contains(id) && !active.contains(&key) {
+            lost += 1;
+            broken.push(format!("acknowledged create of {id} is missing"));
+        }
+    }
+    // Replica A was never restarted: it must answer for every surviving connector.
+    let mut a = stack::client(stack.replicas[0].grpc()).await?;
+    for (id, tenant) in ledger
+        .created
+        .iter()
+        .filter(|(id, _)| !ledger.deleted.contains(*id) && !ledger.delete_unsure.contains(*id))
+        .take(20)
+    {
+        if let Err(status) = a
+            .get_connector(GetConnectorRequest {
+                tenant_id: tenant.clone(),
+                id: id.clone(),
+            })
+            .await
+        {
+            broken.push(format!(
+                "replica A cannot read {id} after the faults: {status}"
+            ));
+        }
+    }
+    for tenant in ["chaos-t0", "chaos-t1", "chaos-t2"] {
+        if let Err(status) = stack::list_all(&mut a, tenant).await {
+            broken.push(format!(
+                "replica A cannot list {tenant} after the faults: {status}"
+            ));
+        }
+    }
+
+    let mut posts: HashMap<String, u32> = HashMap::new();
+    for p in stack.double.state().posted() {
+        *posts.entry(p.text).or_default() += 1;
+    }
+    let twice: Vec<_> = posts.iter().filter(|(_, n)| **n > 1).collect();
+    if !twice.is_empty() {
+        broken.push(format!("messages posted more than once: {twice:?}"));
+    }
+    let unposted: Vec<_> = ledger
+        .sent
+        .iter()
+        .filter(|t| !posts.contains_key(*t))
+        .collect();
+    if !unposted.is_empty() {
+        broken.push(format!("acknowledged sends never posted: {unposted:?}"));
+    }
+    let bad_codes: u64 = ledger
+        .codes
+        .iter()
+        .filter(|((_, code), _)| code == "Internal" || code == "Unknown")
+        .map(|(_, n)| n)
+        .sum();
+    if ledger.connections_lost > 0 && !injected.contains_key(&FaultKind::KillReplica) {
+        broken.push(format!(
+            "{} call(s) lost their connection though no replica was killed",
+            ledger.connections_lost
+        ));
+    }
+    if bad_codes > 0 {
+        broken.push(format!(
+            "{bad_codes} INTERNAL/UNKNOWN answer(s): {:?}",
+            ledger.odd
+        ));
+    }
+
+    let faults: Vec<String> = injected
+        .iter()
+        .map(|(k, n)| format!("{}={n}", fault_name(*k)))
+        .collect();
+    let mut by_code: BTreeMap<&str, u64> = BTreeMap::new();
+    for ((_, code), n) in &ledger.codes {
+        *by_code.entry(code.as_str()).or_default() += n;
+    }
+    let codes: Vec<String> = by_code.iter().map(|(c, n)| format!("{c}={n}")).collect();
+    let summary = format!(
+        "chaos: {} s, {} clients, {} replicas; faults {}; answers {} (connections cut by kill -9: {}); creates acked {}, deletes acked {}, sends acked {} (posted once each); secrets {}, rows {}; orphan secrets {}, rows without secret {}, lost creates {lost}, unfinished rows {unfinished}, INTERNAL/UNKNOWN {bad_codes}, double posts {}: {}",
+        config.duration.as_secs(),
+        config.clients,
+        stack.replicas.len(),
+        faults.join(" "),
+        codes.join(" "),
+        ledger.connections_lost,
+        ledger.created.len(),
+        ledger.deleted.len(),
+        ledger.sent.len(),
+        secrets.len(),
+        rows.len(),
+        orphans.len(),
+        bare.len(),
+        twice.len(),
+        if broken.is_empty() { "PASS" } else { "FAIL" },
+    );
+    if broken.is_empty() {
+        Ok(summary)
+    } else {
+        anyhow::bail!(
+            "{summary}\n{}\n(replica logs in {})",
+            broken.join("\n"),
+            stack.log_dir().display()
+        )
+    }
+}
+
+fn fault_name(k: FaultKind) -> &'static str {
+    match k {
+        FaultKind::PgRestart => "pg_restart",
+        FaultKind::StoreRefused => "store_refused",
+        FaultKind::StoreHung => "store_hung",
+        FaultKind::Slack5xx => "slack_5xx",
+        FaultKind::Slack429 => "slack_429",
+        FaultKind::SlackAnswerLost => "slack_answer_lost",
+        FaultKind::KillReplica => "kill_9",
+    }
+}
+
+/// `tenant/id` of every secret under `prefix` in LocalStack (not through the proxy).
+async fn stored_secrets(prefix: &str) -> anyhow::Result<HashSet<String>> {
+    use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
+    use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType};
+    let config = aws_sdk_secretsmanager::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(test_support::localstack_endpoint())
+        .credentials_provider(Credentials::new("test", "test", None, None, "chaos"))
+        .build();
+    let client = aws_sdk_secretsmanager::Client::from_conf(config);
+    let mut names = HashSet::new();
+    let mut pages = client
+        .list_secrets()
+        .filters(
+            Filter::builder()
+                .key(FilterNameStringType::Name)
+                .values(prefix)
+                .build(),
+        )
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        for s in page?.secret_list() {
+            if let Some(name) = s.name().and_then(|n| n.strip_prefix(prefix)) {
+                names.insert(name.to_owned());
+            }
+        }
+    }
+    Ok(names)
+}
