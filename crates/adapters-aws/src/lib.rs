@@ -17,7 +17,7 @@ use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::config::retry::RetryConfig;
 use aws_sdk_secretsmanager::config::timeout::TimeoutConfig;
 use aws_sdk_secretsmanager::config::{Credentials, Region};
-use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_secretsmanager::types::Tag;
 use connector_domain::SecretName;
 use connector_ports::{ConnectorSecret, SecretLabels, SecretStore, SecretStoreError};
@@ -109,7 +109,7 @@ fn classify<E>(err: SdkError<E>) -> SecretStoreError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let detail = DisplayErrorContext(&err).to_string();
+    let detail = cause_chain(&err);
     match &err {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             SecretStoreError::Unavailable(detail)
@@ -128,6 +128,21 @@ where
         },
         _ => SecretStoreError::Unknown(anyhow::Error::msg(detail)),
     }
+}
+
+/// `err` and its sources on one line, each message once (the SDK's own context adds the
+/// Debug form of every layer, which made log lines unreadable).
+fn cause_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
 }
 
 #[async_trait]
@@ -208,4 +223,27 @@ impl SecretStore for AwsSecretStore {
 
 fn tag(key: &str, value: &str) -> Tag {
     Tag::builder().key(key).value(value).build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("dispatch failure")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn the_cause_chain_is_one_readable_line_without_debug_forms() {
+        let err = Outer(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "connection closed before message completed",
+        ));
+        let line = cause_chain(&err);
+        assert_eq!(
+            line,
+            "dispatch failure: connection closed before message completed"
+        );
+        assert!(!line.contains('{'));
+    }
 }
