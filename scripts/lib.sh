@@ -76,7 +76,80 @@ ensure_postgres() {
   export DATABASE_ADMIN_URL="postgres://postgres@127.0.0.1:$PG_PORT_FALLBACK/postgres"
 }
 
-docker_usable() { command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; }
+# A Docker with compose and a registry behind it (a laptop, a CI runner), for the services.
+docker_usable() {
+  command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1 && docker compose version >/dev/null 2>&1
+}
+
+# ---------------------------------------------------------------- Docker engine and test images
+
+# ensure_docker: a Docker engine that answers, and the images the container tests start,
+# exported as SC_TEST_PG_IMAGE and SC_TEST_SECRETS_IMAGE. An engine that already answers is
+# used as it is; otherwise (as root) Debian's docker.io is installed and dockerd started.
+# SC_TEST_IMAGES=official uses postgres:15 and localstack/localstack:4 from a registry;
+# the default builds local images from docker/test-images (a Debian base by debootstrap,
+# PostgreSQL from Debian's packages, moto from wheels downloaded here), rebuilt only when
+# their files change.
+ensure_docker() {
+  if ! docker info >/dev/null 2>&1; then
+    [[ $EUID -eq 0 ]] || die "no Docker engine answers (docker info) and installing one needs root; start Docker and run again"
+    if ! command -v dockerd >/dev/null 2>&1 || ! command -v debootstrap >/dev/null 2>&1; then
+      log "Docker: installing Debian's docker.io and debootstrap (about 15 s, once)"
+      apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io debootstrap >/dev/null
+    fi
+    log "Docker: starting dockerd (log in $RUN_DIR/dockerd.log)"
+    nohup setsid dockerd >"$RUN_DIR/dockerd.log" 2>&1 &
+    WAIT_SECS=60 wait_for docker info || die "dockerd did not answer (see $RUN_DIR/dockerd.log)"
+  fi
+  if [[ "${SC_TEST_IMAGES:-local}" == official ]]; then
+    export SC_TEST_PG_IMAGE=postgres:15 SC_TEST_SECRETS_IMAGE=localstack/localstack:4
+    log "Docker: using the official images ($SC_TEST_PG_IMAGE, $SC_TEST_SECRETS_IMAGE)"
+    return 0
+  fi
+  local images="$ROOT/docker/test-images"
+  if ! docker image inspect local/debian:bookworm >/dev/null 2>&1; then
+    command -v debootstrap >/dev/null 2>&1 || die "building the local Debian base needs debootstrap"
+    log "Docker: building local/debian:bookworm with debootstrap (about 30 s, once)"
+    local rootfs mirror
+    rootfs=$(mktemp -d "$RUN_DIR/rootfs.XXXXXX")
+    mirror=$(grep -m1 -oP '^URIs:\s*\K\S+' /etc/apt/sources.list.d/debian.sources 2>/dev/null \
+      || awk '/^deb /{print $2; exit}' /etc/apt/sources.list)
+    debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >/dev/null
+    cp /etc/apt/sources.list.d/debian.sources "$rootfs/etc/apt/sources.list.d/" 2>/dev/null || true
+    rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/archives/*.deb
+    tar -C "$rootfs" -c . | docker import - local/debian:bookworm >/dev/null
+    rm -rf "$rootfs"
+  fi
+  build_test_image slack-connector-test/postgres:15 "$images/pg"
+  build_test_image slack-connector-test/moto:5.2.5 "$images/moto" fetch_moto_wheels
+  export SC_TEST_PG_IMAGE=slack-connector-test/postgres:15 SC_TEST_SECRETS_IMAGE=slack-connector-test/moto:5.2.5
+}
+
+fetch_moto_wheels() {
+  local dir="$1/wheels"
+  rm -rf "$dir"
+  python3 -m pip download -q --disable-pip-version-check -d "$dir" 'moto[server]==5.2.5' \
+    --python-version 3.11 --only-binary=:all: --platform manylinux2014_x86_64 \
+    --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64
+}
+
+# build_test_image TAG DIR [PREPARE]: builds DIR as TAG unless an image built from the same
+# files exists (their digest is kept as a label). PREPARE DIR runs first (e.g. to fetch wheels
+# into a copy of DIR).
+build_test_image() {
+  local tag=$1 dir=$2 prepare=${3:-} digest have ctx
+  digest=$(cd "$dir" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)
+  have=$(docker image inspect -f '{{ index .Config.Labels "slack-connector.digest" }}' "$tag" 2>/dev/null || true)
+  [[ "$have" == "$digest" ]] && return 0
+  log "Docker: building $tag (its files changed or it is missing)"
+  ctx=$(mktemp -d "$RUN_DIR/image.XXXXXX")
+  cp -r "$dir"/. "$ctx"/
+  [[ -n "$prepare" ]] && "$prepare" "$ctx"
+  docker build -q --label "slack-connector.digest=$digest" -t "$tag" "$ctx" >"$ctx.log" 2>&1 \
+    || { cat "$ctx.log" >&2; die "building $tag failed"; }
+  rm -rf "$ctx" "$ctx.log"
+}
 
 # ---------------------------------------------------------------- LocalStack
 localstack_answers() { http_ok "http://127.0.0.1:$LOCALSTACK_PORT/_localstack/health"; }

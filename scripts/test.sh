@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh machine: provisions PostgreSQL, LocalStack and buf when
-# missing, then runs formatting, lints, proto checks and every test against those services.
+# The whole test suite, from a fresh machine: provisions PostgreSQL, LocalStack, buf and a
+# Docker engine with the test images when missing, then runs formatting, lints, proto checks
+# and every test against those services.
 # `.ci/run` calls exactly this.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
@@ -10,6 +11,10 @@ started=$(date +%s)
 ensure_buf
 ensure_postgres
 ensure_localstack
+ensure_docker
+# Containers a killed test process left behind (testcontainers removes its own on drop).
+stale=$(docker ps -aq --filter label=slack-connector.test)
+[[ -z "$stale" ]] || docker rm -f $stale >/dev/null
 
 log "cargo fmt --check"
 cargo fmt --all -- --check

@@ -5,6 +5,8 @@
 //! - [`localstack_endpoint`]: where the Secrets Manager emulator answers.
 //! - [`conformance`]: one suite per port, run against every implementation.
 //! - [`issuer`]: [`issuer::LocalIssuer`], an identity provider serving a JWKS and signing tokens.
+//! - [`containers`]: PostgreSQL and a Secrets Manager emulator in containers (testcontainers),
+//!   for suites that get their own and for faults only containers allow (pause, network cut).
 //! - [`proxy`]: [`proxy::FaultProxy`], a TCP proxy switched between passing, refusing and
 //!   hanging traffic, to put a dependency down or make it hang.
 //!
@@ -16,6 +18,7 @@
 //! Be a normal (non-dev) dependency of a shipped crate.
 
 pub mod conformance;
+pub mod containers;
 pub mod issuer;
 pub mod proxy;
 
@@ -103,27 +106,29 @@ fn template_name() -> anyhow::Result<String> {
     Ok(format!("sc_template_{hex}"))
 }
 
-/// Makes sure the template of the current migrations exists; returns its name.
+/// Makes sure the template of the current migrations exists on the default server; returns
+/// its name.
 async fn ensure_template(admin_url: &str) -> anyhow::Result<String> {
     TEMPLATE
-        .get_or_try_init(|| async {
-            let name = template_name()?;
-            let mut admin = AsyncPgConnection::establish(admin_url)
-                .await
-                .with_context(|| {
-                    format!("PostgreSQL not reachable at {admin_url}: {HOW_TO_START}")
-                })?;
-            admin
-                .batch_execute(&format!("SELECT pg_advisory_lock({TEMPLATE_LOCK_KEY})"))
-                .await?;
-            let built = build_template(&mut admin, admin_url, &name).await;
-            let _ = admin
-                .batch_execute(&format!("SELECT pg_advisory_unlock({TEMPLATE_LOCK_KEY})"))
-                .await;
-            built.map(|()| name)
-        })
+        .get_or_try_init(|| build_template_once(admin_url))
         .await
         .cloned()
+}
+
+/// Builds the template on the server of `admin_url` unless it is there; returns its name.
+async fn build_template_once(admin_url: &str) -> anyhow::Result<String> {
+    let name = template_name()?;
+    let mut admin = AsyncPgConnection::establish(admin_url)
+        .await
+        .with_context(|| format!("PostgreSQL not reachable at {admin_url}: {HOW_TO_START}"))?;
+    admin
+        .batch_execute(&format!("SELECT pg_advisory_lock({TEMPLATE_LOCK_KEY})"))
+        .await?;
+    let built = build_template(&mut admin, admin_url, &name).await;
+    let _ = admin
+        .batch_execute(&format!("SELECT pg_advisory_unlock({TEMPLATE_LOCK_KEY})"))
+        .await;
+    built.map(|()| name)
 }
 
 /// Under the lock: builds the template unless another process already has. It is migrated
@@ -188,10 +193,21 @@ async fn database_exists(admin: &mut AsyncPgConnection, name: &str) -> anyhow::R
 }
 
 impl TestDatabase {
-    /// Creates a database with a unique name, a copy of the migrated template.
+    /// Creates a database with a unique name, a copy of the migrated template, on the
+    /// default server (`DATABASE_ADMIN_URL`).
     pub async fn create() -> anyhow::Result<Self> {
         let admin_url = database_admin_url();
         let template = ensure_template(&admin_url).await?;
+        Self::clone_template(admin_url, &template).await
+    }
+
+    /// Like [`TestDatabase::create`], on the server of `admin_url` (a container's).
+    pub async fn create_on(admin_url: &str) -> anyhow::Result<Self> {
+        let template = build_template_once(admin_url).await?;
+        Self::clone_template(admin_url.to_owned(), &template).await
+    }
+
+    async fn clone_template(admin_url: String, template: &str) -> anyhow::Result<Self> {
         let mut admin = AsyncPgConnection::establish(&admin_url)
             .await
             .with_context(|| format!("PostgreSQL not reachable at {admin_url}: {HOW_TO_START}"))?;

@@ -244,10 +244,15 @@ pub(crate) fn create_request(
 
 /// A Secrets Manager client independent of the adapter under test.
 pub(crate) async fn secrets_client() -> aws_sdk_secretsmanager::Client {
+    secrets_client_of(&test_support::localstack_endpoint())
+}
+
+/// Like [`secrets_client`], for the emulator at `endpoint`.
+pub(crate) fn secrets_client_of(endpoint: &str) -> aws_sdk_secretsmanager::Client {
     let config = aws_sdk_secretsmanager::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
-        .endpoint_url(test_support::localstack_endpoint())
+        .endpoint_url(endpoint)
         .credentials_provider(Credentials::new("test", "test", None, None, "e2e"))
         .build();
     aws_sdk_secretsmanager::Client::from_conf(config)

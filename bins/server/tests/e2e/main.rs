@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod auth;
+mod containers;
 mod crash_safety;
 mod embedded;
 mod helpers;

@@ -3,4 +3,5 @@
 // Helpers here are test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
+mod containers;
 mod secret_store;

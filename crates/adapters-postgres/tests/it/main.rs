@@ -4,4 +4,5 @@
 // Helpers here are test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
+mod containers;
 mod repository;

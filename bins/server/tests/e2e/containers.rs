@@ -1,0 +1,188 @@
+//! The server with every dependency in a container of its own (PostgreSQL and a Secrets
+//! Manager emulator, started by testcontainers), and a network cut between it and
+//! PostgreSQL in the middle of creates.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use connector_grpc_api::pb::{DeleteConnectorRequest, GetConnectorRequest, ListConnectorsRequest};
+use test_support::TestDatabase;
+use test_support::containers::{self, PgContainer, SecretsContainer};
+use tonic::Code;
+
+use crate::helpers::{TOKEN, create_request, double, secrets_client_of, settings, start, stop};
+
+/// Names of the secrets under `prefix` in the emulator at `endpoint`.
+async fn secret_names(endpoint: &str, prefix: &str) -> HashSet<String> {
+    let client = secrets_client_of(endpoint);
+    let mut names = HashSet::new();
+    let mut pages = client.list_secrets().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        for s in page.unwrap().secret_list() {
+            if let Some(n) = s.name().filter(|n| n.starts_with(prefix)) {
+                names.insert(n.to_owned());
+            }
+        }
+    }
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_send_and_delete_with_every_dependency_in_a_container() {
+    let (pg, store) = tokio::join!(PgContainer::start(), SecretsContainer::start());
+    let (pg, store) = (pg.unwrap(), store.unwrap());
+    let db = TestDatabase::create_on(pg.admin_url()).await.unwrap();
+    let double = double().await;
+    let prefix = "containers/";
+    let running = start(settings(
+        &db,
+        &double.api_base_url(),
+        prefix,
+        &[("CONNECTOR__AWS__ENDPOINT_URL", store.endpoint())],
+    ))
+    .await;
+    let mut client = running.0.clone();
+
+    let c = client
+        .create_connector(create_request("acme", "prod", TOKEN, "#alerts", ""))
+        .await
+        .unwrap()
+        .into_inner()
+        .connector
+        .unwrap();
+    let name = format!("{prefix}acme/{}", c.id);
+    assert_eq!(
+        secret_names(store.endpoint(), prefix).await,
+        HashSet::from([name.clone()])
+    );
+    client
+        .send_message(connector_grpc_api::pb::SendMessageRequest {
+            tenant_id: "acme".into(),
+            connector_id: c.id.clone(),
+            text: "from containers".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(double.state().posted()[0].text, "from containers");
+    client
+        .delete_connector(DeleteConnectorRequest {
+            tenant_id: "acme".into(),
+            id: c.id.clone(),
+        })
+        .await
+        .unwrap();
+    assert!(secret_names(store.endpoint(), prefix).await.is_empty());
+    let gone = client
+        .get_connector(GetConnectorRequest {
+            tenant_id: "acme".into(),
+            id: c.id,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(gone.code(), Code::NotFound);
+    stop(running).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_network_cut_to_postgres_during_creates_is_unavailable_and_loses_nothing() {
+    let (pg, store) = tokio::join!(PgContainer::start(), SecretsContainer::start());
+    let (pg, store) = (pg.unwrap(), store.unwrap());
+    let db = TestDatabase::create_on(pg.admin_url()).await.unwrap();
+    let double = double().await;
+    let prefix = "cut/";
+    let running = start(settings(
+        &db,
+        &double.api_base_url(),
+        prefix,
+        &[
+            ("CONNECTOR__AWS__ENDPOINT_URL", store.endpoint()),
+            ("CONNECTOR__DATABASE__QUERY_TIMEOUT_SECS", "2"),
+            ("CONNECTOR__DATABASE__CONNECT_TIMEOUT_SECS", "2"),
+            ("CONNECTOR__RECONCILER__INTERVAL_SECS", "1"),
+            ("CONNECTOR__RECONCILER__STALE_AFTER_SECS", "2"),
+        ],
+    ))
+    .await;
+
+    // Creates one after another on several clients; the link is cut while they run.
+    let mut tasks = Vec::new();
+    for worker in 0..4 {
+        let mut client = running.0.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut answers = Vec::new();
+            for i in 0..12 {
+                let answer = client
+                    .create_connector(create_request(
+                        "acme",
+                        &format!("c-{worker}-{i}"),
+                        TOKEN,
+                        "#alerts",
+                        "",
+                    ))
+                    .await;
+                answers.push(answer.map(|r| r.into_inner().connector.unwrap().id));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            answers
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    containers::disconnect(pg.id()).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    containers::reconnect(pg.id()).await.unwrap();
+
+    let mut acked = HashSet::new();
+    let mut refused = 0;
+    for task in tasks {
+        for answer in task.await.unwrap() {
+            match answer {
+                Ok(id) => {
+                    acked.insert(id);
+                }
+                Err(status) => {
+                    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+                    refused += 1;
+                }
+            }
+        }
+    }
+    assert!(refused > 0, "the cut was felt");
+    assert!(!acked.is_empty(), "creates succeeded around the cut");
+
+    // After the reconciler's pass: every acknowledged create is there with its secret, and
+    // nothing else is.
+    let mut client = running.0.clone();
+    let started = std::time::Instant::now();
+    loop {
+        let listed: HashSet<String> = client
+            .list_connectors(ListConnectorsRequest {
+                tenant_id: "acme".into(),
+                page_size: 1000,
+                page_token: String::new(),
+            })
+            .await
+            .map(|r| {
+                r.into_inner()
+                    .connectors
+                    .into_iter()
+                    .map(|c| c.id)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let secrets: HashSet<String> = secret_names(store.endpoint(), prefix)
+            .await
+            .into_iter()
+            .map(|n| n.trim_start_matches("cut/acme/").to_owned())
+            .collect();
+        if acked.is_subset(&listed) && secrets == listed {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "acked {acked:?}\nlisted {listed:?}\nsecrets {secrets:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    stop(running).await;
+}

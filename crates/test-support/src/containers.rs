@@ -1,0 +1,186 @@
+//! Dependencies in containers, started by testcontainers on the Docker engine that
+//! `scripts/test.sh` provisions (`ensure_docker` in `scripts/lib.sh`): PostgreSQL and a
+//! Secrets Manager emulator, each test suite with its own, on random host ports.
+//!
+//! The images come from `SC_TEST_PG_IMAGE` and `SC_TEST_SECRETS_IMAGE` (`name:tag`), which
+//! the script sets: locally built images by default (no registry needed), or the official
+//! `postgres:15` and `localstack/localstack:4` with `SC_TEST_IMAGES=official`. Every
+//! container carries the label `slack-connector.test`, so the script can remove any a killed
+//! test process left behind. Without an engine a test fails saying so: never a silent skip.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use testcontainers::core::{IntoContainerPort as _, WaitFor};
+use testcontainers::runners::AsyncRunner as _;
+use testcontainers::{ContainerAsync, GenericImage, ImageExt as _};
+use testcontainers_modules::postgres::Postgres;
+
+/// The label every test container carries.
+pub const LABEL: &str = "slack-connector.test";
+
+const HOW_TO_PROVIDE: &str = "the Docker engine and the images come from `scripts/test.sh` \
+     (ensure_docker in scripts/lib.sh installs and starts an engine and builds the images; with \
+     a Docker that already answers, SC_TEST_IMAGES=official uses the registry's images)";
+
+fn image_from_env(var: &str, default: &str) -> (String, String) {
+    let image = std::env::var(var).unwrap_or_else(|_| default.to_owned());
+    match image.rsplit_once(':') {
+        Some((name, tag)) if !tag.contains('/') => (name.to_owned(), tag.to_owned()),
+        _ => (image, "latest".to_owned()),
+    }
+}
+
+/// A PostgreSQL server in a container, removed when dropped.
+pub struct PgContainer {
+    container: ContainerAsync<Postgres>,
+    admin_url: String,
+}
+
+impl std::fmt::Debug for PgContainer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgContainer")
+            .field("id", &self.container.id())
+            .field("admin_url", &self.admin_url)
+            .finish()
+    }
+}
+
+impl PgContainer {
+    /// Starts one and waits until it accepts connections.
+    pub async fn start() -> anyhow::Result<Self> {
+        let (name, tag) = image_from_env("SC_TEST_PG_IMAGE", "slack-connector-test/postgres:15");
+        // A fixed host port: a container put back on the network after a cut keeps it.
+        let host_port = free_port()?;
+        let container = Postgres::default()
+            .with_name(&name)
+            .with_tag(&tag)
+            .with_mapped_port(host_port, 5432.tcp())
+            .with_label(LABEL, "postgres")
+            .with_startup_timeout(Duration::from_secs(60))
+            .start()
+            .await
+            .with_context(|| {
+                format!("starting a PostgreSQL container from {name}:{tag}; {HOW_TO_PROVIDE}")
+            })?;
+        let admin_url = format!("postgres://postgres:postgres@127.0.0.1:{host_port}/postgres");
+        Ok(Self {
+            container,
+            admin_url,
+        })
+    }
+
+    /// The superuser URL of its `postgres` database.
+    pub fn admin_url(&self) -> &str {
+        &self.admin_url
+    }
+
+    /// The container's ID, for `docker` commands.
+    pub fn id(&self) -> &str {
+        self.container.id()
+    }
+
+    /// Freezes every process of the container (`docker pause`): connections stay open and
+    /// nothing answers.
+    pub async fn pause(&self) -> anyhow::Result<()> {
+        Ok(self.container.pause().await?)
+    }
+
+    /// Thaws it.
+    pub async fn unpause(&self) -> anyhow::Result<()> {
+        Ok(self.container.unpause().await?)
+    }
+}
+
+/// A Secrets Manager emulator in a container, removed when dropped.
+pub struct SecretsContainer {
+    container: ContainerAsync<GenericImage>,
+    endpoint: String,
+}
+
+impl std::fmt::Debug for SecretsContainer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretsContainer")
+            .field("id", &self.container.id())
+            .field("endpoint", &self.endpoint)
+            .finish()
+    }
+}
+
+impl SecretsContainer {
+    /// Starts one (moto, or LocalStack when the image says so) and waits until it serves.
+    pub async fn start() -> anyhow::Result<Self> {
+        let (name, tag) =
+            image_from_env("SC_TEST_SECRETS_IMAGE", "slack-connector-test/moto:5.2.5");
+        let (port, ready) = if name.contains("localstack") {
+            (4566, WaitFor::message_on_stdout("Ready."))
+        } else {
+            (5000, WaitFor::message_on_stderr("Running on"))
+        };
+        let host_port = free_port()?;
+        let container = GenericImage::new(&name, &tag)
+            .with_exposed_port(port.tcp())
+            .with_wait_for(ready)
+            .with_mapped_port(host_port, port.tcp())
+            .with_env_var("SERVICES", "secretsmanager")
+            .with_label(LABEL, "secrets")
+            .with_startup_timeout(Duration::from_secs(60))
+            .start()
+            .await
+            .with_context(|| {
+                format!("starting a Secrets Manager container from {name}:{tag}; {HOW_TO_PROVIDE}")
+            })?;
+        Ok(Self {
+            container,
+            endpoint: format!("http://127.0.0.1:{host_port}"),
+        })
+    }
+
+    /// Its endpoint URL.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Freezes it (`docker pause`).
+    pub async fn pause(&self) -> anyhow::Result<()> {
+        Ok(self.container.pause().await?)
+    }
+
+    /// Thaws it.
+    pub async fn unpause(&self) -> anyhow::Result<()> {
+        Ok(self.container.unpause().await?)
+    }
+}
+
+/// A loopback port free at the moment (bound, then released).
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Cuts container `id` off the default bridge network (`docker network disconnect`): its
+/// published ports stop answering, open connections hang.
+pub async fn disconnect(id: &str) -> anyhow::Result<()> {
+    docker(&["network", "disconnect", "bridge", id]).await
+}
+
+/// Puts container `id` back on the default bridge network.
+pub async fn reconnect(id: &str) -> anyhow::Result<()> {
+    docker(&["network", "connect", "bridge", id]).await
+}
+
+async fn docker(args: &[&str]) -> anyhow::Result<()> {
+    let out = tokio::process::Command::new("docker")
+        .args(args)
+        .output()
+        .await
+        .with_context(|| format!("running docker {}", args.join(" ")))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "docker {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    Ok(())
+}
