@@ -121,6 +121,7 @@ ensure_docker() {
     tar -C "$rootfs" -c . | docker import - local/debian:bookworm >/dev/null
     rm -rf "$rootfs"
   fi
+  build_test_image slack-connector-test/runtime:bookworm "$images/runtime"
   build_test_image slack-connector-test/postgres:15 "$images/pg"
   build_test_image slack-connector-test/moto:5.2.5 "$images/moto" fetch_moto_wheels
   export SC_TEST_PG_IMAGE=slack-connector-test/postgres:15 SC_TEST_SECRETS_IMAGE=slack-connector-test/moto:5.2.5

@@ -47,6 +47,9 @@ cargo test --workspace --locked
 log "smoke: connector-server with grpcurl and reflection"
 bash "$ROOT/scripts/smoke.sh"
 
+log "compose smoke: the product's images and docker-compose.yml"
+bash "$ROOT/scripts/compose-smoke.sh"
+
 log "chaos: replicas under faults (the short form of scripts/chaos.sh)"
 bash "$ROOT/scripts/chaos.sh"
 
