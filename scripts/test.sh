@@ -19,6 +19,10 @@ stale=$(docker ps -aq --filter label=slack-connector.test)
 log "cargo fmt --check"
 cargo fmt --all -- --check
 
+log "hadolint: the Dockerfiles"
+ensure_hadolint
+"$HADOLINT" Dockerfile docker/slack-double.Dockerfile docker/test-images/*/Dockerfile
+
 log "buf lint, buf format"
 buf lint
 buf format --diff --exit-code

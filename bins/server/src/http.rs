@@ -1,4 +1,6 @@
-//! The HTTP listener: Slack's OAuth redirect (`GET /slack/oauth/callback`) and `GET /healthz`.
+//! The HTTP listener: Slack's OAuth redirect (`GET /slack/oauth/callback`), `GET /healthz`
+//! (live: the process serves) and `GET /readyz` (ready: its dependencies answered the last
+//! background check and it is not shutting down).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -9,21 +11,50 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse as _, Response};
 use axum::routing::get;
+use connector_app::ReadyState;
 use connector_ports::SlackError;
 use connector_usecases::{ConnectorError, InstallError, OAuthInstaller};
 use serde::Deserialize;
 use tokio::net::TcpListener;
 
-/// The routes, over the install flow; every response carries [`security_headers`], and
-/// request bodies are capped at `max_body_bytes`.
-pub fn router(installer: OAuthInstaller, max_body_bytes: usize) -> Router {
+/// The routes, over the install flow and the readiness `ready` publishes; every response
+/// carries [`security_headers`], and request bodies are capped at `max_body_bytes`.
+pub fn router(
+    installer: OAuthInstaller,
+    max_body_bytes: usize,
+    ready: tokio::sync::watch::Receiver<ReadyState>,
+) -> Router {
     Router::new()
         .route("/slack/install", get(begin))
         .route("/slack/oauth/callback", get(callback))
         .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let state = ready.borrow().clone();
+                async move { readyz(&state) }
+            }),
+        )
         .with_state(installer)
         .layer(axum::extract::DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::middleware::map_response(security_headers))
+}
+
+/// `200 ready`, or `503` saying why not (which dependency, or shutting down; no details).
+fn readyz(state: &ReadyState) -> Response {
+    match state {
+        ReadyState::Ready => (StatusCode::OK, "ready\n".to_owned()).into_response(),
+        ReadyState::NotReady(down) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {} not answering\n", down.join(", ")),
+        )
+            .into_response(),
+        ReadyState::ShuttingDown => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: shutting down\n".to_owned(),
+        )
+            .into_response(),
+    }
 }
 
 /// How much the HTTP listener gives each client.

@@ -5,7 +5,7 @@
 //!   `connector-app`) so tests can start the whole server in process on port 0; it serves
 //!   gRPC (with reflection v1 and v1alpha and `grpc.health.v1`) and runs the periodic jobs
 //!   until told to stop.
-//! - [`http`]: the HTTP listener: Slack's OAuth redirect and `/healthz`.
+//! - [`http`]: the HTTP listener: Slack's OAuth redirect, `/healthz` and `/readyz`.
 //! - [`telemetry`]: tracing set-up (text or JSON).
 //! - [`tls`]: TLS and mutual TLS on the gRPC listener, reloaded when the files change.
 //!

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use connector_app::settings::AuthMode;
-use connector_app::{Migrate, PeriodicJobs, Services, Settings};
+use connector_app::{Migrate, PeriodicJobs, ReadinessMonitor, Services, Settings};
 use connector_grpc_api::pb::connector_service_server::ConnectorServiceServer;
 use connector_grpc_api::{Authentication, ConnectorGrpc, TenantRateLimiter};
 use connector_usecases::OAuthInstaller;
@@ -119,9 +119,34 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (health, health_service) = tonic_health::server::health_reporter();
-        health
-            .set_serving::<ConnectorServiceServer<ConnectorGrpc>>()
-            .await;
+        // Readiness follows the background check of the database and the secret store: gRPC
+        // health and /readyz both read it, so probes never touch a dependency.
+        let readiness = ReadinessMonitor::start(
+            self.services.readiness.clone(),
+            Duration::from_secs(self.settings.readiness.check_interval_secs),
+        )
+        .await;
+        let mut ready_changes = readiness.subscribe();
+        let health_follows = {
+            let health = health.clone();
+            tokio::spawn(async move {
+                loop {
+                    let ready = ready_changes.borrow_and_update().is_ready();
+                    if ready {
+                        health
+                            .set_serving::<ConnectorServiceServer<ConnectorGrpc>>()
+                            .await;
+                    } else {
+                        health
+                            .set_not_serving::<ConnectorServiceServer<ConnectorGrpc>>()
+                            .await;
+                    }
+                    if ready_changes.changed().await.is_err() {
+                        return;
+                    }
+                }
+            })
+        };
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(connector_grpc_api::pb::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -138,7 +163,7 @@ impl Application {
         let h = &self.settings.http;
         let http = crate::http::serve(
             self.http_listener,
-            crate::http::router(self.installer, h.max_body_bytes),
+            crate::http::router(self.installer, h.max_body_bytes, readiness.subscribe()),
             crate::http::HttpLimits {
                 header_read_timeout: Duration::from_secs(h.header_read_timeout_secs.max(1)),
                 max_connections: h.max_connections,
@@ -210,10 +235,13 @@ impl Application {
             }
             () = shutdown => {}
         }
-        tracing::info!(?grace, "shutting down: draining in-flight calls");
+        // Readiness first (probes stop sending traffic), then drain.
+        readiness.shutting_down();
+        tracing::info!(?grace, "shutting down: not ready; draining in-flight calls");
         health
             .set_not_serving::<ConnectorServiceServer<ConnectorGrpc>>()
             .await;
+        health_follows.abort();
         // Safe at any point: an interrupted pass is finished by the next one.
         jobs.stop();
         if let Some(watch) = tls_watch {

@@ -14,12 +14,14 @@
 
 pub mod error;
 pub mod jobs;
+pub mod readiness;
 pub mod services;
 pub mod settings;
 pub mod storage;
 
 pub use error::AppError;
 pub use jobs::PeriodicJobs;
+pub use readiness::{ReadinessMonitor, ReadyState};
 pub use services::Services;
 pub use settings::{Settings, SettingsError, default_data_dir};
 pub use storage::{Metadata, Migrate};

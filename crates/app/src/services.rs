@@ -7,7 +7,8 @@ use connector_adapters_jwt::JwtVerifier;
 use connector_adapters_slack::HttpSlackApi;
 use connector_usecases::{
     ApiKeys, Authenticator, ConnectorService, CredentialPolicy, MessageSender, OAuthInstaller,
-    Ports, Reconciler, RefreshSettings, Sleep, SystemClock, TokenCache, TokenRefresher,
+    Ports, ReadinessCheck, Reconciler, RefreshSettings, Sleep, SystemClock, TokenCache,
+    TokenRefresher,
 };
 
 use crate::error::AppError;
@@ -29,6 +30,8 @@ pub struct Services {
     pub reconciler: Reconciler,
     /// Static API keys.
     pub api_keys: ApiKeys,
+    /// Whether the database and the secret store answer.
+    pub readiness: ReadinessCheck,
     /// Who callers are, under the configured `auth.mode`.
     pub authenticator: Authenticator,
     /// Where the stores are, secret-free, for the start-up log.
@@ -125,6 +128,7 @@ impl Services {
                 settings.sender.max_in_flight_per_connector,
             ),
             installer,
+            readiness: ReadinessCheck::new(ports.clone()),
             reconciler: Reconciler::new(ports, settings.reconcile()),
             api_keys,
             authenticator: Authenticator::new(policy),

@@ -43,6 +43,8 @@ pub struct Settings {
     pub token_refresh: TokenRefreshSection,
     /// The periodic purge of expired OAuth install states.
     pub oauth_state_purge: OAuthStatePurgeSection,
+    /// Readiness: the background check of the database and the secret store.
+    pub readiness: ReadinessSection,
     /// Who may call.
     #[serde(default)]
     pub auth: AuthSection,
@@ -308,6 +310,15 @@ pub struct OAuthStatePurgeSection {
     pub interval_secs: u64,
 }
 
+/// `readiness.*`
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReadinessSection {
+    /// Seconds between background checks of the database and the secret store (default 5);
+    /// a failed check marks the replica not ready (gRPC health NOT_SERVING, `/readyz` 503)
+    /// until one succeeds.
+    pub check_interval_secs: u64,
+}
+
 /// `log.*`
 #[derive(Debug, Clone, Deserialize)]
 pub struct LogSection {
@@ -403,6 +414,7 @@ pub const DEFAULTS: &[(&str, &str)] = &[
     ("token_refresh.interval_secs", "30"),
     ("token_refresh.batch", "100"),
     ("oauth_state_purge.interval_secs", "30"),
+    ("readiness.check_interval_secs", "5"),
     ("log.format", "text"),
     ("log.filter", "info"),
 ];
@@ -509,6 +521,13 @@ impl Settings {
             return Err(invalid(
                 "token_refresh.batch",
                 "CONNECTOR__TOKEN_REFRESH__BATCH",
+                "must be at least 1",
+            ));
+        }
+        if self.readiness.check_interval_secs == 0 {
+            return Err(invalid(
+                "readiness.check_interval_secs",
+                "CONNECTOR__READINESS__CHECK_INTERVAL_SECS",
                 "must be at least 1",
             ));
         }
@@ -1098,6 +1117,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("CONNECTOR__TOKEN_REFRESH__BATCH"), "{err}");
+        let err = Settings::load_from(
+            None,
+            env(&[("CONNECTOR__READINESS__CHECK_INTERVAL_SECS", "0")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("CONNECTOR__READINESS__CHECK_INTERVAL_SECS"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -57,6 +57,12 @@ impl ConnectorId {
         Self(uuid::Uuid::now_v7())
     }
 
+    /// The nil UUID: never a connector's (they are server-assigned v7 IDs), so a lookup of
+    /// it is a harmless probe.
+    pub fn nil() -> Self {
+        Self(uuid::Uuid::nil())
+    }
+
     /// Wraps an existing UUID (as stored).
     pub fn from_uuid(id: uuid::Uuid) -> Self {
         Self(id)

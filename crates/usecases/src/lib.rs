@@ -29,6 +29,7 @@ pub mod authenticate;
 pub mod connectors;
 pub mod error;
 pub mod install;
+pub mod readiness;
 pub mod reconcile;
 pub mod refresh;
 pub mod send;
@@ -40,6 +41,7 @@ pub use authenticate::{AuthFailure, Authenticator, CredentialPolicy, Credentials
 pub use connectors::{ChannelLimits, ConnectorPage, ConnectorService, CreateConnector};
 pub use error::{ConnectorError, Dependency, InstallError, SendError};
 pub use install::{OAuthConfig, OAuthInstaller};
+pub use readiness::{Readiness, ReadinessCheck};
 pub use reconcile::{ReconcileReport, ReconcileSettings, Reconciler};
 pub use refresh::{AppCredentials, RefreshReport, RefreshSettings, Sleep, Spawn, TokenRefresher};
 pub use send::{

@@ -194,6 +194,14 @@ pub(crate) async fn start(settings: Settings) -> Running {
 
 /// Like [`start`], with the HTTP listener's address.
 pub(crate) async fn start_with_http(settings: Settings) -> (Running, std::net::SocketAddr) {
+    let (running, _, http_addr) = start_with_addrs(settings).await;
+    (running, http_addr)
+}
+
+/// Like [`start`], with the gRPC and HTTP listeners' addresses.
+pub(crate) async fn start_with_addrs(
+    settings: Settings,
+) -> (Running, std::net::SocketAddr, std::net::SocketAddr) {
     let app = Application::build(settings).await.unwrap();
     let addr = app.grpc_addr();
     let http_addr = app.http_addr();
@@ -204,7 +212,7 @@ pub(crate) async fn start_with_http(settings: Settings) -> (Running, std::net::S
     let client = ConnectorServiceClient::connect(format!("http://{addr}"))
         .await
         .unwrap();
-    ((client, stop, server), http_addr)
+    ((client, stop, server), addr, http_addr)
 }
 
 /// Stops a server started by [`start`].

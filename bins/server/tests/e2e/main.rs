@@ -15,6 +15,7 @@ mod lifecycle;
 mod limits;
 mod oauth;
 mod quotas;
+mod readiness;
 mod rotation;
 mod send;
 mod status_codes;
