@@ -85,6 +85,12 @@ buf curl --protocol grpc --http2-prior-knowledge -d '{"tenant_id":"smoke"}' \
 call connector.v1.ConnectorService/DeleteConnector "{\"tenant_id\":\"smoke\",\"id\":\"$id\"}" >/dev/null || fail "DeleteConnector"
 out=$(call connector.v1.ConnectorService/GetConnector "{\"tenant_id\":\"smoke\",\"id\":\"$id\"}" 2>&1) && fail "GetConnector after delete succeeded"
 grep -q NotFound <<<"$out" || fail "expected NotFound after delete: $out"
+# Error details come decoded: reflection serves the google.rpc types.
+out=$(call connector.v1.ConnectorService/CreateConnector \
+  '{"tenant_id":"smoke","name":"","slack_bot_token":"xoxb-smoke-test-token","default_channel":"#alerts"}' 2>&1) \
+  && fail "an empty name was accepted"
+grep -q 'type.googleapis.com/google.rpc.BadRequest' <<<"$out" || fail "no BadRequest detail: $out"
+grep -Eq '"field": ?"name"' <<<"$out" || fail "the BadRequest detail is not decoded: $out"
 grep -q 'xoxb-smoke-test-token' "$dir/server.log" && fail "the token appears in the server log"
 
 kill -TERM "$server_pid"
