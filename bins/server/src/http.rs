@@ -290,10 +290,14 @@ fn failure(e: InstallError) -> (StatusCode, Html<String>) {
         | InstallError::Store(ConnectorError::Unavailable { dependency, detail }) => {
             return unavailable(&format!("{dependency}: {detail}"));
         }
-        InstallError::Create(ConnectorError::Internal(_))
-        | InstallError::Store(ConnectorError::Internal(_)) => {
+        InstallError::Create(ConnectorError::Internal(inner))
+        | InstallError::Store(ConnectorError::Internal(inner)) => {
             let incident = connector_grpc_api::status::incident_id();
-            tracing::error!(%incident, error = ?e, "internal error completing a Slack install");
+            connector_grpc_api::status::log_internal(
+                &incident,
+                "internal error completing a Slack install",
+                inner,
+            );
             return page(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Something went wrong",

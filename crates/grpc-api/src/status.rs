@@ -19,6 +19,21 @@ pub fn unavailable(dependency: Dependency, detail: &str) -> Status {
     ))
 }
 
+/// Logs a bug as one readable line (the cause chain, no Debug forms) under `incident`; its
+/// backtrace, when one was captured, only at debug level.
+pub fn log_internal(incident: &str, what: &str, e: &anyhow::Error) {
+    tracing::error!(%incident, error = %cause_line(e), "{what}");
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        tracing::debug!(%incident, backtrace = %e.backtrace(), "{what}: backtrace");
+    }
+}
+
+/// `e` and its causes, outermost first, on one line (anyhow's alternate form has no Debug
+/// forms and no backtrace).
+fn cause_line(e: &anyhow::Error) -> String {
+    format!("{e:#}").replace('\n', " ")
+}
+
 /// Maps a use-case error to the contract's status code.
 ///
 /// Messages name the field or the cause. [`ConnectorError::Internal`] and
@@ -74,7 +89,7 @@ pub fn to_status(err: ConnectorError) -> Status {
         ),
         ConnectorError::Internal(e) => {
             let incident = incident_id();
-            tracing::error!(%incident, error = ?e, "internal error");
+            log_internal(&incident, "internal error", &e);
             Status::internal(format!(
                 "internal error; the server log has the details (incident {incident})"
             ))
@@ -351,6 +366,14 @@ mod tests {
             let shown = format!("{err:?}");
             assert_eq!(send_to_status(err).code(), code, "{shown}");
         }
+    }
+
+    #[test]
+    fn an_internal_error_is_logged_as_its_cause_chain_on_one_line() {
+        let e = anyhow::anyhow!("connection reset by peer").context("reading the connector row");
+        let line = cause_line(&e);
+        assert_eq!(line, "reading the connector row: connection reset by peer");
+        assert!(!line.contains('\n'));
     }
 
     #[test]

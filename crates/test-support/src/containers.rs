@@ -150,6 +150,17 @@ impl SecretsContainer {
     pub async fn unpause(&self) -> anyhow::Result<()> {
         Ok(self.container.unpause().await?)
     }
+
+    /// Stops it (`docker stop`, at once): its port refuses connections; what it held is gone
+    /// (the emulator keeps nothing on disk).
+    pub async fn stop(&self) -> anyhow::Result<()> {
+        Ok(self.container.stop_with_timeout(Some(0)).await?)
+    }
+
+    /// Starts it again on the same host port.
+    pub async fn start_again(&self) -> anyhow::Result<()> {
+        Ok(self.container.start().await?)
+    }
 }
 
 /// A loopback port free at the moment (bound, then released).

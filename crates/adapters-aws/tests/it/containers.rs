@@ -73,3 +73,39 @@ async fn a_frozen_store_is_unavailable_and_its_return_needs_no_restart() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_store_is_unavailable_and_served_again_once_restarted() {
+    let emulator = SecretsContainer::start().await.unwrap();
+    let store = store_on(emulator.endpoint(), Duration::from_secs(2)).await;
+    let tenant = TenantId::parse("tenant_id", "acme").unwrap();
+    let id = ConnectorId::new_v7();
+    let name = SecretPrefix::parse("prefix", "stopped/")
+        .unwrap()
+        .secret_name(&tenant, id);
+    let secret = ConnectorSecret::new(BotToken::parse("t", "xoxb-1-2-stopped").unwrap());
+    let labels = SecretLabels {
+        tenant_id: tenant,
+        connector_id: id,
+    };
+
+    emulator.stop().await.unwrap();
+    let err = store.put(&name, &secret, &labels).await.unwrap_err();
+    assert!(matches!(err, SecretStoreError::Unavailable(_)), "{err:?}");
+
+    emulator.start_again().await.unwrap();
+    let started = Instant::now();
+    loop {
+        match store.put(&name, &secret, &labels).await {
+            Ok(()) => break,
+            Err(e) if started.elapsed() > Duration::from_secs(30) => {
+                panic!("not served again: {e:?}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
+        }
+    }
+    assert_eq!(
+        store.get(&name).await.unwrap().bot_token.expose(),
+        "xoxb-1-2-stopped"
+    );
+}
