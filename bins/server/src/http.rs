@@ -1,4 +1,5 @@
-//! The HTTP listener: Slack's OAuth redirect (`GET /slack/oauth/callback`), `GET /healthz`
+//! The HTTP listener: Slack's OAuth redirect (`GET /slack/oauth/callback`), `GET /metrics`
+//! (Prometheus), `GET /healthz`
 //! (live: the process serves) and `GET /readyz` (ready: its dependencies answered the last
 //! background check and it is not shutting down).
 
@@ -28,6 +29,18 @@ pub fn router(
         .route("/slack/install", get(begin))
         .route("/slack/oauth/callback", get(callback))
         .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/metrics",
+            get(|| async {
+                (
+                    [(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                    )],
+                    crate::metrics::handle().render(),
+                )
+            }),
+        )
         .route(
             "/readyz",
             get(move || {

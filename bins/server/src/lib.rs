@@ -14,6 +14,7 @@
 //! database password or an AWS secret key.
 
 pub mod http;
+pub mod metrics;
 pub mod startup;
 pub mod telemetry;
 pub mod tls;

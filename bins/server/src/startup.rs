@@ -118,6 +118,7 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        crate::metrics::handle();
         let (health, health_service) = tonic_health::server::health_reporter();
         // Readiness follows the background check of the database and the secret store: gRPC
         // health and /readyz both read it, so probes never touch a dependency.
@@ -197,6 +198,8 @@ impl Application {
             .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
                 g.max_concurrent_requests,
             ))
+            // Outermost: counts and times every call, also those the limit made wait.
+            .layer(crate::metrics::GrpcMetricsLayer)
             .add_optional_service(with_health.then_some(health_service))
             .add_optional_service(with_reflection.then_some(reflection_v1))
             .add_optional_service(with_reflection.then_some(reflection_v1alpha))

@@ -1,0 +1,210 @@
+//! Prometheus metrics: the process's recorder (the `metrics` facade with
+//! `metrics-exporter-prometheus`), the page `GET /metrics` renders, and the one tower layer
+//! that counts and times every gRPC call.
+//!
+//! Names follow Prometheus conventions (`connector_` prefix, `_total`, `_seconds`); labels are
+//! bounded: `method` is one of the services' methods (anything else is `other`), `code` one of
+//! gRPC's 17 codes. No label carries a tenant, a connector or any caller-chosen value.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::OnceLock;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use axum::http;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Latency buckets of every `_seconds` histogram: 1 ms to 30 s.
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// The handle rendering this process's metrics, the recorder installed on first use. (If a
+/// host program installed another global recorder first, the page shows only build info.)
+pub fn handle() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &LATENCY_BUCKETS)
+                .unwrap_or_else(|_| unreachable!("the latency buckets are not empty"))
+                .build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!(
+                    "another metrics recorder is installed; /metrics shows only build info"
+                );
+            }
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    metrics::describe_counter!(
+        "connector_grpc_requests_total",
+        "gRPC calls finished, by method and status code"
+    );
+    metrics::describe_histogram!(
+        "connector_grpc_request_duration_seconds",
+        metrics::Unit::Seconds,
+        "gRPC call latency until the response headers, by method"
+    );
+    metrics::describe_gauge!(
+        "connector_grpc_requests_in_flight",
+        "gRPC calls being served, by method"
+    );
+    metrics::describe_gauge!(
+        "connector_build_info",
+        "Always 1; the labels say which build runs"
+    );
+    metrics::gauge!(
+        "connector_build_info",
+        "version" => env!("CARGO_PKG_VERSION"),
+        "revision" => option_env!("CONNECTOR_GIT_REVISION").unwrap_or("unknown"),
+    )
+    .set(1.0);
+}
+
+/// The methods served, as `package.Service/Method`; anything else is `other`.
+fn method_label(path: &str) -> &'static str {
+    const KNOWN: [&str; 9] = [
+        "connector.v1.ConnectorService/CreateConnector",
+        "connector.v1.ConnectorService/GetConnector",
+        "connector.v1.ConnectorService/ListConnectors",
+        "connector.v1.ConnectorService/DeleteConnector",
+        "connector.v1.ConnectorService/SendMessage",
+        "connector.v1.ConnectorService/GetOAuthV2URL",
+        "grpc.health.v1.Health/Check",
+        "grpc.health.v1.Health/Watch",
+        "grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+    ];
+    let path = path.trim_start_matches('/');
+    KNOWN.into_iter().find(|k| *k == path).unwrap_or("other")
+}
+
+/// gRPC's code names, by number.
+const CODES: [&str; 17] = [
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+];
+
+/// The code of a unary response: a failed call is answered trailers-only, with `grpc-status`
+/// among the headers; a successful one carries it in the trailers, after the body.
+fn code_label(headers: &http::HeaderMap) -> &'static str {
+    match headers.get("grpc-status") {
+        None => "OK",
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|s| s.parse::<usize>().ok())
+            .and_then(|n| CODES.get(n).copied())
+            .unwrap_or("UNKNOWN"),
+    }
+}
+
+/// Counts and times every call of the services under it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GrpcMetricsLayer;
+
+impl<S> tower::Layer<S> for GrpcMetricsLayer {
+    type Service = GrpcMetrics<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        GrpcMetrics { inner }
+    }
+}
+
+/// The service [`GrpcMetricsLayer`] wraps around.
+#[derive(Debug, Clone)]
+pub struct GrpcMetrics<S> {
+    inner: S,
+}
+
+/// Takes a call off the in-flight gauge however it ends (also when the caller goes away).
+struct InFlight(&'static str);
+
+impl InFlight {
+    fn start(method: &'static str) -> Self {
+        metrics::gauge!("connector_grpc_requests_in_flight", "method" => method).increment(1.0);
+        Self(method)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics::gauge!("connector_grpc_requests_in_flight", "method" => self.0).decrement(1.0);
+    }
+}
+
+impl<S, B, R> tower::Service<http::Request<B>> for GrpcMetrics<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<R>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let method = method_label(request.uri().path());
+        let started = Instant::now();
+        let in_flight = InFlight::start(method);
+        let call = self.inner.call(request);
+        Box::pin(async move {
+            let result = call.await;
+            let code = match &result {
+                Ok(response) => code_label(response.headers()),
+                Err(_) => "UNKNOWN",
+            };
+            metrics::counter!("connector_grpc_requests_total", "method" => method, "code" => code)
+                .increment(1);
+            metrics::histogram!("connector_grpc_request_duration_seconds", "method" => method)
+                .record(started.elapsed().as_secs_f64());
+            drop(in_flight);
+            result
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_bounded() {
+        assert_eq!(
+            method_label("/connector.v1.ConnectorService/GetConnector"),
+            "connector.v1.ConnectorService/GetConnector"
+        );
+        assert_eq!(method_label("/connector.v1.ConnectorService/Nope"), "other");
+        assert_eq!(method_label("/anything/else"), "other");
+        let mut headers = http::HeaderMap::new();
+        assert_eq!(code_label(&headers), "OK");
+        headers.insert("grpc-status", http::HeaderValue::from_static("5"));
+        assert_eq!(code_label(&headers), "NOT_FOUND");
+        headers.insert("grpc-status", http::HeaderValue::from_static("99"));
+        assert_eq!(code_label(&headers), "UNKNOWN");
+    }
+}
