@@ -8,9 +8,9 @@
 use std::collections::HashMap;
 
 use connector_grpc_api::pb::connector_service_client::ConnectorServiceClient;
-use connector_grpc_api::pb::{CreateConnectorRequest, GetConnectorRequest};
+use connector_grpc_api::pb::{CreateConnectorRequest, GetConnectorRequest, SendMessageRequest};
 use connector_server::{Application, Settings};
-use slack_double::{Channel, SlackDouble};
+use slack_double::{Channel, Fault, SlackDouble};
 use test_support::TestDatabase;
 
 const TOKEN: &str = "xoxb-metrics-0000-token";
@@ -138,6 +138,23 @@ async fn every_call_moves_its_counter_by_exactly_one() {
             .await
             .unwrap_err();
     }
+    // A send Slack rate-limits once: waited out (Retry-After: 1), then posted.
+    double.state().inject(
+        "chat.postMessage",
+        Fault::RateLimited {
+            retry_after_secs: 1,
+        },
+        1,
+    );
+    client
+        .send_message(SendMessageRequest {
+            tenant_id: "acme".into(),
+            connector_id: created.id.clone(),
+            text: "counted".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     let after = scrape().await;
     let delta = |name: &str, labels: &[(&str, &str)]| {
         value(&after, name, labels) - value(&before, name, labels)

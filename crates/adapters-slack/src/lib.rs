@@ -169,8 +169,18 @@ impl HttpSlackApi {
                 Body::Form(fields) => request.form(fields),
                 Body::Json(value) => request.json(value),
             };
+            let attempt_started = Instant::now();
             let retry = match request.send().await {
                 Err(e) => {
+                    record_call(
+                        method,
+                        if e.is_timeout() {
+                            "timeout"
+                        } else {
+                            "connection_error"
+                        },
+                        attempt_started,
+                    );
                     let retryable = e.is_connect()
                         || (idempotency == Idempotency::Safe && (e.is_timeout() || e.is_request()));
                     let detail = format!("{method}: {}", describe(&e));
@@ -183,11 +193,15 @@ impl HttpSlackApi {
                     }
                     Retry::Backoff(detail)
                 }
-                Ok(response) => match self.answer::<T>(method, response, idempotency).await {
-                    Ok(value) => return Ok(value),
-                    Err(Answer::Final(e)) => return Err(e),
-                    Err(Answer::Retry(r)) => r,
-                },
+                Ok(response) => {
+                    let answer = self.answer::<T>(method, response, idempotency).await;
+                    record_call(method, &outcome(&answer), attempt_started);
+                    match answer {
+                        Ok(value) => return Ok(value),
+                        Err(Answer::Final(e)) => return Err(e),
+                        Err(Answer::Retry(r)) => r,
+                    }
+                }
             };
             let wait = match retry {
                 Retry::After(wait) => {
@@ -199,6 +213,11 @@ impl HttpSlackApi {
                             retry_after: Some(wait),
                         });
                     }
+                    metrics::counter!(
+                        "connector_slack_retry_after_seconds_total",
+                        "method" => method.to_owned()
+                    )
+                    .increment(wait.as_secs());
                     wait
                 }
                 Retry::Backoff(detail) => {
@@ -332,6 +351,51 @@ impl HttpSlackApi {
 enum Retry {
     After(Duration),
     Backoff(String),
+}
+
+/// Counts and times one attempt of a Slack call (`method` is one of the Web API methods this
+/// crate calls, so the labels are bounded).
+fn record_call(method: &str, outcome: &str, started: Instant) {
+    metrics::counter!(
+        "connector_slack_calls_total",
+        "method" => method.to_owned(),
+        "outcome" => outcome.to_owned()
+    )
+    .increment(1);
+    metrics::histogram!("connector_slack_call_duration_seconds", "method" => method.to_owned())
+        .record(started.elapsed().as_secs_f64());
+}
+
+/// An attempt's outcome label: `ok`, `ratelimited`, `server_error`, `outcome_unknown`,
+/// `malformed`, or Slack's error string (when it looks like one: lowercase and short; any
+/// other is `other_error`, so a strange server cannot grow the label set).
+fn outcome<T>(answer: &Result<T, Answer>) -> String {
+    let code = |c: &str| {
+        if !c.is_empty()
+            && c.len() <= 40
+            && c.chars().all(|ch| ch.is_ascii_lowercase() || ch == '_')
+        {
+            c.to_owned()
+        } else {
+            "other_error".to_owned()
+        }
+    };
+    match answer {
+        Ok(_) => "ok".into(),
+        Err(Answer::Retry(Retry::After(_))) => "ratelimited".into(),
+        Err(Answer::Retry(Retry::Backoff(_))) => "server_error".into(),
+        Err(Answer::Final(e)) => match e {
+            SlackError::InvalidAuth { code: c } | SlackError::Api { code: c } => code(c),
+            SlackError::MissingScope { .. } => "missing_scope".into(),
+            SlackError::ChannelNotFound => "channel_not_found".into(),
+            SlackError::NotInChannel => "not_in_channel".into(),
+            SlackError::IsArchived => "is_archived".into(),
+            SlackError::RateLimited { .. } => "ratelimited".into(),
+            SlackError::Unavailable(_) => "server_error".into(),
+            SlackError::OutcomeUnknown(_) => "outcome_unknown".into(),
+            SlackError::Unknown(_) => "malformed".into(),
+        },
+    }
 }
 
 enum Answer {
