@@ -114,17 +114,9 @@ impl HttpSlackApi {
             .connect_timeout(Duration::from_secs(5))
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
-            .map_err(|e| {
-                // reqwest says only "builder error"; the cause (no CA certificates found, say)
-                // is in its sources.
-                let mut detail = e.to_string();
-                let mut source = std::error::Error::source(&e);
-                while let Some(s) = source {
-                    detail = format!("{detail}: {s}");
-                    source = s.source();
-                }
-                SlackSetupError::Client(detail)
-            })?;
+            // reqwest says only "builder error"; the cause (no CA certificates found, say) is
+            // in its sources, which anyhow's alternate form prints on one line.
+            .map_err(|e| SlackSetupError::Client(format!("{:#}", anyhow::Error::new(e))))?;
         Ok(Self {
             http,
             base,
