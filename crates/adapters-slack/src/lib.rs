@@ -262,11 +262,15 @@ impl HttpSlackApi {
                 code: format!("http_{}", status.as_u16()),
             }));
         }
-        let envelope: wire::Envelope = serde_json::from_slice(&bytes).map_err(|e| {
-            Answer::Final(SlackError::Unknown(anyhow::Error::msg(format!(
-                "{method}: malformed answer: {e}"
-            ))))
-        })?;
+        // A 2xx answer that cannot be read: Slack may well have acted on the call.
+        let unreadable = |detail: String| {
+            Answer::Final(match idempotency {
+                Idempotency::NotAfterTimeout => SlackError::OutcomeUnknown(detail),
+                Idempotency::Safe => SlackError::Unknown(anyhow::Error::msg(detail)),
+            })
+        };
+        let envelope: wire::Envelope = serde_json::from_slice(&bytes)
+            .map_err(|e| unreadable(format!("{method}: malformed answer: {e}")))?;
         if !envelope.ok {
             let code = envelope.error.unwrap_or_else(|| "unknown_error".into());
             return Err(match code.as_str() {
@@ -279,11 +283,8 @@ impl HttpSlackApi {
                 _ => Answer::Final(wire::error_from_code(code, envelope.needed)),
             });
         }
-        serde_json::from_slice(&bytes).map_err(|e| {
-            Answer::Final(SlackError::Unknown(anyhow::Error::msg(format!(
-                "{method}: unexpected answer shape: {e}"
-            ))))
-        })
+        serde_json::from_slice(&bytes)
+            .map_err(|e| unreadable(format!("{method}: unexpected answer shape: {e}")))
     }
 
     /// POSTs a file's bytes to the pre-signed upload URL Slack handed out. The token is not

@@ -458,3 +458,49 @@ async fn a_post_left_unanswered_is_outcome_unknown_and_not_repeated() {
     api.auth_test(&token).await.unwrap();
     assert_eq!(double.state().calls("auth.test"), 3);
 }
+
+#[tokio::test]
+async fn a_post_answered_2xx_but_unreadable_is_outcome_unknown() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    // A "Slack" that accepts the post and answers 200 with a body that is not JSON.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            let body = "<html>proxy</html>";
+            let _ = s
+                .write_all(
+                    format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .as_bytes(),
+                )
+                .await;
+        }
+    });
+    let api = HttpSlackApi::new(SlackSettings {
+        api_base_url: format!("http://{addr}/api/"),
+        ..SlackSettings::default()
+    })
+    .unwrap();
+    let token = BotToken::parse("t", TOKEN).unwrap();
+    let err = api
+        .post_message(
+            &token,
+            &OutgoingMessage {
+                channel: ChannelId::new("C0ALERTS01"),
+                text: "maybe".into(),
+                thread_ts: None,
+                reply_broadcast: false,
+                blocks_json: None,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SlackError::OutcomeUnknown(_)), "{err:?}");
+    let err = api.auth_test(&token).await.unwrap_err();
+    assert!(matches!(err, SlackError::Unknown(_)), "{err:?}");
+}
