@@ -203,7 +203,10 @@ mod tests {
         let stored = kept.lock().unwrap()[0].clone();
         assert!(!stored.secret_hash.is_empty());
         assert!(!key.contains(&stored.secret_hash));
-        assert!(!format!("{stored:?}").contains(key.rsplit('_').next().unwrap()));
+        // The secret is everything after the ID; URL-safe base64 may itself contain '_'.
+        let (_, secret) = key[KEY_PREFIX.len()..].split_once('_').unwrap();
+        assert_eq!(secret.len(), 43, "{key}");
+        assert!(!format!("{stored:?}").contains(secret));
 
         let p = keys.authenticate(&created.key).await.unwrap().unwrap();
         assert_eq!(
