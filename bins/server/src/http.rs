@@ -12,7 +12,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse as _, Response};
 use axum::routing::get;
-use connector_app::ReadyState;
+use connector_app::{MetricsProbe, ReadyState};
 use connector_ports::SlackError;
 use connector_usecases::{ConnectorError, InstallError, OAuthInstaller};
 use serde::Deserialize;
@@ -24,6 +24,7 @@ pub fn router(
     installer: OAuthInstaller,
     max_body_bytes: usize,
     ready: tokio::sync::watch::Receiver<ReadyState>,
+    probe: MetricsProbe,
 ) -> Router {
     Router::new()
         .route("/slack/install", get(begin))
@@ -31,7 +32,9 @@ pub fn router(
         .route("/healthz", get(|| async { "ok\n" }))
         .route(
             "/metrics",
-            get(|| async {
+            get(move || async move {
+                // The gauges read at scrape time: the pool, the connectors by status.
+                probe.record().await;
                 (
                     [(
                         header::CONTENT_TYPE,

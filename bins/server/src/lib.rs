@@ -5,8 +5,12 @@
 //!   `connector-app`) so tests can start the whole server in process on port 0; it serves
 //!   gRPC (with reflection v1 and v1alpha and `grpc.health.v1`) and runs the periodic jobs
 //!   until told to stop.
-//! - [`http`]: the HTTP listener: Slack's OAuth redirect, `/healthz` and `/readyz`.
-//! - [`telemetry`]: tracing set-up (text or JSON).
+//! - [`http`]: the HTTP listener: Slack's OAuth redirect, `/metrics`, `/healthz` and
+//!   `/readyz`.
+//! - [`metrics`]: the Prometheus recorder and the tower layer that counts, times and traces
+//!   every gRPC call.
+//! - [`telemetry`]: log lines (text or JSON) and, when `CONNECTOR__OTEL__ENDPOINT` is set,
+//!   OpenTelemetry traces over OTLP/gRPC.
 //! - [`tls`]: TLS and mutual TLS on the gRPC listener, reloaded when the files change.
 //!
 //! # Must never

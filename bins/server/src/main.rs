@@ -82,13 +82,21 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(&settings.log);
+    let telemetry = match telemetry::init(&settings) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("connector-server: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings).await,
         Command::Migrate => migrate(settings).await,
         Command::RotateKey => rotate(settings).await,
         Command::ApiKey(command) => api_key(settings, command).await,
     };
+    // The last spans are exported before the process ends.
+    telemetry.shutdown();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

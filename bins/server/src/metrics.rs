@@ -1,6 +1,7 @@
 //! Prometheus metrics: the process's recorder (the `metrics` facade with
 //! `metrics-exporter-prometheus`), the page `GET /metrics` renders, and the one tower layer
-//! that counts and times every gRPC call.
+//! that counts, times and traces every gRPC call (a span per call, continuing the caller's
+//! `traceparent`).
 //!
 //! Names follow Prometheus conventions (`connector_` prefix, `_total`, `_seconds`); labels are
 //! bounded: `method` is one of the services' methods (anything else is `other`), `code` one of
@@ -14,6 +15,7 @@ use std::time::Instant;
 
 use axum::http;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing::Instrument as _;
 
 /// Latency buckets of every `_seconds` histogram: 1 ms to 30 s.
 const LATENCY_BUCKETS: [f64; 14] = [
@@ -44,6 +46,7 @@ pub fn handle() -> PrometheusHandle {
 }
 
 fn describe() {
+    connector_app::metrics::describe();
     metrics::describe_counter!(
         "connector_grpc_requests_total",
         "gRPC calls finished, by method and status code"
@@ -56,6 +59,10 @@ fn describe() {
     metrics::describe_gauge!(
         "connector_grpc_requests_in_flight",
         "gRPC calls being served, by method"
+    );
+    metrics::describe_gauge!(
+        "connector_ready",
+        "1 while the database and the secret store answer and the server is not shutting down"
     );
     metrics::describe_gauge!(
         "connector_build_info",
@@ -121,20 +128,20 @@ fn code_label(headers: &http::HeaderMap) -> &'static str {
     }
 }
 
-/// Counts and times every call of the services under it.
+/// Counts, times and traces every call of the services under it.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct GrpcMetricsLayer;
+pub struct GrpcTelemetryLayer;
 
-impl<S> tower::Layer<S> for GrpcMetricsLayer {
-    type Service = GrpcMetrics<S>;
+impl<S> tower::Layer<S> for GrpcTelemetryLayer {
+    type Service = GrpcTelemetry<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        GrpcMetrics { inner }
+        GrpcTelemetry { inner }
     }
 }
 
-/// The service [`GrpcMetricsLayer`] wraps around.
+/// The service [`GrpcTelemetryLayer`] wraps around.
 #[derive(Debug, Clone)]
-pub struct GrpcMetrics<S> {
+pub struct GrpcTelemetry<S> {
     inner: S,
 }
 
@@ -154,7 +161,18 @@ impl Drop for InFlight {
     }
 }
 
-impl<S, B, R> tower::Service<http::Request<B>> for GrpcMetrics<S>
+/// Codes that mean the server failed (OpenTelemetry's rule for gRPC servers); the others are
+/// the caller's doing and leave the span's status unset.
+const SERVER_FAULTS: [&str; 6] = [
+    "UNKNOWN",
+    "DEADLINE_EXCEEDED",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+];
+
+impl<S, B, R> tower::Service<http::Request<B>> for GrpcTelemetry<S>
 where
     S: tower::Service<http::Request<B>, Response = http::Response<R>>,
     S::Future: Send + 'static,
@@ -171,13 +189,30 @@ where
         let method = method_label(request.uri().path());
         let started = Instant::now();
         let in_flight = InFlight::start(method);
-        let call = self.inner.call(request);
+        let span = tracing::info_span!(
+            "grpc",
+            otel.name = method,
+            otel.kind = "server",
+            rpc.system = "grpc",
+            rpc.method = method,
+            rpc.grpc.status_code = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
+        );
+        crate::telemetry::continue_trace(&span, request.headers());
+        let call = span.in_scope(|| self.inner.call(request));
         Box::pin(async move {
-            let result = call.await;
+            let result = call.instrument(span.clone()).await;
             let code = match &result {
                 Ok(response) => code_label(response.headers()),
                 Err(_) => "UNKNOWN",
             };
+            if let Some(n) = CODES.iter().position(|c| *c == code) {
+                span.record("rpc.grpc.status_code", n as i64);
+            }
+            if SERVER_FAULTS.contains(&code) {
+                span.record("otel.status_code", "ERROR");
+            }
             metrics::counter!("connector_grpc_requests_total", "method" => method, "code" => code)
                 .increment(1);
             metrics::histogram!("connector_grpc_request_duration_seconds", "method" => method)

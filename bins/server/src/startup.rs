@@ -133,6 +133,7 @@ impl Application {
             tokio::spawn(async move {
                 loop {
                     let ready = ready_changes.borrow_and_update().is_ready();
+                    metrics::gauge!("connector_ready").set(if ready { 1.0 } else { 0.0 });
                     if ready {
                         health
                             .set_serving::<ConnectorServiceServer<ConnectorGrpc>>()
@@ -168,7 +169,12 @@ impl Application {
         let h = &self.settings.http;
         let http = crate::http::serve(
             self.http_listener,
-            crate::http::router(self.installer, h.max_body_bytes, readiness.subscribe()),
+            crate::http::router(
+                self.installer,
+                h.max_body_bytes,
+                readiness.subscribe(),
+                self.services.metrics.clone(),
+            ),
             crate::http::HttpLimits {
                 header_read_timeout: Duration::from_secs(h.header_read_timeout_secs.max(1)),
                 max_connections: h.max_connections,
@@ -198,8 +204,8 @@ impl Application {
             .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
                 g.max_concurrent_requests,
             ))
-            // Outermost: counts and times every call, also those the limit made wait.
-            .layer(crate::metrics::GrpcMetricsLayer)
+            // Outermost: counts, times and traces every call, also those the limit made wait.
+            .layer(crate::metrics::GrpcTelemetryLayer)
             .add_optional_service(with_health.then_some(health_service))
             .add_optional_service(with_reflection.then_some(reflection_v1))
             .add_optional_service(with_reflection.then_some(reflection_v1alpha))

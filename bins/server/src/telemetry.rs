@@ -1,23 +1,179 @@
-//! Logging set-up.
+//! Logging and tracing set-up: log lines (text or JSON) on stderr, and — when
+//! `CONNECTOR__OTEL__ENDPOINT` is set — OpenTelemetry traces exported over OTLP/gRPC. A
+//! caller's W3C `traceparent` is continued either way; its trace ID (or the one a new trace
+//! gets) is on every log line of the call (`trace_id` in JSON lines' `span`).
 
 use std::io::IsTerminal as _;
+use std::time::Duration;
 
-use tracing_subscriber::EnvFilter;
+use anyhow::Context as _;
+use opentelemetry::propagation::Extractor;
+use opentelemetry::trace::{TraceContextExt as _, TraceId, TracerProvider as _};
+use opentelemetry_otlp::WithExportConfig as _;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+use tracing_subscriber::filter::{EnvFilter, filter_fn};
+use tracing_subscriber::prelude::*;
 
+use connector_app::Settings;
 use connector_app::settings::{LogFormat, LogSection};
 
-/// Installs the global subscriber: `RUST_LOG` if set, else the configured filter; text or JSON
-/// lines on stderr. Calling it twice keeps the first subscriber.
-pub fn init(log: &LogSection) {
+/// Keeps the trace pipeline alive; dropping it (or [`Telemetry::shutdown`]) exports what is
+/// buffered and stops it.
+#[derive(Debug, Default)]
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Whether traces are exported.
+    pub fn exporting(&self) -> bool {
+        self.provider.is_some()
+    }
+
+    /// Exports every finished span now.
+    pub fn flush(&self) {
+        if let Some(p) = &self.provider
+            && let Err(e) = p.force_flush()
+        {
+            tracing::warn!(error = %e, "exporting traces failed");
+        }
+    }
+
+    /// Exports what is buffered (waiting at most 5 s) and stops exporting.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        if let Some(p) = self.provider.take()
+            && let Err(e) = p.shutdown_with_timeout(Duration::from_secs(5))
+        {
+            eprintln!("connector-server: exporting the last traces failed: {e}");
+        }
+    }
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Installs the global subscriber: log lines filtered by `RUST_LOG` if set, else the
+/// configured filter; and, when an OTLP endpoint is configured, spans of this program's
+/// crates at INFO and above exported in batches. Must be called within a tokio runtime (the
+/// exporter's gRPC client runs on it). Calling it twice keeps the first subscriber.
+pub fn init(settings: &Settings) -> anyhow::Result<Telemetry> {
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    let provider = match settings.otel_endpoint()? {
+        None => None,
+        Some(endpoint) => {
+            let exporter = opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(endpoint)
+                .with_timeout(Duration::from_secs(10))
+                .build()
+                .context("cannot set up the OTLP exporter (CONNECTOR__OTEL__ENDPOINT)")?;
+            Some(
+                SdkTracerProvider::builder()
+                    .with_batch_exporter(exporter)
+                    .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
+                        settings.otel.sample_ratio,
+                    ))))
+                    .with_resource(
+                        opentelemetry_sdk::Resource::builder()
+                            .with_service_name(settings.otel.service_name.clone())
+                            .build(),
+                    )
+                    .build(),
+            )
+        }
+    };
+    let otel_layer = provider.as_ref().map(|p| {
+        tracing_opentelemetry::layer()
+            .with_tracer(p.tracer("connector-server"))
+            .with_filter(filter_fn(|meta| {
+                meta.target().starts_with("connector") && *meta.level() <= tracing::Level::INFO
+            }))
+    });
+    let _ = tracing_subscriber::registry()
+        .with(log_layer(&settings.log))
+        .with(otel_layer)
+        .try_init();
+    if let Some(endpoint) = settings.otel_endpoint()? {
+        tracing::info!(endpoint, "exporting traces over OTLP/gRPC");
+    }
+    Ok(Telemetry { provider })
+}
+
+fn log_layer<S>(log: &LogSection) -> Box<dyn tracing_subscriber::Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&log.filter))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
-    let _ = match log.format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Text => builder.try_init(),
-    };
+    match log.format {
+        LogFormat::Json => layer.json().flatten_event(true).with_filter(filter).boxed(),
+        LogFormat::Text => layer.with_filter(filter).boxed(),
+    }
+}
+
+/// Reads a propagation header from an HTTP request's headers.
+struct Headers<'a>(&'a axum::http::HeaderMap);
+
+impl Extractor for Headers<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+/// Makes `span` continue the trace `headers` carry (a W3C `traceparent`), and records on it
+/// the trace ID it belongs to, so log lines carry it whether or not traces are exported.
+pub fn continue_trace(span: &tracing::Span, headers: &axum::http::HeaderMap) {
+    let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&Headers(headers)));
+    let remote = parent.span().span_context().trace_id();
+    // Fails only when no OpenTelemetry layer is installed (traces off) or the span is off.
+    let _ = span.set_parent(parent);
+    let mut trace_id = span.context().span().span_context().trace_id();
+    if trace_id == TraceId::INVALID {
+        trace_id = remote;
+    }
+    if trace_id != TraceId::INVALID {
+        span.record("trace_id", tracing::field::display(trace_id));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_traceparent_is_read_from_the_headers() {
+        opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+                .parse()
+                .unwrap_or_else(|_| unreachable!()),
+        );
+        let cx = opentelemetry::global::get_text_map_propagator(|p| p.extract(&Headers(&headers)));
+        assert_eq!(
+            cx.span().span_context().trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        let none = opentelemetry::global::get_text_map_propagator(|p| {
+            p.extract(&Headers(&axum::http::HeaderMap::new()))
+        });
+        assert_eq!(none.span().span_context().trace_id(), TraceId::INVALID);
+    }
 }

@@ -7,13 +7,25 @@
 
 use std::collections::HashMap;
 
-use connector_grpc_api::pb::connector_service_client::ConnectorServiceClient;
-use connector_grpc_api::pb::{CreateConnectorRequest, GetConnectorRequest, SendMessageRequest};
-use connector_server::{Application, Settings};
-use slack_double::{Channel, Fault, SlackDouble};
-use test_support::TestDatabase;
+use connector_grpc_api::pb::{GetConnectorRequest, SendMessageRequest};
+use slack_double::{Fault, OAuthApp};
+
+mod common;
 
 const TOKEN: &str = "xoxb-metrics-0000-token";
+
+/// A Secrets Manager client of the test's own, to make the connector's token a rotating one.
+fn secrets_client() -> aws_sdk_secretsmanager::Client {
+    use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
+    aws_sdk_secretsmanager::Client::from_conf(
+        aws_sdk_secretsmanager::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(test_support::localstack_endpoint())
+            .credentials_provider(Credentials::new("test", "test", None, None, "metrics"))
+            .build(),
+    )
+}
 
 /// `name{labels} value` lines by name and labels (in the order rendered), with their values.
 fn samples(page: &str) -> HashMap<String, f64> {
@@ -49,7 +61,7 @@ fn value(samples: &HashMap<String, f64>, name: &str, labels: &[(&str, &str)]) ->
     samples
         .iter()
         .filter(|(series, _)| {
-            series.starts_with(&format!("{name}{{"))
+            (series.as_str() == name || series.starts_with(&format!("{name}{{")))
                 && labels
                     .iter()
                     .all(|(k, v)| series.contains(&format!("{k}=\"{v}\"")))
@@ -60,42 +72,29 @@ fn value(samples: &HashMap<String, f64>, name: &str, labels: &[(&str, &str)]) ->
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_call_moves_its_counter_by_exactly_one() {
-    test_support::require_localstack().await.unwrap();
-    let db = TestDatabase::create().await.unwrap();
-    let double = SlackDouble::start().await.unwrap();
-    double.state().add_generated_workspace(
-        "T0METRICS1",
-        2,
-        vec![Channel::public("C0ALERTS01", "alerts")],
-    );
-    double.state().add_token(TOKEN, "T0METRICS1");
-    let endpoint = test_support::localstack_endpoint();
-    let env: HashMap<String, String> = [
-        ("CONNECTOR__GRPC__LISTEN_ADDR", "127.0.0.1:0"),
-        ("CONNECTOR__HTTP__LISTEN_ADDR", "127.0.0.1:0"),
-        ("CONNECTOR__DATABASE__URL", db.url()),
-        ("CONNECTOR__AWS__ENDPOINT_URL", &endpoint),
-        ("CONNECTOR__AWS__ACCESS_KEY_ID", "test"),
-        ("CONNECTOR__AWS__SECRET_ACCESS_KEY", "test"),
-        ("CONNECTOR__SECRETS__PREFIX", "metrics/"),
-        ("CONNECTOR__SLACK__API_BASE_URL", &double.api_base_url()),
-        ("CONNECTOR__RECONCILER__INTERVAL_SECS", "0"),
-        ("CONNECTOR__TOKEN_REFRESH__INTERVAL_SECS", "0"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
-    let app = Application::build(Settings::load_from(None, Some(env)).unwrap())
-        .await
-        .unwrap();
-    let (grpc, http) = (app.grpc_addr(), app.http_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run_until_stopped(async {
-        let _ = stopped.await;
-    }));
-    let mut client = ConnectorServiceClient::connect(format!("http://{grpc}"))
-        .await
-        .unwrap();
+    let services = common::Services::start("T0METRICS1", TOKEN).await;
+    services.double.state().set_oauth_app(OAuthApp {
+        client_id: "111.222".into(),
+        client_secret: "app-secret".into(),
+        team_id: "T0METRICS1".into(),
+        rotation: true,
+        deny: false,
+    });
+    let mut server = common::Running::start(services.settings(
+        "metrics/",
+        &[
+            ("CONNECTOR__SLACK__CLIENT_ID", "111.222"),
+            ("CONNECTOR__SLACK__CLIENT_SECRET", "app-secret"),
+            (
+                "CONNECTOR__SLACK__REDIRECT_URL",
+                "http://127.0.0.1:9/slack/oauth/callback",
+            ),
+            // The background refresh looks for due tokens every second.
+            ("CONNECTOR__TOKEN_REFRESH__INTERVAL_SECS", "1"),
+        ],
+    ))
+    .await;
+    let (http, double, db) = (server.http, &services.double, &services.db);
     let scrape = || async {
         let page = reqwest::get(format!("http://{http}/metrics"))
             .await
@@ -109,19 +108,8 @@ async fn every_call_moves_its_counter_by_exactly_one() {
         samples(&page.text().await.unwrap())
     };
     let before = scrape().await;
-    let created = client
-        .create_connector(CreateConnectorRequest {
-            tenant_id: "acme".into(),
-            name: "prod".into(),
-            slack_bot_token: TOKEN.into(),
-            default_channel: "#alerts".into(),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .connector
-        .unwrap();
+    let created = server.create(TOKEN).await;
+    let client = &mut server.client;
     client
         .get_connector(GetConnectorRequest {
             tenant_id: "acme".into(),
@@ -155,7 +143,41 @@ async fn every_call_moves_its_counter_by_exactly_one() {
         })
         .await
         .unwrap();
-    let after = scrape().await;
+
+    // The connector's token becomes a rotating one that expired, with a refresh token Slack
+    // never issued: the background refresh is refused and the connector needs
+    // re-authorisation.
+    let secret = format!("metrics/acme/{}", created.id);
+    let expired = chrono::Utc::now().timestamp() - 10;
+    secrets_client()
+        .put_secret_value()
+        .secret_id(&secret)
+        .secret_string(
+            serde_json::json!({
+                "bot_token": TOKEN,
+                "refresh_token": "xoxe-1-never-issued",
+                "expires_at": expired,
+            })
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    db.execute(&format!(
+        "UPDATE connectors SET token_expires_at = to_timestamp({expired}) WHERE id = '{}'",
+        created.id
+    ))
+    .await
+    .unwrap();
+    let refused = [("outcome", "refused")];
+    let mut after = scrape().await;
+    for _ in 0..100 {
+        if value(&after, "connector_token_refreshes_total", &refused) > 0.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        after = scrape().await;
+    }
     let delta = |name: &str, labels: &[(&str, &str)]| {
         value(&after, name, labels) - value(&before, name, labels)
     };
@@ -183,6 +205,86 @@ async fn every_call_moves_its_counter_by_exactly_one() {
         ),
         1.0
     );
+
+    // Slack: the 429 and the post after it, each attempt counted.
+    let post = ("method", "chat.postMessage");
+    assert_eq!(
+        delta(
+            "connector_slack_calls_total",
+            &[post, ("outcome", "ratelimited")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        delta("connector_slack_calls_total", &[post, ("outcome", "ok")]),
+        1.0
+    );
+    assert_eq!(
+        delta("connector_slack_retry_after_seconds_total", &[post]),
+        1.0
+    );
+    // The refused refresh, and nothing else of the kind.
+    assert_eq!(delta("connector_token_refreshes_total", &refused), 1.0);
+    assert_eq!(delta("connector_token_refreshes_total", &[]), 1.0);
+    // Each store call by operation: the three Gets and the send read the connector once
+    // each; the create wrote one secret.
+    let db_calls = "connector_db_calls_total";
+    assert_eq!(
+        delta(db_calls, &[("operation", "get_active"), ("outcome", "ok")]),
+        4.0
+    );
+    assert_eq!(delta(db_calls, &[("operation", "insert_creating")]), 1.0);
+    assert_eq!(
+        delta(
+            "connector_secret_store_calls_total",
+            &[("operation", "put"), ("outcome", "ok")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        delta(
+            "connector_db_call_duration_seconds_count",
+            &[("operation", "get_active")]
+        ),
+        4.0
+    );
+    assert_eq!(value(&after, "connector_ready", &[]), 1.0);
+    // Read at scrape time: the pool, and the connectors by state and auth status.
+    assert!(value(&after, "connector_db_pool_max_connections", &[]) >= 1.0);
+    assert_eq!(
+        value(
+            &after,
+            "connector_connectors",
+            &[
+                ("state", "active"),
+                ("auth_status", "needs_reauthorization")
+            ]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &after,
+            "connector_connectors",
+            &[("state", "active"), ("auth_status", "ok")]
+        ),
+        0.0
+    );
+
+    // Every metric on the page is documented in the README's table.
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    for series in after.keys() {
+        let name = &series[..series.find('{').unwrap_or(series.len())];
+        let family = ["_bucket", "_count", "_sum"]
+            .iter()
+            .find_map(|suffix| name.strip_suffix(suffix))
+            .unwrap_or(name);
+        assert!(
+            readme.contains(&format!("`{family}`")),
+            "{family} is not documented in the README"
+        );
+    }
     // No label carries a tenant or a connector.
     assert!(
         after
@@ -190,6 +292,5 @@ async fn every_call_moves_its_counter_by_exactly_one() {
             .all(|k| !k.contains("acme") && !k.contains(&created.id))
     );
 
-    let _ = stop.send(());
-    server.await.unwrap().unwrap();
+    server.stop().await;
 }

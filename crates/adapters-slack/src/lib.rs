@@ -346,6 +346,23 @@ enum Retry {
     Backoff(String),
 }
 
+/// Describes this crate's metrics to the installed recorder (their `# HELP` lines).
+pub fn describe_metrics() {
+    metrics::describe_counter!(
+        "connector_slack_calls_total",
+        "Slack Web API attempts by method and outcome (ok, ratelimited, server_error, timeout, Slack's error code, …)"
+    );
+    metrics::describe_histogram!(
+        "connector_slack_call_duration_seconds",
+        metrics::Unit::Seconds,
+        "Slack Web API attempt latency by method"
+    );
+    metrics::describe_counter!(
+        "connector_slack_retry_after_seconds_total",
+        "Seconds spent waiting on Slack's Retry-After, by method"
+    );
+}
+
 /// Counts and times one attempt of a Slack call (`method` is one of the Web API methods this
 /// crate calls, so the labels are bounded).
 fn record_call(method: &str, outcome: &str, started: Instant) {

@@ -12,7 +12,7 @@ use connector_domain::{
 };
 use connector_ports::{
     ApiKeyRecord, ApiKeyStore, ConnectorRepository, NewConnector, OAuthStateStore, PendingInstall,
-    RefreshOutcome, RepositoryError, RepositorySettings,
+    RefreshOutcome, RepositoryError, RepositorySettings, StatusCount,
 };
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
@@ -43,6 +43,7 @@ pub(crate) fn pragmas(busy_timeout: Duration) -> String {
 pub struct SqliteConnectorRepository {
     pool: Pool<Conn>,
     query_timeout: Duration,
+    max_connections: u32,
 }
 
 impl std::fmt::Debug for SqliteConnectorRepository {
@@ -88,7 +89,21 @@ impl SqliteConnectorRepository {
         Ok(Self {
             pool,
             query_timeout: settings.query_timeout,
+            max_connections: settings.max_connections.max(1),
         })
+    }
+
+    /// The pool's state, for metrics.
+    pub fn pool_status(&self) -> connector_ports::PoolStatus {
+        let state = self.pool.state();
+        connector_ports::PoolStatus {
+            max_connections: self.max_connections,
+            connections: state.connections,
+            idle_connections: state.idle_connections,
+            waited_total: state.statistics.get_waited,
+            timed_out_total: state.statistics.get_timed_out,
+            wait_seconds_total: state.statistics.get_wait_time.as_secs_f64(),
+        }
     }
 
     pub(crate) async fn conn(&self) -> Result<PooledConnection<'_, Conn>, RepositoryError> {
@@ -524,6 +539,22 @@ impl ConnectorRepository for SqliteConnectorRepository {
                 .await
                 .map_err(map_err)?;
             Ok(u64::try_from(n).unwrap_or(0))
+        })
+        .await
+    }
+
+    async fn count_by_status(&self) -> Result<Vec<StatusCount>, RepositoryError> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let rows: Vec<(String, String, i64)> = dsl::connectors
+                .group_by((dsl::state, dsl::auth_status))
+                .select((dsl::state, dsl::auth_status, diesel::dsl::count_star()))
+                .load(&mut conn)
+                .await
+                .map_err(map_err)?;
+            rows.iter()
+                .map(|(state, auth, n)| StatusCount::from_stored(state, auth, *n))
+                .collect()
         })
         .await
     }

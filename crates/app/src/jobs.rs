@@ -29,6 +29,7 @@ impl PeriodicJobs {
             async move {
                 match reconciler.run_once().await {
                     Ok(report) => {
+                        crate::metrics::record_reconcile(report.finished.len(), report.failed.len(), true);
                         for id in &report.finished {
                             tracing::info!(connector_id = %id, "reconciler finished an interrupted create or delete");
                         }
@@ -36,7 +37,10 @@ impl PeriodicJobs {
                             tracing::warn!(connector_id = %id, %reason, "reconciler could not finish a connector; will retry");
                         }
                     }
-                    Err(e) => tracing::warn!(error = %e, "reconciler pass failed; will retry"),
+                    Err(e) => {
+                        crate::metrics::record_reconcile(0, 0, false);
+                        tracing::warn!(error = %e, "reconciler pass failed; will retry");
+                    }
                 }
             }
         });
@@ -51,12 +55,18 @@ impl PeriodicJobs {
                 async move {
                     match installer.purge_expired().await {
                         Ok(0) => {}
-                        Ok(n) => tracing::debug!(count = n, "expired OAuth states purged"),
+                        Ok(n) => {
+                            crate::metrics::record_purged("oauth_states", n);
+                            tracing::debug!(count = n, "expired OAuth states purged");
+                        }
                         Err(e) => tracing::warn!(error = %e, "purging expired OAuth states failed; will retry"),
                     }
                     match sender.purge_expired().await {
                         Ok(0) => {}
-                        Ok(n) => tracing::debug!(count = n, "send records older than a day purged"),
+                        Ok(n) => {
+                            crate::metrics::record_purged("send_records", n);
+                            tracing::debug!(count = n, "send records older than a day purged");
+                        }
                         Err(e) => tracing::warn!(error = %e, "purging send records failed; will retry"),
                     }
                 }

@@ -7,6 +7,9 @@
 //!   embedded SQLite file + local encrypted secrets), opening and migrating them.
 //! - [`services`]: [`Services::open`], every use case wired to those stores and to Slack.
 //! - [`jobs`]: [`PeriodicJobs`], the background passes, each on its own switch.
+//! - [`metrics`]: [`MetricsProbe`], the pool and connector gauges read at scrape time, and
+//!   the jobs' counters. Every store and the Slack client are wrapped in
+//!   `connector-instrumentation`'s `Observed`, so each call is counted, timed and traced.
 //!
 //! # Must never
 //! Hold business rules (they are in `connector-usecases`), know of gRPC or HTTP serving (the
@@ -14,6 +17,7 @@
 
 pub mod error;
 pub mod jobs;
+pub mod metrics;
 pub mod readiness;
 pub mod services;
 pub mod settings;
@@ -21,6 +25,7 @@ pub mod storage;
 
 pub use error::AppError;
 pub use jobs::PeriodicJobs;
+pub use metrics::MetricsProbe;
 pub use readiness::{ReadinessMonitor, ReadyState};
 pub use services::Services;
 pub use settings::{Settings, SettingsError, default_data_dir};

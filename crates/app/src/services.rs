@@ -11,7 +11,10 @@ use connector_usecases::{
     TokenRefresher,
 };
 
+use connector_instrumentation::Observed;
+
 use crate::error::AppError;
+use crate::metrics::MetricsProbe;
 use crate::settings::{AuthMode, Settings, invalid};
 use crate::storage::{self, Migrate};
 
@@ -36,6 +39,8 @@ pub struct Services {
     pub authenticator: Authenticator,
     /// Where the stores are, secret-free, for the start-up log.
     pub storage: String,
+    /// The pool and connector gauges, read when metrics are scraped.
+    pub metrics: MetricsProbe,
 }
 
 impl std::fmt::Debug for Services {
@@ -90,10 +95,11 @@ impl Services {
                 .into());
             }
         };
+        let metrics = MetricsProbe::new(storage.pool_status, storage.repo.clone());
         let ports = Ports {
             repo: storage.repo,
             secrets: storage.secrets,
-            slack: Arc::new(slack),
+            slack: Arc::new(Observed::new(slack)),
             secret_prefix,
         };
         let refresher = TokenRefresher::new(
@@ -135,6 +141,7 @@ impl Services {
             refresher,
             connectors,
             storage: storage.description,
+            metrics,
         })
     }
 }

@@ -52,6 +52,8 @@ pub struct Settings {
     pub quotas: QuotasSection,
     /// Logging.
     pub log: LogSection,
+    /// OpenTelemetry traces (off unless an endpoint is set).
+    pub otel: OtelSection,
 }
 
 /// `auth.*`
@@ -328,6 +330,46 @@ pub struct LogSection {
     pub filter: String,
 }
 
+/// `otel.*`: traces exported over OTLP/gRPC.
+#[derive(Debug, Clone, Deserialize)]
+pub struct OtelSection {
+    /// `CONNECTOR__OTEL__ENDPOINT`: the OTLP/gRPC collector, e.g. `http://otel-collector:4317`.
+    /// Unset (the default): no traces are exported.
+    pub endpoint: Option<String>,
+    /// `CONNECTOR__OTEL__SERVICE_NAME`: the `service.name` resource (default `connector-server`).
+    pub service_name: String,
+    /// `CONNECTOR__OTEL__SAMPLE_RATIO`: the share of new traces kept, 0.0–1.0 (default 1.0); a
+    /// caller's sampling decision in `traceparent` is followed.
+    pub sample_ratio: f64,
+}
+
+impl Settings {
+    /// The OTLP endpoint, when traces are on; checked to be an `http(s)://` URL.
+    pub fn otel_endpoint(&self) -> Result<Option<&str>, SettingsError> {
+        let Some(url) = self.otel.endpoint.as_deref().map(str::trim) else {
+            return Ok(None);
+        };
+        if url.is_empty() {
+            return Ok(None);
+        }
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(invalid(
+                "otel.endpoint",
+                "CONNECTOR__OTEL__ENDPOINT",
+                "must be an http:// or https:// URL of an OTLP/gRPC collector",
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.otel.sample_ratio) {
+            return Err(invalid(
+                "otel.sample_ratio",
+                "CONNECTOR__OTEL__SAMPLE_RATIO",
+                "must be between 0.0 and 1.0",
+            ));
+        }
+        Ok(Some(url))
+    }
+}
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -417,6 +459,8 @@ pub const DEFAULTS: &[(&str, &str)] = &[
     ("readiness.check_interval_secs", "5"),
     ("log.format", "text"),
     ("log.filter", "info"),
+    ("otel.service_name", "connector-server"),
+    ("otel.sample_ratio", "1.0"),
 ];
 
 impl Settings {
@@ -510,6 +554,7 @@ impl Settings {
         self.jwt()?;
         self.tls()?;
         self.mtls()?;
+        self.otel_endpoint()?;
         if self.reconciler.batch == 0 {
             return Err(invalid(
                 "reconciler.batch",
@@ -942,6 +987,32 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
         )
+    }
+
+    #[test]
+    fn traces_are_off_unless_an_endpoint_is_set_and_bad_values_name_their_variable() {
+        let off = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!(off.otel_endpoint().unwrap(), None);
+        assert_eq!(off.otel.service_name, "connector-server");
+        let on = Settings::load_from(
+            None,
+            env(&[("CONNECTOR__OTEL__ENDPOINT", "http://collector:4317")]),
+        )
+        .unwrap();
+        assert_eq!(on.otel_endpoint().unwrap(), Some("http://collector:4317"));
+        for (key, value) in [
+            ("CONNECTOR__OTEL__ENDPOINT", "collector:4317"),
+            ("CONNECTOR__OTEL__SAMPLE_RATIO", "1.5"),
+        ] {
+            let mut pairs = vec![(key, value)];
+            if key != "CONNECTOR__OTEL__ENDPOINT" {
+                pairs.push(("CONNECTOR__OTEL__ENDPOINT", "http://collector:4317"));
+            }
+            let err = Settings::load_from(None, env(&pairs))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{err}");
+        }
     }
 
     #[test]

@@ -14,8 +14,9 @@ use connector_adapters_aws::AwsSecretStore;
 use connector_adapters_local_secrets::{KeySource, LocalSecretStore};
 use connector_adapters_postgres::PgConnectorRepository;
 use connector_adapters_sqlite::SqliteConnectorRepository;
+use connector_instrumentation::Observed;
 use connector_ports::{
-    ApiKeyStore, ConnectorRepository, OAuthStateStore, SecretStore, SentMessageStore,
+    ApiKeyStore, ConnectorRepository, OAuthStateStore, PoolStatus, SecretStore, SentMessageStore,
 };
 use secrecy::ExposeSecret as _;
 
@@ -145,6 +146,8 @@ pub struct Storage {
     pub api_keys: Arc<dyn ApiKeyStore>,
     /// Idempotent sends (in the same database as the metadata).
     pub sends: Arc<dyn SentMessageStore>,
+    /// The database connection pool's state, for metrics.
+    pub pool_status: Arc<dyn Fn() -> PoolStatus + Send + Sync>,
     /// A one-line, secret-free description for the start-up log.
     pub description: String,
 }
@@ -161,20 +164,25 @@ struct Database {
     states: Arc<dyn OAuthStateStore>,
     api_keys: Arc<dyn ApiKeyStore>,
     sends: Arc<dyn SentMessageStore>,
+    pool_status: Arc<dyn Fn() -> PoolStatus + Send + Sync>,
     description: String,
 }
 
 impl Database {
-    fn of<D>(db: D, description: String) -> Self
+    /// Every port of `db`, each call observed (counted, timed, traced); `pool_status` reads
+    /// its pool.
+    fn of<D>(db: D, pool_status: fn(&D) -> PoolStatus, description: String) -> Self
     where
         D: ConnectorRepository + OAuthStateStore + ApiKeyStore + SentMessageStore + 'static,
     {
-        let db = Arc::new(db);
+        let db = Arc::new(Observed::new(db));
+        let pooled = db.clone();
         Self {
             repo: db.clone(),
             states: db.clone(),
             api_keys: db.clone(),
             sends: db,
+            pool_status: Arc::new(move || pool_status(pooled.inner())),
             description,
         }
     }
@@ -194,6 +202,7 @@ pub async fn open(settings: &Settings, migrations: Migrate) -> Result<Storage, A
             PgConnectorRepository::connect(settings.url()?, &settings.repository())
                 .await
                 .map_err(|e| AppError::Open(e.to_string()))?,
+            PgConnectorRepository::pool_status,
             "metadata in PostgreSQL".to_owned(),
         ),
         Metadata::Sqlite(path) if !migrate_first && !path.exists() => {
@@ -210,6 +219,7 @@ pub async fn open(settings: &Settings, migrations: Migrate) -> Result<Storage, A
             SqliteConnectorRepository::open(&path, &settings.repository())
                 .await
                 .map_err(|e| AppError::Open(e.to_string()))?,
+            SqliteConnectorRepository::pool_status,
             format!("metadata in SQLite file {}", display(&path)),
         ),
     };
@@ -220,10 +230,10 @@ pub async fn open(settings: &Settings, migrations: Migrate) -> Result<Storage, A
             KeySource::File(p) => format!("key file {}", display(&p)),
         };
         let text = format!("secrets encrypted in {} ({key})", display(store.dir()));
-        (Arc::new(store), text)
+        (Arc::new(Observed::new(store)), text)
     } else {
         (
-            Arc::new(AwsSecretStore::new(&settings.aws()?).await),
+            Arc::new(Observed::new(AwsSecretStore::new(&settings.aws()?).await)),
             format!(
                 "secrets in AWS Secrets Manager ({})",
                 settings
@@ -240,6 +250,7 @@ pub async fn open(settings: &Settings, migrations: Migrate) -> Result<Storage, A
         states: database.states,
         api_keys: database.api_keys,
         sends: database.sends,
+        pool_status: database.pool_status,
         description: format!("{}; {where_secrets}", database.description),
     })
 }

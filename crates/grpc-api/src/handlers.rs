@@ -7,6 +7,7 @@ use connector_usecases::{
     ConnectorError, ConnectorService, CreateConnector, MessageSender, OAuthInstaller,
 };
 use tonic::{Request, Response, Status};
+use tracing::Instrument as _;
 
 use crate::auth::Authentication;
 use crate::pb;
@@ -222,14 +223,16 @@ impl pb::connector_service_server::ConnectorService for ConnectorGrpc {
         // finding a claim that nobody will ever finish.
         let sender = self.sender.clone();
         let owner = tenant.clone();
-        let sent = tokio::spawn(async move { sender.send(Some(&owner), id, &message).await })
-            .await
-            .map_err(|e| {
-                to_status(ConnectorError::Internal(anyhow::anyhow!(
-                    "the send task failed: {e}"
-                )))
-            })?
-            .map_err(send_to_status)?;
+        let sent = tokio::spawn(
+            async move { sender.send(Some(&owner), id, &message).await }.in_current_span(),
+        )
+        .await
+        .map_err(|e| {
+            to_status(ConnectorError::Internal(anyhow::anyhow!(
+                "the send task failed: {e}"
+            )))
+        })?
+        .map_err(send_to_status)?;
         tracing::debug!(connector_id = %id, tenant_id = %tenant, channel = %sent.channel,
             ts = %sent.ts, "message sent");
         Ok(Response::new(pb::SendMessageResponse {

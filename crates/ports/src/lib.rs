@@ -31,7 +31,8 @@ pub use api_keys::{ApiKeyRecord, ApiKeyStore};
 pub use identity::{TokenError, TokenVerifier};
 pub use oauth_states::{OAuthStateStore, PendingInstall};
 pub use repository::{
-    ConnectorRepository, NewConnector, RefreshOutcome, RepositoryError, RepositorySettings,
+    ConnectorRepository, NewConnector, PoolStatus, RefreshOutcome, RepositoryError,
+    RepositorySettings, StatusCount,
 };
 pub use secrets::{ConnectorSecret, SecretLabels, SecretStore, SecretStoreError, TokenRotation};
 pub use sent_messages::{SendKey, SendOutcome, SendRecord, SentMessageStore};

@@ -5,7 +5,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use connector_domain::{
-    ChannelId, ChannelName, Connector, ConnectorId, ConnectorName, RequestId, TenantId, WorkspaceId,
+    AuthStatus, ChannelId, ChannelName, Connector, ConnectorId, ConnectorName, ConnectorState,
+    RequestId, TenantId, WorkspaceId,
 };
 
 /// A connector about to be written, in state `creating`.
@@ -64,6 +65,55 @@ pub enum RefreshOutcome {
     Failed,
     /// Nothing changed (the refresh could not be tried, e.g. Slack unreachable).
     Abandoned,
+}
+
+/// How many connectors have one state and auth status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusCount {
+    /// Their lifecycle state.
+    pub state: ConnectorState,
+    /// Whether their token can be used.
+    pub auth_status: AuthStatus,
+    /// How many.
+    pub count: u64,
+}
+
+impl StatusCount {
+    /// A count read from the database: state and auth status in their stored form.
+    pub fn from_stored(
+        state: &str,
+        auth_status: &str,
+        count: i64,
+    ) -> Result<Self, RepositoryError> {
+        let corrupt = |what: &str, value: &str| {
+            RepositoryError::Unknown(anyhow::anyhow!("corrupt {what} {value:?}"))
+        };
+        Ok(Self {
+            state: ConnectorState::from_stored(state)
+                .ok_or_else(|| corrupt("connector state", state))?,
+            auth_status: AuthStatus::from_stored(auth_status)
+                .ok_or_else(|| corrupt("auth status", auth_status))?,
+            count: u64::try_from(count).unwrap_or(0),
+        })
+    }
+}
+
+/// A database connection pool's state, for metrics: what it holds now and, since it was
+/// opened, how often a caller had to wait for a connection.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PoolStatus {
+    /// The most connections it opens.
+    pub max_connections: u32,
+    /// Connections open now (idle or lent out).
+    pub connections: u32,
+    /// Of those, the idle ones.
+    pub idle_connections: u32,
+    /// Checkouts that had to wait for a connection.
+    pub waited_total: u64,
+    /// Checkouts that gave up waiting.
+    pub timed_out_total: u64,
+    /// Time spent waiting for connections, in total.
+    pub wait_seconds_total: f64,
 }
 
 /// What can go wrong in a repository, in terms the use cases act on.
@@ -169,6 +219,10 @@ pub trait ConnectorRepository: Send + Sync {
 
     /// How many connectors the tenant has, in any state (each holds or will hold a secret).
     async fn count_connectors(&self, tenant: &TenantId) -> Result<u64, RepositoryError>;
+
+    /// How many connectors there are (of every tenant) in each state and auth status, for
+    /// metrics; combinations with none are left out.
+    async fn count_by_status(&self) -> Result<Vec<StatusCount>, RepositoryError>;
 
     /// Up to `limit` active connectors whose rotating token expires before `before`, whose
     /// last refresh did not fail and whose refresh lease is free.

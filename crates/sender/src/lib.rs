@@ -69,6 +69,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
 use secrecy::{ExposeSecret as _, SecretString};
+use tracing::Instrument as _;
 
 use connector_app::{AppError, Migrate, Services};
 use connector_domain::{ConnectorId, TenantId};
@@ -144,14 +145,16 @@ impl Sender {
     ) -> Result<SentMessage, Error> {
         let id = ConnectorId::parse("connector_id", connector_id).map_err(SendError::from)?;
         let (inner, tenant) = (self.inner.clone(), self.tenant.clone());
-        tokio::spawn(async move { inner.send(tenant.as_ref(), id, &message).await })
-            .await
-            .map_err(|e| {
-                Error::Send(SendError::Internal(anyhow::anyhow!(
-                    "the send task failed: {e}"
-                )))
-            })?
-            .map_err(Error::from)
+        tokio::spawn(
+            async move { inner.send(tenant.as_ref(), id, &message).await }.in_current_span(),
+        )
+        .await
+        .map_err(|e| {
+            Error::Send(SendError::Internal(anyhow::anyhow!(
+                "the send task failed: {e}"
+            )))
+        })?
+        .map_err(Error::from)
     }
 }
 

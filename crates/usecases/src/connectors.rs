@@ -132,6 +132,7 @@ impl ConnectorService {
     /// then writes the row and the secret (see the module docs for the order).
     ///
     /// With a `request_id`, a repeated call returns what the first call created.
+    #[tracing::instrument(name = "usecase connectors.create", skip_all)]
     pub async fn create(&self, cmd: CreateConnector) -> Result<Connector, ConnectorError> {
         if let Some(request_id) = &cmd.request_id
             && let Some(existing) = self
@@ -326,6 +327,7 @@ impl ConnectorService {
     }
 
     /// The tenant's connector `id`.
+    #[tracing::instrument(name = "usecase connectors.get", skip_all)]
     pub async fn get(&self, tenant_id: &str, id: &str) -> Result<Connector, ConnectorError> {
         let tenant = TenantId::parse("tenant_id", tenant_id)?;
         let id = ConnectorId::parse("id", id)?;
@@ -337,6 +339,7 @@ impl ConnectorService {
     }
 
     /// One page of the tenant's connectors, oldest first.
+    #[tracing::instrument(name = "usecase connectors.list", skip_all)]
     pub async fn list(
         &self,
         tenant_id: &str,
@@ -364,6 +367,7 @@ impl ConnectorService {
     ///
     /// A delete interrupted after it began is resumed by calling it again (or finished by the
     /// reconciler); once finished, the connector is NOT_FOUND.
+    #[tracing::instrument(name = "usecase connectors.delete", skip_all)]
     pub async fn delete(&self, tenant_id: &str, id: &str) -> Result<(), ConnectorError> {
         let tenant = TenantId::parse("tenant_id", tenant_id)?;
         let id = ConnectorId::parse("id", id)?;

@@ -389,3 +389,20 @@ pub enum InstallError {
     #[error(transparent)]
     Store(ConnectorError),
 }
+
+impl InstallError {
+    /// The word an install that ended this way is counted under (a bounded metric label).
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Self::UnknownState => "unknown_state",
+            Self::ExpiredState => "expired_state",
+            Self::OtherBrowser => "other_browser",
+            Self::WrongWorkspace { .. } => "wrong_workspace",
+            Self::Denied => "denied",
+            Self::MissingCode => "missing_code",
+            Self::Exchange(_) => "exchange_failed",
+            Self::Create(_) => "create_failed",
+            Self::Store(_) => "store_failed",
+        }
+    }
+}

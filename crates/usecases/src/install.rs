@@ -95,6 +95,7 @@ impl OAuthInstaller {
     /// it expires. Opened, it binds the install to that browser ([`OAuthInstaller::begin`])
     /// and sends it on to Slack's authorize page. `team_id`, if not empty, pins the workspace
     /// the install must land in. The fields are validated as `CreateConnector`'s are.
+    #[tracing::instrument(name = "usecase install.authorize_url", skip_all)]
     pub async fn authorize_url(
         &self,
         tenant_id: &str,
@@ -160,6 +161,7 @@ impl OAuthInstaller {
     /// nonce the caller keeps in that browser (a cookie), and returns Slack's authorize URL
     /// to send the browser on to, with the nonce. A link works in one browser only: opened
     /// again, elsewhere or after it expired, it is [`InstallError::UnknownState`].
+    #[tracing::instrument(name = "usecase install.begin", skip_all)]
     pub async fn begin(&self, state: &str) -> Result<(String, SecretString), InstallError> {
         if state.is_empty() || state.len() > 128 {
             return Err(InstallError::UnknownState);
@@ -198,7 +200,25 @@ impl OAuthInstaller {
 
     /// Completes an install from Slack's redirect: `code` on approval, `error` on refusal.
     /// The state is consumed whatever happens next.
+    /// Counted in `connector_oauth_installs_total{outcome}`.
+    #[tracing::instrument(name = "usecase install.complete", skip_all)]
     pub async fn complete(
+        &self,
+        state: &str,
+        code: Option<&str>,
+        error: Option<&str>,
+        browser_nonce: Option<&str>,
+    ) -> Result<Connector, InstallError> {
+        let result = self.complete_inner(state, code, error, browser_nonce).await;
+        let outcome = match &result {
+            Ok(_) => "created",
+            Err(e) => e.outcome(),
+        };
+        metrics::counter!("connector_oauth_installs_total", "outcome" => outcome).increment(1);
+        result
+    }
+
+    async fn complete_inner(
         &self,
         state: &str,
         code: Option<&str>,
@@ -270,6 +290,7 @@ impl OAuthInstaller {
     }
 
     /// Deletes expired states; returns how many.
+    #[tracing::instrument(name = "usecase install.purge_expired", skip_all)]
     pub async fn purge_expired(&self) -> Result<u64, ConnectorError> {
         Ok(self.states.purge_states(Utc::now()).await?)
     }

@@ -54,6 +54,7 @@ impl Reconciler {
     }
 
     /// Runs one pass. Fails only when the rows cannot be claimed at all.
+    #[tracing::instrument(name = "usecase reconciler.run_once", skip_all)]
     pub async fn run_once(&self) -> Result<ReconcileReport, ConnectorError> {
         let claimed = self
             .ports

@@ -80,6 +80,14 @@ impl Default for RefreshSettings {
     }
 }
 
+/// Counts a refresh attempt in `connector_token_refreshes_total{outcome}`: `refreshed`,
+/// `refused` (Slack said no: the connector needs re-authorisation), `failed` (Slack
+/// unreachable; retried), `store_failed` (the new token could not be stored), `lease_lost`
+/// (another replica took the refresh over before this one recorded its outcome).
+fn count_refresh(outcome: &'static str) {
+    metrics::counter!("connector_token_refreshes_total", "outcome" => outcome).increment(1);
+}
+
 /// What a background pass did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RefreshReport {
@@ -277,8 +285,11 @@ impl TokenRefresher {
             .await
         {
             Ok(true) => {}
-            Ok(false) => tracing::warn!(connector_id = %connector.id, ?outcome,
-                "the refresh lease was taken over before the outcome could be recorded; another replica's outcome stands"),
+            Ok(false) => {
+                tracing::warn!(connector_id = %connector.id, ?outcome,
+                    "the refresh lease was taken over before the outcome could be recorded; another replica's outcome stands");
+                count_refresh("lease_lost");
+            }
             // The lease expires by itself; the token is stored either way.
             Err(e) => tracing::warn!(connector_id = %connector.id, error = %e,
                 "could not record a token refresh"),
@@ -350,6 +361,7 @@ impl TokenRefresher {
             {
                 tracing::warn!(connector_id = %connector.id, %code,
                     "Slack refused to refresh the token; the connector needs re-authorisation");
+                count_refresh("refused");
                 return Err(SendError::NeedsReauthorization {
                     id: connector.id.to_string(),
                 });
@@ -360,6 +372,7 @@ impl TokenRefresher {
                     tracing::warn!(connector_id = %connector.id, %code,
                         "refreshing the token failed; will retry");
                 }
+                count_refresh("failed");
                 // Slack unreachable: the current token, if it still works, is fine for now.
                 if Self::expired(&rotation) {
                     return Err(match e {
@@ -400,6 +413,7 @@ impl TokenRefresher {
                 Err(e) => {
                     tracing::error!(connector_id = %connector.id, error = %e,
                         "a refreshed token could not be stored; the connector needs re-authorisation");
+                    count_refresh("store_failed");
                     return Err(SendError::NeedsReauthorization {
                         id: connector.id.to_string(),
                     });
@@ -407,6 +421,7 @@ impl TokenRefresher {
             }
         }
         tracing::info!(connector_id = %connector.id, "token refreshed");
+        count_refresh("refreshed");
         let expires_at = fresh
             .rotation
             .as_ref()
@@ -440,6 +455,7 @@ impl TokenRefresher {
     }
 
     /// Refreshes up to `limit` tokens that are due, without waiting for anyone.
+    #[tracing::instrument(name = "usecase tokens.refresh_due", skip_all)]
     pub async fn refresh_due(&self, limit: u32) -> Result<RefreshReport, SendError> {
         let mut report = RefreshReport::default();
         if self.app.is_none() {

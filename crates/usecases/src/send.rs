@@ -278,6 +278,7 @@ impl MessageSender {
 
     /// Posts `message` to the default channel of connector `id`. With `tenant`, a connector of
     /// another tenant is [`SendError::ConnectorNotFound`].
+    #[tracing::instrument(name = "usecase messages.send", skip_all)]
     pub async fn send(
         &self,
         tenant: Option<&TenantId>,
@@ -429,6 +430,7 @@ impl MessageSender {
 
     /// Deletes the records of idempotent sends older than [`IDEMPOTENCY_WINDOW`]; returns how
     /// many.
+    #[tracing::instrument(name = "usecase messages.purge_expired", skip_all)]
     pub async fn purge_expired(&self) -> Result<u64, SendError> {
         let before =
             chrono::Utc::now() - chrono::Duration::from_std(IDEMPOTENCY_WINDOW).unwrap_or_default();

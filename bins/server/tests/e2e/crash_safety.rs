@@ -124,6 +124,9 @@ impl ConnectorRepository for FlakyRepo {
     async fn count_connectors(&self, tenant: &TenantId) -> Result<u64, RepositoryError> {
         self.inner.count_connectors(tenant).await
     }
+    async fn count_by_status(&self) -> Result<Vec<connector_ports::StatusCount>, RepositoryError> {
+        self.inner.count_by_status().await
+    }
     async fn tokens_expiring(
         &self,
         before: chrono::DateTime<chrono::Utc>,

@@ -7,12 +7,12 @@
 use std::time::Duration;
 
 use connector_domain::{
-    ChannelId, ChannelName, ConnectorId, ConnectorName, ConnectorState, RequestId, TenantId,
-    WorkspaceId,
+    AuthStatus, ChannelId, ChannelName, ConnectorId, ConnectorName, ConnectorState, RequestId,
+    TenantId, WorkspaceId,
 };
 use connector_ports::{
     ApiKeyRecord, ApiKeyStore, ConnectorRepository, NewConnector, OAuthStateStore, PendingInstall,
-    RefreshOutcome, RepositoryError,
+    RefreshOutcome, RepositoryError, StatusCount,
 };
 
 fn tenant(s: &str) -> TenantId {
@@ -622,6 +622,24 @@ pub async fn quota_counts_are_per_tenant<R: ConnectorRepository + OAuthStateStor
     create_active(repo, &new("globex", "a", None)).await;
     assert_eq!(repo.count_connectors(&acme).await.unwrap(), 2);
     assert_eq!(repo.count_connectors(&tenant("globex")).await.unwrap(), 1);
+    // Across tenants, by state and auth status, for metrics.
+    let mut by_status = repo.count_by_status().await.unwrap();
+    by_status.sort_by_key(|c| c.state.as_str());
+    assert_eq!(
+        by_status,
+        vec![
+            StatusCount {
+                state: ConnectorState::Active,
+                auth_status: AuthStatus::Ok,
+                count: 2
+            },
+            StatusCount {
+                state: ConnectorState::Creating,
+                auth_status: AuthStatus::Ok,
+                count: 1
+            },
+        ]
+    );
 
     let now = chrono::Utc::now();
     for (hash, expires_at) in [

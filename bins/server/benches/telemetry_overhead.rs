@@ -1,0 +1,225 @@
+//! What metrics and spans add to a call when traces are off: the gRPC layer
+//! (`GrpcTelemetryLayer`: counters, histogram, in-flight gauge, the server span with
+//! `traceparent` handling) around a service that answers at once, and an observed store call
+//! (`Observed`: span, counter, histogram) around a store that answers at once, each against the
+//! bare call. The process runs as the server does: the Prometheus recorder installed and log
+//! lines at INFO (written to a sink), no OpenTelemetry layer.
+//!
+//! `cargo bench -p connector-server --bench telemetry_overhead` (`scripts/bench.sh` runs it);
+//! docs/performance.md keeps a run.
+
+// A benchmark: a failed unwrap is a failed run.
+#![allow(clippy::unwrap_used, clippy::print_stdout)]
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use axum::http;
+use chrono::{DateTime, Utc};
+use connector_domain::{Connector, ConnectorId, RequestId, TenantId};
+use connector_instrumentation::Observed;
+use connector_ports::{
+    ConnectorRepository, NewConnector, RefreshOutcome, RepositoryError, StatusCount,
+};
+use connector_server::metrics::GrpcTelemetryLayer;
+use tower::{Layer as _, Service, ServiceExt as _};
+use tracing_subscriber::prelude::*;
+
+/// A store that answers at once.
+struct Instant0;
+
+#[async_trait]
+impl ConnectorRepository for Instant0 {
+    async fn insert_creating(&self, _: &NewConnector) -> Result<Connector, RepositoryError> {
+        unimplemented!()
+    }
+    async fn mark_active(&self, _: ConnectorId) -> Result<Option<Connector>, RepositoryError> {
+        Ok(None)
+    }
+    async fn remove_creating(&self, _: ConnectorId) -> Result<(), RepositoryError> {
+        Ok(())
+    }
+    async fn find_by_request_id(
+        &self,
+        _: &TenantId,
+        _: &RequestId,
+    ) -> Result<Option<Connector>, RepositoryError> {
+        Ok(None)
+    }
+    async fn get_active(
+        &self,
+        _: &TenantId,
+        _: ConnectorId,
+    ) -> Result<Option<Connector>, RepositoryError> {
+        Ok(None)
+    }
+    async fn find_active(&self, _: ConnectorId) -> Result<Option<Connector>, RepositoryError> {
+        Ok(None)
+    }
+    async fn list_active(
+        &self,
+        _: &TenantId,
+        _: Option<ConnectorId>,
+        _: u32,
+    ) -> Result<Vec<Connector>, RepositoryError> {
+        Ok(Vec::new())
+    }
+    async fn mark_deleting(
+        &self,
+        _: &TenantId,
+        _: ConnectorId,
+    ) -> Result<Option<Connector>, RepositoryError> {
+        Ok(None)
+    }
+    async fn remove_deleting(&self, _: ConnectorId) -> Result<(), RepositoryError> {
+        Ok(())
+    }
+    async fn lease_token_refresh(
+        &self,
+        _: ConnectorId,
+        _: Duration,
+        _: i64,
+    ) -> Result<bool, RepositoryError> {
+        Ok(false)
+    }
+    async fn renew_token_refresh(
+        &self,
+        _: ConnectorId,
+        _: i64,
+        _: Duration,
+    ) -> Result<bool, RepositoryError> {
+        Ok(false)
+    }
+    async fn finish_token_refresh(
+        &self,
+        _: ConnectorId,
+        _: i64,
+        _: RefreshOutcome,
+    ) -> Result<bool, RepositoryError> {
+        Ok(false)
+    }
+    async fn count_connectors(&self, _: &TenantId) -> Result<u64, RepositoryError> {
+        Ok(0)
+    }
+    async fn count_by_status(&self) -> Result<Vec<StatusCount>, RepositoryError> {
+        Ok(Vec::new())
+    }
+    async fn tokens_expiring(
+        &self,
+        _: DateTime<Utc>,
+        _: u32,
+    ) -> Result<Vec<Connector>, RepositoryError> {
+        Ok(Vec::new())
+    }
+    async fn claim_stale(&self, _: Duration, _: u32) -> Result<Vec<Connector>, RepositoryError> {
+        Ok(Vec::new())
+    }
+}
+
+const CALLS: u32 = 200_000;
+
+/// The median over 5 rounds of the time per call of `f`.
+async fn per_call<F, Fut>(mut f: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    for _ in 0..CALLS / 10 {
+        f().await;
+    }
+    let mut rounds = Vec::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        for _ in 0..CALLS {
+            f().await;
+        }
+        rounds.push(started.elapsed() / CALLS);
+    }
+    rounds.sort();
+    rounds[2]
+}
+
+fn request() -> http::Request<()> {
+    http::Request::builder()
+        .uri("/connector.v1.ConnectorService/GetConnector")
+        .body(())
+        .unwrap()
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    connector_server::metrics::handle();
+    let _ = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .json()
+                .with_writer(std::io::sink)
+                .with_filter(tracing_subscriber::EnvFilter::new("info")),
+        )
+        .try_init();
+
+    let answer = tower::service_fn(|_: http::Request<()>| async {
+        Ok::<_, Infallible>(http::Response::new(()))
+    });
+    let bare_grpc = per_call(|| {
+        let svc = answer;
+        async move {
+            black_box(svc.oneshot(request()).await.unwrap());
+        }
+    })
+    .await;
+    let mut layered = GrpcTelemetryLayer.layer(answer);
+    let layered_grpc = per_call(|| {
+        let call = layered.call(request());
+        async move {
+            black_box(call.await.unwrap());
+        }
+    })
+    .await;
+    let mut with_parent = GrpcTelemetryLayer.layer(answer);
+    let traced_grpc = per_call(|| {
+        let mut r = request();
+        r.headers_mut().insert(
+            "traceparent",
+            http::HeaderValue::from_static(
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            ),
+        );
+        let call = with_parent.call(r);
+        async move {
+            black_box(call.await.unwrap());
+        }
+    })
+    .await;
+
+    let (tenant, id) = (TenantId::parse("t", "acme").unwrap(), ConnectorId::new_v7());
+    let bare = Instant0;
+    let bare_store = per_call(|| async {
+        black_box(bare.get_active(&tenant, id).await.unwrap());
+    })
+    .await;
+    let observed = Observed::new(Instant0);
+    let observed_store = per_call(|| async {
+        black_box(observed.get_active(&tenant, id).await.unwrap());
+    })
+    .await;
+
+    let ns = |d: Duration| d.as_nanos();
+    println!("| call | bare | with metrics and spans (traces off) | added |");
+    println!("|---|---|---|---|");
+    for (what, bare, with) in [
+        ("gRPC layer, no traceparent", bare_grpc, layered_grpc),
+        ("gRPC layer, with traceparent", bare_grpc, traced_grpc),
+        ("store call (`get_active`)", bare_store, observed_store),
+    ] {
+        println!(
+            "| {what} | {} ns | {} ns | {} ns |",
+            ns(bare),
+            ns(with),
+            ns(with.saturating_sub(bare))
+        );
+    }
+}
