@@ -152,13 +152,30 @@ fn request() -> http::Request<()> {
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     connector_server::metrics::handle();
+    // The server's log layer (JSON lines at INFO), writing to a sink; no OpenTelemetry layer.
+    let log = connector_server::Settings::load_from(
+        None,
+        Some(
+            [
+                ("CONNECTOR__LOG__FORMAT".to_owned(), "json".to_owned()),
+                // BENCH_LOG_FILTER=warn shows what the metrics alone cost.
+                (
+                    "CONNECTOR__LOG__FILTER".to_owned(),
+                    std::env::var("BENCH_LOG_FILTER").unwrap_or_else(|_| "info".to_owned()),
+                ),
+            ]
+            .into_iter()
+            .collect(),
+        ),
+    )
+    .unwrap()
+    .log;
+    // RUST_LOG would replace the configured filter the benchmark means to measure.
+    if std::env::var_os("RUST_LOG").is_some() {
+        panic!("unset RUST_LOG: the benchmark measures the configured filter");
+    }
     let _ = tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .json()
-                .with_writer(std::io::sink)
-                .with_filter(tracing_subscriber::EnvFilter::new("info")),
-        )
+        .with(connector_server::telemetry::log_layer(&log))
         .try_init();
 
     let answer = tower::service_fn(|_: http::Request<()>| async {

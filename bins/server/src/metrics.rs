@@ -189,16 +189,27 @@ where
         let method = method_label(request.uri().path());
         let started = Instant::now();
         let in_flight = InFlight::start(method);
-        let span = tracing::info_span!(
-            "grpc",
-            otel.name = method,
-            otel.kind = "server",
-            rpc.system = "grpc",
-            rpc.method = method,
-            rpc.grpc.status_code = tracing::field::Empty,
-            otel.status_code = tracing::field::Empty,
-            trace_id = tracing::field::Empty,
-        );
+        // With traces exported, the span carries OpenTelemetry's RPC attributes; without, only
+        // what log lines use (the method, the trace ID): every field costs formatting.
+        let exporting = crate::telemetry::exporting();
+        let span = if exporting {
+            tracing::info_span!(
+                "grpc",
+                otel.name = method,
+                otel.kind = "server",
+                rpc.system = "grpc",
+                rpc.method = method,
+                rpc.grpc.status_code = tracing::field::Empty,
+                otel.status_code = tracing::field::Empty,
+                trace_id = tracing::field::Empty,
+            )
+        } else {
+            tracing::info_span!(
+                "grpc",
+                rpc.method = method,
+                trace_id = tracing::field::Empty
+            )
+        };
         crate::telemetry::continue_trace(&span, request.headers());
         let call = span.in_scope(|| self.inner.call(request));
         Box::pin(async move {
@@ -207,11 +218,13 @@ where
                 Ok(response) => code_label(response.headers()),
                 Err(_) => "UNKNOWN",
             };
-            if let Some(n) = CODES.iter().position(|c| *c == code) {
-                span.record("rpc.grpc.status_code", n as i64);
-            }
-            if SERVER_FAULTS.contains(&code) {
-                span.record("otel.status_code", "ERROR");
+            if exporting {
+                if let Some(n) = CODES.iter().position(|c| *c == code) {
+                    span.record("rpc.grpc.status_code", n as i64);
+                }
+                if SERVER_FAULTS.contains(&code) {
+                    span.record("otel.status_code", "ERROR");
+                }
             }
             metrics::counter!("connector_grpc_requests_total", "method" => method, "code" => code)
                 .increment(1);

@@ -12,7 +12,6 @@ use connector_grpc_api::pb::connector_service_server::ConnectorServiceServer;
 use connector_grpc_api::{Authentication, ConnectorGrpc, TenantRateLimiter};
 use connector_usecases::OAuthInstaller;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::tls::ReloadingTls;
 
@@ -200,7 +199,6 @@ impl Application {
             .max_concurrent_streams(Some(g.max_concurrent_streams))
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-            .tcp_keepalive(Some(Duration::from_secs(60)))
             .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
                 g.max_concurrent_requests,
             ))
@@ -217,22 +215,29 @@ impl Application {
         let stopped = async {
             let _ = stop_rx.await;
         };
-        let (mut server, tls_watch) =
-            match &self.tls {
-                Some(tls) => (
-                    tokio::spawn(
-                        router.serve_with_incoming_shutdown(tls.incoming(self.listener), stopped),
-                    ),
-                    Some(tls.watch()),
+        let (mut server, tls_watch) = match &self.tls {
+            Some(tls) => (
+                tokio::spawn(
+                    router.serve_with_incoming_shutdown(tls.incoming(self.listener), stopped),
                 ),
-                None => (
-                    tokio::spawn(router.serve_with_incoming_shutdown(
-                        TcpListenerStream::new(self.listener),
+                Some(tls.watch()),
+            ),
+            None => (
+                // Accepted sockets get TCP_NODELAY and keepalives here: the builder's
+                // settings do not apply to a listener passed in. Without NODELAY a
+                // response written in parts (headers, message, trailers) can wait 40 ms
+                // for a delayed ACK.
+                tokio::spawn(
+                    router.serve_with_incoming_shutdown(
+                        tonic::transport::server::TcpIncoming::from(self.listener)
+                            .with_nodelay(Some(true))
+                            .with_keepalive(Some(Duration::from_secs(60))),
                         stopped,
-                    )),
-                    None,
+                    ),
                 ),
-            };
+                None,
+            ),
+        };
         let transport = match &self.tls {
             Some(tls) if tls.mutual() => "mutual TLS",
             Some(_) => "TLS",

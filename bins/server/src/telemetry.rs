@@ -13,11 +13,19 @@ use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
-use tracing_subscriber::filter::{EnvFilter, filter_fn};
+use tracing_subscriber::filter::{EnvFilter, FilterExt as _, filter_fn};
 use tracing_subscriber::prelude::*;
 
 use connector_app::Settings;
 use connector_app::settings::{LogFormat, LogSection};
+
+/// Whether this process exports traces (set once by [`init`]).
+static EXPORTING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether this process exports traces.
+pub fn exporting() -> bool {
+    EXPORTING.load(std::sync::atomic::Ordering::Relaxed)
+}
 
 /// Keeps the trace pipeline alive; dropping it (or [`Telemetry::shutdown`]) exports what is
 /// buffered and stops it.
@@ -98,23 +106,34 @@ pub fn init(settings: &Settings) -> anyhow::Result<Telemetry> {
                 meta.target().starts_with("connector") && *meta.level() <= tracing::Level::INFO
             }))
     });
-    let _ = tracing_subscriber::registry()
+    let installed = tracing_subscriber::registry()
         .with(log_layer(&settings.log))
         .with(otel_layer)
-        .try_init();
+        .try_init()
+        .is_ok();
+    if installed && provider.is_some() {
+        EXPORTING.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     if let Some(endpoint) = settings.otel_endpoint()? {
         tracing::info!(endpoint, "exporting traces over OTLP/gRPC");
     }
     Ok(Telemetry { provider })
 }
 
-fn log_layer<S>(log: &LogSection) -> Box<dyn tracing_subscriber::Layer<S> + Send + Sync>
+/// The layer writing log lines, as the server installs it. The per-call spans of the stores
+/// and Slack (`connector_instrumentation`) are left out of log lines: the request's span
+/// already puts the method and trace ID on each line, and leaving them out means that with
+/// traces off those spans are never built.
+pub fn log_layer<S>(log: &LogSection) -> Box<dyn tracing_subscriber::Layer<S> + Send + Sync>
 where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
 {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&log.filter))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+        .unwrap_or_else(|_| EnvFilter::new("info"))
+        .and(filter_fn(|meta| {
+            !(meta.is_span() && meta.target() == "connector_instrumentation")
+        }));
     let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());

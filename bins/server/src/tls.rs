@@ -184,6 +184,10 @@ impl ReloadingTls {
                 if tx.is_closed() {
                     break;
                 }
+                // As on the plain-text listener: no 40 ms delayed-ACK stalls.
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!(%peer, error = %e, "could not set TCP_NODELAY");
+                }
                 let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
                 let tx = tx.clone();
                 tokio::spawn(async move {

@@ -97,24 +97,20 @@ impl PgConnectorRepository {
     }
 
     /// The first row `query` selects, as a connector.
-    /// The first connector `query` finds: an idempotent read, run once more on a fresh
-    /// connection when the first attempt's connection broke (a restarted server, a terminated
-    /// backend).
-    async fn first(
-        &self,
-        query: impl Fn() -> connectors::BoxedQuery<'static, diesel::pg::Pg>,
-    ) -> Result<Option<Connector>, RepositoryError> {
+    /// The connector `query` (which selects a [`Row`], at most one) finds: an idempotent
+    /// read, run once more on a fresh connection when the first attempt's connection broke (a
+    /// restarted server, a terminated backend). `query` has a static shape (never boxed), so
+    /// each pooled connection prepares it once and reuses the statement.
+    async fn first<Q>(&self, query: impl Fn() -> Q) -> Result<Option<Connector>, RepositoryError>
+    where
+        Q: diesel_async::methods::LoadQuery<'static, AsyncPgConnection, Row> + Send + 'static,
+    {
         self.timed(async {
             let mut attempt = 0;
             loop {
                 attempt += 1;
                 let mut conn = self.conn().await?;
-                match query()
-                    .select(Row::as_select())
-                    .first::<Row>(&mut conn)
-                    .await
-                    .optional()
-                {
+                match query().get_result::<Row>(&mut conn).await.optional() {
                     Ok(row) => return row.map(Connector::try_from).transpose(),
                     Err(e) if attempt == 1 && is_connection_error(&e) => {
                         tracing::warn!(error = %e, "a database connection broke; retrying the read on a fresh one");
@@ -315,7 +311,8 @@ impl ConnectorRepository for PgConnectorRepository {
             dsl::connectors
                 .filter(dsl::tenant_id.eq(tenant.as_str().to_owned()))
                 .filter(dsl::request_id.eq(request_id.as_str().to_owned()))
-                .into_boxed()
+                .select(Row::as_select())
+                .limit(1)
         })
         .await
     }
@@ -329,8 +326,9 @@ impl ConnectorRepository for PgConnectorRepository {
             dsl::connectors
                 .filter(dsl::tenant_id.eq(tenant.as_str().to_owned()))
                 .filter(dsl::id.eq(id.as_uuid()))
-                .filter(dsl::state.eq(ConnectorState::Active.as_str()))
-                .into_boxed()
+                .filter(dsl::state.eq(ConnectorState::Active.as_str().to_owned()))
+                .select(Row::as_select())
+                .limit(1)
         })
         .await
     }
@@ -339,8 +337,9 @@ impl ConnectorRepository for PgConnectorRepository {
         self.first(|| {
             dsl::connectors
                 .filter(dsl::id.eq(id.as_uuid()))
-                .filter(dsl::state.eq(ConnectorState::Active.as_str()))
-                .into_boxed()
+                .filter(dsl::state.eq(ConnectorState::Active.as_str().to_owned()))
+                .select(Row::as_select())
+                .limit(1)
         })
         .await
     }
@@ -356,16 +355,16 @@ impl ConnectorRepository for PgConnectorRepository {
             loop {
                 attempt += 1;
                 let mut conn = self.conn().await?;
-                let mut query = dsl::connectors
+                // One static shape for every page (the first starts after the nil UUID, which
+                // no connector has), so the statement is prepared once per connection.
+                let after = after.map_or_else(uuid::Uuid::nil, |a| a.as_uuid());
+                let query = dsl::connectors
                     .filter(dsl::tenant_id.eq(tenant.as_str()))
                     .filter(dsl::state.eq(ConnectorState::Active.as_str()))
+                    .filter(dsl::id.gt(after))
                     .order(dsl::id.asc())
                     .limit(i64::from(limit))
-                    .select(Row::as_select())
-                    .into_boxed();
-                if let Some(after) = after {
-                    query = query.filter(dsl::id.gt(after.as_uuid()));
-                }
+                    .select(Row::as_select());
                 match query.load::<Row>(&mut conn).await {
                     Ok(rows) => return rows_to_connectors(rows),
                     // An idempotent read: once more on a fresh connection.

@@ -126,16 +126,16 @@ impl SqliteConnectorRepository {
             .map_err(|_| RepositoryError::Unavailable("database query timed out".into()))?
     }
 
-    /// The first row `query` selects, as a connector.
-    async fn first(
-        &self,
-        query: connectors::BoxedQuery<'static, diesel::sqlite::Sqlite>,
-    ) -> Result<Option<Connector>, RepositoryError> {
+    /// The connector `query` (which selects a [`Row`], at most one) finds. `query` has a
+    /// static shape (never boxed), so each pooled connection prepares it once.
+    async fn first<Q>(&self, query: Q) -> Result<Option<Connector>, RepositoryError>
+    where
+        Q: diesel_async::methods::LoadQuery<'static, Conn, Row> + Send + 'static,
+    {
         self.timed(async {
             let mut conn = self.conn().await?;
             let row: Option<Row> = query
-                .select(Row::as_select())
-                .first(&mut conn)
+                .get_result(&mut conn)
                 .await
                 .optional()
                 .map_err(map_err)?;
@@ -308,7 +308,8 @@ impl ConnectorRepository for SqliteConnectorRepository {
             dsl::connectors
                 .filter(dsl::tenant_id.eq(tenant.as_str().to_owned()))
                 .filter(dsl::request_id.eq(request_id.as_str().to_owned()))
-                .into_boxed(),
+                .select(Row::as_select())
+                .limit(1),
         )
         .await
     }
@@ -322,8 +323,9 @@ impl ConnectorRepository for SqliteConnectorRepository {
             dsl::connectors
                 .filter(dsl::tenant_id.eq(tenant.as_str().to_owned()))
                 .filter(dsl::id.eq(id.to_string()))
-                .filter(dsl::state.eq(ConnectorState::Active.as_str()))
-                .into_boxed(),
+                .filter(dsl::state.eq(ConnectorState::Active.as_str().to_owned()))
+                .select(Row::as_select())
+                .limit(1),
         )
         .await
     }
@@ -332,8 +334,9 @@ impl ConnectorRepository for SqliteConnectorRepository {
         self.first(
             dsl::connectors
                 .filter(dsl::id.eq(id.to_string()))
-                .filter(dsl::state.eq(ConnectorState::Active.as_str()))
-                .into_boxed(),
+                .filter(dsl::state.eq(ConnectorState::Active.as_str().to_owned()))
+                .select(Row::as_select())
+                .limit(1),
         )
         .await
     }
@@ -346,16 +349,15 @@ impl ConnectorRepository for SqliteConnectorRepository {
     ) -> Result<Vec<Connector>, RepositoryError> {
         self.timed(async {
             let mut conn = self.conn().await?;
-            let mut query = dsl::connectors
+            // One static shape for every page (the first starts after "", before every ID).
+            let after = after.map(|a| a.to_string()).unwrap_or_default();
+            let query = dsl::connectors
                 .filter(dsl::tenant_id.eq(tenant.as_str()))
                 .filter(dsl::state.eq(ConnectorState::Active.as_str()))
+                .filter(dsl::id.gt(after))
                 .order(dsl::id.asc())
                 .limit(i64::from(limit))
-                .select(Row::as_select())
-                .into_boxed();
-            if let Some(after) = after {
-                query = query.filter(dsl::id.gt(after.to_string()));
-            }
+                .select(Row::as_select());
             many(query.load(&mut conn).await.map_err(map_err)?)
         })
         .await

@@ -1,7 +1,7 @@
 //! Decorators over the ports: [`Observed`] wraps any store or the Slack client and, around
-//! every call, opens a tracing span (its OpenTelemetry name is `db <operation>`,
-//! `secrets <operation>` or `slack <method>`) and, for the stores, counts the call by
-//! operation and outcome and times it:
+//! every call, opens a tracing span when the call is part of a request or a job (its
+//! OpenTelemetry name is `db <operation>`, `secrets <operation>` or `slack <method>`) and, for
+//! the stores, counts the call by operation and outcome and times it:
 //!
 //! | metric | labels |
 //! |---|---|
@@ -185,14 +185,20 @@ macro_rules! observed {
         impl<T: $trait> $trait for Observed<T> {
             $(
                 async fn $name(&self $(, $arg: $ty)*) -> $ret {
-                    let span = tracing::info_span!(
-                        $prefix,
-                        otel.name = concat!($prefix, " ", stringify!($name)),
-                        otel.kind = "client",
-                        $attr = stringify!($name),
-                        outcome = tracing::field::Empty,
-                        otel.status_code = tracing::field::Empty,
-                    );
+                    // Only within a request's or a job's span: a call outside any (the
+                    // readiness check every few seconds) would start a trace of its own.
+                    let span = if tracing::Span::current().is_none() {
+                        tracing::Span::none()
+                    } else {
+                        tracing::info_span!(
+                            $prefix,
+                            otel.name = concat!($prefix, " ", stringify!($name)),
+                            otel.kind = "client",
+                            $attr = stringify!($name),
+                            outcome = tracing::field::Empty,
+                            otel.status_code = tracing::field::Empty,
+                        )
+                    };
                     observe(
                         Dependency::$dependency,
                         stringify!($name),
