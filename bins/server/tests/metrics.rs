@@ -226,12 +226,20 @@ async fn every_call_moves_its_counter_by_exactly_one() {
     // The refused refresh, and nothing else of the kind.
     assert_eq!(delta("connector_token_refreshes_total", &refused), 1.0);
     assert_eq!(delta("connector_token_refreshes_total", &[]), 1.0);
-    // Each store call by operation: the three Gets and the send read the connector once
-    // each; the create wrote one secret.
+    // Each store call by operation: the three Gets read the database (the two for a missing
+    // connector are not cached); the send found the connector in the cache; the create wrote
+    // one secret.
     let db_calls = "connector_db_calls_total";
     assert_eq!(
         delta(db_calls, &[("operation", "get_active"), ("outcome", "ok")]),
-        4.0
+        3.0
+    );
+    assert_eq!(
+        delta(
+            "connector_connector_cache_lookups_total",
+            &[("result", "hit")]
+        ),
+        1.0
     );
     assert_eq!(delta(db_calls, &[("operation", "insert_creating")]), 1.0);
     assert_eq!(
@@ -246,7 +254,7 @@ async fn every_call_moves_its_counter_by_exactly_one() {
             "connector_db_call_duration_seconds_count",
             &[("operation", "get_active")]
         ),
-        4.0
+        3.0
     );
     assert_eq!(value(&after, "connector_ready", &[]), 1.0);
     // Read at scrape time: the pool, and the connectors by state and auth status.

@@ -6,16 +6,20 @@
 //! - [`schema`]: the diesel table definition.
 //! - [`repository`]: [`PgConnectorRepository`] and the row mapping.
 //! - [`migrate`]: [`run_migrations`], serialised across replicas by an advisory lock.
+//! - [`changes`]: [`PgChangeFeed`], connector changes of every replica through
+//!   `LISTEN/NOTIFY`.
 //!
 //! # Must never
 //! Let a diesel, bb8 or tokio-postgres type escape through the port, store a token, or log one.
 //! Every query a client can reach is filtered by tenant.
 
+pub mod changes;
 pub mod migrate;
 pub mod repository;
 pub mod schema;
 pub mod sent_messages;
 
+pub use changes::PgChangeFeed;
 pub use migrate::run_migrations;
 pub use repository::PgConnectorRepository;
 

@@ -61,6 +61,10 @@ pub fn describe() {
         "Rotating-token refreshes by outcome (refreshed, refused, failed, store_failed, lease_lost)"
     );
     metrics::describe_counter!(
+        "connector_connector_cache_lookups_total",
+        "Connector rows looked up by the send and get paths, by result (hit, miss, bypass)"
+    );
+    metrics::describe_counter!(
         "connector_oauth_installs_total",
         "OAuth installs completed or refused, by outcome"
     );

@@ -5,10 +5,11 @@ use std::sync::Arc;
 
 use connector_adapters_jwt::JwtVerifier;
 use connector_adapters_slack::HttpSlackApi;
+use connector_ports::ConnectorRepository;
 use connector_usecases::{
-    ApiKeys, Authenticator, ConnectorService, CredentialPolicy, MessageSender, OAuthInstaller,
-    Ports, ReadinessCheck, Reconciler, RefreshSettings, Sleep, SystemClock, TokenCache,
-    TokenRefresher,
+    ApiKeys, Authenticator, Coherence, ConnectorCache, ConnectorService, CredentialPolicy,
+    MessageSender, OAuthInstaller, Ports, ReadinessCheck, Reconciler, RefreshSettings, Sleep,
+    SystemClock, TokenCache, TokenRefresher,
 };
 
 use connector_instrumentation::Observed;
@@ -96,8 +97,38 @@ impl Services {
             }
         };
         let metrics = MetricsProbe::new(storage.pool_status, storage.repo.clone());
+        // Rows and tokens cached until any replica changes them: with a change feed, not
+        // before it listens and never while it is lost.
+        let coherence = match &storage.changes {
+            Some(_) => Coherence::awaiting_feed(),
+            None => Coherence::local(),
+        };
+        if let Some(feed) = &storage.changes {
+            feed.watch(coherence.clone());
+            // The feed connects like the pool did: caching starts with the first call. A feed
+            // that cannot listen yet leaves the caches bypassed until it can.
+            let deadline = tokio::time::Instant::now() + FEED_START_WAIT;
+            while !coherence.is_live() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            if !coherence.is_live() {
+                tracing::warn!(
+                    "the connector change feed is not listening yet: caches stay off until it is"
+                );
+            }
+        }
+        let repo: Arc<dyn ConnectorRepository> = if settings.connector_cache_ttl().is_zero() {
+            storage.repo
+        } else {
+            ConnectorCache::new(
+                storage.repo,
+                coherence.clone(),
+                settings.connector_cache_ttl(),
+                Arc::new(SystemClock),
+            )
+        };
         let ports = Ports {
-            repo: storage.repo,
+            repo,
             secrets: storage.secrets,
             slack: Arc::new(Observed::new(slack)),
             secret_prefix,
@@ -124,7 +155,8 @@ impl Services {
         Ok(Self {
             sender: MessageSender::new(
                 ports.clone(),
-                TokenCache::new(settings.token_cache_ttl(), Arc::new(SystemClock)),
+                TokenCache::new(settings.token_cache_ttl(), Arc::new(SystemClock))
+                    .with_coherence(coherence),
                 refresher.clone(),
                 storage.sends,
                 tokio_sleep(),
@@ -145,6 +177,9 @@ impl Services {
         })
     }
 }
+
+/// How long opening the services waits for the change feed to listen.
+const FEED_START_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 fn tokio_sleep() -> Sleep {
     Arc::new(|d| Box::pin(tokio::time::sleep(d)))

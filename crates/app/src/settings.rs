@@ -54,6 +54,26 @@ pub struct Settings {
     pub log: LogSection,
     /// OpenTelemetry traces (off unless an endpoint is set).
     pub otel: OtelSection,
+    /// The connector cache of the send and get paths.
+    pub cache: CacheSection,
+}
+
+/// `cache.*`
+#[derive(Debug, Clone, Deserialize)]
+pub struct CacheSection {
+    /// `CONNECTOR__CACHE__CONNECTOR_TTL_MS`: how long a connector's row (and the validity of
+    /// its cached token) is trusted without news from the change feed; 0 turns the row cache
+    /// off. With PostgreSQL any replica's change reaches every cache at once (`LISTEN/NOTIFY`)
+    /// and this is only a safety net; with SQLite it bounds what another process's change
+    /// takes to be seen (default 5000).
+    pub connector_ttl_ms: u64,
+}
+
+impl Settings {
+    /// The connector cache's TTL (zero: off).
+    pub fn connector_cache_ttl(&self) -> Duration {
+        Duration::from_millis(self.cache.connector_ttl_ms)
+    }
 }
 
 /// `auth.*`
@@ -459,6 +479,7 @@ pub const DEFAULTS: &[(&str, &str)] = &[
     ("readiness.check_interval_secs", "5"),
     ("log.format", "text"),
     ("log.filter", "info"),
+    ("cache.connector_ttl_ms", "5000"),
     ("otel.service_name", "connector-server"),
     ("otel.sample_ratio", "1.0"),
 ];

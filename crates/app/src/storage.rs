@@ -16,7 +16,8 @@ use connector_adapters_postgres::PgConnectorRepository;
 use connector_adapters_sqlite::SqliteConnectorRepository;
 use connector_instrumentation::Observed;
 use connector_ports::{
-    ApiKeyStore, ConnectorRepository, OAuthStateStore, PoolStatus, SecretStore, SentMessageStore,
+    ApiKeyStore, ConnectorChanges, ConnectorRepository, OAuthStateStore, PoolStatus, SecretStore,
+    SentMessageStore,
 };
 use secrecy::ExposeSecret as _;
 
@@ -148,6 +149,9 @@ pub struct Storage {
     pub sends: Arc<dyn SentMessageStore>,
     /// The database connection pool's state, for metrics.
     pub pool_status: Arc<dyn Fn() -> PoolStatus + Send + Sync>,
+    /// Connector changes made by other processes, where the database announces them
+    /// (PostgreSQL); `None` for an SQLite file.
+    pub changes: Option<Arc<dyn ConnectorChanges>>,
     /// A one-line, secret-free description for the start-up log.
     pub description: String,
 }
@@ -197,6 +201,12 @@ pub async fn open(settings: &Settings, migrations: Migrate) -> Result<Storage, A
             tracing::info!(?applied, "database migrations applied");
         }
     }
+    let changes: Option<Arc<dyn ConnectorChanges>> = match settings.metadata()? {
+        Metadata::Postgres => Some(Arc::new(connector_adapters_postgres::PgChangeFeed::new(
+            settings.url()?,
+        ))),
+        Metadata::Sqlite(_) => None,
+    };
     let database = match settings.metadata()? {
         Metadata::Postgres => Database::of(
             PgConnectorRepository::connect(settings.url()?, &settings.repository())
@@ -251,6 +261,7 @@ pub async fn open(settings: &Settings, migrations: Migrate) -> Result<Storage, A
         api_keys: database.api_keys,
         sends: database.sends,
         pool_status: database.pool_status,
+        changes,
         description: format!("{}; {where_secrets}", database.description),
     })
 }

@@ -10,6 +10,8 @@
 //! - [`oauth_states`]: [`OAuthStateStore`], pending installs keyed by the hash of their state.
 //! - [`sent_messages`]: [`SentMessageStore`], idempotent sends keyed by connector and
 //!   `request_id`.
+//! - [`changes`]: [`ConnectorChanges`], a feed of connector changes on any replica, so caches
+//!   can drop what is stale.
 //!
 //! Adapters in other crates implement the traits; the use cases (`connector-usecases`) only
 //! ever see them, held as `Arc<dyn Trait>`. With the `mocks` feature every port gets a mockall
@@ -20,6 +22,7 @@
 //! AWS or reqwest. Never put a token in an error.
 
 pub mod api_keys;
+pub mod changes;
 pub mod identity;
 pub mod oauth_states;
 pub mod repository;
@@ -28,6 +31,7 @@ pub mod sent_messages;
 pub mod slack;
 
 pub use api_keys::{ApiKeyRecord, ApiKeyStore};
+pub use changes::{ChangeSink, ConnectorChanges};
 pub use identity::{TokenError, TokenVerifier};
 pub use oauth_states::{OAuthStateStore, PendingInstall};
 pub use repository::{

@@ -221,10 +221,14 @@ impl ConnectorService {
                         .into(),
                 })
             }
-            Err(e) => {
-                self.undo_create(&row).await;
-                Err(e.into())
-            }
+            // The activation's answer was lost: it may have committed (a connection cut after
+            // the commit). Undoing now could delete the secret of an active connector, so the
+            // row is read back; unless it is active, both stay for the reconciler, which
+            // finishes a `creating` row (secret first) once it is stale.
+            Err(e) => match self.ports.repo.find_active(row.id).await {
+                Ok(Some(active)) => Ok(active),
+                _ => Err(e.into()),
+            },
         }
     }
 

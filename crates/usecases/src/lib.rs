@@ -9,6 +9,8 @@
 //! - [`api_keys`]: [`ApiKeys`], static API keys stored as hashes, and who they stand for.
 //! - [`authenticate`]: [`Authenticator`], the caller a bearer credential stands for.
 //! - [`reconcile`]: [`Reconciler`], one pass that finishes work a crash left behind.
+//! - [`coherence`]: [`ConnectorCache`] and [`Coherence`], connector rows and tokens cached
+//!   until any replica changes them (fed by the store's change feed).
 //! - [`error`]: the use-case errors ([`ConnectorError`], [`SendError`], [`InstallError`]) and
 //!   the one place each port error becomes one of them.
 //!
@@ -26,6 +28,7 @@ use connector_ports::{ConnectorRepository, SecretLabels, SecretStore, SlackApi};
 
 pub mod api_keys;
 pub mod authenticate;
+pub mod coherence;
 pub mod connectors;
 pub mod error;
 pub mod install;
@@ -38,6 +41,7 @@ mod testing;
 
 pub use api_keys::{ApiKeys, CreatedKey, KeyRejected};
 pub use authenticate::{AuthFailure, Authenticator, CredentialPolicy, Credentials};
+pub use coherence::{Coherence, ConnectorCache, Forget};
 pub use connectors::{ChannelLimits, ConnectorPage, ConnectorService, CreateConnector};
 pub use error::{ConnectorError, Dependency, InstallError, SendError};
 pub use install::{OAuthConfig, OAuthInstaller};

@@ -30,6 +30,7 @@ use connector_ports::{
 };
 use sha2::{Digest as _, Sha256};
 
+use crate::coherence::{Coherence, Forget};
 use crate::error::SendError;
 use crate::refresh::TokenRefresher;
 use crate::{Ports, Sleep};
@@ -69,10 +70,12 @@ impl Clock for SystemClock {
     }
 }
 
-/// Bot tokens by connector, each kept for a TTL.
+/// Bot tokens by connector, each kept for a TTL, and dropped when the connector changes on any
+/// replica (see [`Coherence`]).
 pub struct TokenCache {
     ttl: Duration,
     clock: Arc<dyn Clock>,
+    coherence: Arc<Coherence>,
     entries: Mutex<HashMap<ConnectorId, (BotToken, Instant)>>,
 }
 
@@ -89,13 +92,28 @@ impl TokenCache {
     /// More entries than this and expired ones are swept; if none were, the cache is emptied.
     pub const MAX_ENTRIES: usize = 10_000;
 
-    /// A cache keeping tokens for `ttl` (zero turns caching off).
+    /// A cache keeping tokens for `ttl` (zero turns caching off), coherent within this
+    /// process only.
     pub fn new(ttl: Duration, clock: Arc<dyn Clock>) -> Self {
         Self {
             ttl,
             clock,
+            coherence: Coherence::local(),
             entries: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The same cache, following `coherence`: it holds nothing while `coherence` is not live,
+    /// and forgets a connector's token when it changes. (Registered by [`MessageSender::new`].)
+    pub fn with_coherence(mut self, coherence: Arc<Coherence>) -> Self {
+        self.coherence = coherence;
+        self
+    }
+
+    /// The epoch to note before reading a token from the store, for
+    /// [`TokenCache::insert_read_at`].
+    pub fn epoch(&self) -> u64 {
+        self.coherence.epoch()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ConnectorId, (BotToken, Instant)>> {
@@ -104,6 +122,9 @@ impl TokenCache {
 
     /// The cached token of `id`, unless missing or expired.
     pub fn get(&self, id: ConnectorId) -> Option<BotToken> {
+        if !self.coherence.is_live() {
+            return None;
+        }
         let now = self.clock.now();
         let mut entries = self.lock();
         match entries.get(&id) {
@@ -124,12 +145,22 @@ impl TokenCache {
     /// Caches `token` for `id` for the TTL or `limit`, whichever is shorter (a rotating token
     /// must not be served past the moment it is due for refresh).
     pub fn insert_at_most(&self, id: ConnectorId, token: BotToken, limit: Duration) {
+        self.insert_read_at(id, token, limit, self.epoch());
+    }
+
+    /// Like [`TokenCache::insert_at_most`] for a token read from the store when the epoch was
+    /// `epoch`: not kept if the connector (or any) changed since.
+    pub fn insert_read_at(&self, id: ConnectorId, token: BotToken, limit: Duration, epoch: u64) {
         let ttl = self.ttl.min(limit);
         if ttl.is_zero() {
             return;
         }
         let now = self.clock.now();
         let mut entries = self.lock();
+        // Under the lock forgetting takes: a change after this check forgets what is kept.
+        if !self.coherence.may_keep(epoch) {
+            return;
+        }
         if entries.len() >= Self::MAX_ENTRIES {
             entries.retain(|_, (_, expires)| *expires > now);
             if entries.len() >= Self::MAX_ENTRIES {
@@ -152,6 +183,15 @@ impl TokenCache {
     /// Whether nothing is cached.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+impl Forget for TokenCache {
+    fn forget(&self, id: ConnectorId) {
+        self.invalidate(id);
+    }
+    fn forget_all(&self) {
+        self.lock().clear();
     }
 }
 
@@ -243,6 +283,10 @@ impl MessageSender {
         sends: Arc<dyn SentMessageStore>,
         sleep: Sleep,
     ) -> Self {
+        let tokens = Arc::new(tokens);
+        let forget: std::sync::Weak<dyn Forget> =
+            Arc::downgrade(&tokens) as std::sync::Weak<dyn Forget>;
+        tokens.coherence.register(forget);
         Self {
             ports,
             sends,
@@ -252,7 +296,7 @@ impl MessageSender {
                 limit: Self::DEFAULT_IN_FLIGHT_PER_CONNECTOR,
                 counts: Mutex::new(HashMap::new()),
             }),
-            tokens: Arc::new(tokens),
+            tokens,
             refresher,
         }
     }
@@ -483,6 +527,7 @@ impl MessageSender {
     }
 
     async fn fetch_token(&self, connector: &Connector) -> Result<BotToken, SendError> {
+        let epoch = self.tokens.epoch();
         let secret = self
             .ports
             .secrets
@@ -503,7 +548,7 @@ impl MessageSender {
             None => Duration::MAX,
         };
         self.tokens
-            .insert_at_most(connector.id, secret.bot_token.clone(), limit);
+            .insert_read_at(connector.id, secret.bot_token.clone(), limit, epoch);
         Ok(secret.bot_token)
     }
 

@@ -181,7 +181,7 @@ fn seed(double: &SlackDouble) {
     double.state().add_token(TOKEN, TEAM);
 }
 
-type Running = (
+pub(crate) type Running = (
     ConnectorServiceClient<GrpcChannel>,
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<anyhow::Result<()>>,

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod auth;
+mod coherence;
 mod containers;
 mod crash_safety;
 mod embedded;

@@ -4,5 +4,6 @@
 // Helpers here are test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
+mod changes;
 mod containers;
 mod repository;

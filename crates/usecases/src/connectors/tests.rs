@@ -360,17 +360,17 @@ async fn a_failed_secret_write_removes_the_secret_then_the_row() {
 }
 
 #[tokio::test]
-async fn a_failed_activation_undoes_the_create() {
+async fn an_activation_whose_answer_was_lost_is_left_to_the_reconciler() {
     let mut m = Mocks::new().slack_ok().insert_ok();
     m.secrets.expect_put().returning(|_, _, _| Ok(()));
     m.repo
         .expect_mark_active()
         .returning(|_| Err(RepositoryError::Unavailable("connection reset".into())));
-    m.secrets.expect_delete().times(1).returning(|_| Ok(()));
-    m.repo
-        .expect_remove_creating()
-        .times(1)
-        .returning(|_| Ok(()));
+    // Read back: not active (or unreadable). Nothing is undone: it may have committed, and
+    // the reconciler finishes a row left `creating`, secret first.
+    m.repo.expect_find_active().times(1).returning(|_| Ok(None));
+    m.secrets.expect_delete().never();
+    m.repo.expect_remove_creating().never();
     let err = m
         .service()
         .create(cmd("prod", "alerts", ""))
@@ -386,6 +386,23 @@ async fn a_failed_activation_undoes_the_create() {
         ),
         "{err:?}"
     );
+}
+
+#[tokio::test]
+async fn an_activation_that_committed_before_its_answer_was_lost_succeeds() {
+    let mut m = Mocks::new().slack_ok().insert_ok();
+    m.secrets.expect_put().returning(|_, _, _| Ok(()));
+    m.repo
+        .expect_mark_active()
+        .returning(|_| Err(RepositoryError::Unavailable("connection reset".into())));
+    m.repo.expect_find_active().times(1).returning(|id| {
+        let mut c = connector("acme", "prod", ConnectorState::Active);
+        c.id = id;
+        Ok(Some(c))
+    });
+    m.secrets.expect_delete().never();
+    let created = m.service().create(cmd("prod", "alerts", "")).await.unwrap();
+    assert_eq!(created.state, ConnectorState::Active);
 }
 
 #[tokio::test]

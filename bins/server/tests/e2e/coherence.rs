@@ -1,0 +1,202 @@
+//! The connector cache across replicas: two servers on one PostgreSQL, each caching rows and
+//! tokens, each told by `LISTEN/NOTIFY` when the other (or anyone) changes a connector.
+
+use std::time::{Duration, Instant};
+
+use connector_grpc_api::pb::{GetConnectorRequest, SendMessageRequest};
+use tonic::Code;
+
+use crate::helpers::{self, TestApp};
+
+/// How long a change may take to reach the other replica in this test: the promise is 100 ms;
+/// the bound is generous so a loaded machine does not fail it (the measured time is printed).
+const BOUND: Duration = Duration::from_secs(2);
+
+fn get(id: &str) -> GetConnectorRequest {
+    GetConnectorRequest {
+        tenant_id: "acme".into(),
+        id: id.into(),
+    }
+}
+
+fn send(id: &str) -> SendMessageRequest {
+    SendMessageRequest {
+        tenant_id: "acme".into(),
+        connector_id: id.into(),
+        text: "through replica B".into(),
+        ..Default::default()
+    }
+}
+
+/// Replica B: another server on replica A's database, secrets and Slack double, with a
+/// long TTL so only the change feed can make it drop what it cached.
+async fn replica_b(a: &TestApp) -> helpers::Running {
+    helpers::start(helpers::settings(
+        &a.db,
+        &a.double.api_base_url(),
+        &a.prefix,
+        &[("CONNECTOR__CACHE__CONNECTOR_TTL_MS", "600000")],
+    ))
+    .await
+}
+
+/// Sends through `b` until it is refused with `code`; how long that took.
+async fn refused_within(b: &mut helpers::Running, id: &str, code: Code) -> Duration {
+    let started = Instant::now();
+    loop {
+        match b.0.send_message(send(id)).await {
+            Err(status) if status.code() == code => return started.elapsed(),
+            Err(status) => panic!("unexpected answer {status:?}"),
+            Ok(_) => {
+                assert!(started.elapsed() < BOUND, "still sending after {BOUND:?}");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_change_on_one_replica_stops_the_other_from_using_its_cache() {
+    let mut a = TestApp::spawn_with(&[("CONNECTOR__CACHE__CONNECTOR_TTL_MS", "600000")]).await;
+    let mut b = replica_b(&a).await;
+    let id = a.create("acme", "prod", "#alerts").await.id;
+
+    // B caches the row: a change the database does not announce (the trigger off, as if the
+    // feed missed it) is not seen by B, which proves it serves from memory.
+    b.0.send_message(send(&id)).await.unwrap();
+    assert_eq!(
+        b.0.get_connector(get(&id))
+            .await
+            .unwrap()
+            .into_inner()
+            .connector
+            .unwrap()
+            .name,
+        "prod"
+    );
+    a.db.execute(&format!(
+        "ALTER TABLE connectors DISABLE TRIGGER connector_changed; \
+         UPDATE connectors SET name = 'renamed-quietly' WHERE id = '{id}'; \
+         ALTER TABLE connectors ENABLE TRIGGER connector_changed"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        b.0.get_connector(get(&id))
+            .await
+            .unwrap()
+            .into_inner()
+            .connector
+            .unwrap()
+            .name,
+        "prod",
+        "B read the database: its cache is off"
+    );
+
+    // Marked for re-authorisation on A's side (what a refused refresh does): B refuses to
+    // send without calling Slack, within the bound.
+    a.db.execute(&format!(
+        "UPDATE connectors SET auth_status = 'needs_reauthorization' WHERE id = '{id}'"
+    ))
+    .await
+    .unwrap();
+    let took = refused_within(&mut b, &id, Code::FailedPrecondition).await;
+    eprintln!("B refused a connector needing re-authorisation {took:?} after the change");
+    a.db.execute(&format!(
+        "UPDATE connectors SET auth_status = 'ok' WHERE id = '{id}'"
+    ))
+    .await
+    .unwrap();
+    // Authorised again: B sends again once the change reaches it.
+    let started = Instant::now();
+    while let Err(status) = b.0.send_message(send(&id)).await {
+        assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+        assert!(started.elapsed() < BOUND, "B still refuses after {BOUND:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    // Deleted through A: B refuses it within the bound.
+    a.client
+        .delete_connector(connector_grpc_api::pb::DeleteConnectorRequest {
+            tenant_id: "acme".into(),
+            id: id.clone(),
+        })
+        .await
+        .unwrap();
+    let took = refused_within(&mut b, &id, Code::NotFound).await;
+    eprintln!("B refused a deleted connector {took:?} after the delete");
+    assert!(took < BOUND);
+
+    helpers::stop(b).await;
+    a.stop().await;
+}
+
+#[tokio::test]
+async fn a_lost_change_feed_drops_everything_cached() {
+    let mut a = TestApp::spawn_with(&[("CONNECTOR__CACHE__CONNECTOR_TTL_MS", "600000")]).await;
+    let mut b = replica_b(&a).await;
+    let id = a.create("acme", "prod", "#alerts").await.id;
+    b.0.get_connector(get(&id)).await.unwrap();
+    // A change nobody announces, then the feed connections end (as a database restart or a
+    // network cut would): whatever B cached is dropped, and the change is seen.
+    a.db.execute(&format!(
+        "ALTER TABLE connectors DISABLE TRIGGER connector_changed; \
+         UPDATE connectors SET name = 'renamed-quietly' WHERE id = '{id}'; \
+         ALTER TABLE connectors ENABLE TRIGGER connector_changed"
+    ))
+    .await
+    .unwrap();
+    a.db.execute(&format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE application_name = '{}' AND datname = current_database()",
+        connector_adapters_postgres::changes::APPLICATION_NAME
+    ))
+    .await
+    .unwrap();
+    let started = Instant::now();
+    loop {
+        let name =
+            b.0.get_connector(get(&id))
+                .await
+                .unwrap()
+                .into_inner()
+                .connector
+                .unwrap()
+                .name;
+        if name == "renamed-quietly" {
+            break;
+        }
+        assert!(
+            started.elapsed() < BOUND,
+            "B still serves what it cached before the feed was lost"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The feed is back: B caches again, and announced changes reach it.
+    a.db.execute(&format!(
+        "UPDATE connectors SET name = 'renamed' WHERE id = '{id}'"
+    ))
+    .await
+    .unwrap();
+    let started = Instant::now();
+    loop {
+        let name =
+            b.0.get_connector(get(&id))
+                .await
+                .unwrap()
+                .into_inner()
+                .connector
+                .unwrap()
+                .name;
+        if name == "renamed" {
+            break;
+        }
+        assert!(
+            started.elapsed() < BOUND,
+            "an announced change did not reach B"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    helpers::stop(b).await;
+    a.stop().await;
+}

@@ -1,0 +1,2 @@
+DROP TRIGGER connector_changed ON connectors;
+DROP FUNCTION connector_changed();
