@@ -40,6 +40,37 @@ async fn replica_b(a: &TestApp) -> helpers::Running {
     .await
 }
 
+/// Renames connector `id` with the trigger off: a change the database does not announce.
+async fn rename_quietly(a: &TestApp, id: &str, name: &str) {
+    a.db.execute(&format!(
+        "ALTER TABLE connectors DISABLE TRIGGER connector_changed; \
+         UPDATE connectors SET name = '{name}' WHERE id = '{id}'; \
+         ALTER TABLE connectors ENABLE TRIGGER connector_changed"
+    ))
+    .await
+    .unwrap();
+}
+
+/// The name `b` answers for connector `id`.
+async fn name_on(b: &mut helpers::Running, id: &str) -> String {
+    b.0.get_connector(get(id))
+        .await
+        .unwrap()
+        .into_inner()
+        .connector
+        .unwrap()
+        .name
+}
+
+/// Asks `b` until it answers `name` for connector `id`, failing with `why` after [`BOUND`].
+async fn until_named(b: &mut helpers::Running, id: &str, name: &str, why: &str) {
+    let started = Instant::now();
+    while name_on(b, id).await != name {
+        assert!(started.elapsed() < BOUND, "{why}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Sends through `b` until it is refused with `code`; how long that took.
 async fn refused_within(b: &mut helpers::Running, id: &str, code: Code) -> Duration {
     let started = Instant::now();
@@ -64,31 +95,10 @@ async fn a_change_on_one_replica_stops_the_other_from_using_its_cache() {
     // B caches the row: a change the database does not announce (the trigger off, as if the
     // feed missed it) is not seen by B, which proves it serves from memory.
     b.0.send_message(send(&id)).await.unwrap();
+    assert_eq!(name_on(&mut b, &id).await, "prod");
+    rename_quietly(&a, &id, "renamed-quietly").await;
     assert_eq!(
-        b.0.get_connector(get(&id))
-            .await
-            .unwrap()
-            .into_inner()
-            .connector
-            .unwrap()
-            .name,
-        "prod"
-    );
-    a.db.execute(&format!(
-        "ALTER TABLE connectors DISABLE TRIGGER connector_changed; \
-         UPDATE connectors SET name = 'renamed-quietly' WHERE id = '{id}'; \
-         ALTER TABLE connectors ENABLE TRIGGER connector_changed"
-    ))
-    .await
-    .unwrap();
-    assert_eq!(
-        b.0.get_connector(get(&id))
-            .await
-            .unwrap()
-            .into_inner()
-            .connector
-            .unwrap()
-            .name,
+        name_on(&mut b, &id).await,
         "prod",
         "B read the database: its cache is off"
     );
@@ -139,13 +149,7 @@ async fn a_lost_change_feed_drops_everything_cached() {
     b.0.get_connector(get(&id)).await.unwrap();
     // A change nobody announces, then the feed connections end (as a database restart or a
     // network cut would): whatever B cached is dropped, and the change is seen.
-    a.db.execute(&format!(
-        "ALTER TABLE connectors DISABLE TRIGGER connector_changed; \
-         UPDATE connectors SET name = 'renamed-quietly' WHERE id = '{id}'; \
-         ALTER TABLE connectors ENABLE TRIGGER connector_changed"
-    ))
-    .await
-    .unwrap();
+    rename_quietly(&a, &id, "renamed-quietly").await;
     a.db.execute(&format!(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
          WHERE application_name = '{}' AND datname = current_database()",
@@ -153,50 +157,26 @@ async fn a_lost_change_feed_drops_everything_cached() {
     ))
     .await
     .unwrap();
-    let started = Instant::now();
-    loop {
-        let name =
-            b.0.get_connector(get(&id))
-                .await
-                .unwrap()
-                .into_inner()
-                .connector
-                .unwrap()
-                .name;
-        if name == "renamed-quietly" {
-            break;
-        }
-        assert!(
-            started.elapsed() < BOUND,
-            "B still serves what it cached before the feed was lost"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    until_named(
+        &mut b,
+        &id,
+        "renamed-quietly",
+        "B still serves what it cached before the feed was lost",
+    )
+    .await;
     // The feed is back: B caches again, and announced changes reach it.
     a.db.execute(&format!(
         "UPDATE connectors SET name = 'renamed' WHERE id = '{id}'"
     ))
     .await
     .unwrap();
-    let started = Instant::now();
-    loop {
-        let name =
-            b.0.get_connector(get(&id))
-                .await
-                .unwrap()
-                .into_inner()
-                .connector
-                .unwrap()
-                .name;
-        if name == "renamed" {
-            break;
-        }
-        assert!(
-            started.elapsed() < BOUND,
-            "an announced change did not reach B"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    until_named(
+        &mut b,
+        &id,
+        "renamed",
+        "an announced change did not reach B",
+    )
+    .await;
     helpers::stop(b).await;
     a.stop().await;
 }
