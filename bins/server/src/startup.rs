@@ -41,6 +41,9 @@ impl Application {
     /// SQLite file + local encrypted secrets), applying pending migrations, prepares the Slack
     /// client and binds the gRPC and HTTP listeners (port 0 picks a free port).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        // The recorder first, so what opening the services records (the change feed
+        // listening) is kept.
+        crate::metrics::handle();
         let services = Services::open(&settings, Migrate::Apply).await?;
         tracing::info!(storage = %services.storage, "storage ready");
         match settings.auth_mode()? {

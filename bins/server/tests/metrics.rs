@@ -257,6 +257,7 @@ async fn every_call_moves_its_counter_by_exactly_one() {
         3.0
     );
     assert_eq!(value(&after, "connector_ready", &[]), 1.0);
+    assert_eq!(value(&after, "connector_change_feed_listening", &[]), 1.0);
     // Read at scrape time: the pool, and the connectors by state and auth status.
     assert!(value(&after, "connector_db_pool_max_connections", &[]) >= 1.0);
     assert_eq!(

@@ -60,6 +60,10 @@ pub fn describe() {
         "connector_token_refreshes_total",
         "Rotating-token refreshes by outcome (refreshed, refused, failed, store_failed, lease_lost)"
     );
+    metrics::describe_gauge!(
+        "connector_change_feed_listening",
+        "1 while the connector change feed listens (0: connector caches are bypassed)"
+    );
     metrics::describe_counter!(
         "connector_connector_cache_lookups_total",
         "Connector rows looked up by the send and get paths, by result (hit, miss, bypass)"

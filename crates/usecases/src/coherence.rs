@@ -113,6 +113,7 @@ impl ChangeSink for Coherence {
     }
 
     fn lost(&self) {
+        metrics::gauge!("connector_change_feed_listening").set(0.0);
         let was_live = self.live.swap(false, Ordering::SeqCst);
         self.epoch.fetch_add(1, Ordering::SeqCst);
         self.each(|c| c.forget_all());
@@ -127,6 +128,7 @@ impl ChangeSink for Coherence {
         self.epoch.fetch_add(1, Ordering::SeqCst);
         self.each(|c| c.forget_all());
         let was_live = self.live.swap(true, Ordering::SeqCst);
+        metrics::gauge!("connector_change_feed_listening").set(1.0);
         if !was_live {
             tracing::info!("the connector change feed listens: connector caches are on");
         }
