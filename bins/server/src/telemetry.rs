@@ -195,4 +195,63 @@ mod tests {
         });
         assert_eq!(none.span().span_context().trace_id(), TraceId::INVALID);
     }
+
+    /// The log lines of the test's own subscriber.
+    #[derive(Clone, Default)]
+    struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_callers_trace_id_is_on_the_json_log_lines_of_its_call_with_traces_off() {
+        opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+        let lines = Lines::default();
+        let writer = lines.clone();
+        // JSON lines as the server writes them (`log_layer`), into the test's buffer.
+        let subscriber = tracing_subscriber::registry().with(
+            tracing_subscriber::fmt::layer()
+                .json()
+                .flatten_event(true)
+                .with_writer(move || writer.clone()),
+        );
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+                .parse()
+                .unwrap_or_else(|_| unreachable!()),
+        );
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!(
+                "grpc",
+                rpc.method = "connector.v1.ConnectorService/GetConnector",
+                trace_id = tracing::field::Empty
+            );
+            continue_trace(&span, &headers);
+            span.in_scope(|| tracing::info!("inside the call"));
+        });
+        let text = String::from_utf8(lines.0.lock().unwrap_or_else(|p| p.into_inner()).clone())
+            .unwrap_or_default();
+        let line = text
+            .lines()
+            .find(|l| l.contains("inside the call"))
+            .unwrap_or_else(|| panic!("no log line: {text}"));
+        let json: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert_eq!(
+            json["span"]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736",
+            "{line}"
+        );
+    }
 }
