@@ -18,7 +18,7 @@ secs=${CHAOS_SECS:-45}
 clients=${CHAOS_CLIENTS:-6}
 if [[ "${1:-}" == "--long" ]]; then secs=${CHAOS_SECS:-600}; clients=${CHAOS_CLIENTS:-12}; fi
 
-cargo build --locked -q -p connector-server -p connector-chaos
+build_binaries connector-server connector-chaos
 
 # A private cluster, so restarting it disturbs nothing else on the machine.
 bindir="$(dirname "$(command -v initdb 2>/dev/null || ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -n1)")"

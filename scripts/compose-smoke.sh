@@ -26,7 +26,7 @@ else
   compose=(docker-compose)
 fi
 
-cargo build --locked -q -p connector-server -p slack-double
+build_binaries connector-server slack-double
 mkdir -p dist
 cp "$CARGO_TARGET_DIR/debug/connector-server" "$CARGO_TARGET_DIR/debug/slack-double" dist/
 

@@ -302,6 +302,16 @@ ensure_app_database() {
   export APP_DATABASE_URL
 }
 
+# build_binaries PACKAGE...: builds their binaries (debug profile), unless the test command's
+# `cargo test --workspace` has just built them (SC_BINARIES_BUILT=1): a `cargo build -p …`
+# resolves dependency features without the dev-dependencies and would rebuild many crates.
+build_binaries() {
+  [[ "${SC_BINARIES_BUILT:-}" == 1 ]] && return 0
+  local args=() p
+  for p in "$@"; do args+=(-p "$p"); done
+  cargo build --locked -q "${args[@]}"
+}
+
 use_target_cache() {
   export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE_DIR/target}"
 }

@@ -10,7 +10,7 @@ ensure_localstack
 ensure_grpcurl
 ensure_buf
 ensure_dev_issuer
-cargo build --locked -q -p connector-server -p slack-double -p connector-sender
+build_binaries connector-server slack-double connector-sender
 
 db=slack_connector_smoke
 psql "$DATABASE_ADMIN_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null

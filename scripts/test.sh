@@ -50,6 +50,10 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 log "cargo test"
 cargo test --workspace --locked
+# The binaries the scripts below run, with the features `cargo test` resolved (building the
+# test targets too keeps them unified, so nothing above is rebuilt): the scripts reuse them.
+cargo build --locked -q --workspace --bins --tests
+export SC_BINARIES_BUILT=1
 
 log "smoke: connector-server with grpcurl and reflection"
 bash "$ROOT/scripts/smoke.sh"
