@@ -59,7 +59,8 @@ fail() {
   dc logs --no-color --tail 50 >&2 || true
   exit 1
 }
-trap 'dc down -v --remove-orphans >/dev/null 2>&1 || true' EXIT
+# A short stop timeout: the stack is thrown away, and the emulator does not exit on SIGTERM.
+trap 'dc down -v --remove-orphans --timeout 2 >/dev/null 2>&1 || true' EXIT
 
 log "compose-smoke: docker compose up (project $project)"
 dc up -d --no-build >/dev/null 2>&1 || fail "compose up failed"
