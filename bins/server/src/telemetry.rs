@@ -106,11 +106,24 @@ pub fn init(settings: &Settings) -> anyhow::Result<Telemetry> {
                 meta.target().starts_with("connector") && *meta.level() <= tracing::Level::INFO
             }))
     });
-    let installed = tracing_subscriber::registry()
-        .with(log_layer(&settings.log))
-        .with(otel_layer)
-        .try_init()
-        .is_ok();
+    let installed = match otel_layer {
+        Some(otel) => tracing_subscriber::registry()
+            .with(log_layer(&settings.log))
+            .with(otel)
+            .try_init()
+            .is_ok(),
+        // Without traces the log filter is global: callsites it turns off are never evaluated
+        // again, where a per-layer filter is asked at every span (measured: docs/performance.md).
+        None => {
+            let (filter, lines) = log_filter_and_lines(&settings.log);
+            tracing_subscriber::registry()
+                .with(filter)
+                .with(filter_fn(keep_in_logs))
+                .with(lines)
+                .try_init()
+                .is_ok()
+        }
+    };
     if installed && provider.is_some() {
         EXPORTING.store(true, std::sync::atomic::Ordering::Relaxed);
     }
@@ -120,27 +133,46 @@ pub fn init(settings: &Settings) -> anyhow::Result<Telemetry> {
     Ok(Telemetry { provider })
 }
 
-/// The layer writing log lines, as the server installs it. The per-call spans of the stores
-/// and Slack (`connector_instrumentation`) are left out of log lines: the request's span
-/// already puts the method and trace ID on each line, and leaving them out means that with
-/// traces off those spans are never built.
-pub fn log_layer<S>(log: &LogSection) -> Box<dyn tracing_subscriber::Layer<S> + Send + Sync>
+/// Whether log lines carry this span or event: not the per-call spans of the stores and
+/// Slack (`connector_instrumentation`), since the request's span already puts the method and
+/// trace ID on each line, and leaving them out means that with traces off they are never built.
+fn keep_in_logs(meta: &tracing::Metadata<'_>) -> bool {
+    !(meta.is_span() && meta.target() == "connector_instrumentation")
+}
+
+/// The log filter (`RUST_LOG`, else the configured one) and the layer writing the lines.
+fn log_filter_and_lines<S>(
+    log: &LogSection,
+) -> (
+    EnvFilter,
+    Box<dyn tracing_subscriber::Layer<S> + Send + Sync>,
+)
 where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
 {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&log.filter))
-        .unwrap_or_else(|_| EnvFilter::new("info"))
-        .and(filter_fn(|meta| {
-            !(meta.is_span() && meta.target() == "connector_instrumentation")
-        }));
+        .unwrap_or_else(|_| EnvFilter::new("info"));
     let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
-    match log.format {
-        LogFormat::Json => layer.json().flatten_event(true).with_filter(filter).boxed(),
-        LogFormat::Text => layer.with_filter(filter).boxed(),
-    }
+    let lines = match log.format {
+        LogFormat::Json => layer.json().flatten_event(true).boxed(),
+        LogFormat::Text => layer.boxed(),
+    };
+    (filter, lines)
+}
+
+/// The layer writing log lines, filtered on its own (beside the OpenTelemetry layer, whose
+/// filter differs): see [`keep_in_logs`].
+pub fn log_layer<S>(log: &LogSection) -> Box<dyn tracing_subscriber::Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    let (filter, lines) = log_filter_and_lines(log);
+    lines
+        .with_filter(filter.and(filter_fn(keep_in_logs)))
+        .boxed()
 }
 
 /// Reads a propagation header from an HTTP request's headers.
