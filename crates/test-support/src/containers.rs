@@ -51,18 +51,19 @@ impl PgContainer {
     pub async fn start() -> anyhow::Result<Self> {
         let (name, tag) = image_from_env("SC_TEST_PG_IMAGE", "slack-connector-test/postgres:15");
         // A fixed host port: a container put back on the network after a cut keeps it.
-        let host_port = free_port()?;
-        let container = Postgres::default()
-            .with_name(&name)
-            .with_tag(&tag)
-            .with_mapped_port(host_port, 5432.tcp())
-            .with_label(LABEL, "postgres")
-            .with_startup_timeout(Duration::from_secs(60))
-            .start()
-            .await
-            .with_context(|| {
-                format!("starting a PostgreSQL container from {name}:{tag}; {HOW_TO_PROVIDE}")
-            })?;
+        let (container, host_port) = on_a_free_port(|host_port| {
+            Postgres::default()
+                .with_name(&name)
+                .with_tag(&tag)
+                .with_mapped_port(host_port, 5432.tcp())
+                .with_label(LABEL, "postgres")
+                .with_startup_timeout(Duration::from_secs(60))
+                .start()
+        })
+        .await
+        .with_context(|| {
+            format!("starting a PostgreSQL container from {name}:{tag}; {HOW_TO_PROVIDE}")
+        })?;
         let admin_url = format!("postgres://postgres:postgres@127.0.0.1:{host_port}/postgres");
         Ok(Self {
             container,
@@ -117,19 +118,20 @@ impl SecretsContainer {
         } else {
             (5000, WaitFor::message_on_stderr("Running on"))
         };
-        let host_port = free_port()?;
-        let container = GenericImage::new(&name, &tag)
-            .with_exposed_port(port.tcp())
-            .with_wait_for(ready)
-            .with_mapped_port(host_port, port.tcp())
-            .with_env_var("SERVICES", "secretsmanager")
-            .with_label(LABEL, "secrets")
-            .with_startup_timeout(Duration::from_secs(60))
-            .start()
-            .await
-            .with_context(|| {
-                format!("starting a Secrets Manager container from {name}:{tag}; {HOW_TO_PROVIDE}")
-            })?;
+        let (container, host_port) = on_a_free_port(|host_port| {
+            GenericImage::new(&name, &tag)
+                .with_exposed_port(port.tcp())
+                .with_wait_for(ready.clone())
+                .with_mapped_port(host_port, port.tcp())
+                .with_env_var("SERVICES", "secretsmanager")
+                .with_label(LABEL, "secrets")
+                .with_startup_timeout(Duration::from_secs(60))
+                .start()
+        })
+        .await
+        .with_context(|| {
+            format!("starting a Secrets Manager container from {name}:{tag}; {HOW_TO_PROVIDE}")
+        })?;
         Ok(Self {
             container,
             endpoint: format!("http://127.0.0.1:{host_port}"),
@@ -164,6 +166,28 @@ impl SecretsContainer {
 }
 
 /// A loopback port free at the moment (bound, then released).
+/// Starts a container on a free host port, trying another when Docker says the port is taken:
+/// Docker's own port bookkeeping may hold a port the kernel calls free (no proxy bound to it),
+/// so two tests can pick the same one.
+async fn on_a_free_port<T, E, F, Fut>(start: F) -> anyhow::Result<(T, u16)>
+where
+    F: Fn(u16) -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let port = free_port()?;
+        match start(port).await {
+            Ok(started) => return Ok((started, port)),
+            Err(e) if attempt < 5 && format!("{e} {e:?}").contains("port is already allocated") => {
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
