@@ -207,16 +207,22 @@ pub fn continue_trace(span: &tracing::Span, headers: &axum::http::HeaderMap) {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_traceparent_is_read_from_the_headers() {
-        opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    /// Request headers carrying a caller's W3C `traceparent` (trace 4bf92f35…).
+    fn with_traceparent() -> axum::http::HeaderMap {
         let mut headers = axum::http::HeaderMap::new();
         headers.insert(
             "traceparent",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-                .parse()
-                .unwrap_or_else(|_| unreachable!()),
+            axum::http::HeaderValue::from_static(
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            ),
         );
+        headers
+    }
+
+    #[test]
+    fn a_traceparent_is_read_from_the_headers() {
+        opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+        let headers = with_traceparent();
         let cx = opentelemetry::global::get_text_map_propagator(|p| p.extract(&Headers(&headers)));
         assert_eq!(
             cx.span().span_context().trace_id().to_string(),
@@ -257,13 +263,7 @@ mod tests {
                 .flatten_event(true)
                 .with_writer(move || writer.clone()),
         );
-        let mut headers = axum::http::HeaderMap::new();
-        headers.insert(
-            "traceparent",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-                .parse()
-                .unwrap_or_else(|_| unreachable!()),
-        );
+        let headers = with_traceparent();
         tracing::subscriber::with_default(subscriber, || {
             let span = tracing::info_span!(
                 "grpc",
