@@ -91,6 +91,16 @@ impl PgContainer {
     pub async fn unpause(&self) -> anyhow::Result<()> {
         Ok(self.container.unpause().await?)
     }
+
+    /// Restarts the server as an operator's restart would, with `down` between stop and
+    /// start: a fast shutdown (the image's stop signal is SIGINT, so every backend ends with
+    /// SQLSTATE 57P01), then a start on the same host port with the same data. Returns once the
+    /// container runs again; the server inside may still be starting.
+    pub async fn restart(&self, down: Duration) -> anyhow::Result<()> {
+        self.container.stop_with_timeout(Some(10)).await?;
+        tokio::time::sleep(down).await;
+        Ok(self.container.start().await?)
+    }
 }
 
 /// A Secrets Manager emulator in a container, removed when dropped.

@@ -1,11 +1,13 @@
 //! The server with every dependency in a container of its own (PostgreSQL and a Secrets
-//! Manager emulator, started by testcontainers), and a network cut between it and
-//! PostgreSQL in the middle of creates.
+//! Manager emulator, started by testcontainers), a network cut between it and PostgreSQL in
+//! the middle of creates, and PostgreSQL restarted under mixed traffic.
 
 use std::collections::HashSet;
 use std::time::Duration;
 
-use connector_grpc_api::pb::{DeleteConnectorRequest, GetConnectorRequest, ListConnectorsRequest};
+use connector_grpc_api::pb::{
+    DeleteConnectorRequest, GetConnectorRequest, ListConnectorsRequest, SendMessageRequest,
+};
 use test_support::TestDatabase;
 use test_support::containers::{self, PgContainer, SecretsContainer};
 use tonic::Code;
@@ -56,7 +58,7 @@ async fn create_send_and_delete_with_every_dependency_in_a_container() {
         HashSet::from([name.clone()])
     );
     client
-        .send_message(connector_grpc_api::pb::SendMessageRequest {
+        .send_message(SendMessageRequest {
             tenant_id: "acme".into(),
             connector_id: c.id.clone(),
             text: "from containers".into(),
@@ -184,5 +186,126 @@ async fn a_network_cut_to_postgres_during_creates_is_unavailable_and_loses_nothi
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    stop(running).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_restart_under_traffic_is_unavailable_never_internal_and_heals_itself() {
+    let pg = PgContainer::start().await.unwrap();
+    let db = TestDatabase::create_on(pg.admin_url()).await.unwrap();
+    let double = double().await;
+    let prefix = format!("restart-{}/", uuid::Uuid::new_v4().simple());
+    let running = start(settings(
+        &db,
+        &double.api_base_url(),
+        &prefix,
+        &[
+            ("CONNECTOR__DATABASE__QUERY_TIMEOUT_SECS", "2"),
+            ("CONNECTOR__DATABASE__CONNECT_TIMEOUT_SECS", "2"),
+        ],
+    ))
+    .await;
+    let mut client = running.0.clone();
+    let id = client
+        .create_connector(create_request("acme", "steady", TOKEN, "#alerts", ""))
+        .await
+        .unwrap()
+        .into_inner()
+        .connector
+        .unwrap()
+        .id;
+
+    // Reads, sends and creates from three clients, one after another, until told to stop.
+    let (done_tx, done) = tokio::sync::watch::channel(false);
+    let mut tasks = Vec::new();
+    for worker in 0..3 {
+        let (mut client, id, done) = (running.0.clone(), id.clone(), done.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut answers: Vec<Result<(), tonic::Status>> = Vec::new();
+            let mut i = 0;
+            while !*done.borrow() {
+                i += 1;
+                let answer = match i % 3 {
+                    0 => client
+                        .get_connector(GetConnectorRequest {
+                            tenant_id: "acme".into(),
+                            id: id.clone(),
+                        })
+                        .await
+                        .map(drop),
+                    1 => client
+                        .send_message(SendMessageRequest {
+                            tenant_id: "acme".into(),
+                            connector_id: id.clone(),
+                            text: format!("w{worker} #{i}"),
+                            ..Default::default()
+                        })
+                        .await
+                        .map(drop),
+                    _ => client
+                        .create_connector(create_request(
+                            "acme",
+                            &format!("w{worker}-{i}"),
+                            TOKEN,
+                            "#alerts",
+                            "",
+                        ))
+                        .await
+                        .map(drop),
+                };
+                answers.push(answer);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            answers
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Down for longer than the connect timeout, so some calls must give up.
+    pg.restart(Duration::from_secs(3)).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    done_tx.send(true).unwrap();
+
+    let (mut served, mut refused) = (0, 0);
+    for task in tasks {
+        for answer in task.await.unwrap() {
+            match answer {
+                Ok(()) => served += 1,
+                Err(status) => {
+                    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+                    refused += 1;
+                }
+            }
+        }
+    }
+    assert!(refused > 0, "the restart was felt ({served} served)");
+
+    // The same server, not restarted, serves every kind of call again.
+    let started = std::time::Instant::now();
+    loop {
+        let get = client
+            .get_connector(GetConnectorRequest {
+                tenant_id: "acme".into(),
+                id: id.clone(),
+            })
+            .await;
+        if get.is_ok() {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{get:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    client
+        .send_message(SendMessageRequest {
+            tenant_id: "acme".into(),
+            connector_id: id.clone(),
+            text: "after the restart".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    client
+        .create_connector(create_request("acme", "after", TOKEN, "#alerts", ""))
+        .await
+        .unwrap();
     stop(running).await;
 }
