@@ -31,7 +31,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$dir"; }
 trap cleanup EXIT
 
-"$CARGO_TARGET_DIR/debug/slack-double" --listen "127.0.0.1:$double_port" --token xoxb-smoke-test-token \
+"$CARGO_TARGET_DIR/debug/slack-double" --listen "127.0.0.1:$double_port" --token xoxb-smoke-test-token --token xoxb-smoke-replacement \
   --team T0SMOKE01 --channels general,alerts --generated-channels 1200 >"$dir/double.log" 2>&1 &
 pids+=($!)
 
@@ -82,6 +82,15 @@ done
 # buf curl asks reflection v1 first (grpcurl above used v1alpha).
 buf curl --protocol grpc --http2-prior-knowledge -d '{"tenant_id":"smoke"}' \
   "http://127.0.0.1:$grpc_port/connector.v1.ConnectorService/ListConnectors" | grep -q "\"$id\"" || fail "buf curl ListConnectors"
+# UpdateConnector as the README shows it (grpcurl takes a FieldMask as an object of paths).
+updated=$(call connector.v1.ConnectorService/UpdateConnector \
+  "{\"tenant_id\":\"smoke\",\"id\":\"$id\",\"update_mask\":{\"paths\":[\"name\",\"default_channel\"]},\"name\":\"renamed\",\"default_channel\":\"#general\",\"etag\":\"g1\"}") \
+  || fail "UpdateConnector failed"
+grep -q '"name": "renamed"' <<<"$updated" && grep -q '"etag": "g2"' <<<"$updated" || fail "UpdateConnector answered: $updated"
+out=$(call connector.v1.ConnectorService/UpdateConnector \
+  "{\"tenant_id\":\"smoke\",\"id\":\"$id\",\"update_mask\":{\"paths\":[\"name\"]},\"name\":\"again\",\"etag\":\"g1\"}" 2>&1) \
+  && fail "an update with a stale etag succeeded"
+grep -q Aborted <<<"$out" || fail "expected Aborted for a stale etag: $out"
 call connector.v1.ConnectorService/DeleteConnector "{\"tenant_id\":\"smoke\",\"id\":\"$id\"}" >/dev/null || fail "DeleteConnector"
 out=$(call connector.v1.ConnectorService/GetConnector "{\"tenant_id\":\"smoke\",\"id\":\"$id\"}" 2>&1) && fail "GetConnector after delete succeeded"
 grep -q NotFound <<<"$out" || fail "expected NotFound after delete: $out"
@@ -198,6 +207,20 @@ out=$(CONNECTOR__DATA_DIR="$data" CONNECTOR__SLACK__API_BASE_URL="http://127.0.0
   "$CARGO_TARGET_DIR/debug/connector-send" "$id" "embedded after rotation") || fail "connector-send (embedded) failed: $out"
 call connector.v1.ConnectorService/SendMessage "{\"tenant_id\":\"smoke\",\"connector_id\":\"$id\",\"text\":\"embedded over gRPC\"}" >/dev/null \
   || fail "embedded SendMessage after rotation failed"
+# A token replacement in the local store (staged file, then one rename).
+call connector.v1.ConnectorService/UpdateConnector \
+  "{\"tenant_id\":\"smoke\",\"id\":\"$id\",\"update_mask\":{\"paths\":[\"slack_bot_token\"]},\"slack_bot_token\":\"xoxb-smoke-replacement\"}" >/dev/null \
+  || fail "embedded UpdateConnector (token) failed"
+ls "$data"/secrets/*.staged-* >/dev/null 2>&1 && fail "a staged secret file was left behind"
+call connector.v1.ConnectorService/SendMessage "{\"tenant_id\":\"smoke\",\"connector_id\":\"$id\",\"text\":\"embedded with the new token\"}" >/dev/null \
+  || fail "embedded SendMessage after the token replacement failed"
+curl -fsS "http://127.0.0.1:$double_port/_double/messages" | python3 -c '
+import json, sys
+msgs = json.load(sys.stdin)
+last = [m for m in msgs if m.get("text") == "embedded with the new token"]
+assert last and last[-1].get("token") == "xoxb-smoke-replacement", last' \
+  || fail "the replacement token was not the one used"
+grep -rq 'xoxb-smoke-replacement' "$data" && fail "the replacement token is readable on disk"
 kill -TERM "$server_pid"
 status=0
 wait "$server_pid" || status=$?

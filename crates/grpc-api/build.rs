@@ -25,8 +25,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         .build_server(true)
         .build_transport(true)
-        // The request carries a bot token: its Debug is written by hand, redacted.
-        .skip_debug(["connector.v1.CreateConnectorRequest"])
+        // These requests carry a bot token: their Debug is written by hand, redacted.
+        .skip_debug([
+            "connector.v1.CreateConnectorRequest",
+            "connector.v1.UpdateConnectorRequest",
+        ])
         .compile_fds(fds)?;
     Ok(())
 }

@@ -56,6 +56,29 @@ impl ConnectorRepository for Instant0 {
     ) -> Result<Option<Connector>, RepositoryError> {
         Ok(None)
     }
+    async fn update_active(
+        &self,
+        _: &TenantId,
+        _: ConnectorId,
+        _: i64,
+        _: &connector_ports::ConnectorUpdate,
+    ) -> Result<Option<Connector>, RepositoryError> {
+        Ok(None)
+    }
+    async fn pending_promotions(
+        &self,
+        _: Duration,
+        _: u32,
+    ) -> Result<Vec<connector_ports::PendingPromotion>, RepositoryError> {
+        Ok(Vec::new())
+    }
+    async fn clear_pending_promotion(
+        &self,
+        _: ConnectorId,
+        _: &str,
+    ) -> Result<bool, RepositoryError> {
+        Ok(false)
+    }
     async fn find_active(&self, _: ConnectorId) -> Result<Option<Connector>, RepositoryError> {
         Ok(None)
     }

@@ -78,8 +78,9 @@ fn describe() {
 
 /// The methods served, as `package.Service/Method`; anything else is `other`.
 fn method_label(path: &str) -> &'static str {
-    const KNOWN: [&str; 9] = [
+    const KNOWN: [&str; 10] = [
         "connector.v1.ConnectorService/CreateConnector",
+        "connector.v1.ConnectorService/UpdateConnector",
         "connector.v1.ConnectorService/GetConnector",
         "connector.v1.ConnectorService/ListConnectors",
         "connector.v1.ConnectorService/DeleteConnector",

@@ -60,6 +60,21 @@ pub struct StaticCredentials {
     pub secret_access_key: SecretString,
 }
 
+/// The label of the version readers get.
+const CURRENT: &str = "AWSCURRENT";
+/// The label prefix of a version staged by [`SecretStore::stage`] and not yet promoted; each
+/// staged version has its own label (`sc-staged-<version ID>`), so staging another never
+/// strips one and leaves it unlabelled (Secrets Manager deprecates, and may drop, a version
+/// with no label).
+const STAGED_PREFIX: &str = "sc-staged-";
+/// A staged version older than this was abandoned (an update takes seconds): its label is
+/// removed when another version is staged, so labels do not pile up (20 per secret at most).
+const ABANDONED_AFTER: Duration = Duration::from_secs(3600);
+
+fn staged_label(version: &str) -> String {
+    format!("{STAGED_PREFIX}{version}")
+}
+
 /// The Secrets Manager store; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AwsSecretStore {
@@ -100,6 +115,54 @@ impl AwsSecretStore {
     /// Wraps an existing client.
     pub fn from_client(client: Client) -> Self {
         Self { client }
+    }
+}
+
+impl AwsSecretStore {
+    /// Removes the staging labels of versions of `name` staged long ago and never promoted
+    /// (other than `keep`). Best effort: a failure only leaves a label behind.
+    async fn unlabel_abandoned(&self, name: &SecretName, keep: &str) {
+        let listed = match self
+            .client
+            .list_secret_version_ids()
+            .secret_id(name.as_str())
+            .max_results(100)
+            .send()
+            .await
+        {
+            Ok(listed) => listed,
+            Err(e) => {
+                tracing::debug!(error = %cause_chain(&e), "could not list secret versions");
+                return;
+            }
+        };
+        let cutoff = std::time::SystemTime::now() - ABANDONED_AFTER;
+        for v in listed.versions() {
+            let (Some(id), Some(created)) = (v.version_id(), v.created_date()) else {
+                continue;
+            };
+            let old = std::time::SystemTime::try_from(*created).is_ok_and(|c| c < cutoff);
+            if id == keep || !old {
+                continue;
+            }
+            for label in v
+                .version_stages()
+                .iter()
+                .filter(|l| l.starts_with(STAGED_PREFIX))
+            {
+                if let Err(e) = self
+                    .client
+                    .update_secret_version_stage()
+                    .secret_id(name.as_str())
+                    .version_stage(label)
+                    .remove_from_version_id(id)
+                    .send()
+                    .await
+                {
+                    tracing::debug!(error = %cause_chain(&e), "could not remove an abandoned staging label");
+                }
+            }
+        }
     }
 }
 
@@ -218,6 +281,106 @@ impl SecretStore for AwsSecretStore {
             Ok(_) | Err(SecretStoreError::NotFound) => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    async fn stage(
+        &self,
+        name: &SecretName,
+        secret: &ConnectorSecret,
+    ) -> Result<String, SecretStoreError> {
+        // A new version labelled AWSPENDING only: AWSCURRENT stays where it is. The request
+        // token makes a retried call the same version.
+        let version = uuid::Uuid::new_v4().to_string();
+        self.client
+            .put_secret_value()
+            .secret_id(name.as_str())
+            .secret_string(secret.to_json())
+            .client_request_token(&version)
+            .version_stages(staged_label(&version))
+            .send()
+            .await
+            .map_err(classify)?;
+        self.unlabel_abandoned(name, &version).await;
+        Ok(version)
+    }
+
+    async fn promote(&self, name: &SecretName, version: &str) -> Result<bool, SecretStoreError> {
+        let described = match self
+            .client
+            .describe_secret()
+            .secret_id(name.as_str())
+            .send()
+            .await
+            .map_err(classify)
+        {
+            Ok(d) => d,
+            Err(SecretStoreError::NotFound) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let stages = described.version_ids_to_stages();
+        let labels = stages.and_then(|s| s.get(version));
+        if labels.is_some_and(|l| l.iter().any(|l| l == CURRENT)) {
+            return Ok(false);
+        }
+        if labels.is_none() {
+            // Not listed: it lost its staging label to a later stage, or it never was. Only a
+            // version that exists can be moved to.
+            match self
+                .client
+                .get_secret_value()
+                .secret_id(name.as_str())
+                .version_id(version)
+                .send()
+                .await
+                .map_err(classify)
+            {
+                Ok(_) => {}
+                Err(SecretStoreError::NotFound) => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+        let current = stages.and_then(|s| {
+            s.iter()
+                .find(|(_, labels)| labels.iter().any(|l| l == CURRENT))
+                .map(|(id, _)| id.clone())
+        });
+        // One call moves the label: readers see the old value or the new one. A version that
+        // lost its staging label to a later stage is not listed, but is still there to move to.
+        let moved = self
+            .client
+            .update_secret_version_stage()
+            .secret_id(name.as_str())
+            .version_stage(CURRENT)
+            .move_to_version_id(version)
+            .set_remove_from_version_id(current)
+            .send()
+            .await;
+        match moved {
+            Ok(_) => {}
+            Err(SdkError::ServiceError(e))
+                if e.err().is_resource_not_found_exception()
+                    || e.err().is_invalid_parameter_exception()
+                    || e.err().is_invalid_request_exception() =>
+            {
+                return Ok(false);
+            }
+            Err(e) => return Err(classify(e)),
+        }
+        if labels.is_some_and(|l| l.contains(&staged_label(version))) {
+            // Tidiness only: a label left behind changes nothing a reader sees.
+            if let Err(e) = self
+                .client
+                .update_secret_version_stage()
+                .secret_id(name.as_str())
+                .version_stage(staged_label(version))
+                .remove_from_version_id(version)
+                .send()
+                .await
+            {
+                tracing::debug!(error = %cause_chain(&e), "could not remove the staging label");
+            }
+        }
+        Ok(true)
     }
 }
 

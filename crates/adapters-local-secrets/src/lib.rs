@@ -113,10 +113,37 @@ impl LocalSecretStore {
         &self.inner.dir
     }
 
-    fn path_of(&self, name: &str) -> PathBuf {
+    fn stem_of(name: &str) -> String {
         let digest = Sha256::digest(name.as_bytes());
-        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-        self.inner.dir.join(format!("{hex}.secret.json"))
+        digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn path_of(&self, name: &str) -> PathBuf {
+        self.inner
+            .dir
+            .join(format!("{}.secret.json", Self::stem_of(name)))
+    }
+
+    /// Where staged `version` of `name` waits for its promotion: beside the current file, so
+    /// promoting it is one rename.
+    fn staged_path_of(&self, name: &str, version: &str) -> PathBuf {
+        self.inner
+            .dir
+            .join(format!("{}.staged-{version}.json", Self::stem_of(name)))
+    }
+
+    /// The staged versions of `name` on disk.
+    fn staged_files_of(&self, name: &str) -> Result<Vec<PathBuf>, SecretStoreError> {
+        let prefix = format!("{}.staged-", Self::stem_of(name));
+        Ok(self
+            .secret_files()?
+            .into_iter()
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(&prefix))
+            })
+            .collect())
     }
 
     fn lock_path(&self) -> PathBuf {
@@ -295,11 +322,46 @@ impl LocalSecretStore {
 
     fn delete_blocking(&self, name: &str) -> Result<(), SecretStoreError> {
         let path = self.path_of(name);
-        self.with_write_lock(|| match fs::remove_file(&path) {
+        self.with_write_lock(|| {
+            // Staged versions first: none may outlive the secret.
+            for staged in self.staged_files_of(name)? {
+                remove_if_present(&staged)?;
+            }
+            remove_if_present(&path)?;
             // A delete is durable only once the directory is.
-            Ok(()) => keyring::sync_parent_dir(&path).map_err(|e| io("deleting a secret", e)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io("deleting a secret", e)),
+            keyring::sync_parent_dir(&path).map_err(|e| io("deleting a secret", e))
+        })
+    }
+
+    fn stage_blocking(&self, name: &str, plaintext: &str) -> Result<String, SecretStoreError> {
+        let version = format!("{:032x}", rand::random::<u128>());
+        let current = self.path_of(name);
+        let staged = self.staged_path_of(name, &version);
+        self.with_write_lock(|| {
+            if !current.exists() {
+                return Err(SecretStoreError::NotFound);
+            }
+            self.reload_keyring()?;
+            let envelope = self.encrypt(name, plaintext.as_bytes())?;
+            self.write_envelope(&staged, &envelope)
+        })?;
+        Ok(version)
+    }
+
+    fn promote_blocking(&self, name: &str, version: &str) -> Result<bool, SecretStoreError> {
+        if version.is_empty() || !version.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Ok(false);
+        }
+        let current = self.path_of(name);
+        let staged = self.staged_path_of(name, version);
+        self.with_write_lock(|| {
+            if !staged.exists() {
+                return Ok(false);
+            }
+            // One rename: a reader opens the old file or the new one.
+            fs::rename(&staged, &current).map_err(|e| io("promoting a secret version", e))?;
+            keyring::sync_parent_dir(&current).map_err(|e| io("promoting a secret version", e))?;
+            Ok(true)
         })
     }
 
@@ -307,11 +369,9 @@ impl LocalSecretStore {
         let mut files = Vec::new();
         for entry in fs::read_dir(&self.inner.dir).map_err(|e| io("listing secrets", e))? {
             let path = entry.map_err(|e| io("listing secrets", e))?.path();
-            if path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.ends_with(".secret.json"))
-            {
+            if path.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                n.ends_with(".secret.json") || (n.contains(".staged-") && n.ends_with(".json"))
+            }) {
                 files.push(path);
             }
         }
@@ -379,6 +439,14 @@ impl LocalSecretStore {
     }
 }
 
+fn remove_if_present(path: &Path) -> Result<(), SecretStoreError> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io("deleting a secret", e)),
+    }
+}
+
 /// Rotates the key of the store: adds a new active key to the key file, re-encrypts every
 /// secret under it, then drops the keys no secret uses. Servers may keep running meanwhile:
 /// readers never see a half-written file, and writers pick up the new key.
@@ -408,5 +476,23 @@ impl SecretStore for LocalSecretStore {
     async fn delete(&self, name: &SecretName) -> Result<(), SecretStoreError> {
         let name = name.as_str().to_owned();
         self.blocking(move |s| s.delete_blocking(&name)).await
+    }
+
+    async fn stage(
+        &self,
+        name: &SecretName,
+        secret: &ConnectorSecret,
+    ) -> Result<String, SecretStoreError> {
+        let name = name.as_str().to_owned();
+        let plaintext = secret.to_json();
+        self.blocking(move |s| s.stage_blocking(&name, &plaintext))
+            .await
+    }
+
+    async fn promote(&self, name: &SecretName, version: &str) -> Result<bool, SecretStoreError> {
+        let name = name.as_str().to_owned();
+        let version = version.to_owned();
+        self.blocking(move |s| s.promote_blocking(&name, &version))
+            .await
     }
 }

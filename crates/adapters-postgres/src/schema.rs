@@ -27,6 +27,12 @@ diesel::table! {
         refresh_lease_until -> Nullable<Timestamptz>,
         /// The fencing value of the current refresh lease.
         refresh_fence -> Nullable<BigInt>,
+        /// Moves with every update; the etag.
+        generation -> BigInt,
+        /// The request ID of the last update applied.
+        last_update_request_id -> Nullable<Text>,
+        /// A staged secret version not yet confirmed current.
+        pending_secret_version -> Nullable<Text>,
         /// Creation time.
         created_at -> Timestamptz,
         /// Last change.

@@ -11,8 +11,9 @@ use connector_domain::{
     ConnectorState, RequestId, TenantId, WorkspaceId,
 };
 use connector_ports::{
-    ApiKeyRecord, ApiKeyStore, ConnectorRepository, NewConnector, OAuthStateStore, PendingInstall,
-    RefreshOutcome, RepositoryError, RepositorySettings, StatusCount,
+    ApiKeyRecord, ApiKeyStore, ConnectorRepository, ConnectorUpdate, NewConnector, OAuthStateStore,
+    PendingInstall, PendingPromotion, RefreshOutcome, RepositoryError, RepositorySettings,
+    StatusCount,
 };
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
@@ -168,6 +169,49 @@ struct Row {
     auth_status: String,
     created_at: i64,
     updated_at: i64,
+    generation: i64,
+    last_update_request_id: Option<String>,
+}
+
+/// A row with the staged secret version it records.
+#[derive(QueryableByName)]
+struct PendingRow {
+    #[diesel(embed)]
+    columns: Row,
+    #[diesel(sql_type = diesel::sql_types::Text, column_name = pending_secret_version)]
+    pending: String,
+}
+
+/// The columns an update sets; `None` leaves one as it is, `Some(None)` sets NULL.
+#[derive(AsChangeset)]
+#[diesel(table_name = connectors)]
+struct UpdateRow<'a> {
+    name: Option<&'a str>,
+    default_channel_id: Option<&'a str>,
+    default_channel_name: Option<&'a str>,
+    last_update_request_id: Option<Option<&'a str>>,
+    pending_secret_version: Option<&'a str>,
+    auth_status: Option<&'a str>,
+    token_expires_at: Option<Option<i64>>,
+    refresh_lease_until: Option<Option<i64>>,
+    refresh_fence: Option<Option<i64>>,
+}
+
+impl<'a> UpdateRow<'a> {
+    fn of(update: &'a ConnectorUpdate) -> Self {
+        let replacing = update.staged_secret_version.is_some();
+        Self {
+            name: update.name.as_ref().map(ConnectorName::as_str),
+            default_channel_id: update.default_channel.as_ref().map(|(id, _)| id.as_str()),
+            default_channel_name: update.default_channel.as_ref().map(|(_, n)| n.as_str()),
+            last_update_request_id: Some(update.request_id.as_ref().map(RequestId::as_str)),
+            pending_secret_version: update.staged_secret_version.as_deref(),
+            auth_status: replacing.then_some(AuthStatus::Ok.as_str()),
+            token_expires_at: replacing.then_some(None),
+            refresh_lease_until: replacing.then_some(None),
+            refresh_fence: replacing.then_some(None),
+        }
+    }
 }
 
 impl TryFrom<Row> for Connector {
@@ -194,6 +238,13 @@ impl TryFrom<Row> for Connector {
                 .ok_or_else(|| corrupt(format!("unknown auth status {:?}", r.auth_status)))?,
             created_at: time(r.created_at)?,
             updated_at: time(r.updated_at)?,
+            generation: r.generation,
+            last_update_request_id: r
+                .last_update_request_id
+                .as_deref()
+                .map(|v| RequestId::parse("request_id", v))
+                .transpose()
+                .map_err(|e| corrupt(e.to_string()))?,
         })
     }
 }
@@ -395,6 +446,90 @@ impl ConnectorRepository for SqliteConnectorRepository {
 
     async fn remove_deleting(&self, id: ConnectorId) -> Result<(), RepositoryError> {
         self.remove_in_state(id, ConnectorState::Deleting).await
+    }
+
+    async fn update_active(
+        &self,
+        tenant: &TenantId,
+        id: ConnectorId,
+        generation: i64,
+        update: &ConnectorUpdate,
+    ) -> Result<Option<Connector>, RepositoryError> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let row = diesel::update(
+                dsl::connectors
+                    .filter(dsl::tenant_id.eq(tenant.as_str()))
+                    .filter(dsl::id.eq(id.to_string()))
+                    .filter(dsl::state.eq(ConnectorState::Active.as_str()))
+                    .filter(dsl::generation.eq(generation)),
+            )
+            .set((
+                UpdateRow::of(update),
+                dsl::generation.eq(dsl::generation + 1),
+                dsl::updated_at.eq(now_micros()),
+            ))
+            .returning(Row::as_returning())
+            .get_result(&mut conn)
+            .await
+            .optional()
+            .map_err(map_err)?;
+            one(row)
+        })
+        .await
+    }
+
+    async fn pending_promotions(
+        &self,
+        older_than: Duration,
+        limit: u32,
+    ) -> Result<Vec<PendingPromotion>, RepositoryError> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let cutoff = now_micros()
+                .saturating_sub(i64::try_from(older_than.as_micros()).unwrap_or(i64::MAX));
+            let rows: Vec<PendingRow> = diesel::sql_query(
+                "SELECT * FROM connectors \
+                 WHERE pending_secret_version IS NOT NULL AND state = 'active' \
+                   AND updated_at < ? \
+                 ORDER BY updated_at LIMIT ?",
+            )
+            .bind::<diesel::sql_types::BigInt, _>(cutoff)
+            .bind::<diesel::sql_types::BigInt, _>(i64::from(limit))
+            .load(&mut conn)
+            .await
+            .map_err(map_err)?;
+            rows.into_iter()
+                .map(|p| {
+                    Ok(PendingPromotion {
+                        connector: p.columns.try_into()?,
+                        version: p.pending,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn clear_pending_promotion(
+        &self,
+        id: ConnectorId,
+        version: &str,
+    ) -> Result<bool, RepositoryError> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let n = diesel::update(
+                dsl::connectors
+                    .filter(dsl::id.eq(id.to_string()))
+                    .filter(dsl::pending_secret_version.eq(version)),
+            )
+            .set(dsl::pending_secret_version.eq(None::<String>))
+            .execute(&mut conn)
+            .await
+            .map_err(map_err)?;
+            Ok(n == 1)
+        })
+        .await
     }
 
     async fn lease_token_refresh(

@@ -27,6 +27,12 @@ diesel::table! {
         refresh_lease_until -> Nullable<BigInt>,
         /// The fencing value of the current refresh lease.
         refresh_fence -> Nullable<BigInt>,
+        /// Moves with every update; the etag.
+        generation -> BigInt,
+        /// The request ID of the last update applied.
+        last_update_request_id -> Nullable<Text>,
+        /// A staged secret version not yet confirmed current.
+        pending_secret_version -> Nullable<Text>,
         /// Microseconds since the Unix epoch.
         created_at -> BigInt,
         /// Microseconds since the Unix epoch.

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::channel::ChannelName;
-use crate::ids::{ChannelId, ConnectorId, ConnectorName, TenantId, WorkspaceId};
+use crate::ids::{ChannelId, ConnectorId, ConnectorName, RequestId, TenantId, WorkspaceId};
 
 /// A named, tenant-owned link to one Slack workspace. Its bot token lives in the secret store
 /// and is deliberately not part of this type.
@@ -29,6 +29,19 @@ pub struct Connector {
     pub created_at: DateTime<Utc>,
     /// When the connector was last changed (a state change counts).
     pub updated_at: DateTime<Utc>,
+    /// Moves by one with every UpdateConnector: the source of [`Connector::etag`].
+    pub generation: i64,
+    /// The `request_id` of the last UpdateConnector applied, so a retried update is answered
+    /// with its result instead of being refused as stale.
+    pub last_update_request_id: Option<RequestId>,
+}
+
+impl Connector {
+    /// The opaque version tag a client sends back with an update to make it conditional on
+    /// nothing having changed since it read the connector (`g` and the generation).
+    pub fn etag(&self) -> String {
+        format!("g{}", self.generation)
+    }
 }
 
 /// Where a connector is in its lifecycle.

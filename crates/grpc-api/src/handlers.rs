@@ -5,6 +5,7 @@ use connector_domain::{
 };
 use connector_usecases::{
     ConnectorError, ConnectorService, CreateConnector, MessageSender, OAuthInstaller,
+    UpdateConnector, UpdateFields,
 };
 use tonic::{Request, Response, Status};
 use tracing::Instrument as _;
@@ -62,6 +63,7 @@ macro_rules! for_tenant {
 
 for_tenant!(
     pb::CreateConnectorRequest,
+    pb::UpdateConnectorRequest,
     pb::GetConnectorRequest,
     pb::ListConnectorsRequest,
     pb::DeleteConnectorRequest,
@@ -89,6 +91,7 @@ fn non_empty(s: String) -> Option<String> {
 /// The protobuf form of a connector. The token is not part of it.
 pub fn connector_to_pb(c: Connector) -> pb::Connector {
     pb::Connector {
+        etag: c.etag(),
         id: c.id.to_string(),
         tenant_id: c.tenant_id.to_string(),
         name: c.name.to_string(),
@@ -133,6 +136,42 @@ impl pb::connector_service_server::ConnectorService for ConnectorGrpc {
             tenant_id = %connector.tenant_id, connector_id = %connector.id,
             workspace_id = %connector.workspace_id, "connector created");
         Ok(Response::new(pb::CreateConnectorResponse {
+            connector: Some(connector_to_pb(connector)),
+        }))
+    }
+
+    async fn update_connector(
+        &self,
+        request: Request<pb::UpdateConnectorRequest>,
+    ) -> Result<Response<pb::UpdateConnectorResponse>, Status> {
+        let (caller, tenant) = self.caller(&request, Scope::ConnectorsWrite).await?;
+        let r = request.into_inner();
+        let cmd = UpdateConnector::parse(UpdateFields {
+            tenant_id: tenant.as_str(),
+            id: &r.id,
+            update_mask: r.update_mask.as_ref().map_or(&[], |m| m.paths.as_slice()),
+            name: &r.name,
+            default_channel: &r.default_channel,
+            slack_bot_token: &r.slack_bot_token,
+            etag: &r.etag,
+            request_id: &r.request_id,
+        })
+        .map_err(|e| to_status(e.into()))?;
+        drop(r);
+        let changed = [
+            cmd.name.is_some().then_some("name"),
+            cmd.default_channel.is_some().then_some("default_channel"),
+            cmd.bot_token.is_some().then_some("slack_bot_token"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(",");
+        let connector = self.service.update(cmd).await.map_err(to_status)?;
+        tracing::info!(target: "audit", action = "connector.update", subject = %caller.subject,
+            tenant_id = %connector.tenant_id, connector_id = %connector.id, fields = %changed,
+            etag = %connector.etag(), "connector updated");
+        Ok(Response::new(pb::UpdateConnectorResponse {
             connector: Some(connector_to_pb(connector)),
         }))
     }

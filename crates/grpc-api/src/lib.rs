@@ -45,6 +45,27 @@ pub use connector_usecases::ConnectorService;
 pub use handlers::ConnectorGrpc;
 pub use rate::TenantRateLimiter;
 
+impl std::fmt::Debug for pb::UpdateConnectorRequest {
+    /// Like the derived `Debug`, with the token redacted (shown only as given or not).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let token = if self.slack_bot_token.is_empty() {
+            ""
+        } else {
+            "[REDACTED]"
+        };
+        f.debug_struct("UpdateConnectorRequest")
+            .field("tenant_id", &self.tenant_id)
+            .field("id", &self.id)
+            .field("update_mask", &self.update_mask)
+            .field("name", &self.name)
+            .field("default_channel", &self.default_channel)
+            .field("slack_bot_token", &token)
+            .field("etag", &self.etag)
+            .field("request_id", &self.request_id)
+            .finish()
+    }
+}
+
 impl std::fmt::Debug for pb::CreateConnectorRequest {
     /// Like the derived `Debug`, with the token redacted.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -55,5 +76,30 @@ impl std::fmt::Debug for pb::CreateConnectorRequest {
             .field("default_channel", &self.default_channel)
             .field("request_id", &self.request_id)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pb;
+
+    #[test]
+    fn requests_carrying_a_token_never_print_it() {
+        let create = pb::CreateConnectorRequest {
+            tenant_id: "acme".into(),
+            slack_bot_token: "xoxb-1-2-secretcreate".into(),
+            ..Default::default()
+        };
+        let update = pb::UpdateConnectorRequest {
+            tenant_id: "acme".into(),
+            slack_bot_token: "xoxb-1-2-secretupdate".into(),
+            ..Default::default()
+        };
+        let printed = format!("{create:?} {update:?} {update:#?}");
+        assert!(!printed.contains("secret"), "{printed}");
+        assert!(
+            printed.contains("[REDACTED]") && printed.contains("acme"),
+            "{printed}"
+        );
     }
 }

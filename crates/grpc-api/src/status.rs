@@ -73,6 +73,7 @@ pub fn to_status(err: ConnectorError) -> Status {
         e @ ConnectorError::NotFound { .. } => Status::not_found(e.to_string()),
         e @ ConnectorError::AlreadyExists { .. } => Status::already_exists(e.to_string()),
         e @ ConnectorError::Aborted { .. } => Status::aborted(e.to_string()),
+        e @ ConnectorError::TokenNotYetCurrent => Status::unavailable(e.to_string()),
         ConnectorError::Unavailable { dependency, detail } => unavailable(dependency, &detail),
         ConnectorError::RateLimited { retry_after } => Status::with_error_details(
             Code::ResourceExhausted,

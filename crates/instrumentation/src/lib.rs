@@ -28,10 +28,10 @@ use connector_domain::{
 };
 use connector_ports::{
     ApiKeyRecord, ApiKeyStore, AuthIdentity, ChannelInfo, ChannelPage, ConnectorRepository,
-    ConnectorSecret, NewConnector, OAuthGrant, OAuthGrantRequest, OAuthStateStore, OutgoingMessage,
-    PendingInstall, PostedMessage, RefreshOutcome, RepositoryError, SecretLabels, SecretStore,
-    SecretStoreError, SendKey, SendOutcome, SendRecord, SentMessageStore, SlackApi, SlackError,
-    StatusCount, UploadedFile,
+    ConnectorSecret, ConnectorUpdate, NewConnector, OAuthGrant, OAuthGrantRequest, OAuthStateStore,
+    OutgoingMessage, PendingInstall, PendingPromotion, PostedMessage, RefreshOutcome,
+    RepositoryError, SecretLabels, SecretStore, SecretStoreError, SendKey, SendOutcome, SendRecord,
+    SentMessageStore, SlackApi, SlackError, StatusCount, UploadedFile,
 };
 use secrecy::SecretString;
 use tracing::Instrument as _;
@@ -226,6 +226,12 @@ observed!(ConnectorRepository, Database, "db", "db.operation" {
     fn mark_deleting(&self, tenant: &TenantId, id: ConnectorId)
         -> Result<Option<Connector>, RepositoryError>;
     fn remove_deleting(&self, id: ConnectorId) -> Result<(), RepositoryError>;
+    fn update_active(&self, tenant: &TenantId, id: ConnectorId, generation: i64,
+        update: &ConnectorUpdate) -> Result<Option<Connector>, RepositoryError>;
+    fn pending_promotions(&self, older_than: Duration, limit: u32)
+        -> Result<Vec<PendingPromotion>, RepositoryError>;
+    fn clear_pending_promotion(&self, id: ConnectorId, version: &str)
+        -> Result<bool, RepositoryError>;
     fn lease_token_refresh(&self, id: ConnectorId, lease: Duration, fence: i64)
         -> Result<bool, RepositoryError>;
     fn renew_token_refresh(&self, id: ConnectorId, fence: i64, lease: Duration)
@@ -270,6 +276,8 @@ observed!(SecretStore, SecretStore, "secrets", "secrets.operation" {
         -> Result<(), SecretStoreError>;
     fn get(&self, name: &SecretName) -> Result<ConnectorSecret, SecretStoreError>;
     fn delete(&self, name: &SecretName) -> Result<(), SecretStoreError>;
+    fn stage(&self, name: &SecretName, secret: &ConnectorSecret) -> Result<String, SecretStoreError>;
+    fn promote(&self, name: &SecretName, version: &str) -> Result<bool, SecretStoreError>;
 });
 
 observed!(SlackApi, Slack, "slack", "slack.method" {

@@ -35,8 +35,8 @@ pub use changes::{ChangeSink, ConnectorChanges};
 pub use identity::{TokenError, TokenVerifier};
 pub use oauth_states::{OAuthStateStore, PendingInstall};
 pub use repository::{
-    ConnectorRepository, NewConnector, PoolStatus, RefreshOutcome, RepositoryError,
-    RepositorySettings, StatusCount,
+    ConnectorRepository, ConnectorUpdate, NewConnector, PendingPromotion, PoolStatus,
+    RefreshOutcome, RepositoryError, RepositorySettings, StatusCount,
 };
 pub use secrets::{ConnectorSecret, SecretLabels, SecretStore, SecretStoreError, TokenRotation};
 pub use sent_messages::{SendKey, SendOutcome, SendRecord, SentMessageStore};

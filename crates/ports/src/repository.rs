@@ -30,6 +30,41 @@ pub struct NewConnector {
     pub token_expires_at: Option<DateTime<Utc>>,
 }
 
+/// What an UpdateConnector changes in a row; `None` leaves a column as it is. Applying one
+/// moves the row's generation by one and renews `updated_at`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnectorUpdate {
+    /// A new name (unique per tenant).
+    pub name: Option<ConnectorName>,
+    /// A new default channel, already resolved.
+    pub default_channel: Option<(ChannelId, ChannelName)>,
+    /// A replacement token was staged in the secret store under this version: the row records
+    /// it as pending promotion (the commit point of a token replacement), sets the auth status
+    /// back to `ok` and forgets the old token's expiry and refresh lease.
+    pub staged_secret_version: Option<String>,
+    /// The caller's idempotency key, kept as the row's last update request ID.
+    pub request_id: Option<RequestId>,
+}
+
+impl ConnectorUpdate {
+    /// Whether it changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none()
+            && self.default_channel.is_none()
+            && self.staged_secret_version.is_none()
+    }
+}
+
+/// A token replacement committed in a row whose staged secret version has not been confirmed
+/// current in the secret store yet (the updater stopped between the two).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingPromotion {
+    /// The connector.
+    pub connector: Connector,
+    /// The staged version to make current.
+    pub version: String,
+}
+
 /// How a repository adapter pools its connections and bounds its calls; every backend takes
 /// the same settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,6 +223,34 @@ pub trait ConnectorRepository: Send + Sync {
 
     /// Removes a row that is `deleting` (its secret is already gone).
     async fn remove_deleting(&self, id: ConnectorId) -> Result<(), RepositoryError>;
+
+    /// Applies `update` to the tenant's active connector `id` if its generation is still
+    /// `generation`, and returns the updated row. `None` when there is no such active
+    /// connector or its generation moved (a concurrent update). A new name another connector
+    /// of the tenant has is [`RepositoryError::DuplicateName`].
+    async fn update_active(
+        &self,
+        tenant: &TenantId,
+        id: ConnectorId,
+        generation: i64,
+        update: &ConnectorUpdate,
+    ) -> Result<Option<Connector>, RepositoryError>;
+
+    /// Up to `limit` active connectors with a staged secret version recorded more than
+    /// `older_than` ago (left by an updater that stopped before promoting it).
+    async fn pending_promotions(
+        &self,
+        older_than: Duration,
+        limit: u32,
+    ) -> Result<Vec<PendingPromotion>, RepositoryError>;
+
+    /// Forgets connector `id`'s pending staged version if it is still `version` (the store
+    /// now has it current); `false` when another version is pending or none.
+    async fn clear_pending_promotion(
+        &self,
+        id: ConnectorId,
+        version: &str,
+    ) -> Result<bool, RepositoryError>;
 
     /// Takes the right to refresh connector `id`'s token for `lease`, unless another holder's
     /// lease is still running: `true` when taken, the lease then tagged with `fence` (a value

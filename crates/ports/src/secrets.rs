@@ -143,7 +143,22 @@ pub trait SecretStore: Send + Sync {
     /// Reads the secret stored under `name`.
     async fn get(&self, name: &SecretName) -> Result<ConnectorSecret, SecretStoreError>;
 
-    /// Deletes the secret at once, with no recovery window, so the name is free again.
-    /// Deleting a secret that does not exist succeeds.
+    /// Deletes the secret at once, with no recovery window, so the name is free again; staged
+    /// versions go with it. Deleting a secret that does not exist succeeds.
     async fn delete(&self, name: &SecretName) -> Result<(), SecretStoreError>;
+
+    /// Writes `secret` as a new version of the existing secret `name` without making it
+    /// current: [`SecretStore::get`] still returns the old value until
+    /// [`SecretStore::promote`]. Returns the version's ID. [`SecretStoreError::NotFound`] when
+    /// there is no secret `name`.
+    async fn stage(
+        &self,
+        name: &SecretName,
+        secret: &ConnectorSecret,
+    ) -> Result<String, SecretStoreError>;
+
+    /// Makes staged `version` of `name` the current value, atomically (a reader sees the old
+    /// value or the new one, never neither). `true` when it was promoted now; `false` when
+    /// there is no such staged version (already promoted, or gone with the secret).
+    async fn promote(&self, name: &SecretName, version: &str) -> Result<bool, SecretStoreError>;
 }

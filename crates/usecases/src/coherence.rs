@@ -22,7 +22,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use connector_domain::{Connector, ConnectorId, RequestId, TenantId};
 use connector_ports::{
-    ChangeSink, ConnectorRepository, NewConnector, RefreshOutcome, RepositoryError, StatusCount,
+    ChangeSink, ConnectorRepository, ConnectorUpdate, NewConnector, PendingPromotion,
+    RefreshOutcome, RepositoryError, StatusCount,
 };
 
 use crate::send::Clock;
@@ -317,6 +318,34 @@ impl ConnectorRepository for ConnectorCache {
 
     async fn remove_deleting(&self, id: ConnectorId) -> Result<(), RepositoryError> {
         self.changing(id, self.inner.remove_deleting(id)).await
+    }
+
+    async fn update_active(
+        &self,
+        tenant: &TenantId,
+        id: ConnectorId,
+        generation: i64,
+        update: &ConnectorUpdate,
+    ) -> Result<Option<Connector>, RepositoryError> {
+        self.changing(id, self.inner.update_active(tenant, id, generation, update))
+            .await
+    }
+
+    async fn pending_promotions(
+        &self,
+        older_than: Duration,
+        limit: u32,
+    ) -> Result<Vec<PendingPromotion>, RepositoryError> {
+        self.inner.pending_promotions(older_than, limit).await
+    }
+
+    async fn clear_pending_promotion(
+        &self,
+        id: ConnectorId,
+        version: &str,
+    ) -> Result<bool, RepositoryError> {
+        self.changing(id, self.inner.clear_pending_promotion(id, version))
+            .await
     }
 
     async fn lease_token_refresh(

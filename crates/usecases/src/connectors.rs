@@ -433,5 +433,8 @@ fn channel_missing(channel: &ChannelRef) -> ConnectorError {
     }
 }
 
+mod update;
+pub use update::{UPDATABLE_FIELDS, UpdateConnector, UpdateFields};
+
 #[cfg(test)]
 pub(crate) mod tests;

@@ -82,6 +82,13 @@ pub enum ConnectorError {
         /// What happened, without secrets.
         detail: String,
     },
+    /// A replacement token is recorded but the secret store did not make it current yet; the
+    /// old token keeps working until it does (the reconciler finishes it).
+    #[error(
+        "the update is recorded, and the new token takes effect once the secret store answers \
+         again (the reconciler finishes it); the old token keeps working until then"
+    )]
+    TokenNotYetCurrent,
     /// Slack kept rate-limiting after the retry budget.
     #[error("Slack is rate-limiting this connector; retry later")]
     RateLimited {

@@ -42,7 +42,10 @@ mod testing;
 pub use api_keys::{ApiKeys, CreatedKey, KeyRejected};
 pub use authenticate::{AuthFailure, Authenticator, CredentialPolicy, Credentials};
 pub use coherence::{Coherence, ConnectorCache, Forget};
-pub use connectors::{ChannelLimits, ConnectorPage, ConnectorService, CreateConnector};
+pub use connectors::{
+    ChannelLimits, ConnectorPage, ConnectorService, CreateConnector, UPDATABLE_FIELDS,
+    UpdateConnector, UpdateFields,
+};
 pub use error::{ConnectorError, Dependency, InstallError, SendError};
 pub use install::{OAuthConfig, OAuthInstaller};
 pub use readiness::{Readiness, ReadinessCheck};

@@ -4,6 +4,10 @@
 //! `deleting` (the delete died before removing the row) for longer than the grace period is
 //! claimed, its secret force-deleted, and the row removed. Claiming is atomic and skips rows
 //! another replica holds, so several server replicas may run passes at the same time.
+//!
+//! A token replacement recorded in its row but not yet made current in the secret store (the
+//! updater stopped between the two, see [`crate::connectors`]) is promoted: promoting is
+//! idempotent, so two replicas doing it at once do no harm.
 
 use std::time::Duration;
 
@@ -17,6 +21,8 @@ use crate::error::ConnectorError;
 pub struct ReconcileReport {
     /// Connectors whose secret and row are now both gone.
     pub finished: Vec<ConnectorId>,
+    /// Connectors whose recorded replacement token is now current in the secret store.
+    pub promoted: Vec<ConnectorId>,
     /// Connectors that could not be finished this pass, with the reason; a later pass retries
     /// them once their lease expires.
     pub failed: Vec<(ConnectorId, String)>,
@@ -73,6 +79,28 @@ impl Reconciler {
                 Err(e) => report.failed.push((row.id, e.to_string())),
             }
         }
+        let pending = self
+            .ports
+            .repo
+            .pending_promotions(self.settings.stale_after, self.settings.batch)
+            .await?;
+        for p in pending {
+            let id = p.connector.id;
+            let name = self.ports.secret_name(&p.connector);
+            if let Err(e) = self.ports.secrets.promote(&name, &p.version).await {
+                report.failed.push((id, e.to_string()));
+                continue;
+            }
+            match self
+                .ports
+                .repo
+                .clear_pending_promotion(id, &p.version)
+                .await
+            {
+                Ok(_) => report.promoted.push(id),
+                Err(e) => report.failed.push((id, e.to_string())),
+            }
+        }
         Ok(report)
     }
 }
@@ -88,7 +116,14 @@ mod tests {
     use super::*;
     use crate::testing::{connector, ports};
 
-    fn reconciler(repo: MockConnectorRepository, secrets: MockSecretStore) -> Reconciler {
+    /// A reconciler over the mocks, with no token replacement left to promote.
+    fn reconciler(mut repo: MockConnectorRepository, secrets: MockSecretStore) -> Reconciler {
+        repo.expect_pending_promotions()
+            .returning(|_, _| Ok(Vec::new()));
+        settled(repo, secrets)
+    }
+
+    fn settled(repo: MockConnectorRepository, secrets: MockSecretStore) -> Reconciler {
         Reconciler::new(
             ports(repo, secrets, MockSlackApi::new()),
             ReconcileSettings {
@@ -154,6 +189,49 @@ mod tests {
         assert!(report.finished.is_empty());
         assert_eq!(report.failed.len(), 1);
         assert_eq!(report.failed[0].0, a_id);
+    }
+
+    #[tokio::test]
+    async fn a_recorded_replacement_is_promoted_then_cleared_and_a_failed_one_is_retried_later() {
+        let a = connector("acme", "a", ConnectorState::Active);
+        let b = connector("acme", "b", ConnectorState::Active);
+        let (a_id, b_id) = (a.id, b.id);
+        let mut repo = MockConnectorRepository::new();
+        let mut secrets = MockSecretStore::new();
+        repo.expect_claim_stale().returning(|_, _| Ok(Vec::new()));
+        repo.expect_pending_promotions()
+            .with(eq(Duration::from_secs(120)), eq(10))
+            .return_once(move |_, _| {
+                Ok(vec![
+                    connector_ports::PendingPromotion {
+                        connector: a,
+                        version: "v-a".into(),
+                    },
+                    connector_ports::PendingPromotion {
+                        connector: b,
+                        version: "v-b".into(),
+                    },
+                ])
+            });
+        secrets
+            .expect_promote()
+            .withf(move |n, v| n.as_str() == format!("sc/acme/{a_id}") && v == "v-a")
+            .times(1)
+            .returning(|_, _| Ok(true));
+        secrets
+            .expect_promote()
+            .withf(|_, v| v == "v-b")
+            .times(1)
+            .returning(|_, _| Err(SecretStoreError::Unavailable("down".into())));
+        // Only the promoted one is cleared: the other stays recorded for the next pass.
+        repo.expect_clear_pending_promotion()
+            .withf(move |id, v| *id == a_id && v == "v-a")
+            .times(1)
+            .returning(|_, _| Ok(true));
+        let report = settled(repo, secrets).run_once().await.unwrap();
+        assert_eq!(report.promoted, vec![a_id]);
+        assert_eq!(report.failed.len(), 1);
+        assert_eq!(report.failed[0].0, b_id);
     }
 
     #[tokio::test]

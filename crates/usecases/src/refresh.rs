@@ -777,6 +777,20 @@ mod tests {
         ) -> Result<(), connector_ports::SecretStoreError> {
             Ok(())
         }
+        async fn stage(
+            &self,
+            _: &connector_domain::SecretName,
+            _: &ConnectorSecret,
+        ) -> Result<String, connector_ports::SecretStoreError> {
+            unimplemented!("refresh never stages")
+        }
+        async fn promote(
+            &self,
+            _: &connector_domain::SecretName,
+            _: &str,
+        ) -> Result<bool, connector_ports::SecretStoreError> {
+            unimplemented!("refresh never promotes")
+        }
     }
 
     /// One shared lease, as the database keeps it: holder's fence and expiry.

@@ -24,6 +24,8 @@ pub(crate) fn connector(tenant: &str, name: &str, state: ConnectorState) -> Conn
         auth_status: AuthStatus::Ok,
         created_at: Utc::now(),
         updated_at: Utc::now(),
+        generation: 1,
+        last_update_request_id: None,
     }
 }
 

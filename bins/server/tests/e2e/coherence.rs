@@ -142,6 +142,49 @@ async fn a_change_on_one_replica_stops_the_other_from_using_its_cache() {
 }
 
 #[tokio::test]
+async fn a_token_replaced_on_one_replica_is_the_one_the_other_sends_with() {
+    const NEW: &str = "xoxb-1000-2000-replacedonreplicaa";
+    let mut a = TestApp::spawn_with(&[("CONNECTOR__CACHE__CONNECTOR_TTL_MS", "600000")]).await;
+    let mut b = replica_b(&a).await;
+    let id = a.create("acme", "prod", "#alerts").await.id;
+    // B caches the row and the token.
+    b.0.send_message(send(&id)).await.unwrap();
+    assert_eq!(
+        a.double.state().posted().pop().unwrap().token,
+        helpers::TOKEN
+    );
+
+    a.double.state().add_token(NEW, helpers::TEAM);
+    a.client
+        .update_connector(connector_grpc_api::pb::UpdateConnectorRequest {
+            tenant_id: "acme".into(),
+            id: id.clone(),
+            slack_bot_token: NEW.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        b.0.send_message(send(&id)).await.unwrap();
+        if a.double.state().posted().pop().unwrap().token == NEW {
+            break;
+        }
+        assert!(
+            started.elapsed() < BOUND,
+            "B still sends with the old token"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    eprintln!(
+        "B sent with the replacement token {:?} after the update answered",
+        started.elapsed()
+    );
+    helpers::stop(b).await;
+    a.stop().await;
+}
+
+#[tokio::test]
 async fn a_lost_change_feed_drops_everything_cached() {
     let mut a = TestApp::spawn_with(&[("CONNECTOR__CACHE__CONNECTOR_TTL_MS", "600000")]).await;
     let mut b = replica_b(&a).await;

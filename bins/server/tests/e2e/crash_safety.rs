@@ -16,8 +16,8 @@ use connector_domain::{
 };
 use connector_ports::RepositorySettings;
 use connector_ports::{
-    ConnectorRepository, ConnectorSecret, NewConnector, RepositoryError, SecretLabels, SecretStore,
-    SecretStoreError,
+    ConnectorRepository, ConnectorSecret, ConnectorUpdate, NewConnector, PendingPromotion,
+    RepositoryError, SecretLabels, SecretStore, SecretStoreError,
 };
 use connector_usecases::{
     ConnectorError, ConnectorService, CreateConnector, Ports, ReconcileSettings, Reconciler,
@@ -32,6 +32,8 @@ struct FlakyRepo {
     inner: PgConnectorRepository,
     fail_mark_active: AtomicBool,
     fail_remove_deleting: AtomicBool,
+    fail_update: AtomicBool,
+    fail_clear_pending: AtomicBool,
 }
 
 fn injected() -> RepositoryError {
@@ -97,6 +99,37 @@ impl ConnectorRepository for FlakyRepo {
     ) -> Result<Vec<Connector>, RepositoryError> {
         self.inner.claim_stale(stale_after, limit).await
     }
+    async fn update_active(
+        &self,
+        tenant: &TenantId,
+        id: ConnectorId,
+        generation: i64,
+        update: &ConnectorUpdate,
+    ) -> Result<Option<Connector>, RepositoryError> {
+        if self.fail_update.load(Ordering::SeqCst) {
+            return Err(injected());
+        }
+        self.inner
+            .update_active(tenant, id, generation, update)
+            .await
+    }
+    async fn pending_promotions(
+        &self,
+        older_than: Duration,
+        limit: u32,
+    ) -> Result<Vec<PendingPromotion>, RepositoryError> {
+        self.inner.pending_promotions(older_than, limit).await
+    }
+    async fn clear_pending_promotion(
+        &self,
+        id: ConnectorId,
+        version: &str,
+    ) -> Result<bool, RepositoryError> {
+        if self.fail_clear_pending.load(Ordering::SeqCst) {
+            return Err(injected());
+        }
+        self.inner.clear_pending_promotion(id, version).await
+    }
     async fn lease_token_refresh(
         &self,
         id: ConnectorId,
@@ -141,6 +174,8 @@ struct FlakySecrets {
     inner: AwsSecretStore,
     fail_put: AtomicBool,
     fail_delete: AtomicBool,
+    fail_stage: AtomicBool,
+    fail_promote: AtomicBool,
 }
 
 #[async_trait]
@@ -164,6 +199,22 @@ impl SecretStore for FlakySecrets {
             return Err(SecretStoreError::Unavailable("injected failure".into()));
         }
         self.inner.delete(name).await
+    }
+    async fn stage(
+        &self,
+        name: &SecretName,
+        secret: &ConnectorSecret,
+    ) -> Result<String, SecretStoreError> {
+        if self.fail_stage.load(Ordering::SeqCst) {
+            return Err(SecretStoreError::Unavailable("injected failure".into()));
+        }
+        self.inner.stage(name, secret).await
+    }
+    async fn promote(&self, name: &SecretName, version: &str) -> Result<bool, SecretStoreError> {
+        if self.fail_promote.load(Ordering::SeqCst) {
+            return Err(SecretStoreError::Unavailable("injected failure".into()));
+        }
+        self.inner.promote(name, version).await
     }
 }
 
@@ -194,6 +245,8 @@ impl Rig {
                 .unwrap(),
             fail_mark_active: AtomicBool::new(false),
             fail_remove_deleting: AtomicBool::new(false),
+            fail_update: AtomicBool::new(false),
+            fail_clear_pending: AtomicBool::new(false),
         });
         let secrets = Arc::new(FlakySecrets {
             inner: AwsSecretStore::new(&AwsSettings {
@@ -207,6 +260,8 @@ impl Rig {
             .await,
             fail_put: AtomicBool::new(false),
             fail_delete: AtomicBool::new(false),
+            fail_stage: AtomicBool::new(false),
+            fail_promote: AtomicBool::new(false),
         });
         let slack = HttpSlackApi::new(SlackSettings {
             api_base_url: double.api_base_url(),
@@ -526,4 +581,82 @@ async fn the_server_runs_the_reconciler_in_the_background() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     app.stop().await;
+}
+
+/// The token the connector's secret holds now, straight from the secret store.
+async fn current_token(rig: &Rig, id: ConnectorId) -> String {
+    let name = rig
+        .prefix
+        .secret_name(&TenantId::parse("t", "acme").unwrap(), id);
+    rig.secrets
+        .inner
+        .get(&name)
+        .await
+        .unwrap()
+        .bot_token
+        .expose()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn an_interrupted_token_replacement_always_leaves_a_working_token() {
+    const NEW: &str = "xoxb-1000-2000-replacement";
+    let rig = Rig::new().await;
+    rig._double.state().add_token(NEW, TEAM);
+    let replace = |id: ConnectorId| {
+        let id = id.to_string();
+        let mask = vec!["slack_bot_token".to_owned()];
+        connector_usecases::UpdateConnector::parse(connector_usecases::UpdateFields {
+            tenant_id: "acme",
+            id: &id,
+            update_mask: &mask,
+            slack_bot_token: NEW,
+            ..Default::default()
+        })
+        .unwrap()
+    };
+    // Each step fails in turn; the step's switch, and whether the row committed by then.
+    type Switch = fn(&Rig) -> &AtomicBool;
+    let steps: [(&str, Switch, bool); 4] = [
+        ("stage", |r| &r.secrets.fail_stage, false),
+        ("update", |r| &r.repo.fail_update, false),
+        ("promote", |r| &r.secrets.fail_promote, true),
+        ("clear", |r| &r.repo.fail_clear_pending, true),
+    ];
+    for (step, switch, committed) in steps {
+        let c = rig
+            .service
+            .create(rig.cmd(&format!("before-{step}")))
+            .await
+            .unwrap();
+        switch(&rig).store(true, Ordering::SeqCst);
+        let answer = rig.service.update(replace(c.id)).await;
+        switch(&rig).store(false, Ordering::SeqCst);
+        assert_eq!(answer.is_ok(), step == "clear", "{step}: {answer:?}");
+
+        // Right after the failure, the store holds a token of the workspace: the old one
+        // unless the promotion itself ran.
+        let now = current_token(&rig, c.id).await;
+        let expected_now = if step == "clear" { NEW } else { TOKEN };
+        assert_eq!(now, expected_now, "{step}");
+        let row = rig.service.get("acme", &c.id.to_string()).await.unwrap();
+        assert_eq!(row.generation, if committed { 2 } else { 1 }, "{step}");
+
+        // One reconciler pass later the store holds what the row committed.
+        rig.age_rows().await;
+        let report = rig.reconciler.run_once().await.unwrap();
+        assert!(report.failed.is_empty(), "{step}: {report:?}");
+        let settled = current_token(&rig, c.id).await;
+        assert_eq!(settled, if committed { NEW } else { TOKEN }, "{step}");
+        if committed && step == "promote" {
+            assert_eq!(report.promoted, vec![c.id], "{step}");
+        }
+    }
+    // Nothing is left for a later pass.
+    rig.age_rows().await;
+    let report = rig.reconciler.run_once().await.unwrap();
+    assert!(
+        report.promoted.is_empty() && report.failed.is_empty(),
+        "{report:?}"
+    );
 }

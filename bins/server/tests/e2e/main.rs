@@ -21,3 +21,4 @@ mod rotation;
 mod send;
 mod status_codes;
 mod tls;
+mod update;

@@ -11,8 +11,8 @@ use connector_domain::{
     TenantId, WorkspaceId,
 };
 use connector_ports::{
-    ApiKeyRecord, ApiKeyStore, ConnectorRepository, NewConnector, OAuthStateStore, PendingInstall,
-    RefreshOutcome, RepositoryError, StatusCount,
+    ApiKeyRecord, ApiKeyStore, ConnectorRepository, ConnectorUpdate, NewConnector, OAuthStateStore,
+    PendingInstall, RefreshOutcome, RepositoryError, StatusCount,
 };
 
 fn tenant(s: &str) -> TenantId {
@@ -856,4 +856,139 @@ pub async fn concurrent_claims_of_one_send_key_have_one_winner<
         winners += usize::from(claim.await.unwrap());
     }
     assert_eq!(winners, 1);
+}
+
+/// Conformance case: an update applies only at the generation it read, moves it by one, keeps
+/// its request ID, refuses a taken name, and a token replacement records its staged version
+/// (found by `pending_promotions` once old enough, forgotten by `clear_pending_promotion`),
+/// re-authorises the connector and drops its rotating token's expiry and refresh lease.
+pub async fn updates_are_conditional_and_record_staged_versions<R: ConnectorRepository>(repo: &R) {
+    let t = tenant("acme");
+    let mut n = new("acme", "prod", None);
+    n.token_expires_at = Some(chrono::Utc::now() + chrono::Duration::seconds(30));
+    create_active(repo, &n).await;
+    create_active(repo, &new("acme", "taken", None)).await;
+    let before = repo.get_active(&t, n.id).await.unwrap().unwrap();
+    assert_eq!(before.generation, 1);
+    assert_eq!(before.etag(), "g1");
+    assert_eq!(before.last_update_request_id, None);
+
+    let rename = ConnectorUpdate {
+        name: Some(ConnectorName::parse("name", "renamed").unwrap()),
+        request_id: Some(RequestId::parse("request_id", "upd-1").unwrap()),
+        ..ConnectorUpdate::default()
+    };
+    let after = repo
+        .update_active(&t, n.id, 1, &rename)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.name.as_str(), "renamed");
+    assert_eq!(after.generation, 2);
+    assert_eq!(after.last_update_request_id, rename.request_id);
+    assert!(after.updated_at >= before.updated_at);
+    assert_eq!(after.default_channel_id, before.default_channel_id);
+    assert_eq!(repo.get_active(&t, n.id).await.unwrap().unwrap(), after);
+
+    // At a stale generation, or through another tenant: nothing.
+    assert!(
+        repo.update_active(&t, n.id, 1, &rename)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        repo.update_active(&tenant("other"), n.id, 2, &rename)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let taken = ConnectorUpdate {
+        name: Some(ConnectorName::parse("name", "taken").unwrap()),
+        ..ConnectorUpdate::default()
+    };
+    assert!(matches!(
+        repo.update_active(&t, n.id, 2, &taken).await,
+        Err(RepositoryError::DuplicateName)
+    ));
+
+    // The refresh of the rotating token failed: the connector needs reauthorisation...
+    assert!(
+        repo.lease_token_refresh(n.id, Duration::from_secs(60), 7)
+            .await
+            .unwrap()
+    );
+    assert!(
+        repo.finish_token_refresh(n.id, 7, RefreshOutcome::Failed)
+            .await
+            .unwrap()
+    );
+    let failed = repo.get_active(&t, n.id).await.unwrap().unwrap();
+    assert_eq!(failed.auth_status, AuthStatus::NeedsReauthorization);
+    // ...until a replacement token (and a new channel) is recorded.
+    let replace = ConnectorUpdate {
+        default_channel: Some((ChannelId::new("C0000OPS"), ChannelName::new("ops"))),
+        staged_secret_version: Some("v9".into()),
+        ..ConnectorUpdate::default()
+    };
+    let replaced = repo
+        .update_active(&t, n.id, failed.generation, &replace)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(replaced.auth_status, AuthStatus::Ok);
+    assert_eq!(replaced.default_channel_id.as_str(), "C0000OPS");
+    assert_eq!(replaced.default_channel_name.as_str(), "ops");
+    assert_eq!(replaced.name.as_str(), "renamed");
+    assert_eq!(replaced.last_update_request_id, None);
+    let soon = chrono::Utc::now() + chrono::Duration::hours(1);
+    assert!(
+        repo.tokens_expiring(soon, 10).await.unwrap().is_empty(),
+        "the replacement token does not rotate"
+    );
+    assert!(
+        repo.lease_token_refresh(n.id, Duration::from_secs(60), 8)
+            .await
+            .unwrap(),
+        "the old lease is gone"
+    );
+
+    assert!(
+        repo.pending_promotions(Duration::from_secs(3600), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "too recent"
+    );
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let pending = repo
+        .pending_promotions(Duration::from_millis(1), 10)
+        .await
+        .unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].connector.id, n.id);
+    assert_eq!(pending[0].version, "v9");
+    assert!(!repo.clear_pending_promotion(n.id, "v8").await.unwrap());
+    assert!(repo.clear_pending_promotion(n.id, "v9").await.unwrap());
+    assert!(!repo.clear_pending_promotion(n.id, "v9").await.unwrap());
+    assert!(
+        repo.pending_promotions(Duration::from_millis(1), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Clearing is bookkeeping: the connector's etag stays.
+    assert_eq!(
+        repo.get_active(&t, n.id).await.unwrap().unwrap().generation,
+        replaced.generation
+    );
+
+    // A connector being deleted is not updated.
+    repo.mark_deleting(&t, n.id).await.unwrap().unwrap();
+    assert!(
+        repo.update_active(&t, n.id, replaced.generation, &rename)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }

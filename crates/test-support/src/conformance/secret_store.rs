@@ -109,3 +109,75 @@ pub async fn each_name_keeps_its_own_value<S: SecretStore>(store: &S) {
     );
     store.delete(&b).await.unwrap();
 }
+
+/// Conformance case: a staged version is invisible until promoted, promotion is atomic and
+/// idempotent, a version is promoted only once, and an unknown version promotes nothing.
+pub async fn a_staged_version_is_current_only_once_promoted<S: SecretStore>(store: &S) {
+    let (name, labels) = fresh_name("acme");
+    store
+        .put(&name, &secret("xoxb-1111-2222-original"), &labels)
+        .await
+        .unwrap();
+    let v = store
+        .stage(&name, &secret("xoxb-1111-2222-replaced"))
+        .await
+        .unwrap();
+    assert!(!v.is_empty());
+    assert_eq!(
+        store.get(&name).await.unwrap().bot_token.expose(),
+        "xoxb-1111-2222-original",
+        "staged is not current"
+    );
+    assert!(!store.promote(&name, "0123456789abcdef").await.unwrap());
+    assert!(store.promote(&name, &v).await.unwrap());
+    assert_eq!(
+        store.get(&name).await.unwrap().bot_token.expose(),
+        "xoxb-1111-2222-replaced"
+    );
+    assert!(!store.promote(&name, &v).await.unwrap(), "promoted once");
+    assert_eq!(
+        store.get(&name).await.unwrap().bot_token.expose(),
+        "xoxb-1111-2222-replaced"
+    );
+
+    // Two staged versions: the one promoted wins, whichever was staged last.
+    let a = store
+        .stage(&name, &secret("xoxb-1111-2222-stageda"))
+        .await
+        .unwrap();
+    let b = store
+        .stage(&name, &secret("xoxb-1111-2222-stagedb"))
+        .await
+        .unwrap();
+    assert_ne!(a, b);
+    assert!(store.promote(&name, &a).await.unwrap());
+    assert_eq!(
+        store.get(&name).await.unwrap().bot_token.expose(),
+        "xoxb-1111-2222-stageda"
+    );
+    store.delete(&name).await.unwrap();
+}
+
+/// Conformance case: there is nothing to stage onto a missing secret, and deleting a secret
+/// takes its staged versions with it.
+pub async fn staging_needs_the_secret_and_dies_with_it<S: SecretStore>(store: &S) {
+    let (name, labels) = fresh_name("acme");
+    assert!(matches!(
+        store.stage(&name, &secret("xoxb-1111-2222-nothing")).await,
+        Err(SecretStoreError::NotFound)
+    ));
+    store
+        .put(&name, &secret("xoxb-1111-2222-original"), &labels)
+        .await
+        .unwrap();
+    let v = store
+        .stage(&name, &secret("xoxb-1111-2222-orphaned"))
+        .await
+        .unwrap();
+    store.delete(&name).await.unwrap();
+    assert!(!store.promote(&name, &v).await.unwrap());
+    assert!(matches!(
+        store.get(&name).await,
+        Err(SecretStoreError::NotFound)
+    ));
+}

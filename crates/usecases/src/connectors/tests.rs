@@ -79,6 +79,8 @@ impl Mocks {
                 auth_status: connector_domain::AuthStatus::Ok,
                 created_at: chrono::Utc::now(),
                 updated_at: chrono::Utc::now(),
+                generation: 1,
+                last_update_request_id: None,
             })
         });
         self
