@@ -248,10 +248,13 @@ impl SecretStore for AwsSecretStore {
     }
 
     async fn get(&self, name: &SecretName) -> Result<ConnectorSecret, SecretStoreError> {
+        // AWSCURRENT is the default; named, because moto (the emulator in the container
+        // tests) answers its first version until told which stage after a label move.
         let out = self
             .client
             .get_secret_value()
             .secret_id(name.as_str())
+            .version_stage(CURRENT)
             .send()
             .await
             .map_err(classify)?;
