@@ -49,17 +49,21 @@ trap cleanup EXIT
 
 if [[ -z "${CONNECTOR__SLACK__API_BASE_URL:-}" ]]; then
   double_addr="${SLACK_DOUBLE_LISTEN:-127.0.0.1:8765}"
+  http_addr="${CONNECTOR__HTTP__LISTEN_ADDR:-127.0.0.1:8080}"
+  signing_secret="${CONNECTOR__SLACK__SIGNING_SECRET:-local-dev-signing-secret}"
   if ! http_ok "http://$double_addr/_double/calls"; then
+    # The double also delivers Slack's events (POST /_double/events) to this server, signed.
     "$CARGO_TARGET_DIR/debug/slack-double" --listen "$double_addr" \
       --token xoxb-local-dev-token --team T0LOCAL01 --channels general,alerts \
-      --generated-channels 1500 >"$RUN_DIR/slack-double.log" 2>&1 &
+      --generated-channels 1500 --events-url "http://127.0.0.1:${http_addr##*:}/slack/events" \
+      --signing-secret "$signing_secret" >"$RUN_DIR/slack-double.log" 2>&1 &
     double_pid=$!
     WAIT_SECS=10 wait_for http_ok "http://$double_addr/_double/calls" || die "the Slack double did not start (see $RUN_DIR/slack-double.log)"
     log "Slack double on http://$double_addr/api/ (token xoxb-local-dev-token, channels #general, #alerts and 1500 more)"
   fi
   remember CONNECTOR__SLACK__API_BASE_URL "http://$double_addr/api/"
+  remember CONNECTOR__SLACK__SIGNING_SECRET "$signing_secret"
   # The double also plays Slack's OAuth pages, so GetOAuthV2URL works locally.
-  http_addr="${CONNECTOR__HTTP__LISTEN_ADDR:-127.0.0.1:8080}"
   remember CONNECTOR__SLACK__AUTHORIZE_URL "${CONNECTOR__SLACK__AUTHORIZE_URL:-http://$double_addr/oauth/v2/authorize}"
   remember CONNECTOR__SLACK__CLIENT_ID "${CONNECTOR__SLACK__CLIENT_ID:-local-client-id}"
   remember CONNECTOR__SLACK__CLIENT_SECRET "${CONNECTOR__SLACK__CLIENT_SECRET:-local-client-secret}"

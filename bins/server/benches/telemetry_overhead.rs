@@ -87,8 +87,31 @@ impl ConnectorRepository for Instant0 {
         _: &TenantId,
         _: Option<ConnectorId>,
         _: u32,
+        _: Option<connector_domain::ConnectorStatus>,
     ) -> Result<Vec<Connector>, RepositoryError> {
         Ok(Vec::new())
+    }
+    async fn revoke_workspace(
+        &self,
+        _: &connector_domain::WorkspaceId,
+    ) -> Result<Vec<Connector>, RepositoryError> {
+        Ok(Vec::new())
+    }
+    async fn rename_channel(
+        &self,
+        _: &connector_domain::WorkspaceId,
+        _: &connector_domain::ChannelId,
+        _: &connector_domain::ChannelName,
+    ) -> Result<u64, RepositoryError> {
+        Ok(0)
+    }
+    async fn set_channel_available(
+        &self,
+        _: &connector_domain::WorkspaceId,
+        _: &connector_domain::ChannelId,
+        _: bool,
+    ) -> Result<u64, RepositoryError> {
+        Ok(0)
     }
     async fn mark_deleting(
         &self,

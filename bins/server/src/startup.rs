@@ -173,6 +173,12 @@ impl Application {
             self.http_listener,
             crate::http::router(
                 self.installer,
+                self.settings
+                    .signing_secret()
+                    .map(|secret| crate::http::EventReceiver {
+                        signing_secret: secret.clone(),
+                        events: self.services.events.clone(),
+                    }),
                 h.max_body_bytes,
                 readiness.subscribe(),
                 self.services.metrics.clone(),

@@ -18,6 +18,7 @@ pub mod migrate;
 pub mod repository;
 pub mod schema;
 pub mod sent_messages;
+pub mod slack_events;
 
 pub use changes::PgChangeFeed;
 pub use migrate::run_migrations;

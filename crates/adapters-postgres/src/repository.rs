@@ -7,15 +7,17 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use connector_domain::{
     ApiKeyId, AuthStatus, ChannelId, ChannelName, Connector, ConnectorId, ConnectorName,
-    ConnectorState, RequestId, TenantId, WorkspaceId,
+    ConnectorState, ConnectorStatus, RequestId, TenantId, WorkspaceId,
 };
 use connector_ports::{
     ApiKeyRecord, ApiKeyStore, ConnectorRepository, ConnectorUpdate, NewConnector, OAuthStateStore,
     PendingInstall, PendingPromotion, RefreshOutcome, RepositoryError, RepositorySettings,
     StatusCount,
 };
+use diesel::IntoSql as _;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::sql_types::Bool;
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::pooled_connection::bb8::{Pool, PooledConnection, RunError};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -170,6 +172,8 @@ struct Row {
     updated_at: DateTime<Utc>,
     generation: i64,
     last_update_request_id: Option<String>,
+    revoked_at: Option<DateTime<Utc>>,
+    default_channel_available: bool,
 }
 
 /// A row with the staged secret version it records.
@@ -194,11 +198,13 @@ struct UpdateRow<'a> {
     token_expires_at: Option<Option<DateTime<Utc>>>,
     refresh_lease_until: Option<Option<DateTime<Utc>>>,
     refresh_fence: Option<Option<i64>>,
+    revoked_at: Option<Option<DateTime<Utc>>>,
+    default_channel_available: Option<bool>,
 }
 
 impl<'a> UpdateRow<'a> {
     fn of(update: &'a ConnectorUpdate) -> Self {
-        let replacing = update.staged_secret_version.is_some();
+        let replacing = update.token_replaced;
         Self {
             name: update.name.as_ref().map(ConnectorName::as_str),
             default_channel_id: update.default_channel.as_ref().map(|(id, _)| id.as_str()),
@@ -209,6 +215,8 @@ impl<'a> UpdateRow<'a> {
             token_expires_at: replacing.then_some(None),
             refresh_lease_until: replacing.then_some(None),
             refresh_fence: replacing.then_some(None),
+            revoked_at: replacing.then_some(None),
+            default_channel_available: update.default_channel.as_ref().map(|_| true),
         }
     }
 }
@@ -229,8 +237,12 @@ impl TryFrom<Row> for Connector {
             default_channel_name: ChannelName::new(r.default_channel_name),
             state: ConnectorState::from_stored(&r.state)
                 .ok_or_else(|| corrupt(format!("unknown state {:?}", r.state)))?,
-            auth_status: AuthStatus::from_stored(&r.auth_status)
-                .ok_or_else(|| corrupt(format!("unknown auth status {:?}", r.auth_status)))?,
+            auth_status: match r.revoked_at {
+                Some(_) => AuthStatus::Revoked,
+                None => AuthStatus::from_stored(&r.auth_status)
+                    .ok_or_else(|| corrupt(format!("unknown auth status {:?}", r.auth_status)))?,
+            },
+            default_channel_available: r.default_channel_available,
             created_at: r.created_at,
             updated_at: r.updated_at,
             generation: r.generation,
@@ -283,6 +295,17 @@ pub(crate) fn map_err(e: DieselError) -> RepositoryError {
         }
         other => RepositoryError::Unknown(anyhow::Error::new(other)),
     }
+}
+
+/// One line of the count by status.
+#[derive(QueryableByName)]
+struct CountRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    state: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    auth_status: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
 }
 
 fn rows_to_connectors(rows: Vec<Row>) -> Result<Vec<Connector>, RepositoryError> {
@@ -400,19 +423,25 @@ impl ConnectorRepository for PgConnectorRepository {
         tenant: &TenantId,
         after: Option<ConnectorId>,
         limit: u32,
+        status: Option<ConnectorStatus>,
     ) -> Result<Vec<Connector>, RepositoryError> {
+        let filter = connector_ports::StatusFilter::of(status);
         self.timed(async {
             let mut attempt = 0;
             loop {
                 attempt += 1;
                 let mut conn = self.conn().await?;
-                // One static shape for every page (the first starts after the nil UUID, which
-                // no connector has), so the statement is prepared once per connection.
+                // One static shape for every page and filter (the first page starts after the
+                // nil UUID, which no connector has; no filter is a filter every row passes), so
+                // the statement is prepared once per connection.
                 let after = after.map_or_else(uuid::Uuid::nil, |a| a.as_uuid());
                 let query = dsl::connectors
                     .filter(dsl::tenant_id.eq(tenant.as_str()))
                     .filter(dsl::state.eq(ConnectorState::Active.as_str()))
                     .filter(dsl::id.gt(after))
+                    .filter(filter.any_auth.into_sql::<Bool>().or(dsl::auth_status.eq(filter.auth)))
+                    .filter(filter.any_revoked.into_sql::<Bool>().or(dsl::revoked_at.is_not_null().eq(filter.revoked)))
+                    .filter(filter.any_channel.into_sql::<Bool>().or(dsl::default_channel_available.eq(filter.channel_available)))
                     .order(dsl::id.asc())
                     .limit(i64::from(limit))
                     .select(Row::as_select());
@@ -503,6 +532,86 @@ impl ConnectorRepository for PgConnectorRepository {
             .optional()
             .map_err(map_err)?;
             row.map(Connector::try_from).transpose()
+        })
+        .await
+    }
+
+    async fn revoke_workspace(
+        &self,
+        workspace: &WorkspaceId,
+    ) -> Result<Vec<Connector>, RepositoryError> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let rows: Vec<Row> = diesel::update(
+                dsl::connectors
+                    .filter(dsl::workspace_id.eq(workspace.as_str()))
+                    .filter(dsl::state.eq(ConnectorState::Active.as_str())),
+            )
+            .set((
+                dsl::revoked_at.eq(diesel::dsl::sql::<
+                    diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
+                >("coalesce(revoked_at, now())")),
+                // The token is gone: nothing to refresh.
+                dsl::token_expires_at.eq(None::<DateTime<Utc>>),
+                dsl::updated_at.eq(diesel::dsl::now),
+            ))
+            .returning(Row::as_returning())
+            .get_results(&mut conn)
+            .await
+            .map_err(map_err)?;
+            rows_to_connectors(rows)
+        })
+        .await
+    }
+
+    async fn rename_channel(
+        &self,
+        workspace: &WorkspaceId,
+        channel: &ChannelId,
+        name: &ChannelName,
+    ) -> Result<u64, RepositoryError> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let n = diesel::update(
+                dsl::connectors
+                    .filter(dsl::workspace_id.eq(workspace.as_str()))
+                    .filter(dsl::default_channel_id.eq(channel.as_str()))
+                    .filter(dsl::default_channel_name.ne(name.as_str())),
+            )
+            .set((
+                dsl::default_channel_name.eq(name.as_str()),
+                dsl::updated_at.eq(diesel::dsl::now),
+            ))
+            .execute(&mut conn)
+            .await
+            .map_err(map_err)?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn set_channel_available(
+        &self,
+        workspace: &WorkspaceId,
+        channel: &ChannelId,
+        available: bool,
+    ) -> Result<u64, RepositoryError> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let n = diesel::update(
+                dsl::connectors
+                    .filter(dsl::workspace_id.eq(workspace.as_str()))
+                    .filter(dsl::default_channel_id.eq(channel.as_str()))
+                    .filter(dsl::default_channel_available.ne(available)),
+            )
+            .set((
+                dsl::default_channel_available.eq(available),
+                dsl::updated_at.eq(diesel::dsl::now),
+            ))
+            .execute(&mut conn)
+            .await
+            .map_err(map_err)?;
+            Ok(n as u64)
         })
         .await
     }
@@ -700,14 +809,17 @@ impl ConnectorRepository for PgConnectorRepository {
     async fn count_by_status(&self) -> Result<Vec<StatusCount>, RepositoryError> {
         self.timed(async {
             let mut conn = self.conn().await?;
-            let rows: Vec<(String, String, i64)> = dsl::connectors
-                .group_by((dsl::state, dsl::auth_status))
-                .select((dsl::state, dsl::auth_status, diesel::dsl::count_star()))
-                .load(&mut conn)
-                .await
-                .map_err(map_err)?;
+            let rows: Vec<CountRow> = diesel::sql_query(
+                "SELECT state, \
+                   CASE WHEN revoked_at IS NOT NULL THEN 'revoked' ELSE auth_status END AS auth_status, \
+                   count(*) AS n \
+                 FROM connectors GROUP BY 1, 2",
+            )
+            .load(&mut conn)
+            .await
+            .map_err(map_err)?;
             rows.iter()
-                .map(|(state, auth, n)| StatusCount::from_stored(state, auth, *n))
+                .map(|r| StatusCount::from_stored(&r.state, &r.auth_status, r.n))
                 .collect()
         })
         .await

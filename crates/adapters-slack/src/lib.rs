@@ -13,6 +13,7 @@
 //! # Must never
 //! Log, display or return a token; let a reqwest type escape through the port.
 
+pub mod events;
 mod wire;
 
 use std::time::Duration;

@@ -20,6 +20,7 @@ pub mod migrate;
 pub mod repository;
 pub mod schema;
 pub mod sent_messages;
+pub mod slack_events;
 
 use std::path::PathBuf;
 

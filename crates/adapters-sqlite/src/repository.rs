@@ -8,15 +8,17 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use connector_domain::{
     ApiKeyId, AuthStatus, ChannelId, ChannelName, Connector, ConnectorId, ConnectorName,
-    ConnectorState, RequestId, TenantId, WorkspaceId,
+    ConnectorState, ConnectorStatus, RequestId, TenantId, WorkspaceId,
 };
 use connector_ports::{
     ApiKeyRecord, ApiKeyStore, ConnectorRepository, ConnectorUpdate, NewConnector, OAuthStateStore,
     PendingInstall, PendingPromotion, RefreshOutcome, RepositoryError, RepositorySettings,
     StatusCount,
 };
+use diesel::IntoSql as _;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::sql_types::Bool;
 use diesel::sqlite::SqliteConnection;
 use diesel_async::pooled_connection::bb8::{Pool, PooledConnection, RunError};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
@@ -171,6 +173,19 @@ struct Row {
     updated_at: i64,
     generation: i64,
     last_update_request_id: Option<String>,
+    revoked_at: Option<i64>,
+    default_channel_available: bool,
+}
+
+/// One line of the count by status.
+#[derive(QueryableByName)]
+struct CountRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    state: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    auth_status: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
 }
 
 /// A row with the staged secret version it records.
@@ -195,11 +210,13 @@ struct UpdateRow<'a> {
     token_expires_at: Option<Option<i64>>,
     refresh_lease_until: Option<Option<i64>>,
     refresh_fence: Option<Option<i64>>,
+    revoked_at: Option<Option<i64>>,
+    default_channel_available: Option<bool>,
 }
 
 impl<'a> UpdateRow<'a> {
     fn of(update: &'a ConnectorUpdate) -> Self {
-        let replacing = update.staged_secret_version.is_some();
+        let replacing = update.token_replaced;
         Self {
             name: update.name.as_ref().map(ConnectorName::as_str),
             default_channel_id: update.default_channel.as_ref().map(|(id, _)| id.as_str()),
@@ -210,6 +227,8 @@ impl<'a> UpdateRow<'a> {
             token_expires_at: replacing.then_some(None),
             refresh_lease_until: replacing.then_some(None),
             refresh_fence: replacing.then_some(None),
+            revoked_at: replacing.then_some(None),
+            default_channel_available: update.default_channel.as_ref().map(|_| true),
         }
     }
 }
@@ -234,8 +253,12 @@ impl TryFrom<Row> for Connector {
             default_channel_name: ChannelName::new(r.default_channel_name.clone()),
             state: ConnectorState::from_stored(&r.state)
                 .ok_or_else(|| corrupt(format!("unknown state {:?}", r.state)))?,
-            auth_status: AuthStatus::from_stored(&r.auth_status)
-                .ok_or_else(|| corrupt(format!("unknown auth status {:?}", r.auth_status)))?,
+            auth_status: match r.revoked_at {
+                Some(_) => AuthStatus::Revoked,
+                None => AuthStatus::from_stored(&r.auth_status)
+                    .ok_or_else(|| corrupt(format!("unknown auth status {:?}", r.auth_status)))?,
+            },
+            default_channel_available: r.default_channel_available,
             created_at: time(r.created_at)?,
             updated_at: time(r.updated_at)?,
             generation: r.generation,
@@ -397,15 +420,36 @@ impl ConnectorRepository for SqliteConnectorRepository {
         tenant: &TenantId,
         after: Option<ConnectorId>,
         limit: u32,
+        status: Option<ConnectorStatus>,
     ) -> Result<Vec<Connector>, RepositoryError> {
+        let filter = connector_ports::StatusFilter::of(status);
         self.timed(async {
             let mut conn = self.conn().await?;
-            // One static shape for every page (the first starts after "", before every ID).
+            // One static shape for every page (the first starts after "", before every ID)
+            // and every filter.
             let after = after.map(|a| a.to_string()).unwrap_or_default();
             let query = dsl::connectors
                 .filter(dsl::tenant_id.eq(tenant.as_str()))
                 .filter(dsl::state.eq(ConnectorState::Active.as_str()))
                 .filter(dsl::id.gt(after))
+                .filter(
+                    filter
+                        .any_auth
+                        .into_sql::<Bool>()
+                        .or(dsl::auth_status.eq(filter.auth)),
+                )
+                .filter(
+                    filter
+                        .any_revoked
+                        .into_sql::<Bool>()
+                        .or(dsl::revoked_at.is_not_null().eq(filter.revoked)),
+                )
+                .filter(
+                    filter
+                        .any_channel
+                        .into_sql::<Bool>()
+                        .or(dsl::default_channel_available.eq(filter.channel_available)),
+                )
                 .order(dsl::id.asc())
                 .limit(i64::from(limit))
                 .select(Row::as_select());
@@ -475,6 +519,81 @@ impl ConnectorRepository for SqliteConnectorRepository {
             .optional()
             .map_err(map_err)?;
             one(row)
+        })
+        .await
+    }
+
+    async fn revoke_workspace(
+        &self,
+        workspace: &WorkspaceId,
+    ) -> Result<Vec<Connector>, RepositoryError> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let now = now_micros();
+            let rows: Vec<Row> = diesel::sql_query(
+                "UPDATE connectors SET revoked_at = coalesce(revoked_at, ?), token_expires_at = NULL, \
+                   updated_at = ? \
+                 WHERE workspace_id = ? AND state = 'active' RETURNING *",
+            )
+            .bind::<diesel::sql_types::BigInt, _>(now)
+            .bind::<diesel::sql_types::BigInt, _>(now)
+            .bind::<diesel::sql_types::Text, _>(workspace.as_str())
+            .load(&mut conn)
+            .await
+            .map_err(map_err)?;
+            many(rows)
+        })
+        .await
+    }
+
+    async fn rename_channel(
+        &self,
+        workspace: &WorkspaceId,
+        channel: &ChannelId,
+        name: &ChannelName,
+    ) -> Result<u64, RepositoryError> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let n = diesel::update(
+                dsl::connectors
+                    .filter(dsl::workspace_id.eq(workspace.as_str()))
+                    .filter(dsl::default_channel_id.eq(channel.as_str()))
+                    .filter(dsl::default_channel_name.ne(name.as_str())),
+            )
+            .set((
+                dsl::default_channel_name.eq(name.as_str()),
+                dsl::updated_at.eq(now_micros()),
+            ))
+            .execute(&mut conn)
+            .await
+            .map_err(map_err)?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn set_channel_available(
+        &self,
+        workspace: &WorkspaceId,
+        channel: &ChannelId,
+        available: bool,
+    ) -> Result<u64, RepositoryError> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let n = diesel::update(
+                dsl::connectors
+                    .filter(dsl::workspace_id.eq(workspace.as_str()))
+                    .filter(dsl::default_channel_id.eq(channel.as_str()))
+                    .filter(dsl::default_channel_available.ne(available)),
+            )
+            .set((
+                dsl::default_channel_available.eq(available),
+                dsl::updated_at.eq(now_micros()),
+            ))
+            .execute(&mut conn)
+            .await
+            .map_err(map_err)?;
+            Ok(n as u64)
         })
         .await
     }
@@ -683,14 +802,17 @@ impl ConnectorRepository for SqliteConnectorRepository {
     async fn count_by_status(&self) -> Result<Vec<StatusCount>, RepositoryError> {
         self.timed(async {
             let mut conn = self.conn().await?;
-            let rows: Vec<(String, String, i64)> = dsl::connectors
-                .group_by((dsl::state, dsl::auth_status))
-                .select((dsl::state, dsl::auth_status, diesel::dsl::count_star()))
-                .load(&mut conn)
-                .await
-                .map_err(map_err)?;
+            let rows: Vec<CountRow> = diesel::sql_query(
+                "SELECT state, \
+                   CASE WHEN revoked_at IS NOT NULL THEN 'revoked' ELSE auth_status END AS auth_status, \
+                   count(*) AS n \
+                 FROM connectors GROUP BY 1, 2",
+            )
+            .load(&mut conn)
+            .await
+            .map_err(map_err)?;
             rows.iter()
-                .map(|(state, auth, n)| StatusCount::from_stored(state, auth, *n))
+                .map(|r| StatusCount::from_stored(&r.state, &r.auth_status, r.n))
                 .collect()
         })
         .await

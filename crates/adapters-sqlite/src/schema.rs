@@ -33,10 +33,24 @@ diesel::table! {
         last_update_request_id -> Nullable<Text>,
         /// A staged secret version not yet confirmed current.
         pending_secret_version -> Nullable<Text>,
+        /// When Slack said the app was uninstalled or its tokens revoked.
+        revoked_at -> Nullable<BigInt>,
+        /// Whether the default channel can be posted to.
+        default_channel_available -> Bool,
         /// Microseconds since the Unix epoch.
         created_at -> BigInt,
         /// Microseconds since the Unix epoch.
         updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Slack event deliveries handled, by Slack's event ID.
+    slack_events (event_id) {
+        /// Slack's `event_id`.
+        event_id -> Text,
+        /// When it was first received.
+        received_at -> BigInt,
     }
 }
 

@@ -46,13 +46,23 @@ impl PeriodicJobs {
         });
         let installer = services.installer.clone();
         let sender = services.sender.clone();
+        let events = services.events.clone();
         jobs.every(
-            "purge expired OAuth states and send records",
+            "purge expired OAuth states, send records and Slack event IDs",
             settings.oauth_state_purge.interval_secs,
             move || {
                 let installer = installer.clone();
                 let sender = sender.clone();
+                let events = events.clone();
                 async move {
+                    match events.purge_expired().await {
+                        Ok(0) => {}
+                        Ok(n) => {
+                            crate::metrics::record_purged("slack_events", n);
+                            tracing::debug!(count = n, "Slack event IDs older than a day purged");
+                        }
+                        Err(e) => tracing::warn!(error = %e, "purging Slack event IDs failed; will retry"),
+                    }
                     match installer.purge_expired().await {
                         Ok(0) => {}
                         Ok(n) => {

@@ -30,3 +30,7 @@ pub use readiness::{ReadinessMonitor, ReadyState};
 pub use services::Services;
 pub use settings::{Settings, SettingsError, default_data_dir};
 pub use storage::{Metadata, Migrate};
+
+/// Slack's Events API on the wire (the request signature, the callback format), for the
+/// server's `POST /slack/events`.
+pub use connector_adapters_slack::events as slack_events;

@@ -110,7 +110,11 @@ impl MetricsProbe {
                     ConnectorState::Active,
                     ConnectorState::Deleting,
                 ] {
-                    for auth in [AuthStatus::Ok, AuthStatus::NeedsReauthorization] {
+                    for auth in [
+                        AuthStatus::Ok,
+                        AuthStatus::NeedsReauthorization,
+                        AuthStatus::Revoked,
+                    ] {
                         let n = counts
                             .iter()
                             .find(|c| c.state == state && c.auth_status == auth)

@@ -8,8 +8,8 @@ use connector_adapters_slack::HttpSlackApi;
 use connector_ports::ConnectorRepository;
 use connector_usecases::{
     ApiKeys, Authenticator, Coherence, ConnectorCache, ConnectorService, CredentialPolicy,
-    MessageSender, OAuthInstaller, Ports, ReadinessCheck, Reconciler, RefreshSettings, Sleep,
-    SystemClock, TokenCache, TokenRefresher,
+    MessageSender, OAuthInstaller, Ports, ReadinessCheck, Reconciler, RefreshSettings, SlackEvents,
+    Sleep, SystemClock, TokenCache, TokenRefresher,
 };
 
 use connector_instrumentation::Observed;
@@ -30,8 +30,10 @@ pub struct Services {
     pub installer: OAuthInstaller,
     /// Refreshing rotating tokens.
     pub refresher: TokenRefresher,
-    /// Finishing interrupted creates and deletes.
+    /// Finishing interrupted creates, deletes and token replacements.
     pub reconciler: Reconciler,
+    /// Acting on Slack's events (uninstalls, revoked tokens, channel changes).
+    pub events: SlackEvents,
     /// Static API keys.
     pub api_keys: ApiKeys,
     /// Whether the database and the secret store answer.
@@ -167,6 +169,7 @@ impl Services {
             ),
             installer,
             readiness: ReadinessCheck::new(ports.clone()),
+            events: SlackEvents::new(ports.clone(), storage.events),
             reconciler: Reconciler::new(ports, settings.reconcile()),
             api_keys,
             authenticator: Authenticator::new(policy),

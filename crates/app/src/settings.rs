@@ -267,6 +267,9 @@ pub struct SlackSection {
     pub client_id: Option<String>,
     /// `CONNECTOR__SLACK__CLIENT_SECRET` (OAuth).
     pub client_secret: Option<SecretString>,
+    /// `CONNECTOR__SLACK__SIGNING_SECRET`: the app's signing secret, which turns on
+    /// `POST /slack/events` (Slack's Events API) and verifies every delivery.
+    pub signing_secret: Option<SecretString>,
     /// `CONNECTOR__SLACK__REDIRECT_URL` (OAuth): the public URL of `/slack/oauth/callback`.
     pub redirect_url: Option<String>,
     /// `CONNECTOR__SLACK__INSTALL_URL`: the public URL of `/slack/install`, where installs
@@ -542,6 +545,7 @@ impl Settings {
         blank_secret_to_none(&mut self.secrets.local_key);
         blank_to_none(&mut self.slack.client_id);
         blank_secret_to_none(&mut self.slack.client_secret);
+        blank_secret_to_none(&mut self.slack.signing_secret);
         blank_to_none(&mut self.slack.redirect_url);
         blank_to_none(&mut self.slack.install_url);
         blank_to_none(&mut self.sender.tenant_id);
@@ -931,6 +935,11 @@ impl Settings {
             }),
             _ => None,
         }
+    }
+
+    /// The Slack app's signing secret, when Slack's events are received.
+    pub fn signing_secret(&self) -> Option<&SecretString> {
+        self.slack.signing_secret.as_ref()
     }
 
     /// Which rows a reconcile pass takes.

@@ -17,7 +17,7 @@ use connector_adapters_sqlite::SqliteConnectorRepository;
 use connector_instrumentation::Observed;
 use connector_ports::{
     ApiKeyStore, ConnectorChanges, ConnectorRepository, OAuthStateStore, PoolStatus, SecretStore,
-    SentMessageStore,
+    SentMessageStore, SlackEventStore,
 };
 use secrecy::ExposeSecret as _;
 
@@ -147,6 +147,8 @@ pub struct Storage {
     pub api_keys: Arc<dyn ApiKeyStore>,
     /// Idempotent sends (in the same database as the metadata).
     pub sends: Arc<dyn SentMessageStore>,
+    /// Slack events handled (in the same database as the metadata).
+    pub events: Arc<dyn SlackEventStore>,
     /// The database connection pool's state, for metrics.
     pub pool_status: Arc<dyn Fn() -> PoolStatus + Send + Sync>,
     /// Connector changes made by other processes, where the database announces them
@@ -168,6 +170,7 @@ struct Database {
     states: Arc<dyn OAuthStateStore>,
     api_keys: Arc<dyn ApiKeyStore>,
     sends: Arc<dyn SentMessageStore>,
+    events: Arc<dyn SlackEventStore>,
     pool_status: Arc<dyn Fn() -> PoolStatus + Send + Sync>,
     description: String,
 }
@@ -177,7 +180,12 @@ impl Database {
     /// its pool.
     fn of<D>(db: D, pool_status: fn(&D) -> PoolStatus, description: String) -> Self
     where
-        D: ConnectorRepository + OAuthStateStore + ApiKeyStore + SentMessageStore + 'static,
+        D: ConnectorRepository
+            + OAuthStateStore
+            + ApiKeyStore
+            + SentMessageStore
+            + SlackEventStore
+            + 'static,
     {
         let db = Arc::new(Observed::new(db));
         let pooled = db.clone();
@@ -185,7 +193,8 @@ impl Database {
             repo: db.clone(),
             states: db.clone(),
             api_keys: db.clone(),
-            sends: db,
+            sends: db.clone(),
+            events: db,
             pool_status: Arc::new(move || pool_status(pooled.inner())),
             description,
         }
@@ -260,6 +269,7 @@ pub async fn open(settings: &Settings, migrations: Migrate) -> Result<Storage, A
         states: database.states,
         api_keys: database.api_keys,
         sends: database.sends,
+        events: database.events,
         pool_status: database.pool_status,
         changes,
         description: format!("{}; {where_secrets}", database.description),

@@ -222,6 +222,7 @@ pub(crate) async fn list_all(
                 tenant_id: tenant.into(),
                 page_size: 1000,
                 page_token,
+                ..Default::default()
             })
             .await?
             .into_inner();

@@ -25,6 +25,10 @@ pub struct Connector {
     pub state: ConnectorState,
     /// Whether its token works, or a person must reinstall the Slack app.
     pub auth_status: AuthStatus,
+    /// Whether the default channel can be posted to: `false` once Slack said it was archived
+    /// or deleted, or the bot was removed from it, until it is back or the connector is
+    /// pointed elsewhere.
+    pub default_channel_available: bool,
     /// When the connector was created.
     pub created_at: DateTime<Utc>,
     /// When the connector was last changed (a state change counts).
@@ -37,6 +41,18 @@ pub struct Connector {
 }
 
 impl Connector {
+    /// What a client sees of whether the connector can send, the most pressing first.
+    pub fn status(&self) -> ConnectorStatus {
+        match self.auth_status {
+            AuthStatus::Revoked => ConnectorStatus::Revoked,
+            AuthStatus::NeedsReauthorization => ConnectorStatus::NeedsReauthorization,
+            AuthStatus::Ok if !self.default_channel_available => {
+                ConnectorStatus::DefaultChannelUnavailable
+            }
+            AuthStatus::Ok => ConnectorStatus::Active,
+        }
+    }
+
     /// The opaque version tag a client sends back with an update to make it conditional on
     /// nothing having changed since it read the connector (`g` and the generation).
     pub fn etag(&self) -> String {
@@ -90,6 +106,22 @@ pub enum AuthStatus {
     /// Refreshing the rotating token failed: reinstall the Slack app (a new OAuth install or
     /// a new connector).
     NeedsReauthorization,
+    /// Slack said the app was uninstalled from the workspace or its tokens revoked: the token
+    /// is gone; a new one (UpdateConnector) brings the connector back.
+    Revoked,
+}
+
+/// Whether a connector can send, as clients filter and see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConnectorStatus {
+    /// It can send.
+    Active,
+    /// Refreshing its rotating token failed.
+    NeedsReauthorization,
+    /// The app was uninstalled or its tokens revoked.
+    Revoked,
+    /// Its default channel was archived or deleted, or the bot removed from it.
+    DefaultChannelUnavailable,
 }
 
 impl AuthStatus {
@@ -98,6 +130,7 @@ impl AuthStatus {
         match self {
             Self::Ok => "ok",
             Self::NeedsReauthorization => "needs_reauthorization",
+            Self::Revoked => "revoked",
         }
     }
 
@@ -106,6 +139,7 @@ impl AuthStatus {
         match value {
             "ok" => Some(Self::Ok),
             "needs_reauthorization" => Some(Self::NeedsReauthorization),
+            "revoked" => Some(Self::Revoked),
             _ => None,
         }
     }

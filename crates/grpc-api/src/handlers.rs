@@ -1,7 +1,8 @@
 //! [`ConnectorGrpc`]: the tonic implementation of `connector.v1.ConnectorService`.
 
 use connector_domain::{
-    AuthStatus, Connector, ConnectorId, Message, Principal, RequestId, Scope, TenantId,
+    Connector, ConnectorId, ConnectorStatus, Message, Principal, RequestId, Scope, TenantId,
+    ValidationError,
 };
 use connector_usecases::{
     ConnectorError, ConnectorService, CreateConnector, MessageSender, OAuthInstaller,
@@ -100,9 +101,13 @@ pub fn connector_to_pb(c: Connector) -> pb::Connector {
         default_channel_name: c.default_channel_name.to_string(),
         create_time: Some(timestamp(c.created_at)),
         update_time: Some(timestamp(c.updated_at)),
-        status: match c.auth_status {
-            AuthStatus::Ok => pb::ConnectorStatus::Active,
-            AuthStatus::NeedsReauthorization => pb::ConnectorStatus::NeedsReauthorization,
+        status: match c.status() {
+            ConnectorStatus::Active => pb::ConnectorStatus::Active,
+            ConnectorStatus::NeedsReauthorization => pb::ConnectorStatus::NeedsReauthorization,
+            ConnectorStatus::Revoked => pb::ConnectorStatus::Revoked,
+            ConnectorStatus::DefaultChannelUnavailable => {
+                pb::ConnectorStatus::DefaultChannelUnavailable
+            }
         } as i32,
     }
 }
@@ -198,9 +203,25 @@ impl pb::connector_service_server::ConnectorService for ConnectorGrpc {
     ) -> Result<Response<pb::ListConnectorsResponse>, Status> {
         let (_, tenant) = self.caller(&request, Scope::ConnectorsRead).await?;
         let r = request.into_inner();
+        let status = match pb::ConnectorStatus::try_from(r.status) {
+            Ok(pb::ConnectorStatus::Unspecified) => None,
+            Ok(pb::ConnectorStatus::Active) => Some(ConnectorStatus::Active),
+            Ok(pb::ConnectorStatus::NeedsReauthorization) => {
+                Some(ConnectorStatus::NeedsReauthorization)
+            }
+            Ok(pb::ConnectorStatus::Revoked) => Some(ConnectorStatus::Revoked),
+            Ok(pb::ConnectorStatus::DefaultChannelUnavailable) => {
+                Some(ConnectorStatus::DefaultChannelUnavailable)
+            }
+            Err(_) => {
+                return Err(to_status(
+                    ValidationError::new("status", format!("unknown status {}", r.status)).into(),
+                ));
+            }
+        };
         let page = self
             .service
-            .list(tenant.as_str(), r.page_size, &r.page_token)
+            .list(tenant.as_str(), r.page_size, &r.page_token, status)
             .await
             .map_err(to_status)?;
         let tenant = page.connectors.first().map(|c| c.tenant_id.clone());

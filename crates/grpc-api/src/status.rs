@@ -115,6 +115,8 @@ pub fn send_to_status(err: SendError) -> Status {
         e @ SendError::ConnectorNotFound { .. } => Status::not_found(e.to_string()),
         e @ (SendError::SecretMissing { .. }
         | SendError::NeedsReauthorization { .. }
+        | SendError::ConnectorRevoked { .. }
+        | SendError::DefaultChannelUnavailable { .. }
         | SendError::TokenRevoked { .. }
         | SendError::MissingScope { .. }
         | SendError::NotInChannel { .. }

@@ -23,15 +23,15 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use connector_domain::{
-    ApiKeyId, BotToken, ChannelId, Connector, ConnectorId, FileAttachment, RequestId, SecretName,
-    TenantId,
+    ApiKeyId, BotToken, ChannelId, ChannelName, Connector, ConnectorId, ConnectorStatus,
+    FileAttachment, RequestId, SecretName, TenantId, WorkspaceId,
 };
 use connector_ports::{
     ApiKeyRecord, ApiKeyStore, AuthIdentity, ChannelInfo, ChannelPage, ConnectorRepository,
     ConnectorSecret, ConnectorUpdate, NewConnector, OAuthGrant, OAuthGrantRequest, OAuthStateStore,
     OutgoingMessage, PendingInstall, PendingPromotion, PostedMessage, RefreshOutcome,
     RepositoryError, SecretLabels, SecretStore, SecretStoreError, SendKey, SendOutcome, SendRecord,
-    SentMessageStore, SlackApi, SlackError, StatusCount, UploadedFile,
+    SentMessageStore, SlackApi, SlackError, SlackEventStore, StatusCount, UploadedFile,
 };
 use secrecy::SecretString;
 use tracing::Instrument as _;
@@ -221,8 +221,13 @@ observed!(ConnectorRepository, Database, "db", "db.operation" {
     fn get_active(&self, tenant: &TenantId, id: ConnectorId)
         -> Result<Option<Connector>, RepositoryError>;
     fn find_active(&self, id: ConnectorId) -> Result<Option<Connector>, RepositoryError>;
-    fn list_active(&self, tenant: &TenantId, after: Option<ConnectorId>, limit: u32)
-        -> Result<Vec<Connector>, RepositoryError>;
+    fn list_active(&self, tenant: &TenantId, after: Option<ConnectorId>, limit: u32,
+        status: Option<ConnectorStatus>) -> Result<Vec<Connector>, RepositoryError>;
+    fn revoke_workspace(&self, workspace: &WorkspaceId) -> Result<Vec<Connector>, RepositoryError>;
+    fn rename_channel(&self, workspace: &WorkspaceId, channel: &ChannelId, name: &ChannelName)
+        -> Result<u64, RepositoryError>;
+    fn set_channel_available(&self, workspace: &WorkspaceId, channel: &ChannelId, available: bool)
+        -> Result<u64, RepositoryError>;
     fn mark_deleting(&self, tenant: &TenantId, id: ConnectorId)
         -> Result<Option<Connector>, RepositoryError>;
     fn remove_deleting(&self, id: ConnectorId) -> Result<(), RepositoryError>;
@@ -269,6 +274,12 @@ observed!(SentMessageStore, Database, "db", "db.operation" {
     fn release_send(&self, key: &SendKey) -> Result<(), RepositoryError>;
     fn find_send(&self, key: &SendKey) -> Result<Option<SendRecord>, RepositoryError>;
     fn purge_sends(&self, before: DateTime<Utc>) -> Result<u64, RepositoryError>;
+});
+
+observed!(SlackEventStore, Database, "db", "db.operation" {
+    fn record_event(&self, event_id: &str, at: DateTime<Utc>) -> Result<bool, RepositoryError>;
+    fn forget_event(&self, event_id: &str) -> Result<(), RepositoryError>;
+    fn purge_events(&self, before: DateTime<Utc>) -> Result<u64, RepositoryError>;
 });
 
 observed!(SecretStore, SecretStore, "secrets", "secrets.operation" {

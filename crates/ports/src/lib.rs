@@ -29,6 +29,7 @@ pub mod repository;
 pub mod secrets;
 pub mod sent_messages;
 pub mod slack;
+pub mod slack_events;
 
 pub use api_keys::{ApiKeyRecord, ApiKeyStore};
 pub use changes::{ChangeSink, ConnectorChanges};
@@ -36,7 +37,7 @@ pub use identity::{TokenError, TokenVerifier};
 pub use oauth_states::{OAuthStateStore, PendingInstall};
 pub use repository::{
     ConnectorRepository, ConnectorUpdate, NewConnector, PendingPromotion, PoolStatus,
-    RefreshOutcome, RepositoryError, RepositorySettings, StatusCount,
+    RefreshOutcome, RepositoryError, RepositorySettings, StatusCount, StatusFilter,
 };
 pub use secrets::{ConnectorSecret, SecretLabels, SecretStore, SecretStoreError, TokenRotation};
 pub use sent_messages::{SendKey, SendOutcome, SendRecord, SentMessageStore};
@@ -44,6 +45,7 @@ pub use slack::{
     AuthIdentity, ChannelInfo, ChannelPage, OAuthGrant, OAuthGrantRequest, OutgoingMessage,
     PostedMessage, SlackApi, SlackError, UploadedFile,
 };
+pub use slack_events::{SlackEvent, SlackEventKind, SlackEventStore};
 
 #[cfg(feature = "mocks")]
 pub use api_keys::MockApiKeyStore;
@@ -59,3 +61,5 @@ pub use secrets::MockSecretStore;
 pub use sent_messages::MockSentMessageStore;
 #[cfg(feature = "mocks")]
 pub use slack::MockSlackApi;
+#[cfg(feature = "mocks")]
+pub use slack_events::MockSlackEventStore;

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use connector_domain::{
     AuthStatus, ChannelId, ChannelName, Connector, ConnectorId, ConnectorName, ConnectorState,
-    RequestId, TenantId, WorkspaceId,
+    ConnectorStatus, RequestId, TenantId, WorkspaceId,
 };
 
 /// A connector about to be written, in state `creating`.
@@ -40,8 +40,13 @@ pub struct ConnectorUpdate {
     pub default_channel: Option<(ChannelId, ChannelName)>,
     /// A replacement token was staged in the secret store under this version: the row records
     /// it as pending promotion (the commit point of a token replacement), sets the auth status
-    /// back to `ok` and forgets the old token's expiry and refresh lease.
+    /// back to `ok` (a revoked connector too) and forgets the old token's expiry and refresh
+    /// lease. A new default channel is available.
     pub staged_secret_version: Option<String>,
+    /// A new token was written (staged, or stored outright for a revoked connector, whose
+    /// secret was deleted): the auth status is `ok` again, revocation, expiry and refresh
+    /// lease are forgotten.
+    pub token_replaced: bool,
     /// The caller's idempotency key, kept as the row's last update request ID.
     pub request_id: Option<RequestId>,
 }
@@ -63,6 +68,66 @@ pub struct PendingPromotion {
     pub connector: Connector,
     /// The staged version to make current.
     pub version: String,
+}
+
+/// A [`ConnectorStatus`] filter as the bind values of one static query (so a backend prepares
+/// one statement for every filter): `auth_status = auth`, `(revoked_at IS NOT NULL) = revoked`
+/// and `default_channel_available = channel_available`, each passed by every row when its
+/// `any_*` switch is on.
+pub struct StatusFilter {
+    /// Every auth status passes.
+    pub any_auth: bool,
+    /// The stored auth status to match.
+    pub auth: &'static str,
+    /// Revoked or not, every row passes.
+    pub any_revoked: bool,
+    /// Whether the row must be revoked.
+    pub revoked: bool,
+    /// Every channel availability passes.
+    pub any_channel: bool,
+    /// Whether the default channel must be available.
+    pub channel_available: bool,
+}
+
+impl StatusFilter {
+    /// The filter for `status` (`None`: every row).
+    pub fn of(status: Option<ConnectorStatus>) -> Self {
+        let all = Self {
+            any_auth: true,
+            auth: AuthStatus::Ok.as_str(),
+            any_revoked: true,
+            revoked: false,
+            any_channel: true,
+            channel_available: true,
+        };
+        match status {
+            None => all,
+            Some(ConnectorStatus::Active) => Self {
+                any_auth: false,
+                any_revoked: false,
+                any_channel: false,
+                ..all
+            },
+            Some(ConnectorStatus::NeedsReauthorization) => Self {
+                any_auth: false,
+                auth: AuthStatus::NeedsReauthorization.as_str(),
+                any_revoked: false,
+                ..all
+            },
+            Some(ConnectorStatus::Revoked) => Self {
+                any_revoked: false,
+                revoked: true,
+                ..all
+            },
+            Some(ConnectorStatus::DefaultChannelUnavailable) => Self {
+                any_auth: false,
+                any_revoked: false,
+                any_channel: false,
+                channel_available: false,
+                ..all
+            },
+        }
+    }
 }
 
 /// How a repository adapter pools its connections and bounds its calls; every backend takes
@@ -204,13 +269,40 @@ pub trait ConnectorRepository: Send + Sync {
     async fn find_active(&self, id: ConnectorId) -> Result<Option<Connector>, RepositoryError>;
 
     /// Up to `limit` of the tenant's active connectors with IDs greater than `after`, in ID
-    /// order.
+    /// order; with `status`, only those whose [`Connector::status`] it is.
     async fn list_active(
         &self,
         tenant: &TenantId,
         after: Option<ConnectorId>,
         limit: u32,
+        status: Option<ConnectorStatus>,
     ) -> Result<Vec<Connector>, RepositoryError>;
+
+    /// Marks every active connector of `workspace` revoked (the app was uninstalled or its
+    /// tokens revoked; already revoked ones stay as they are) and returns them all, so their
+    /// secrets can be deleted.
+    async fn revoke_workspace(
+        &self,
+        workspace: &WorkspaceId,
+    ) -> Result<Vec<Connector>, RepositoryError>;
+
+    /// Gives the default channel `channel` of `workspace`'s connectors its new name; returns
+    /// how many changed.
+    async fn rename_channel(
+        &self,
+        workspace: &WorkspaceId,
+        channel: &ChannelId,
+        name: &ChannelName,
+    ) -> Result<u64, RepositoryError>;
+
+    /// Marks the default channel `channel` of `workspace`'s connectors available or not;
+    /// returns how many changed (those already so are left alone).
+    async fn set_channel_available(
+        &self,
+        workspace: &WorkspaceId,
+        channel: &ChannelId,
+        available: bool,
+    ) -> Result<u64, RepositoryError>;
 
     /// Flips the tenant's `active` connector to `deleting` and returns it; a connector already
     /// `deleting` is returned as it is, so an interrupted delete can be resumed. `None` when

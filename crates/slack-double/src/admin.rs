@@ -7,6 +7,8 @@
 //! | `POST /_double/revoke` | `{"token": "xoxb-…"}` | revokes a token |
 //! | `GET /_double/messages` | | what `chat.postMessage` accepted |
 //! | `GET /_double/calls` | | call counts per method |
+//! | `POST /_double/events/target` | `{"url": "http://…/slack/events", "signing_secret": "…"}` | where workspace events are delivered, signed |
+//! | `POST /_double/events` | `{"action": "uninstall", "team_id": "T…"}`, `{"action": "archive", "channel": "C…"}` (also `unarchive`, `delete`, `remove_bot`, `invite_bot`; `rename` with `"name"`) | makes it happen and delivers the events; answers the deliveries (`event_id`, the app's HTTP `status`) |
 
 use std::sync::Arc;
 
@@ -15,6 +17,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
+use crate::events::{Delivery, EventTarget, Happening};
 use crate::state::{Fault, PostedMessage, State, Workspace};
 
 pub(crate) fn routes() -> Router<Arc<State>> {
@@ -24,6 +27,8 @@ pub(crate) fn routes() -> Router<Arc<State>> {
         .route("/_double/revoke", post(revoke))
         .route("/_double/messages", get(messages))
         .route("/_double/calls", get(calls))
+        .route("/_double/events/target", post(event_target))
+        .route("/_double/events", post(trigger))
 }
 
 #[derive(Deserialize)]
@@ -75,4 +80,15 @@ async fn calls(
     AxumState(state): AxumState<Arc<State>>,
 ) -> Json<std::collections::HashMap<String, u64>> {
     Json(state.all_calls())
+}
+
+async fn event_target(AxumState(state): AxumState<Arc<State>>, Json(body): Json<EventTarget>) {
+    state.events.deliver_to(body);
+}
+
+async fn trigger(
+    AxumState(state): AxumState<Arc<State>>,
+    Json(body): Json<Happening>,
+) -> Json<Vec<Delivery>> {
+    Json(state.events.trigger(&state, &body).await)
 }

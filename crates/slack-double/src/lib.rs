@@ -14,6 +14,10 @@
 //! Tests drive it in process through [`SlackDouble`]; the `slack-double` binary serves the
 //! same thing for local runs, with an admin API under `/_double/` (see [`admin`]).
 //!
+//! Slack's Events API ([`events`]): [`SlackDouble::trigger`] (or the admin API) makes something
+//! happen in a workspace (the app uninstalled, a channel archived, renamed or deleted, the bot
+//! removed or invited) and delivers the events, signed, to the app's request URL.
+//!
 //! Fault injection ([`Fault`]): HTTP 429 with `Retry-After`, HTTP 5xx, any Slack error string,
 //! or a delay, for the next N calls of a method. Revoked tokens answer `token_revoked`.
 //!
@@ -23,11 +27,13 @@
 
 pub mod admin;
 mod api;
+pub mod events;
 mod state;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+pub use events::{Delivery, EventTarget, Happening};
 pub use state::{Channel, Fault, OAuthApp, PostedMessage, SharedFile, State, Workspace};
 
 /// A running double, stopped when dropped.
@@ -82,6 +88,29 @@ impl SlackDouble {
     /// Its state, to seed workspaces, inject faults and read what was posted.
     pub fn state(&self) -> &State {
         &self.state
+    }
+
+    /// Delivers workspace events to `url`, signed with `signing_secret`.
+    pub fn deliver_events_to(&self, url: &str, signing_secret: &str) {
+        self.state.events.deliver_to(EventTarget {
+            url: url.to_owned(),
+            signing_secret: signing_secret.to_owned(),
+        });
+    }
+
+    /// Makes `happening` happen and delivers its events; the app's answers.
+    pub async fn trigger(&self, happening: Happening) -> Vec<Delivery> {
+        self.state.events.trigger(&self.state, &happening).await
+    }
+
+    /// Delivers one `event` (the inner event object) of workspace `team` as Slack would.
+    pub async fn deliver_event(&self, team: &str, event: serde_json::Value) -> Delivery {
+        self.state.events.deliver(team, event).await
+    }
+
+    /// Sends `delivery` again, as Slack's retry number `retry`.
+    pub async fn redeliver(&self, delivery: &Delivery, retry: u32) -> u16 {
+        self.state.events.redeliver(delivery, retry).await
     }
 }
 

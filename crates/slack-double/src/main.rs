@@ -41,6 +41,12 @@ struct Args {
     /// Issue rotating tokens (with refresh tokens) on install.
     #[arg(long)]
     oauth_rotation: bool,
+    /// Deliver workspace events (`POST /_double/events`) to this request URL.
+    #[arg(long)]
+    events_url: Option<String>,
+    /// The signing secret events are signed with.
+    #[arg(long, default_value = "local-dev-signing-secret")]
+    signing_secret: String,
 }
 
 #[tokio::main]
@@ -68,6 +74,9 @@ async fn main() -> anyhow::Result<()> {
         deny: false,
     });
     let double = SlackDouble::start_on(args.listen, state).await?;
+    if let Some(url) = &args.events_url {
+        double.deliver_events_to(url, &args.signing_secret);
+    }
     tracing::info!(api = %double.api_base_url(), team = %args.team, "slack double listening");
     tokio::signal::ctrl_c().await?;
     Ok(())

@@ -55,7 +55,7 @@ pub struct Workspace {
     pub channels: Vec<Channel>,
 }
 
-fn bot_user() -> String {
+pub(crate) fn bot_user() -> String {
     "U0BOTUSER1".into()
 }
 
@@ -188,6 +188,8 @@ struct Inner {
 #[derive(Debug, Default)]
 pub struct State {
     inner: Mutex<Inner>,
+    /// Where workspace events are delivered.
+    pub(crate) events: crate::events::Events,
 }
 
 impl State {
@@ -227,6 +229,53 @@ impl State {
         for w in self.lock().workspaces.values_mut() {
             for c in w.channels.iter_mut().filter(|c| c.id == channel_id) {
                 c.is_archived = archived;
+            }
+        }
+    }
+
+    /// Revokes every token of `team_id` (the app was uninstalled there).
+    pub fn revoke_team(&self, team_id: &str) {
+        let mut inner = self.lock();
+        let tokens: Vec<String> = inner
+            .tokens
+            .iter()
+            .filter(|(_, team)| *team == team_id)
+            .map(|(token, _)| token.clone())
+            .collect();
+        inner.revoked.extend(tokens);
+    }
+
+    /// The workspace `channel_id` belongs to (the first that has it), or empty.
+    pub fn team_of(&self, channel_id: &str) -> String {
+        self.lock()
+            .workspaces
+            .values()
+            .find(|w| w.channels.iter().any(|c| c.id == channel_id))
+            .map(|w| w.team_id.clone())
+            .unwrap_or_default()
+    }
+
+    /// Renames a channel of any workspace.
+    pub fn rename(&self, channel_id: &str, name: &str) {
+        self.each_channel(channel_id, |c| c.name = name.to_owned());
+    }
+
+    /// Makes the bot a member of a channel, or not.
+    pub fn set_member(&self, channel_id: &str, member: bool) {
+        self.each_channel(channel_id, |c| c.is_member = member);
+    }
+
+    /// Deletes a channel of any workspace.
+    pub fn remove_channel(&self, channel_id: &str) {
+        for w in self.lock().workspaces.values_mut() {
+            w.channels.retain(|c| c.id != channel_id);
+        }
+    }
+
+    fn each_channel(&self, channel_id: &str, f: impl Fn(&mut Channel)) {
+        for w in self.lock().workspaces.values_mut() {
+            for c in w.channels.iter_mut().filter(|c| c.id == channel_id) {
+                f(c);
             }
         }
     }

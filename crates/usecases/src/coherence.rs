@@ -20,7 +20,10 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use connector_domain::{Connector, ConnectorId, RequestId, TenantId};
+use connector_domain::{
+    ChannelId, ChannelName, Connector, ConnectorId, ConnectorStatus, RequestId, TenantId,
+    WorkspaceId,
+};
 use connector_ports::{
     ChangeSink, ConnectorRepository, ConnectorUpdate, NewConnector, PendingPromotion,
     RefreshOutcome, RepositoryError, StatusCount,
@@ -104,6 +107,15 @@ impl Coherence {
         for cache in caches {
             f(cache.as_ref());
         }
+    }
+}
+
+impl Coherence {
+    /// Treats every connector as changed (a write that touched rows by another key than
+    /// their ID).
+    pub fn changed_all(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.each(|c| c.forget_all());
     }
 }
 
@@ -303,8 +315,43 @@ impl ConnectorRepository for ConnectorCache {
         tenant: &TenantId,
         after: Option<ConnectorId>,
         limit: u32,
+        status: Option<ConnectorStatus>,
     ) -> Result<Vec<Connector>, RepositoryError> {
-        self.inner.list_active(tenant, after, limit).await
+        self.inner.list_active(tenant, after, limit, status).await
+    }
+
+    async fn revoke_workspace(
+        &self,
+        workspace: &WorkspaceId,
+    ) -> Result<Vec<Connector>, RepositoryError> {
+        let result = self.inner.revoke_workspace(workspace).await;
+        self.coherence.changed_all();
+        result
+    }
+
+    async fn rename_channel(
+        &self,
+        workspace: &WorkspaceId,
+        channel: &ChannelId,
+        name: &ChannelName,
+    ) -> Result<u64, RepositoryError> {
+        let result = self.inner.rename_channel(workspace, channel, name).await;
+        self.coherence.changed_all();
+        result
+    }
+
+    async fn set_channel_available(
+        &self,
+        workspace: &WorkspaceId,
+        channel: &ChannelId,
+        available: bool,
+    ) -> Result<u64, RepositoryError> {
+        let result = self
+            .inner
+            .set_channel_available(workspace, channel, available)
+            .await;
+        self.coherence.changed_all();
+        result
     }
 
     async fn mark_deleting(

@@ -12,8 +12,8 @@
 use std::time::Duration;
 
 use connector_domain::{
-    BotToken, ChannelRef, Connector, ConnectorId, ConnectorName, ConnectorState, PageSize,
-    PageToken, RequestId, TenantId, ValidationError,
+    BotToken, ChannelRef, Connector, ConnectorId, ConnectorName, ConnectorState, ConnectorStatus,
+    PageSize, PageToken, RequestId, TenantId, ValidationError,
 };
 
 use connector_ports::{ChannelInfo, ConnectorSecret, NewConnector, RepositoryError, TokenRotation};
@@ -342,13 +342,14 @@ impl ConnectorService {
             .ok_or_else(|| not_found(id))
     }
 
-    /// One page of the tenant's connectors, oldest first.
+    /// One page of the tenant's connectors, oldest first; with `status`, only those in it.
     #[tracing::instrument(name = "usecase connectors.list", skip_all)]
     pub async fn list(
         &self,
         tenant_id: &str,
         page_size: i32,
         page_token: &str,
+        status: Option<ConnectorStatus>,
     ) -> Result<ConnectorPage, ConnectorError> {
         let tenant = TenantId::parse("tenant_id", tenant_id)?;
         let size = PageSize::parse("page_size", page_size)?.get();
@@ -356,7 +357,7 @@ impl ConnectorService {
         let mut connectors = self
             .ports
             .repo
-            .list_active(&tenant, after, size + 1)
+            .list_active(&tenant, after, size + 1, status)
             .await?;
         let next = if connectors.len() > size as usize {
             connectors.truncate(size as usize);

@@ -220,6 +220,26 @@ pub enum SendError {
         /// The connector.
         id: String,
     },
+    /// Slack said the app was uninstalled from the connector's workspace, or its tokens
+    /// revoked: its token is gone. Nothing is sent to Slack.
+    #[error(
+        "connector {id} is revoked: the Slack app was uninstalled from its workspace or its tokens revoked; reinstall the app and give the connector the new token (UpdateConnector)"
+    )]
+    ConnectorRevoked {
+        /// The connector.
+        id: String,
+    },
+    /// Slack said the default channel was archived or deleted, or the bot removed from it.
+    /// Nothing is sent to Slack.
+    #[error(
+        "the default channel {channel} of connector {id} is unavailable (archived, deleted, or the bot was removed); unarchive it, invite the bot again, or point the connector at another channel (UpdateConnector)"
+    )]
+    DefaultChannelUnavailable {
+        /// The connector.
+        id: String,
+        /// Its default channel.
+        channel: String,
+    },
     /// The bot is not a member of the default channel: invite it.
     #[error("the bot is not a member of channel {channel}; invite it")]
     NotInChannel {

@@ -31,6 +31,7 @@ pub mod authenticate;
 pub mod coherence;
 pub mod connectors;
 pub mod error;
+pub mod events;
 pub mod install;
 pub mod readiness;
 pub mod reconcile;
@@ -47,6 +48,7 @@ pub use connectors::{
     UpdateConnector, UpdateFields,
 };
 pub use error::{ConnectorError, Dependency, InstallError, SendError};
+pub use events::{EventOutcome, SlackEvents};
 pub use install::{OAuthConfig, OAuthInstaller};
 pub use readiness::{Readiness, ReadinessCheck};
 pub use reconcile::{ReconcileReport, ReconcileSettings, Reconciler};

@@ -343,8 +343,18 @@ impl MessageSender {
             None => self.ports.repo.find_active(id).await?,
         }
         .ok_or_else(|| SendError::ConnectorNotFound { id: id.to_string() })?;
-        if connector.auth_status == AuthStatus::NeedsReauthorization {
-            return Err(SendError::NeedsReauthorization { id: id.to_string() });
+        match connector.auth_status {
+            AuthStatus::Ok => {}
+            AuthStatus::NeedsReauthorization => {
+                return Err(SendError::NeedsReauthorization { id: id.to_string() });
+            }
+            AuthStatus::Revoked => return Err(SendError::ConnectorRevoked { id: id.to_string() }),
+        }
+        if !connector.default_channel_available {
+            return Err(SendError::DefaultChannelUnavailable {
+                id: id.to_string(),
+                channel: connector.default_channel_id.to_string(),
+            });
         }
 
         let Some(request_id) = &message.request_id else {

@@ -25,6 +25,7 @@ pub(crate) fn connector(tenant: &str, name: &str, state: ConnectorState) -> Conn
         created_at: Utc::now(),
         updated_at: Utc::now(),
         generation: 1,
+        default_channel_available: true,
         last_update_request_id: None,
     }
 }

@@ -162,6 +162,7 @@ async fn a_network_cut_to_postgres_during_creates_is_unavailable_and_loses_nothi
                 tenant_id: "acme".into(),
                 page_size: 1000,
                 page_token: String::new(),
+                ..Default::default()
             })
             .await
             .map(|r| {

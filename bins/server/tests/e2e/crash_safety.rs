@@ -76,8 +76,33 @@ impl ConnectorRepository for FlakyRepo {
         tenant: &TenantId,
         after: Option<ConnectorId>,
         limit: u32,
+        status: Option<connector_domain::ConnectorStatus>,
     ) -> Result<Vec<Connector>, RepositoryError> {
-        self.inner.list_active(tenant, after, limit).await
+        self.inner.list_active(tenant, after, limit, status).await
+    }
+    async fn revoke_workspace(
+        &self,
+        workspace: &WorkspaceId,
+    ) -> Result<Vec<Connector>, RepositoryError> {
+        self.inner.revoke_workspace(workspace).await
+    }
+    async fn rename_channel(
+        &self,
+        workspace: &WorkspaceId,
+        channel: &ChannelId,
+        name: &ChannelName,
+    ) -> Result<u64, RepositoryError> {
+        self.inner.rename_channel(workspace, channel, name).await
+    }
+    async fn set_channel_available(
+        &self,
+        workspace: &WorkspaceId,
+        channel: &ChannelId,
+        available: bool,
+    ) -> Result<u64, RepositoryError> {
+        self.inner
+            .set_channel_available(workspace, channel, available)
+            .await
     }
     async fn mark_deleting(
         &self,

@@ -134,6 +134,7 @@ async fn a_restarted_server_keeps_its_connectors_and_can_still_send() {
             tenant_id: "acme".into(),
             page_size: 10,
             page_token: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()

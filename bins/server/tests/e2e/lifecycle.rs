@@ -63,6 +63,7 @@ async fn create_get_list_delete_then_everything_is_gone() {
             tenant_id: "acme".into(),
             page_size: 0,
             page_token: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -170,6 +171,7 @@ async fn listing_pages_through_a_tenants_connectors_only() {
                 tenant_id: "acme".into(),
                 page_size: 2,
                 page_token: token.clone(),
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -192,6 +194,7 @@ async fn listing_pages_through_a_tenants_connectors_only() {
             tenant_id: "acme".into(),
             page_size: 1,
             page_token: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -202,6 +205,7 @@ async fn listing_pages_through_a_tenants_connectors_only() {
             tenant_id: "globex".into(),
             page_size: 1,
             page_token: page.next_page_token,
+            ..Default::default()
         })
         .await
         .unwrap_err();

@@ -9,6 +9,7 @@ mod coherence;
 mod containers;
 mod crash_safety;
 mod embedded;
+mod events;
 mod helpers;
 mod idempotency;
 mod jwt;

@@ -150,6 +150,7 @@ pub(crate) async fn connectors(
             tenant_id: tenant.into(),
             page_size: 10,
             page_token: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()

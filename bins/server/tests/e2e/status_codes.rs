@@ -79,6 +79,7 @@ async fn invalid_fields_are_invalid_argument_naming_the_field() {
             tenant_id: "acme".into(),
             page_size: -1,
             page_token: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -142,6 +143,7 @@ async fn unusable_channels_are_failed_precondition_and_store_nothing() {
             tenant_id: "acme".into(),
             page_size: 10,
             page_token: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -233,6 +235,7 @@ async fn an_unreachable_secret_store_is_unavailable_and_leaves_no_row() {
             tenant_id: "acme".into(),
             page_size: 10,
             page_token: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -41,7 +41,7 @@ async fn reads_survive_connections_the_server_terminated() {
     let (db, repo) = repo().await;
     let tenant = connector_domain::TenantId::parse("t", "acme").unwrap();
     assert!(
-        repo.list_active(&tenant, None, 10)
+        repo.list_active(&tenant, None, 10, None)
             .await
             .unwrap()
             .is_empty()
@@ -56,7 +56,7 @@ async fn reads_survive_connections_the_server_terminated() {
     .unwrap();
     for _ in 0..3 {
         assert!(
-            repo.list_active(&tenant, None, 10)
+            repo.list_active(&tenant, None, 10, None)
                 .await
                 .unwrap()
                 .is_empty()

@@ -95,7 +95,7 @@ pub async fn rows_are_tenant_scoped<R: ConnectorRepository + Clone + 'static>(re
             .is_none()
     );
     assert!(
-        repo.list_active(&tenant("other"), None, 10)
+        repo.list_active(&tenant("other"), None, 10, None)
             .await
             .unwrap()
             .is_empty()
@@ -180,10 +180,13 @@ pub async fn list_pages_through_active_rows_in_creation_order<
         .await
         .unwrap();
 
-    let first = repo.list_active(&tenant("acme"), None, 2).await.unwrap();
+    let first = repo
+        .list_active(&tenant("acme"), None, 2, None)
+        .await
+        .unwrap();
     assert_eq!(first.iter().map(|c| c.id).collect::<Vec<_>>(), ids[..2]);
     let rest = repo
-        .list_active(&tenant("acme"), Some(ids[1]), 10)
+        .list_active(&tenant("acme"), Some(ids[1]), 10, None)
         .await
         .unwrap();
     assert_eq!(rest.iter().map(|c| c.id).collect::<Vec<_>>(), ids[2..]);
@@ -929,6 +932,7 @@ pub async fn updates_are_conditional_and_record_staged_versions<R: ConnectorRepo
     let replace = ConnectorUpdate {
         default_channel: Some((ChannelId::new("C0000OPS"), ChannelName::new("ops"))),
         staged_secret_version: Some("v9".into()),
+        token_replaced: true,
         ..ConnectorUpdate::default()
     };
     let replaced = repo
@@ -991,4 +995,161 @@ pub async fn updates_are_conditional_and_record_staged_versions<R: ConnectorRepo
             .unwrap()
             .is_none()
     );
+}
+
+/// Conformance case: Slack's events act on a workspace's connectors of every tenant — revoked
+/// (once; a new token lifts it), a default channel renamed, made unavailable and available
+/// again (a new default channel is available) — and `list_active` filters by status.
+pub async fn workspace_events_and_status_filters<R: ConnectorRepository>(repo: &R) {
+    use connector_domain::ConnectorStatus;
+    let a = new("acme", "a", None);
+    let b = new("globex", "b", None);
+    let mut elsewhere = new("acme", "elsewhere", None);
+    elsewhere.workspace_id = WorkspaceId::new("T0OTHER");
+    let mut other_channel = new("acme", "other-channel", None);
+    other_channel.default_channel_id = ChannelId::new("C0000OTHER");
+    for n in [&a, &b, &elsewhere, &other_channel] {
+        create_active(repo, n).await;
+    }
+    let team = WorkspaceId::new("T0001");
+    let alerts = ChannelId::new("C0000ALERT");
+    let status_of = |c: &connector_domain::Connector| c.status();
+    let listed = |tenant: &'static str, status: Option<ConnectorStatus>| async move {
+        let mut names: Vec<String> = repo
+            .list_active(&self::tenant(tenant), None, 100, status)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.name.to_string())
+            .collect();
+        names.sort();
+        names
+    };
+
+    assert_eq!(
+        repo.rename_channel(&team, &alerts, &ChannelName::new("alerts-2"))
+            .await
+            .unwrap(),
+        2,
+        "both tenants' connectors on that channel"
+    );
+    let got = repo.get_active(&a.tenant_id, a.id).await.unwrap().unwrap();
+    assert_eq!(got.default_channel_name.as_str(), "alerts-2");
+    assert_eq!(
+        repo.set_channel_available(&team, &alerts, false)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        repo.set_channel_available(&team, &alerts, false)
+            .await
+            .unwrap(),
+        0,
+        "already so"
+    );
+    let got = repo.get_active(&a.tenant_id, a.id).await.unwrap().unwrap();
+    assert_eq!(status_of(&got), ConnectorStatus::DefaultChannelUnavailable);
+    assert_eq!(
+        listed("acme", Some(ConnectorStatus::DefaultChannelUnavailable)).await,
+        vec!["a"]
+    );
+    assert_eq!(
+        listed("acme", Some(ConnectorStatus::Active)).await,
+        vec!["elsewhere", "other-channel"]
+    );
+    assert_eq!(
+        repo.set_channel_available(&team, &alerts, true)
+            .await
+            .unwrap(),
+        2
+    );
+
+    let revoked = repo.revoke_workspace(&team).await.unwrap();
+    let mut ids: Vec<_> = revoked.iter().map(|c| c.id).collect();
+    ids.sort();
+    let mut want = vec![a.id, b.id, other_channel.id];
+    want.sort();
+    assert_eq!(ids, want, "every tenant's connector of the workspace");
+    assert!(revoked.iter().all(|c| c.auth_status == AuthStatus::Revoked));
+    // Revoked stays revoked, and is returned again (its secret may still need deleting).
+    assert_eq!(repo.revoke_workspace(&team).await.unwrap().len(), 3);
+    assert_eq!(
+        listed("acme", Some(ConnectorStatus::Revoked)).await,
+        vec!["a", "other-channel"]
+    );
+    assert_eq!(
+        listed("acme", Some(ConnectorStatus::Active)).await,
+        vec!["elsewhere"]
+    );
+    assert_eq!(listed("acme", None).await.len(), 3);
+    assert!(
+        listed("acme", Some(ConnectorStatus::NeedsReauthorization))
+            .await
+            .is_empty()
+    );
+    assert!(
+        repo.count_by_status()
+            .await
+            .unwrap()
+            .iter()
+            .any(|c| c.auth_status == AuthStatus::Revoked && c.count == 3)
+    );
+
+    // A new token (and channel) brings one back.
+    let current = repo.get_active(&a.tenant_id, a.id).await.unwrap().unwrap();
+    let back = repo
+        .update_active(
+            &a.tenant_id,
+            a.id,
+            current.generation,
+            &ConnectorUpdate {
+                default_channel: Some((ChannelId::new("C0000NEW"), ChannelName::new("new"))),
+                token_replaced: true,
+                ..ConnectorUpdate::default()
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(back.status(), ConnectorStatus::Active);
+    assert_eq!(
+        listed("acme", Some(ConnectorStatus::Active)).await,
+        vec!["a", "elsewhere"]
+    );
+}
+
+/// Conformance case: an event ID is recorded once, across concurrent deliveries; forgetting
+/// and purging free it.
+pub async fn slack_event_ids_are_recorded_once<R>(repo: &R)
+where
+    R: connector_ports::SlackEventStore + Clone + 'static,
+{
+    let now = chrono::Utc::now();
+    let takers: Vec<_> = (0..8)
+        .map(|_| {
+            let repo = repo.clone();
+            tokio::spawn(async move { repo.record_event("Ev0001", now).await.unwrap() })
+        })
+        .collect();
+    let mut won = 0;
+    for t in takers {
+        won += usize::from(t.await.unwrap());
+    }
+    assert_eq!(won, 1);
+    repo.forget_event("Ev0001").await.unwrap();
+    assert!(repo.record_event("Ev0001", now).await.unwrap());
+    assert!(
+        repo.record_event("Ev0002", now - chrono::Duration::hours(30))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        repo.purge_events(now - chrono::Duration::hours(24))
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(repo.record_event("Ev0002", now).await.unwrap());
+    assert!(!repo.record_event("Ev0001", now).await.unwrap());
 }

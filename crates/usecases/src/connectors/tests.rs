@@ -80,6 +80,7 @@ impl Mocks {
                 created_at: chrono::Utc::now(),
                 updated_at: chrono::Utc::now(),
                 generation: 1,
+                default_channel_available: true,
                 last_update_request_id: None,
             })
         });
@@ -580,9 +581,11 @@ async fn list_asks_for_one_extra_row_to_know_whether_there_is_a_next_page() {
     let mut m = Mocks::new();
     m.repo
         .expect_list_active()
-        .withf(|t, after, limit| t.as_str() == "acme" && after.is_none() && *limit == 3)
-        .return_once(move |_, _, _| Ok(rows));
-    let page = m.service().list("acme", 2, "").await.unwrap();
+        .withf(|t, after, limit, status| {
+            t.as_str() == "acme" && after.is_none() && *limit == 3 && status.is_none()
+        })
+        .return_once(move |_, _, _, _| Ok(rows));
+    let page = m.service().list("acme", 2, "", None).await.unwrap();
     assert_eq!(page.connectors.len(), 2);
     assert_eq!(page.next, Some(PageToken { after: second }));
 }
@@ -595,9 +598,15 @@ async fn list_follows_the_page_token_and_ends_without_one() {
     let mut m = Mocks::new();
     m.repo
         .expect_list_active()
-        .withf(move |_, a, limit| *a == Some(after) && *limit == 51)
-        .returning(|_, _, _| Ok(vec![connector("acme", "last", ConnectorState::Active)]));
-    let page = m.service().list("acme", 0, &token).await.unwrap();
+        .withf(move |_, a, limit, status| {
+            *a == Some(after) && *limit == 51 && *status == Some(ConnectorStatus::Revoked)
+        })
+        .returning(|_, _, _, _| Ok(vec![connector("acme", "last", ConnectorState::Active)]));
+    let page = m
+        .service()
+        .list("acme", 0, &token, Some(ConnectorStatus::Revoked))
+        .await
+        .unwrap();
     assert_eq!(page.connectors.len(), 1);
     assert_eq!(page.next, None);
 }
@@ -605,9 +614,9 @@ async fn list_follows_the_page_token_and_ends_without_one() {
 #[tokio::test]
 async fn list_rejects_bad_page_arguments() {
     let svc = Mocks::new().service();
-    let err = svc.list("acme", -5, "").await.unwrap_err();
+    let err = svc.list("acme", -5, "", None).await.unwrap_err();
     assert!(matches!(&err, ConnectorError::Invalid(v) if v.field == "page_size"));
-    let err = svc.list("acme", 10, "bogus").await.unwrap_err();
+    let err = svc.list("acme", 10, "bogus", None).await.unwrap_err();
     assert!(matches!(&err, ConnectorError::Invalid(v) if v.field == "page_token"));
 }
 

@@ -16,12 +16,13 @@
 //! no token.
 
 use connector_domain::{
-    BotToken, ChannelRef, Connector, ConnectorId, ConnectorName, RequestId, TenantId,
+    AuthStatus, BotToken, ChannelRef, Connector, ConnectorId, ConnectorName, RequestId, TenantId,
     ValidationError,
 };
 use connector_ports::{ConnectorSecret, ConnectorUpdate, RepositoryError};
 
 use super::{ConnectorService, not_found};
+use crate::Ports;
 use crate::error::ConnectorError;
 
 /// The fields an update mask may name.
@@ -164,6 +165,17 @@ impl ConnectorService {
             }
         }
         let secret_name = self.ports.secret_name(&current);
+        if current.auth_status == AuthStatus::Revoked
+            && cmd.default_channel.is_some()
+            && cmd.bot_token.is_none()
+        {
+            return Err(ConnectorError::FailedPrecondition {
+                field: Some("slack_bot_token"),
+                reason: "the connector is revoked (the Slack app was uninstalled or its tokens \
+                         revoked): a new default channel needs a new token in the same update"
+                    .into(),
+            });
+        }
         let default_channel = match &cmd.default_channel {
             None => None,
             Some(channel) => {
@@ -175,8 +187,21 @@ impl ConnectorService {
                 Some((info.id, info.name))
             }
         };
+        // A revoked connector's secret was deleted: the new token is written outright (the row
+        // still says revoked until it is updated, so nothing sends with it before).
         let staged_secret_version = match &cmd.bot_token {
             None => None,
+            Some(token) if current.auth_status == AuthStatus::Revoked => {
+                self.ports
+                    .secrets
+                    .put(
+                        &secret_name,
+                        &ConnectorSecret::new(token.clone()),
+                        &Ports::secret_labels(&current),
+                    )
+                    .await?;
+                None
+            }
             Some(token) => Some(
                 self.ports
                     .secrets
@@ -189,6 +214,7 @@ impl ConnectorService {
             name: cmd.name.clone(),
             default_channel,
             staged_secret_version: staged_secret_version.clone(),
+            token_replaced: cmd.bot_token.is_some(),
             request_id: cmd.request_id.clone(),
         };
         let updated = match self

@@ -1,0 +1,349 @@
+//! Slack's Events API end to end: the Slack double makes things happen in the workspace and
+//! delivers the events, signed, to the server's `POST /slack/events`; forged, stale, replayed,
+//! oversized and unsigned deliveries change nothing.
+
+use connector_grpc_api::pb::{
+    self, ConnectorStatus, GetConnectorRequest, ListConnectorsRequest, SendMessageRequest,
+    UpdateConnectorRequest,
+};
+use slack_double::{Happening, SlackDouble};
+use tonic::Code;
+
+use crate::helpers::{TEAM, TestApp, secret_value};
+
+const SECRET: &str = "e2e-signing-secret";
+
+async fn spawn() -> TestApp {
+    let double = SlackDouble::start().await.unwrap();
+    let app =
+        TestApp::spawn_with_double(double, &[("CONNECTOR__SLACK__SIGNING_SECRET", SECRET)]).await;
+    app.double.deliver_events_to(&events_url(&app), SECRET);
+    app
+}
+
+fn events_url(app: &TestApp) -> String {
+    format!("http://{}/slack/events", app.http_addr())
+}
+
+async fn get(app: &mut TestApp, id: &str) -> pb::Connector {
+    app.client
+        .get_connector(GetConnectorRequest {
+            tenant_id: "acme".into(),
+            id: id.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .connector
+        .unwrap()
+}
+
+async fn status(app: &mut TestApp, id: &str) -> ConnectorStatus {
+    get(app, id).await.status()
+}
+
+/// Sends through the connector; Slack's `chat.postMessage` calls before and after.
+async fn send(app: &mut TestApp, id: &str) -> (Result<(), tonic::Status>, u64) {
+    let before = app.double.state().calls("chat.postMessage");
+    let answer = app
+        .client
+        .send_message(SendMessageRequest {
+            tenant_id: "acme".into(),
+            connector_id: id.into(),
+            text: "event e2e".into(),
+            ..Default::default()
+        })
+        .await
+        .map(drop);
+    (
+        answer,
+        app.double.state().calls("chat.postMessage") - before,
+    )
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// Posts `body` to the server's events URL with the given headers.
+async fn post(app: &TestApp, body: &str, timestamp: Option<i64>, signature: Option<&str>) -> u16 {
+    let mut request = reqwest::Client::new()
+        .post(events_url(app))
+        .header("content-type", "application/json")
+        .body(body.to_owned());
+    if let Some(ts) = timestamp {
+        request = request.header("x-slack-request-timestamp", ts.to_string());
+    }
+    if let Some(sig) = signature {
+        request = request.header("x-slack-signature", sig);
+    }
+    request.send().await.unwrap().status().as_u16()
+}
+
+fn archive_of(channel: &str, event_id: &str) -> String {
+    serde_json::json!({
+        "type": "event_callback", "team_id": TEAM, "event_id": event_id,
+        "event": {"type": "channel_archive", "channel": channel, "user": "U1"},
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn only_signed_fresh_deliveries_are_read() {
+    let mut app = spawn().await;
+    let c = app.create("acme", "prod", "#alerts").await;
+    let sign = |ts: i64, body: &str| slack_double::events::sign(SECRET, ts, body.as_bytes());
+
+    // Slack's URL check.
+    let check = r#"{"token":"t","challenge":"ch4llenge","type":"url_verification"}"#;
+    let answer = reqwest::Client::new()
+        .post(events_url(&app))
+        .header("x-slack-request-timestamp", now().to_string())
+        .header("x-slack-signature", sign(now(), check))
+        .body(check)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
+    assert_eq!(
+        answer.json::<serde_json::Value>().await.unwrap()["challenge"],
+        "ch4llenge"
+    );
+
+    let body = archive_of("C0ALERTS01", "EvForged01");
+    let ts = now();
+    let forged = slack_double::events::sign("another-secret", ts, body.as_bytes());
+    assert_eq!(post(&app, &body, Some(ts), Some(&forged)).await, 401);
+    let stale = now() - 6 * 60;
+    assert_eq!(
+        post(&app, &body, Some(stale), Some(&sign(stale, &body))).await,
+        401
+    );
+    assert_eq!(post(&app, &body, None, Some(&sign(ts, &body))).await, 401);
+    assert_eq!(post(&app, &body, Some(ts), None).await, 401);
+    // Signed for one body, sent with another.
+    let other = archive_of("C0ALERTS01", "EvForged02");
+    assert_eq!(
+        post(&app, &other, Some(ts), Some(&sign(ts, &body))).await,
+        401
+    );
+    // Larger than the HTTP listener takes (CONNECTOR__HTTP__MAX_BODY_BYTES, 16 KiB).
+    let padding = "x".repeat(20 * 1024);
+    let oversized = serde_json::json!({
+        "type": "event_callback", "team_id": TEAM, "event_id": "EvBig",
+        "event": {"type": "channel_archive", "channel": "C0ALERTS01", "pad": padding},
+    })
+    .to_string();
+    assert_eq!(
+        post(&app, &oversized, Some(ts), Some(&sign(ts, &oversized))).await,
+        413
+    );
+    assert_eq!(
+        status(&mut app, &c.id).await,
+        ConnectorStatus::Active,
+        "nothing changed"
+    );
+
+    // The same delivery, signed: acted on.
+    assert_eq!(
+        post(&app, &body, Some(ts), Some(&sign(ts, &body))).await,
+        200
+    );
+    assert_eq!(
+        status(&mut app, &c.id).await,
+        ConnectorStatus::DefaultChannelUnavailable
+    );
+    app.stop().await;
+
+    // A server without a signing secret does not take events at all.
+    let mut plain = TestApp::spawn().await;
+    let ts = now();
+    assert_eq!(
+        post(&plain, &body, Some(ts), Some(&sign(ts, &body))).await,
+        404
+    );
+    let c = plain.create("acme", "prod", "#alerts").await;
+    assert_eq!(status(&mut plain, &c.id).await, ConnectorStatus::Active);
+    plain.stop().await;
+}
+
+#[tokio::test]
+async fn an_uninstall_revokes_every_connector_of_the_workspace_until_a_new_token() {
+    let mut app = spawn().await;
+    let a = app.create("acme", "prod", "#alerts").await;
+    let b = app.create("globex", "prod", "#alerts").await;
+    assert!(send(&mut app, &a.id).await.0.is_ok());
+
+    let deliveries = app
+        .double
+        .trigger(Happening::Uninstall {
+            team_id: TEAM.into(),
+        })
+        .await;
+    assert_eq!(
+        deliveries.iter().map(|d| d.status).collect::<Vec<_>>(),
+        vec![200, 200]
+    );
+    assert_eq!(status(&mut app, &a.id).await, ConnectorStatus::Revoked);
+    let globex = app
+        .client
+        .get_connector(GetConnectorRequest {
+            tenant_id: "globex".into(),
+            id: b.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .connector
+        .unwrap();
+    assert_eq!(globex.status(), ConnectorStatus::Revoked, "every tenant's");
+    for (tenant, id) in [("acme", &a.id), ("globex", &b.id)] {
+        assert_eq!(
+            secret_value(&app.secret_name(tenant, id)).await,
+            None,
+            "the token was deleted"
+        );
+    }
+    let (answer, slack_calls) = send(&mut app, &a.id).await;
+    let status_ = answer.unwrap_err();
+    assert_eq!(status_.code(), Code::FailedPrecondition, "{status_:?}");
+    assert!(status_.message().contains("revoked"), "{status_:?}");
+    assert_eq!(slack_calls, 0, "refused without calling Slack");
+    let revoked = app
+        .client
+        .list_connectors(ListConnectorsRequest {
+            tenant_id: "acme".into(),
+            status: ConnectorStatus::Revoked as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .connectors;
+    assert_eq!(
+        revoked.iter().map(|c| &c.id).collect::<Vec<_>>(),
+        vec![&a.id]
+    );
+
+    // Reinstalled: the new token brings the connector back.
+    const NEW: &str = "xoxb-1000-2000-afterreinstall";
+    app.double.state().add_token(NEW, TEAM);
+    let back = app
+        .client
+        .update_connector(UpdateConnectorRequest {
+            tenant_id: "acme".into(),
+            id: a.id.clone(),
+            slack_bot_token: NEW.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .connector
+        .unwrap();
+    assert_eq!(back.status(), ConnectorStatus::Active);
+    assert!(send(&mut app, &a.id).await.0.is_ok());
+    assert_eq!(app.double.state().posted().pop().unwrap().token, NEW);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn channel_events_follow_the_default_channel_and_replays_change_nothing() {
+    let mut app = spawn().await;
+    let c = app.create("acme", "prod", "#alerts").await;
+    let archive = |channel: &str| Happening::Archive {
+        channel: channel.into(),
+    };
+
+    // Another channel's events do not touch it.
+    app.double.trigger(archive("C0000000001")).await;
+    assert_eq!(status(&mut app, &c.id).await, ConnectorStatus::Active);
+
+    let archived = app.double.trigger(archive("C0ALERTS01")).await;
+    assert_eq!(archived[0].status, 200);
+    assert_eq!(
+        status(&mut app, &c.id).await,
+        ConnectorStatus::DefaultChannelUnavailable
+    );
+    let (answer, slack_calls) = send(&mut app, &c.id).await;
+    assert_eq!(answer.unwrap_err().code(), Code::FailedPrecondition);
+    assert_eq!(slack_calls, 0);
+    let unavailable = app
+        .client
+        .list_connectors(ListConnectorsRequest {
+            tenant_id: "acme".into(),
+            status: ConnectorStatus::DefaultChannelUnavailable as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .connectors;
+    assert_eq!(unavailable.len(), 1);
+
+    app.double
+        .trigger(Happening::Unarchive {
+            channel: "C0ALERTS01".into(),
+        })
+        .await;
+    assert_eq!(status(&mut app, &c.id).await, ConnectorStatus::Active);
+    assert!(send(&mut app, &c.id).await.0.is_ok());
+
+    // Slack retries the archive's delivery: acknowledged, and nothing changes.
+    assert_eq!(app.double.redeliver(&archived[0], 1).await, 200);
+    assert_eq!(status(&mut app, &c.id).await, ConnectorStatus::Active);
+
+    app.double
+        .trigger(Happening::Rename {
+            channel: "C0ALERTS01".into(),
+            name: "alerts-renamed".into(),
+        })
+        .await;
+    let renamed = get(&mut app, &c.id).await;
+    assert_eq!(renamed.default_channel_name, "alerts-renamed");
+    assert_eq!(renamed.default_channel_id, "C0ALERTS01");
+
+    // The bot removed from the channel, then invited back.
+    app.double
+        .trigger(Happening::RemoveBot {
+            channel: "C0ALERTS01".into(),
+        })
+        .await;
+    assert_eq!(
+        status(&mut app, &c.id).await,
+        ConnectorStatus::DefaultChannelUnavailable
+    );
+    app.double
+        .trigger(Happening::InviteBot {
+            channel: "C0ALERTS01".into(),
+        })
+        .await;
+    assert_eq!(status(&mut app, &c.id).await, ConnectorStatus::Active);
+
+    // Deleted: unavailable until the connector points elsewhere.
+    app.double
+        .trigger(Happening::Delete {
+            channel: "C0ALERTS01".into(),
+        })
+        .await;
+    assert_eq!(
+        status(&mut app, &c.id).await,
+        ConnectorStatus::DefaultChannelUnavailable
+    );
+    let moved = app
+        .client
+        .update_connector(UpdateConnectorRequest {
+            tenant_id: "acme".into(),
+            id: c.id.clone(),
+            default_channel: "#private-ops".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .connector
+        .unwrap();
+    assert_eq!(moved.status(), ConnectorStatus::Active);
+    assert!(send(&mut app, &c.id).await.0.is_ok());
+    app.stop().await;
+}

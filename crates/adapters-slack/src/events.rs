@@ -1,0 +1,397 @@
+//! Slack's Events API, receiving side: the v0 request signature every delivery carries, and
+//! the wire format of a callback, turned into [`SlackEvent`]s.
+//!
+//! A delivery is trusted only once [`verify`] accepts it: HMAC-SHA256 over
+//! `v0:{X-Slack-Request-Timestamp}:{body}` keyed by the app's signing secret, compared in
+//! constant time, with the timestamp within five minutes of now (a captured request cannot be
+//! replayed later). Nothing of the body is parsed before.
+
+use std::time::Duration;
+
+use connector_domain::{ChannelId, ChannelName, WorkspaceId};
+use connector_ports::{SlackEvent, SlackEventKind};
+use hmac::{Hmac, Mac as _};
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::Deserialize;
+use sha2::Sha256;
+
+/// The header with the request's signature (`v0=` and hex).
+pub const SIGNATURE_HEADER: &str = "x-slack-signature";
+/// The header with the request's Unix time.
+pub const TIMESTAMP_HEADER: &str = "x-slack-request-timestamp";
+/// The header Slack sets on a retried delivery (1, 2, 3).
+pub const RETRY_HEADER: &str = "x-slack-retry-num";
+/// How far a request's timestamp may be from now.
+pub const MAX_AGE: Duration = Duration::from_secs(5 * 60);
+
+/// Why a delivery's signature was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    /// No `X-Slack-Request-Timestamp`.
+    #[error("the X-Slack-Request-Timestamp header is missing")]
+    MissingTimestamp,
+    /// No `X-Slack-Signature`.
+    #[error("the X-Slack-Signature header is missing")]
+    MissingSignature,
+    /// The timestamp is not a Unix time.
+    #[error("the X-Slack-Request-Timestamp header is not a Unix time")]
+    BadTimestamp,
+    /// The timestamp is more than [`MAX_AGE`] from now.
+    #[error("the request is {age_secs} s from now; at most 300 s are accepted")]
+    Stale {
+        /// How far from now, in seconds.
+        age_secs: u64,
+    },
+    /// The signature is not the body's.
+    #[error("the signature does not match the request")]
+    Mismatch,
+}
+
+/// Checks a delivery's signature; `now_unix` is the current Unix time.
+pub fn verify(
+    signing_secret: &SecretString,
+    timestamp: Option<&str>,
+    signature: Option<&str>,
+    body: &[u8],
+    now_unix: i64,
+) -> Result<(), SignatureError> {
+    let timestamp = timestamp.ok_or(SignatureError::MissingTimestamp)?;
+    let signature = signature.ok_or(SignatureError::MissingSignature)?;
+    let at: i64 = timestamp
+        .trim()
+        .parse()
+        .map_err(|_| SignatureError::BadTimestamp)?;
+    let age_secs = now_unix.abs_diff(at);
+    if age_secs > MAX_AGE.as_secs() {
+        return Err(SignatureError::Stale { age_secs });
+    }
+    let given = signature
+        .strip_prefix("v0=")
+        .and_then(decode_hex)
+        .ok_or(SignatureError::Mismatch)?;
+    // verify_slice compares in constant time.
+    mac_of(signing_secret.expose_secret(), timestamp.trim(), body)
+        .verify_slice(&given)
+        .map_err(|_| SignatureError::Mismatch)
+}
+
+/// The `X-Slack-Signature` value Slack sends for `body` at `timestamp` (what a sender of
+/// test deliveries needs).
+pub fn sign(signing_secret: &str, timestamp: i64, body: &[u8]) -> String {
+    let mac = mac_of(signing_secret, &timestamp.to_string(), body);
+    let bytes = mac.finalize().into_bytes();
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("v0={hex}")
+}
+
+fn mac_of(secret: &str, timestamp: &str, body: &[u8]) -> Hmac<Sha256> {
+    // HMAC takes a key of any length: this cannot fail.
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+    mac.update(b"v0:");
+    mac.update(timestamp.as_bytes());
+    mac.update(b":");
+    mac.update(body);
+    mac
+}
+
+fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// What a verified delivery asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Callback {
+    /// Slack checks the URL when it is configured: answer the challenge.
+    UrlVerification {
+        /// Echoed back.
+        challenge: String,
+    },
+    /// An event.
+    Event(SlackEvent),
+}
+
+/// Why a verified body could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not an Events API callback: {0}")]
+pub struct ParseError(String);
+
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(rename = "type")]
+    kind: String,
+    challenge: Option<String>,
+    team_id: Option<String>,
+    event_id: Option<String>,
+    event: Option<Inner>,
+    #[serde(default)]
+    authorizations: Vec<Authorization>,
+}
+
+#[derive(Deserialize)]
+struct Authorization {
+    user_id: Option<String>,
+    #[serde(default)]
+    is_bot: bool,
+}
+
+#[derive(Deserialize)]
+struct Inner {
+    #[serde(rename = "type")]
+    kind: String,
+    /// A channel ID, or for renames an object with `id` and `name`.
+    channel: Option<serde_json::Value>,
+    user: Option<String>,
+    tokens: Option<Tokens>,
+}
+
+#[derive(Deserialize)]
+struct Tokens {
+    #[serde(default)]
+    bot: Vec<String>,
+}
+
+/// Reads a verified delivery's body.
+pub fn parse(body: &[u8]) -> Result<Callback, ParseError> {
+    let envelope: Envelope =
+        serde_json::from_slice(body).map_err(|e| ParseError(format!("malformed JSON ({e})")))?;
+    match envelope.kind.as_str() {
+        "url_verification" => Ok(Callback::UrlVerification {
+            challenge: envelope
+                .challenge
+                .ok_or_else(|| ParseError("url_verification without a challenge".into()))?,
+        }),
+        "event_callback" => {
+            let missing = |what: &str| ParseError(format!("event_callback without {what}"));
+            let event_id = envelope.event_id.ok_or_else(|| missing("event_id"))?;
+            let team_id = WorkspaceId::new(envelope.team_id.ok_or_else(|| missing("team_id"))?);
+            let inner = envelope.event.ok_or_else(|| missing("event"))?;
+            let bots: Vec<String> = envelope
+                .authorizations
+                .into_iter()
+                .filter(|a| a.is_bot)
+                .filter_map(|a| a.user_id)
+                .collect();
+            Ok(Callback::Event(SlackEvent {
+                event_id,
+                team_id,
+                kind: kind_of(inner, &bots)?,
+            }))
+        }
+        other => Err(ParseError(format!("unknown callback type {other:?}"))),
+    }
+}
+
+fn kind_of(inner: Inner, bots: &[String]) -> Result<SlackEventKind, ParseError> {
+    let channel_id = |inner: &Inner| -> Result<ChannelId, ParseError> {
+        let id = match &inner.channel {
+            Some(serde_json::Value::String(id)) => Some(id.clone()),
+            Some(serde_json::Value::Object(o)) => {
+                o.get("id").and_then(|v| v.as_str()).map(str::to_owned)
+            }
+            _ => None,
+        };
+        id.map(ChannelId::new)
+            .ok_or_else(|| ParseError(format!("{} without a channel", inner.kind)))
+    };
+    let by_bot = |inner: &Inner| inner.user.as_ref().is_some_and(|u| bots.contains(u));
+    Ok(match inner.kind.as_str() {
+        "app_uninstalled" => SlackEventKind::TokensGone,
+        "tokens_revoked" if inner.tokens.as_ref().is_some_and(|t| !t.bot.is_empty()) => {
+            SlackEventKind::TokensGone
+        }
+        "channel_rename" | "group_rename" => {
+            let name = inner
+                .channel
+                .as_ref()
+                .and_then(|c| c.get("name"))
+                .and_then(|n| n.as_str())
+                .ok_or_else(|| ParseError(format!("{} without a channel name", inner.kind)))?;
+            SlackEventKind::ChannelRenamed {
+                channel: channel_id(&inner)?,
+                name: ChannelName::new(name.trim_start_matches('#')),
+            }
+        }
+        "channel_archive" | "group_archive" | "channel_deleted" | "group_deleted"
+        | "channel_left" | "group_left" => SlackEventKind::ChannelUnavailable {
+            channel: channel_id(&inner)?,
+        },
+        "member_left_channel" if by_bot(&inner) => SlackEventKind::ChannelUnavailable {
+            channel: channel_id(&inner)?,
+        },
+        "channel_unarchive" | "group_unarchive" => SlackEventKind::ChannelAvailable {
+            channel: channel_id(&inner)?,
+        },
+        "member_joined_channel" if by_bot(&inner) => SlackEventKind::ChannelAvailable {
+            channel: channel_id(&inner)?,
+        },
+        other => SlackEventKind::Ignored(other.to_owned()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
+    const NOW: i64 = 1_800_000_000;
+
+    fn secret() -> SecretString {
+        SecretString::from(SECRET.to_owned())
+    }
+
+    #[test]
+    fn slacks_documented_example_verifies() {
+        // The example of Slack's "Verifying requests from Slack" page.
+        let body = b"token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c";
+        let sig = "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503";
+        let at = 1_531_420_618;
+        assert_eq!(sign(SECRET, at, body), sig);
+        verify(&secret(), Some("1531420618"), Some(sig), body, at + 10).unwrap();
+    }
+
+    #[test]
+    fn every_wrong_delivery_is_refused_for_its_reason() {
+        let body = br#"{"type":"url_verification","challenge":"c"}"#;
+        let good = sign(SECRET, NOW, body);
+        let ts = NOW.to_string();
+        verify(&secret(), Some(&ts), Some(&good), body, NOW).unwrap();
+        let v = |ts: Option<&str>, sig: Option<&str>, body: &[u8], now: i64| {
+            verify(&secret(), ts, sig, body, now)
+        };
+        assert_eq!(
+            v(None, Some(&good), body, NOW),
+            Err(SignatureError::MissingTimestamp)
+        );
+        assert_eq!(
+            v(Some(&ts), None, body, NOW),
+            Err(SignatureError::MissingSignature)
+        );
+        assert_eq!(
+            v(Some("soon"), Some(&good), body, NOW),
+            Err(SignatureError::BadTimestamp)
+        );
+        assert_eq!(
+            v(Some(&ts), Some(&good), body, NOW + 6 * 60),
+            Err(SignatureError::Stale { age_secs: 360 })
+        );
+        assert_eq!(
+            v(Some(&ts), Some(&good), b"{\"type\":\"other\"}", NOW),
+            Err(SignatureError::Mismatch)
+        );
+        let other_key = sign("another-secret", NOW, body);
+        assert_eq!(
+            v(Some(&ts), Some(&other_key), body, NOW),
+            Err(SignatureError::Mismatch)
+        );
+        for broken in ["", "v0=", "v1=00", "v0=zz", &good[..good.len() - 1]] {
+            assert_eq!(
+                v(Some(&ts), Some(broken), body, NOW),
+                Err(SignatureError::Mismatch),
+                "{broken}"
+            );
+        }
+        // Signed for another time: the timestamp is part of what is signed.
+        let earlier = (NOW - 1).to_string();
+        assert_eq!(
+            v(Some(&earlier), Some(&good), body, NOW),
+            Err(SignatureError::Mismatch)
+        );
+    }
+
+    fn callback(event: &str) -> Vec<u8> {
+        format!(
+            r#"{{"type":"event_callback","team_id":"T0001","event_id":"Ev01","event":{event},
+               "authorizations":[{{"team_id":"T0001","user_id":"U0BOT","is_bot":true}}]}}"#
+        )
+        .into_bytes()
+    }
+
+    fn kind(event: &str) -> SlackEventKind {
+        match parse(&callback(event)).unwrap() {
+            Callback::Event(e) => {
+                assert_eq!((e.event_id.as_str(), e.team_id.as_str()), ("Ev01", "T0001"));
+                e.kind
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_events_connectors_act_on_are_read() {
+        let c = || ChannelId::new("C0001");
+        assert_eq!(
+            kind(r#"{"type":"app_uninstalled"}"#),
+            SlackEventKind::TokensGone
+        );
+        assert_eq!(
+            kind(r#"{"type":"tokens_revoked","tokens":{"oauth":[],"bot":["U0BOT"]}}"#),
+            SlackEventKind::TokensGone
+        );
+        assert_eq!(
+            kind(r#"{"type":"tokens_revoked","tokens":{"oauth":["U1"]}}"#),
+            SlackEventKind::Ignored("tokens_revoked".into())
+        );
+        assert_eq!(
+            kind(r#"{"type":"channel_rename","channel":{"id":"C0001","name":"ops","created":1}}"#),
+            SlackEventKind::ChannelRenamed {
+                channel: c(),
+                name: ChannelName::new("ops")
+            }
+        );
+        for gone in [
+            "channel_archive",
+            "channel_deleted",
+            "group_archive",
+            "group_left",
+        ] {
+            assert_eq!(
+                kind(&format!(
+                    r#"{{"type":"{gone}","channel":"C0001","user":"U9"}}"#
+                )),
+                SlackEventKind::ChannelUnavailable { channel: c() },
+                "{gone}"
+            );
+        }
+        assert_eq!(
+            kind(r#"{"type":"member_left_channel","channel":"C0001","user":"U0BOT"}"#),
+            SlackEventKind::ChannelUnavailable { channel: c() }
+        );
+        assert_eq!(
+            kind(r#"{"type":"member_left_channel","channel":"C0001","user":"U0SOMEONE"}"#),
+            SlackEventKind::Ignored("member_left_channel".into())
+        );
+        assert_eq!(
+            kind(r#"{"type":"channel_unarchive","channel":"C0001"}"#),
+            SlackEventKind::ChannelAvailable { channel: c() }
+        );
+        assert_eq!(
+            kind(r#"{"type":"member_joined_channel","channel":"C0001","user":"U0BOT"}"#),
+            SlackEventKind::ChannelAvailable { channel: c() }
+        );
+        assert_eq!(
+            kind(r#"{"type":"message","channel":"C0001","text":"hi"}"#),
+            SlackEventKind::Ignored("message".into())
+        );
+    }
+
+    #[test]
+    fn challenges_and_malformed_bodies() {
+        assert_eq!(
+            parse(br#"{"token":"t","challenge":"3eZbrw1aB","type":"url_verification"}"#).unwrap(),
+            Callback::UrlVerification {
+                challenge: "3eZbrw1aB".into()
+            }
+        );
+        assert!(parse(b"not json").is_err());
+        assert!(parse(br#"{"type":"event_callback","team_id":"T1"}"#).is_err());
+        assert!(parse(br#"{"type":"app_rate_limited"}"#).is_err());
+        assert!(parse(&callback(r#"{"type":"channel_archive"}"#)).is_err());
+    }
+}

@@ -1,0 +1,244 @@
+//! Slack's side of the Events API: what happens in a workspace (the app uninstalled, a channel
+//! archived, renamed or deleted, the bot removed or invited) changes the double's state and is
+//! delivered, as Slack delivers it, to the configured request URL: a JSON `event_callback`
+//! signed with the app's signing secret (`X-Slack-Signature: v0=HMAC-SHA256("v0:{ts}:{body}")`,
+//! `X-Slack-Request-Timestamp`).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use hmac::{Hmac, Mac as _};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use crate::state::{State, bot_user};
+
+/// Where events go and how they are signed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EventTarget {
+    /// The app's request URL (`…/slack/events`).
+    pub url: String,
+    /// The app's signing secret.
+    pub signing_secret: String,
+}
+
+/// What a workspace event does, for [`Events::trigger`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Happening {
+    /// The app is uninstalled from `team_id`: its tokens stop working; `app_uninstalled` and
+    /// `tokens_revoked` are delivered.
+    Uninstall {
+        /// The workspace.
+        team_id: String,
+    },
+    /// `channel` is archived (`channel_archive`).
+    Archive {
+        /// The channel ID.
+        channel: String,
+    },
+    /// `channel` is unarchived (`channel_unarchive`).
+    Unarchive {
+        /// The channel ID.
+        channel: String,
+    },
+    /// `channel` is renamed (`channel_rename`).
+    Rename {
+        /// The channel ID.
+        channel: String,
+        /// Its new name.
+        name: String,
+    },
+    /// `channel` is deleted (`channel_deleted`).
+    Delete {
+        /// The channel ID.
+        channel: String,
+    },
+    /// The bot is removed from `channel` (`member_left_channel` of the bot).
+    RemoveBot {
+        /// The channel ID.
+        channel: String,
+    },
+    /// The bot is invited to `channel` (`member_joined_channel` of the bot).
+    InviteBot {
+        /// The channel ID.
+        channel: String,
+    },
+}
+
+/// One delivery and the app's answer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Delivery {
+    /// The delivered event's `event_id`.
+    pub event_id: String,
+    /// The body, as sent (to send it again: [`Events::redeliver`]).
+    pub body: String,
+    /// The HTTP status the app answered, or 0 when it could not be reached.
+    pub status: u16,
+}
+
+/// The double's event delivery.
+#[derive(Debug, Default)]
+pub struct Events {
+    target: Mutex<Option<EventTarget>>,
+    next_id: AtomicU64,
+}
+
+/// The signature Slack sends for `body` at `timestamp`.
+pub fn sign(signing_secret: &str, timestamp: i64, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(signing_secret.as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+    mac.update(format!("v0:{timestamp}:").as_bytes());
+    mac.update(body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("v0={hex}")
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl Events {
+    /// Sends later events to `target`.
+    pub fn deliver_to(&self, target: EventTarget) {
+        *self.target.lock().unwrap_or_else(|p| p.into_inner()) = Some(target);
+    }
+
+    fn target(&self) -> Option<EventTarget> {
+        self.target
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Applies `happening` to `state` and delivers its events, in order; one [`Delivery`] each.
+    pub async fn trigger(&self, state: &Arc<State>, happening: &Happening) -> Vec<Delivery> {
+        let bot = bot_user();
+        let channel_event = |kind: &str, channel: &str| serde_json::json!({"type": kind, "channel": channel, "user": "U0SOMEONE"});
+        let (team, events) = match happening {
+            Happening::Uninstall { team_id } => {
+                state.revoke_team(team_id);
+                (
+                    team_id.clone(),
+                    vec![
+                        serde_json::json!({"type": "app_uninstalled"}),
+                        serde_json::json!({"type": "tokens_revoked",
+                            "tokens": {"oauth": [], "bot": [bot]}}),
+                    ],
+                )
+            }
+            Happening::Archive { channel } => {
+                state.set_archived(channel, true);
+                (
+                    state.team_of(channel),
+                    vec![channel_event("channel_archive", channel)],
+                )
+            }
+            Happening::Unarchive { channel } => {
+                state.set_archived(channel, false);
+                (
+                    state.team_of(channel),
+                    vec![channel_event("channel_unarchive", channel)],
+                )
+            }
+            Happening::Rename { channel, name } => {
+                state.rename(channel, name);
+                (
+                    state.team_of(channel),
+                    vec![serde_json::json!({"type": "channel_rename",
+                        "channel": {"id": channel, "name": name, "created": 1_700_000_000}})],
+                )
+            }
+            Happening::Delete { channel } => {
+                let team = state.team_of(channel);
+                state.remove_channel(channel);
+                (team, vec![channel_event("channel_deleted", channel)])
+            }
+            Happening::RemoveBot { channel } => {
+                state.set_member(channel, false);
+                (
+                    state.team_of(channel),
+                    vec![serde_json::json!({"type": "member_left_channel",
+                        "channel": channel, "user": bot, "channel_type": "C"})],
+                )
+            }
+            Happening::InviteBot { channel } => {
+                state.set_member(channel, true);
+                (
+                    state.team_of(channel),
+                    vec![serde_json::json!({"type": "member_joined_channel",
+                        "channel": channel, "user": bot, "channel_type": "C"})],
+                )
+            }
+        };
+        let mut deliveries = Vec::new();
+        for event in events {
+            deliveries.push(self.deliver(&team, event).await);
+        }
+        deliveries
+    }
+
+    /// Wraps `event` in an `event_callback` of `team` with a fresh `event_id` and delivers it.
+    pub async fn deliver(&self, team: &str, event: serde_json::Value) -> Delivery {
+        let n = self.next_id.fetch_add(1, Ordering::SeqCst) + 1;
+        let event_id = format!("Ev{:010}", n);
+        let body = serde_json::json!({
+            "token": "unused-verification-token",
+            "team_id": team,
+            "api_app_id": "A0DOUBLE01",
+            "type": "event_callback",
+            "event_id": event_id,
+            "event_time": now_unix(),
+            "event": event,
+            "authorizations": [{"team_id": team, "user_id": bot_user(), "is_bot": true}],
+        })
+        .to_string();
+        let status = self.post(&body, None).await;
+        Delivery {
+            event_id,
+            body,
+            status,
+        }
+    }
+
+    /// Sends a delivery's body again, as Slack retries one (`X-Slack-Retry-Num`), signed now.
+    pub async fn redeliver(&self, delivery: &Delivery, retry: u32) -> u16 {
+        self.post(&delivery.body, Some(retry)).await
+    }
+
+    async fn post(&self, body: &str, retry: Option<u32>) -> u16 {
+        let Some(target) = self.target() else {
+            return 0;
+        };
+        let ts = now_unix();
+        let mut request = reqwest::Client::new()
+            .post(&target.url)
+            .header("content-type", "application/json")
+            .header("x-slack-request-timestamp", ts.to_string())
+            .header(
+                "x-slack-signature",
+                sign(&target.signing_secret, ts, body.as_bytes()),
+            )
+            .body(body.to_owned());
+        if let Some(n) = retry {
+            request = request
+                .header("x-slack-retry-num", n.to_string())
+                .header("x-slack-retry-reason", "http_timeout");
+        }
+        match request.send().await {
+            Ok(answer) => answer.status().as_u16(),
+            Err(e) => {
+                tracing::warn!(error = %e, url = %target.url, "event delivery failed");
+                0
+            }
+        }
+    }
+}
