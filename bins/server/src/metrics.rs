@@ -78,13 +78,15 @@ fn describe() {
 
 /// The methods served, as `package.Service/Method`; anything else is `other`.
 fn method_label(path: &str) -> &'static str {
-    const KNOWN: [&str; 10] = [
+    const KNOWN: [&str; 12] = [
         "connector.v1.ConnectorService/CreateConnector",
         "connector.v1.ConnectorService/UpdateConnector",
         "connector.v1.ConnectorService/GetConnector",
         "connector.v1.ConnectorService/ListConnectors",
         "connector.v1.ConnectorService/DeleteConnector",
         "connector.v1.ConnectorService/SendMessage",
+        "connector.v1.ConnectorService/UpdateMessage",
+        "connector.v1.ConnectorService/DeleteMessage",
         "connector.v1.ConnectorService/GetOAuthV2URL",
         "grpc.health.v1.Health/Check",
         "grpc.health.v1.Health/Watch",

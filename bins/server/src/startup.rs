@@ -97,7 +97,11 @@ impl Application {
                 services.sender.clone(),
                 services.installer.clone(),
                 auth,
-            ),
+            )
+            .with_limits(connector_grpc_api::MessageLimits {
+                max_message_bytes: settings.grpc.max_message_bytes,
+                max_attachment_bytes: settings.grpc.max_attachment_bytes,
+            }),
             tls,
             services,
             settings,
@@ -216,11 +220,7 @@ impl Application {
             .add_optional_service(with_health.then_some(health_service))
             .add_optional_service(with_reflection.then_some(reflection_v1))
             .add_optional_service(with_reflection.then_some(reflection_v1alpha))
-            .add_service(
-                self.grpc
-                    .into_server()
-                    .max_decoding_message_size(g.max_message_bytes),
-            );
+            .add_service(self.grpc.into_server());
         let stopped = async {
             let _ = stop_rx.await;
         };

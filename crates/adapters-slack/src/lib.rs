@@ -19,7 +19,7 @@ mod wire;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use connector_domain::{BotToken, ChannelId, FileAttachment};
+use connector_domain::{BotToken, ChannelId, FileAttachment, MessageEdit};
 use connector_ports::{
     AuthIdentity, ChannelInfo, ChannelPage, OAuthGrant, OAuthGrantRequest, OutgoingMessage,
     PostedMessage, SlackApi, SlackError, UploadedFile,
@@ -510,6 +510,46 @@ impl SlackApi for HttpSlackApi {
             channel: ChannelId::new(r.channel),
             ts: r.ts,
         })
+    }
+
+    async fn update_message(
+        &self,
+        token: &BotToken,
+        edit: &MessageEdit,
+    ) -> Result<PostedMessage, SlackError> {
+        let body = wire::update_message_body(edit)?;
+        let r: wire::PostMessage = self
+            .call(
+                "chat.update",
+                Auth::Bearer(token),
+                Body::Json(&body),
+                // Setting the same content twice leaves the message as once.
+                Idempotency::Safe,
+            )
+            .await?;
+        Ok(PostedMessage {
+            channel: ChannelId::new(r.channel),
+            ts: r.ts,
+        })
+    }
+
+    async fn delete_message(
+        &self,
+        token: &BotToken,
+        channel: &ChannelId,
+        ts: &str,
+    ) -> Result<(), SlackError> {
+        let body = serde_json::json!({ "channel": channel.as_str(), "ts": ts });
+        let _: wire::PostMessage = self
+            .call(
+                "chat.delete",
+                Auth::Bearer(token),
+                Body::Json(&body),
+                // Repeated after a lost answer it would say message_not_found: unknown instead.
+                Idempotency::NotAfterTimeout,
+            )
+            .await?;
+        Ok(())
     }
 
     async fn oauth_access(

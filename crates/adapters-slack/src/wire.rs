@@ -1,6 +1,6 @@
 //! The Web API's JSON shapes, and Slack's error strings in the port's terms.
 
-use connector_domain::{ChannelId, ChannelName, WorkspaceId};
+use connector_domain::{ChannelId, ChannelName, MessageEdit, WorkspaceId};
 use connector_ports::{AuthIdentity, ChannelInfo, ChannelPage, OutgoingMessage, SlackError};
 use serde::Deserialize;
 
@@ -184,13 +184,34 @@ pub(crate) fn post_message_body(m: &OutgoingMessage) -> Result<serde_json::Value
         }
     }
     if let Some(blocks) = &m.blocks_json {
-        let blocks: serde_json::Value =
-            serde_json::from_str(blocks).map_err(|_| SlackError::Api {
-                code: "invalid_blocks".into(),
-            })?;
-        body["blocks"] = blocks;
+        body["blocks"] = blocks_value(blocks)?;
+    }
+    if let Some(unfurl) = m.unfurl_links {
+        body["unfurl_links"] = unfurl.into();
+    }
+    if let Some(unfurl) = m.unfurl_media {
+        body["unfurl_media"] = unfurl.into();
     }
     Ok(body)
+}
+
+/// The JSON body of `chat.update`.
+pub(crate) fn update_message_body(e: &MessageEdit) -> Result<serde_json::Value, SlackError> {
+    let mut body = serde_json::json!({
+        "channel": e.channel.as_str(),
+        "ts": e.ts,
+        "text": e.text,
+    });
+    if let Some(blocks) = &e.blocks_json {
+        body["blocks"] = blocks_value(blocks)?;
+    }
+    Ok(body)
+}
+
+fn blocks_value(blocks: &str) -> Result<serde_json::Value, SlackError> {
+    serde_json::from_str(blocks).map_err(|_| SlackError::Api {
+        code: "invalid_blocks".into(),
+    })
 }
 
 /// Slack's error strings that mean the token itself is no good.
@@ -286,10 +307,17 @@ mod tests {
             thread_ts: Some("1.2".into()),
             reply_broadcast: true,
             blocks_json: Some(r#"[{"type":"section"}]"#.into()),
+            unfurl_links: Some(false),
+            unfurl_media: None,
         })
         .unwrap();
         assert_eq!(body["thread_ts"], "1.2");
         assert_eq!(body["reply_broadcast"], true);
         assert_eq!(body["blocks"][0]["type"], "section");
+        assert_eq!(body["unfurl_links"], false);
+        assert!(
+            body.get("unfurl_media").is_none(),
+            "left to Slack's default"
+        );
     }
 }

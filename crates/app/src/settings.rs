@@ -181,8 +181,12 @@ pub struct GrpcSettings {
     /// `CONNECTOR__GRPC__MAX_CONCURRENT_REQUESTS`: calls served at once over all connections;
     /// more wait their turn (default 1024).
     pub max_concurrent_requests: usize,
-    /// `CONNECTOR__GRPC__MAX_MESSAGE_BYTES`: a request message at most (default 1048576).
+    /// `CONNECTOR__GRPC__MAX_MESSAGE_BYTES`: a request message at most (default 1048576),
+    /// SendMessage's attachments not counted.
     pub max_message_bytes: usize,
+    /// `CONNECTOR__GRPC__MAX_ATTACHMENT_BYTES`: a SendMessage's attachments together at most
+    /// (default 10485760; 0 refuses attachments over gRPC).
+    pub max_attachment_bytes: usize,
     /// How long in-flight calls may drain after SIGINT/SIGTERM, in seconds (default 10).
     pub shutdown_grace_secs: u64,
 }
@@ -435,6 +439,7 @@ pub const DEFAULTS: &[(&str, &str)] = &[
     ("grpc.max_concurrent_streams", "100"),
     ("grpc.max_concurrent_requests", "1024"),
     ("grpc.max_message_bytes", "1048576"),
+    ("grpc.max_attachment_bytes", "10485760"),
     ("quotas.max_connectors_per_tenant", "1000"),
     ("quotas.max_pending_installs_per_tenant", "100"),
     ("quotas.requests_per_second_per_tenant", "100"),

@@ -36,7 +36,9 @@ pub use channel::{ChannelName, ChannelRef};
 pub use connector::{AuthStatus, Connector, ConnectorState, ConnectorStatus};
 pub use error::ValidationError;
 pub use ids::{ChannelId, ConnectorId, ConnectorName, RequestId, TenantId, WorkspaceId};
-pub use message::{FileAttachment, Message, SendLimits, split_text};
+pub use message::{
+    FileAttachment, Message, MessageEdit, SendLimits, check_message_ref, split_text,
+};
 pub use paging::{PageSize, PageToken};
 pub use secret_name::{SecretName, SecretPrefix};
 pub use token::BotToken;

@@ -1,7 +1,8 @@
 //! Messages to send through a connector, and how long text is split.
 
+use crate::channel::ChannelRef;
 use crate::error::ValidationError;
-use crate::ids::RequestId;
+use crate::ids::{ChannelId, RequestId};
 
 /// Slack's documented limit of a message's `text`, in characters. Longer text is truncated by
 /// Slack; we split it instead (see [`split_text`]).
@@ -72,6 +73,78 @@ pub struct Message {
     /// The idempotency key: a send repeated with the same key through the same connector
     /// within a day posts once and answers with the first result.
     pub request_id: Option<RequestId>,
+    /// Post here instead of the connector's default channel (a name or an ID).
+    pub channel: Option<ChannelRef>,
+    /// Whether Slack unfurls links in the text (Slack's default when unset).
+    pub unfurl_links: Option<bool>,
+    /// Whether Slack unfurls media in the text (Slack's default when unset).
+    pub unfurl_media: Option<bool>,
+}
+
+/// A change to a message a connector posted: its new text (and blocks), by channel and `ts`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageEdit {
+    /// The channel the message is in (an ID, as SendMessage answered it).
+    pub channel: ChannelId,
+    /// The message's `ts`.
+    pub ts: String,
+    /// The new text (mrkdwn); with blocks, the notification fallback.
+    pub text: String,
+    /// New Block Kit blocks, a JSON array.
+    pub blocks_json: Option<String>,
+}
+
+impl MessageEdit {
+    /// Checks the edit, naming the field (`UpdateMessageRequest` field names).
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        check_message_ref(&self.channel, &self.ts)?;
+        if self.text.trim().is_empty() && self.blocks_json.is_none() {
+            return Err(ValidationError::new(
+                "text",
+                "must not be empty (or give blocks_json)",
+            ));
+        }
+        if self.text.chars().count() > MAX_TEXT_CHARS {
+            return Err(ValidationError::new(
+                "text",
+                format!("must be at most {MAX_TEXT_CHARS} characters: an edit is one message"),
+            ));
+        }
+        if let Some(blocks) = &self.blocks_json {
+            check_blocks(blocks)?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks a reference to a posted message: a channel ID and a `ts`.
+pub fn check_message_ref(channel: &ChannelId, ts: &str) -> Result<(), ValidationError> {
+    if !ChannelId::looks_like_id(channel.as_str()) {
+        return Err(ValidationError::new(
+            "channel_id",
+            "must be a channel ID (C…, G… or D…) as SendMessage answered it",
+        ));
+    }
+    if !is_ts(ts) {
+        return Err(ValidationError::new(
+            "ts",
+            "must be a message timestamp like 1700000000.000100",
+        ));
+    }
+    Ok(())
+}
+
+fn check_blocks(blocks: &str) -> Result<(), ValidationError> {
+    let count = count_json_array(blocks).ok_or_else(|| {
+        ValidationError::new("blocks_json", "must be a JSON array of Block Kit blocks")
+    })?;
+    if count == 0 || count > MAX_BLOCKS {
+        return Err(ValidationError::new(
+            "blocks_json",
+            format!("must hold 1 to {MAX_BLOCKS} blocks (got {count})"),
+        ));
+    }
+    Ok(())
 }
 
 impl Message {
@@ -96,6 +169,12 @@ impl Message {
     /// Attaches a file.
     pub fn with_file(mut self, file: FileAttachment) -> Self {
         self.files.push(file);
+        self
+    }
+
+    /// Posts to `channel` instead of the connector's default channel.
+    pub fn to_channel(mut self, channel: ChannelRef) -> Self {
+        self.channel = Some(channel);
         self
     }
 
@@ -160,15 +239,7 @@ impl Message {
             ));
         }
         if let Some(blocks) = &self.blocks_json {
-            let count = count_json_array(blocks).ok_or_else(|| {
-                ValidationError::new("blocks_json", "must be a JSON array of Block Kit blocks")
-            })?;
-            if count == 0 || count > MAX_BLOCKS {
-                return Err(ValidationError::new(
-                    "blocks_json",
-                    format!("must hold 1 to {MAX_BLOCKS} blocks (got {count})"),
-                ));
-            }
+            check_blocks(blocks)?;
             if self.text.chars().count() > MAX_TEXT_CHARS {
                 return Err(ValidationError::new(
                     "text",
@@ -276,6 +347,53 @@ pub fn split_text(text: &str, max_chars: usize) -> Vec<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_edit_names_its_bad_field() {
+        let edit = MessageEdit {
+            channel: ChannelId::new("C0ALERTS01"),
+            ts: "1700000000.000100".into(),
+            text: "deploy finished".into(),
+            blocks_json: None,
+        };
+        assert!(edit.validate().is_ok());
+        let field = |e: MessageEdit| e.validate().unwrap_err().field;
+        assert_eq!(
+            field(MessageEdit {
+                channel: ChannelId::new("#alerts"),
+                ..edit.clone()
+            }),
+            "channel_id"
+        );
+        assert_eq!(
+            field(MessageEdit {
+                ts: "yesterday".into(),
+                ..edit.clone()
+            }),
+            "ts"
+        );
+        assert_eq!(
+            field(MessageEdit {
+                text: " ".into(),
+                ..edit.clone()
+            }),
+            "text"
+        );
+        assert_eq!(
+            field(MessageEdit {
+                text: "x".repeat(MAX_TEXT_CHARS + 1),
+                ..edit.clone()
+            }),
+            "text"
+        );
+        assert_eq!(
+            field(MessageEdit {
+                blocks_json: Some("{}".into()),
+                ..edit
+            }),
+            "blocks_json"
+        );
+    }
 
     #[test]
     fn limits_bound_the_text_parts_and_the_blocks() {

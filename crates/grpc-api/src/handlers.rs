@@ -1,8 +1,8 @@
 //! [`ConnectorGrpc`]: the tonic implementation of `connector.v1.ConnectorService`.
 
 use connector_domain::{
-    Connector, ConnectorId, ConnectorStatus, Message, Principal, RequestId, Scope, TenantId,
-    ValidationError,
+    ChannelId, ChannelRef, Connector, ConnectorId, ConnectorStatus, FileAttachment, Message,
+    MessageEdit, Principal, RequestId, Scope, TenantId, ValidationError,
 };
 use connector_usecases::{
     ConnectorError, ConnectorService, CreateConnector, MessageSender, OAuthInstaller,
@@ -22,6 +22,26 @@ pub struct ConnectorGrpc {
     sender: MessageSender,
     installer: OAuthInstaller,
     auth: Authentication,
+    limits: MessageLimits,
+}
+
+/// How large requests may be: every request at most `max_message_bytes`, SendMessage's
+/// attachments not counted, which may add up to `max_attachment_bytes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageLimits {
+    /// A request message at most, attachments not counted.
+    pub max_message_bytes: usize,
+    /// A SendMessage's attachments together at most.
+    pub max_attachment_bytes: usize,
+}
+
+impl Default for MessageLimits {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 1024 * 1024,
+            max_attachment_bytes: 10 * 1024 * 1024,
+        }
+    }
 }
 
 impl ConnectorGrpc {
@@ -38,18 +58,37 @@ impl ConnectorGrpc {
             sender,
             installer,
             auth,
+            limits: MessageLimits::default(),
         }
     }
 
-    /// The tonic service, ready to add to a server.
+    /// The same service taking requests within `limits`.
+    pub fn with_limits(mut self, limits: MessageLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The tonic service, ready to add to a server: it decodes requests up to the largest a
+    /// SendMessage with attachments may be; every other request (and SendMessage without its
+    /// attachments) is then held to `max_message_bytes` (OUT_OF_RANGE).
     pub fn into_server(self) -> pb::connector_service_server::ConnectorServiceServer<Self> {
+        let most = self
+            .limits
+            .max_message_bytes
+            .saturating_add(self.limits.max_attachment_bytes);
         pb::connector_service_server::ConnectorServiceServer::new(self)
+            .max_decoding_message_size(most)
     }
 }
 
 /// A request that names the tenant it acts for.
-trait ForTenant {
+trait ForTenant: prost::Message {
     fn tenant_id(&self) -> &str;
+
+    /// Its size on the wire, attachments not counted.
+    fn size_without_attachments(&self) -> usize {
+        self.encoded_len()
+    }
 }
 
 macro_rules! for_tenant {
@@ -62,14 +101,30 @@ macro_rules! for_tenant {
     )*};
 }
 
+impl ForTenant for pb::SendMessageRequest {
+    fn tenant_id(&self) -> &str {
+        &self.tenant_id
+    }
+
+    fn size_without_attachments(&self) -> usize {
+        let attached: usize = self
+            .attachments
+            .iter()
+            .map(prost::Message::encoded_len)
+            .sum();
+        prost::Message::encoded_len(self).saturating_sub(attached)
+    }
+}
+
 for_tenant!(
     pb::CreateConnectorRequest,
     pb::UpdateConnectorRequest,
     pb::GetConnectorRequest,
     pb::ListConnectorsRequest,
     pb::DeleteConnectorRequest,
-    pb::SendMessageRequest,
-    pb::GetOAuthV2urlRequest
+    pb::GetOAuthV2urlRequest,
+    pb::UpdateMessageRequest,
+    pb::DeleteMessageRequest
 );
 
 impl ConnectorGrpc {
@@ -79,9 +134,35 @@ impl ConnectorGrpc {
         request: &Request<T>,
         scope: Scope,
     ) -> Result<(Principal, TenantId), Status> {
+        let size = request.get_ref().size_without_attachments();
+        if size > self.limits.max_message_bytes {
+            return Err(Status::out_of_range(format!(
+                "the request is {size} bytes; at most {} are accepted (CONNECTOR__GRPC__MAX_MESSAGE_BYTES; SendMessage's attachments count against CONNECTOR__GRPC__MAX_ATTACHMENT_BYTES instead)",
+                self.limits.max_message_bytes
+            )));
+        }
         self.auth
             .authorize(request, scope, request.get_ref().tenant_id())
             .await
+    }
+
+    /// The files of a SendMessage, within the attachment limit.
+    fn attachments(&self, attachments: Vec<pb::Attachment>) -> Result<Vec<FileAttachment>, Status> {
+        let total: usize = attachments.iter().map(|a| a.content.len()).sum();
+        if total > self.limits.max_attachment_bytes {
+            return Err(Status::out_of_range(format!(
+                "attachments: {total} bytes together; at most {} are accepted (CONNECTOR__GRPC__MAX_ATTACHMENT_BYTES)",
+                self.limits.max_attachment_bytes
+            )));
+        }
+        Ok(attachments
+            .into_iter()
+            .map(|a| FileAttachment {
+                filename: a.filename,
+                title: non_empty(a.title),
+                content: a.content,
+            })
+            .collect())
     }
 }
 
@@ -269,14 +350,21 @@ impl pb::connector_service_server::ConnectorService for ConnectorGrpc {
         let r = request.into_inner();
         let id =
             ConnectorId::parse("connector_id", &r.connector_id).map_err(|e| to_status(e.into()))?;
+        let channel = match r.channel.as_str() {
+            "" => None,
+            given => Some(ChannelRef::parse("channel", given).map_err(|e| to_status(e.into()))?),
+        };
         let message = Message {
+            request_id: RequestId::parse_optional("request_id", &r.request_id)
+                .map_err(|e| to_status(e.into()))?,
+            files: self.attachments(r.attachments)?,
             text: r.text,
             thread_ts: non_empty(r.thread_ts),
             reply_broadcast: r.reply_broadcast,
             blocks_json: non_empty(r.blocks_json),
-            files: Vec::new(),
-            request_id: RequestId::parse_optional("request_id", &r.request_id)
-                .map_err(|e| to_status(e.into()))?,
+            channel,
+            unfurl_links: r.unfurl_links,
+            unfurl_media: r.unfurl_media,
         };
         // The send runs to its end even when the caller goes away (a client timeout): its
         // outcome is then recorded, and a retry with the same request_id gets it instead of
@@ -299,6 +387,46 @@ impl pb::connector_service_server::ConnectorService for ConnectorGrpc {
             channel_id: sent.channel.to_string(),
             ts: sent.ts,
         }))
+    }
+
+    async fn update_message(
+        &self,
+        request: Request<pb::UpdateMessageRequest>,
+    ) -> Result<Response<pb::UpdateMessageResponse>, Status> {
+        let (_, tenant) = self.caller(&request, Scope::MessagesSend).await?;
+        let r = request.into_inner();
+        let id =
+            ConnectorId::parse("connector_id", &r.connector_id).map_err(|e| to_status(e.into()))?;
+        let edit = MessageEdit {
+            channel: ChannelId::new(r.channel_id),
+            ts: r.ts,
+            text: r.text,
+            blocks_json: non_empty(r.blocks_json),
+        };
+        let updated = self
+            .sender
+            .update_message(Some(&tenant), id, &edit)
+            .await
+            .map_err(send_to_status)?;
+        Ok(Response::new(pb::UpdateMessageResponse {
+            channel_id: updated.channel.to_string(),
+            ts: updated.ts,
+        }))
+    }
+
+    async fn delete_message(
+        &self,
+        request: Request<pb::DeleteMessageRequest>,
+    ) -> Result<Response<pb::DeleteMessageResponse>, Status> {
+        let (_, tenant) = self.caller(&request, Scope::MessagesSend).await?;
+        let r = request.into_inner();
+        let id =
+            ConnectorId::parse("connector_id", &r.connector_id).map_err(|e| to_status(e.into()))?;
+        self.sender
+            .delete_message(Some(&tenant), id, &ChannelId::new(r.channel_id), &r.ts)
+            .await
+            .map_err(send_to_status)?;
+        Ok(Response::new(pb::DeleteMessageResponse {}))
     }
 
     async fn get_o_auth_v2url(

@@ -42,7 +42,7 @@ pub mod pb {
 pub use auth::Authentication;
 pub use connector_usecases::ConnectorError;
 pub use connector_usecases::ConnectorService;
-pub use handlers::ConnectorGrpc;
+pub use handlers::{ConnectorGrpc, MessageLimits};
 pub use rate::TenantRateLimiter;
 
 impl std::fmt::Debug for pb::UpdateConnectorRequest {

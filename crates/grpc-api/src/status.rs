@@ -112,10 +112,13 @@ fn slack_input_field(code: &str) -> Option<&'static str> {
 pub fn send_to_status(err: SendError) -> Status {
     match err {
         SendError::Invalid(v) => to_status(ConnectorError::Invalid(v)),
-        e @ SendError::ConnectorNotFound { .. } => Status::not_found(e.to_string()),
+        e @ (SendError::ConnectorNotFound { .. } | SendError::MessageNotFound { .. }) => {
+            Status::not_found(e.to_string())
+        }
         e @ (SendError::SecretMissing { .. }
         | SendError::NeedsReauthorization { .. }
         | SendError::ConnectorRevoked { .. }
+        | SendError::MessageNotEditable { .. }
         | SendError::DefaultChannelUnavailable { .. }
         | SendError::TokenRevoked { .. }
         | SendError::MissingScope { .. }

@@ -24,7 +24,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use connector_domain::{
     ApiKeyId, BotToken, ChannelId, ChannelName, Connector, ConnectorId, ConnectorStatus,
-    FileAttachment, RequestId, SecretName, TenantId, WorkspaceId,
+    FileAttachment, MessageEdit, RequestId, SecretName, TenantId, WorkspaceId,
 };
 use connector_ports::{
     ApiKeyRecord, ApiKeyStore, AuthIdentity, ChannelInfo, ChannelPage, ConnectorRepository,
@@ -299,6 +299,10 @@ observed!(SlackApi, Slack, "slack", "slack.method" {
         -> Result<ChannelInfo, SlackError>;
     fn post_message(&self, token: &BotToken, message: &OutgoingMessage)
         -> Result<PostedMessage, SlackError>;
+    fn update_message(&self, token: &BotToken, edit: &MessageEdit)
+        -> Result<PostedMessage, SlackError>;
+    fn delete_message(&self, token: &BotToken, channel: &ChannelId, ts: &str)
+        -> Result<(), SlackError>;
     fn oauth_access(&self, client_id: &str, client_secret: &SecretString,
         grant: &OAuthGrantRequest) -> Result<OAuthGrant, SlackError>;
     fn upload_file(&self, token: &BotToken, channel: &ChannelId, thread_ts: Option<String>,

@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use connector_domain::{BotToken, ChannelId, ChannelName, FileAttachment, WorkspaceId};
+use connector_domain::{
+    BotToken, ChannelId, ChannelName, FileAttachment, MessageEdit, WorkspaceId,
+};
 use secrecy::SecretString;
 
 /// Who a token belongs to, from `auth.test`.
@@ -54,6 +56,10 @@ pub struct OutgoingMessage {
     pub reply_broadcast: bool,
     /// Block Kit blocks as a JSON array, already validated as JSON.
     pub blocks_json: Option<String>,
+    /// `unfurl_links`, when set.
+    pub unfurl_links: Option<bool>,
+    /// `unfurl_media`, when set.
+    pub unfurl_media: Option<bool>,
 }
 
 /// Where a posted message landed.
@@ -213,6 +219,21 @@ pub trait SlackApi: Send + Sync {
         token: &BotToken,
         message: &OutgoingMessage,
     ) -> Result<PostedMessage, SlackError>;
+
+    /// `chat.update`: replaces a posted message's text (and blocks).
+    async fn update_message(
+        &self,
+        token: &BotToken,
+        edit: &MessageEdit,
+    ) -> Result<PostedMessage, SlackError>;
+
+    /// `chat.delete`: removes a posted message.
+    async fn delete_message(
+        &self,
+        token: &BotToken,
+        channel: &ChannelId,
+        ts: &str,
+    ) -> Result<(), SlackError>;
 
     /// `oauth.v2.access`: exchanges an authorization code, or refreshes a rotating token,
     /// authenticating as the Slack app (HTTP Basic with its client ID and secret).

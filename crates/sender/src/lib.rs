@@ -76,7 +76,9 @@ use connector_domain::{ConnectorId, TenantId};
 use connector_usecases::{Dependency, MessageSender};
 
 pub use config::SenderConfig;
-pub use connector_domain::{FileAttachment, Message, RequestId};
+pub use connector_domain::{
+    ChannelId, ChannelRef, FileAttachment, Message, MessageEdit, RequestId,
+};
 pub use connector_usecases::{SendError, SentMessage};
 
 /// Why sending failed.
@@ -155,6 +157,35 @@ impl Sender {
             )))
         })?
         .map_err(Error::from)
+    }
+
+    /// Replaces the text (and blocks) of a message connector `connector_id` posted: the
+    /// "deploy started… deploy finished" pattern. `edit` names the message by the channel and
+    /// `ts` a send answered.
+    pub async fn update(
+        &self,
+        connector_id: &str,
+        edit: MessageEdit,
+    ) -> Result<SentMessage, Error> {
+        let id = ConnectorId::parse("connector_id", connector_id).map_err(SendError::from)?;
+        self.inner
+            .update_message(self.tenant.as_ref(), id, &edit)
+            .await
+            .map_err(Error::from)
+    }
+
+    /// Deletes a message connector `connector_id` posted, by its channel and `ts`.
+    pub async fn delete(
+        &self,
+        connector_id: &str,
+        channel_id: &str,
+        ts: &str,
+    ) -> Result<(), Error> {
+        let id = ConnectorId::parse("connector_id", connector_id).map_err(SendError::from)?;
+        self.inner
+            .delete_message(self.tenant.as_ref(), id, &ChannelId::new(channel_id), ts)
+            .await
+            .map_err(Error::from)
     }
 }
 

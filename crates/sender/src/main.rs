@@ -1,13 +1,17 @@
 //! `connector-send`: posts a message through a connector from the shell.
 //!
 //! ```text
-//! connector-send [--config FILE] [--thread-ts TS] [--reply-broadcast] [--blocks-json JSON]
-//!                [--file PATH]... [--request-id KEY] <CONNECTOR_ID> <MESSAGE>
+//! connector-send [--config FILE] [--channel CHANNEL] [--thread-ts TS] [--reply-broadcast]
+//!                [--blocks-json JSON] [--file PATH]... [--request-id KEY] <CONNECTOR_ID> <MESSAGE>
+//! connector-send update [--config FILE] [--blocks-json JSON] <CONNECTOR_ID> <CHANNEL_ID> <TS> <MESSAGE>
+//! connector-send delete [--config FILE] <CONNECTOR_ID> <CHANNEL_ID> <TS>
 //! ```
+//! `update` replaces the text of a message the connector posted (`chat.update`), `delete`
+//! removes it (`chat.delete`); both name it by the channel ID and `ts` a send printed.
 //! Configuration comes from the same `CONNECTOR__…` variables as `connector-server` (and
 //! `--config FILE`). On success it prints the channel ID and the message `ts`, separated by a
 //! space; the `ts` of thread continuations and the IDs of uploaded files follow on their own
-//! lines. Exit codes: 0 sent; 1 failed; 2 bad usage or configuration; 3 connector not found;
+//! lines. Exit codes: 0 sent; 1 failed; 2 bad usage or configuration; 3 connector (or, for update and delete, message) not found;
 //! 4 rate-limited or the same --request-id still in progress (retry later); 5 a dependency is
 //! unavailable, or Slack's answer was lost (retry with the same --request-id: it never posts
 //! twice); 6 partly delivered; 7 an earlier send with this --request-id may have been posted,
@@ -17,7 +21,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use connector_sender::{Error, FileAttachment, Message, RequestId, SendError, SenderConfig};
+use connector_sender::{
+    ChannelId, ChannelRef, Error, FileAttachment, Message, MessageEdit, RequestId, SendError,
+    Sender, SenderConfig,
+};
 
 /// Posts a message to a connector's default Slack channel.
 #[derive(Parser, Debug)]
@@ -27,6 +34,9 @@ struct Args {
     connector_id: String,
     /// The message text (Slack mrkdwn). Longer than 40,000 characters continues in its thread.
     message: String,
+    /// Post here instead of the default channel: a name (#alerts) or an ID (C…).
+    #[arg(long, value_name = "CHANNEL")]
+    channel: Option<String>,
     /// Reply in this thread (a parent message's ts).
     #[arg(long, value_name = "TS")]
     thread_ts: Option<String>,
@@ -48,6 +58,114 @@ struct Args {
     config: Option<PathBuf>,
 }
 
+/// Replaces the text of a message the connector posted.
+#[derive(Parser, Debug)]
+#[command(name = "connector-send update")]
+struct UpdateArgs {
+    /// The connector's ID (a UUID).
+    connector_id: String,
+    /// The message's channel ID, as a send printed it.
+    channel_id: String,
+    /// The message's ts, as a send printed it.
+    ts: String,
+    /// The new text (Slack mrkdwn).
+    message: String,
+    /// New Block Kit blocks: a JSON array, or @PATH to read it from a file.
+    #[arg(long, value_name = "JSON")]
+    blocks_json: Option<String>,
+    /// A TOML configuration file laid out like the server's; CONNECTOR__… variables win.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+/// Deletes a message the connector posted.
+#[derive(Parser, Debug)]
+#[command(name = "connector-send delete")]
+struct DeleteArgs {
+    /// The connector's ID (a UUID).
+    connector_id: String,
+    /// The message's channel ID, as a send printed it.
+    channel_id: String,
+    /// The message's ts, as a send printed it.
+    ts: String,
+    /// A TOML configuration file laid out like the server's; CONNECTOR__… variables win.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+/// What the command line asks for: a send (the first form, kept as it always was), or an
+/// operation on a posted message.
+enum Command {
+    Send(Args),
+    Update(UpdateArgs),
+    Delete(DeleteArgs),
+}
+
+fn command() -> Command {
+    let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    match argv.get(1).and_then(|a| a.to_str()) {
+        Some("update") => {
+            argv.remove(1);
+            Command::Update(UpdateArgs::parse_from(argv))
+        }
+        Some("delete") => {
+            argv.remove(1);
+            Command::Delete(DeleteArgs::parse_from(argv))
+        }
+        _ => Command::Send(Args::parse_from(argv)),
+    }
+}
+
+fn load_config(path: Option<&PathBuf>) -> Result<SenderConfig, (u8, String)> {
+    match path {
+        Some(path) => SenderConfig::from_file(path),
+        None => SenderConfig::from_env(),
+    }
+    .map_err(|e| (2, e.to_string()))
+}
+
+async fn read_blocks(blocks: Option<String>) -> Result<Option<String>, (u8, String)> {
+    let Some(blocks) = blocks else {
+        return Ok(None);
+    };
+    Ok(Some(match blocks.strip_prefix('@') {
+        Some(path) => tokio::fs::read_to_string(path)
+            .await
+            .map_err(|e| (2, format!("--blocks-json: cannot read {path}: {e}")))?,
+        None => blocks,
+    }))
+}
+
+async fn update(args: UpdateArgs) -> Result<Vec<String>, (u8, String)> {
+    let config = load_config(args.config.as_ref())?;
+    let edit = MessageEdit {
+        channel: ChannelId::new(args.channel_id),
+        ts: args.ts,
+        text: args.message,
+        blocks_json: read_blocks(args.blocks_json).await?,
+    };
+    let sender = Sender::connect(&config)
+        .await
+        .map_err(|e| (exit_code(&e), e.to_string()))?;
+    let updated = sender
+        .update(&args.connector_id, edit)
+        .await
+        .map_err(|e| (exit_code(&e), e.to_string()))?;
+    Ok(vec![format!("{} {}", updated.channel, updated.ts)])
+}
+
+async fn delete(args: DeleteArgs) -> Result<Vec<String>, (u8, String)> {
+    let config = load_config(args.config.as_ref())?;
+    let sender = Sender::connect(&config)
+        .await
+        .map_err(|e| (exit_code(&e), e.to_string()))?;
+    sender
+        .delete(&args.connector_id, &args.channel_id, &args.ts)
+        .await
+        .map_err(|e| (exit_code(&e), e.to_string()))?;
+    Ok(Vec::new())
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -57,8 +175,12 @@ async fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let args = Args::parse();
-    match run(args).await {
+    let result = match command() {
+        Command::Send(args) => run(args).await,
+        Command::Update(args) => update(args).await,
+        Command::Delete(args) => delete(args).await,
+    };
+    match result {
         #[allow(clippy::print_stdout)] // printing the result is this program's job
         Ok(lines) => {
             for line in lines {
@@ -74,11 +196,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<Vec<String>, (u8, String)> {
-    let config = match &args.config {
-        Some(path) => SenderConfig::from_file(path),
-        None => SenderConfig::from_env(),
-    }
-    .map_err(|e| (2, e.to_string()))?;
+    let config = load_config(args.config.as_ref())?;
 
     let mut message = Message::from(args.message);
     if let Some(key) = &args.request_id {
@@ -88,13 +206,11 @@ async fn run(args: Args) -> Result<Vec<String>, (u8, String)> {
     }
     message.thread_ts = args.thread_ts;
     message.reply_broadcast = args.reply_broadcast;
-    if let Some(blocks) = args.blocks_json {
-        message.blocks_json = Some(match blocks.strip_prefix('@') {
-            Some(path) => tokio::fs::read_to_string(path)
-                .await
-                .map_err(|e| (2, format!("--blocks-json: cannot read {path}: {e}")))?,
-            None => blocks,
-        });
+    message.blocks_json = read_blocks(args.blocks_json).await?;
+    if let Some(channel) = &args.channel {
+        message.channel = Some(
+            ChannelRef::parse("channel", channel).map_err(|e| (2, format!("--channel: {e}")))?,
+        );
     }
     for path in args.files {
         let content = tokio::fs::read(&path)
@@ -128,7 +244,7 @@ fn exit_code(e: &Error) -> u8 {
     match e {
         Error::Config { .. }
         | Error::Send(SendError::Invalid(_) | SendError::RequestIdReused { .. }) => 2,
-        Error::Send(SendError::ConnectorNotFound { .. }) => 3,
+        Error::Send(SendError::ConnectorNotFound { .. } | SendError::MessageNotFound { .. }) => 3,
         Error::Send(
             SendError::RateLimited { .. }
             | SendError::TooManyInFlight { .. }

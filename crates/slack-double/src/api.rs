@@ -17,8 +17,19 @@ use crate::state::{Channel, Fault, PostedMessage, State, Workspace};
 pub(crate) fn routes() -> Router<Arc<State>> {
     Router::new()
         .route("/api/{method}", any(dispatch))
-        .route("/_upload/{file_id}", axum::routing::post(upload))
+        // Slack takes files up to 1 GB: no small default cap on the upload itself.
+        .route(
+            "/_upload/{file_id}",
+            axum::routing::post(upload).layer(axum::extract::DefaultBodyLimit::max(
+                connector_upload_limit(),
+            )),
+        )
         .route("/oauth/v2/authorize", axum::routing::get(authorize))
+}
+
+/// The largest file the double's upload URL takes (Slack's own limit, 1 GB).
+const fn connector_upload_limit() -> usize {
+    1_000_000_000
 }
 
 /// Slack's authorize page, with the user's answer decided by the app's `deny` flag: a 302 to
@@ -261,6 +272,8 @@ fn handle(
         "conversations.list" => conversations_list(&workspace, &params),
         "conversations.info" => conversations_info(&workspace, &params),
         "chat.postMessage" => post_message(state, &workspace, &token, &params),
+        "chat.update" => update_message(state, &workspace, &params),
+        "chat.delete" => delete_message(state, &workspace, &params),
         "files.getUploadURLExternal" => get_upload_url(state, &workspace, headers, &params),
         "files.completeUploadExternal" => complete_upload(state, &workspace, &token, &params),
         _ => (
@@ -458,6 +471,59 @@ fn complete_upload(state: &State, workspace: &Workspace, token: &str, params: &P
     ok(json!({"files": shared}))
 }
 
+fn flag(params: &Params, name: &str) -> Option<bool> {
+    params.get(name).map(|v| matches!(v.as_str(), "true" | "1"))
+}
+
+/// `chat.update`: the text (and blocks) of a message in the workspace.
+fn update_message(state: &State, workspace: &Workspace, params: &Params) -> Response {
+    let (Some(channel), Some(ts)) = (params.get("channel"), params.get("ts")) else {
+        return fail("message_not_found");
+    };
+    if find_channel(workspace, channel).is_none() {
+        return fail("channel_not_found");
+    }
+    let text = params.get("text").cloned().unwrap_or_default();
+    let blocks = match params.get("blocks") {
+        None => None,
+        Some(raw) => match serde_json::from_str::<Value>(raw) {
+            Ok(v @ Value::Array(_)) => Some(v),
+            _ => return fail("invalid_blocks"),
+        },
+    };
+    if text.is_empty() && blocks.is_none() {
+        return fail("no_text");
+    }
+    if text.chars().count() > 40_000 {
+        return fail("msg_too_long");
+    }
+    let changed = state.change_post(&workspace.team_id, channel, ts, |m| {
+        m.text = text.clone();
+        if blocks.is_some() {
+            m.blocks = blocks;
+        }
+        m.edits += 1;
+    });
+    match changed {
+        Some(m) => ok(json!({"channel": m.channel, "ts": m.ts, "text": m.text})),
+        None => fail("message_not_found"),
+    }
+}
+
+/// `chat.delete`: removes a message of the workspace.
+fn delete_message(state: &State, workspace: &Workspace, params: &Params) -> Response {
+    let (Some(channel), Some(ts)) = (params.get("channel"), params.get("ts")) else {
+        return fail("message_not_found");
+    };
+    if find_channel(workspace, channel).is_none() {
+        return fail("channel_not_found");
+    }
+    match state.change_post(&workspace.team_id, channel, ts, |m| m.deleted = true) {
+        Some(m) => ok(json!({"channel": m.channel, "ts": m.ts})),
+        None => fail("message_not_found"),
+    }
+}
+
 fn post_message(state: &State, workspace: &Workspace, token: &str, params: &Params) -> Response {
     let Some(channel_id) = params.get("channel") else {
         return fail("channel_not_found");
@@ -499,6 +565,10 @@ fn post_message(state: &State, workspace: &Workspace, token: &str, params: &Para
         thread_ts: thread_ts.clone(),
         reply_broadcast,
         blocks,
+        unfurl_links: flag(params, "unfurl_links"),
+        unfurl_media: flag(params, "unfurl_media"),
+        edits: 0,
+        deleted: false,
     });
     ok(json!({
         "channel": posted.channel,

@@ -4,7 +4,8 @@
 //! `Authorization: Bearer` header or a `token` parameter; parameters as a query string, a
 //! form or a JSON body; answers as JSON with `"ok": true`, or `"ok": false` and an `error`
 //! string with HTTP 200, as Slack does. Methods: `auth.test`, `conversations.list` (cursors,
-//! `limit` up to 1000), `conversations.info`, `chat.postMessage` (threads, broadcast, blocks),
+//! `limit` up to 1000), `conversations.info`, `chat.postMessage` (threads, broadcast, blocks, unfurl flags),
+//! `chat.update`, `chat.delete`,
 //! and the file upload flow `files.getUploadURLExternal` → `POST` the bytes to the returned
 //! `upload_url` → `files.completeUploadExternal`. With an [`OAuthApp`] set, it also plays
 //! Slack's side of OAuth v2: `GET /oauth/v2/authorize` answers as a user's browser would see it

@@ -78,6 +78,18 @@ pub struct PostedMessage {
     pub reply_broadcast: bool,
     /// Block Kit blocks, as sent.
     pub blocks: Option<serde_json::Value>,
+    /// `unfurl_links`, when the post set it.
+    #[serde(default)]
+    pub unfurl_links: Option<bool>,
+    /// `unfurl_media`, when the post set it.
+    #[serde(default)]
+    pub unfurl_media: Option<bool>,
+    /// How many times `chat.update` changed it.
+    #[serde(default)]
+    pub edits: u32,
+    /// Whether `chat.delete` removed it.
+    #[serde(default)]
+    pub deleted: bool,
 }
 
 /// A file shared through `files.completeUploadExternal`.
@@ -459,6 +471,24 @@ impl State {
         inner.pending_uploads.remove(file_id);
         inner.shared_files.push(shared.clone());
         Ok(shared)
+    }
+
+    /// Applies `change` to the message `ts` of `channel` in `team_id` that is not deleted;
+    /// `None` when there is none.
+    pub(crate) fn change_post(
+        &self,
+        team_id: &str,
+        channel: &str,
+        ts: &str,
+        change: impl FnOnce(&mut PostedMessage),
+    ) -> Option<PostedMessage> {
+        let mut inner = self.lock();
+        let message = inner
+            .posted
+            .iter_mut()
+            .find(|m| m.team_id == team_id && m.channel == channel && m.ts == ts && !m.deleted)?;
+        change(message);
+        Some(message.clone())
     }
 
     pub(crate) fn record_post(&self, mut message: PostedMessage) -> PostedMessage {

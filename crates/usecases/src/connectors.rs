@@ -20,6 +20,7 @@ use connector_ports::{ChannelInfo, ConnectorSecret, NewConnector, RepositoryErro
 use futures::future::Either;
 
 use crate::Ports;
+use crate::channels::Lookup;
 use crate::error::{ConnectorError, Dependency};
 use crate::refresh::Sleep;
 
@@ -276,58 +277,23 @@ impl ConnectorService {
         token: &BotToken,
         channel: &ChannelRef,
     ) -> Result<ChannelInfo, ConnectorError> {
-        let info = match channel {
-            ChannelRef::Id(id) => self
-                .ports
-                .slack
-                .channel_info(token, id)
-                .await
-                .map_err(|e| ConnectorError::from_slack("default_channel", e))?,
-            ChannelRef::Name(name) => {
-                let mut cursor = None;
-                let mut found = None;
-                let mut exhausted = true;
-                for page_number in 1..=self.channel_limits.max_pages {
-                    let page = self
-                        .ports
-                        .slack
-                        .list_channels(token, cursor.take())
-                        .await
-                        .map_err(|e| ConnectorError::from_slack("default_channel", e))?;
-                    if let Some(hit) = page.channels.into_iter().find(|c| c.name == *name) {
-                        found = Some(hit);
-                        break;
-                    }
-                    match page.next_cursor {
-                        Some(next) if !next.is_empty() => {
-                            cursor = Some(next);
-                            exhausted = page_number < self.channel_limits.max_pages;
-                        }
-                        _ => break,
-                    }
-                }
-                match found {
-                    Some(hit) => hit,
-                    None if exhausted => return Err(channel_missing(channel)),
-                    None => {
-                        return Err(ConnectorError::FailedPrecondition {
-                            field: Some("default_channel"),
-                            reason: format!(
-                                "channel {channel} is not among the first {} pages of channels the bot can see; give its ID (C…) instead of its name",
-                                self.channel_limits.max_pages
-                            ),
-                        });
-                    }
-                }
-            }
-        };
-        if info.is_archived {
-            return Err(ConnectorError::FailedPrecondition {
-                field: Some("default_channel"),
-                reason: format!("channel {channel} is archived"),
-            });
-        }
-        Ok(info)
+        let max_pages = self.channel_limits.max_pages;
+        crate::channels::find(self.ports.slack.as_ref(), token, channel, max_pages)
+            .await
+            .map_err(|miss| match miss {
+                Lookup::Slack(e) => ConnectorError::from_slack("default_channel", e),
+                Lookup::Missing => channel_missing(channel),
+                Lookup::BeyondPages { max_pages } => ConnectorError::FailedPrecondition {
+                    field: Some("default_channel"),
+                    reason: format!(
+                        "channel {channel} is not among the first {max_pages} pages of channels the bot can see; give its ID (C…) instead of its name"
+                    ),
+                },
+                Lookup::Archived => ConnectorError::FailedPrecondition {
+                    field: Some("default_channel"),
+                    reason: format!("channel {channel} is archived"),
+                },
+            })
     }
 
     /// The tenant's connector `id`.

@@ -240,6 +240,20 @@ pub enum SendError {
         /// Its default channel.
         channel: String,
     },
+    /// The message to change is not there (deleted, or never in that channel).
+    #[error("no message {ts} in channel {channel}")]
+    MessageNotFound {
+        /// The channel.
+        channel: String,
+        /// The message's `ts`.
+        ts: String,
+    },
+    /// Slack will not change this message (not the bot's, or too old to edit).
+    #[error("Slack will not change this message ({code})")]
+    MessageNotEditable {
+        /// Slack's error string.
+        code: String,
+    },
     /// The bot is not a member of the default channel: invite it.
     #[error("the bot is not a member of channel {channel}; invite it")]
     NotInChannel {

@@ -28,6 +28,7 @@ use connector_ports::{ConnectorRepository, SecretLabels, SecretStore, SlackApi};
 
 pub mod api_keys;
 pub mod authenticate;
+mod channels;
 pub mod coherence;
 pub mod connectors;
 pub mod error;

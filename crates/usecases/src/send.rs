@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 
 use connector_domain::message::MAX_TEXT_CHARS;
 use connector_domain::{
-    AuthStatus, BotToken, ChannelId, Connector, ConnectorId, Message, SendLimits, TenantId,
-    split_text,
+    AuthStatus, BotToken, ChannelId, ChannelName, ChannelRef, Connector, ConnectorId, Message,
+    SendLimits, TenantId, split_text,
 };
 use connector_ports::{
     OutgoingMessage, SendKey, SendOutcome, SendRecord, SentMessageStore, SlackError,
@@ -256,6 +256,51 @@ pub struct MessageSender {
     in_flight: Arc<InFlight>,
     sends: Arc<dyn SentMessageStore>,
     sleep: Sleep,
+    channels: Arc<ChannelIds>,
+}
+
+/// Channel IDs found by name for sends that name another channel, per connector, for
+/// [`CHANNEL_ID_TTL`] (a renamed channel is looked up again after that, or at once when Slack
+/// says the ID is gone).
+#[derive(Default)]
+struct ChannelIds {
+    max_pages: usize,
+    found: Mutex<HashMap<(ConnectorId, ChannelName), (ChannelId, Instant)>>,
+}
+
+/// How long a channel ID found by name is used without asking Slack again.
+pub const CHANNEL_ID_TTL: Duration = Duration::from_secs(5 * 60);
+
+impl ChannelIds {
+    const MAX_ENTRIES: usize = 10_000;
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<(ConnectorId, ChannelName), (ChannelId, Instant)>> {
+        self.found.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn get(&self, id: ConnectorId, name: &ChannelName) -> Option<ChannelId> {
+        match self.lock().get(&(id, name.clone())) {
+            Some((channel, at)) if at.elapsed() < CHANNEL_ID_TTL => Some(channel.clone()),
+            _ => None,
+        }
+    }
+
+    fn keep(&self, id: ConnectorId, name: &ChannelName, channel: &ChannelId) {
+        let mut found = self.lock();
+        if found.len() >= Self::MAX_ENTRIES {
+            found.retain(|_, (_, at)| at.elapsed() < CHANNEL_ID_TTL);
+            if found.len() >= Self::MAX_ENTRIES {
+                found.clear();
+            }
+        }
+        found.insert((id, name.clone()), (channel.clone(), Instant::now()));
+    }
+
+    fn forget(&self, id: ConnectorId, name: &ChannelName) {
+        self.lock().remove(&(id, name.clone()));
+    }
 }
 
 impl std::fmt::Debug for MessageSender {
@@ -298,7 +343,21 @@ impl MessageSender {
             }),
             tokens,
             refresher,
+            channels: Arc::new(ChannelIds {
+                max_pages: 100,
+                ..ChannelIds::default()
+            }),
         }
+    }
+
+    /// The same sender reading at most `max_pages` pages of channels to find a channel a send
+    /// names (as for a connector's default channel).
+    pub fn with_channel_pages(mut self, max_pages: usize) -> Self {
+        self.channels = Arc::new(ChannelIds {
+            max_pages: max_pages.max(1),
+            ..ChannelIds::default()
+        });
+        self
     }
 
     /// Sends in flight per connector unless told otherwise.
@@ -338,19 +397,8 @@ impl MessageSender {
                 id: id.to_string(),
                 limit: self.in_flight.limit,
             })?;
-        let connector = match tenant {
-            Some(tenant) => self.ports.repo.get_active(tenant, id).await?,
-            None => self.ports.repo.find_active(id).await?,
-        }
-        .ok_or_else(|| SendError::ConnectorNotFound { id: id.to_string() })?;
-        match connector.auth_status {
-            AuthStatus::Ok => {}
-            AuthStatus::NeedsReauthorization => {
-                return Err(SendError::NeedsReauthorization { id: id.to_string() });
-            }
-            AuthStatus::Revoked => return Err(SendError::ConnectorRevoked { id: id.to_string() }),
-        }
-        if !connector.default_channel_available {
+        let connector = self.usable_connector(tenant, id).await?;
+        if message.channel.is_none() && !connector.default_channel_available {
             return Err(SendError::DefaultChannelUnavailable {
                 id: id.to_string(),
                 channel: connector.default_channel_id.to_string(),
@@ -482,6 +530,105 @@ impl MessageSender {
         }
     }
 
+    /// The tenant's (or, without a tenant, any) active connector `id`, if its token can be
+    /// used: a connector needing re-authorisation or revoked is refused without calling Slack.
+    async fn usable_connector(
+        &self,
+        tenant: Option<&TenantId>,
+        id: ConnectorId,
+    ) -> Result<Connector, SendError> {
+        let connector = match tenant {
+            Some(tenant) => self.ports.repo.get_active(tenant, id).await?,
+            None => self.ports.repo.find_active(id).await?,
+        }
+        .ok_or_else(|| SendError::ConnectorNotFound { id: id.to_string() })?;
+        match connector.auth_status {
+            AuthStatus::Ok => Ok(connector),
+            AuthStatus::NeedsReauthorization => {
+                Err(SendError::NeedsReauthorization { id: id.to_string() })
+            }
+            AuthStatus::Revoked => Err(SendError::ConnectorRevoked { id: id.to_string() }),
+        }
+    }
+
+    /// Where `message` goes: the default channel, the ID it names, or the channel it names
+    /// (found with `token`, remembered for [`CHANNEL_ID_TTL`]).
+    async fn target_channel(
+        &self,
+        connector: &Connector,
+        token: &BotToken,
+        message: &Message,
+    ) -> Result<ChannelId, SendError> {
+        let name = match &message.channel {
+            None => return Ok(connector.default_channel_id.clone()),
+            Some(ChannelRef::Id(id)) => return Ok(id.clone()),
+            Some(ChannelRef::Name(name)) => name,
+        };
+        if let Some(id) = self.channels.get(connector.id, name) {
+            return Ok(id);
+        }
+        let shown = format!("#{name}");
+        let wanted = ChannelRef::Name(name.clone());
+        let found = crate::channels::find(
+            self.ports.slack.as_ref(),
+            token,
+            &wanted,
+            self.channels.max_pages,
+        )
+        .await
+        .map_err(|miss| match miss {
+            crate::channels::Lookup::Slack(e) => SendError::from_slack(e, &ChannelId::new(&shown)),
+            crate::channels::Lookup::Archived => SendError::ChannelArchived {
+                channel: shown.clone(),
+            },
+            crate::channels::Lookup::Missing | crate::channels::Lookup::BeyondPages { .. } => {
+                SendError::ChannelNotFound {
+                    channel: shown.clone(),
+                }
+            }
+        })?;
+        self.channels.keep(connector.id, name, &found.id);
+        Ok(found.id)
+    }
+
+    /// Calls Slack with the connector's cached (or stored) token, once more with the stored
+    /// token when Slack rejects a cached one that has since changed. The outer error is the
+    /// secret store's, the inner one Slack's.
+    pub(crate) async fn with_token<T, F, Fut>(
+        &self,
+        connector: &Connector,
+        call: F,
+    ) -> Result<Result<T, SlackError>, SendError>
+    where
+        F: Fn(BotToken) -> Fut,
+        Fut: std::future::Future<Output = Result<T, SlackError>>,
+    {
+        let id = connector.id;
+        let (token, cached) = match self.tokens.get(id) {
+            Some(token) => (token, true),
+            None => (self.fetch_token(connector).await?, false),
+        };
+        match call(token.clone()).await {
+            Err(SlackError::InvalidAuth { code }) => {
+                self.tokens.invalidate(id);
+                if !cached {
+                    return Ok(Err(SlackError::InvalidAuth { code }));
+                }
+                let fresh = self.fetch_token(connector).await?;
+                if fresh.expose() == token.expose() {
+                    self.tokens.invalidate(id);
+                    return Ok(Err(SlackError::InvalidAuth { code }));
+                }
+                let again = call(fresh).await;
+                if matches!(again, Err(SlackError::InvalidAuth { .. })) {
+                    self.tokens.invalidate(id);
+                }
+                Ok(again)
+            }
+            other => Ok(other),
+        }
+    }
+
     /// Deletes the records of idempotent sends older than [`IDEMPOTENCY_WINDOW`]; returns how
     /// many.
     #[tracing::instrument(name = "usecase messages.purge_expired", skip_all)]
@@ -503,7 +650,7 @@ impl MessageSender {
             Some(token) => (token, true),
             None => (self.fetch_token(connector).await?, false),
         };
-        let channel = &connector.default_channel_id;
+        let channel = &self.target_channel(connector, &token, message).await?;
         match self.deliver(&token, channel, message).await {
             Ok(sent) => Ok(sent),
             Err(Failed {
@@ -530,6 +677,12 @@ impl MessageSender {
             Err(f) => {
                 if matches!(f.error, SlackError::InvalidAuth { .. }) {
                     self.tokens.invalidate(id);
+                }
+                if let (SlackError::ChannelNotFound, Some(ChannelRef::Name(name))) =
+                    (&f.error, &message.channel)
+                {
+                    // Remembered by name, gone since: found again next time.
+                    self.channels.forget(id, name);
                 }
                 Err(failure(f, channel))
             }
@@ -584,6 +737,8 @@ impl MessageSender {
                     thread_ts: message.thread_ts.clone(),
                     reply_broadcast: message.reply_broadcast,
                     blocks_json: message.blocks_json.clone(),
+                    unfurl_links: message.unfurl_links,
+                    unfurl_media: message.unfurl_media,
                 },
             )
             .await
@@ -607,6 +762,8 @@ impl MessageSender {
                         thread_ts: Some(thread.clone()),
                         reply_broadcast: false,
                         blocks_json: None,
+                        unfurl_links: message.unfurl_links,
+                        unfurl_media: message.unfurl_media,
                     },
                 )
                 .await
@@ -655,6 +812,14 @@ fn fingerprint(message: &Message) -> String {
         u8::from(message.blocks_json.is_some()),
     ]);
     field(message.blocks_json.as_deref().unwrap_or("").as_bytes());
+    let channel = match &message.channel {
+        None => String::new(),
+        Some(ChannelRef::Id(id)) => id.to_string(),
+        Some(ChannelRef::Name(name)) => format!("#{name}"),
+    };
+    field(channel.as_bytes());
+    let unfurl = |u: Option<bool>| u.map_or(2, u8::from);
+    field(&[unfurl(message.unfurl_links), unfurl(message.unfurl_media)]);
     for file in &message.files {
         field(file.filename.as_bytes());
         field(file.title.as_deref().unwrap_or("").as_bytes());
@@ -673,6 +838,8 @@ fn failure(f: Failed, channel: &ChannelId) -> SendError {
         },
     }
 }
+
+mod edits;
 
 #[cfg(test)]
 pub(crate) mod tests;

@@ -15,6 +15,7 @@ mod idempotency;
 mod jwt;
 mod lifecycle;
 mod limits;
+mod messages;
 mod oauth;
 mod quotas;
 mod readiness;

@@ -203,6 +203,8 @@ async fn posting_lands_in_the_channel_with_the_token() {
                 thread_ts: None,
                 reply_broadcast: false,
                 blocks_json: None,
+                unfurl_links: None,
+                unfurl_media: None,
             },
         )
         .await
@@ -223,6 +225,8 @@ async fn posting_lands_in_the_channel_with_the_token() {
                 thread_ts: None,
                 reply_broadcast: false,
                 blocks_json: None,
+                unfurl_links: None,
+                unfurl_media: None,
             },
         )
         .await
@@ -258,6 +262,8 @@ async fn thread_replies_and_blocks_reach_slack() {
                 blocks_json: Some(
                     r#"[{"type":"section","text":{"type":"mrkdwn","text":"*hi*"}}]"#.into(),
                 ),
+                unfurl_links: None,
+                unfurl_media: None,
             },
         )
         .await
@@ -270,6 +276,8 @@ async fn thread_replies_and_blocks_reach_slack() {
             thread_ts: Some(parent.ts.clone()),
             reply_broadcast: true,
             blocks_json: None,
+            unfurl_links: None,
+            unfurl_media: None,
         },
     )
     .await
@@ -444,6 +452,8 @@ async fn a_post_left_unanswered_is_outcome_unknown_and_not_repeated() {
                 thread_ts: None,
                 reply_broadcast: false,
                 blocks_json: None,
+                unfurl_links: None,
+                unfurl_media: None,
             },
         )
         .await
@@ -496,6 +506,8 @@ async fn a_post_answered_2xx_but_unreadable_is_outcome_unknown() {
                 thread_ts: None,
                 reply_broadcast: false,
                 blocks_json: None,
+                unfurl_links: None,
+                unfurl_media: None,
             },
         )
         .await

@@ -149,3 +149,59 @@ async fn a_request_id_makes_a_rerun_post_nothing_new() {
     );
     assert_eq!(rig.double.state().posted().len(), 1);
 }
+
+#[tokio::test]
+async fn update_and_delete_change_what_a_send_printed() {
+    let rig = Rig::new().await;
+    let id = rig.connector("acme", "prod", "alerts").await;
+    let run = |args: Vec<String>| {
+        let mut cmd = connector_send(&rig);
+        cmd.args(args);
+        tokio::task::spawn_blocking(move || cmd.output().unwrap())
+    };
+    let out = run(vec![id.clone(), "deploy started".into()])
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let printed = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let (channel, ts) = printed.split_once(' ').unwrap();
+
+    let out = run(vec![
+        "update".into(),
+        id.clone(),
+        channel.into(),
+        ts.into(),
+        "deploy finished".into(),
+    ])
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), printed);
+    assert_eq!(rig.double.state().posted()[0].text, "deploy finished");
+
+    let out = run(vec!["delete".into(), id.clone(), channel.into(), ts.into()])
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(rig.double.state().posted()[0].deleted);
+    // Deleted already: "not found" is exit code 3.
+    let out = run(vec!["delete".into(), id.clone(), channel.into(), ts.into()])
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    // A bad ts is a usage error, named.
+    let out = run(vec![
+        "update".into(),
+        id,
+        channel.into(),
+        "soon".into(),
+        "x".into(),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("ts:"),
+        "{out:?}"
+    );
+}

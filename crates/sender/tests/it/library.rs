@@ -262,3 +262,44 @@ async fn a_request_id_posts_once_even_from_two_senders() {
     assert_eq!((a.channel, a.ts), (b.channel, b.ts));
     assert_eq!(rig.double.state().posted().len(), 1);
 }
+
+#[tokio::test]
+async fn a_sender_posts_elsewhere_then_updates_and_deletes_what_it_posted() {
+    let rig = Rig::new().await;
+    let id = rig.connector("acme", "prod", "#alerts").await;
+    let sender = Sender::connect(&rig.config).await.unwrap();
+    let elsewhere = connector_sender::ChannelRef::parse("channel", "C0000000003").unwrap();
+    let started = sender
+        .send_with(&id, Message::from("deploy started").to_channel(elsewhere))
+        .await
+        .unwrap();
+    assert_eq!(started.channel.as_str(), "C0000000003");
+    let updated = sender
+        .update(
+            &id,
+            connector_sender::MessageEdit {
+                channel: started.channel.clone(),
+                ts: started.ts.clone(),
+                text: "deploy finished".into(),
+                blocks_json: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.ts, started.ts);
+    let seen = rig.double.state().posted().pop().unwrap();
+    assert_eq!((seen.text.as_str(), seen.edits), ("deploy finished", 1));
+    sender
+        .delete(&id, started.channel.as_str(), &started.ts)
+        .await
+        .unwrap();
+    assert!(rig.double.state().posted().pop().unwrap().deleted);
+    let err = sender
+        .delete(&id, started.channel.as_str(), &started.ts)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Send(SendError::MessageNotFound { .. })),
+        "{err:?}"
+    );
+}

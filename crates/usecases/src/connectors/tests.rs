@@ -766,6 +766,21 @@ impl connector_ports::SlackApi for SilentSlack {
     ) -> Result<connector_ports::PostedMessage, SlackError> {
         Err(SlackError::Unavailable("not used by this test".into()))
     }
+    async fn update_message(
+        &self,
+        _: &connector_domain::BotToken,
+        _: &connector_domain::MessageEdit,
+    ) -> Result<connector_ports::PostedMessage, SlackError> {
+        Err(SlackError::Unavailable("not used by this test".into()))
+    }
+    async fn delete_message(
+        &self,
+        _: &connector_domain::BotToken,
+        _: &ChannelId,
+        _: &str,
+    ) -> Result<(), SlackError> {
+        Err(SlackError::Unavailable("not used by this test".into()))
+    }
     async fn oauth_access(
         &self,
         _: &str,

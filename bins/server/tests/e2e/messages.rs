@@ -1,0 +1,252 @@
+//! Messages that change after posting, and where a send goes: post, update, delete (seen in
+//! the Slack double), another channel by name or ID, unfurl flags, attachments over gRPC up to
+//! their own limit, and the size limit every other request keeps.
+
+use connector_grpc_api::pb::{
+    Attachment, DeleteMessageRequest, GetConnectorRequest, SendMessageRequest, UpdateMessageRequest,
+};
+use tonic::Code;
+
+use crate::helpers::TestApp;
+
+fn send(id: &str, text: &str) -> SendMessageRequest {
+    SendMessageRequest {
+        tenant_id: "acme".into(),
+        connector_id: id.into(),
+        text: text.into(),
+        ..Default::default()
+    }
+}
+
+fn update(id: &str, channel: &str, ts: &str, text: &str) -> UpdateMessageRequest {
+    UpdateMessageRequest {
+        tenant_id: "acme".into(),
+        connector_id: id.into(),
+        channel_id: channel.into(),
+        ts: ts.into(),
+        text: text.into(),
+        ..Default::default()
+    }
+}
+
+fn delete(id: &str, channel: &str, ts: &str) -> DeleteMessageRequest {
+    DeleteMessageRequest {
+        tenant_id: "acme".into(),
+        connector_id: id.into(),
+        channel_id: channel.into(),
+        ts: ts.into(),
+    }
+}
+
+#[tokio::test]
+async fn a_message_is_posted_then_updated_then_deleted() {
+    let mut app = TestApp::spawn().await;
+    let c = app.create("acme", "deploys", "#alerts").await;
+    let sent = app
+        .client
+        .send_message(send(&c.id, "deploy started"))
+        .await
+        .unwrap()
+        .into_inner();
+
+    let updated = app
+        .client
+        .update_message(UpdateMessageRequest {
+            blocks_json: r#"[{"type":"section","text":{"type":"mrkdwn","text":"*finished*"}}]"#
+                .into(),
+            ..update(&c.id, &sent.channel_id, &sent.ts, "deploy finished")
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (updated.channel_id.as_str(), updated.ts.as_str()),
+        (sent.channel_id.as_str(), sent.ts.as_str())
+    );
+    let seen = app.double.state().posted().pop().unwrap();
+    assert_eq!(
+        (seen.text.as_str(), seen.edits, seen.deleted),
+        ("deploy finished", 1, false)
+    );
+    assert_eq!(seen.blocks.unwrap()[0]["text"]["text"], "*finished*");
+
+    app.client
+        .delete_message(delete(&c.id, &sent.channel_id, &sent.ts))
+        .await
+        .unwrap();
+    assert!(app.double.state().posted().pop().unwrap().deleted);
+
+    // Gone now: changing or deleting it again is NOT_FOUND; a malformed reference names its
+    // field; another tenant's connector is not found.
+    let again = app
+        .client
+        .delete_message(delete(&c.id, &sent.channel_id, &sent.ts))
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Code::NotFound, "{again:?}");
+    let again = app
+        .client
+        .update_message(update(&c.id, &sent.channel_id, &sent.ts, "too late"))
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Code::NotFound, "{again:?}");
+    let bad = app
+        .client
+        .update_message(update(&c.id, &sent.channel_id, "yesterday", "x"))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert!(bad.message().starts_with("ts:"), "{bad:?}");
+    let bad = app
+        .client
+        .delete_message(delete(&c.id, "alerts", &sent.ts))
+        .await
+        .unwrap_err();
+    assert!(bad.message().starts_with("channel_id:"), "{bad:?}");
+    let other = app
+        .client
+        .update_message(UpdateMessageRequest {
+            tenant_id: "globex".into(),
+            ..update(&c.id, &sent.channel_id, &sent.ts, "x")
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(other.code(), Code::NotFound);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_send_can_name_another_channel_and_set_unfurling() {
+    let mut app = TestApp::spawn().await;
+    let c = app.create("acme", "prod", "#alerts").await;
+    let by_name = app
+        .client
+        .send_message(SendMessageRequest {
+            channel: "#private-ops".into(),
+            unfurl_links: Some(false),
+            unfurl_media: Some(true),
+            ..send(&c.id, "to the ops channel")
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(by_name.channel_id, "G0PRIVATE1");
+    let seen = app.double.state().posted().pop().unwrap();
+    assert_eq!(
+        (seen.unfurl_links, seen.unfurl_media),
+        (Some(false), Some(true))
+    );
+    // The name is remembered: a second send does not list channels again.
+    let listed = app.double.state().calls("conversations.list");
+    app.client
+        .send_message(SendMessageRequest {
+            channel: "private-ops".into(),
+            ..send(&c.id, "again")
+        })
+        .await
+        .unwrap();
+    assert_eq!(app.double.state().calls("conversations.list"), listed);
+    let by_id = app
+        .client
+        .send_message(SendMessageRequest {
+            channel: "C0000000007".into(),
+            ..send(&c.id, "by ID")
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(by_id.channel_id, "C0000000007");
+    let missing = app
+        .client
+        .send_message(SendMessageRequest {
+            channel: "#no-such-channel".into(),
+            ..send(&c.id, "nowhere")
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::FailedPrecondition, "{missing:?}");
+    assert!(
+        missing.message().contains("#no-such-channel"),
+        "{missing:?}"
+    );
+    // The default channel is unchanged.
+    let still = app
+        .client
+        .get_connector(GetConnectorRequest {
+            tenant_id: "acme".into(),
+            id: c.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .connector
+        .unwrap();
+    assert_eq!(still.default_channel_id, "C0ALERTS01");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_five_megabyte_attachment_arrives_whole_and_the_limits_hold() {
+    let mut app = TestApp::spawn().await;
+    let c = app.create("acme", "prod", "#alerts").await;
+    let content: Vec<u8> = (0..5 * 1024 * 1024).map(|i: u32| (i % 251) as u8).collect();
+    let sent = app
+        .client
+        .send_message(SendMessageRequest {
+            attachments: vec![Attachment {
+                filename: "build.log".into(),
+                title: "The build's log".into(),
+                content: content.clone(),
+            }],
+            ..send(&c.id, "the log is attached")
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let files = app.double.state().files();
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].filename, "build.log");
+    assert_eq!(files[0].title, "The build's log");
+    assert_eq!(files[0].channel, sent.channel_id);
+    assert!(files[0].content == content, "the bytes arrived whole");
+
+    // Past the attachment limit (10 MiB by default): OUT_OF_RANGE, nothing posted.
+    let posted = app.double.state().posted().len();
+    let too_big = app
+        .client
+        .send_message(SendMessageRequest {
+            attachments: vec![
+                Attachment {
+                    filename: "a.bin".into(),
+                    content: vec![1; 6 * 1024 * 1024],
+                    ..Default::default()
+                },
+                Attachment {
+                    filename: "b.bin".into(),
+                    content: vec![2; 4 * 1024 * 1024 + 64 * 1024],
+                    ..Default::default()
+                },
+            ],
+            ..send(&c.id, "too much")
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(too_big.code(), Code::OutOfRange, "{too_big:?}");
+    assert!(
+        too_big.message().contains("MAX_ATTACHMENT_BYTES"),
+        "{too_big:?}"
+    );
+    assert_eq!(app.double.state().posted().len(), posted);
+
+    // Other requests keep the message limit (1 MiB by default).
+    let huge = app
+        .client
+        .get_connector(GetConnectorRequest {
+            tenant_id: "acme".into(),
+            id: "x".repeat(2 * 1024 * 1024),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(huge.code(), Code::OutOfRange, "{huge:?}");
+    app.stop().await;
+}

@@ -1,0 +1,89 @@
+//! Changing what a connector posted: `chat.update` and `chat.delete`, with the connector's
+//! token (refused without calling Slack for a connector that cannot use it, as a send is).
+
+use connector_domain::{ChannelId, ConnectorId, MessageEdit, TenantId, check_message_ref};
+use connector_ports::SlackError;
+
+use super::{MessageSender, SentMessage};
+use crate::error::SendError;
+
+/// Slack's answers that mean the message is not there.
+const GONE: &[&str] = &["message_not_found"];
+/// Slack's answers that mean the message cannot be changed by this bot.
+const NOT_EDITABLE: &[&str] = &[
+    "cant_update_message",
+    "cant_delete_message",
+    "edit_window_closed",
+    "compliance_exports_prevent_deletion",
+];
+
+fn edit_error(e: SlackError, channel: &ChannelId, ts: &str) -> SendError {
+    match e {
+        SlackError::Api { code } if GONE.contains(&code.as_str()) => SendError::MessageNotFound {
+            channel: channel.to_string(),
+            ts: ts.to_owned(),
+        },
+        SlackError::Api { code } if NOT_EDITABLE.contains(&code.as_str()) => {
+            SendError::MessageNotEditable { code }
+        }
+        other => SendError::from_slack(other, channel),
+    }
+}
+
+impl MessageSender {
+    /// Replaces the text (and blocks) of a message connector `id` posted. With `tenant`, a
+    /// connector of another tenant is [`SendError::ConnectorNotFound`].
+    #[tracing::instrument(name = "usecase messages.update", skip_all)]
+    pub async fn update_message(
+        &self,
+        tenant: Option<&TenantId>,
+        id: ConnectorId,
+        edit: &MessageEdit,
+    ) -> Result<SentMessage, SendError> {
+        edit.validate()?;
+        if let Some(blocks) = &edit.blocks_json
+            && blocks.len() > self.limits.max_blocks_bytes
+        {
+            return Err(connector_domain::ValidationError::new(
+                "blocks_json",
+                format!("must be at most {} bytes", self.limits.max_blocks_bytes),
+            )
+            .into());
+        }
+        let connector = self.usable_connector(tenant, id).await?;
+        let slack = self.ports.slack.clone();
+        let updated = self
+            .with_token(&connector, |token| {
+                let slack = slack.clone();
+                async move { slack.update_message(&token, edit).await }
+            })
+            .await?
+            .map_err(|e| edit_error(e, &edit.channel, &edit.ts))?;
+        Ok(SentMessage {
+            channel: updated.channel,
+            ts: updated.ts,
+            continuation_ts: Vec::new(),
+            file_ids: Vec::new(),
+        })
+    }
+
+    /// Deletes a message connector `id` posted.
+    #[tracing::instrument(name = "usecase messages.delete", skip_all)]
+    pub async fn delete_message(
+        &self,
+        tenant: Option<&TenantId>,
+        id: ConnectorId,
+        channel: &ChannelId,
+        ts: &str,
+    ) -> Result<(), SendError> {
+        check_message_ref(channel, ts)?;
+        let connector = self.usable_connector(tenant, id).await?;
+        let slack = self.ports.slack.clone();
+        self.with_token(&connector, |token| {
+            let slack = slack.clone();
+            async move { slack.delete_message(&token, channel, ts).await }
+        })
+        .await?
+        .map_err(|e| edit_error(e, channel, ts))
+    }
+}
