@@ -78,7 +78,7 @@ fn describe() {
 
 /// The methods served, as `package.Service/Method`; anything else is `other`.
 fn method_label(path: &str) -> &'static str {
-    const KNOWN: [&str; 12] = [
+    const KNOWN: [&str; 13] = [
         "connector.v1.ConnectorService/CreateConnector",
         "connector.v1.ConnectorService/UpdateConnector",
         "connector.v1.ConnectorService/GetConnector",
@@ -87,6 +87,7 @@ fn method_label(path: &str) -> &'static str {
         "connector.v1.ConnectorService/SendMessage",
         "connector.v1.ConnectorService/UpdateMessage",
         "connector.v1.ConnectorService/DeleteMessage",
+        "connector.v1.ConnectorService/CancelScheduledMessage",
         "connector.v1.ConnectorService/GetOAuthV2URL",
         "grpc.health.v1.Health/Check",
         "grpc.health.v1.Health/Watch",

@@ -22,7 +22,7 @@ use async_trait::async_trait;
 use connector_domain::{BotToken, ChannelId, FileAttachment, MessageEdit};
 use connector_ports::{
     AuthIdentity, ChannelInfo, ChannelPage, OAuthGrant, OAuthGrantRequest, OutgoingMessage,
-    PostedMessage, SlackApi, SlackError, UploadedFile,
+    PostedMessage, ScheduledMessage, SlackApi, SlackError, UploadedFile,
 };
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
@@ -510,6 +510,51 @@ impl SlackApi for HttpSlackApi {
             channel: ChannelId::new(r.channel),
             ts: r.ts,
         })
+    }
+
+    async fn schedule_message(
+        &self,
+        token: &BotToken,
+        message: &OutgoingMessage,
+        post_at: i64,
+    ) -> Result<ScheduledMessage, SlackError> {
+        let mut body = wire::post_message_body(message)?;
+        body["post_at"] = post_at.into();
+        let r: wire::ScheduleMessage = self
+            .call(
+                "chat.scheduleMessage",
+                Auth::Bearer(token),
+                Body::Json(&body),
+                // Repeated after a lost answer it would schedule the message twice.
+                Idempotency::NotAfterTimeout,
+            )
+            .await?;
+        Ok(ScheduledMessage {
+            channel: ChannelId::new(r.channel),
+            scheduled_message_id: r.scheduled_message_id,
+            post_at: r.post_at,
+        })
+    }
+
+    async fn delete_scheduled_message(
+        &self,
+        token: &BotToken,
+        channel: &ChannelId,
+        scheduled_message_id: &str,
+    ) -> Result<(), SlackError> {
+        let body = serde_json::json!({
+            "channel": channel.as_str(),
+            "scheduled_message_id": scheduled_message_id,
+        });
+        let _: wire::Empty = self
+            .call(
+                "chat.deleteScheduledMessage",
+                Auth::Bearer(token),
+                Body::Json(&body),
+                Idempotency::NotAfterTimeout,
+            )
+            .await?;
+        Ok(())
     }
 
     async fn update_message(

@@ -89,6 +89,16 @@ pub(crate) struct ConversationsInfo {
 }
 
 #[derive(Deserialize)]
+pub(crate) struct ScheduleMessage {
+    pub(crate) channel: String,
+    pub(crate) scheduled_message_id: String,
+    pub(crate) post_at: i64,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct Empty {}
+
+#[derive(Deserialize)]
 pub(crate) struct PostMessage {
     pub(crate) channel: String,
     pub(crate) ts: String,

@@ -79,7 +79,13 @@ pub struct Message {
     pub unfurl_links: Option<bool>,
     /// Whether Slack unfurls media in the text (Slack's default when unset).
     pub unfurl_media: Option<bool>,
+    /// Post at this time instead of now (`chat.scheduleMessage`): at most [`MAX_SCHEDULE_AHEAD`]
+    /// ahead, one message (no continuation, no files).
+    pub post_at: Option<chrono::DateTime<chrono::Utc>>,
 }
+
+/// How far ahead Slack schedules a message (120 days).
+pub const MAX_SCHEDULE_AHEAD: chrono::TimeDelta = chrono::TimeDelta::days(120);
 
 /// A change to a message a connector posted: its new text (and blocks), by channel and `ts`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,6 +178,32 @@ impl Message {
         self
     }
 
+    /// Schedules the message for `at` instead of posting it now.
+    pub fn post_at(mut self, at: chrono::DateTime<chrono::Utc>) -> Self {
+        self.post_at = Some(at);
+        self
+    }
+
+    /// Checks a schedule against `now`: in the future, at most [`MAX_SCHEDULE_AHEAD`] ahead.
+    pub fn check_schedule(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), ValidationError> {
+        let Some(at) = self.post_at else {
+            return Ok(());
+        };
+        if at <= now {
+            return Err(ValidationError::new("post_at", "must be in the future"));
+        }
+        if at - now > MAX_SCHEDULE_AHEAD {
+            return Err(ValidationError::new(
+                "post_at",
+                "must be at most 120 days ahead (Slack's limit)",
+            ));
+        }
+        Ok(())
+    }
+
     /// Posts to `channel` instead of the connector's default channel.
     pub fn to_channel(mut self, channel: ChannelRef) -> Self {
         self.channel = Some(channel);
@@ -245,6 +277,22 @@ impl Message {
                     "text",
                     format!(
                         "with blocks_json, text is the notification fallback and must be at most {MAX_TEXT_CHARS} characters"
+                    ),
+                ));
+            }
+        }
+        if self.post_at.is_some() {
+            if !self.files.is_empty() {
+                return Err(ValidationError::new(
+                    "attachments",
+                    "cannot be scheduled: post_at schedules one message; send files without it",
+                ));
+            }
+            if self.text.chars().count() > MAX_TEXT_CHARS {
+                return Err(ValidationError::new(
+                    "text",
+                    format!(
+                        "a scheduled message is one message: at most {MAX_TEXT_CHARS} characters"
                     ),
                 ));
             }

@@ -124,7 +124,8 @@ for_tenant!(
     pb::DeleteConnectorRequest,
     pb::GetOAuthV2urlRequest,
     pb::UpdateMessageRequest,
-    pb::DeleteMessageRequest
+    pb::DeleteMessageRequest,
+    pb::CancelScheduledMessageRequest
 );
 
 impl ConnectorGrpc {
@@ -365,6 +366,18 @@ impl pb::connector_service_server::ConnectorService for ConnectorGrpc {
             channel,
             unfurl_links: r.unfurl_links,
             unfurl_media: r.unfurl_media,
+            post_at: match r.post_at {
+                None => None,
+                Some(t) => Some(
+                    chrono::DateTime::from_timestamp(
+                        t.seconds,
+                        u32::try_from(t.nanos).unwrap_or(0),
+                    )
+                    .ok_or_else(|| {
+                        to_status(ValidationError::new("post_at", "is not a valid time").into())
+                    })?,
+                ),
+            },
         };
         // The send runs to its end even when the caller goes away (a client timeout): its
         // outcome is then recorded, and a retry with the same request_id gets it instead of
@@ -386,6 +399,7 @@ impl pb::connector_service_server::ConnectorService for ConnectorGrpc {
         Ok(Response::new(pb::SendMessageResponse {
             channel_id: sent.channel.to_string(),
             ts: sent.ts,
+            scheduled_message_id: sent.scheduled_message_id.unwrap_or_default(),
         }))
     }
 
@@ -427,6 +441,26 @@ impl pb::connector_service_server::ConnectorService for ConnectorGrpc {
             .await
             .map_err(send_to_status)?;
         Ok(Response::new(pb::DeleteMessageResponse {}))
+    }
+
+    async fn cancel_scheduled_message(
+        &self,
+        request: Request<pb::CancelScheduledMessageRequest>,
+    ) -> Result<Response<pb::CancelScheduledMessageResponse>, Status> {
+        let (_, tenant) = self.caller(&request, Scope::MessagesSend).await?;
+        let r = request.into_inner();
+        let id =
+            ConnectorId::parse("connector_id", &r.connector_id).map_err(|e| to_status(e.into()))?;
+        self.sender
+            .cancel_scheduled(
+                Some(&tenant),
+                id,
+                &ChannelId::new(r.channel_id),
+                &r.scheduled_message_id,
+            )
+            .await
+            .map_err(send_to_status)?;
+        Ok(Response::new(pb::CancelScheduledMessageResponse {}))
     }
 
     async fn get_o_auth_v2url(

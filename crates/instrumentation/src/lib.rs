@@ -30,8 +30,9 @@ use connector_ports::{
     ApiKeyRecord, ApiKeyStore, AuthIdentity, ChannelInfo, ChannelPage, ConnectorRepository,
     ConnectorSecret, ConnectorUpdate, NewConnector, OAuthGrant, OAuthGrantRequest, OAuthStateStore,
     OutgoingMessage, PendingInstall, PendingPromotion, PostedMessage, RefreshOutcome,
-    RepositoryError, SecretLabels, SecretStore, SecretStoreError, SendKey, SendOutcome, SendRecord,
-    SentMessageStore, SlackApi, SlackError, SlackEventStore, StatusCount, UploadedFile,
+    RepositoryError, ScheduledMessage, SecretLabels, SecretStore, SecretStoreError, SendKey,
+    SendOutcome, SendRecord, SentMessageStore, SlackApi, SlackError, SlackEventStore, StatusCount,
+    UploadedFile,
 };
 use secrecy::SecretString;
 use tracing::Instrument as _;
@@ -299,6 +300,10 @@ observed!(SlackApi, Slack, "slack", "slack.method" {
         -> Result<ChannelInfo, SlackError>;
     fn post_message(&self, token: &BotToken, message: &OutgoingMessage)
         -> Result<PostedMessage, SlackError>;
+    fn schedule_message(&self, token: &BotToken, message: &OutgoingMessage, post_at: i64)
+        -> Result<ScheduledMessage, SlackError>;
+    fn delete_scheduled_message(&self, token: &BotToken, channel: &ChannelId,
+        scheduled_message_id: &str) -> Result<(), SlackError>;
     fn update_message(&self, token: &BotToken, edit: &MessageEdit)
         -> Result<PostedMessage, SlackError>;
     fn delete_message(&self, token: &BotToken, channel: &ChannelId, ts: &str)

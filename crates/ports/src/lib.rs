@@ -43,7 +43,7 @@ pub use secrets::{ConnectorSecret, SecretLabels, SecretStore, SecretStoreError, 
 pub use sent_messages::{SendKey, SendOutcome, SendRecord, SentMessageStore};
 pub use slack::{
     AuthIdentity, ChannelInfo, ChannelPage, OAuthGrant, OAuthGrantRequest, OutgoingMessage,
-    PostedMessage, SlackApi, SlackError, UploadedFile,
+    PostedMessage, ScheduledMessage, SlackApi, SlackError, UploadedFile,
 };
 pub use slack_events::{SlackEvent, SlackEventKind, SlackEventStore};
 

@@ -71,6 +71,17 @@ pub struct PostedMessage {
     pub ts: String,
 }
 
+/// A message Slack will post later.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduledMessage {
+    /// The channel.
+    pub channel: ChannelId,
+    /// Slack's ID of the scheduled message (`Q…`), to cancel it.
+    pub scheduled_message_id: String,
+    /// When it will be posted, Unix seconds.
+    pub post_at: i64,
+}
+
 /// A file Slack accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadedFile {
@@ -219,6 +230,22 @@ pub trait SlackApi: Send + Sync {
         token: &BotToken,
         message: &OutgoingMessage,
     ) -> Result<PostedMessage, SlackError>;
+
+    /// `chat.scheduleMessage`: posts `message` at `post_at` (Unix seconds).
+    async fn schedule_message(
+        &self,
+        token: &BotToken,
+        message: &OutgoingMessage,
+        post_at: i64,
+    ) -> Result<ScheduledMessage, SlackError>;
+
+    /// `chat.deleteScheduledMessage`: cancels a scheduled message.
+    async fn delete_scheduled_message(
+        &self,
+        token: &BotToken,
+        channel: &ChannelId,
+        scheduled_message_id: &str,
+    ) -> Result<(), SlackError>;
 
     /// `chat.update`: replaces a posted message's text (and blocks).
     async fn update_message(

@@ -138,14 +138,23 @@ impl Sender {
     }
 
     /// Posts `message` (thread reply, broadcast, Block Kit blocks, files) to the default
-    /// channel of connector `connector_id`. The send runs to its end on the runtime even if
-    /// this future is dropped, so a send with a request ID is always recorded.
+    /// channel of connector `connector_id` (or the channel it names). A send with a request ID
+    /// runs to its end on the runtime even if this future is dropped, so it is always
+    /// recorded; one without runs in this future (dropping it cancels it, which records
+    /// nothing, and saves a task and a wake-up on every send).
     pub async fn send_with(
         &self,
         connector_id: &str,
         message: Message,
     ) -> Result<SentMessage, Error> {
         let id = ConnectorId::parse("connector_id", connector_id).map_err(SendError::from)?;
+        if message.request_id.is_none() {
+            return self
+                .inner
+                .send(self.tenant.as_ref(), id, &message)
+                .await
+                .map_err(Error::from);
+        }
         let (inner, tenant) = (self.inner.clone(), self.tenant.clone());
         tokio::spawn(
             async move { inner.send(tenant.as_ref(), id, &message).await }.in_current_span(),
@@ -170,6 +179,26 @@ impl Sender {
         let id = ConnectorId::parse("connector_id", connector_id).map_err(SendError::from)?;
         self.inner
             .update_message(self.tenant.as_ref(), id, &edit)
+            .await
+            .map_err(Error::from)
+    }
+
+    /// Cancels a message connector `connector_id` scheduled ([`Message::post_at`]), by its
+    /// channel and Slack's scheduled message ID.
+    pub async fn cancel_scheduled(
+        &self,
+        connector_id: &str,
+        channel_id: &str,
+        scheduled_message_id: &str,
+    ) -> Result<(), Error> {
+        let id = ConnectorId::parse("connector_id", connector_id).map_err(SendError::from)?;
+        self.inner
+            .cancel_scheduled(
+                self.tenant.as_ref(),
+                id,
+                &ChannelId::new(channel_id),
+                scheduled_message_id,
+            )
             .await
             .map_err(Error::from)
     }

@@ -5,7 +5,11 @@
 //!                [--blocks-json JSON] [--file PATH]... [--request-id KEY] <CONNECTOR_ID> <MESSAGE>
 //! connector-send update [--config FILE] [--blocks-json JSON] <CONNECTOR_ID> <CHANNEL_ID> <TS> <MESSAGE>
 //! connector-send delete [--config FILE] <CONNECTOR_ID> <CHANNEL_ID> <TS>
+//! connector-send schedule [--config FILE] [--channel CHANNEL] <CONNECTOR_ID> <POST_AT> <MESSAGE>
+//! connector-send cancel [--config FILE] <CONNECTOR_ID> <CHANNEL_ID> <SCHEDULED_MESSAGE_ID>
 //! ```
+//! `schedule` posts the message at `POST_AT` (RFC 3339, e.g. `2026-12-01T09:00:00Z`) and prints
+//! the channel ID and Slack's scheduled message ID, which `cancel` takes.
 //! `update` replaces the text of a message the connector posted (`chat.update`), `delete`
 //! removes it (`chat.delete`); both name it by the channel ID and `ts` a send printed.
 //! Configuration comes from the same `CONNECTOR__…` variables as `connector-server` (and
@@ -93,12 +97,47 @@ struct DeleteArgs {
     config: Option<PathBuf>,
 }
 
+/// Schedules a message.
+#[derive(Parser, Debug)]
+#[command(name = "connector-send schedule")]
+struct ScheduleArgs {
+    /// The connector's ID (a UUID).
+    connector_id: String,
+    /// When to post it: RFC 3339 (2026-12-01T09:00:00Z), at most 120 days ahead.
+    post_at: String,
+    /// The message text (Slack mrkdwn), at most 40,000 characters.
+    message: String,
+    /// Post there instead of the default channel: a name (#alerts) or an ID (C…).
+    #[arg(long, value_name = "CHANNEL")]
+    channel: Option<String>,
+    /// A TOML configuration file laid out like the server's; CONNECTOR__… variables win.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+/// Cancels a scheduled message.
+#[derive(Parser, Debug)]
+#[command(name = "connector-send cancel")]
+struct CancelArgs {
+    /// The connector's ID (a UUID).
+    connector_id: String,
+    /// The channel ID `schedule` printed.
+    channel_id: String,
+    /// The scheduled message ID `schedule` printed (Q…).
+    scheduled_message_id: String,
+    /// A TOML configuration file laid out like the server's; CONNECTOR__… variables win.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
 /// What the command line asks for: a send (the first form, kept as it always was), or an
-/// operation on a posted message.
+/// operation on a posted or scheduled message.
 enum Command {
     Send(Args),
     Update(UpdateArgs),
     Delete(DeleteArgs),
+    Schedule(ScheduleArgs),
+    Cancel(CancelArgs),
 }
 
 fn command() -> Command {
@@ -111,6 +150,14 @@ fn command() -> Command {
         Some("delete") => {
             argv.remove(1);
             Command::Delete(DeleteArgs::parse_from(argv))
+        }
+        Some("schedule") => {
+            argv.remove(1);
+            Command::Schedule(ScheduleArgs::parse_from(argv))
+        }
+        Some("cancel") => {
+            argv.remove(1);
+            Command::Cancel(CancelArgs::parse_from(argv))
         }
         _ => Command::Send(Args::parse_from(argv)),
     }
@@ -166,6 +213,48 @@ async fn delete(args: DeleteArgs) -> Result<Vec<String>, (u8, String)> {
     Ok(Vec::new())
 }
 
+async fn schedule(args: ScheduleArgs) -> Result<Vec<String>, (u8, String)> {
+    let config = load_config(args.config.as_ref())?;
+    let at = chrono::DateTime::parse_from_rfc3339(&args.post_at)
+        .map_err(|e| {
+            (
+                2,
+                format!("POST_AT: not an RFC 3339 time ({e}): {}", args.post_at),
+            )
+        })?
+        .with_timezone(&chrono::Utc);
+    let mut message = Message::from(args.message).post_at(at);
+    if let Some(channel) = &args.channel {
+        message.channel = Some(
+            ChannelRef::parse("channel", channel).map_err(|e| (2, format!("--channel: {e}")))?,
+        );
+    }
+    let sent = connector_sender::send_message(&config, &args.connector_id, message)
+        .await
+        .map_err(|e| (exit_code(&e), e.to_string()))?;
+    Ok(vec![format!(
+        "{} {}",
+        sent.channel,
+        sent.scheduled_message_id.unwrap_or_default()
+    )])
+}
+
+async fn cancel(args: CancelArgs) -> Result<Vec<String>, (u8, String)> {
+    let config = load_config(args.config.as_ref())?;
+    let sender = Sender::connect(&config)
+        .await
+        .map_err(|e| (exit_code(&e), e.to_string()))?;
+    sender
+        .cancel_scheduled(
+            &args.connector_id,
+            &args.channel_id,
+            &args.scheduled_message_id,
+        )
+        .await
+        .map_err(|e| (exit_code(&e), e.to_string()))?;
+    Ok(Vec::new())
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -179,6 +268,8 @@ async fn main() -> ExitCode {
         Command::Send(args) => run(args).await,
         Command::Update(args) => update(args).await,
         Command::Delete(args) => delete(args).await,
+        Command::Schedule(args) => schedule(args).await,
+        Command::Cancel(args) => cancel(args).await,
     };
     match result {
         #[allow(clippy::print_stdout)] // printing the result is this program's job

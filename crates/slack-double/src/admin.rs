@@ -7,6 +7,7 @@
 //! | `POST /_double/revoke` | `{"token": "xoxb-…"}` | revokes a token |
 //! | `GET /_double/messages` | | what `chat.postMessage` accepted |
 //! | `GET /_double/calls` | | call counts per method |
+//! | `GET /_double/scheduled` | | what `chat.scheduleMessage` accepted (cancelled ones marked) |
 //! | `POST /_double/events/target` | `{"url": "http://…/slack/events", "signing_secret": "…"}` | where workspace events are delivered, signed |
 //! | `POST /_double/events` | `{"action": "uninstall", "team_id": "T…"}`, `{"action": "archive", "channel": "C…"}` (also `unarchive`, `delete`, `remove_bot`, `invite_bot`; `rename` with `"name"`) | makes it happen and delivers the events; answers the deliveries (`event_id`, the app's HTTP `status`) |
 
@@ -18,7 +19,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use crate::events::{Delivery, EventTarget, Happening};
-use crate::state::{Fault, PostedMessage, State, Workspace};
+use crate::state::{Fault, PostedMessage, ScheduledPost, State, Workspace};
 
 pub(crate) fn routes() -> Router<Arc<State>> {
     Router::new()
@@ -27,6 +28,7 @@ pub(crate) fn routes() -> Router<Arc<State>> {
         .route("/_double/revoke", post(revoke))
         .route("/_double/messages", get(messages))
         .route("/_double/calls", get(calls))
+        .route("/_double/scheduled", get(scheduled))
         .route("/_double/events/target", post(event_target))
         .route("/_double/events", post(trigger))
 }
@@ -91,4 +93,8 @@ async fn trigger(
     Json(body): Json<Happening>,
 ) -> Json<Vec<Delivery>> {
     Json(state.events.trigger(&state, &body).await)
+}
+
+async fn scheduled(AxumState(state): AxumState<Arc<State>>) -> Json<Vec<ScheduledPost>> {
+    Json(state.scheduled())
 }

@@ -273,6 +273,8 @@ fn handle(
         "conversations.info" => conversations_info(&workspace, &params),
         "chat.postMessage" => post_message(state, &workspace, &token, &params),
         "chat.update" => update_message(state, &workspace, &params),
+        "chat.scheduleMessage" => schedule_message(state, &workspace, &params),
+        "chat.deleteScheduledMessage" => delete_scheduled(state, &workspace, &params),
         "chat.delete" => delete_message(state, &workspace, &params),
         "files.getUploadURLExternal" => get_upload_url(state, &workspace, headers, &params),
         "files.completeUploadExternal" => complete_upload(state, &workspace, &token, &params),
@@ -507,6 +509,66 @@ fn update_message(state: &State, workspace: &Workspace, params: &Params) -> Resp
     match changed {
         Some(m) => ok(json!({"channel": m.channel, "ts": m.ts, "text": m.text})),
         None => fail("message_not_found"),
+    }
+}
+
+/// `chat.scheduleMessage`: keeps the message with its time (never posts it).
+fn schedule_message(state: &State, workspace: &Workspace, params: &Params) -> Response {
+    let Some(channel) = params
+        .get("channel")
+        .and_then(|c| find_channel(workspace, c))
+    else {
+        return fail("channel_not_found");
+    };
+    if channel.is_archived {
+        return fail("is_archived");
+    }
+    if !channel.is_member {
+        return fail("not_in_channel");
+    }
+    let Some(post_at) = params.get("post_at").and_then(|p| p.parse::<i64>().ok()) else {
+        return fail("invalid_time");
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    if post_at <= now {
+        return fail("time_in_past");
+    }
+    if post_at > now + 120 * 24 * 3600 {
+        return fail("time_too_far");
+    }
+    let text = params.get("text").cloned().unwrap_or_default();
+    if text.is_empty() && !params.contains_key("blocks") {
+        return fail("no_text");
+    }
+    let post = state.record_scheduled(crate::state::ScheduledPost {
+        id: String::new(),
+        team_id: workspace.team_id.clone(),
+        channel: channel.id.clone(),
+        text: text.clone(),
+        post_at,
+        cancelled: false,
+    });
+    ok(json!({
+        "channel": post.channel,
+        "scheduled_message_id": post.id,
+        "post_at": post.post_at,
+        "message": {"type": "message", "text": text},
+    }))
+}
+
+/// `chat.deleteScheduledMessage`: cancels a scheduled message.
+fn delete_scheduled(state: &State, workspace: &Workspace, params: &Params) -> Response {
+    let (Some(channel), Some(id)) = (params.get("channel"), params.get("scheduled_message_id"))
+    else {
+        return fail("invalid_scheduled_message_id");
+    };
+    if state.cancel_scheduled(&workspace.team_id, channel, id) {
+        ok(json!({}))
+    } else {
+        fail("invalid_scheduled_message_id")
     }
 }
 

@@ -5,7 +5,8 @@
 //! form or a JSON body; answers as JSON with `"ok": true`, or `"ok": false` and an `error`
 //! string with HTTP 200, as Slack does. Methods: `auth.test`, `conversations.list` (cursors,
 //! `limit` up to 1000), `conversations.info`, `chat.postMessage` (threads, broadcast, blocks, unfurl flags),
-//! `chat.update`, `chat.delete`,
+//! `chat.update`, `chat.delete`, `chat.scheduleMessage`, `chat.deleteScheduledMessage` (kept,
+//! never posted),
 //! and the file upload flow `files.getUploadURLExternal` → `POST` the bytes to the returned
 //! `upload_url` → `files.completeUploadExternal`. With an [`OAuthApp`] set, it also plays
 //! Slack's side of OAuth v2: `GET /oauth/v2/authorize` answers as a user's browser would see it
@@ -35,7 +36,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub use events::{Delivery, EventTarget, Happening};
-pub use state::{Channel, Fault, OAuthApp, PostedMessage, SharedFile, State, Workspace};
+pub use state::{
+    Channel, Fault, OAuthApp, PostedMessage, ScheduledPost, SharedFile, State, Workspace,
+};
 
 /// A running double, stopped when dropped.
 #[derive(Debug)]

@@ -92,6 +92,24 @@ pub struct PostedMessage {
     pub deleted: bool,
 }
 
+/// A message `chat.scheduleMessage` accepted and `chat.deleteScheduledMessage` has not
+/// cancelled (the double never posts it).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ScheduledPost {
+    /// `Q…`.
+    pub id: String,
+    /// The workspace.
+    pub team_id: String,
+    /// The channel ID.
+    pub channel: String,
+    /// The text.
+    pub text: String,
+    /// When it would be posted, Unix seconds.
+    pub post_at: i64,
+    /// Whether it was cancelled.
+    pub cancelled: bool,
+}
+
 /// A file shared through `files.completeUploadExternal`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SharedFile {
@@ -183,6 +201,7 @@ struct Inner {
     revoked: Vec<String>,
     faults: HashMap<String, VecDeque<Fault>>,
     posted: Vec<PostedMessage>,
+    scheduled: Vec<ScheduledPost>,
     calls: HashMap<String, u64>,
     next_ts: u64,
     pending_uploads: HashMap<String, PendingUpload>,
@@ -489,6 +508,34 @@ impl State {
             .find(|m| m.team_id == team_id && m.channel == channel && m.ts == ts && !m.deleted)?;
         change(message);
         Some(message.clone())
+    }
+
+    /// Every scheduled message, cancelled ones included.
+    pub fn scheduled(&self) -> Vec<ScheduledPost> {
+        self.lock().scheduled.clone()
+    }
+
+    pub(crate) fn record_scheduled(&self, mut post: ScheduledPost) -> ScheduledPost {
+        let mut inner = self.lock();
+        post.id = format!("Q{:010}", inner.scheduled.len() + 1);
+        inner.scheduled.push(post.clone());
+        post
+    }
+
+    /// Cancels scheduled message `id` of `channel` in `team_id`: `false` when there is none.
+    pub(crate) fn cancel_scheduled(&self, team_id: &str, channel: &str, id: &str) -> bool {
+        let mut inner = self.lock();
+        match inner
+            .scheduled
+            .iter_mut()
+            .find(|p| p.team_id == team_id && p.channel == channel && p.id == id && !p.cancelled)
+        {
+            Some(p) => {
+                p.cancelled = true;
+                true
+            }
+            None => false,
+        }
     }
 
     pub(crate) fn record_post(&self, mut message: PostedMessage) -> PostedMessage {

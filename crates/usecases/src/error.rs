@@ -352,7 +352,7 @@ pub enum SendError {
     #[error("only part of the message was delivered: {error}")]
     PartiallySent {
         /// What landed.
-        sent: SentMessage,
+        sent: Box<SentMessage>,
         /// Why the rest did not.
         error: Box<SendError>,
     },

@@ -206,6 +206,37 @@ pub struct SentMessage {
     pub continuation_ts: Vec<String>,
     /// Slack's IDs of the uploaded files, in order.
     pub file_ids: Vec<String>,
+    /// For a scheduled message (`post_at`): Slack's ID of it, to cancel it; `ts` is then
+    /// empty (the message has none until it is posted).
+    pub scheduled_message_id: Option<String>,
+}
+
+/// How a scheduled send's ID is kept in the idempotency record's `ts`.
+const SCHEDULED_PREFIX: &str = "scheduled:";
+
+impl SentMessage {
+    /// The `ts` an idempotency record keeps for this send.
+    fn stored_ts(&self) -> String {
+        match &self.scheduled_message_id {
+            Some(id) => format!("{SCHEDULED_PREFIX}{id}"),
+            None => self.ts.clone(),
+        }
+    }
+
+    /// The send a record's channel and `ts` describe.
+    fn from_stored(channel: ChannelId, ts: String) -> Self {
+        let (ts, scheduled_message_id) = match ts.strip_prefix(SCHEDULED_PREFIX) {
+            Some(id) => (String::new(), Some(id.to_owned())),
+            None => (ts, None),
+        };
+        Self {
+            channel,
+            ts,
+            continuation_ts: Vec::new(),
+            file_ids: Vec::new(),
+            scheduled_message_id,
+        }
+    }
 }
 
 /// Sends in flight per connector, each connector allowed at most `limit`.
@@ -390,6 +421,7 @@ impl MessageSender {
     ) -> Result<SentMessage, SendError> {
         message.validate()?;
         message.check_limits(&self.limits)?;
+        message.check_schedule(chrono::Utc::now())?;
         let _slot = self
             .in_flight
             .take(id)
@@ -428,7 +460,7 @@ impl MessageSender {
         let outcome = match &result {
             Ok(sent) => Some(SendOutcome::Sent {
                 channel: sent.channel.clone(),
-                ts: sent.ts.clone(),
+                ts: sent.stored_ts(),
             }),
             Err(SendError::PartiallySent { sent, .. }) => Some(SendOutcome::PartiallySent {
                 channel: sent.channel.clone(),
@@ -491,12 +523,7 @@ impl MessageSender {
         loop {
             match first.outcome {
                 SendOutcome::Sent { channel, ts } => {
-                    return Ok(SentMessage {
-                        channel,
-                        ts,
-                        continuation_ts: Vec::new(),
-                        file_ids: Vec::new(),
-                    });
+                    return Ok(SentMessage::from_stored(channel, ts));
                 }
                 SendOutcome::PartiallySent { channel, ts } => {
                     return Err(SendError::EarlierPartiallySent {
@@ -591,6 +618,53 @@ impl MessageSender {
         Ok(found.id)
     }
 
+    /// Schedules `message` in `channel` for `at` (`chat.scheduleMessage`).
+    async fn schedule(
+        &self,
+        connector: &Connector,
+        channel: &ChannelId,
+        message: &Message,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<SentMessage, SendError> {
+        let outgoing = OutgoingMessage {
+            channel: channel.clone(),
+            text: message.text.clone(),
+            thread_ts: message.thread_ts.clone(),
+            reply_broadcast: message.reply_broadcast,
+            blocks_json: message.blocks_json.clone(),
+            unfurl_links: message.unfurl_links,
+            unfurl_media: message.unfurl_media,
+        };
+        let slack = self.ports.slack.clone();
+        let scheduled = self
+            .with_token(connector, |token| {
+                let (slack, outgoing) = (slack.clone(), &outgoing);
+                async move {
+                    slack
+                        .schedule_message(&token, outgoing, at.timestamp())
+                        .await
+                }
+            })
+            .await?
+            .map_err(|e| match e {
+                SlackError::Api { code } if code == "time_in_past" || code == "time_too_far" => {
+                    connector_domain::ValidationError::new(
+                        "post_at",
+                        format!("Slack refused the time ({code})"),
+                    )
+                    .into()
+                }
+                other => SendError::from_slack(other, channel),
+            })?;
+        Ok(SentMessage {
+            channel: scheduled.channel,
+            ts: String::new(),
+            continuation_ts: Vec::new(),
+            file_ids: Vec::new(),
+            scheduled_message_id: Some(scheduled.scheduled_message_id),
+        })
+    }
+
     /// Calls Slack with the connector's cached (or stored) token, once more with the stored
     /// token when Slack rejects a cached one that has since changed. The outer error is the
     /// secret store's, the inner one Slack's.
@@ -651,6 +725,9 @@ impl MessageSender {
             None => (self.fetch_token(connector).await?, false),
         };
         let channel = &self.target_channel(connector, &token, message).await?;
+        if let Some(at) = message.post_at {
+            return self.schedule(connector, channel, message, at).await;
+        }
         match self.deliver(&token, channel, message).await {
             Ok(sent) => Ok(sent),
             Err(Failed {
@@ -748,6 +825,7 @@ impl MessageSender {
             ts: first.ts,
             continuation_ts: Vec::new(),
             file_ids: Vec::new(),
+            scheduled_message_id: None,
         };
         let thread = message.thread_ts.clone().unwrap_or_else(|| sent.ts.clone());
         for part in &parts[1..] {
@@ -833,7 +911,7 @@ fn failure(f: Failed, channel: &ChannelId) -> SendError {
     match f.sent {
         None => error,
         Some(sent) => SendError::PartiallySent {
-            sent,
+            sent: Box::new(sent),
             error: Box::new(error),
         },
     }

@@ -250,3 +250,106 @@ async fn a_five_megabyte_attachment_arrives_whole_and_the_limits_hold() {
     assert_eq!(huge.code(), Code::OutOfRange, "{huge:?}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_message_is_scheduled_then_cancelled() {
+    let mut app = TestApp::spawn().await;
+    let c = app.create("acme", "prod", "#alerts").await;
+    let at = chrono::Utc::now() + chrono::Duration::hours(2);
+    let scheduled = app
+        .client
+        .send_message(SendMessageRequest {
+            post_at: Some(prost_types::Timestamp {
+                seconds: at.timestamp(),
+                nanos: 0,
+            }),
+            request_id: "nightly-2026-11-28".into(),
+            ..send(&c.id, "the nightly report is late")
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(scheduled.channel_id, "C0ALERTS01");
+    assert!(scheduled.ts.is_empty(), "{scheduled:?}");
+    assert!(
+        scheduled.scheduled_message_id.starts_with('Q'),
+        "{scheduled:?}"
+    );
+    let kept = app.double.state().scheduled();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(
+        (kept[0].post_at, kept[0].text.as_str()),
+        (at.timestamp(), "the nightly report is late")
+    );
+    assert!(app.double.state().posted().is_empty(), "not posted now");
+
+    // Retried with its request_id: the same schedule, not a second one.
+    let again = app
+        .client
+        .send_message(SendMessageRequest {
+            post_at: Some(prost_types::Timestamp {
+                seconds: at.timestamp(),
+                nanos: 0,
+            }),
+            request_id: "nightly-2026-11-28".into(),
+            ..send(&c.id, "the nightly report is late")
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again, scheduled);
+    assert_eq!(app.double.state().scheduled().len(), 1);
+
+    let cancel = connector_grpc_api::pb::CancelScheduledMessageRequest {
+        tenant_id: "acme".into(),
+        connector_id: c.id.clone(),
+        channel_id: scheduled.channel_id.clone(),
+        scheduled_message_id: scheduled.scheduled_message_id.clone(),
+    };
+    app.client
+        .cancel_scheduled_message(cancel.clone())
+        .await
+        .unwrap();
+    assert!(app.double.state().scheduled()[0].cancelled);
+    let twice = app
+        .client
+        .cancel_scheduled_message(cancel)
+        .await
+        .unwrap_err();
+    assert_eq!(twice.code(), Code::NotFound, "{twice:?}");
+
+    // In the past, or with files: refused, naming the field.
+    for (request, field) in [
+        (
+            SendMessageRequest {
+                post_at: Some(prost_types::Timestamp {
+                    seconds: chrono::Utc::now().timestamp() - 60,
+                    nanos: 0,
+                }),
+                ..send(&c.id, "too late")
+            },
+            "post_at",
+        ),
+        (
+            SendMessageRequest {
+                post_at: Some(prost_types::Timestamp {
+                    seconds: at.timestamp(),
+                    nanos: 0,
+                }),
+                attachments: vec![Attachment {
+                    filename: "a.txt".into(),
+                    content: b"a".to_vec(),
+                    ..Default::default()
+                }],
+                ..send(&c.id, "with a file")
+            },
+            "attachments",
+        ),
+    ] {
+        let refused = app.client.send_message(request).await.unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+        assert!(refused.message().starts_with(field), "{refused:?}");
+    }
+    assert_eq!(app.double.state().scheduled().len(), 1);
+    app.stop().await;
+}

@@ -205,3 +205,38 @@ async fn update_and_delete_change_what_a_send_printed() {
         "{out:?}"
     );
 }
+
+#[tokio::test]
+async fn schedule_then_cancel_from_the_shell() {
+    let rig = Rig::new().await;
+    let id = rig.connector("acme", "prod", "alerts").await;
+    let run = |args: Vec<String>| {
+        let mut cmd = connector_send(&rig);
+        cmd.args(args);
+        tokio::task::spawn_blocking(move || cmd.output().unwrap())
+    };
+    let at = (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339();
+    let out = run(vec!["schedule".into(), id.clone(), at, "tomorrow".into()])
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let printed = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let (channel, scheduled) = printed.split_once(' ').unwrap();
+    assert_eq!(channel, "C0ALERTS01");
+    assert_eq!(rig.double.state().scheduled()[0].id, scheduled);
+
+    let out = run(vec![
+        "cancel".into(),
+        id.clone(),
+        channel.into(),
+        scheduled.into(),
+    ])
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(rig.double.state().scheduled()[0].cancelled);
+    let out = run(vec!["schedule".into(), id, "tomorrow".into(), "x".into()])
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}

@@ -766,6 +766,22 @@ impl connector_ports::SlackApi for SilentSlack {
     ) -> Result<connector_ports::PostedMessage, SlackError> {
         Err(SlackError::Unavailable("not used by this test".into()))
     }
+    async fn schedule_message(
+        &self,
+        _: &connector_domain::BotToken,
+        _: &connector_ports::OutgoingMessage,
+        _: i64,
+    ) -> Result<connector_ports::ScheduledMessage, SlackError> {
+        Err(SlackError::Unavailable("not used by this test".into()))
+    }
+    async fn delete_scheduled_message(
+        &self,
+        _: &connector_domain::BotToken,
+        _: &ChannelId,
+        _: &str,
+    ) -> Result<(), SlackError> {
+        Err(SlackError::Unavailable("not used by this test".into()))
+    }
     async fn update_message(
         &self,
         _: &connector_domain::BotToken,

@@ -1,4 +1,5 @@
-//! Changing what a connector posted: `chat.update` and `chat.delete`, with the connector's
+//! Changing what a connector posted or scheduled: `chat.update`, `chat.delete` and
+//! `chat.deleteScheduledMessage`, with the connector's
 //! token (refused without calling Slack for a connector that cannot use it, as a send is).
 
 use connector_domain::{ChannelId, ConnectorId, MessageEdit, TenantId, check_message_ref};
@@ -8,7 +9,7 @@ use super::{MessageSender, SentMessage};
 use crate::error::SendError;
 
 /// Slack's answers that mean the message is not there.
-const GONE: &[&str] = &["message_not_found"];
+const GONE: &[&str] = &["message_not_found", "invalid_scheduled_message_id"];
 /// Slack's answers that mean the message cannot be changed by this bot.
 const NOT_EDITABLE: &[&str] = &[
     "cant_update_message",
@@ -64,6 +65,7 @@ impl MessageSender {
             ts: updated.ts,
             continuation_ts: Vec::new(),
             file_ids: Vec::new(),
+            scheduled_message_id: None,
         })
     }
 
@@ -85,5 +87,50 @@ impl MessageSender {
         })
         .await?
         .map_err(|e| edit_error(e, channel, ts))
+    }
+}
+
+impl MessageSender {
+    /// Cancels a message connector `id` scheduled (`post_at`), by its channel and Slack's
+    /// scheduled message ID.
+    #[tracing::instrument(name = "usecase messages.cancel_scheduled", skip_all)]
+    pub async fn cancel_scheduled(
+        &self,
+        tenant: Option<&TenantId>,
+        id: ConnectorId,
+        channel: &ChannelId,
+        scheduled_message_id: &str,
+    ) -> Result<(), SendError> {
+        if !ChannelId::looks_like_id(channel.as_str()) {
+            return Err(connector_domain::ValidationError::new(
+                "channel_id",
+                "must be a channel ID (C…, G… or D…) as SendMessage answered it",
+            )
+            .into());
+        }
+        let well_formed = scheduled_message_id.len() <= 64
+            && scheduled_message_id.starts_with('Q')
+            && scheduled_message_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric());
+        if !well_formed {
+            return Err(connector_domain::ValidationError::new(
+                "scheduled_message_id",
+                "must be Slack's scheduled message ID (Q…) as SendMessage answered it",
+            )
+            .into());
+        }
+        let connector = self.usable_connector(tenant, id).await?;
+        let slack = self.ports.slack.clone();
+        self.with_token(&connector, |token| {
+            let slack = slack.clone();
+            async move {
+                slack
+                    .delete_scheduled_message(&token, channel, scheduled_message_id)
+                    .await
+            }
+        })
+        .await?
+        .map_err(|e| edit_error(e, channel, scheduled_message_id))
     }
 }
