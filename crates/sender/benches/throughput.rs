@@ -5,9 +5,13 @@
 //! 2. the latency of one cold `send_message` call (new pool, new clients, token read from
 //!    Secrets Manager), and of a warm one.
 //!
+//! Raw and `Sender` runs alternate in `BENCH_ROUNDS` paired rounds (default 5), each of
+//! `BENCH_MESSAGES` messages (default 4000) sequentially and at `BENCH_CONCURRENCY` (default
+//! 16); the table shows each path's median and the median of the per-round ratios, with their
+//! range: on a small machine shared with the double and the databases one round is noisy.
+//!
 //! Run it with the services up (`scripts/bench.sh` provisions them):
-//! `cargo bench -p connector-sender --bench throughput`. `BENCH_MESSAGES` (default 2000) and
-//! `BENCH_CONCURRENCY` (default 16) tune it.
+//! `cargo bench -p connector-sender --bench throughput`.
 
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
@@ -68,8 +72,9 @@ fn ms(d: Duration) -> String {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    let total = env_usize("BENCH_MESSAGES", 2000);
+    let total = env_usize("BENCH_MESSAGES", 4000);
     let concurrency = env_usize("BENCH_CONCURRENCY", 16);
+    let rounds = env_usize("BENCH_ROUNDS", 5).max(1);
 
     let endpoint = test_support::require_localstack().await.unwrap();
     let db = test_support::TestDatabase::create().await.unwrap();
@@ -141,10 +146,7 @@ async fn main() {
             }
         })
     };
-    let raw_seq = raw(1).await;
-    let raw_par = raw(concurrency).await;
-
-    // 2. A warm Sender.
+    // 2. A warm Sender, in rounds paired with the raw posts.
     let sender = Sender::connect(&config).await.unwrap();
     sender.send(&id, "warm up").await.unwrap();
     let through_sender = |conc: usize| {
@@ -156,8 +158,32 @@ async fn main() {
             }
         })
     };
-    let sender_seq = through_sender(1).await;
-    let sender_par = through_sender(concurrency).await;
+    let (mut raw_seqs, mut raw_pars, mut sender_seqs, mut sender_pars) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut seq_ratios, mut par_ratios) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let (r, s) = (raw(1).await, through_sender(1).await);
+        seq_ratios.push(s / r);
+        raw_seqs.push(r);
+        sender_seqs.push(s);
+        let (r, s) = (raw(concurrency).await, through_sender(concurrency).await);
+        par_ratios.push(s / r);
+        raw_pars.push(r);
+        sender_pars.push(s);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let range = |v: &[f64]| {
+        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = v.iter().copied().fold(0.0, f64::max);
+        format!("{:.0}–{:.0} %", lo * 100.0, hi * 100.0)
+    };
+    let (seq_range, par_range) = (range(&seq_ratios), range(&par_ratios));
+    let (raw_seq, raw_par) = (median(&mut raw_seqs), median(&mut raw_pars));
+    let (sender_seq, sender_par) = (median(&mut sender_seqs), median(&mut sender_pars));
+    let (seq_ratio, par_ratio) = (median(&mut seq_ratios), median(&mut par_ratios));
 
     // The same with one pooled database connection per concurrent sender.
     let wide = Sender::connect(&config.clone().with_max_connections(concurrency as u32))
@@ -197,7 +223,7 @@ async fn main() {
     warm.sort();
 
     println!(
-        "messages: {total}, concurrency: {concurrency}, cores: {}",
+        "messages: {total} a run, rounds: {rounds}, concurrency: {concurrency}, cores: {}",
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
@@ -211,9 +237,9 @@ async fn main() {
     );
     println!("| warm Sender::send ({concurrency} connections) | - | {wide_par:.0} |");
     println!(
-        "| Sender / raw | {:.0} % | {:.0} % |",
-        sender_seq / raw_seq * 100.0,
-        sender_par / raw_par * 100.0
+        "| Sender / raw, median of the rounds' ratios (range) | {:.0} % ({seq_range}) | {:.0} % ({par_range}) |",
+        seq_ratio * 100.0,
+        par_ratio * 100.0
     );
     println!();
     println!("| send_message latency | median | p90 | min | max |");
