@@ -37,7 +37,8 @@ pub use connector::{AuthStatus, Connector, ConnectorState, ConnectorStatus};
 pub use error::ValidationError;
 pub use ids::{ChannelId, ConnectorId, ConnectorName, RequestId, TenantId, WorkspaceId};
 pub use message::{
-    FileAttachment, Message, MessageEdit, SendLimits, check_message_ref, split_text,
+    FileAttachment, Message, MessageEdit, SendLimits, check_channel_id, check_message_ref,
+    split_text,
 };
 pub use paging::{PageSize, PageToken};
 pub use secret_name::{SecretName, SecretPrefix};

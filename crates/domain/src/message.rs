@@ -123,14 +123,22 @@ impl MessageEdit {
     }
 }
 
-/// Checks a reference to a posted message: a channel ID and a `ts`.
-pub fn check_message_ref(channel: &ChannelId, ts: &str) -> Result<(), ValidationError> {
-    if !ChannelId::looks_like_id(channel.as_str()) {
-        return Err(ValidationError::new(
+/// Checks `channel_id` of a request about a posted or scheduled message: an ID, as SendMessage
+/// answered it.
+pub fn check_channel_id(channel: &ChannelId) -> Result<(), ValidationError> {
+    if ChannelId::looks_like_id(channel.as_str()) {
+        Ok(())
+    } else {
+        Err(ValidationError::new(
             "channel_id",
             "must be a channel ID (C…, G… or D…) as SendMessage answered it",
-        ));
+        ))
     }
+}
+
+/// Checks a reference to a posted message: a channel ID and a `ts`.
+pub fn check_message_ref(channel: &ChannelId, ts: &str) -> Result<(), ValidationError> {
+    check_channel_id(channel)?;
     if !is_ts(ts) {
         return Err(ValidationError::new(
             "ts",

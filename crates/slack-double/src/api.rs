@@ -529,10 +529,7 @@ fn schedule_message(state: &State, workspace: &Workspace, params: &Params) -> Re
     let Some(post_at) = params.get("post_at").and_then(|p| p.parse::<i64>().ok()) else {
         return fail("invalid_time");
     };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
+    let now = crate::events::now_unix();
     if post_at <= now {
         return fail("time_in_past");
     }

@@ -99,7 +99,8 @@ pub fn sign(signing_secret: &str, timestamp: i64, body: &[u8]) -> String {
     format!("v0={hex}")
 }
 
-fn now_unix() -> i64 {
+/// Now, in Unix seconds.
+pub(crate) fn now_unix() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)

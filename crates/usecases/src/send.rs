@@ -349,6 +349,32 @@ struct Failed {
     sent: Option<SentMessage>,
 }
 
+/// What a failed Slack call says about the token it used.
+pub(crate) trait Rejection {
+    /// Slack rejected the token (it is dropped from the cache).
+    fn rejects_token(&self) -> bool;
+    /// ...and nothing landed, so the call may be made again with the stored token.
+    fn may_retry(&self) -> bool;
+}
+
+impl Rejection for SlackError {
+    fn rejects_token(&self) -> bool {
+        matches!(self, SlackError::InvalidAuth { .. })
+    }
+    fn may_retry(&self) -> bool {
+        self.rejects_token()
+    }
+}
+
+impl Rejection for Failed {
+    fn rejects_token(&self) -> bool {
+        self.error.rejects_token()
+    }
+    fn may_retry(&self) -> bool {
+        self.rejects_token() && self.sent.is_none()
+    }
+}
+
 impl MessageSender {
     /// Wires the use case to its ports; `refresher` keeps rotating tokens fresh, `sends`
     /// records idempotent sends, `sleep` paces a repeat waiting for the first.
@@ -637,7 +663,7 @@ impl MessageSender {
         };
         let slack = self.ports.slack.clone();
         let scheduled = self
-            .with_token(connector, |token| {
+            .with_token(connector, None, |token| {
                 let (slack, outgoing) = (slack.clone(), &outgoing);
                 async move {
                     slack
@@ -665,42 +691,57 @@ impl MessageSender {
         })
     }
 
-    /// Calls Slack with the connector's cached (or stored) token, once more with the stored
-    /// token when Slack rejects a cached one that has since changed. The outer error is the
-    /// secret store's, the inner one Slack's.
-    pub(crate) async fn with_token<T, F, Fut>(
+    /// The connector's cached token, or its stored one; and whether it came from the cache.
+    async fn token(&self, connector: &Connector) -> Result<(BotToken, bool), SendError> {
+        match self.tokens.get(connector.id) {
+            Some(token) => Ok((token, true)),
+            None => Ok((self.fetch_token(connector).await?, false)),
+        }
+    }
+
+    /// Calls Slack with the connector's token (`first`, or the cached or stored one), once
+    /// more with the stored token when Slack rejects a cached one that has since changed. The
+    /// outer error is the secret store's, the inner one the call's.
+    pub(crate) async fn with_token<T, E, F, Fut>(
         &self,
         connector: &Connector,
+        first: Option<(BotToken, bool)>,
         call: F,
-    ) -> Result<Result<T, SlackError>, SendError>
+    ) -> Result<Result<T, E>, SendError>
     where
+        E: Rejection,
         F: Fn(BotToken) -> Fut,
-        Fut: std::future::Future<Output = Result<T, SlackError>>,
+        Fut: std::future::Future<Output = Result<T, E>>,
     {
         let id = connector.id;
-        let (token, cached) = match self.tokens.get(id) {
-            Some(token) => (token, true),
-            None => (self.fetch_token(connector).await?, false),
+        let (token, cached) = match first {
+            Some(first) => first,
+            None => self.token(connector).await?,
         };
-        match call(token.clone()).await {
-            Err(SlackError::InvalidAuth { code }) => {
-                self.tokens.invalidate(id);
-                if !cached {
-                    return Ok(Err(SlackError::InvalidAuth { code }));
-                }
-                let fresh = self.fetch_token(connector).await?;
-                if fresh.expose() == token.expose() {
-                    self.tokens.invalidate(id);
-                    return Ok(Err(SlackError::InvalidAuth { code }));
-                }
-                let again = call(fresh).await;
-                if matches!(again, Err(SlackError::InvalidAuth { .. })) {
-                    self.tokens.invalidate(id);
-                }
-                Ok(again)
-            }
-            other => Ok(other),
+        let answer = call(token.clone()).await;
+        let Some(may_retry) = answer
+            .as_ref()
+            .err()
+            .filter(|e| e.rejects_token())
+            .map(Rejection::may_retry)
+        else {
+            return Ok(answer);
+        };
+        self.tokens.invalidate(id);
+        if !cached || !may_retry {
+            return Ok(answer);
         }
+        // The cached token may be stale (the secret was updated): try the stored one.
+        let fresh = self.fetch_token(connector).await?;
+        if fresh.expose() == token.expose() {
+            self.tokens.invalidate(id);
+            return Ok(answer);
+        }
+        let again = call(fresh).await;
+        if again.as_ref().err().is_some_and(Rejection::rejects_token) {
+            self.tokens.invalidate(id);
+        }
+        Ok(again)
     }
 
     /// Deletes the records of idempotent sends older than [`IDEMPOTENCY_WINDOW`]; returns how
@@ -719,51 +760,25 @@ impl MessageSender {
         connector: &Connector,
         message: &Message,
     ) -> Result<SentMessage, SendError> {
-        let id = connector.id;
-        let (token, cached) = match self.tokens.get(id) {
-            Some(token) => (token, true),
-            None => (self.fetch_token(connector).await?, false),
-        };
+        let (token, cached) = self.token(connector).await?;
         let channel = &self.target_channel(connector, &token, message).await?;
         if let Some(at) = message.post_at {
             return self.schedule(connector, channel, message, at).await;
         }
-        match self.deliver(&token, channel, message).await {
-            Ok(sent) => Ok(sent),
-            Err(Failed {
-                error: SlackError::InvalidAuth { code },
-                sent: None,
-            }) => {
-                self.tokens.invalidate(id);
-                if !cached {
-                    return Err(SendError::TokenRevoked { code });
-                }
-                // The cached token may be stale (the secret was updated): try the stored one.
-                let fresh = self.fetch_token(connector).await?;
-                if fresh.expose() == token.expose() {
-                    self.tokens.invalidate(id);
-                    return Err(SendError::TokenRevoked { code });
-                }
-                self.deliver(&fresh, channel, message).await.map_err(|f| {
-                    if matches!(f.error, SlackError::InvalidAuth { .. }) {
-                        self.tokens.invalidate(id);
-                    }
-                    failure(f, channel)
-                })
+        let delivered = self
+            .with_token(connector, Some((token, cached)), |token| async move {
+                self.deliver(&token, channel, message).await
+            })
+            .await?;
+        delivered.map_err(|f| {
+            if let (SlackError::ChannelNotFound, Some(ChannelRef::Name(name))) =
+                (&f.error, &message.channel)
+            {
+                // Remembered by name, gone since: found again next time.
+                self.channels.forget(connector.id, name);
             }
-            Err(f) => {
-                if matches!(f.error, SlackError::InvalidAuth { .. }) {
-                    self.tokens.invalidate(id);
-                }
-                if let (SlackError::ChannelNotFound, Some(ChannelRef::Name(name))) =
-                    (&f.error, &message.channel)
-                {
-                    // Remembered by name, gone since: found again next time.
-                    self.channels.forget(id, name);
-                }
-                Err(failure(f, channel))
-            }
-        }
+            failure(f, channel)
+        })
     }
 
     async fn fetch_token(&self, connector: &Connector) -> Result<BotToken, SendError> {

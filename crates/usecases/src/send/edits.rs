@@ -2,7 +2,9 @@
 //! `chat.deleteScheduledMessage`, with the connector's
 //! token (refused without calling Slack for a connector that cannot use it, as a send is).
 
-use connector_domain::{ChannelId, ConnectorId, MessageEdit, TenantId, check_message_ref};
+use connector_domain::{
+    ChannelId, ConnectorId, MessageEdit, TenantId, check_channel_id, check_message_ref,
+};
 use connector_ports::SlackError;
 
 use super::{MessageSender, SentMessage};
@@ -54,7 +56,7 @@ impl MessageSender {
         let connector = self.usable_connector(tenant, id).await?;
         let slack = self.ports.slack.clone();
         let updated = self
-            .with_token(&connector, |token| {
+            .with_token(&connector, None, |token| {
                 let slack = slack.clone();
                 async move { slack.update_message(&token, edit).await }
             })
@@ -81,7 +83,7 @@ impl MessageSender {
         check_message_ref(channel, ts)?;
         let connector = self.usable_connector(tenant, id).await?;
         let slack = self.ports.slack.clone();
-        self.with_token(&connector, |token| {
+        self.with_token(&connector, None, |token| {
             let slack = slack.clone();
             async move { slack.delete_message(&token, channel, ts).await }
         })
@@ -101,13 +103,7 @@ impl MessageSender {
         channel: &ChannelId,
         scheduled_message_id: &str,
     ) -> Result<(), SendError> {
-        if !ChannelId::looks_like_id(channel.as_str()) {
-            return Err(connector_domain::ValidationError::new(
-                "channel_id",
-                "must be a channel ID (C…, G… or D…) as SendMessage answered it",
-            )
-            .into());
-        }
+        check_channel_id(channel)?;
         let well_formed = scheduled_message_id.len() <= 64
             && scheduled_message_id.starts_with('Q')
             && scheduled_message_id
@@ -122,7 +118,7 @@ impl MessageSender {
         }
         let connector = self.usable_connector(tenant, id).await?;
         let slack = self.ports.slack.clone();
-        self.with_token(&connector, |token| {
+        self.with_token(&connector, None, |token| {
             let slack = slack.clone();
             async move {
                 slack
