@@ -16,6 +16,11 @@ use clap::{Parser, Subcommand};
 use connector_app::{Migrate, Services, Settings, storage};
 use connector_server::{Application, startup, telemetry};
 
+/// mimalloc instead of glibc's malloc: with tokio's worker threads freeing what others
+/// allocated, glibc's arena locks put a futex wait on the hot paths (docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Manages Slack connectors over gRPC.
 #[derive(Parser, Debug)]
 #[command(version, about)]
