@@ -11,7 +11,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::OnceLock;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::http;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -43,6 +43,26 @@ pub fn handle() -> PrometheusHandle {
             handle
         })
         .clone()
+}
+
+/// How often histogram samples are folded into their buckets when nobody scrapes `/metrics`.
+pub const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Folds recorded histogram samples into their buckets every [`UPKEEP_INTERVAL`] until
+/// aborted. The recorder keeps each sample until a render or an upkeep drains it, so without
+/// this a server nobody scrapes would grow by every call's latencies (the soak saw about
+/// 2 MiB in ten minutes at 40 calls/s). The exporter's own builder spawns the same task; the
+/// recorder is built here without it because the page is served by our HTTP listener.
+pub fn spawn_upkeep() -> tokio::task::JoinHandle<()> {
+    let handle = handle();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(UPKEEP_INTERVAL);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            handle.run_upkeep();
+        }
+    })
 }
 
 fn describe() {

@@ -169,6 +169,7 @@ impl Application {
             .build_v1alpha()?;
 
         let jobs = PeriodicJobs::start(&self.services, &self.settings);
+        let metrics_upkeep = crate::metrics::spawn_upkeep();
         let grace = self.settings.shutdown_grace();
 
         let (http_stop_tx, http_stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -271,6 +272,7 @@ impl Application {
         health_follows.abort();
         // Safe at any point: an interrupted pass is finished by the next one.
         jobs.stop();
+        metrics_upkeep.abort();
         if let Some(watch) = tls_watch {
             watch.abort();
         }
