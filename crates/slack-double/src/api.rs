@@ -477,6 +477,27 @@ fn flag(params: &Params, name: &str) -> Option<bool> {
     params.get(name).map(|v| matches!(v.as_str(), "true" | "1"))
 }
 
+/// A message's `text` and `blocks` as `chat.postMessage`, `chat.update` and
+/// `chat.scheduleMessage` check them: blocks a JSON array, one of the two present, text at
+/// most 40,000 characters; else the error code Slack answers.
+fn message_content(params: &Params) -> Result<(String, Option<Value>), &'static str> {
+    let text = params.get("text").cloned().unwrap_or_default();
+    let blocks = match params.get("blocks") {
+        None => None,
+        Some(raw) => match serde_json::from_str::<Value>(raw) {
+            Ok(v @ Value::Array(_)) => Some(v),
+            _ => return Err("invalid_blocks"),
+        },
+    };
+    if text.is_empty() && blocks.is_none() {
+        return Err("no_text");
+    }
+    if text.chars().count() > 40_000 {
+        return Err("msg_too_long");
+    }
+    Ok((text, blocks))
+}
+
 /// `chat.update`: the text (and blocks) of a message in the workspace.
 fn update_message(state: &State, workspace: &Workspace, params: &Params) -> Response {
     let (Some(channel), Some(ts)) = (params.get("channel"), params.get("ts")) else {
@@ -485,20 +506,10 @@ fn update_message(state: &State, workspace: &Workspace, params: &Params) -> Resp
     if find_channel(workspace, channel).is_none() {
         return fail("channel_not_found");
     }
-    let text = params.get("text").cloned().unwrap_or_default();
-    let blocks = match params.get("blocks") {
-        None => None,
-        Some(raw) => match serde_json::from_str::<Value>(raw) {
-            Ok(v @ Value::Array(_)) => Some(v),
-            _ => return fail("invalid_blocks"),
-        },
+    let (text, blocks) = match message_content(params) {
+        Ok(content) => content,
+        Err(code) => return fail(code),
     };
-    if text.is_empty() && blocks.is_none() {
-        return fail("no_text");
-    }
-    if text.chars().count() > 40_000 {
-        return fail("msg_too_long");
-    }
     let changed = state.change_post(&workspace.team_id, channel, ts, |m| {
         m.text = text.clone();
         if blocks.is_some() {
@@ -536,10 +547,10 @@ fn schedule_message(state: &State, workspace: &Workspace, params: &Params) -> Re
     if post_at > now + 120 * 24 * 3600 {
         return fail("time_too_far");
     }
-    let text = params.get("text").cloned().unwrap_or_default();
-    if text.is_empty() && !params.contains_key("blocks") {
-        return fail("no_text");
-    }
+    let (text, _blocks) = match message_content(params) {
+        Ok(content) => content,
+        Err(code) => return fail(code),
+    };
     let post = state.record_scheduled(crate::state::ScheduledPost {
         id: String::new(),
         team_id: workspace.team_id.clone(),
@@ -596,20 +607,10 @@ fn post_message(state: &State, workspace: &Workspace, token: &str, params: &Para
     if !channel.is_member {
         return fail("not_in_channel");
     }
-    let text = params.get("text").cloned().unwrap_or_default();
-    let blocks = match params.get("blocks") {
-        None => None,
-        Some(raw) => match serde_json::from_str::<Value>(raw) {
-            Ok(v @ Value::Array(_)) => Some(v),
-            _ => return fail("invalid_blocks"),
-        },
+    let (text, blocks) = match message_content(params) {
+        Ok(content) => content,
+        Err(code) => return fail(code),
     };
-    if text.is_empty() && blocks.is_none() {
-        return fail("no_text");
-    }
-    if text.chars().count() > 40_000 {
-        return fail("msg_too_long");
-    }
     let thread_ts = params.get("thread_ts").filter(|t| !t.is_empty()).cloned();
     let reply_broadcast = matches!(
         params.get("reply_broadcast").map(String::as_str),
