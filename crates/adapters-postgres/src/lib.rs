@@ -3,8 +3,8 @@
 //! migrations of `migrations/postgres/` embedded in the binary.
 //!
 //! # Layout
-//! - [`schema`]: the diesel table definition.
-//! - [`repository`]: [`PgConnectorRepository`] and the row mapping.
+//! - [`repository`]: [`PgConnectorRepository`]: the pool, and the store ports from the shared
+//!   SQL body (`connector-adapters-sql`), with PostgreSQL's claim of unfinished rows.
 //! - [`migrate`]: [`run_migrations`], serialised across replicas by an advisory lock.
 //! - [`changes`]: [`PgChangeFeed`], connector changes of every replica through
 //!   `LISTEN/NOTIFY`.
@@ -16,9 +16,6 @@
 pub mod changes;
 pub mod migrate;
 pub mod repository;
-pub mod schema;
-pub mod sent_messages;
-pub mod slack_events;
 
 pub use changes::PgChangeFeed;
 pub use migrate::run_migrations;

@@ -9,8 +9,8 @@
 //! processes may share the file.
 //!
 //! # Layout
-//! - [`schema`]: the diesel table definitions.
-//! - [`repository`]: [`SqliteConnectorRepository`] and the row mapping.
+//! - [`repository`]: [`SqliteConnectorRepository`]: the file's pool, and the store ports from
+//!   the shared SQL body (`connector-adapters-sql`), with SQLite's claim of unfinished rows.
 //! - [`migrate`]: [`run_migrations`], creating the file when needed.
 //!
 //! # Must never
@@ -18,9 +18,6 @@
 
 pub mod migrate;
 pub mod repository;
-pub mod schema;
-pub mod sent_messages;
-pub mod slack_events;
 
 use std::path::PathBuf;
 

@@ -79,7 +79,7 @@ pub enum ConnectorState {
 
 impl ConnectorState {
     /// The stable string stored in the database.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::Creating => "creating",
             Self::Active => "active",

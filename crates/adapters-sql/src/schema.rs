@@ -1,10 +1,15 @@
-//! The diesel view of `migrations/sqlite`.
+//! The diesel view of the tables, one for both backends (`migrations/postgres` and
+//! `migrations/sqlite` create them alike; [`Id`](crate::types::Id) and
+//! [`Moment`](crate::types::Moment) are what each stores differently).
 
 diesel::table! {
+    use diesel::sql_types::*;
+    use crate::types::{Id, Moment};
+
     /// Connector metadata; see the migration for the meaning of each column.
     connectors (id) {
-        /// Canonical UUID text.
-        id -> Text,
+        /// Server-assigned UUID.
+        id -> Id,
         /// Owning tenant.
         tenant_id -> Text,
         /// Unique per tenant.
@@ -22,9 +27,9 @@ diesel::table! {
         /// `ok` or `needs_reauthorization`.
         auth_status -> Text,
         /// When a rotating token expires.
-        token_expires_at -> Nullable<BigInt>,
+        token_expires_at -> Nullable<Moment>,
         /// Until when a replica holds the right to refresh the token.
-        refresh_lease_until -> Nullable<BigInt>,
+        refresh_lease_until -> Nullable<Moment>,
         /// The fencing value of the current refresh lease.
         refresh_fence -> Nullable<BigInt>,
         /// Moves with every update; the etag.
@@ -34,27 +39,33 @@ diesel::table! {
         /// A staged secret version not yet confirmed current.
         pending_secret_version -> Nullable<Text>,
         /// When Slack said the app was uninstalled or its tokens revoked.
-        revoked_at -> Nullable<BigInt>,
+        revoked_at -> Nullable<Moment>,
         /// Whether the default channel can be posted to.
         default_channel_available -> Bool,
-        /// Microseconds since the Unix epoch.
-        created_at -> BigInt,
-        /// Microseconds since the Unix epoch.
-        updated_at -> BigInt,
+        /// Creation time.
+        created_at -> Moment,
+        /// Last change.
+        updated_at -> Moment,
     }
 }
 
 diesel::table! {
+    use diesel::sql_types::*;
+    use crate::types::{Id, Moment};
+
     /// Slack event deliveries handled, by Slack's event ID.
     slack_events (event_id) {
         /// Slack's `event_id`.
         event_id -> Text,
         /// When it was first received.
-        received_at -> BigInt,
+        received_at -> Moment,
     }
 }
 
 diesel::table! {
+    use diesel::sql_types::*;
+    use crate::types::{Id, Moment};
+
     /// Pending OAuth installs, keyed by the SHA-256 of their state.
     oauth_states (state_hash) {
         /// Hex SHA-256 of the state.
@@ -65,10 +76,10 @@ diesel::table! {
         name -> Text,
         /// Its default channel, as given.
         default_channel -> Text,
-        /// Microseconds since the Unix epoch.
-        created_at -> BigInt,
-        /// Microseconds since the Unix epoch.
-        expires_at -> BigInt,
+        /// When the URL was issued.
+        created_at -> Moment,
+        /// When the state stops being accepted.
+        expires_at -> Moment,
         /// Hex SHA-256 of the nonce in the browser that opened the link.
         browser_hash -> Nullable<Text>,
         /// The workspace the install must land in, if pinned.
@@ -77,10 +88,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    use diesel::sql_types::*;
+    use crate::types::{Id, Moment};
+
     /// Static API keys, stored as the hash of their secret.
     api_keys (id) {
         /// The key's ID.
-        id -> Text,
+        id -> Id,
         /// Hex SHA-256 of the key's secret part.
         secret_hash -> Text,
         /// The tenant it acts for; NULL: every tenant.
@@ -90,17 +104,20 @@ diesel::table! {
         /// A label for operators.
         name -> Text,
         /// When it was created.
-        created_at -> BigInt,
+        created_at -> Moment,
         /// When it was revoked.
-        revoked_at -> Nullable<BigInt>,
+        revoked_at -> Nullable<Moment>,
     }
 }
 
 diesel::table! {
+    use diesel::sql_types::*;
+    use crate::types::{Id, Moment};
+
     /// Idempotent sends, one per connector and request ID.
     sent_messages (connector_id, request_id) {
-        /// The connector sent through (canonical UUID text).
-        connector_id -> Text,
+        /// The connector sent through.
+        connector_id -> Id,
         /// The caller's idempotency key.
         request_id -> Text,
         /// The connector's tenant.
@@ -113,9 +130,9 @@ diesel::table! {
         channel_id -> Nullable<Text>,
         /// The posted message's `ts`.
         ts -> Nullable<Text>,
-        /// When the key was claimed (microseconds since the epoch).
-        created_at -> BigInt,
-        /// When the outcome was recorded (microseconds since the epoch).
-        updated_at -> BigInt,
+        /// When the key was claimed.
+        created_at -> Moment,
+        /// When the outcome was recorded.
+        updated_at -> Moment,
     }
 }

@@ -1,0 +1,202 @@
+//! The `sent_messages` table (idempotent sends), and the
+//! [`SentMessageStore`](connector_ports::SentMessageStore) body each backend instantiates with
+//! [`sent_message_store!`](crate::sent_message_store).
+
+use connector_ports::{RepositoryError, SendOutcome, SendRecord};
+use diesel::prelude::*;
+
+use crate::errors::corrupt;
+use crate::types::DbTime;
+
+/// How many times a claim is tried when the row it conflicted with vanished before it could
+/// be read (released by its send, or expired).
+pub const CLAIM_ATTEMPTS: usize = 3;
+
+/// One row of `sent_messages`, as a repeat reads it.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = crate::schema::sent_messages)]
+pub struct RecordRow {
+    fingerprint: String,
+    outcome: String,
+    channel_id: Option<String>,
+    ts: Option<String>,
+    created_at: DbTime,
+}
+
+impl TryFrom<RecordRow> for SendRecord {
+    type Error = RepositoryError;
+    fn try_from(r: RecordRow) -> Result<Self, Self::Error> {
+        let outcome = SendOutcome::from_columns(&r.outcome, r.channel_id, r.ts)
+            .ok_or_else(|| corrupt(format!("sent_messages outcome {:?}", r.outcome)))?;
+        Ok(SendRecord {
+            outcome,
+            fingerprint: r.fingerprint,
+            created_at: r.created_at.0,
+        })
+    }
+}
+
+/// Implements [`SentMessageStore`](connector_ports::SentMessageStore) for `$repo`, whose field
+/// `$pool` is a [`SqlPool`](crate::SqlPool).
+#[macro_export]
+macro_rules! sent_message_store {
+    ($repo:ident . $pool:ident) => {
+        mod __sql_sent_message_store {
+            use super::$repo;
+            use $crate::__private::async_trait::async_trait;
+            use $crate::__private::chrono::{DateTime, Utc};
+            use $crate::__private::diesel;
+            use $crate::__private::diesel::prelude::*;
+            use $crate::__private::diesel_async::RunQueryDsl;
+            use $crate::__private::ports::{
+                RepositoryError, SendKey, SendOutcome, SendRecord, SentMessageStore,
+            };
+            use $crate::errors::map_err;
+            use $crate::schema::sent_messages::dsl as s;
+            use $crate::sent_messages::{CLAIM_ATTEMPTS, RecordRow};
+            use $crate::types::{DbId, DbNow, DbTime};
+
+            #[async_trait]
+            impl SentMessageStore for $repo {
+                async fn claim_send(
+                    &self,
+                    key: &SendKey,
+                    fingerprint: &str,
+                    now: DateTime<Utc>,
+                    expired_before: DateTime<Utc>,
+                ) -> Result<Option<SendRecord>, RepositoryError> {
+                    let id = DbId::from(key.connector_id);
+                    let request_id = key.request_id.as_str();
+                    self.$pool
+                        .timed(async {
+                            let mut conn = self.$pool.conn().await?;
+                            for _ in 0..CLAIM_ATTEMPTS {
+                                diesel::delete(
+                                    s::sent_messages
+                                        .filter(s::connector_id.eq(id))
+                                        .filter(s::request_id.eq(request_id))
+                                        .filter(s::created_at.lt(DbTime(expired_before))),
+                                )
+                                .execute(&mut conn)
+                                .await
+                                .map_err(map_err)?;
+                                let claimed = diesel::insert_into(s::sent_messages)
+                                    .values((
+                                        s::connector_id.eq(id),
+                                        s::request_id.eq(request_id),
+                                        s::tenant_id.eq(key.tenant_id.as_str()),
+                                        s::fingerprint.eq(fingerprint),
+                                        s::outcome.eq(SendOutcome::InFlight.to_columns().0),
+                                        s::created_at.eq(DbTime(now)),
+                                        s::updated_at.eq(DbTime(now)),
+                                    ))
+                                    .on_conflict_do_nothing()
+                                    .execute(&mut conn)
+                                    .await
+                                    .map_err(map_err)?;
+                                if claimed == 1 {
+                                    return Ok(None);
+                                }
+                                let existing: Option<RecordRow> = s::sent_messages
+                                    .filter(s::connector_id.eq(id))
+                                    .filter(s::request_id.eq(request_id))
+                                    .select(RecordRow::as_select())
+                                    .first(&mut conn)
+                                    .await
+                                    .optional()
+                                    .map_err(map_err)?;
+                                if let Some(row) = existing {
+                                    return row.try_into().map(Some);
+                                }
+                            }
+                            Err(RepositoryError::Unavailable(
+                                "the send's request_id record kept changing; retry".into(),
+                            ))
+                        })
+                        .await
+                }
+
+                async fn finish_send(
+                    &self,
+                    key: &SendKey,
+                    outcome: &SendOutcome,
+                ) -> Result<(), RepositoryError> {
+                    let (outcome, channel, ts) = outcome.to_columns();
+                    self.$pool
+                        .timed(async {
+                            let mut conn = self.$pool.conn().await?;
+                            diesel::update(
+                                s::sent_messages
+                                    .filter(s::connector_id.eq(DbId::from(key.connector_id)))
+                                    .filter(s::request_id.eq(key.request_id.as_str())),
+                            )
+                            .set((
+                                s::outcome.eq(outcome),
+                                s::channel_id.eq(channel),
+                                s::ts.eq(ts),
+                                s::updated_at.eq(DbNow::now()),
+                            ))
+                            .execute(&mut conn)
+                            .await
+                            .map_err(map_err)?;
+                            Ok(())
+                        })
+                        .await
+                }
+
+                async fn release_send(&self, key: &SendKey) -> Result<(), RepositoryError> {
+                    self.$pool
+                        .timed(async {
+                            let mut conn = self.$pool.conn().await?;
+                            diesel::delete(
+                                s::sent_messages
+                                    .filter(s::connector_id.eq(DbId::from(key.connector_id)))
+                                    .filter(s::request_id.eq(key.request_id.as_str()))
+                                    .filter(s::outcome.eq(SendOutcome::InFlight.to_columns().0)),
+                            )
+                            .execute(&mut conn)
+                            .await
+                            .map_err(map_err)?;
+                            Ok(())
+                        })
+                        .await
+                }
+
+                async fn find_send(
+                    &self,
+                    key: &SendKey,
+                ) -> Result<Option<SendRecord>, RepositoryError> {
+                    self.$pool
+                        .timed(async {
+                            let mut conn = self.$pool.conn().await?;
+                            let row: Option<RecordRow> = s::sent_messages
+                                .filter(s::connector_id.eq(DbId::from(key.connector_id)))
+                                .filter(s::request_id.eq(key.request_id.as_str()))
+                                .select(RecordRow::as_select())
+                                .first(&mut conn)
+                                .await
+                                .optional()
+                                .map_err(map_err)?;
+                            row.map(SendRecord::try_from).transpose()
+                        })
+                        .await
+                }
+
+                async fn purge_sends(&self, before: DateTime<Utc>) -> Result<u64, RepositoryError> {
+                    self.$pool
+                        .timed(async {
+                            let mut conn = self.$pool.conn().await?;
+                            let n = diesel::delete(
+                                s::sent_messages.filter(s::created_at.lt(DbTime(before))),
+                            )
+                            .execute(&mut conn)
+                            .await
+                            .map_err(map_err)?;
+                            Ok(n as u64)
+                        })
+                        .await
+                }
+            }
+        }
+    };
+}

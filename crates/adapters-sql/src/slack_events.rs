@@ -1,0 +1,77 @@
+//! The `slack_events` table (each Slack event acted on once), and the
+//! [`SlackEventStore`](connector_ports::SlackEventStore) body each backend instantiates with
+//! [`slack_event_store!`](crate::slack_event_store).
+
+/// Implements [`SlackEventStore`](connector_ports::SlackEventStore) for `$repo`, whose field
+/// `$pool` is a [`SqlPool`](crate::SqlPool).
+#[macro_export]
+macro_rules! slack_event_store {
+    ($repo:ident . $pool:ident) => {
+        mod __sql_slack_event_store {
+            use super::$repo;
+            use $crate::__private::async_trait::async_trait;
+            use $crate::__private::chrono::{DateTime, Utc};
+            use $crate::__private::diesel;
+            use $crate::__private::diesel::prelude::*;
+            use $crate::__private::diesel_async::RunQueryDsl;
+            use $crate::__private::ports::{RepositoryError, SlackEventStore};
+            use $crate::errors::map_err;
+            use $crate::schema::slack_events::dsl as e;
+            use $crate::types::DbTime;
+
+            #[async_trait]
+            impl SlackEventStore for $repo {
+                async fn record_event(
+                    &self,
+                    event_id: &str,
+                    at: DateTime<Utc>,
+                ) -> Result<bool, RepositoryError> {
+                    self.$pool
+                        .timed(async {
+                            let mut conn = self.$pool.conn().await?;
+                            // The primary key decides: one insert wins, across replicas.
+                            let n = diesel::insert_into(e::slack_events)
+                                .values((e::event_id.eq(event_id), e::received_at.eq(DbTime(at))))
+                                .on_conflict_do_nothing()
+                                .execute(&mut conn)
+                                .await
+                                .map_err(map_err)?;
+                            Ok(n == 1)
+                        })
+                        .await
+                }
+
+                async fn forget_event(&self, event_id: &str) -> Result<(), RepositoryError> {
+                    self.$pool
+                        .timed(async {
+                            let mut conn = self.$pool.conn().await?;
+                            diesel::delete(e::slack_events.filter(e::event_id.eq(event_id)))
+                                .execute(&mut conn)
+                                .await
+                                .map_err(map_err)?;
+                            Ok(())
+                        })
+                        .await
+                }
+
+                async fn purge_events(
+                    &self,
+                    before: DateTime<Utc>,
+                ) -> Result<u64, RepositoryError> {
+                    self.$pool
+                        .timed(async {
+                            let mut conn = self.$pool.conn().await?;
+                            let n = diesel::delete(
+                                e::slack_events.filter(e::received_at.lt(DbTime(before))),
+                            )
+                            .execute(&mut conn)
+                            .await
+                            .map_err(map_err)?;
+                            Ok(n as u64)
+                        })
+                        .await
+                }
+            }
+        }
+    };
+}
