@@ -3,7 +3,7 @@
 # schemas (strict: an unknown field fails), the kustomization's resource list, the Prometheus
 # alert rules (promtool check + the rules' unit tests), and the Grafana dashboard's queries
 # (parsed by promtool); every metric the rules and the dashboard name must be documented in
-# the README's metrics table.
+# the metrics table of docs/operations.md.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 ensure_kubernetes_validate
@@ -43,6 +43,6 @@ PY
 
 missing=$(grep -ohE 'connector_[a-z_]+' "$obs/alerts.yaml" "$obs/grafana-dashboard.json" \
   | sed -E 's/_(bucket|count|sum)$//' | sort -u | while read -r m; do
-      grep -q "\`$m\`" README.md || echo "$m"; done)
-[[ -z "$missing" ]] || die "metrics named in $obs but not documented in the README: $missing"
+      grep -q "\`$m\`" docs/operations.md || echo "$m"; done)
+[[ -z "$missing" ]] || die "metrics named in $obs but not documented in docs/operations.md: $missing"
 log "observability: alert rules checked and unit-tested; dashboard queries parse; every metric documented"

@@ -71,7 +71,7 @@ async fn the_whole_lifecycle_runs_with_nothing_else_installed() {
         .unwrap();
     assert_eq!(slack.state().posted()[0].token, TOKEN);
 
-    // The files are where the README says, private, and the token is not readable on disk.
+    // The files are where docs/configuration.md says, private, and the token is not readable on disk.
     assert!(data.0.join("connectors.sqlite3").exists());
     let key_mode = std::fs::metadata(data.0.join("secrets.key"))
         .unwrap()
