@@ -312,6 +312,16 @@ build_binaries() {
   cargo build --locked -q "${args[@]}"
 }
 
+# build_run_binaries: what scripts/run.sh runs, built in one resolution (connector-server,
+# connector-send, slack-double), so that scripts/connector-send after run.sh finds its binary
+# built with the same dependency features and rebuilds nothing.
+RUN_PACKAGES=(connector-server slack-double connector-sender)
+build_run_binaries() {
+  local args=() p
+  for p in "${RUN_PACKAGES[@]}"; do args+=(-p "$p"); done
+  cargo build --locked -q "${args[@]}"
+}
+
 use_target_cache() {
   export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE_DIR/target}"
 }

@@ -23,7 +23,7 @@ for arg in "$@"; do
 done
 
 log "building connector-server, connector-send and slack-double"
-cargo build --locked -q -p connector-server -p slack-double -p connector-sender
+build_run_binaries
 
 env_file="$RUN_DIR/run.env"
 : >"$env_file"

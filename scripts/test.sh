@@ -31,22 +31,34 @@ buf lint
 buf format --diff --exit-code
 buf breaking --against proto-baseline/released.json
 
-log "dependency direction: domain, ports, usecases and instrumentation stay pure; the sender needs no server"
+log "dependency direction: domain, ports, usecases and instrumentation stay pure; the sender stands alone"
 for pkg in connector-domain connector-ports connector-usecases connector-instrumentation; do
   deps=$(cargo tree --locked -p "$pkg" -e normal --prefix none) || die "cargo tree -p $pkg failed"
   bad=$(awk '{print $1}' <<<"$deps" | sort -u \
     | grep -E '^(tokio|tonic|prost|diesel|diesel-async|aws-.*|reqwest|hyper|axum|tower)$' || true)
   [[ -z "$bad" ]] || die "$pkg must not depend on: $bad"
 done
-deps=$(cargo tree --locked -p connector-sender -e normal --prefix none) || die "cargo tree -p connector-sender failed"
-bad=$(awk '{print $1}' <<<"$deps" | sort -u | grep -E '^(tonic|connector-grpc-api|connector-server)$' || true)
+# The sender stands alone: nothing of the server's (gRPC, HTTP serving, JWTs, telemetry
+# export), and built for the embedded mode only, nothing of PostgreSQL's or AWS's.
+sender_deps() {
+  cargo tree --locked -p connector-sender -e normal --prefix none "$@" | awk '{print $1}' | sort -u
+}
+deps=$(sender_deps) || die "cargo tree -p connector-sender failed"
+bad=$(grep -E '^(tonic|axum|jsonwebtoken|opentelemetry.*|tracing-opentelemetry|connector-grpc-api|connector-server|connector-adapters-jwt)$' <<<"$deps" || true)
 [[ -z "$bad" ]] || die "connector-sender must not depend on: $bad"
+deps=$(sender_deps --no-default-features --features embedded) || die "cargo tree -p connector-sender (embedded) failed"
+bad=$(grep -E '^(aws-config|aws-sdk-.*|aws-smithy-.*|aws-runtime|tokio-postgres|connector-adapters-postgres|connector-adapters-aws)$' <<<"$deps" || true)
+[[ -z "$bad" ]] || die "connector-sender --no-default-features --features embedded must not depend on: $bad"
 
 log "codegen: build.rs and buf generate agree"
 bash "$ROOT/scripts/check-codegen.sh"
 
 log "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+log "the sender built with one backend each (its cargo features postgres and embedded)"
+cargo check --locked -q -p connector-sender --no-default-features --features cli,embedded
+cargo check --locked -q -p connector-sender --no-default-features --features cli,postgres
 
 log "cargo test"
 cargo test --workspace --locked

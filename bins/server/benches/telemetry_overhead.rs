@@ -199,7 +199,7 @@ fn request() -> http::Request<()> {
 async fn main() {
     connector_server::metrics::handle();
     // The server's log layer (JSON lines at INFO), writing to a sink; no OpenTelemetry layer.
-    let log = connector_server::Settings::load_from(
+    let log = connector_server::ServerConfig::load_from(
         None,
         Some(
             [

@@ -1,8 +1,10 @@
 //! `connector-server`: configuration, wiring, start-up and shutdown of the connector service.
 //!
 //! # Layout
-//! - [`startup`]: [`Application`], built from [`Settings`] (the typed configuration of
-//!   `connector-app`) so tests can start the whole server in process on port 0; it serves
+//! - [`config`]: [`ServerConfig`], parsed once: `connector-app`'s core configuration and the
+//!   server's own (listeners, TLS, who may call, logs and traces).
+//! - [`startup`]: [`Application`], built from a [`ServerConfig`] so tests can start the
+//!   whole server in process on port 0; it serves
 //!   gRPC (with reflection v1 and v1alpha and `grpc.health.v1`) and runs the periodic jobs
 //!   until told to stop.
 //! - [`http`]: the HTTP listener: Slack's OAuth redirect, `/metrics`, `/healthz` and
@@ -17,11 +19,12 @@
 //! Hold business rules or talk to a dependency except through the adapters; log a token, a
 //! database password or an AWS secret key.
 
+pub mod config;
 pub mod http;
 pub mod metrics;
 pub mod startup;
 pub mod telemetry;
 pub mod tls;
 
-pub use connector_app::Settings;
+pub use config::ServerConfig;
 pub use startup::Application;

@@ -13,8 +13,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use connector_app::{Migrate, Services, Settings, storage};
-use connector_server::{Application, startup, telemetry};
+use connector_app::config::SecretsStore;
+use connector_app::{Migrate, Services, storage};
+use connector_server::{Application, ServerConfig, startup, telemetry};
 
 /// mimalloc instead of glibc's malloc: with tokio's worker threads freeing what others
 /// allocated, glibc's arena locks put a futex wait on the hot paths (docs/performance.md).
@@ -80,14 +81,14 @@ enum ApiKeyCommand {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let settings = match Settings::load(cli.config.as_deref()) {
+    let config = match ServerConfig::load(cli.config.as_deref()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("connector-server: {e}");
             return ExitCode::from(2);
         }
     };
-    let telemetry = match telemetry::init(&settings) {
+    let telemetry = match telemetry::init(&config.log, config.otel.as_ref()) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("connector-server: {e:#}");
@@ -95,10 +96,10 @@ async fn main() -> ExitCode {
         }
     };
     let result = match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(settings).await,
-        Command::Migrate => migrate(settings).await,
-        Command::RotateKey => rotate(settings).await,
-        Command::ApiKey(command) => api_key(settings, command).await,
+        Command::Serve => serve(config).await,
+        Command::Migrate => migrate(config).await,
+        Command::RotateKey => rotate(config).await,
+        Command::ApiKey(command) => api_key(config, command).await,
     };
     // The last spans are exported before the process ends.
     telemetry.shutdown();
@@ -112,24 +113,24 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let app = Application::build(settings).await?;
+async fn serve(config: ServerConfig) -> anyhow::Result<()> {
+    let app = Application::build(config).await?;
     app.run_until_stopped(startup::shutdown_signal()).await
 }
 
-async fn migrate(settings: Settings) -> anyhow::Result<()> {
-    let applied = storage::migrate(&settings).await?;
+async fn migrate(config: ServerConfig) -> anyhow::Result<()> {
+    let applied = storage::migrate(&config.core.storage.metadata).await?;
     tracing::info!(count = applied.len(), ?applied, "migrations applied");
     Ok(())
 }
 
-async fn rotate(settings: Settings) -> anyhow::Result<()> {
-    if !settings.local_secrets()? {
+async fn rotate(config: ServerConfig) -> anyhow::Result<()> {
+    let SecretsStore::Local { dir, key } = &config.core.storage.secrets else {
         anyhow::bail!(
             "rotate-key rotates the local secret store's key; this configuration keeps secrets in AWS Secrets Manager, which manages its own encryption keys"
         );
-    }
-    let store = storage::open_local_secrets(&settings)?;
+    };
+    let store = storage::open_local_secrets(dir, key)?;
     let report = storage::rotate_key(&store).await?;
     tracing::info!(new_key_id = %report.new_key_id, reencrypted = report.reencrypted,
         retired = ?report.retired, "key rotated");
@@ -137,8 +138,8 @@ async fn rotate(settings: Settings) -> anyhow::Result<()> {
 }
 
 #[allow(clippy::print_stdout)]
-async fn api_key(settings: Settings, command: ApiKeyCommand) -> anyhow::Result<()> {
-    let keys = Services::open(&settings, Migrate::Apply).await?.api_keys;
+async fn api_key(config: ServerConfig, command: ApiKeyCommand) -> anyhow::Result<()> {
+    let keys = Services::open(&config.core, Migrate::Apply).await?.api_keys;
     match command {
         ApiKeyCommand::Create {
             tenant,

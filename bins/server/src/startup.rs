@@ -1,4 +1,4 @@
-//! [`Application`]: the server built from its settings, run until a shutdown signal.
+//! [`Application`]: the server built from its configuration, run until a shutdown signal.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -6,13 +6,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use connector_app::settings::AuthMode;
-use connector_app::{Migrate, PeriodicJobs, ReadinessMonitor, Services, Settings};
+use connector_adapters_jwt::{JwtSettings, JwtVerifier};
+use connector_app::config::invalid;
+use connector_app::{Migrate, PeriodicJobs, ReadinessMonitor, Services};
 use connector_grpc_api::pb::connector_service_server::ConnectorServiceServer;
 use connector_grpc_api::{Authentication, ConnectorGrpc, TenantRateLimiter};
-use connector_usecases::OAuthInstaller;
+use connector_usecases::{ApiKeys, Authenticator, CredentialPolicy, OAuthInstaller};
 use tokio::net::TcpListener;
 
+use crate::config::{Auth, ServerConfig};
 use crate::tls::ReloadingTls;
 
 /// A built server: dependencies connected, migrations applied, listener bound.
@@ -25,7 +27,7 @@ pub struct Application {
     grpc: ConnectorGrpc,
     tls: Option<Arc<ReloadingTls>>,
     services: Services,
-    settings: Settings,
+    config: ServerConfig,
 }
 
 impl std::fmt::Debug for Application {
@@ -37,52 +39,47 @@ impl std::fmt::Debug for Application {
 }
 
 impl Application {
-    /// Checks the settings, opens the stores (PostgreSQL + Secrets Manager, or the embedded
-    /// SQLite file + local encrypted secrets), applying pending migrations, prepares the Slack
-    /// client and binds the gRPC and HTTP listeners (port 0 picks a free port).
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+    /// Opens the stores the configuration names (PostgreSQL + Secrets Manager, or the
+    /// embedded SQLite file + local encrypted secrets), applying pending migrations, prepares
+    /// the Slack client and binds the gRPC and HTTP listeners (port 0 picks a free port).
+    pub async fn build(config: ServerConfig) -> anyhow::Result<Self> {
         // The recorder first, so what opening the services records (the change feed
         // listening) is kept.
         crate::metrics::handle();
-        let services = Services::open(&settings, Migrate::Apply).await?;
+        let services = Services::open(&config.core, Migrate::Apply).await?;
         tracing::info!(storage = %services.storage, "storage ready");
-        match settings.auth_mode()? {
-            AuthMode::None => tracing::warn!(
-                "authentication is off (CONNECTOR__AUTH__MODE): every caller may act as any tenant"
-            ),
-            mode => tracing::info!(?mode, "callers must authenticate"),
-        }
-        let mut auth = Authentication::new(services.authenticator.clone());
-        let q = &settings.quotas;
-        if q.requests_per_second_per_tenant > 0 {
-            auth = auth.with_rate_limit(Arc::new(TenantRateLimiter::new(
-                q.requests_per_second_per_tenant,
-                q.request_burst_per_tenant,
-            )));
+        let mut auth = Authentication::new(authenticator(&config.auth, &services.api_keys)?);
+        if let Some((rate, burst)) = config.rate_per_tenant {
+            auth = auth.with_rate_limit(Arc::new(TenantRateLimiter::new(rate, burst)));
         }
         // Certificate files are read before binding: a bad one stops start-up, named.
-        let tls = settings.tls()?.map(ReloadingTls::load).transpose()?;
-        if settings.oauth()?.is_none() {
+        let tls = config
+            .grpc
+            .tls
+            .clone()
+            .map(ReloadingTls::load)
+            .transpose()?;
+        if config.core.oauth.is_none() {
             tracing::info!(
                 "OAuth installs off: set CONNECTOR__SLACK__CLIENT_ID, CONNECTOR__SLACK__CLIENT_SECRET and CONNECTOR__SLACK__REDIRECT_URL to turn them on"
             );
         }
 
-        let listener = TcpListener::bind(settings.grpc.listen_addr)
+        let listener = TcpListener::bind(config.grpc.listen_addr)
             .await
             .with_context(|| {
                 format!(
                     "cannot listen on {} (CONNECTOR__GRPC__LISTEN_ADDR)",
-                    settings.grpc.listen_addr
+                    config.grpc.listen_addr
                 )
             })?;
         let addr = listener.local_addr()?;
-        let http_listener = TcpListener::bind(settings.http.listen_addr)
+        let http_listener = TcpListener::bind(config.http.listen_addr)
             .await
             .with_context(|| {
                 format!(
                     "cannot listen on {} (CONNECTOR__HTTP__LISTEN_ADDR)",
-                    settings.http.listen_addr
+                    config.http.listen_addr
                 )
             })?;
         let http_addr = http_listener.local_addr()?;
@@ -99,12 +96,12 @@ impl Application {
                 auth,
             )
             .with_limits(connector_grpc_api::MessageLimits {
-                max_message_bytes: settings.grpc.max_message_bytes,
-                max_attachment_bytes: settings.grpc.max_attachment_bytes,
+                max_message_bytes: config.grpc.max_message_bytes,
+                max_attachment_bytes: config.grpc.max_attachment_bytes,
             }),
             tls,
             services,
-            settings,
+            config,
         })
     }
 
@@ -130,7 +127,7 @@ impl Application {
         // health and /readyz both read it, so probes never touch a dependency.
         let readiness = ReadinessMonitor::start(
             self.services.readiness.clone(),
-            Duration::from_secs(self.settings.readiness.check_interval_secs),
+            self.config.core.readiness_interval,
         )
         .await;
         let mut ready_changes = readiness.subscribe();
@@ -168,18 +165,19 @@ impl Application {
             .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
 
-        let jobs = PeriodicJobs::start(&self.services, &self.settings);
+        let jobs = PeriodicJobs::start(&self.services, &self.config.core.jobs);
         let metrics_upkeep = crate::metrics::spawn_upkeep();
-        let grace = self.settings.shutdown_grace();
+        let grace = self.config.grpc.shutdown_grace;
 
         let (http_stop_tx, http_stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let h = &self.settings.http;
+        let h = &self.config.http;
         let http = crate::http::serve(
             self.http_listener,
             crate::http::router(
                 self.installer,
-                self.settings
-                    .signing_secret()
+                self.config
+                    .signing_secret
+                    .as_ref()
                     .map(|secret| crate::http::EventReceiver {
                         signing_secret: secret.clone(),
                         events: self.services.events.clone(),
@@ -189,7 +187,7 @@ impl Application {
                 self.services.metrics.clone(),
             ),
             crate::http::HttpLimits {
-                header_read_timeout: Duration::from_secs(h.header_read_timeout_secs.max(1)),
+                header_read_timeout: h.header_read_timeout,
                 max_connections: h.max_connections,
             },
             async {
@@ -203,13 +201,12 @@ impl Application {
         tracing::info!(addr = %self.http_addr, "HTTP listener (OAuth redirect) listening");
 
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let (with_health, with_reflection) =
-            (self.settings.grpc.health, self.settings.grpc.reflection);
-        let g = &self.settings.grpc;
+        let g = &self.config.grpc;
+        let (with_health, with_reflection) = (g.health, g.reflection);
         let router = tonic::transport::Server::builder()
             // Bounded work per caller: a deadline per call, streams per connection, calls at
             // once overall, keepalives that find dead peers.
-            .timeout(Duration::from_secs(g.request_timeout_secs))
+            .timeout(g.request_timeout)
             .max_concurrent_streams(Some(g.max_concurrent_streams))
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
@@ -294,6 +291,37 @@ impl Application {
         tracing::info!("connector-server stopped");
         Ok(())
     }
+}
+
+/// The authenticator `auth` calls for; API keys are looked up in `api_keys`. A mode never
+/// falls back to another: each carries its own settings, checked when parsed.
+fn authenticator(auth: &Auth, api_keys: &ApiKeys) -> anyhow::Result<Authenticator> {
+    let verifier = |jwt: &JwtSettings| {
+        JwtVerifier::new(jwt.clone())
+            .map(Arc::new)
+            .map_err(|e| invalid("auth.jwks_url", e.to_string()))
+    };
+    let policy = match auth {
+        Auth::Off => {
+            tracing::warn!(
+                "authentication is off (CONNECTOR__AUTH__MODE): every caller may act as any tenant"
+            );
+            CredentialPolicy::Off
+        }
+        Auth::ApiKeys => CredentialPolicy::ApiKeys(api_keys.clone()),
+        Auth::Jwt(jwt) => CredentialPolicy::Tokens(verifier(jwt)?),
+        Auth::JwtOrApiKeys(jwt) => {
+            CredentialPolicy::TokensOrApiKeys(verifier(jwt)?, api_keys.clone())
+        }
+        Auth::Mtls { tenant_uri, scopes } => CredentialPolicy::ClientCertificates {
+            tenant_uri: tenant_uri.clone(),
+            scopes: *scopes,
+        },
+    };
+    if !matches!(auth, Auth::Off) {
+        tracing::info!(mode = auth.mode(), "callers must authenticate");
+    }
+    Ok(Authenticator::new(policy))
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -16,8 +16,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::filter::{EnvFilter, FilterExt as _, filter_fn};
 use tracing_subscriber::prelude::*;
 
-use connector_app::Settings;
-use connector_app::settings::{LogFormat, LogSection};
+use crate::config::{LogConfig, LogFormat, OtelConfig};
 
 /// Whether this process exports traces (set once by [`init`]).
 static EXPORTING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -73,14 +72,14 @@ impl Drop for Telemetry {
 /// configured filter; and, when an OTLP endpoint is configured, spans of this program's
 /// crates at INFO and above exported in batches. Must be called within a tokio runtime (the
 /// exporter's gRPC client runs on it). Calling it twice keeps the first subscriber.
-pub fn init(settings: &Settings) -> anyhow::Result<Telemetry> {
+pub fn init(log: &LogConfig, otel: Option<&OtelConfig>) -> anyhow::Result<Telemetry> {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-    let provider = match settings.otel_endpoint()? {
+    let provider = match otel {
         None => None,
-        Some(endpoint) => {
+        Some(otel) => {
             let exporter = opentelemetry_otlp::SpanExporter::builder()
                 .with_tonic()
-                .with_endpoint(endpoint)
+                .with_endpoint(otel.endpoint.clone())
                 .with_timeout(Duration::from_secs(10))
                 .build()
                 .context("cannot set up the OTLP exporter (CONNECTOR__OTEL__ENDPOINT)")?;
@@ -88,11 +87,11 @@ pub fn init(settings: &Settings) -> anyhow::Result<Telemetry> {
                 SdkTracerProvider::builder()
                     .with_batch_exporter(exporter)
                     .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
-                        settings.otel.sample_ratio,
+                        otel.sample_ratio,
                     ))))
                     .with_resource(
                         opentelemetry_sdk::Resource::builder()
-                            .with_service_name(settings.otel.service_name.clone())
+                            .with_service_name(otel.service_name.clone())
                             .build(),
                     )
                     .build(),
@@ -108,14 +107,14 @@ pub fn init(settings: &Settings) -> anyhow::Result<Telemetry> {
     });
     let installed = match otel_layer {
         Some(otel) => tracing_subscriber::registry()
-            .with(log_layer(&settings.log))
+            .with(log_layer(log))
             .with(otel)
             .try_init()
             .is_ok(),
         // Without traces the log filter is global: callsites it turns off are never evaluated
         // again, where a per-layer filter is asked at every span (measured: docs/performance.md).
         None => {
-            let (filter, lines) = log_filter_and_lines(&settings.log);
+            let (filter, lines) = log_filter_and_lines(log);
             tracing_subscriber::registry()
                 .with(filter)
                 .with(filter_fn(keep_in_logs))
@@ -127,8 +126,8 @@ pub fn init(settings: &Settings) -> anyhow::Result<Telemetry> {
     if installed && provider.is_some() {
         EXPORTING.store(true, std::sync::atomic::Ordering::Relaxed);
     }
-    if let Some(endpoint) = settings.otel_endpoint()? {
-        tracing::info!(endpoint, "exporting traces over OTLP/gRPC");
+    if let Some(otel) = otel {
+        tracing::info!(endpoint = otel.endpoint, "exporting traces over OTLP/gRPC");
     }
     Ok(Telemetry { provider })
 }
@@ -142,7 +141,7 @@ fn keep_in_logs(meta: &tracing::Metadata<'_>) -> bool {
 
 /// The log filter (`RUST_LOG`, else the configured one) and the layer writing the lines.
 fn log_filter_and_lines<S>(
-    log: &LogSection,
+    log: &LogConfig,
 ) -> (
     EnvFilter,
     Box<dyn tracing_subscriber::Layer<S> + Send + Sync>,
@@ -165,7 +164,7 @@ where
 
 /// The layer writing log lines, filtered on its own (beside the OpenTelemetry layer, whose
 /// filter differs): see [`keep_in_logs`].
-pub fn log_layer<S>(log: &LogSection) -> Box<dyn tracing_subscriber::Layer<S> + Send + Sync>
+pub fn log_layer<S>(log: &LogConfig) -> Box<dyn tracing_subscriber::Layer<S> + Send + Sync>
 where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
 {

@@ -140,7 +140,7 @@ async fn each_rpc_is_one_trace_continuing_the_callers_traceparent() {
             ("CONNECTOR__OTEL__SERVICE_NAME", "connector-traces-test"),
         ],
     );
-    let telemetry = telemetry::init(&settings).unwrap();
+    let telemetry = telemetry::init(&settings.log, settings.otel.as_ref()).unwrap();
     assert!(telemetry.exporting());
     let mut server = common::Running::start(settings).await;
     // A create without a traceparent starts a trace of its own.

@@ -10,8 +10,8 @@ use std::time::Duration;
 use futures::FutureExt as _;
 use tokio::task::JoinHandle;
 
+use crate::config::JobsConfig;
 use crate::services::Services;
-use crate::settings::Settings;
 
 /// The running jobs; [`PeriodicJobs::stop`] (or dropping it) ends them.
 #[derive(Debug, Default)]
@@ -21,10 +21,10 @@ pub struct PeriodicJobs {
 
 impl PeriodicJobs {
     /// Starts every job whose interval is not zero. Must be called within a tokio runtime.
-    pub fn start(services: &Services, settings: &Settings) -> Self {
+    pub fn start(services: &Services, config: &JobsConfig) -> Self {
         let mut jobs = Self::default();
         let reconciler = services.reconciler.clone();
-        jobs.every("reconcile", settings.reconciler.interval_secs, move || {
+        jobs.every("reconcile", config.reconcile_every, move || {
             let reconciler = reconciler.clone();
             async move {
                 match reconciler.run_once().await {
@@ -49,7 +49,7 @@ impl PeriodicJobs {
         let events = services.events.clone();
         jobs.every(
             "purge expired OAuth states, send records and Slack event IDs",
-            settings.oauth_state_purge.interval_secs,
+            config.purge_every,
             move || {
                 let installer = installer.clone();
                 let sender = sender.clone();
@@ -83,39 +83,36 @@ impl PeriodicJobs {
             },
         );
         let refresher = services.refresher.clone();
-        let batch = settings.token_refresh.batch;
-        jobs.every(
-            "refresh due tokens",
-            settings.token_refresh.interval_secs,
-            move || {
-                let refresher = refresher.clone();
-                async move {
-                    match refresher.refresh_due(batch).await {
-                        Ok(report) if report == Default::default() => {}
-                        Ok(report) => tracing::info!(
-                            refreshed = report.refreshed,
-                            failed = report.failed,
-                            skipped = report.skipped,
-                            "rotating tokens refreshed"
-                        ),
-                        Err(e) => tracing::warn!(error = %e, "refreshing rotating tokens failed; will retry"),
+        let batch = config.refresh_batch;
+        jobs.every("refresh due tokens", config.refresh_every, move || {
+            let refresher = refresher.clone();
+            async move {
+                match refresher.refresh_due(batch).await {
+                    Ok(report) if report == Default::default() => {}
+                    Ok(report) => tracing::info!(
+                        refreshed = report.refreshed,
+                        failed = report.failed,
+                        skipped = report.skipped,
+                        "rotating tokens refreshed"
+                    ),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "refreshing rotating tokens failed; will retry")
                     }
                 }
-            },
-        );
+            }
+        });
         jobs
     }
 
-    fn every<F, Fut>(&mut self, name: &'static str, interval_secs: u64, mut pass: F)
+    fn every<F, Fut>(&mut self, name: &'static str, every: Duration, mut pass: F)
     where
         F: FnMut() -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        if interval_secs == 0 {
+        if every.is_zero() {
             tracing::info!(job = name, "periodic job off");
             return;
         }
-        let every = Duration::from_secs(interval_secs);
         self.tasks.push((
             name,
             tokio::spawn(async move {
@@ -173,7 +170,7 @@ mod tests {
         let passes = Arc::new(AtomicUsize::new(0));
         let mut jobs = PeriodicJobs::default();
         let counted = passes.clone();
-        jobs.every("flaky", 1, move || {
+        jobs.every("flaky", Duration::from_secs(1), move || {
             let n = counted.fetch_add(1, Ordering::SeqCst);
             async move {
                 if n == 0 {

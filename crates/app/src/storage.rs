@@ -1,128 +1,102 @@
-//! Opens the connector stores the [`Settings`] name, so the server and the sender agree on
-//! what a database URL means:
+//! Opens the connector stores a [`StorageConfig`] names, so the server and the sender agree
+//! on what a database URL means (the configuration decides, [`crate::config`]):
 //!
 //! | `database_url` | metadata | secrets (unless `secrets_backend` says otherwise) |
 //! |---|---|---|
 //! | `postgres://…` | PostgreSQL | AWS Secrets Manager |
 //! | `sqlite://PATH` | SQLite file at PATH | local encrypted store |
 //! | none | SQLite file `DATA_DIR/connectors.sqlite3` | local encrypted store in `DATA_DIR/secrets`, key in `DATA_DIR/secrets.key` |
+//!
+//! PostgreSQL and Secrets Manager come with the cargo feature `postgres`, SQLite and the local
+//! store with `embedded` (both on by default); a configuration naming a store the build left
+//! out is refused by name.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-use connector_adapters_aws::AwsSecretStore;
-use connector_adapters_local_secrets::{KeySource, LocalSecretStore};
-use connector_adapters_postgres::PgConnectorRepository;
-use connector_adapters_sqlite::SqliteConnectorRepository;
 use connector_instrumentation::Observed;
 use connector_ports::{
-    ApiKeyStore, ConnectorChanges, ConnectorRepository, OAuthStateStore, PoolStatus, SecretStore,
-    SentMessageStore, SlackEventStore,
+    ApiKeyStore, ConnectorChanges, ConnectorRepository, OAuthStateStore, PoolStatus,
+    RepositorySettings, SecretStore, SentMessageStore, SlackEventStore,
 };
+#[cfg(feature = "postgres")]
 use secrecy::ExposeSecret as _;
 
+use crate::config::{Metadata, SecretsStore, StorageConfig, invalid};
 use crate::error::AppError;
-use crate::settings::{Settings, SettingsError, invalid};
 
-pub use connector_adapters_local_secrets::{RotationReport, rotate_key};
+#[cfg(feature = "embedded")]
+pub use embedded::{RotationReport, open_local_secrets, rotate_key};
 
-/// Where the metadata lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Metadata {
-    /// A PostgreSQL server.
-    Postgres,
-    /// An SQLite file.
-    Sqlite(PathBuf),
+/// The store a configuration names but this build left out (its cargo feature is off).
+#[allow(dead_code)]
+fn not_built(key: &'static str, what: &str, feature: &str) -> AppError {
+    AppError::Config(invalid(
+        key,
+        format!("this build has no {what}: it needs the cargo feature `{feature}`"),
+    ))
 }
 
-const URL_KEY: &str = "database.url";
-const URL_ENV: &str = "CONNECTOR__DATABASE__URL";
+/// Applies pending migrations to the metadata database; returns the versions applied.
+pub async fn migrate(metadata: &Metadata) -> Result<Vec<String>, AppError> {
+    match metadata {
+        #[cfg(feature = "postgres")]
+        Metadata::Postgres { url } => {
+            connector_adapters_postgres::run_migrations(url.expose_secret())
+                .await
+                .map_err(|e| AppError::Open(e.to_string()))
+        }
+        #[cfg(feature = "embedded")]
+        Metadata::Sqlite { path } => connector_adapters_sqlite::run_migrations(path)
+            .await
+            .map_err(|e| AppError::Open(e.to_string())),
+        #[allow(unreachable_patterns)]
+        other => Err(missing_metadata(other)),
+    }
+}
 
-impl Settings {
-    /// Which metadata store the URL names.
-    pub fn metadata(&self) -> Result<Metadata, SettingsError> {
-        match self.database.url.as_ref().map(|u| u.expose_secret().trim()) {
-            None => Ok(Metadata::Sqlite(self.data_dir().join("connectors.sqlite3"))),
-            Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
-                Ok(Metadata::Postgres)
+#[allow(dead_code)]
+fn missing_metadata(metadata: &Metadata) -> AppError {
+    match metadata {
+        Metadata::Postgres { .. } => not_built("database.url", "PostgreSQL support", "postgres"),
+        Metadata::Sqlite { .. } => not_built("database.url", "embedded SQLite support", "embedded"),
+    }
+}
+
+#[cfg(feature = "embedded")]
+mod embedded {
+    use std::path::Path;
+
+    use connector_adapters_local_secrets::{KeySource, LocalSecretStore};
+
+    pub use connector_adapters_local_secrets::{RotationReport, rotate_key};
+
+    use crate::config::LocalKey;
+    use crate::error::AppError;
+
+    /// Opens the local secret store in `dir` with `key` (for `rotate-key`).
+    pub fn open_local_secrets(dir: &Path, key: &LocalKey) -> Result<LocalSecretStore, AppError> {
+        let source = match key {
+            LocalKey::Inline(k) => KeySource::Inline(k.clone()),
+            LocalKey::File(path) => KeySource::File(path.clone()),
+        };
+        LocalSecretStore::open(dir.to_owned(), source).map_err(|e| AppError::Open(e.to_string()))
+    }
+}
+
+#[cfg(feature = "postgres")]
+fn aws_settings(aws: &crate::config::AwsConfig) -> connector_adapters_aws::AwsSettings {
+    connector_adapters_aws::AwsSettings {
+        region: aws.region.clone(),
+        endpoint_url: aws.endpoint_url.clone(),
+        credentials: aws.credentials.as_ref().map(|(id, secret)| {
+            connector_adapters_aws::StaticCredentials {
+                access_key_id: id.clone(),
+                secret_access_key: secret.clone(),
             }
-            Some(u) if u.starts_with("sqlite:") => connector_adapters_sqlite::path_from_url(u)
-                .map(Metadata::Sqlite)
-                .map_err(|e| invalid(URL_KEY, URL_ENV, e.to_string())),
-            Some(_) => Err(invalid(
-                URL_KEY,
-                URL_ENV,
-                "must be a postgres:// or sqlite:// URL, or unset for the embedded mode",
-            )),
-        }
+        }),
+        ..connector_adapters_aws::AwsSettings::default()
     }
-
-    /// Whether secrets go to the local store (else Secrets Manager).
-    pub fn local_secrets(&self) -> Result<bool, SettingsError> {
-        match self.secrets.backend.as_deref() {
-            Some("aws") => Ok(false),
-            Some("local") => Ok(true),
-            Some(other) => Err(invalid(
-                "secrets.backend",
-                "CONNECTOR__SECRETS__BACKEND",
-                format!("must be `aws` or `local`, not {other:?}"),
-            )),
-            None => Ok(matches!(self.metadata()?, Metadata::Sqlite(_))),
-        }
-    }
-
-    /// The local store's directory.
-    pub fn secrets_dir(&self) -> PathBuf {
-        self.secrets
-            .local_dir
-            .clone()
-            .unwrap_or_else(|| self.data_dir().join("secrets"))
-    }
-
-    /// Where the local store's key comes from.
-    pub fn key_source(&self) -> Result<KeySource, SettingsError> {
-        match &self.secrets.local_key {
-            Some(k) => KeySource::from_base64(k.expose_secret()).map_err(|e| {
-                invalid(
-                    "secrets.local_key",
-                    "CONNECTOR__SECRETS__LOCAL_KEY",
-                    e.to_string(),
-                )
-            }),
-            None => Ok(KeySource::File(
-                self.secrets
-                    .local_key_file
-                    .clone()
-                    .unwrap_or_else(|| self.data_dir().join("secrets.key")),
-            )),
-        }
-    }
-
-    fn url(&self) -> Result<&str, SettingsError> {
-        self.database
-            .url
-            .as_ref()
-            .map(|u| u.expose_secret().trim())
-            .ok_or_else(|| invalid(URL_KEY, URL_ENV, "not set"))
-    }
-}
-
-/// Applies pending migrations to the database `settings` name; returns the versions applied.
-pub async fn migrate(settings: &Settings) -> Result<Vec<String>, AppError> {
-    match settings.metadata()? {
-        Metadata::Postgres => connector_adapters_postgres::run_migrations(settings.url()?)
-            .await
-            .map_err(|e| AppError::Open(e.to_string())),
-        Metadata::Sqlite(path) => connector_adapters_sqlite::run_migrations(&path)
-            .await
-            .map_err(|e| AppError::Open(e.to_string())),
-    }
-}
-
-/// Opens the local secret store (for `rotate-key`).
-pub fn open_local_secrets(settings: &Settings) -> Result<LocalSecretStore, AppError> {
-    LocalSecretStore::open(settings.secrets_dir(), settings.key_source()?)
-        .map_err(|e| AppError::Open(e.to_string()))
 }
 
 /// Whether [`open`] applies pending migrations first.
@@ -201,67 +175,104 @@ impl Database {
     }
 }
 
-/// Opens the stores `settings` name, applying pending migrations first when told to.
-pub async fn open(settings: &Settings, migrations: Migrate) -> Result<Storage, AppError> {
+/// Opens the stores `storage` names, pooled as `pool` says, applying pending migrations
+/// first when told to.
+pub async fn open(
+    storage: &StorageConfig,
+    pool: &RepositorySettings,
+    migrations: Migrate,
+) -> Result<Storage, AppError> {
     let migrate_first = migrations == Migrate::Apply;
     if migrate_first {
-        let applied = migrate(settings).await?;
+        let applied = migrate(&storage.metadata).await?;
         if !applied.is_empty() {
             tracing::info!(?applied, "database migrations applied");
         }
     }
-    let changes: Option<Arc<dyn ConnectorChanges>> = match settings.metadata()? {
-        Metadata::Postgres => Some(Arc::new(connector_adapters_postgres::PgChangeFeed::new(
-            settings.url()?,
-        ))),
-        Metadata::Sqlite(_) => None,
-    };
-    let database = match settings.metadata()? {
-        Metadata::Postgres => Database::of(
-            PgConnectorRepository::connect(settings.url()?, &settings.repository())
-                .await
-                .map_err(|e| AppError::Open(e.to_string()))?,
-            PgConnectorRepository::pool_status,
-            "metadata in PostgreSQL".to_owned(),
-        ),
-        Metadata::Sqlite(path) if !migrate_first && !path.exists() => {
-            return Err(AppError::Settings(invalid(
-                "database.url / data_dir",
-                "CONNECTOR__DATABASE__URL / CONNECTOR__DATA_DIR",
+    let (database, changes): (Database, Option<Arc<dyn ConnectorChanges>>) = match &storage.metadata
+    {
+        #[cfg(feature = "postgres")]
+        Metadata::Postgres { url } => {
+            use connector_adapters_postgres::PgConnectorRepository;
+            (
+                Database::of(
+                    PgConnectorRepository::connect(url.expose_secret(), pool)
+                        .await
+                        .map_err(|e| AppError::Open(e.to_string()))?,
+                    PgConnectorRepository::pool_status,
+                    "metadata in PostgreSQL".to_owned(),
+                ),
+                Some(Arc::new(connector_adapters_postgres::PgChangeFeed::new(
+                    url.expose_secret(),
+                ))),
+            )
+        }
+        Metadata::Sqlite { path } if !migrate_first && !path.exists() => {
+            return Err(AppError::Config(invalid(
+                "database.url",
                 format!(
-                    "no embedded database at {}: start connector-server with this data directory first, or set CONNECTOR__DATABASE__URL to the server's database",
-                    display(&path)
+                    "no embedded database at {}: start connector-server with this data \
+                         directory (CONNECTOR__DATA_DIR) first, or set CONNECTOR__DATABASE__URL \
+                         to the server's database",
+                    display(path)
                 ),
             )));
         }
-        Metadata::Sqlite(path) => Database::of(
-            SqliteConnectorRepository::open(&path, &settings.repository())
-                .await
-                .map_err(|e| AppError::Open(e.to_string()))?,
-            SqliteConnectorRepository::pool_status,
-            format!("metadata in SQLite file {}", display(&path)),
-        ),
+        #[cfg(feature = "embedded")]
+        Metadata::Sqlite { path } => {
+            use connector_adapters_sqlite::SqliteConnectorRepository;
+            (
+                Database::of(
+                    SqliteConnectorRepository::open(path, pool)
+                        .await
+                        .map_err(|e| AppError::Open(e.to_string()))?,
+                    SqliteConnectorRepository::pool_status,
+                    format!("metadata in SQLite file {}", display(path)),
+                ),
+                None,
+            )
+        }
+        #[allow(unreachable_patterns)]
+        other => return Err(missing_metadata(other)),
     };
-    let (secrets, where_secrets): (Arc<dyn SecretStore>, String) = if settings.local_secrets()? {
-        let store = open_local_secrets(settings)?;
-        let key = match settings.key_source()? {
-            KeySource::Inline(_) => "key from CONNECTOR__SECRETS__LOCAL_KEY".to_owned(),
-            KeySource::File(p) => format!("key file {}", display(&p)),
-        };
-        let text = format!("secrets encrypted in {} ({key})", display(store.dir()));
-        (Arc::new(Observed::new(store)), text)
-    } else {
-        (
-            Arc::new(Observed::new(AwsSecretStore::new(&settings.aws()?).await)),
+    let (secrets, where_secrets): (Arc<dyn SecretStore>, String) = match &storage.secrets {
+        #[cfg(feature = "embedded")]
+        SecretsStore::Local { dir, key } => {
+            use crate::config::LocalKey;
+            let store = open_local_secrets(dir, key)?;
+            let key = match key {
+                LocalKey::Inline(_) => "key from CONNECTOR__SECRETS__LOCAL_KEY".to_owned(),
+                LocalKey::File(p) => format!("key file {}", display(p)),
+            };
+            let text = format!("secrets encrypted in {} ({key})", display(store.dir()));
+            (Arc::new(Observed::new(store)), text)
+        }
+        #[cfg(feature = "postgres")]
+        SecretsStore::Aws(aws) => (
+            Arc::new(Observed::new(
+                connector_adapters_aws::AwsSecretStore::new(&aws_settings(aws)).await,
+            )),
             format!(
                 "secrets in AWS Secrets Manager ({})",
-                settings
-                    .aws
-                    .endpoint_url
-                    .as_deref()
-                    .unwrap_or(&settings.aws.region)
+                aws.endpoint_url.as_deref().unwrap_or(&aws.region)
             ),
-        )
+        ),
+        #[allow(unreachable_patterns)]
+        SecretsStore::Aws(_) => {
+            return Err(not_built(
+                "secrets.backend",
+                "AWS Secrets Manager support",
+                "postgres",
+            ));
+        }
+        #[allow(unreachable_patterns)]
+        SecretsStore::Local { .. } => {
+            return Err(not_built(
+                "secrets.backend",
+                "local secret store support",
+                "embedded",
+            ));
+        }
     };
     Ok(Storage {
         repo: database.repo,
@@ -281,57 +292,4 @@ fn display(path: &Path) -> String {
         .unwrap_or_else(|_| path.to_owned())
         .display()
         .to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn settings(url: Option<&str>, backend: Option<&str>) -> Settings {
-        let mut s = Settings::defaults();
-        s.database.url = url.map(|u| secrecy::SecretString::from(u.to_owned()));
-        s.data_dir = Some(PathBuf::from("/var/lib/sc"));
-        s.secrets.backend = backend.map(str::to_owned);
-        s
-    }
-
-    #[test]
-    fn the_database_url_picks_the_stores() {
-        let s = settings(None, None);
-        assert_eq!(
-            s.metadata().unwrap(),
-            Metadata::Sqlite("/var/lib/sc/connectors.sqlite3".into())
-        );
-        assert!(s.local_secrets().unwrap());
-        assert_eq!(s.secrets_dir(), PathBuf::from("/var/lib/sc/secrets"));
-
-        let s = settings(Some("postgres://u:pw@h/db"), None);
-        assert_eq!(s.metadata().unwrap(), Metadata::Postgres);
-        assert!(!s.local_secrets().unwrap());
-
-        let s = settings(Some("sqlite:///tmp/x.db"), None);
-        assert_eq!(s.metadata().unwrap(), Metadata::Sqlite("/tmp/x.db".into()));
-        assert!(s.local_secrets().unwrap());
-
-        assert!(
-            settings(Some("postgres://h/db"), Some("local"))
-                .local_secrets()
-                .unwrap()
-        );
-        assert!(!settings(None, Some("aws")).local_secrets().unwrap());
-    }
-
-    #[test]
-    fn bad_values_name_their_key() {
-        let err = settings(Some("mysql://x"), None)
-            .metadata()
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("CONNECTOR__DATABASE__URL"), "{err}");
-        let err = settings(None, Some("vault"))
-            .local_secrets()
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("CONNECTOR__SECRETS__BACKEND"), "{err}");
-    }
 }

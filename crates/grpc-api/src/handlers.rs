@@ -5,11 +5,9 @@ use connector_domain::{
     MessageEdit, Principal, RequestId, Scope, TenantId, ValidationError,
 };
 use connector_usecases::{
-    ConnectorError, ConnectorService, CreateConnector, MessageSender, OAuthInstaller,
-    UpdateConnector, UpdateFields,
+    ConnectorService, CreateConnector, MessageSender, OAuthInstaller, UpdateConnector, UpdateFields,
 };
 use tonic::{Request, Response, Status};
-use tracing::Instrument as _;
 
 use crate::auth::Authentication;
 use crate::pb;
@@ -379,26 +377,13 @@ impl pb::connector_service_server::ConnectorService for ConnectorGrpc {
                 ),
             },
         };
-        // A send with a request_id runs to its end even when the caller goes away (a client
-        // timeout): its outcome is then recorded, and a retry with the same request_id gets it
-        // instead of finding a claim that nobody will ever finish. One without records nothing,
-        // so it runs in the call itself (a task and a cross-thread wake-up less per send).
-        let sent = if message.request_id.is_none() {
-            self.sender.send(Some(&tenant), id, &message).await
-        } else {
-            let sender = self.sender.clone();
-            let owner = tenant.clone();
-            tokio::spawn(
-                async move { sender.send(Some(&owner), id, &message).await }.in_current_span(),
-            )
+        // The use case runs a send with a request_id to its end even if this call is
+        // cancelled (a client's deadline), so its outcome is always recorded.
+        let sent = self
+            .sender
+            .send(Some(&tenant), id, &message)
             .await
-            .map_err(|e| {
-                to_status(ConnectorError::Internal(anyhow::anyhow!(
-                    "the send task failed: {e}"
-                )))
-            })?
-        }
-        .map_err(send_to_status)?;
+            .map_err(send_to_status)?;
         tracing::debug!(connector_id = %id, tenant_id = %tenant, channel = %sent.channel,
             ts = %sent.ts, "message sent");
         Ok(Response::new(pb::SendMessageResponse {

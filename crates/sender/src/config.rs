@@ -1,18 +1,19 @@
-//! [`SenderConfig`]: the server's [`Settings`], read from the same places (the same
-//! `CONNECTOR__…` variables, the same file layout, the same defaults), with a builder for
-//! programs that configure the sender in code.
+//! [`SenderConfig`]: the core settings the sender needs ([`CoreSettings`]: stores, Slack,
+//! sending), read from the same places as the server's (the same `CONNECTOR__…` variables,
+//! the same file layout, the same defaults), with a builder for programs that configure the
+//! sender in code. Nothing of the server's own (listeners, authentication, telemetry).
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use connector_app::{Settings, SettingsError};
+use connector_app::{ConfigError, CoreConfig, CoreSettings, Sources};
 use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::Error;
 
-/// How the sender reaches the connector stores and Slack: the server's [`Settings`].
+/// How the sender reaches the connector stores and Slack: the core [`CoreSettings`].
 ///
 /// Read it from the environment ([`SenderConfig::from_env`], the same `CONNECTOR__…`
 /// variables as `connector-server`) or from a TOML file laid out like the server's
@@ -21,7 +22,7 @@ use crate::Error;
 /// methods. `Debug` shows no secret.
 #[derive(Debug, Clone)]
 pub struct SenderConfig {
-    settings: Settings,
+    settings: CoreSettings,
 }
 
 impl SenderConfig {
@@ -29,25 +30,34 @@ impl SenderConfig {
     /// every other value at its default (real AWS through the standard credential chain, real
     /// Slack).
     pub fn new(database_url: impl Into<String>) -> Self {
-        let mut settings = Settings::defaults();
+        let mut settings = CoreSettings::default();
         settings.database.url = Some(SecretString::from(database_url.into()));
         Self { settings }
     }
 
     /// A configuration for a server in embedded mode whose data directory is `data_dir`.
     pub fn embedded(data_dir: impl Into<PathBuf>) -> Self {
-        let mut settings = Settings::defaults();
-        settings.data_dir = Some(data_dir.into());
-        Self { settings }
+        Self {
+            settings: CoreSettings {
+                data_dir: Some(data_dir.into()),
+                ..CoreSettings::default()
+            },
+        }
     }
 
     /// The settings, as the sender will use them.
-    pub fn settings(&self) -> &Settings {
+    pub fn settings(&self) -> &CoreSettings {
         &self.settings
     }
 
+    /// The settings parsed: what [`Sender::connect`](crate::Sender::connect) uses, or the
+    /// first bad value, named.
+    pub fn parse(&self) -> Result<CoreConfig, Error> {
+        CoreConfig::parse(self.settings.clone()).map_err(config_error)
+    }
+
     /// Changes any setting the `with_…` methods do not cover.
-    pub fn with_settings(mut self, change: impl FnOnce(&mut Settings)) -> Self {
+    pub fn with_settings(mut self, change: impl FnOnce(&mut CoreSettings)) -> Self {
         change(&mut self.settings);
         self
     }
@@ -120,8 +130,12 @@ impl SenderConfig {
     /// Like [`SenderConfig::from_file`] / [`SenderConfig::from_env`], reading `env` instead of
     /// the process environment.
     pub fn load(file: Option<&Path>, env: Option<HashMap<String, String>>) -> Result<Self, Error> {
-        let settings = Settings::load_from(file, env).map_err(config_error)?;
-        Ok(Self { settings })
+        let settings = Sources::read_from(file, env)
+            .and_then(|sources| sources.settings::<CoreSettings>())
+            .map_err(config_error)?;
+        let config = Self { settings };
+        config.parse()?;
+        Ok(config)
     }
 
     /// Every setting, secrets included, as one value two configurations can be compared by
@@ -159,14 +173,14 @@ pub(crate) fn fingerprint_of(identity: &SecretString) -> u64 {
     h.finish()
 }
 
-/// A settings error as the sender reports it: the key, and what is wrong.
-pub(crate) fn config_error(e: SettingsError) -> Error {
+/// A configuration error as the sender reports it: the key, and what is wrong.
+pub(crate) fn config_error(e: ConfigError) -> Error {
     match e {
-        SettingsError::Invalid { key, env, reason } => Error::Config {
+        ConfigError::Invalid { key, reason } => Error::Config {
             key,
-            reason: format!("{reason} (set by {env})"),
+            reason: format!("{reason} (set by {})", connector_app::config::env_name(key)),
         },
-        SettingsError::Load(e) => Error::Config {
+        ConfigError::Load(e) => Error::Config {
             key: "configuration",
             reason: e.to_string(),
         },
@@ -207,8 +221,9 @@ mod tests {
         assert_eq!(s.aws.region, "eu-west-1");
         assert_eq!(s.aws.endpoint_url.as_deref(), Some("http://127.0.0.1:4566"));
         assert_eq!(s.secrets.prefix, "team/");
-        assert_eq!(s.slack_client().deadline, Duration::from_secs(7));
-        assert_eq!(s.token_cache_ttl(), Duration::ZERO);
+        let parsed = c.parse().unwrap();
+        assert_eq!(parsed.slack.deadline, Duration::from_secs(7));
+        assert_eq!(parsed.token_cache_ttl, Duration::ZERO);
         let shown = format!("{c:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(!shown.contains("very-secret-key"), "{shown}");
@@ -238,7 +253,11 @@ mod tests {
     fn without_a_database_url_the_sender_follows_the_embedded_server() {
         let c = SenderConfig::load(None, env(&[("CONNECTOR__DATA_DIR", "/srv/sc")])).unwrap();
         assert!(c.settings().database.url.is_none());
-        assert_eq!(c.settings().data_dir(), PathBuf::from("/srv/sc"));
+        let connector_app::config::Metadata::Sqlite { path } = c.parse().unwrap().storage.metadata
+        else {
+            panic!("not embedded")
+        };
+        assert_eq!(path, PathBuf::from("/srv/sc/connectors.sqlite3"));
     }
 
     #[test]

@@ -69,7 +69,6 @@ use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
 use secrecy::{ExposeSecret as _, SecretString};
-use tracing::Instrument as _;
 
 use connector_app::{AppError, Migrate, Services};
 use connector_domain::{ConnectorId, TenantId};
@@ -110,12 +109,12 @@ impl Sender {
     /// prepares the secret store and Slack clients: the server's own wiring, without its
     /// migrations (the server owns the schema).
     pub async fn connect(config: &SenderConfig) -> Result<Self, Error> {
-        let settings = config.settings();
-        let tenant = settings.sender_tenant().map_err(config::config_error)?;
-        let services = Services::open(settings, Migrate::Skip)
+        let core = config.parse()?;
+        let tenant = core.sender_tenant.clone();
+        let services = Services::open(&core, Migrate::Skip)
             .await
             .map_err(|e| match e {
-                AppError::Settings(e) => config::config_error(e),
+                AppError::Config(e) => config::config_error(e),
                 AppError::Open(detail) => Error::Send(SendError::Unavailable {
                     dependency: Dependency::Database,
                     detail,
@@ -148,24 +147,10 @@ impl Sender {
         message: Message,
     ) -> Result<SentMessage, Error> {
         let id = ConnectorId::parse("connector_id", connector_id).map_err(SendError::from)?;
-        if message.request_id.is_none() {
-            return self
-                .inner
-                .send(self.tenant.as_ref(), id, &message)
-                .await
-                .map_err(Error::from);
-        }
-        let (inner, tenant) = (self.inner.clone(), self.tenant.clone());
-        tokio::spawn(
-            async move { inner.send(tenant.as_ref(), id, &message).await }.in_current_span(),
-        )
-        .await
-        .map_err(|e| {
-            Error::Send(SendError::Internal(anyhow::anyhow!(
-                "the send task failed: {e}"
-            )))
-        })?
-        .map_err(Error::from)
+        self.inner
+            .send(self.tenant.as_ref(), id, &message)
+            .await
+            .map_err(Error::from)
     }
 
     /// Replaces the text (and blocks) of a message connector `connector_id` posted: the

@@ -29,11 +29,12 @@ use connector_ports::{
     OutgoingMessage, SendKey, SendOutcome, SendRecord, SentMessageStore, SlackError,
 };
 use sha2::{Digest as _, Sha256};
+use tracing::Instrument as _;
 
 use crate::coherence::{Coherence, Forget};
 use crate::error::SendError;
 use crate::refresh::TokenRefresher;
-use crate::{Ports, Sleep};
+use crate::{Ports, Sleep, Spawn};
 
 /// How long a `request_id` keeps a send from being repeated.
 pub const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
@@ -287,6 +288,7 @@ pub struct MessageSender {
     in_flight: Arc<InFlight>,
     sends: Arc<dyn SentMessageStore>,
     sleep: Sleep,
+    spawn: Spawn,
     channels: Arc<ChannelIds>,
 }
 
@@ -377,13 +379,15 @@ impl Rejection for Failed {
 
 impl MessageSender {
     /// Wires the use case to its ports; `refresher` keeps rotating tokens fresh, `sends`
-    /// records idempotent sends, `sleep` paces a repeat waiting for the first.
+    /// records idempotent sends, `sleep` paces a repeat waiting for the first, `spawn` runs
+    /// a send with a request ID on a task of its own.
     pub fn new(
         ports: Ports,
         tokens: TokenCache,
         refresher: TokenRefresher,
         sends: Arc<dyn SentMessageStore>,
         sleep: Sleep,
+        spawn: Spawn,
     ) -> Self {
         let tokens = Arc::new(tokens);
         let forget: std::sync::Weak<dyn Forget> =
@@ -393,6 +397,7 @@ impl MessageSender {
             ports,
             sends,
             sleep,
+            spawn,
             limits: SendLimits::default(),
             in_flight: Arc::new(InFlight {
                 limit: Self::DEFAULT_IN_FLIGHT_PER_CONNECTOR,
@@ -438,8 +443,38 @@ impl MessageSender {
 
     /// Posts `message` to the default channel of connector `id`. With `tenant`, a connector of
     /// another tenant is [`SendError::ConnectorNotFound`].
+    ///
+    /// A send with a request ID runs to its end on a task of its own even when the caller
+    /// stops waiting (a client's deadline, a dropped future): its outcome is then recorded,
+    /// and a retry with the same request ID gets it instead of finding a claim nobody will
+    /// ever finish. One without records nothing, so it runs in the caller's future (a task
+    /// and a cross-thread wake-up less per send); dropping it cancels it.
     #[tracing::instrument(name = "usecase messages.send", skip_all)]
     pub async fn send(
+        &self,
+        tenant: Option<&TenantId>,
+        id: ConnectorId,
+        message: &Message,
+    ) -> Result<SentMessage, SendError> {
+        if message.request_id.is_none() {
+            return self.send_here(tenant, id, message).await;
+        }
+        let (answer, answered) = futures::channel::oneshot::channel();
+        let (this, tenant, message) = (self.clone(), tenant.cloned(), message.clone());
+        (self.spawn)(Box::pin(
+            async move {
+                let _ = answer.send(this.send_here(tenant.as_ref(), id, &message).await);
+            }
+            .in_current_span(),
+        ));
+        answered.await.map_err(|_| {
+            SendError::Internal(anyhow::anyhow!(
+                "the send's task ended without an answer (it panicked)"
+            ))
+        })?
+    }
+
+    async fn send_here(
         &self,
         tenant: Option<&TenantId>,
         id: ConnectorId,

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 
 use connector_grpc_api::pb::connector_service_client::ConnectorServiceClient;
 use connector_grpc_api::pb::{Connector, CreateConnectorRequest};
-use connector_server::{Application, Settings};
+use connector_server::{Application, ServerConfig};
 use slack_double::{Channel, SlackDouble};
 use test_support::TestDatabase;
 
@@ -37,7 +37,7 @@ impl Services {
 
     /// The server's settings on these services (secrets under `prefix`, periodic jobs off),
     /// then `more`.
-    pub(crate) fn settings(&self, prefix: &str, more: &[(&str, &str)]) -> Settings {
+    pub(crate) fn settings(&self, prefix: &str, more: &[(&str, &str)]) -> ServerConfig {
         let mut env: HashMap<String, String> = [
             ("CONNECTOR__GRPC__LISTEN_ADDR", "127.0.0.1:0"),
             ("CONNECTOR__HTTP__LISTEN_ADDR", "127.0.0.1:0"),
@@ -61,7 +61,7 @@ impl Services {
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
         env.extend(more.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-        Settings::load_from(None, Some(env)).unwrap()
+        ServerConfig::load_from(None, Some(env)).unwrap()
     }
 }
 
@@ -74,7 +74,7 @@ pub(crate) struct Running {
 }
 
 impl Running {
-    pub(crate) async fn start(settings: Settings) -> Self {
+    pub(crate) async fn start(settings: ServerConfig) -> Self {
         let app = Application::build(settings).await.unwrap();
         let (grpc, http) = (app.grpc_addr(), app.http_addr());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

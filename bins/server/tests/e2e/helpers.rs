@@ -3,7 +3,7 @@ use std::collections::HashMap;
 use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
 use connector_grpc_api::pb::connector_service_client::ConnectorServiceClient;
 use connector_grpc_api::pb::{self, CreateConnectorRequest};
-use connector_server::{Application, Settings};
+use connector_server::{Application, ServerConfig};
 use slack_double::{Channel, SlackDouble};
 use test_support::TestDatabase;
 use tonic::transport::Channel as GrpcChannel;
@@ -38,14 +38,14 @@ const TEST_SERVER: &[(&str, &str)] = &[
 ];
 
 /// [`TEST_SERVER`], then `pairs`, then `extra`; later ones win.
-fn load(pairs: &[(&str, &str)], extra: &[(&str, &str)]) -> Settings {
+fn load(pairs: &[(&str, &str)], extra: &[(&str, &str)]) -> ServerConfig {
     let env: HashMap<String, String> = TEST_SERVER
         .iter()
         .chain(pairs)
         .chain(extra)
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
-    Settings::load_from(None, Some(env)).unwrap()
+    ServerConfig::load_from(None, Some(env)).unwrap()
 }
 
 pub(crate) fn settings(
@@ -53,7 +53,7 @@ pub(crate) fn settings(
     slack_base: &str,
     prefix: &str,
     extra: &[(&str, &str)],
-) -> Settings {
+) -> ServerConfig {
     let endpoint = test_support::localstack_endpoint();
     load(
         &[
@@ -188,19 +188,19 @@ pub(crate) type Running = (
 );
 
 /// Builds and runs a server in process; returns a client, the stop switch and the task.
-pub(crate) async fn start(settings: Settings) -> Running {
+pub(crate) async fn start(settings: ServerConfig) -> Running {
     start_with_http(settings).await.0
 }
 
 /// Like [`start`], with the HTTP listener's address.
-pub(crate) async fn start_with_http(settings: Settings) -> (Running, std::net::SocketAddr) {
+pub(crate) async fn start_with_http(settings: ServerConfig) -> (Running, std::net::SocketAddr) {
     let (running, _, http_addr) = start_with_addrs(settings).await;
     (running, http_addr)
 }
 
 /// Like [`start`], with the gRPC and HTTP listeners' addresses.
 pub(crate) async fn start_with_addrs(
-    settings: Settings,
+    settings: ServerConfig,
 ) -> (Running, std::net::SocketAddr, std::net::SocketAddr) {
     let app = Application::build(settings).await.unwrap();
     let addr = app.grpc_addr();
@@ -223,7 +223,7 @@ pub(crate) async fn stop(running: Running) {
 }
 
 /// Settings of the embedded mode: no database URL, everything under `data_dir`.
-pub(crate) fn embedded_settings(data_dir: &std::path::Path, slack_base: &str) -> Settings {
+pub(crate) fn embedded_settings(data_dir: &std::path::Path, slack_base: &str) -> ServerConfig {
     let data_dir = data_dir.to_string_lossy();
     load(
         &[

@@ -228,10 +228,11 @@ async fn the_sender_works_against_an_embedded_server() {
 
     // What an embedded connector-server does with CONNECTOR__DATA_DIR=dir.
     let config = SenderConfig::embedded(&dir).with_slack_api_base_url(double.api_base_url());
-    let service = connector_app::Services::open(config.settings(), connector_app::Migrate::Apply)
-        .await
-        .unwrap()
-        .connectors;
+    let service =
+        connector_app::Services::open(&config.parse().unwrap(), connector_app::Migrate::Apply)
+            .await
+            .unwrap()
+            .connectors;
     let id = service
         .create(CreateConnector::parse("acme", "prod", TOKEN, "alerts", "").unwrap())
         .await

@@ -1,8 +1,8 @@
 //! Unit tests of sending: the token cache and its TTL, invalidation on rejected tokens,
 //! deleted connectors, long text, files and partial delivery, against mocked ports.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use connector_domain::{ConnectorState, FileAttachment};
@@ -119,7 +119,14 @@ fn sender_with_sends(
         tokio_sleep(),
         tokio_spawn(),
     );
-    MessageSender::new(ports, tokens, refresher, sends, tokio_sleep())
+    MessageSender::new(
+        ports,
+        tokens,
+        refresher,
+        sends,
+        tokio_sleep(),
+        tokio_spawn(),
+    )
 }
 
 fn posted(ts: &str) -> PostedMessage {
@@ -554,6 +561,30 @@ mod idempotent {
         // Another key, or no key, posts.
         let other = sender.send(None, id, &keyed("deploy", "k2")).await.unwrap();
         assert_eq!(other.ts, "2.2");
+    }
+
+    #[tokio::test]
+    async fn a_keyed_send_runs_on_a_task_of_its_own_and_a_plain_one_in_the_callers_future() {
+        // The test's body is not a task: inside a spawned one, tokio names the task.
+        assert!(tokio::task::try_id().is_none());
+        let mut rig = Rig::new();
+        rig.secrets.expect_get().returning(|_| Ok(secret(TOKEN)));
+        let on_a_task = Arc::new(Mutex::new(Vec::new()));
+        let seen = on_a_task.clone();
+        rig.slack
+            .expect_post_message()
+            .times(2)
+            .returning(move |_, _| {
+                seen.lock().unwrap().push(tokio::task::try_id().is_some());
+                Ok(posted("1.1"))
+            });
+        let (sender, id) = build(rig, Arc::default());
+        sender.send(None, id, &keyed("deploy", "k1")).await.unwrap();
+        sender
+            .send(None, id, &Message::from("deploy"))
+            .await
+            .unwrap();
+        assert_eq!(*on_a_task.lock().unwrap(), vec![true, false]);
     }
 
     #[tokio::test]
