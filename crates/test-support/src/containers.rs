@@ -92,13 +92,15 @@ impl PgContainer {
         Ok(self.container.unpause().await?)
     }
 
-    /// Restarts the server as an operator's restart would, with `down` between stop and
-    /// start: a fast shutdown (the image's stop signal is SIGINT, so every backend ends with
-    /// SQLSTATE 57P01), then a start on the same host port with the same data. Returns once the
-    /// container runs again; the server inside may still be starting.
-    pub async fn restart(&self, down: Duration) -> anyhow::Result<()> {
-        self.container.stop_with_timeout(Some(10)).await?;
-        tokio::time::sleep(down).await;
+    /// Stops the server as an operator's `docker stop` would: a fast shutdown (every backend
+    /// ends with SQLSTATE 57P01); its port then refuses connections. The data stays.
+    pub async fn stop(&self) -> anyhow::Result<()> {
+        Ok(self.container.stop_with_timeout(Some(10)).await?)
+    }
+
+    /// Starts it again on the same host port with the same data; returns once the container
+    /// runs (the server inside may still be starting).
+    pub async fn start_again(&self) -> anyhow::Result<()> {
         Ok(self.container.start().await?)
     }
 }

@@ -22,6 +22,12 @@ pub mod containers;
 pub mod issuer;
 pub mod proxy;
 
+/// What the conformance macros name.
+#[doc(hidden)]
+pub mod __private {
+    pub use futures;
+}
+
 use anyhow::{Context as _, bail};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, SimpleAsyncConnection as _};
 

@@ -132,30 +132,50 @@ mod tests {
         addr
     }
 
-    async fn round_trip(addr: SocketAddr) -> std::io::Result<Vec<u8>> {
+    /// Sends `ping` and reads the echo, waiting at most `patience` for it.
+    async fn round_trip(addr: SocketAddr, patience: Duration) -> std::io::Result<Vec<u8>> {
         let mut s = TcpStream::connect(addr).await?;
         s.write_all(b"ping").await?;
         let mut buf = [0u8; 4];
-        tokio::time::timeout(Duration::from_millis(300), s.read_exact(&mut buf))
+        tokio::time::timeout(patience, s.read_exact(&mut buf))
             .await
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "hung"))??;
         Ok(buf.to_vec())
     }
 
+    /// Generous: an answer that comes at all comes well within it.
+    const ANSWERS: Duration = Duration::from_secs(10);
+
     #[tokio::test]
     async fn passes_refuses_and_hangs_on_command() {
         let proxy = FaultProxy::start(echo_server().await).await.unwrap();
-        assert_eq!(round_trip(proxy.addr()).await.unwrap(), b"ping");
+        assert_eq!(round_trip(proxy.addr(), ANSWERS).await.unwrap(), b"ping");
 
         proxy.set(ProxyMode::Refuse);
-        assert!(round_trip(proxy.addr()).await.is_err());
+        let err = round_trip(proxy.addr(), ANSWERS).await.unwrap_err();
+        assert_ne!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
 
+        // Held silent: nothing comes back, however long one waits (half a second here), and
+        // the connection is neither answered nor refused until the mode changes.
         proxy.set(ProxyMode::Hang);
-        let err = round_trip(proxy.addr()).await.unwrap_err();
-        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+        let mut hung = TcpStream::connect(proxy.addr()).await.unwrap();
+        hung.write_all(b"ping").await.unwrap();
+        let mut buf = [0u8; 4];
+        assert!(
+            tokio::time::timeout(Duration::from_millis(500), hung.read(&mut buf))
+                .await
+                .is_err(),
+            "a held connection answered or was closed"
+        );
 
         proxy.set(ProxyMode::Pass);
-        assert_eq!(round_trip(proxy.addr()).await.unwrap(), b"ping");
+        // The held connection is let go when the mode changes; new ones pass.
+        let n = tokio::time::timeout(ANSWERS, hung.read(&mut buf))
+            .await
+            .expect("the held connection was never let go")
+            .unwrap_or(0);
+        assert_eq!(n, 0, "a held connection was answered");
+        assert_eq!(round_trip(proxy.addr(), ANSWERS).await.unwrap(), b"ping");
     }
 
     #[tokio::test]

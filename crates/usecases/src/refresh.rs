@@ -875,7 +875,9 @@ mod tests {
         )
     }
 
-    #[tokio::test]
+    // Paused time: the store's delay, the lease and the waits are virtual, so the order of
+    // events is the same on any machine.
+    #[tokio::test(start_paused = true)]
     async fn a_request_cancelled_mid_refresh_still_stores_the_new_token() {
         let lease = Arc::new(Mutex::new(Lease::default()));
         let calls = Arc::new(Mutex::new(0));
@@ -907,7 +909,9 @@ mod tests {
         assert!(l.holder.is_none(), "the lease was given back");
     }
 
-    #[tokio::test]
+    // Paused time: the store's delay, the lease and the waits are virtual, so the order of
+    // events is the same on any machine.
+    #[tokio::test(start_paused = true)]
     async fn a_refresh_slower_than_the_lease_keeps_it_and_the_other_replica_waits() {
         let lease = Arc::new(Mutex::new(Lease::default()));
         let calls = Arc::new(Mutex::new(0));

@@ -3,6 +3,8 @@
 //! the middle of creates, and PostgreSQL restarted under mixed traffic.
 
 use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use connector_grpc_api::pb::{
@@ -13,6 +15,43 @@ use test_support::containers::{self, PgContainer, SecretsContainer};
 use tonic::Code;
 
 use crate::helpers::{TOKEN, create_request, double, secrets_client_of, settings, start, stop};
+
+/// Answers counted as they come, so a test waits for what it needs to see.
+#[derive(Default)]
+struct Tally {
+    served: AtomicUsize,
+    refused: AtomicUsize,
+}
+
+impl Tally {
+    fn note(&self, ok: bool) {
+        let counter = if ok { &self.served } else { &self.refused };
+        counter.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn served(&self) -> usize {
+        self.served.load(Ordering::SeqCst)
+    }
+
+    fn refused(&self) -> usize {
+        self.refused.load(Ordering::SeqCst)
+    }
+
+    /// Waits until at least `served` answers were OK and `refused` were not, within a
+    /// generous deadline.
+    async fn until(&self, what: &str, served: usize, refused: usize) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while self.served() < served || self.refused() < refused {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "waited 60 s for this: {what} ({} served, {} refused)",
+                self.served(),
+                self.refused()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
 
 /// Names of the secrets under `prefix` in the emulator at `endpoint`.
 async fn secret_names(endpoint: &str, prefix: &str) -> HashSet<String> {
@@ -107,13 +146,20 @@ async fn a_network_cut_to_postgres_during_creates_is_unavailable_and_loses_nothi
     ))
     .await;
 
-    // Creates one after another on several clients; the link is cut while they run.
+    // Creates one after another on several clients until told to stop; the link is cut
+    // while they run. Each step waits for what it needs to see, not for a time.
+    let tally = Arc::new(Tally::default());
+    let (done_tx, done) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
     for worker in 0..4 {
-        let mut client = running.0.clone();
+        let (mut client, tally, done) = (running.0.clone(), tally.clone(), done.clone());
         tasks.push(tokio::spawn(async move {
             let mut answers = Vec::new();
-            for i in 0..12 {
+            // Bounded, whatever happens: at most 150 creates a worker.
+            for i in 0..150 {
+                if *done.borrow() {
+                    break;
+                }
                 let answer = client
                     .create_connector(create_request(
                         "acme",
@@ -122,17 +168,32 @@ async fn a_network_cut_to_postgres_during_creates_is_unavailable_and_loses_nothi
                         "#alerts",
                         "",
                     ))
-                    .await;
-                answers.push(answer.map(|r| r.into_inner().connector.unwrap().id));
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                    .await
+                    .map(|r| r.into_inner().connector.unwrap().id);
+                tally.note(answer.is_ok());
+                answers.push(answer);
             }
             answers
         }));
     }
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tally
+        .until("creates are answered before the cut", 4, 0)
+        .await;
     containers::disconnect(pg.id()).await.unwrap();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let before = tally.refused();
+    tally
+        .until(
+            "the cut is felt: a create answered UNAVAILABLE",
+            0,
+            before + 1,
+        )
+        .await;
     containers::reconnect(pg.id()).await.unwrap();
+    let served = tally.served();
+    tally
+        .until("creates are answered again after the cut", served + 1, 0)
+        .await;
+    done_tx.send(true).unwrap();
 
     let mut acked = HashSet::new();
     let mut refused = 0;
@@ -217,14 +278,17 @@ async fn a_postgres_restart_under_traffic_is_unavailable_never_internal_and_heal
         .id;
 
     // Reads, sends and creates from three clients, one after another, until told to stop.
+    let tally = Arc::new(Tally::default());
     let (done_tx, done) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
     for worker in 0..3 {
-        let (mut client, id, done) = (running.0.clone(), id.clone(), done.clone());
+        let (mut client, id, done, tally) =
+            (running.0.clone(), id.clone(), done.clone(), tally.clone());
         tasks.push(tokio::spawn(async move {
             let mut answers: Vec<Result<(), tonic::Status>> = Vec::new();
             let mut i = 0;
-            while !*done.borrow() {
+            // Bounded, whatever happens: at most 3,000 calls a worker.
+            while !*done.borrow() && i < 3_000 {
                 i += 1;
                 let answer = match i % 3 {
                     0 => client
@@ -254,16 +318,30 @@ async fn a_postgres_restart_under_traffic_is_unavailable_never_internal_and_heal
                         .await
                         .map(drop),
                 };
+                tally.note(answer.is_ok());
                 answers.push(answer);
-                tokio::time::sleep(Duration::from_millis(20)).await;
             }
             answers
         }));
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    // Down for longer than the connect timeout, so some calls must give up.
-    pg.restart(Duration::from_secs(3)).await.unwrap();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    tally
+        .until("calls are answered before the restart", 6, 0)
+        .await;
+    // Down until calls give up on it (the connect timeout passes), then back.
+    pg.stop().await.unwrap();
+    let before = tally.refused();
+    tally
+        .until(
+            "the restart is felt: a call answered UNAVAILABLE",
+            0,
+            before + 1,
+        )
+        .await;
+    pg.start_again().await.unwrap();
+    let served = tally.served();
+    tally
+        .until("calls are answered again after the restart", served + 1, 0)
+        .await;
     done_tx.send(true).unwrap();
 
     let (mut served, mut refused) = (0, 0);

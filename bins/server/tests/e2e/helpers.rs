@@ -286,3 +286,16 @@ pub(crate) async fn secret_value(name: &str) -> Option<String> {
         }
     }
 }
+
+/// Waits until `done` holds, polling every 10 ms, for at most 30 s (a generous deadline, not
+/// a speed target); `what` says what never came.
+pub(crate) async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !done() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "waited 30 s for this: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}

@@ -40,17 +40,41 @@ macro_rules! __conformance_tests {
     };
 }
 
-/// Every case of `$suite`, one after another, each on a fresh subject.
+/// Every case of `$suite`, one after another, each on a fresh subject. A failing case does
+/// not hide the rest: each runs, says `ok` or `FAILED` (its panic message printed as it
+/// happens), and the test then fails naming every case that failed.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __conformance_sequence {
     ($suite:ident, $make:expr; $($case:ident),* $(,)?) => {
-        $(
-            {
-                let (_guard, subject) = $make.await;
-                $crate::conformance::$suite::$case(&subject).await;
-            }
-        )*
+        {
+            let mut failed: ::std::vec::Vec<&str> = ::std::vec::Vec::new();
+            let mut passed = 0usize;
+            $(
+                let outcome = $crate::__private::futures::FutureExt::catch_unwind(
+                    ::std::panic::AssertUnwindSafe(async {
+                        let (_guard, subject) = $make.await;
+                        $crate::conformance::$suite::$case(&subject).await;
+                    }),
+                )
+                .await;
+                match outcome {
+                    Ok(()) => {
+                        passed += 1;
+                        eprintln!("conformance {} ... ok", stringify!($case));
+                    }
+                    Err(_) => {
+                        eprintln!("conformance {} ... FAILED", stringify!($case));
+                        failed.push(stringify!($case));
+                    }
+                }
+            )*
+            assert!(
+                failed.is_empty(),
+                "{} conformance case(s) failed ({passed} passed): {failed:?}",
+                failed.len()
+            );
+        }
     };
 }
 

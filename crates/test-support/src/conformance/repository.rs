@@ -302,26 +302,58 @@ pub async fn concurrent_claims_never_take_the_same_row_twice<
             .await
             .unwrap();
     }
-    // Rows become stale after 1 s; the lease each claim takes then also lasts 1 s, far longer
-    // than the four concurrent claims below take.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let claims = claim_concurrently(repo).await;
-    let mut all: Vec<_> = claims.into_iter().flatten().map(|c| c.id).collect();
-    let total = all.len();
-    all.sort();
-    all.dedup();
-    assert_eq!(all.len(), total, "a row was claimed twice");
-    assert_eq!(total, 20);
+    // A row is stale once its `updated_at` is older than the claim's window, and a claim
+    // renews `updated_at`: the window is also the claim's lease. Waiting for the rows to
+    // become stale is waiting for time itself (counted from the last write), not for another
+    // task.
+    let window = Duration::from_secs(1);
+    tokio::time::sleep_until(tokio::time::Instant::now() + window + Duration::from_millis(50))
+        .await;
+    let claims = claim_concurrently(repo, window).await;
+    let mut takers: std::collections::HashMap<ConnectorId, Vec<usize>> = Default::default();
+    for (i, claim) in claims.iter().enumerate() {
+        for c in &claim.rows {
+            takers.entry(c.id).or_default().push(i);
+        }
+    }
+    assert_eq!(takers.len(), 20, "every stale row is claimed");
+    // A row may be claimed again only once its lease ran out: when the claims that took it
+    // spanned more than the window (a slow machine). Within the window, never.
+    for (id, by) in &takers {
+        if by.len() > 1 {
+            let first_start = by.iter().map(|i| claims[*i].started).min().unwrap();
+            let last_end = by.iter().map(|i| claims[*i].ended).max().unwrap();
+            assert!(
+                last_end - first_start > window,
+                "row {id} was claimed {} times within its lease",
+                by.len()
+            );
+        }
+    }
+}
+
+/// One claim's rows and when it ran.
+struct Claim {
+    rows: Vec<connector_domain::Connector>,
+    started: tokio::time::Instant,
+    ended: tokio::time::Instant,
 }
 
 async fn claim_concurrently<R: ConnectorRepository + Clone + 'static>(
     repo: &R,
-) -> Vec<Vec<connector_domain::Connector>> {
+    window: Duration,
+) -> Vec<Claim> {
     let mut handles = Vec::new();
     for _ in 0..4 {
         let r = repo.clone();
         handles.push(tokio::spawn(async move {
-            r.claim_stale(Duration::from_secs(1), 20).await.unwrap()
+            let started = tokio::time::Instant::now();
+            let rows = r.claim_stale(window, 20).await.unwrap();
+            Claim {
+                rows,
+                started,
+                ended: tokio::time::Instant::now(),
+            }
         }));
     }
     let mut out = Vec::new();

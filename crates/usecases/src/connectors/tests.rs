@@ -263,6 +263,10 @@ async fn an_archived_channel_is_a_failed_precondition() {
         .create(cmd("prod", "C0123ABCD", ""))
         .await
         .unwrap_err();
+    assert!(
+        matches!(err, ConnectorError::FailedPrecondition { .. }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("archived"), "{err}");
 }
 
@@ -436,10 +440,13 @@ async fn when_the_undo_cannot_delete_the_secret_the_row_stays_for_the_reconciler
         .expect_delete()
         .returning(|_| Err(SecretStoreError::Unavailable("timeout".into())));
     m.repo.expect_remove_creating().never();
-    m.service()
+    let err = m
+        .service()
         .create(cmd("prod", "alerts", ""))
         .await
         .unwrap_err();
+    // The secret store's outage is what the caller hears; the row is the reconciler's.
+    assert!(matches!(err, ConnectorError::Unavailable { .. }), "{err:?}");
 }
 
 // ------------------------------------------------------------------ create: idempotency
