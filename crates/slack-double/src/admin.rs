@@ -92,7 +92,7 @@ async fn trigger(
     AxumState(state): AxumState<Arc<State>>,
     Json(body): Json<Happening>,
 ) -> Json<Vec<Delivery>> {
-    Json(state.events.trigger(&state, &body).await)
+    Json(crate::happenings::trigger(&state, &body).await)
 }
 
 async fn scheduled(AxumState(state): AxumState<Arc<State>>) -> Json<Vec<ScheduledPost>> {

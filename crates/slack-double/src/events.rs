@@ -5,13 +5,11 @@
 //! `X-Slack-Request-Timestamp`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use hmac::{Hmac, Mac as _};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
-
-use crate::state::{State, bot_user};
 
 /// Where events go and how they are signed.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -22,7 +20,7 @@ pub struct EventTarget {
     pub signing_secret: String,
 }
 
-/// What a workspace event does, for [`Events::trigger`].
+/// What a workspace event does, for [`SlackDouble::trigger`](crate::SlackDouble::trigger).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Happening {
@@ -99,6 +97,11 @@ pub fn sign(signing_secret: &str, timestamp: i64, body: &[u8]) -> String {
     format!("v0={hex}")
 }
 
+/// The bot user of every workspace of the double.
+pub(crate) fn bot_user() -> String {
+    "U0BOTUSER1".into()
+}
+
 /// Now, in Unix seconds.
 pub(crate) fn now_unix() -> i64 {
     std::time::SystemTime::now()
@@ -118,73 +121,6 @@ impl Events {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
-    }
-
-    /// Applies `happening` to `state` and delivers its events, in order; one [`Delivery`] each.
-    pub async fn trigger(&self, state: &Arc<State>, happening: &Happening) -> Vec<Delivery> {
-        let bot = bot_user();
-        let channel_event = |kind: &str, channel: &str| serde_json::json!({"type": kind, "channel": channel, "user": "U0SOMEONE"});
-        let (team, events) = match happening {
-            Happening::Uninstall { team_id } => {
-                state.revoke_team(team_id);
-                (
-                    team_id.clone(),
-                    vec![
-                        serde_json::json!({"type": "app_uninstalled"}),
-                        serde_json::json!({"type": "tokens_revoked",
-                            "tokens": {"oauth": [], "bot": [bot]}}),
-                    ],
-                )
-            }
-            Happening::Archive { channel } => {
-                state.set_archived(channel, true);
-                (
-                    state.team_of(channel),
-                    vec![channel_event("channel_archive", channel)],
-                )
-            }
-            Happening::Unarchive { channel } => {
-                state.set_archived(channel, false);
-                (
-                    state.team_of(channel),
-                    vec![channel_event("channel_unarchive", channel)],
-                )
-            }
-            Happening::Rename { channel, name } => {
-                state.rename(channel, name);
-                (
-                    state.team_of(channel),
-                    vec![serde_json::json!({"type": "channel_rename",
-                        "channel": {"id": channel, "name": name, "created": 1_700_000_000}})],
-                )
-            }
-            Happening::Delete { channel } => {
-                let team = state.team_of(channel);
-                state.remove_channel(channel);
-                (team, vec![channel_event("channel_deleted", channel)])
-            }
-            Happening::RemoveBot { channel } => {
-                state.set_member(channel, false);
-                (
-                    state.team_of(channel),
-                    vec![serde_json::json!({"type": "member_left_channel",
-                        "channel": channel, "user": bot, "channel_type": "C"})],
-                )
-            }
-            Happening::InviteBot { channel } => {
-                state.set_member(channel, true);
-                (
-                    state.team_of(channel),
-                    vec![serde_json::json!({"type": "member_joined_channel",
-                        "channel": channel, "user": bot, "channel_type": "C"})],
-                )
-            }
-        };
-        let mut deliveries = Vec::new();
-        for event in events {
-            deliveries.push(self.deliver(&team, event).await);
-        }
-        deliveries
     }
 
     /// Wraps `event` in an `event_callback` of `team` with a fresh `event_id` and delivers it.

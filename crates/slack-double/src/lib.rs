@@ -30,6 +30,7 @@
 pub mod admin;
 mod api;
 pub mod events;
+mod happenings;
 mod state;
 
 use std::net::SocketAddr;
@@ -104,7 +105,7 @@ impl SlackDouble {
 
     /// Makes `happening` happen and delivers its events; the app's answers.
     pub async fn trigger(&self, happening: Happening) -> Vec<Delivery> {
-        self.state.events.trigger(&self.state, &happening).await
+        happenings::trigger(&self.state, &happening).await
     }
 
     /// Delivers one `event` (the inner event object) of workspace `team` as Slack would.

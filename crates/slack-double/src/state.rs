@@ -48,15 +48,11 @@ pub struct Workspace {
     /// Display name.
     pub team_name: String,
     /// The bot user's ID.
-    #[serde(default = "bot_user")]
+    #[serde(default = "crate::events::bot_user")]
     pub bot_user_id: String,
     /// Its channels, in `conversations.list` order.
     #[serde(default)]
     pub channels: Vec<Channel>,
-}
-
-pub(crate) fn bot_user() -> String {
-    "U0BOTUSER1".into()
 }
 
 /// A message `chat.postMessage` accepted.
@@ -245,7 +241,7 @@ impl State {
         self.add_workspace(Workspace {
             team_id: team_id.into(),
             team_name: format!("Workspace {team_id}"),
-            bot_user_id: bot_user(),
+            bot_user_id: crate::events::bot_user(),
             channels,
         });
     }

@@ -29,7 +29,7 @@ use connector_ports::{
     RefreshOutcome, RepositoryError, StatusCount,
 };
 
-use crate::send::Clock;
+use crate::runtime::Clock;
 
 /// Something holding connector data that must be dropped when it changes.
 pub trait Forget: Send + Sync {

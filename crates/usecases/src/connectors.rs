@@ -22,7 +22,7 @@ use futures::future::Either;
 use crate::Ports;
 use crate::channels::Lookup;
 use crate::error::{ConnectorError, Dependency};
-use crate::refresh::Sleep;
+use crate::runtime::Sleep;
 
 /// How much work resolving a channel name may take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

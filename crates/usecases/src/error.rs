@@ -8,7 +8,7 @@ use std::time::Duration;
 use connector_domain::{ChannelId, ConnectorId, ValidationError};
 use connector_ports::{RepositoryError, SecretStoreError, SlackError};
 
-use crate::send::SentMessage;
+use crate::sent::SentMessage;
 
 /// An outside system the core depends on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

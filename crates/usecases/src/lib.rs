@@ -37,7 +37,9 @@ pub mod install;
 pub mod readiness;
 pub mod reconcile;
 pub mod refresh;
+pub mod runtime;
 pub mod send;
+mod sent;
 #[cfg(test)]
 mod testing;
 
@@ -53,10 +55,10 @@ pub use events::{EventOutcome, SlackEvents};
 pub use install::{OAuthConfig, OAuthInstaller};
 pub use readiness::{Readiness, ReadinessCheck};
 pub use reconcile::{ReconcileReport, ReconcileSettings, Reconciler};
-pub use refresh::{AppCredentials, RefreshReport, RefreshSettings, Sleep, Spawn, TokenRefresher};
-pub use send::{
-    Clock, DUPLICATE_WAIT, IDEMPOTENCY_WINDOW, MessageSender, SentMessage, SystemClock, TokenCache,
-};
+pub use refresh::{AppCredentials, RefreshReport, RefreshSettings, TokenRefresher};
+pub use runtime::{Clock, Sleep, Spawn, SystemClock};
+pub use send::{DUPLICATE_WAIT, IDEMPOTENCY_WINDOW, MessageSender, TokenCache};
+pub use sent::SentMessage;
 
 /// The ports every use case works over, and how connector secrets are named. Cheap to clone.
 #[derive(Clone)]

@@ -14,9 +14,6 @@
 //! fencing value), so a late finisher changes nothing; and only Slack's grant errors are
 //! permanent, anything else is retried later.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -29,12 +26,7 @@ use secrecy::SecretString;
 
 use crate::Ports;
 use crate::error::{Dependency, SendError};
-
-/// Waits; injected so that this crate needs no async runtime.
-pub type Sleep = Arc<dyn Fn(Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
-
-/// Runs a future on its own, detached from the caller (`tokio::spawn`); injected likewise.
-pub type Spawn = Arc<dyn Fn(Pin<Box<dyn Future<Output = ()> + Send>>) + Send + Sync>;
+use crate::runtime::{Sleep, Spawn};
 
 /// Slack's answers to a refresh that mean the refresh token will never work again; anything
 /// else (a proxy's 4xx, a 5xx, a timeout, a misconfigured app) is retried later.
@@ -503,7 +495,7 @@ impl TokenRefresher {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
+    use std::sync::{Arc, Mutex};
 
     use connector_domain::{BotToken, ConnectorState, WorkspaceId};
 

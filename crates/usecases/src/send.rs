@@ -31,10 +31,12 @@ use connector_ports::{
 use sha2::{Digest as _, Sha256};
 use tracing::Instrument as _;
 
+use crate::Ports;
 use crate::coherence::{Coherence, Forget};
 use crate::error::SendError;
 use crate::refresh::TokenRefresher;
-use crate::{Ports, Sleep, Spawn};
+use crate::runtime::{Clock, Sleep, Spawn};
+use crate::sent::SentMessage;
 
 /// How long a `request_id` keeps a send from being repeated.
 pub const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
@@ -54,22 +56,6 @@ const DUPLICATE_POLL: Duration = Duration::from_millis(50);
 /// mid-send: its outcome is unknown. (A send's Slack calls are bounded by the Slack deadline,
 /// 30 s by default, per call.)
 pub const IN_FLIGHT_ABANDONED_AFTER: Duration = Duration::from_secs(5 * 60);
-
-/// A source of monotonic time, so cache expiry can be tested.
-pub trait Clock: Send + Sync {
-    /// Now.
-    fn now(&self) -> Instant;
-}
-
-/// The real clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Instant {
-        Instant::now()
-    }
-}
 
 /// Bot tokens by connector, each kept for a TTL, and dropped when the connector changes on any
 /// replica (see [`Coherence`]).
@@ -194,22 +180,6 @@ impl Forget for TokenCache {
     fn forget_all(&self) {
         self.lock().clear();
     }
-}
-
-/// Where a message landed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SentMessage {
-    /// The channel (the connector's default channel).
-    pub channel: ChannelId,
-    /// The message's `ts`: its ID in the channel, and the thread to reply to.
-    pub ts: String,
-    /// The `ts` of the thread replies that carried text beyond Slack's limit, in order.
-    pub continuation_ts: Vec<String>,
-    /// Slack's IDs of the uploaded files, in order.
-    pub file_ids: Vec<String>,
-    /// For a scheduled message (`post_at`): Slack's ID of it, to cancel it; `ts` is then
-    /// empty (the message has none until it is posted).
-    pub scheduled_message_id: Option<String>,
 }
 
 /// How a scheduled send's ID is kept in the idempotency record's `ts`.

@@ -9,7 +9,8 @@ use connector_domain::{
 };
 use connector_ports::{MockConnectorRepository, MockSecretStore, MockSlackApi, SlackApi};
 
-use crate::{Ports, Sleep, Spawn};
+use crate::Ports;
+use crate::runtime::{Sleep, Spawn};
 
 /// A connector row of `tenant` named `name` in `state`, default channel `#alerts`.
 pub(crate) fn connector(tenant: &str, name: &str, state: ConnectorState) -> Connector {

@@ -13,6 +13,7 @@ use connector_ports::{
     SecretStoreError, UploadedFile,
 };
 
+use crate::runtime::SystemClock;
 use crate::testing::{MemorySends, connector, ports, tokio_sleep, tokio_spawn};
 
 const TOKEN: &str = "xoxb-1111-2222-cachedtoken";
