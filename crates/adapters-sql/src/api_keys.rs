@@ -57,59 +57,50 @@ macro_rules! api_key_store {
             #[async_trait]
             impl ApiKeyStore for $repo {
                 async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<(), RepositoryError> {
-                    self.$pool
-                        .timed(async {
-                            let mut conn = self.$pool.conn().await?;
-                            diesel::insert_into(k::api_keys)
-                                .values((
-                                    k::id.eq(DbId::from(key.id)),
-                                    k::secret_hash.eq(&key.secret_hash),
-                                    k::tenant_id.eq(key.tenant_column()),
-                                    k::scopes.eq(key.scopes_column()),
-                                    k::name.eq(&key.name),
-                                    k::created_at.eq(DbTime(key.created_at)),
-                                    k::revoked_at.eq(key.revoked_at.map(DbTime)),
-                                ))
-                                .execute(&mut conn)
-                                .await
-                                .map_err(map_err)?;
-                            Ok(())
-                        })
-                        .await
+                    $crate::with_conn!(self.$pool, conn, {
+                        diesel::insert_into(k::api_keys)
+                            .values((
+                                k::id.eq(DbId::from(key.id)),
+                                k::secret_hash.eq(&key.secret_hash),
+                                k::tenant_id.eq(key.tenant_column()),
+                                k::scopes.eq(key.scopes_column()),
+                                k::name.eq(&key.name),
+                                k::created_at.eq(DbTime(key.created_at)),
+                                k::revoked_at.eq(key.revoked_at.map(DbTime)),
+                            ))
+                            .execute(&mut conn)
+                            .await
+                            .map_err(map_err)?;
+                        Ok(())
+                    })
                 }
 
                 async fn find_api_key(
                     &self,
                     id: ApiKeyId,
                 ) -> Result<Option<ApiKeyRecord>, RepositoryError> {
-                    self.$pool
-                        .timed(async {
-                            let mut conn = self.$pool.conn().await?;
-                            let row: Option<ApiKeyRow> = k::api_keys
-                                .filter(k::id.eq(DbId::from(id)))
-                                .select(ApiKeyRow::as_select())
-                                .first(&mut conn)
-                                .await
-                                .optional()
-                                .map_err(map_err)?;
-                            row.map(ApiKeyRecord::try_from).transpose()
-                        })
-                        .await
+                    $crate::with_conn!(self.$pool, conn, {
+                        let row: Option<ApiKeyRow> = k::api_keys
+                            .filter(k::id.eq(DbId::from(id)))
+                            .select(ApiKeyRow::as_select())
+                            .first(&mut conn)
+                            .await
+                            .optional()
+                            .map_err(map_err)?;
+                        row.map(ApiKeyRecord::try_from).transpose()
+                    })
                 }
 
                 async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>, RepositoryError> {
-                    self.$pool
-                        .timed(async {
-                            let mut conn = self.$pool.conn().await?;
-                            let rows: Vec<ApiKeyRow> = k::api_keys
-                                .order((k::created_at.asc(), k::id.asc()))
-                                .select(ApiKeyRow::as_select())
-                                .load(&mut conn)
-                                .await
-                                .map_err(map_err)?;
-                            rows.into_iter().map(ApiKeyRecord::try_from).collect()
-                        })
-                        .await
+                    $crate::with_conn!(self.$pool, conn, {
+                        let rows: Vec<ApiKeyRow> = k::api_keys
+                            .order((k::created_at.asc(), k::id.asc()))
+                            .select(ApiKeyRow::as_select())
+                            .load(&mut conn)
+                            .await
+                            .map_err(map_err)?;
+                        rows.into_iter().map(ApiKeyRecord::try_from).collect()
+                    })
                 }
 
                 async fn revoke_api_key(
@@ -117,21 +108,18 @@ macro_rules! api_key_store {
                     id: ApiKeyId,
                     at: DateTime<Utc>,
                 ) -> Result<bool, RepositoryError> {
-                    self.$pool
-                        .timed(async {
-                            let mut conn = self.$pool.conn().await?;
-                            let n = diesel::update(
-                                k::api_keys
-                                    .filter(k::id.eq(DbId::from(id)))
-                                    .filter(k::revoked_at.is_null()),
-                            )
-                            .set(k::revoked_at.eq(Some(DbTime(at))))
-                            .execute(&mut conn)
-                            .await
-                            .map_err(map_err)?;
-                            Ok(n == 1)
-                        })
+                    $crate::with_conn!(self.$pool, conn, {
+                        let n = diesel::update(
+                            k::api_keys
+                                .filter(k::id.eq(DbId::from(id)))
+                                .filter(k::revoked_at.is_null()),
+                        )
+                        .set(k::revoked_at.eq(Some(DbTime(at))))
+                        .execute(&mut conn)
                         .await
+                        .map_err(map_err)?;
+                        Ok(n == 1)
+                    })
                 }
             }
         }

@@ -173,7 +173,7 @@ macro_rules! connector_repository {
             use $crate::__private::Duration;
             use $crate::__private::diesel;
             use $crate::connectors::{connector, connectors, CountRow, Row, UpdateRow, COUNT_BY_STATUS};
-            use $crate::errors::{is_connection_error, map_err};
+            use $crate::errors::map_err;
             use $crate::schema::connectors::{self as table, dsl};
             use $crate::__private::diesel_async;
             use $crate::types::{coalesce, DbId, DbNow, DbTime};
@@ -195,25 +195,10 @@ macro_rules! connector_repository {
                 where
                     Q: diesel_async::methods::LoadQuery<'static, $conn, Row> + Send + 'static,
                 {
-                    self.$pool.timed(async {
-                        let mut attempt = 0;
-                        loop {
-                            attempt += 1;
-                            let mut conn = self.$pool.conn().await?;
-                            match query().get_result::<Row>(&mut conn).await.optional() {
-                                Ok(row) => return connector(row),
-                                Err(e) if attempt == 1 && is_connection_error(&e) => {
-                                    $crate::__private::tracing::warn!(
-                                        error = %e,
-                                        "a database connection broke; retrying the read on a fresh one"
-                                    );
-                                    drop(conn);
-                                }
-                                Err(e) => return Err(map_err(e)),
-                            }
-                        }
-                    })
-                    .await
+                    let row = $crate::read_retrying!(self.$pool, conn, {
+                        query().get_result::<Row>(&mut conn).await.optional()
+                    })?;
+                    connector(row)
                 }
 
                 async fn remove_in_state(
@@ -221,8 +206,7 @@ macro_rules! connector_repository {
                     id: ConnectorId,
                     state: ConnectorState,
                 ) -> Result<(), RepositoryError> {
-                    self.$pool.timed(async {
-                        let mut conn = self.$pool.conn().await?;
+                    $crate::with_conn!(self.$pool, conn, {
                         diesel::delete(
                             dsl::connectors
                                 .filter(dsl::id.eq(DbId::from(id)))
@@ -233,15 +217,13 @@ macro_rules! connector_repository {
                         .map_err(map_err)?;
                         Ok(())
                     })
-                    .await
                 }
             }
 
             #[async_trait]
             impl ConnectorRepository for $repo {
                 async fn insert_creating(&self, new: &NewConnector) -> Result<Connector, RepositoryError> {
-                    self.$pool.timed(async {
-                        let mut conn = self.$pool.conn().await?;
+                    $crate::with_conn!(self.$pool, conn, {
                         let row: Row = diesel::insert_into(table::table)
                             .values((
                                 dsl::id.eq(DbId::from(new.id)),
@@ -262,12 +244,10 @@ macro_rules! connector_repository {
                             .map_err(map_err)?;
                         row.try_into()
                     })
-                    .await
                 }
 
                 async fn mark_active(&self, id: ConnectorId) -> Result<Option<Connector>, RepositoryError> {
-                    self.$pool.timed(async {
-                        let mut conn = self.$pool.conn().await?;
+                    $crate::with_conn!(self.$pool, conn, {
                         let row: Option<Row> = diesel::update(
                             dsl::connectors
                                 .filter(dsl::id.eq(DbId::from(id)))
@@ -281,7 +261,6 @@ macro_rules! connector_repository {
                         .map_err(map_err)?;
                         connector(row)
                     })
-                    .await
                 }
 
                 async fn remove_creating(&self, id: ConnectorId) -> Result<(), RepositoryError> {
@@ -346,42 +325,27 @@ macro_rules! connector_repository {
                     // the nil UUID, which no connector has; no filter is a filter every row
                     // passes), so the statement is prepared once per connection.
                     let after = DbId::from(after.unwrap_or_else(ConnectorId::nil));
-                    self.$pool.timed(async {
-                        let mut attempt = 0;
-                        loop {
-                            attempt += 1;
-                            let mut conn = self.$pool.conn().await?;
-                            let query = dsl::connectors
-                                .filter(dsl::tenant_id.eq(tenant.as_str()))
-                                .filter(dsl::state.eq(ACTIVE))
-                                .filter(dsl::id.gt(after))
-                                .filter(filter.any_auth.into_sql::<Bool>().or(dsl::auth_status.eq(filter.auth)))
-                                .filter(
-                                    filter.any_revoked.into_sql::<Bool>()
-                                        .or(dsl::revoked_at.is_not_null().eq(filter.revoked)),
-                                )
-                                .filter(
-                                    filter.any_channel.into_sql::<Bool>()
-                                        .or(dsl::default_channel_available.eq(filter.channel_available)),
-                                )
-                                .order(dsl::id.asc())
-                                .limit(i64::from(limit))
-                                .select(Row::as_select());
-                            match query.load::<Row>(&mut conn).await {
-                                Ok(rows) => return connectors(rows),
-                                // An idempotent read: once more on a fresh connection.
-                                Err(e) if attempt == 1 && is_connection_error(&e) => {
-                                    $crate::__private::tracing::warn!(
-                                        error = %e,
-                                        "a database connection broke; retrying the read on a fresh one"
-                                    );
-                                    drop(conn);
-                                }
-                                Err(e) => return Err(map_err(e)),
-                            }
-                        }
-                    })
-                    .await
+                    let rows = $crate::read_retrying!(self.$pool, conn, {
+                        dsl::connectors
+                            .filter(dsl::tenant_id.eq(tenant.as_str()))
+                            .filter(dsl::state.eq(ACTIVE))
+                            .filter(dsl::id.gt(after))
+                            .filter(filter.any_auth.into_sql::<Bool>().or(dsl::auth_status.eq(filter.auth)))
+                            .filter(
+                                filter.any_revoked.into_sql::<Bool>()
+                                    .or(dsl::revoked_at.is_not_null().eq(filter.revoked)),
+                            )
+                            .filter(
+                                filter.any_channel.into_sql::<Bool>()
+                                    .or(dsl::default_channel_available.eq(filter.channel_available)),
+                            )
+                            .order(dsl::id.asc())
+                            .limit(i64::from(limit))
+                            .select(Row::as_select())
+                            .load::<Row>(&mut conn)
+                            .await
+                    })?;
+                    connectors(rows)
                 }
 
                 async fn mark_deleting(
@@ -389,8 +353,7 @@ macro_rules! connector_repository {
                     tenant: &TenantId,
                     id: ConnectorId,
                 ) -> Result<Option<Connector>, RepositoryError> {
-                    self.$pool.timed(async {
-                        let mut conn = self.$pool.conn().await?;
+                    $crate::with_conn!(self.$pool, conn, {
                         let row: Option<Row> = diesel::update(
                             dsl::connectors
                                 .filter(dsl::tenant_id.eq(tenant.as_str()))
@@ -408,7 +371,6 @@ macro_rules! connector_repository {
                         .map_err(map_err)?;
                         connector(row)
                     })
-                    .await
                 }
 
                 async fn remove_deleting(&self, id: ConnectorId) -> Result<(), RepositoryError> {
@@ -422,8 +384,7 @@ macro_rules! connector_repository {
                     generation: i64,
                     update: &ConnectorUpdate,
                 ) -> Result<Option<Connector>, RepositoryError> {
-                    self.$pool.timed(async {
-                        let mut conn = self.$pool.conn().await?;
+                    $crate::with_conn!(self.$pool, conn, {
                         let row: Option<Row> = diesel::update(
                             dsl::connectors
                                 .filter(dsl::tenant_id.eq(tenant.as_str()))
@@ -443,15 +404,13 @@ macro_rules! connector_repository {
                         .map_err(map_err)?;
                         connector(row)
                     })
-                    .await
                 }
 
                 async fn revoke_workspace(
                     &self,
                     workspace: &WorkspaceId,
                 ) -> Result<Vec<Connector>, RepositoryError> {
-                    self.$pool.timed(async {
-                        let mut conn = self.$pool.conn().await?;
+                    $crate::with_conn!(self.$pool, conn, {
                         let rows: Vec<Row> = diesel::update(
                             dsl::connectors
                                 .filter(dsl::workspace_id.eq(workspace.as_str()))
@@ -469,7 +428,6 @@ macro_rules! connector_repository {
                         .map_err(map_err)?;
                         connectors(rows)
                     })
-                    .await
                 }
 
                 async fn rename_channel(
@@ -478,8 +436,7 @@ macro_rules! connector_repository {
                     channel: &ChannelId,
                     name: &ChannelName,
                 ) -> Result<u64, RepositoryError> {
-                    self.$pool.timed(async {
-                        let mut conn = self.$pool.conn().await?;
+                    $crate::with_conn!(self.$pool, conn, {
                         let n = diesel::update(
                             dsl::connectors
                                 .filter(dsl::workspace_id.eq(workspace.as_str()))
@@ -495,7 +452,6 @@ macro_rules! connector_repository {
                         .map_err(map_err)?;
                         Ok(n as u64)
                     })
-                    .await
                 }
 
                 async fn set_channel_available(
@@ -504,8 +460,7 @@ macro_rules! connector_repository {
                     channel: &ChannelId,
                     available: bool,
                 ) -> Result<u64, RepositoryError> {
-                    self.$pool.timed(async {
-                        let mut conn = self.$pool.conn().await?;
+                    $crate::with_conn!(self.$pool, conn, {
                         let n = diesel::update(
                             dsl::connectors
                                 .filter(dsl::workspace_id.eq(workspace.as_str()))
@@ -521,7 +476,6 @@ macro_rules! connector_repository {
                         .map_err(map_err)?;
                         Ok(n as u64)
                     })
-                    .await
                 }
 
                 async fn pending_promotions(
@@ -529,8 +483,7 @@ macro_rules! connector_repository {
                     older_than: Duration,
                     limit: u32,
                 ) -> Result<Vec<PendingPromotion>, RepositoryError> {
-                    self.$pool.timed(async {
-                        let mut conn = self.$pool.conn().await?;
+                    $crate::with_conn!(self.$pool, conn, {
                         let rows: Vec<(Row, String)> = dsl::connectors
                             .filter(dsl::pending_secret_version.is_not_null())
                             .filter(dsl::state.eq(ACTIVE))
@@ -547,7 +500,6 @@ macro_rules! connector_repository {
                             })
                             .collect()
                     })
-                    .await
                 }
 
                 async fn clear_pending_promotion(
@@ -555,8 +507,7 @@ macro_rules! connector_repository {
                     id: ConnectorId,
                     version: &str,
                 ) -> Result<bool, RepositoryError> {
-                    self.$pool.timed(async {
-                        let mut conn = self.$pool.conn().await?;
+                    $crate::with_conn!(self.$pool, conn, {
                         // No updated_at: the row's content does not change, only the bookkeeping.
                         let n = diesel::update(
                             dsl::connectors
@@ -569,7 +520,6 @@ macro_rules! connector_repository {
                         .map_err(map_err)?;
                         Ok(n == 1)
                     })
-                    .await
                 }
 
                 async fn lease_token_refresh(
@@ -578,8 +528,7 @@ macro_rules! connector_repository {
                     lease: Duration,
                     fence: i64,
                 ) -> Result<bool, RepositoryError> {
-                    self.$pool.timed(async {
-                        let mut conn = self.$pool.conn().await?;
+                    $crate::with_conn!(self.$pool, conn, {
                         let taken = diesel::update(
                             dsl::connectors
                                 .filter(dsl::id.eq(DbId::from(id)))
@@ -599,7 +548,6 @@ macro_rules! connector_repository {
                         .map_err(map_err)?;
                         Ok(taken == 1)
                     })
-                    .await
                 }
 
                 async fn renew_token_refresh(
@@ -608,8 +556,7 @@ macro_rules! connector_repository {
                     fence: i64,
                     lease: Duration,
                 ) -> Result<bool, RepositoryError> {
-                    self.$pool.timed(async {
-                        let mut conn = self.$pool.conn().await?;
+                    $crate::with_conn!(self.$pool, conn, {
                         let renewed = diesel::update(
                             dsl::connectors
                                 .filter(dsl::id.eq(DbId::from(id)))
@@ -622,7 +569,6 @@ macro_rules! connector_repository {
                         .map_err(map_err)?;
                         Ok(renewed == 1)
                     })
-                    .await
                 }
 
                 async fn finish_token_refresh(
@@ -631,8 +577,7 @@ macro_rules! connector_repository {
                     fence: i64,
                     outcome: RefreshOutcome,
                 ) -> Result<bool, RepositoryError> {
-                    self.$pool.timed(async {
-                        let mut conn = self.$pool.conn().await?;
+                    $crate::with_conn!(self.$pool, conn, {
                         // Only the lease's holder records an outcome: a late finisher changes
                         // nothing.
                         let target = dsl::connectors
@@ -672,7 +617,6 @@ macro_rules! connector_repository {
                         .map(|n| n == 1)
                         .map_err(map_err)
                     })
-                    .await
                 }
 
                 async fn tokens_expiring(
@@ -680,8 +624,7 @@ macro_rules! connector_repository {
                     before: DateTime<Utc>,
                     limit: u32,
                 ) -> Result<Vec<Connector>, RepositoryError> {
-                    self.$pool.timed(async {
-                        let mut conn = self.$pool.conn().await?;
+                    $crate::with_conn!(self.$pool, conn, {
                         let rows: Vec<Row> = dsl::connectors
                             .filter(dsl::state.eq(ACTIVE))
                             .filter(dsl::auth_status.eq(AuthStatus::Ok.as_str()))
@@ -699,12 +642,10 @@ macro_rules! connector_repository {
                             .map_err(map_err)?;
                         connectors(rows)
                     })
-                    .await
                 }
 
                 async fn count_connectors(&self, tenant: &TenantId) -> Result<u64, RepositoryError> {
-                    self.$pool.timed(async {
-                        let mut conn = self.$pool.conn().await?;
+                    $crate::with_conn!(self.$pool, conn, {
                         let n: i64 = dsl::connectors
                             .filter(dsl::tenant_id.eq(tenant.as_str()))
                             .count()
@@ -713,19 +654,16 @@ macro_rules! connector_repository {
                             .map_err(map_err)?;
                         Ok(u64::try_from(n).unwrap_or(0))
                     })
-                    .await
                 }
 
                 async fn count_by_status(&self) -> Result<Vec<StatusCount>, RepositoryError> {
-                    self.$pool.timed(async {
-                        let mut conn = self.$pool.conn().await?;
+                    $crate::with_conn!(self.$pool, conn, {
                         let rows: Vec<CountRow> = diesel::sql_query(COUNT_BY_STATUS)
                             .load(&mut conn)
                             .await
                             .map_err(map_err)?;
                         rows.iter().map(CountRow::to_count).collect()
                     })
-                    .await
                 }
 
                 async fn claim_stale(
@@ -733,15 +671,13 @@ macro_rules! connector_repository {
                     stale_after: Duration,
                     limit: u32,
                 ) -> Result<Vec<Connector>, RepositoryError> {
-                    self.$pool.timed(async {
-                        let mut conn = self.$pool.conn().await?;
+                    $crate::with_conn!(self.$pool, conn, {
                         let rows: Vec<Row> = <$repo>::claim_stale_query(stale_after, limit)
                             .load(&mut conn)
                             .await
                             .map_err(map_err)?;
                         connectors(rows)
                     })
-                    .await
                 }
             }
         }

@@ -46,6 +46,52 @@ pub mod __private {
     pub use tracing;
 }
 
+/// Runs `$body` (a block) with a connection of `$pool` bound to `$conn`, bounded by the query
+/// timeout; the port bodies' one way to the database.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! with_conn {
+    ($pool:expr, $conn:ident, $body:block) => {
+        $pool
+            .timed(async {
+                let mut $conn = $pool.conn().await?;
+                $body
+            })
+            .await
+    };
+}
+
+/// Runs `$read` (a block of diesel calls on `$conn` that yields a `QueryResult`) on a
+/// connection of `$pool`, bounded by the query timeout: an idempotent read, so it runs once
+/// more on a fresh connection when the first attempt's connection broke (a restarted server,
+/// a terminated backend).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! read_retrying {
+    ($pool:expr, $conn:ident, $read:block) => {
+        $pool
+            .timed(async {
+                let mut attempt = 0;
+                loop {
+                    attempt += 1;
+                    let mut $conn = $pool.conn().await?;
+                    match $read {
+                        Ok(rows) => break Ok(rows),
+                        Err(e) if attempt == 1 && $crate::errors::is_connection_error(&e) => {
+                            $crate::__private::tracing::warn!(
+                                error = %e,
+                                "a database connection broke; retrying the read on a fresh one"
+                            );
+                            drop($conn);
+                        }
+                        Err(e) => break Err($crate::errors::map_err(e)),
+                    }
+                }
+            })
+            .await
+    };
+}
+
 /// Implements every store port of the repository (`ConnectorRepository`, `OAuthStateStore`,
 /// `ApiKeyStore`, `SentMessageStore`, `SlackEventStore`) for `$repo`, whose field `$pool` is a
 /// [`SqlPool`] of the backend's connections, `$conn`; see [`connector_repository!`] for the one method

@@ -62,46 +62,39 @@ macro_rules! oauth_state_store {
                     state_hash: &str,
                     pending: &PendingInstall,
                 ) -> Result<(), RepositoryError> {
-                    self.$pool
-                        .timed(async {
-                            let mut conn = self.$pool.conn().await?;
-                            diesel::insert_into(s::oauth_states)
-                                .values((
-                                    s::state_hash.eq(state_hash),
-                                    s::tenant_id.eq(pending.tenant_id.as_str()),
-                                    s::name.eq(pending.name.as_str()),
-                                    s::default_channel.eq(&pending.default_channel),
-                                    s::created_at.eq(DbNow::now()),
-                                    s::expires_at.eq(DbTime(pending.expires_at)),
-                                    s::team_id.eq(pending.team_id.as_ref().map(|t| t.as_str())),
-                                    s::browser_hash.eq(pending.browser_hash.as_deref()),
-                                ))
-                                .execute(&mut conn)
-                                .await
-                                .map_err(map_err)?;
-                            Ok(())
-                        })
-                        .await
+                    $crate::with_conn!(self.$pool, conn, {
+                        diesel::insert_into(s::oauth_states)
+                            .values((
+                                s::state_hash.eq(state_hash),
+                                s::tenant_id.eq(pending.tenant_id.as_str()),
+                                s::name.eq(pending.name.as_str()),
+                                s::default_channel.eq(&pending.default_channel),
+                                s::created_at.eq(DbNow::now()),
+                                s::expires_at.eq(DbTime(pending.expires_at)),
+                                s::team_id.eq(pending.team_id.as_ref().map(|t| t.as_str())),
+                                s::browser_hash.eq(pending.browser_hash.as_deref()),
+                            ))
+                            .execute(&mut conn)
+                            .await
+                            .map_err(map_err)?;
+                        Ok(())
+                    })
                 }
 
                 async fn take_state(
                     &self,
                     state_hash: &str,
                 ) -> Result<Option<PendingInstall>, RepositoryError> {
-                    self.$pool
-                        .timed(async {
-                            let mut conn = self.$pool.conn().await?;
-                            let row: Option<StateRow> = diesel::delete(
-                                s::oauth_states.filter(s::state_hash.eq(state_hash)),
-                            )
-                            .returning(StateRow::as_returning())
-                            .get_result(&mut conn)
-                            .await
-                            .optional()
-                            .map_err(map_err)?;
-                            row.map(PendingInstall::try_from).transpose()
-                        })
-                        .await
+                    $crate::with_conn!(self.$pool, conn, {
+                        let row: Option<StateRow> =
+                            diesel::delete(s::oauth_states.filter(s::state_hash.eq(state_hash)))
+                                .returning(StateRow::as_returning())
+                                .get_result(&mut conn)
+                                .await
+                                .optional()
+                                .map_err(map_err)?;
+                        row.map(PendingInstall::try_from).transpose()
+                    })
                 }
 
                 async fn bind_browser(
@@ -110,24 +103,21 @@ macro_rules! oauth_state_store {
                     browser_hash: &str,
                     now: DateTime<Utc>,
                 ) -> Result<Option<PendingInstall>, RepositoryError> {
-                    self.$pool
-                        .timed(async {
-                            let mut conn = self.$pool.conn().await?;
-                            let row: Option<StateRow> = diesel::update(
-                                s::oauth_states
-                                    .filter(s::state_hash.eq(state_hash))
-                                    .filter(s::browser_hash.is_null())
-                                    .filter(s::expires_at.gt(DbTime(now))),
-                            )
-                            .set(s::browser_hash.eq(Some(browser_hash)))
-                            .returning(StateRow::as_returning())
-                            .get_result(&mut conn)
-                            .await
-                            .optional()
-                            .map_err(map_err)?;
-                            row.map(PendingInstall::try_from).transpose()
-                        })
+                    $crate::with_conn!(self.$pool, conn, {
+                        let row: Option<StateRow> = diesel::update(
+                            s::oauth_states
+                                .filter(s::state_hash.eq(state_hash))
+                                .filter(s::browser_hash.is_null())
+                                .filter(s::expires_at.gt(DbTime(now))),
+                        )
+                        .set(s::browser_hash.eq(Some(browser_hash)))
+                        .returning(StateRow::as_returning())
+                        .get_result(&mut conn)
                         .await
+                        .optional()
+                        .map_err(map_err)?;
+                        row.map(PendingInstall::try_from).transpose()
+                    })
                 }
 
                 async fn count_states(
@@ -135,37 +125,31 @@ macro_rules! oauth_state_store {
                     tenant: &TenantId,
                     now: DateTime<Utc>,
                 ) -> Result<u64, RepositoryError> {
-                    self.$pool
-                        .timed(async {
-                            let mut conn = self.$pool.conn().await?;
-                            let n: i64 = s::oauth_states
-                                .filter(s::tenant_id.eq(tenant.as_str()))
-                                .filter(s::expires_at.gt(DbTime(now)))
-                                .count()
-                                .get_result(&mut conn)
-                                .await
-                                .map_err(map_err)?;
-                            Ok(u64::try_from(n).unwrap_or(0))
-                        })
-                        .await
+                    $crate::with_conn!(self.$pool, conn, {
+                        let n: i64 = s::oauth_states
+                            .filter(s::tenant_id.eq(tenant.as_str()))
+                            .filter(s::expires_at.gt(DbTime(now)))
+                            .count()
+                            .get_result(&mut conn)
+                            .await
+                            .map_err(map_err)?;
+                        Ok(u64::try_from(n).unwrap_or(0))
+                    })
                 }
 
                 async fn purge_states(
                     &self,
                     before: DateTime<Utc>,
                 ) -> Result<u64, RepositoryError> {
-                    self.$pool
-                        .timed(async {
-                            let mut conn = self.$pool.conn().await?;
-                            let n = diesel::delete(
-                                s::oauth_states.filter(s::expires_at.lt(DbTime(before))),
-                            )
-                            .execute(&mut conn)
-                            .await
-                            .map_err(map_err)?;
-                            Ok(n as u64)
-                        })
+                    $crate::with_conn!(self.$pool, conn, {
+                        let n = diesel::delete(
+                            s::oauth_states.filter(s::expires_at.lt(DbTime(before))),
+                        )
+                        .execute(&mut conn)
                         .await
+                        .map_err(map_err)?;
+                        Ok(n as u64)
+                    })
                 }
             }
         }

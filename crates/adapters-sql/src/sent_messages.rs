@@ -67,53 +67,50 @@ macro_rules! sent_message_store {
                 ) -> Result<Option<SendRecord>, RepositoryError> {
                     let id = DbId::from(key.connector_id);
                     let request_id = key.request_id.as_str();
-                    self.$pool
-                        .timed(async {
-                            let mut conn = self.$pool.conn().await?;
-                            for _ in 0..CLAIM_ATTEMPTS {
-                                diesel::delete(
-                                    s::sent_messages
-                                        .filter(s::connector_id.eq(id))
-                                        .filter(s::request_id.eq(request_id))
-                                        .filter(s::created_at.lt(DbTime(expired_before))),
-                                )
+                    $crate::with_conn!(self.$pool, conn, {
+                        for _ in 0..CLAIM_ATTEMPTS {
+                            diesel::delete(
+                                s::sent_messages
+                                    .filter(s::connector_id.eq(id))
+                                    .filter(s::request_id.eq(request_id))
+                                    .filter(s::created_at.lt(DbTime(expired_before))),
+                            )
+                            .execute(&mut conn)
+                            .await
+                            .map_err(map_err)?;
+                            let claimed = diesel::insert_into(s::sent_messages)
+                                .values((
+                                    s::connector_id.eq(id),
+                                    s::request_id.eq(request_id),
+                                    s::tenant_id.eq(key.tenant_id.as_str()),
+                                    s::fingerprint.eq(fingerprint),
+                                    s::outcome.eq(SendOutcome::InFlight.to_columns().0),
+                                    s::created_at.eq(DbTime(now)),
+                                    s::updated_at.eq(DbTime(now)),
+                                ))
+                                .on_conflict_do_nothing()
                                 .execute(&mut conn)
                                 .await
                                 .map_err(map_err)?;
-                                let claimed = diesel::insert_into(s::sent_messages)
-                                    .values((
-                                        s::connector_id.eq(id),
-                                        s::request_id.eq(request_id),
-                                        s::tenant_id.eq(key.tenant_id.as_str()),
-                                        s::fingerprint.eq(fingerprint),
-                                        s::outcome.eq(SendOutcome::InFlight.to_columns().0),
-                                        s::created_at.eq(DbTime(now)),
-                                        s::updated_at.eq(DbTime(now)),
-                                    ))
-                                    .on_conflict_do_nothing()
-                                    .execute(&mut conn)
-                                    .await
-                                    .map_err(map_err)?;
-                                if claimed == 1 {
-                                    return Ok(None);
-                                }
-                                let existing: Option<RecordRow> = s::sent_messages
-                                    .filter(s::connector_id.eq(id))
-                                    .filter(s::request_id.eq(request_id))
-                                    .select(RecordRow::as_select())
-                                    .first(&mut conn)
-                                    .await
-                                    .optional()
-                                    .map_err(map_err)?;
-                                if let Some(row) = existing {
-                                    return row.try_into().map(Some);
-                                }
+                            if claimed == 1 {
+                                return Ok(None);
                             }
-                            Err(RepositoryError::Unavailable(
-                                "the send's request_id record kept changing; retry".into(),
-                            ))
-                        })
-                        .await
+                            let existing: Option<RecordRow> = s::sent_messages
+                                .filter(s::connector_id.eq(id))
+                                .filter(s::request_id.eq(request_id))
+                                .select(RecordRow::as_select())
+                                .first(&mut conn)
+                                .await
+                                .optional()
+                                .map_err(map_err)?;
+                            if let Some(row) = existing {
+                                return row.try_into().map(Some);
+                            }
+                        }
+                        Err(RepositoryError::Unavailable(
+                            "the send's request_id record kept changing; retry".into(),
+                        ))
+                    })
                 }
 
                 async fn finish_send(
@@ -122,79 +119,67 @@ macro_rules! sent_message_store {
                     outcome: &SendOutcome,
                 ) -> Result<(), RepositoryError> {
                     let (outcome, channel, ts) = outcome.to_columns();
-                    self.$pool
-                        .timed(async {
-                            let mut conn = self.$pool.conn().await?;
-                            diesel::update(
-                                s::sent_messages
-                                    .filter(s::connector_id.eq(DbId::from(key.connector_id)))
-                                    .filter(s::request_id.eq(key.request_id.as_str())),
-                            )
-                            .set((
-                                s::outcome.eq(outcome),
-                                s::channel_id.eq(channel),
-                                s::ts.eq(ts),
-                                s::updated_at.eq(DbNow::now()),
-                            ))
-                            .execute(&mut conn)
-                            .await
-                            .map_err(map_err)?;
-                            Ok(())
-                        })
+                    $crate::with_conn!(self.$pool, conn, {
+                        diesel::update(
+                            s::sent_messages
+                                .filter(s::connector_id.eq(DbId::from(key.connector_id)))
+                                .filter(s::request_id.eq(key.request_id.as_str())),
+                        )
+                        .set((
+                            s::outcome.eq(outcome),
+                            s::channel_id.eq(channel),
+                            s::ts.eq(ts),
+                            s::updated_at.eq(DbNow::now()),
+                        ))
+                        .execute(&mut conn)
                         .await
+                        .map_err(map_err)?;
+                        Ok(())
+                    })
                 }
 
                 async fn release_send(&self, key: &SendKey) -> Result<(), RepositoryError> {
-                    self.$pool
-                        .timed(async {
-                            let mut conn = self.$pool.conn().await?;
-                            diesel::delete(
-                                s::sent_messages
-                                    .filter(s::connector_id.eq(DbId::from(key.connector_id)))
-                                    .filter(s::request_id.eq(key.request_id.as_str()))
-                                    .filter(s::outcome.eq(SendOutcome::InFlight.to_columns().0)),
-                            )
-                            .execute(&mut conn)
-                            .await
-                            .map_err(map_err)?;
-                            Ok(())
-                        })
+                    $crate::with_conn!(self.$pool, conn, {
+                        diesel::delete(
+                            s::sent_messages
+                                .filter(s::connector_id.eq(DbId::from(key.connector_id)))
+                                .filter(s::request_id.eq(key.request_id.as_str()))
+                                .filter(s::outcome.eq(SendOutcome::InFlight.to_columns().0)),
+                        )
+                        .execute(&mut conn)
                         .await
+                        .map_err(map_err)?;
+                        Ok(())
+                    })
                 }
 
                 async fn find_send(
                     &self,
                     key: &SendKey,
                 ) -> Result<Option<SendRecord>, RepositoryError> {
-                    self.$pool
-                        .timed(async {
-                            let mut conn = self.$pool.conn().await?;
-                            let row: Option<RecordRow> = s::sent_messages
-                                .filter(s::connector_id.eq(DbId::from(key.connector_id)))
-                                .filter(s::request_id.eq(key.request_id.as_str()))
-                                .select(RecordRow::as_select())
-                                .first(&mut conn)
-                                .await
-                                .optional()
-                                .map_err(map_err)?;
-                            row.map(SendRecord::try_from).transpose()
-                        })
-                        .await
+                    $crate::with_conn!(self.$pool, conn, {
+                        let row: Option<RecordRow> = s::sent_messages
+                            .filter(s::connector_id.eq(DbId::from(key.connector_id)))
+                            .filter(s::request_id.eq(key.request_id.as_str()))
+                            .select(RecordRow::as_select())
+                            .first(&mut conn)
+                            .await
+                            .optional()
+                            .map_err(map_err)?;
+                        row.map(SendRecord::try_from).transpose()
+                    })
                 }
 
                 async fn purge_sends(&self, before: DateTime<Utc>) -> Result<u64, RepositoryError> {
-                    self.$pool
-                        .timed(async {
-                            let mut conn = self.$pool.conn().await?;
-                            let n = diesel::delete(
-                                s::sent_messages.filter(s::created_at.lt(DbTime(before))),
-                            )
-                            .execute(&mut conn)
-                            .await
-                            .map_err(map_err)?;
-                            Ok(n as u64)
-                        })
+                    $crate::with_conn!(self.$pool, conn, {
+                        let n = diesel::delete(
+                            s::sent_messages.filter(s::created_at.lt(DbTime(before))),
+                        )
+                        .execute(&mut conn)
                         .await
+                        .map_err(map_err)?;
+                        Ok(n as u64)
+                    })
                 }
             }
         }

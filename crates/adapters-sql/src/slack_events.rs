@@ -26,50 +26,41 @@ macro_rules! slack_event_store {
                     event_id: &str,
                     at: DateTime<Utc>,
                 ) -> Result<bool, RepositoryError> {
-                    self.$pool
-                        .timed(async {
-                            let mut conn = self.$pool.conn().await?;
-                            // The primary key decides: one insert wins, across replicas.
-                            let n = diesel::insert_into(e::slack_events)
-                                .values((e::event_id.eq(event_id), e::received_at.eq(DbTime(at))))
-                                .on_conflict_do_nothing()
-                                .execute(&mut conn)
-                                .await
-                                .map_err(map_err)?;
-                            Ok(n == 1)
-                        })
-                        .await
+                    $crate::with_conn!(self.$pool, conn, {
+                        // The primary key decides: one insert wins, across replicas.
+                        let n = diesel::insert_into(e::slack_events)
+                            .values((e::event_id.eq(event_id), e::received_at.eq(DbTime(at))))
+                            .on_conflict_do_nothing()
+                            .execute(&mut conn)
+                            .await
+                            .map_err(map_err)?;
+                        Ok(n == 1)
+                    })
                 }
 
                 async fn forget_event(&self, event_id: &str) -> Result<(), RepositoryError> {
-                    self.$pool
-                        .timed(async {
-                            let mut conn = self.$pool.conn().await?;
-                            diesel::delete(e::slack_events.filter(e::event_id.eq(event_id)))
-                                .execute(&mut conn)
-                                .await
-                                .map_err(map_err)?;
-                            Ok(())
-                        })
-                        .await
+                    $crate::with_conn!(self.$pool, conn, {
+                        diesel::delete(e::slack_events.filter(e::event_id.eq(event_id)))
+                            .execute(&mut conn)
+                            .await
+                            .map_err(map_err)?;
+                        Ok(())
+                    })
                 }
 
                 async fn purge_events(
                     &self,
                     before: DateTime<Utc>,
                 ) -> Result<u64, RepositoryError> {
-                    self.$pool
-                        .timed(async {
-                            let mut conn = self.$pool.conn().await?;
-                            let n = diesel::delete(
-                                e::slack_events.filter(e::received_at.lt(DbTime(before))),
-                            )
-                            .execute(&mut conn)
-                            .await
-                            .map_err(map_err)?;
-                            Ok(n as u64)
-                        })
+                    $crate::with_conn!(self.$pool, conn, {
+                        let n = diesel::delete(
+                            e::slack_events.filter(e::received_at.lt(DbTime(before))),
+                        )
+                        .execute(&mut conn)
                         .await
+                        .map_err(map_err)?;
+                        Ok(n as u64)
+                    })
                 }
             }
         }

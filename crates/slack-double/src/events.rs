@@ -4,8 +4,8 @@
 //! signed with the app's signing secret (`X-Slack-Signature: v0=HMAC-SHA256("v0:{ts}:{body}")`,
 //! `X-Slack-Request-Timestamp`).
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use hmac::{Hmac, Mac as _};
 use serde::{Deserialize, Serialize};
