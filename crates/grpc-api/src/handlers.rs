@@ -381,7 +381,7 @@ impl pb::connector_service_server::ConnectorService for ConnectorGrpc {
         // cancelled (a client's deadline), so its outcome is always recorded.
         let sent = self
             .sender
-            .send(Some(&tenant), id, &message)
+            .send_owned(Some(&tenant), id, message)
             .await
             .map_err(send_to_status)?;
         tracing::debug!(connector_id = %id, tenant_id = %tenant, channel = %sent.channel,

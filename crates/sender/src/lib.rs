@@ -148,7 +148,7 @@ impl Sender {
     ) -> Result<SentMessage, Error> {
         let id = ConnectorId::parse("connector_id", connector_id).map_err(SendError::from)?;
         self.inner
-            .send(self.tenant.as_ref(), id, &message)
+            .send_owned(self.tenant.as_ref(), id, message)
             .await
             .map_err(Error::from)
     }

@@ -429,8 +429,33 @@ impl MessageSender {
         if message.request_id.is_none() {
             return self.send_here(tenant, id, message).await;
         }
+        self.send_keyed(tenant, id, message.clone()).await
+    }
+
+    /// Like [`MessageSender::send`], for a caller that owns `message`: a send with a request
+    /// ID moves it to its task instead of copying it (attachments included).
+    #[tracing::instrument(name = "usecase messages.send", skip_all)]
+    pub async fn send_owned(
+        &self,
+        tenant: Option<&TenantId>,
+        id: ConnectorId,
+        message: Message,
+    ) -> Result<SentMessage, SendError> {
+        if message.request_id.is_none() {
+            return self.send_here(tenant, id, &message).await;
+        }
+        self.send_keyed(tenant, id, message).await
+    }
+
+    /// A send with a request ID, on a task of its own, awaited.
+    async fn send_keyed(
+        &self,
+        tenant: Option<&TenantId>,
+        id: ConnectorId,
+        message: Message,
+    ) -> Result<SentMessage, SendError> {
         let (answer, answered) = futures::channel::oneshot::channel();
-        let (this, tenant, message) = (self.clone(), tenant.cloned(), message.clone());
+        let (this, tenant) = (self.clone(), tenant.cloned());
         (self.spawn)(Box::pin(
             async move {
                 let _ = answer.send(this.send_here(tenant.as_ref(), id, &message).await);
