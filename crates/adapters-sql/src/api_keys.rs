@@ -42,65 +42,52 @@ macro_rules! api_key_store {
     ($repo:ident . $pool:ident) => {
         mod __sql_api_key_store {
             use super::$repo;
-            use $crate::__private::async_trait::async_trait;
-            use $crate::__private::chrono::{DateTime, Utc};
-            use $crate::__private::diesel;
-            use $crate::__private::diesel::prelude::*;
-            use $crate::__private::diesel_async::RunQueryDsl;
             use $crate::__private::domain::ApiKeyId;
             use $crate::__private::ports::{ApiKeyRecord, ApiKeyStore, RepositoryError};
+            use $crate::__private::*;
             use $crate::api_keys::ApiKeyRow;
-            use $crate::errors::map_err;
             use $crate::schema::api_keys::dsl as k;
-            use $crate::types::{DbId, DbTime};
 
             #[async_trait]
             impl ApiKeyStore for $repo {
                 async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<(), RepositoryError> {
-                    $crate::with_conn!(self.$pool, conn, {
-                        diesel::insert_into(k::api_keys)
-                            .values((
-                                k::id.eq(DbId::from(key.id)),
-                                k::secret_hash.eq(&key.secret_hash),
-                                k::tenant_id.eq(key.tenant_column()),
-                                k::scopes.eq(key.scopes_column()),
-                                k::name.eq(&key.name),
-                                k::created_at.eq(DbTime(key.created_at)),
-                                k::revoked_at.eq(key.revoked_at.map(DbTime)),
-                            ))
-                            .execute(&mut conn)
-                            .await
-                            .map_err(map_err)?;
-                        Ok(())
-                    })
+                    $crate::execute!(
+                        self.$pool,
+                        diesel::insert_into(k::api_keys).values((
+                            k::id.eq(DbId::from(key.id)),
+                            k::secret_hash.eq(&key.secret_hash),
+                            k::tenant_id.eq(key.tenant_column()),
+                            k::scopes.eq(key.scopes_column()),
+                            k::name.eq(&key.name),
+                            k::created_at.eq(DbTime(key.created_at)),
+                            k::revoked_at.eq(key.revoked_at.map(DbTime)),
+                        ))
+                    )
+                    .map(|_| ())
                 }
 
                 async fn find_api_key(
                     &self,
                     id: ApiKeyId,
                 ) -> Result<Option<ApiKeyRecord>, RepositoryError> {
-                    $crate::with_conn!(self.$pool, conn, {
-                        let row: Option<ApiKeyRow> = k::api_keys
+                    let row: Option<ApiKeyRow> = $crate::first!(
+                        self.$pool,
+                        k::api_keys
                             .filter(k::id.eq(DbId::from(id)))
                             .select(ApiKeyRow::as_select())
-                            .first(&mut conn)
-                            .await
-                            .optional()
-                            .map_err(map_err)?;
-                        row.map(ApiKeyRecord::try_from).transpose()
-                    })
+                            .limit(1)
+                    )?;
+                    row.map(ApiKeyRecord::try_from).transpose()
                 }
 
                 async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>, RepositoryError> {
-                    $crate::with_conn!(self.$pool, conn, {
-                        let rows: Vec<ApiKeyRow> = k::api_keys
+                    let rows: Vec<ApiKeyRow> = $crate::load!(
+                        self.$pool,
+                        k::api_keys
                             .order((k::created_at.asc(), k::id.asc()))
                             .select(ApiKeyRow::as_select())
-                            .load(&mut conn)
-                            .await
-                            .map_err(map_err)?;
-                        rows.into_iter().map(ApiKeyRecord::try_from).collect()
-                    })
+                    )?;
+                    rows.into_iter().map(ApiKeyRecord::try_from).collect()
                 }
 
                 async fn revoke_api_key(
@@ -108,18 +95,16 @@ macro_rules! api_key_store {
                     id: ApiKeyId,
                     at: DateTime<Utc>,
                 ) -> Result<bool, RepositoryError> {
-                    $crate::with_conn!(self.$pool, conn, {
-                        let n = diesel::update(
+                    $crate::execute!(
+                        self.$pool,
+                        diesel::update(
                             k::api_keys
                                 .filter(k::id.eq(DbId::from(id)))
                                 .filter(k::revoked_at.is_null()),
                         )
                         .set(k::revoked_at.eq(Some(DbTime(at))))
-                        .execute(&mut conn)
-                        .await
-                        .map_err(map_err)?;
-                        Ok(n == 1)
-                    })
+                    )
+                    .map(|n| n == 1)
                 }
             }
         }

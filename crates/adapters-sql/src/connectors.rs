@@ -156,12 +156,7 @@ macro_rules! connector_repository {
     ($repo:ident . $pool:ident : $conn:ty) => {
         mod __sql_connector_repository {
             use super::$repo;
-            use $crate::__private::async_trait::async_trait;
-            use $crate::__private::chrono::{DateTime, Utc};
-            use $crate::__private::diesel::prelude::*;
-            use $crate::__private::diesel::IntoSql as _;
-            use $crate::__private::diesel::sql_types::Bool;
-            use $crate::__private::diesel_async::RunQueryDsl;
+            use $crate::__private::*;
             use $crate::__private::domain::{
                 AuthStatus, ChannelId, ChannelName, Connector, ConnectorId, ConnectorState,
                 ConnectorStatus, RequestId, TenantId, WorkspaceId,
@@ -170,13 +165,8 @@ macro_rules! connector_repository {
                 ConnectorRepository, ConnectorUpdate, NewConnector, PendingPromotion,
                 RefreshOutcome, RepositoryError, StatusCount, StatusFilter,
             };
-            use $crate::__private::Duration;
-            use $crate::__private::diesel;
             use $crate::connectors::{connector, connectors, CountRow, Row, UpdateRow, COUNT_BY_STATUS};
-            use $crate::errors::map_err;
             use $crate::schema::connectors::{self as table, dsl};
-            use $crate::__private::diesel_async;
-            use $crate::types::{coalesce, DbId, DbNow, DbTime};
 
             const ACTIVE: &str = ConnectorState::Active.as_str();
 
@@ -206,17 +196,15 @@ macro_rules! connector_repository {
                     id: ConnectorId,
                     state: ConnectorState,
                 ) -> Result<(), RepositoryError> {
-                    $crate::with_conn!(self.$pool, conn, {
+                    $crate::execute!(
+                        self.$pool,
                         diesel::delete(
                             dsl::connectors
                                 .filter(dsl::id.eq(DbId::from(id)))
                                 .filter(dsl::state.eq(state.as_str())),
                         )
-                        .execute(&mut conn)
-                        .await
-                        .map_err(map_err)?;
-                        Ok(())
-                    })
+                    )
+                    .map(|_| ())
                 }
             }
 
@@ -247,20 +235,17 @@ macro_rules! connector_repository {
                 }
 
                 async fn mark_active(&self, id: ConnectorId) -> Result<Option<Connector>, RepositoryError> {
-                    $crate::with_conn!(self.$pool, conn, {
-                        let row: Option<Row> = diesel::update(
+                    let row: Option<Row> = $crate::first!(
+                        self.$pool,
+                        diesel::update(
                             dsl::connectors
                                 .filter(dsl::id.eq(DbId::from(id)))
                                 .filter(dsl::state.eq(ConnectorState::Creating.as_str())),
                         )
                         .set((dsl::state.eq(ACTIVE), dsl::updated_at.eq(DbNow::now())))
                         .returning(Row::as_returning())
-                        .get_result(&mut conn)
-                        .await
-                        .optional()
-                        .map_err(map_err)?;
-                        connector(row)
-                    })
+                    )?;
+                    connector(row)
                 }
 
                 async fn remove_creating(&self, id: ConnectorId) -> Result<(), RepositoryError> {
@@ -287,17 +272,8 @@ macro_rules! connector_repository {
                     tenant: &TenantId,
                     id: ConnectorId,
                 ) -> Result<Option<Connector>, RepositoryError> {
-                    self.one(|| {
-                        dsl::connectors
-                            .filter(dsl::tenant_id.eq(tenant.as_str().to_owned()))
-                            .filter(dsl::id.eq(DbId::from(id)))
-                            // Owned values: a borrowed one in the query's type makes the future
-                            // only as Send as that borrow (rust-lang/rust#64552).
-                            .filter(dsl::state.eq(ACTIVE.to_owned()))
-                            .select(Row::as_select())
-                            .limit(1)
-                    })
-                    .await
+                    // The row by its key, then its tenant: one prepared statement for both reads.
+                    Ok(self.find_active(id).await?.filter(|c| c.tenant_id == *tenant))
                 }
 
                 async fn find_active(&self, id: ConnectorId) -> Result<Option<Connector>, RepositoryError> {
@@ -353,8 +329,9 @@ macro_rules! connector_repository {
                     tenant: &TenantId,
                     id: ConnectorId,
                 ) -> Result<Option<Connector>, RepositoryError> {
-                    $crate::with_conn!(self.$pool, conn, {
-                        let row: Option<Row> = diesel::update(
+                    let row: Option<Row> = $crate::first!(
+                        self.$pool,
+                        diesel::update(
                             dsl::connectors
                                 .filter(dsl::tenant_id.eq(tenant.as_str()))
                                 .filter(dsl::id.eq(DbId::from(id)))
@@ -365,12 +342,8 @@ macro_rules! connector_repository {
                             dsl::updated_at.eq(DbNow::now()),
                         ))
                         .returning(Row::as_returning())
-                        .get_result(&mut conn)
-                        .await
-                        .optional()
-                        .map_err(map_err)?;
-                        connector(row)
-                    })
+                    )?;
+                    connector(row)
                 }
 
                 async fn remove_deleting(&self, id: ConnectorId) -> Result<(), RepositoryError> {
@@ -384,8 +357,9 @@ macro_rules! connector_repository {
                     generation: i64,
                     update: &ConnectorUpdate,
                 ) -> Result<Option<Connector>, RepositoryError> {
-                    $crate::with_conn!(self.$pool, conn, {
-                        let row: Option<Row> = diesel::update(
+                    let row: Option<Row> = $crate::first!(
+                        self.$pool,
+                        diesel::update(
                             dsl::connectors
                                 .filter(dsl::tenant_id.eq(tenant.as_str()))
                                 .filter(dsl::id.eq(DbId::from(id)))
@@ -398,20 +372,17 @@ macro_rules! connector_repository {
                             dsl::updated_at.eq(DbNow::now()),
                         ))
                         .returning(Row::as_returning())
-                        .get_result(&mut conn)
-                        .await
-                        .optional()
-                        .map_err(map_err)?;
-                        connector(row)
-                    })
+                    )?;
+                    connector(row)
                 }
 
                 async fn revoke_workspace(
                     &self,
                     workspace: &WorkspaceId,
                 ) -> Result<Vec<Connector>, RepositoryError> {
-                    $crate::with_conn!(self.$pool, conn, {
-                        let rows: Vec<Row> = diesel::update(
+                    let rows: Vec<Row> = $crate::load!(
+                        self.$pool,
+                        diesel::update(
                             dsl::connectors
                                 .filter(dsl::workspace_id.eq(workspace.as_str()))
                                 .filter(dsl::state.eq(ACTIVE)),
@@ -423,11 +394,8 @@ macro_rules! connector_repository {
                             dsl::updated_at.eq(DbNow::now()),
                         ))
                         .returning(Row::as_returning())
-                        .get_results(&mut conn)
-                        .await
-                        .map_err(map_err)?;
-                        connectors(rows)
-                    })
+                    )?;
+                    connectors(rows)
                 }
 
                 async fn rename_channel(
@@ -436,8 +404,9 @@ macro_rules! connector_repository {
                     channel: &ChannelId,
                     name: &ChannelName,
                 ) -> Result<u64, RepositoryError> {
-                    $crate::with_conn!(self.$pool, conn, {
-                        let n = diesel::update(
+                    $crate::execute!(
+                        self.$pool,
+                        diesel::update(
                             dsl::connectors
                                 .filter(dsl::workspace_id.eq(workspace.as_str()))
                                 .filter(dsl::default_channel_id.eq(channel.as_str()))
@@ -447,11 +416,7 @@ macro_rules! connector_repository {
                             dsl::default_channel_name.eq(name.as_str()),
                             dsl::updated_at.eq(DbNow::now()),
                         ))
-                        .execute(&mut conn)
-                        .await
-                        .map_err(map_err)?;
-                        Ok(n as u64)
-                    })
+                    )
                 }
 
                 async fn set_channel_available(
@@ -460,8 +425,9 @@ macro_rules! connector_repository {
                     channel: &ChannelId,
                     available: bool,
                 ) -> Result<u64, RepositoryError> {
-                    $crate::with_conn!(self.$pool, conn, {
-                        let n = diesel::update(
+                    $crate::execute!(
+                        self.$pool,
+                        diesel::update(
                             dsl::connectors
                                 .filter(dsl::workspace_id.eq(workspace.as_str()))
                                 .filter(dsl::default_channel_id.eq(channel.as_str()))
@@ -471,11 +437,7 @@ macro_rules! connector_repository {
                             dsl::default_channel_available.eq(available),
                             dsl::updated_at.eq(DbNow::now()),
                         ))
-                        .execute(&mut conn)
-                        .await
-                        .map_err(map_err)?;
-                        Ok(n as u64)
-                    })
+                    )
                 }
 
                 async fn pending_promotions(
@@ -483,23 +445,21 @@ macro_rules! connector_repository {
                     older_than: Duration,
                     limit: u32,
                 ) -> Result<Vec<PendingPromotion>, RepositoryError> {
-                    $crate::with_conn!(self.$pool, conn, {
-                        let rows: Vec<(Row, String)> = dsl::connectors
+                    let rows: Vec<(Row, String)> = $crate::load!(
+                        self.$pool,
+                        dsl::connectors
                             .filter(dsl::pending_secret_version.is_not_null())
                             .filter(dsl::state.eq(ACTIVE))
                             .filter(dsl::updated_at.lt(DbNow::minus(older_than)))
                             .order(dsl::updated_at.asc())
                             .limit(i64::from(limit))
                             .select((Row::as_select(), dsl::pending_secret_version.assume_not_null()))
-                            .load(&mut conn)
-                            .await
-                            .map_err(map_err)?;
-                        rows.into_iter()
-                            .map(|(row, version)| {
-                                Ok(PendingPromotion { connector: row.try_into()?, version })
-                            })
-                            .collect()
-                    })
+                    )?;
+                    rows.into_iter()
+                        .map(|(row, version)| {
+                            Ok(PendingPromotion { connector: row.try_into()?, version })
+                        })
+                        .collect()
                 }
 
                 async fn clear_pending_promotion(
@@ -507,19 +467,17 @@ macro_rules! connector_repository {
                     id: ConnectorId,
                     version: &str,
                 ) -> Result<bool, RepositoryError> {
-                    $crate::with_conn!(self.$pool, conn, {
-                        // No updated_at: the row's content does not change, only the bookkeeping.
-                        let n = diesel::update(
+                    // No updated_at: the row's content does not change, only the bookkeeping.
+                    $crate::execute!(
+                        self.$pool,
+                        diesel::update(
                             dsl::connectors
                                 .filter(dsl::id.eq(DbId::from(id)))
                                 .filter(dsl::pending_secret_version.eq(version)),
                         )
                         .set(dsl::pending_secret_version.eq(None::<String>))
-                        .execute(&mut conn)
-                        .await
-                        .map_err(map_err)?;
-                        Ok(n == 1)
-                    })
+                    )
+                    .map(|n| n == 1)
                 }
 
                 async fn lease_token_refresh(
@@ -528,8 +486,9 @@ macro_rules! connector_repository {
                     lease: Duration,
                     fence: i64,
                 ) -> Result<bool, RepositoryError> {
-                    $crate::with_conn!(self.$pool, conn, {
-                        let taken = diesel::update(
+                    $crate::execute!(
+                        self.$pool,
+                        diesel::update(
                             dsl::connectors
                                 .filter(dsl::id.eq(DbId::from(id)))
                                 .filter(dsl::state.eq(ACTIVE))
@@ -543,11 +502,8 @@ macro_rules! connector_repository {
                             dsl::refresh_lease_until.eq(DbNow::plus(lease).nullable()),
                             dsl::refresh_fence.eq(Some(fence)),
                         ))
-                        .execute(&mut conn)
-                        .await
-                        .map_err(map_err)?;
-                        Ok(taken == 1)
-                    })
+                    )
+                    .map(|taken| taken == 1)
                 }
 
                 async fn renew_token_refresh(
@@ -556,19 +512,17 @@ macro_rules! connector_repository {
                     fence: i64,
                     lease: Duration,
                 ) -> Result<bool, RepositoryError> {
-                    $crate::with_conn!(self.$pool, conn, {
-                        let renewed = diesel::update(
+                    $crate::execute!(
+                        self.$pool,
+                        diesel::update(
                             dsl::connectors
                                 .filter(dsl::id.eq(DbId::from(id)))
                                 .filter(dsl::refresh_fence.eq(fence))
                                 .filter(dsl::refresh_lease_until.is_not_null()),
                         )
                         .set(dsl::refresh_lease_until.eq(DbNow::plus(lease).nullable()))
-                        .execute(&mut conn)
-                        .await
-                        .map_err(map_err)?;
-                        Ok(renewed == 1)
-                    })
+                    )
+                    .map(|renewed| renewed == 1)
                 }
 
                 async fn finish_token_refresh(
@@ -624,8 +578,9 @@ macro_rules! connector_repository {
                     before: DateTime<Utc>,
                     limit: u32,
                 ) -> Result<Vec<Connector>, RepositoryError> {
-                    $crate::with_conn!(self.$pool, conn, {
-                        let rows: Vec<Row> = dsl::connectors
+                    let rows: Vec<Row> = $crate::load!(
+                        self.$pool,
+                        dsl::connectors
                             .filter(dsl::state.eq(ACTIVE))
                             .filter(dsl::auth_status.eq(AuthStatus::Ok.as_str()))
                             .filter(dsl::token_expires_at.lt(DbTime(before)))
@@ -637,11 +592,8 @@ macro_rules! connector_repository {
                             .order(dsl::token_expires_at.asc())
                             .limit(i64::from(limit))
                             .select(Row::as_select())
-                            .load(&mut conn)
-                            .await
-                            .map_err(map_err)?;
-                        connectors(rows)
-                    })
+                    )?;
+                    connectors(rows)
                 }
 
                 async fn count_connectors(&self, tenant: &TenantId) -> Result<u64, RepositoryError> {
@@ -657,13 +609,11 @@ macro_rules! connector_repository {
                 }
 
                 async fn count_by_status(&self) -> Result<Vec<StatusCount>, RepositoryError> {
-                    $crate::with_conn!(self.$pool, conn, {
-                        let rows: Vec<CountRow> = diesel::sql_query(COUNT_BY_STATUS)
-                            .load(&mut conn)
-                            .await
-                            .map_err(map_err)?;
-                        rows.iter().map(CountRow::to_count).collect()
-                    })
+                    let rows: Vec<CountRow> = $crate::load!(
+                        self.$pool,
+                        diesel::sql_query(COUNT_BY_STATUS)
+                    )?;
+                    rows.iter().map(CountRow::to_count).collect()
                 }
 
                 async fn claim_stale(
@@ -671,13 +621,11 @@ macro_rules! connector_repository {
                     stale_after: Duration,
                     limit: u32,
                 ) -> Result<Vec<Connector>, RepositoryError> {
-                    $crate::with_conn!(self.$pool, conn, {
-                        let rows: Vec<Row> = <$repo>::claim_stale_query(stale_after, limit)
-                            .load(&mut conn)
-                            .await
-                            .map_err(map_err)?;
-                        connectors(rows)
-                    })
+                    let rows: Vec<Row> = $crate::load!(
+                        self.$pool,
+                        <$repo>::claim_stale_query(stale_after, limit)
+                    )?;
+                    connectors(rows)
                 }
             }
         }

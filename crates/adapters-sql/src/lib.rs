@@ -33,17 +33,20 @@ pub mod types;
 
 pub use pool::SqlPool;
 
-/// What the macros name, so a backend crate needs no dependency of its own for them.
+/// What the macro bodies name, in one glob import, so a backend crate needs no dependency of
+/// its own for them.
 #[doc(hidden)]
 pub mod __private {
-    pub use async_trait;
-    pub use chrono;
+    pub use crate::errors::map_err;
+    pub use crate::types::{DbId, DbNow, DbTime, coalesce};
+    pub use ::async_trait::{self, async_trait};
+    pub use ::chrono::{self, DateTime, Utc};
+    pub use ::diesel::{self, IntoSql as _, prelude::*, sql_types::Bool};
+    pub use ::diesel_async::{self, RunQueryDsl};
+    pub use ::tracing;
     pub use connector_domain as domain;
     pub use connector_ports as ports;
-    pub use diesel;
-    pub use diesel_async;
     pub use std::time::Duration;
-    pub use tracing;
 }
 
 /// Runs `$body` (a block) with a connection of `$pool` bound to `$conn`, bounded by the query
@@ -58,6 +61,49 @@ macro_rules! with_conn {
                 $body
             })
             .await
+    };
+}
+
+/// Runs `$statement` (an insert, update or delete) on a connection of `$pool`, bounded by the
+/// query timeout: how many rows it touched.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! execute {
+    ($pool:expr, $statement:expr) => {
+        $crate::with_conn!($pool, conn, {
+            $crate::__private::diesel_async::RunQueryDsl::execute($statement, &mut conn)
+                .await
+                .map(|n| n as u64)
+                .map_err($crate::errors::map_err)
+        })
+    };
+}
+
+/// Runs `$query` (a select, or a write `RETURNING` rows) on a connection of `$pool`, bounded
+/// by the query timeout: every row it yields.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! load {
+    ($pool:expr, $query:expr) => {
+        $crate::with_conn!($pool, conn, {
+            $crate::__private::diesel_async::RunQueryDsl::load($query, &mut conn)
+                .await
+                .map_err($crate::errors::map_err)
+        })
+    };
+}
+
+/// Like [`load!`], for a query that yields at most one row: that row, if any.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! first {
+    ($pool:expr, $query:expr) => {
+        $crate::with_conn!($pool, conn, {
+            $crate::__private::diesel::OptionalExtension::optional(
+                $crate::__private::diesel_async::RunQueryDsl::get_result($query, &mut conn).await,
+            )
+            .map_err($crate::errors::map_err)
+        })
     };
 }
 

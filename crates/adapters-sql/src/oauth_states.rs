@@ -43,17 +43,11 @@ macro_rules! oauth_state_store {
     ($repo:ident . $pool:ident) => {
         mod __sql_oauth_state_store {
             use super::$repo;
-            use $crate::__private::async_trait::async_trait;
-            use $crate::__private::chrono::{DateTime, Utc};
-            use $crate::__private::diesel;
-            use $crate::__private::diesel::prelude::*;
-            use $crate::__private::diesel_async::RunQueryDsl;
             use $crate::__private::domain::TenantId;
             use $crate::__private::ports::{OAuthStateStore, PendingInstall, RepositoryError};
-            use $crate::errors::map_err;
+            use $crate::__private::*;
             use $crate::oauth_states::StateRow;
             use $crate::schema::oauth_states::dsl as s;
-            use $crate::types::{DbNow, DbTime};
 
             #[async_trait]
             impl OAuthStateStore for $repo {
@@ -62,39 +56,32 @@ macro_rules! oauth_state_store {
                     state_hash: &str,
                     pending: &PendingInstall,
                 ) -> Result<(), RepositoryError> {
-                    $crate::with_conn!(self.$pool, conn, {
-                        diesel::insert_into(s::oauth_states)
-                            .values((
-                                s::state_hash.eq(state_hash),
-                                s::tenant_id.eq(pending.tenant_id.as_str()),
-                                s::name.eq(pending.name.as_str()),
-                                s::default_channel.eq(&pending.default_channel),
-                                s::created_at.eq(DbNow::now()),
-                                s::expires_at.eq(DbTime(pending.expires_at)),
-                                s::team_id.eq(pending.team_id.as_ref().map(|t| t.as_str())),
-                                s::browser_hash.eq(pending.browser_hash.as_deref()),
-                            ))
-                            .execute(&mut conn)
-                            .await
-                            .map_err(map_err)?;
-                        Ok(())
-                    })
+                    $crate::execute!(
+                        self.$pool,
+                        diesel::insert_into(s::oauth_states).values((
+                            s::state_hash.eq(state_hash),
+                            s::tenant_id.eq(pending.tenant_id.as_str()),
+                            s::name.eq(pending.name.as_str()),
+                            s::default_channel.eq(&pending.default_channel),
+                            s::created_at.eq(DbNow::now()),
+                            s::expires_at.eq(DbTime(pending.expires_at)),
+                            s::team_id.eq(pending.team_id.as_ref().map(|t| t.as_str())),
+                            s::browser_hash.eq(pending.browser_hash.as_deref()),
+                        ))
+                    )
+                    .map(|_| ())
                 }
 
                 async fn take_state(
                     &self,
                     state_hash: &str,
                 ) -> Result<Option<PendingInstall>, RepositoryError> {
-                    $crate::with_conn!(self.$pool, conn, {
-                        let row: Option<StateRow> =
-                            diesel::delete(s::oauth_states.filter(s::state_hash.eq(state_hash)))
-                                .returning(StateRow::as_returning())
-                                .get_result(&mut conn)
-                                .await
-                                .optional()
-                                .map_err(map_err)?;
-                        row.map(PendingInstall::try_from).transpose()
-                    })
+                    let row: Option<StateRow> = $crate::first!(
+                        self.$pool,
+                        diesel::delete(s::oauth_states.filter(s::state_hash.eq(state_hash)))
+                            .returning(StateRow::as_returning())
+                    )?;
+                    row.map(PendingInstall::try_from).transpose()
                 }
 
                 async fn bind_browser(
@@ -103,8 +90,9 @@ macro_rules! oauth_state_store {
                     browser_hash: &str,
                     now: DateTime<Utc>,
                 ) -> Result<Option<PendingInstall>, RepositoryError> {
-                    $crate::with_conn!(self.$pool, conn, {
-                        let row: Option<StateRow> = diesel::update(
+                    let row: Option<StateRow> = $crate::first!(
+                        self.$pool,
+                        diesel::update(
                             s::oauth_states
                                 .filter(s::state_hash.eq(state_hash))
                                 .filter(s::browser_hash.is_null())
@@ -112,12 +100,8 @@ macro_rules! oauth_state_store {
                         )
                         .set(s::browser_hash.eq(Some(browser_hash)))
                         .returning(StateRow::as_returning())
-                        .get_result(&mut conn)
-                        .await
-                        .optional()
-                        .map_err(map_err)?;
-                        row.map(PendingInstall::try_from).transpose()
-                    })
+                    )?;
+                    row.map(PendingInstall::try_from).transpose()
                 }
 
                 async fn count_states(
@@ -141,15 +125,10 @@ macro_rules! oauth_state_store {
                     &self,
                     before: DateTime<Utc>,
                 ) -> Result<u64, RepositoryError> {
-                    $crate::with_conn!(self.$pool, conn, {
-                        let n = diesel::delete(
-                            s::oauth_states.filter(s::expires_at.lt(DbTime(before))),
-                        )
-                        .execute(&mut conn)
-                        .await
-                        .map_err(map_err)?;
-                        Ok(n as u64)
-                    })
+                    $crate::execute!(
+                        self.$pool,
+                        diesel::delete(s::oauth_states.filter(s::expires_at.lt(DbTime(before))),)
+                    )
                 }
             }
         }

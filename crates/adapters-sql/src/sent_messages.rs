@@ -43,18 +43,12 @@ macro_rules! sent_message_store {
     ($repo:ident . $pool:ident) => {
         mod __sql_sent_message_store {
             use super::$repo;
-            use $crate::__private::async_trait::async_trait;
-            use $crate::__private::chrono::{DateTime, Utc};
-            use $crate::__private::diesel;
-            use $crate::__private::diesel::prelude::*;
-            use $crate::__private::diesel_async::RunQueryDsl;
             use $crate::__private::ports::{
                 RepositoryError, SendKey, SendOutcome, SendRecord, SentMessageStore,
             };
-            use $crate::errors::map_err;
+            use $crate::__private::*;
             use $crate::schema::sent_messages::dsl as s;
             use $crate::sent_messages::{CLAIM_ATTEMPTS, RecordRow};
-            use $crate::types::{DbId, DbNow, DbTime};
 
             #[async_trait]
             impl SentMessageStore for $repo {
@@ -119,7 +113,8 @@ macro_rules! sent_message_store {
                     outcome: &SendOutcome,
                 ) -> Result<(), RepositoryError> {
                     let (outcome, channel, ts) = outcome.to_columns();
-                    $crate::with_conn!(self.$pool, conn, {
+                    $crate::execute!(
+                        self.$pool,
                         diesel::update(
                             s::sent_messages
                                 .filter(s::connector_id.eq(DbId::from(key.connector_id)))
@@ -131,55 +126,43 @@ macro_rules! sent_message_store {
                             s::ts.eq(ts),
                             s::updated_at.eq(DbNow::now()),
                         ))
-                        .execute(&mut conn)
-                        .await
-                        .map_err(map_err)?;
-                        Ok(())
-                    })
+                    )
+                    .map(|_| ())
                 }
 
                 async fn release_send(&self, key: &SendKey) -> Result<(), RepositoryError> {
-                    $crate::with_conn!(self.$pool, conn, {
+                    $crate::execute!(
+                        self.$pool,
                         diesel::delete(
                             s::sent_messages
                                 .filter(s::connector_id.eq(DbId::from(key.connector_id)))
                                 .filter(s::request_id.eq(key.request_id.as_str()))
                                 .filter(s::outcome.eq(SendOutcome::InFlight.to_columns().0)),
                         )
-                        .execute(&mut conn)
-                        .await
-                        .map_err(map_err)?;
-                        Ok(())
-                    })
+                    )
+                    .map(|_| ())
                 }
 
                 async fn find_send(
                     &self,
                     key: &SendKey,
                 ) -> Result<Option<SendRecord>, RepositoryError> {
-                    $crate::with_conn!(self.$pool, conn, {
-                        let row: Option<RecordRow> = s::sent_messages
+                    let row: Option<RecordRow> = $crate::first!(
+                        self.$pool,
+                        s::sent_messages
                             .filter(s::connector_id.eq(DbId::from(key.connector_id)))
                             .filter(s::request_id.eq(key.request_id.as_str()))
                             .select(RecordRow::as_select())
-                            .first(&mut conn)
-                            .await
-                            .optional()
-                            .map_err(map_err)?;
-                        row.map(SendRecord::try_from).transpose()
-                    })
+                            .limit(1)
+                    )?;
+                    row.map(SendRecord::try_from).transpose()
                 }
 
                 async fn purge_sends(&self, before: DateTime<Utc>) -> Result<u64, RepositoryError> {
-                    $crate::with_conn!(self.$pool, conn, {
-                        let n = diesel::delete(
-                            s::sent_messages.filter(s::created_at.lt(DbTime(before))),
-                        )
-                        .execute(&mut conn)
-                        .await
-                        .map_err(map_err)?;
-                        Ok(n as u64)
-                    })
+                    $crate::execute!(
+                        self.$pool,
+                        diesel::delete(s::sent_messages.filter(s::created_at.lt(DbTime(before))),)
+                    )
                 }
             }
         }

@@ -9,15 +9,9 @@ macro_rules! slack_event_store {
     ($repo:ident . $pool:ident) => {
         mod __sql_slack_event_store {
             use super::$repo;
-            use $crate::__private::async_trait::async_trait;
-            use $crate::__private::chrono::{DateTime, Utc};
-            use $crate::__private::diesel;
-            use $crate::__private::diesel::prelude::*;
-            use $crate::__private::diesel_async::RunQueryDsl;
             use $crate::__private::ports::{RepositoryError, SlackEventStore};
-            use $crate::errors::map_err;
+            use $crate::__private::*;
             use $crate::schema::slack_events::dsl as e;
-            use $crate::types::DbTime;
 
             #[async_trait]
             impl SlackEventStore for $repo {
@@ -26,41 +20,32 @@ macro_rules! slack_event_store {
                     event_id: &str,
                     at: DateTime<Utc>,
                 ) -> Result<bool, RepositoryError> {
-                    $crate::with_conn!(self.$pool, conn, {
-                        // The primary key decides: one insert wins, across replicas.
-                        let n = diesel::insert_into(e::slack_events)
+                    // The primary key decides: one insert wins, across replicas.
+                    $crate::execute!(
+                        self.$pool,
+                        diesel::insert_into(e::slack_events)
                             .values((e::event_id.eq(event_id), e::received_at.eq(DbTime(at))))
                             .on_conflict_do_nothing()
-                            .execute(&mut conn)
-                            .await
-                            .map_err(map_err)?;
-                        Ok(n == 1)
-                    })
+                    )
+                    .map(|n| n == 1)
                 }
 
                 async fn forget_event(&self, event_id: &str) -> Result<(), RepositoryError> {
-                    $crate::with_conn!(self.$pool, conn, {
+                    $crate::execute!(
+                        self.$pool,
                         diesel::delete(e::slack_events.filter(e::event_id.eq(event_id)))
-                            .execute(&mut conn)
-                            .await
-                            .map_err(map_err)?;
-                        Ok(())
-                    })
+                    )
+                    .map(|_| ())
                 }
 
                 async fn purge_events(
                     &self,
                     before: DateTime<Utc>,
                 ) -> Result<u64, RepositoryError> {
-                    $crate::with_conn!(self.$pool, conn, {
-                        let n = diesel::delete(
-                            e::slack_events.filter(e::received_at.lt(DbTime(before))),
-                        )
-                        .execute(&mut conn)
-                        .await
-                        .map_err(map_err)?;
-                        Ok(n as u64)
-                    })
+                    $crate::execute!(
+                        self.$pool,
+                        diesel::delete(e::slack_events.filter(e::received_at.lt(DbTime(before))),)
+                    )
                 }
             }
         }

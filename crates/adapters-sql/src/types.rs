@@ -53,12 +53,6 @@ impl From<connector_domain::ApiKeyId> for DbId {
     }
 }
 
-impl From<DateTime<Utc>> for DbTime {
-    fn from(t: DateTime<Utc>) -> Self {
-        Self(t)
-    }
-}
-
 /// The database's "now", moved by an offset: `now() + make_interval(secs => $n)` on
 /// PostgreSQL, the process's clock plus the offset (bound) on SQLite. One SQL shape whatever
 /// the offset, so a statement using it is prepared once per connection.
