@@ -18,66 +18,24 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use axum::http;
-use chrono::{DateTime, Utc};
-use connector_domain::{Connector, ConnectorId, RequestId, TenantId};
+use connector_domain::{Connector, ConnectorId, TenantId};
 use connector_instrumentation::Observed;
-use connector_ports::{
-    ConnectorRepository, NewConnector, RefreshOutcome, RepositoryError, StatusCount,
-};
+use connector_ports::{ConnectorQueries, RepositoryError, StatusCount};
 use connector_server::metrics::GrpcTelemetryLayer;
 use tower::{Layer as _, Service, ServiceExt as _};
 use tracing_subscriber::prelude::*;
 
-/// A store that answers at once.
+/// A store whose reads answer at once.
 struct Instant0;
 
 #[async_trait]
-impl ConnectorRepository for Instant0 {
-    async fn insert_creating(&self, _: &NewConnector) -> Result<Connector, RepositoryError> {
-        unimplemented!()
-    }
-    async fn mark_active(&self, _: ConnectorId) -> Result<Option<Connector>, RepositoryError> {
-        Ok(None)
-    }
-    async fn remove_creating(&self, _: ConnectorId) -> Result<(), RepositoryError> {
-        Ok(())
-    }
-    async fn find_by_request_id(
-        &self,
-        _: &TenantId,
-        _: &RequestId,
-    ) -> Result<Option<Connector>, RepositoryError> {
-        Ok(None)
-    }
+impl ConnectorQueries for Instant0 {
     async fn get_active(
         &self,
         _: &TenantId,
         _: ConnectorId,
     ) -> Result<Option<Connector>, RepositoryError> {
         Ok(None)
-    }
-    async fn update_active(
-        &self,
-        _: &TenantId,
-        _: ConnectorId,
-        _: i64,
-        _: &connector_ports::ConnectorUpdate,
-    ) -> Result<Option<Connector>, RepositoryError> {
-        Ok(None)
-    }
-    async fn pending_promotions(
-        &self,
-        _: Duration,
-        _: u32,
-    ) -> Result<Vec<connector_ports::PendingPromotion>, RepositoryError> {
-        Ok(Vec::new())
-    }
-    async fn clear_pending_promotion(
-        &self,
-        _: ConnectorId,
-        _: &str,
-    ) -> Result<bool, RepositoryError> {
-        Ok(false)
     }
     async fn find_active(&self, _: ConnectorId) -> Result<Option<Connector>, RepositoryError> {
         Ok(None)
@@ -91,76 +49,7 @@ impl ConnectorRepository for Instant0 {
     ) -> Result<Vec<Connector>, RepositoryError> {
         Ok(Vec::new())
     }
-    async fn revoke_workspace(
-        &self,
-        _: &connector_domain::WorkspaceId,
-    ) -> Result<Vec<Connector>, RepositoryError> {
-        Ok(Vec::new())
-    }
-    async fn rename_channel(
-        &self,
-        _: &connector_domain::WorkspaceId,
-        _: &connector_domain::ChannelId,
-        _: &connector_domain::ChannelName,
-    ) -> Result<u64, RepositoryError> {
-        Ok(0)
-    }
-    async fn set_channel_available(
-        &self,
-        _: &connector_domain::WorkspaceId,
-        _: &connector_domain::ChannelId,
-        _: bool,
-    ) -> Result<u64, RepositoryError> {
-        Ok(0)
-    }
-    async fn mark_deleting(
-        &self,
-        _: &TenantId,
-        _: ConnectorId,
-    ) -> Result<Option<Connector>, RepositoryError> {
-        Ok(None)
-    }
-    async fn remove_deleting(&self, _: ConnectorId) -> Result<(), RepositoryError> {
-        Ok(())
-    }
-    async fn lease_token_refresh(
-        &self,
-        _: ConnectorId,
-        _: Duration,
-        _: i64,
-    ) -> Result<bool, RepositoryError> {
-        Ok(false)
-    }
-    async fn renew_token_refresh(
-        &self,
-        _: ConnectorId,
-        _: i64,
-        _: Duration,
-    ) -> Result<bool, RepositoryError> {
-        Ok(false)
-    }
-    async fn finish_token_refresh(
-        &self,
-        _: ConnectorId,
-        _: i64,
-        _: RefreshOutcome,
-    ) -> Result<bool, RepositoryError> {
-        Ok(false)
-    }
-    async fn count_connectors(&self, _: &TenantId) -> Result<u64, RepositoryError> {
-        Ok(0)
-    }
     async fn count_by_status(&self) -> Result<Vec<StatusCount>, RepositoryError> {
-        Ok(Vec::new())
-    }
-    async fn tokens_expiring(
-        &self,
-        _: DateTime<Utc>,
-        _: u32,
-    ) -> Result<Vec<Connector>, RepositoryError> {
-        Ok(Vec::new())
-    }
-    async fn claim_stale(&self, _: Duration, _: u32) -> Result<Vec<Connector>, RepositoryError> {
         Ok(Vec::new())
     }
 }

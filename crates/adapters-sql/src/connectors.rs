@@ -1,5 +1,5 @@
 //! The `connectors` table: its rows in the domain's terms, and the
-//! [`ConnectorRepository`](connector_ports::ConnectorRepository) body each backend instantiates
+//! [`ConnectorRepository`](connector_ports::ConnectorRepository) roles each backend instantiates
 //! with [`connector_repository!`](crate::connector_repository).
 
 use connector_domain::{
@@ -142,7 +142,7 @@ impl<'a> UpdateRow<'a> {
     }
 }
 
-/// Implements [`ConnectorRepository`](connector_ports::ConnectorRepository) for `$repo`, whose
+/// Implements every role of [`ConnectorRepository`](connector_ports::ConnectorRepository) for `$repo`, whose
 /// field `$pool` is a [`SqlPool`](crate::SqlPool) of the backend's connections, `$conn`.
 ///
 /// Also gives `$repo` an inherent `pool_status`, for metrics. The one query that truly
@@ -162,7 +162,8 @@ macro_rules! connector_repository {
                 ConnectorStatus, RequestId, TenantId, WorkspaceId,
             };
             use $crate::__private::ports::{
-                ConnectorRepository, ConnectorUpdate, NewConnector, PendingPromotion,
+                ConnectorLifecycle, ConnectorQueries, ConnectorReconciliation, ConnectorUpdate,
+                RefreshLeases, WorkspaceConnectors, NewConnector, PendingPromotion,
                 RefreshOutcome, RepositoryError, StatusCount, StatusFilter,
             };
             use $crate::connectors::{connector, connectors, CountRow, Row, UpdateRow, COUNT_BY_STATUS};
@@ -209,7 +210,7 @@ macro_rules! connector_repository {
             }
 
             #[async_trait]
-            impl ConnectorRepository for $repo {
+            impl ConnectorLifecycle for $repo {
                 async fn insert_creating(&self, new: &NewConnector) -> Result<Connector, RepositoryError> {
                     $crate::with_conn!(self.$pool, conn, {
                         let row: Row = diesel::insert_into(table::table)
@@ -267,6 +268,73 @@ macro_rules! connector_repository {
                     .await
                 }
 
+                async fn update_active(
+                    &self,
+                    tenant: &TenantId,
+                    id: ConnectorId,
+                    generation: i64,
+                    update: &ConnectorUpdate,
+                ) -> Result<Option<Connector>, RepositoryError> {
+                    let row: Option<Row> = $crate::first!(
+                        self.$pool,
+                        diesel::update(
+                            dsl::connectors
+                                .filter(dsl::tenant_id.eq(tenant.as_str()))
+                                .filter(dsl::id.eq(DbId::from(id)))
+                                .filter(dsl::state.eq(ACTIVE))
+                                .filter(dsl::generation.eq(generation)),
+                        )
+                        .set((
+                            UpdateRow::of(update),
+                            dsl::generation.eq(dsl::generation + 1),
+                            dsl::updated_at.eq(DbNow::now()),
+                        ))
+                        .returning(Row::as_returning())
+                    )?;
+                    connector(row)
+                }
+
+                async fn mark_deleting(
+                    &self,
+                    tenant: &TenantId,
+                    id: ConnectorId,
+                ) -> Result<Option<Connector>, RepositoryError> {
+                    let row: Option<Row> = $crate::first!(
+                        self.$pool,
+                        diesel::update(
+                            dsl::connectors
+                                .filter(dsl::tenant_id.eq(tenant.as_str()))
+                                .filter(dsl::id.eq(DbId::from(id)))
+                                .filter(dsl::state.eq_any([ACTIVE, ConnectorState::Deleting.as_str()])),
+                        )
+                        .set((
+                            dsl::state.eq(ConnectorState::Deleting.as_str()),
+                            dsl::updated_at.eq(DbNow::now()),
+                        ))
+                        .returning(Row::as_returning())
+                    )?;
+                    connector(row)
+                }
+
+                async fn remove_deleting(&self, id: ConnectorId) -> Result<(), RepositoryError> {
+                    self.remove_in_state(id, ConnectorState::Deleting).await
+                }
+
+                async fn count_connectors(&self, tenant: &TenantId) -> Result<u64, RepositoryError> {
+                    $crate::with_conn!(self.$pool, conn, {
+                        let n: i64 = dsl::connectors
+                            .filter(dsl::tenant_id.eq(tenant.as_str()))
+                            .count()
+                            .get_result(&mut conn)
+                            .await
+                            .map_err(map_err)?;
+                        Ok(u64::try_from(n).unwrap_or(0))
+                    })
+                }
+            }
+
+            #[async_trait]
+            impl ConnectorQueries for $repo {
                 async fn get_active(
                     &self,
                     tenant: &TenantId,
@@ -324,58 +392,17 @@ macro_rules! connector_repository {
                     connectors(rows)
                 }
 
-                async fn mark_deleting(
-                    &self,
-                    tenant: &TenantId,
-                    id: ConnectorId,
-                ) -> Result<Option<Connector>, RepositoryError> {
-                    let row: Option<Row> = $crate::first!(
+                async fn count_by_status(&self) -> Result<Vec<StatusCount>, RepositoryError> {
+                    let rows: Vec<CountRow> = $crate::load!(
                         self.$pool,
-                        diesel::update(
-                            dsl::connectors
-                                .filter(dsl::tenant_id.eq(tenant.as_str()))
-                                .filter(dsl::id.eq(DbId::from(id)))
-                                .filter(dsl::state.eq_any([ACTIVE, ConnectorState::Deleting.as_str()])),
-                        )
-                        .set((
-                            dsl::state.eq(ConnectorState::Deleting.as_str()),
-                            dsl::updated_at.eq(DbNow::now()),
-                        ))
-                        .returning(Row::as_returning())
+                        diesel::sql_query(COUNT_BY_STATUS)
                     )?;
-                    connector(row)
+                    rows.iter().map(CountRow::to_count).collect()
                 }
+            }
 
-                async fn remove_deleting(&self, id: ConnectorId) -> Result<(), RepositoryError> {
-                    self.remove_in_state(id, ConnectorState::Deleting).await
-                }
-
-                async fn update_active(
-                    &self,
-                    tenant: &TenantId,
-                    id: ConnectorId,
-                    generation: i64,
-                    update: &ConnectorUpdate,
-                ) -> Result<Option<Connector>, RepositoryError> {
-                    let row: Option<Row> = $crate::first!(
-                        self.$pool,
-                        diesel::update(
-                            dsl::connectors
-                                .filter(dsl::tenant_id.eq(tenant.as_str()))
-                                .filter(dsl::id.eq(DbId::from(id)))
-                                .filter(dsl::state.eq(ACTIVE))
-                                .filter(dsl::generation.eq(generation)),
-                        )
-                        .set((
-                            UpdateRow::of(update),
-                            dsl::generation.eq(dsl::generation + 1),
-                            dsl::updated_at.eq(DbNow::now()),
-                        ))
-                        .returning(Row::as_returning())
-                    )?;
-                    connector(row)
-                }
-
+            #[async_trait]
+            impl WorkspaceConnectors for $repo {
                 async fn revoke_workspace(
                     &self,
                     workspace: &WorkspaceId,
@@ -439,45 +466,31 @@ macro_rules! connector_repository {
                         ))
                     )
                 }
+            }
 
-                async fn pending_promotions(
+            #[async_trait]
+            impl RefreshLeases for $repo {
+                async fn tokens_expiring(
                     &self,
-                    older_than: Duration,
+                    before: DateTime<Utc>,
                     limit: u32,
-                ) -> Result<Vec<PendingPromotion>, RepositoryError> {
-                    let rows: Vec<(Row, String)> = $crate::load!(
+                ) -> Result<Vec<Connector>, RepositoryError> {
+                    let rows: Vec<Row> = $crate::load!(
                         self.$pool,
                         dsl::connectors
-                            .filter(dsl::pending_secret_version.is_not_null())
                             .filter(dsl::state.eq(ACTIVE))
-                            .filter(dsl::updated_at.lt(DbNow::minus(older_than)))
-                            .order(dsl::updated_at.asc())
+                            .filter(dsl::auth_status.eq(AuthStatus::Ok.as_str()))
+                            .filter(dsl::token_expires_at.lt(DbTime(before)))
+                            .filter(
+                                dsl::refresh_lease_until
+                                    .is_null()
+                                    .or(dsl::refresh_lease_until.lt(DbNow::now().nullable())),
+                            )
+                            .order(dsl::token_expires_at.asc())
                             .limit(i64::from(limit))
-                            .select((Row::as_select(), dsl::pending_secret_version.assume_not_null()))
+                            .select(Row::as_select())
                     )?;
-                    rows.into_iter()
-                        .map(|(row, version)| {
-                            Ok(PendingPromotion { connector: row.try_into()?, version })
-                        })
-                        .collect()
-                }
-
-                async fn clear_pending_promotion(
-                    &self,
-                    id: ConnectorId,
-                    version: &str,
-                ) -> Result<bool, RepositoryError> {
-                    // No updated_at: the row's content does not change, only the bookkeeping.
-                    $crate::execute!(
-                        self.$pool,
-                        diesel::update(
-                            dsl::connectors
-                                .filter(dsl::id.eq(DbId::from(id)))
-                                .filter(dsl::pending_secret_version.eq(version)),
-                        )
-                        .set(dsl::pending_secret_version.eq(None::<String>))
-                    )
-                    .map(|n| n == 1)
+                    connectors(rows)
                 }
 
                 async fn lease_token_refresh(
@@ -572,50 +585,10 @@ macro_rules! connector_repository {
                         .map_err(map_err)
                     })
                 }
+            }
 
-                async fn tokens_expiring(
-                    &self,
-                    before: DateTime<Utc>,
-                    limit: u32,
-                ) -> Result<Vec<Connector>, RepositoryError> {
-                    let rows: Vec<Row> = $crate::load!(
-                        self.$pool,
-                        dsl::connectors
-                            .filter(dsl::state.eq(ACTIVE))
-                            .filter(dsl::auth_status.eq(AuthStatus::Ok.as_str()))
-                            .filter(dsl::token_expires_at.lt(DbTime(before)))
-                            .filter(
-                                dsl::refresh_lease_until
-                                    .is_null()
-                                    .or(dsl::refresh_lease_until.lt(DbNow::now().nullable())),
-                            )
-                            .order(dsl::token_expires_at.asc())
-                            .limit(i64::from(limit))
-                            .select(Row::as_select())
-                    )?;
-                    connectors(rows)
-                }
-
-                async fn count_connectors(&self, tenant: &TenantId) -> Result<u64, RepositoryError> {
-                    $crate::with_conn!(self.$pool, conn, {
-                        let n: i64 = dsl::connectors
-                            .filter(dsl::tenant_id.eq(tenant.as_str()))
-                            .count()
-                            .get_result(&mut conn)
-                            .await
-                            .map_err(map_err)?;
-                        Ok(u64::try_from(n).unwrap_or(0))
-                    })
-                }
-
-                async fn count_by_status(&self) -> Result<Vec<StatusCount>, RepositoryError> {
-                    let rows: Vec<CountRow> = $crate::load!(
-                        self.$pool,
-                        diesel::sql_query(COUNT_BY_STATUS)
-                    )?;
-                    rows.iter().map(CountRow::to_count).collect()
-                }
-
+            #[async_trait]
+            impl ConnectorReconciliation for $repo {
                 async fn claim_stale(
                     &self,
                     stale_after: Duration,
@@ -626,6 +599,47 @@ macro_rules! connector_repository {
                         <$repo>::claim_stale_query(stale_after, limit)
                     )?;
                     connectors(rows)
+                }
+
+
+                async fn pending_promotions(
+                    &self,
+                    older_than: Duration,
+                    limit: u32,
+                ) -> Result<Vec<PendingPromotion>, RepositoryError> {
+                    let rows: Vec<(Row, String)> = $crate::load!(
+                        self.$pool,
+                        dsl::connectors
+                            .filter(dsl::pending_secret_version.is_not_null())
+                            .filter(dsl::state.eq(ACTIVE))
+                            .filter(dsl::updated_at.lt(DbNow::minus(older_than)))
+                            .order(dsl::updated_at.asc())
+                            .limit(i64::from(limit))
+                            .select((Row::as_select(), dsl::pending_secret_version.assume_not_null()))
+                    )?;
+                    rows.into_iter()
+                        .map(|(row, version)| {
+                            Ok(PendingPromotion { connector: row.try_into()?, version })
+                        })
+                        .collect()
+                }
+
+                async fn clear_pending_promotion(
+                    &self,
+                    id: ConnectorId,
+                    version: &str,
+                ) -> Result<bool, RepositoryError> {
+                    // No updated_at: the row's content does not change, only the bookkeeping.
+                    $crate::execute!(
+                        self.$pool,
+                        diesel::update(
+                            dsl::connectors
+                                .filter(dsl::id.eq(DbId::from(id)))
+                                .filter(dsl::pending_secret_version.eq(version)),
+                        )
+                        .set(dsl::pending_secret_version.eq(None::<String>))
+                    )
+                    .map(|n| n == 1)
                 }
             }
         }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use connector_domain::{AuthStatus, ConnectorState};
-use connector_ports::{ConnectorRepository, PoolStatus};
+use connector_ports::{ConnectorQueries, PoolStatus};
 
 /// Describes the metrics of the application layer, the use cases and the instrumented
 /// ports to the installed recorder (their `# HELP` lines).
@@ -78,7 +78,7 @@ pub fn describe() {
 #[derive(Clone)]
 pub struct MetricsProbe {
     pool: Arc<dyn Fn() -> PoolStatus + Send + Sync>,
-    repo: Arc<dyn ConnectorRepository>,
+    repo: Arc<dyn ConnectorQueries>,
 }
 
 impl std::fmt::Debug for MetricsProbe {
@@ -94,7 +94,7 @@ impl MetricsProbe {
     /// A probe over the pool `pool` reads and the connectors in `repo`.
     pub fn new(
         pool: Arc<dyn Fn() -> PoolStatus + Send + Sync>,
-        repo: Arc<dyn ConnectorRepository>,
+        repo: Arc<dyn ConnectorQueries>,
     ) -> Self {
         Self { pool, repo }
     }

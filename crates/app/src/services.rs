@@ -4,11 +4,11 @@
 use std::sync::Arc;
 
 use connector_adapters_slack::HttpSlackApi;
-use connector_ports::ConnectorRepository;
+use connector_usecases::coherence;
 use connector_usecases::{
-    ApiKeys, Coherence, ConnectorCache, ConnectorService, MessageSender, OAuthInstaller, Ports,
-    ReadinessCheck, Reconciler, RefreshSettings, SlackEvents, Sleep, Spawn, SystemClock,
-    TokenCache, TokenRefresher,
+    ApiKeys, Coherence, ConnectorService, MessageSender, OAuthInstaller, Ports, ReadinessCheck,
+    Reconciler, RefreshSettings, SlackEvents, Sleep, Spawn, SystemClock, TokenCache,
+    TokenRefresher,
 };
 
 use connector_instrumentation::Observed;
@@ -59,7 +59,7 @@ impl Services {
             .map_err(|e| invalid("slack.api_base_url", e.to_string()))?;
         let storage = storage::open(&config.storage, &config.repository, migrations).await?;
         let api_keys = ApiKeys::new(storage.api_keys);
-        let metrics = MetricsProbe::new(storage.pool_status, storage.repo.clone());
+        let metrics = MetricsProbe::new(storage.pool_status, storage.connectors.queries.clone());
         // Rows and tokens cached until any replica changes them: with a change feed, not
         // before it listens and never while it is lost.
         let coherence = match &storage.changes {
@@ -80,18 +80,18 @@ impl Services {
                 );
             }
         }
-        let repo: Arc<dyn ConnectorRepository> = if config.connector_cache_ttl.is_zero() {
-            storage.repo
+        let connectors = if config.connector_cache_ttl.is_zero() {
+            storage.connectors
         } else {
-            ConnectorCache::new(
-                storage.repo,
+            coherence::cached(
+                storage.connectors,
                 coherence.clone(),
                 config.connector_cache_ttl,
                 Arc::new(SystemClock),
             )
         };
         let ports = Ports {
-            repo,
+            connectors,
             secrets: storage.secrets,
             slack: Arc::new(Observed::new(slack)),
             secret_prefix: config.secret_prefix.clone(),

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use connector_instrumentation::Observed;
 use connector_ports::{
-    ApiKeyStore, ConnectorChanges, ConnectorRepository, OAuthStateStore, PoolStatus,
+    ApiKeyStore, ConnectorChanges, ConnectorRepository, Connectors, OAuthStateStore, PoolStatus,
     RepositorySettings, SecretStore, SentMessageStore, SlackEventStore,
 };
 #[cfg(feature = "postgres")]
@@ -111,8 +111,8 @@ pub enum Migrate {
 /// The opened stores.
 #[derive(Clone)]
 pub struct Storage {
-    /// Connector metadata.
-    pub repo: Arc<dyn ConnectorRepository>,
+    /// Connector metadata, by role.
+    pub connectors: Connectors,
     /// Connector secrets.
     pub secrets: Arc<dyn SecretStore>,
     /// Pending OAuth installs (in the same database as the metadata).
@@ -140,7 +140,7 @@ impl std::fmt::Debug for Storage {
 
 /// The ports one database serves.
 struct Database {
-    repo: Arc<dyn ConnectorRepository>,
+    connectors: Connectors,
     states: Arc<dyn OAuthStateStore>,
     api_keys: Arc<dyn ApiKeyStore>,
     sends: Arc<dyn SentMessageStore>,
@@ -164,7 +164,7 @@ impl Database {
         let db = Arc::new(Observed::new(db));
         let pooled = db.clone();
         Self {
-            repo: db.clone(),
+            connectors: Connectors::new(db.clone()),
             states: db.clone(),
             api_keys: db.clone(),
             sends: db.clone(),
@@ -275,7 +275,7 @@ pub async fn open(
         }
     };
     Ok(Storage {
-        repo: database.repo,
+        connectors: database.connectors,
         secrets,
         states: database.states,
         api_keys: database.api_keys,

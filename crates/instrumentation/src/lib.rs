@@ -27,12 +27,13 @@ use connector_domain::{
     FileAttachment, MessageEdit, RequestId, SecretName, TenantId, WorkspaceId,
 };
 use connector_ports::{
-    ApiKeyRecord, ApiKeyStore, AuthIdentity, ChannelInfo, ChannelPage, ConnectorRepository,
-    ConnectorSecret, ConnectorUpdate, NewConnector, OAuthGrant, OAuthGrantRequest, OAuthStateStore,
-    OutgoingMessage, PendingInstall, PendingPromotion, PostedMessage, RefreshOutcome,
-    RepositoryError, ScheduledMessage, SecretLabels, SecretStore, SecretStoreError, SendKey,
-    SendOutcome, SendRecord, SentMessageStore, SlackApi, SlackError, SlackEventStore, StatusCount,
-    UploadedFile,
+    ApiKeyRecord, ApiKeyStore, AuthIdentity, ChannelInfo, ChannelPage, ConnectorLifecycle,
+    ConnectorQueries, ConnectorReconciliation, ConnectorSecret, ConnectorUpdate, NewConnector,
+    OAuthGrant, OAuthGrantRequest, OAuthStateStore, OutgoingMessage, PendingInstall,
+    PendingPromotion, PostedMessage, RefreshLeases, RefreshOutcome, RepositoryError,
+    ScheduledMessage, SecretLabels, SecretStore, SecretStoreError, SendKey, SendOutcome,
+    SendRecord, SentMessageStore, SlackApi, SlackError, SlackEventStore, StatusCount, UploadedFile,
+    WorkspaceConnectors,
 };
 use secrecy::SecretString;
 use tracing::Instrument as _;
@@ -213,43 +214,55 @@ macro_rules! observed {
     };
 }
 
-observed!(ConnectorRepository, Database, "db", "db.operation" {
+observed!(ConnectorLifecycle, Database, "db", "db.operation" {
     fn insert_creating(&self, new: &NewConnector) -> Result<Connector, RepositoryError>;
     fn mark_active(&self, id: ConnectorId) -> Result<Option<Connector>, RepositoryError>;
     fn remove_creating(&self, id: ConnectorId) -> Result<(), RepositoryError>;
     fn find_by_request_id(&self, tenant: &TenantId, request_id: &RequestId)
         -> Result<Option<Connector>, RepositoryError>;
+    fn update_active(&self, tenant: &TenantId, id: ConnectorId, generation: i64,
+        update: &ConnectorUpdate) -> Result<Option<Connector>, RepositoryError>;
+    fn mark_deleting(&self, tenant: &TenantId, id: ConnectorId)
+        -> Result<Option<Connector>, RepositoryError>;
+    fn remove_deleting(&self, id: ConnectorId) -> Result<(), RepositoryError>;
+    fn count_connectors(&self, tenant: &TenantId) -> Result<u64, RepositoryError>;
+});
+
+observed!(ConnectorQueries, Database, "db", "db.operation" {
     fn get_active(&self, tenant: &TenantId, id: ConnectorId)
         -> Result<Option<Connector>, RepositoryError>;
     fn find_active(&self, id: ConnectorId) -> Result<Option<Connector>, RepositoryError>;
     fn list_active(&self, tenant: &TenantId, after: Option<ConnectorId>, limit: u32,
         status: Option<ConnectorStatus>) -> Result<Vec<Connector>, RepositoryError>;
+    fn count_by_status(&self) -> Result<Vec<StatusCount>, RepositoryError>;
+});
+
+observed!(WorkspaceConnectors, Database, "db", "db.operation" {
     fn revoke_workspace(&self, workspace: &WorkspaceId) -> Result<Vec<Connector>, RepositoryError>;
     fn rename_channel(&self, workspace: &WorkspaceId, channel: &ChannelId, name: &ChannelName)
         -> Result<u64, RepositoryError>;
     fn set_channel_available(&self, workspace: &WorkspaceId, channel: &ChannelId, available: bool)
         -> Result<u64, RepositoryError>;
-    fn mark_deleting(&self, tenant: &TenantId, id: ConnectorId)
-        -> Result<Option<Connector>, RepositoryError>;
-    fn remove_deleting(&self, id: ConnectorId) -> Result<(), RepositoryError>;
-    fn update_active(&self, tenant: &TenantId, id: ConnectorId, generation: i64,
-        update: &ConnectorUpdate) -> Result<Option<Connector>, RepositoryError>;
-    fn pending_promotions(&self, older_than: Duration, limit: u32)
-        -> Result<Vec<PendingPromotion>, RepositoryError>;
-    fn clear_pending_promotion(&self, id: ConnectorId, version: &str)
-        -> Result<bool, RepositoryError>;
+});
+
+observed!(RefreshLeases, Database, "db", "db.operation" {
+    fn tokens_expiring(&self, before: DateTime<Utc>, limit: u32)
+        -> Result<Vec<Connector>, RepositoryError>;
     fn lease_token_refresh(&self, id: ConnectorId, lease: Duration, fence: i64)
         -> Result<bool, RepositoryError>;
     fn renew_token_refresh(&self, id: ConnectorId, fence: i64, lease: Duration)
         -> Result<bool, RepositoryError>;
     fn finish_token_refresh(&self, id: ConnectorId, fence: i64, outcome: RefreshOutcome)
         -> Result<bool, RepositoryError>;
-    fn count_connectors(&self, tenant: &TenantId) -> Result<u64, RepositoryError>;
-    fn count_by_status(&self) -> Result<Vec<StatusCount>, RepositoryError>;
-    fn tokens_expiring(&self, before: DateTime<Utc>, limit: u32)
-        -> Result<Vec<Connector>, RepositoryError>;
+});
+
+observed!(ConnectorReconciliation, Database, "db", "db.operation" {
     fn claim_stale(&self, stale_after: Duration, limit: u32)
         -> Result<Vec<Connector>, RepositoryError>;
+    fn pending_promotions(&self, older_than: Duration, limit: u32)
+        -> Result<Vec<PendingPromotion>, RepositoryError>;
+    fn clear_pending_promotion(&self, id: ConnectorId, version: &str)
+        -> Result<bool, RepositoryError>;
 });
 
 observed!(OAuthStateStore, Database, "db", "db.operation" {
@@ -321,7 +334,7 @@ mod tests {
 
     use std::sync::Arc;
 
-    use connector_ports::{MockConnectorRepository, MockSecretStore};
+    use connector_ports::{MockConnectorQueries, MockSecretStore};
     use metrics_util::CompositeKey;
     use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 
@@ -384,12 +397,12 @@ mod tests {
     #[test]
     fn store_calls_are_counted_by_operation_and_outcome_and_timed() {
         let snapshot = with_recorder(|| async {
-            let mut repo = MockConnectorRepository::new();
+            let mut repo = MockConnectorQueries::new();
             repo.expect_find_active().times(1).returning(|_| Ok(None));
             repo.expect_find_active()
                 .times(2)
                 .returning(|_| Err(RepositoryError::Unavailable("connection refused".into())));
-            let repo: Arc<dyn ConnectorRepository> = Arc::new(Observed::new(repo));
+            let repo: Arc<dyn ConnectorQueries> = Arc::new(Observed::new(repo));
             let id = ConnectorId::new_v7();
             assert!(repo.find_active(id).await.unwrap().is_none());
             for _ in 0..2 {

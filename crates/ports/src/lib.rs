@@ -1,7 +1,9 @@
 //! The ports of the connector core: the async traits the use cases need from the outside
 //! world, the data they exchange, and the errors adapters translate into.
 //!
-//! - [`repository`]: [`ConnectorRepository`], connector metadata.
+//! - [`repository`]: connector metadata, by role ([`ConnectorLifecycle`], [`ConnectorQueries`],
+//!   [`WorkspaceConnectors`], [`RefreshLeases`], [`ConnectorReconciliation`]; [`Connectors`]
+//!   holds one of each, [`ConnectorRepository`] is all of them).
 //! - [`secrets`]: [`SecretStore`] and [`ConnectorSecret`] (with the one JSON form every store
 //!   keeps).
 //! - [`slack`]: [`SlackApi`], Slack's Web API, with the OAuth grant types.
@@ -15,7 +17,7 @@
 //!
 //! Adapters in other crates implement the traits; the use cases (`connector-usecases`) only
 //! ever see them, held as `Arc<dyn Trait>`. With the `mocks` feature every port gets a mockall
-//! mock (`MockConnectorRepository`, …); only dev-dependencies enable it.
+//! mock (`MockConnectorQueries`, …, and `MockConnectors` with every role); only dev-dependencies enable it.
 //!
 //! # Must never
 //! Hold use cases, do I/O of its own, depend on an async runtime, or know of tonic, diesel,
@@ -36,8 +38,10 @@ pub use changes::{ChangeSink, ConnectorChanges};
 pub use identity::{TokenError, TokenVerifier};
 pub use oauth_states::{OAuthStateStore, PendingInstall};
 pub use repository::{
-    ConnectorRepository, ConnectorUpdate, NewConnector, PendingPromotion, PoolStatus,
+    ConnectorLifecycle, ConnectorQueries, ConnectorReconciliation, ConnectorRepository,
+    ConnectorUpdate, Connectors, NewConnector, PendingPromotion, PoolStatus, RefreshLeases,
     RefreshOutcome, RepositoryError, RepositorySettings, StatusCount, StatusFilter,
+    WorkspaceConnectors,
 };
 pub use secrets::{ConnectorSecret, SecretLabels, SecretStore, SecretStoreError, TokenRotation};
 pub use sent_messages::{SendKey, SendOutcome, SendRecord, SentMessageStore};
@@ -54,7 +58,10 @@ pub use identity::MockTokenVerifier;
 #[cfg(feature = "mocks")]
 pub use oauth_states::MockOAuthStateStore;
 #[cfg(feature = "mocks")]
-pub use repository::MockConnectorRepository;
+pub use repository::{
+    MockConnectorLifecycle, MockConnectorQueries, MockConnectorReconciliation, MockConnectors,
+    MockRefreshLeases, MockWorkspaceConnectors,
+};
 #[cfg(feature = "mocks")]
 pub use secrets::MockSecretStore;
 #[cfg(feature = "mocks")]
@@ -63,3 +70,12 @@ pub use sent_messages::MockSentMessageStore;
 pub use slack::MockSlackApi;
 #[cfg(feature = "mocks")]
 pub use slack_events::MockSlackEventStore;
+
+/// The connector store's role traits at once, to call them on an adapter that implements them
+/// all: `use connector_ports::roles::*;`.
+pub mod roles {
+    pub use crate::repository::{
+        ConnectorLifecycle, ConnectorQueries, ConnectorReconciliation, RefreshLeases,
+        WorkspaceConnectors,
+    };
+}

@@ -1,5 +1,6 @@
 //! The port for connector metadata.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -153,7 +154,7 @@ impl Default for RepositorySettings {
     }
 }
 
-/// How a token refresh ended, for [`ConnectorRepository::finish_token_refresh`].
+/// How a token refresh ended, for [`RefreshLeases::finish_token_refresh`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RefreshOutcome {
     /// A new token was stored; it expires then.
@@ -233,12 +234,11 @@ pub enum RepositoryError {
     Unknown(#[from] anyhow::Error),
 }
 
-/// Connector metadata storage. Every read a client can reach is tenant-scoped; only
-/// [`ConnectorState::Active`](connector_domain::ConnectorState::Active) rows are visible to
-/// clients.
+/// The lifecycle of connectors: created, activated, updated and deleted, and what guards those
+/// writes (a request ID seen before, the tenant's quota).
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
-pub trait ConnectorRepository: Send + Sync {
+pub trait ConnectorLifecycle: Send + Sync {
     /// Inserts a row in state `creating`; timestamps are set by the store.
     async fn insert_creating(&self, new: &NewConnector) -> Result<Connector, RepositoryError>;
 
@@ -256,6 +256,39 @@ pub trait ConnectorRepository: Send + Sync {
         request_id: &RequestId,
     ) -> Result<Option<Connector>, RepositoryError>;
 
+    /// Applies `update` to the tenant's active connector `id` if its generation is still
+    /// `generation`, and returns the updated row. `None` when there is no such active
+    /// connector or its generation moved (a concurrent update). A new name another connector
+    /// of the tenant has is [`RepositoryError::DuplicateName`].
+    async fn update_active(
+        &self,
+        tenant: &TenantId,
+        id: ConnectorId,
+        generation: i64,
+        update: &ConnectorUpdate,
+    ) -> Result<Option<Connector>, RepositoryError>;
+
+    /// Flips the tenant's `active` connector to `deleting` and returns it; a connector already
+    /// `deleting` is returned as it is, so an interrupted delete can be resumed. `None` when
+    /// there is no such connector (or it is still `creating`).
+    async fn mark_deleting(
+        &self,
+        tenant: &TenantId,
+        id: ConnectorId,
+    ) -> Result<Option<Connector>, RepositoryError>;
+
+    /// Removes a row that is `deleting` (its secret is already gone).
+    async fn remove_deleting(&self, id: ConnectorId) -> Result<(), RepositoryError>;
+
+    /// How many connectors the tenant has, in any state (each holds or will hold a secret).
+    async fn count_connectors(&self, tenant: &TenantId) -> Result<u64, RepositoryError>;
+}
+
+/// What clients and senders read: active connectors only, tenant-scoped wherever a client
+/// reaches it; and the counts metrics report.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait ConnectorQueries: Send + Sync {
     /// The tenant's active connector with this ID.
     async fn get_active(
         &self,
@@ -265,7 +298,7 @@ pub trait ConnectorRepository: Send + Sync {
 
     /// The active connector with this ID, whatever its tenant. Only for trusted callers that
     /// hold the database credentials themselves (the `sender` library); client-facing calls
-    /// use [`ConnectorRepository::get_active`].
+    /// use [`ConnectorQueries::get_active`].
     async fn find_active(&self, id: ConnectorId) -> Result<Option<Connector>, RepositoryError>;
 
     /// Up to `limit` of the tenant's active connectors with IDs greater than `after`, in ID
@@ -278,6 +311,15 @@ pub trait ConnectorRepository: Send + Sync {
         status: Option<ConnectorStatus>,
     ) -> Result<Vec<Connector>, RepositoryError>;
 
+    /// How many connectors there are (of every tenant) in each state and auth status, for
+    /// metrics; combinations with none are left out.
+    async fn count_by_status(&self) -> Result<Vec<StatusCount>, RepositoryError>;
+}
+
+/// What Slack's workspace events change: every connector of a workspace at once.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait WorkspaceConnectors: Send + Sync {
     /// Marks every active connector of `workspace` revoked (the app was uninstalled or its
     /// tokens revoked; already revoked ones stay as they are) and returns them all, so their
     /// secrets can be deleted.
@@ -303,46 +345,20 @@ pub trait ConnectorRepository: Send + Sync {
         channel: &ChannelId,
         available: bool,
     ) -> Result<u64, RepositoryError>;
+}
 
-    /// Flips the tenant's `active` connector to `deleting` and returns it; a connector already
-    /// `deleting` is returned as it is, so an interrupted delete can be resumed. `None` when
-    /// there is no such connector (or it is still `creating`).
-    async fn mark_deleting(
+/// Rotating tokens refreshed one replica at a time: which are due, and the fenced lease on
+/// each.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait RefreshLeases: Send + Sync {
+    /// Up to `limit` active connectors whose rotating token expires before `before`, whose
+    /// last refresh did not fail and whose refresh lease is free.
+    async fn tokens_expiring(
         &self,
-        tenant: &TenantId,
-        id: ConnectorId,
-    ) -> Result<Option<Connector>, RepositoryError>;
-
-    /// Removes a row that is `deleting` (its secret is already gone).
-    async fn remove_deleting(&self, id: ConnectorId) -> Result<(), RepositoryError>;
-
-    /// Applies `update` to the tenant's active connector `id` if its generation is still
-    /// `generation`, and returns the updated row. `None` when there is no such active
-    /// connector or its generation moved (a concurrent update). A new name another connector
-    /// of the tenant has is [`RepositoryError::DuplicateName`].
-    async fn update_active(
-        &self,
-        tenant: &TenantId,
-        id: ConnectorId,
-        generation: i64,
-        update: &ConnectorUpdate,
-    ) -> Result<Option<Connector>, RepositoryError>;
-
-    /// Up to `limit` active connectors with a staged secret version recorded more than
-    /// `older_than` ago (left by an updater that stopped before promoting it).
-    async fn pending_promotions(
-        &self,
-        older_than: Duration,
+        before: DateTime<Utc>,
         limit: u32,
-    ) -> Result<Vec<PendingPromotion>, RepositoryError>;
-
-    /// Forgets connector `id`'s pending staged version if it is still `version` (the store
-    /// now has it current); `false` when another version is pending or none.
-    async fn clear_pending_promotion(
-        &self,
-        id: ConnectorId,
-        version: &str,
-    ) -> Result<bool, RepositoryError>;
+    ) -> Result<Vec<Connector>, RepositoryError>;
 
     /// Takes the right to refresh connector `id`'s token for `lease`, unless another holder's
     /// lease is still running: `true` when taken, the lease then tagged with `fence` (a value
@@ -371,22 +387,13 @@ pub trait ConnectorRepository: Send + Sync {
         fence: i64,
         outcome: RefreshOutcome,
     ) -> Result<bool, RepositoryError>;
+}
 
-    /// How many connectors the tenant has, in any state (each holds or will hold a secret).
-    async fn count_connectors(&self, tenant: &TenantId) -> Result<u64, RepositoryError>;
-
-    /// How many connectors there are (of every tenant) in each state and auth status, for
-    /// metrics; combinations with none are left out.
-    async fn count_by_status(&self) -> Result<Vec<StatusCount>, RepositoryError>;
-
-    /// Up to `limit` active connectors whose rotating token expires before `before`, whose
-    /// last refresh did not fail and whose refresh lease is free.
-    async fn tokens_expiring(
-        &self,
-        before: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<Vec<Connector>, RepositoryError>;
-
+/// Finishing what a crash left behind: rows left `creating` or `deleting`, token
+/// replacements committed but not yet promoted.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait ConnectorReconciliation: Send + Sync {
     /// Claims up to `limit` rows left `creating` or `deleting` for longer than `stale_after`:
     /// atomically flips them to `deleting` and renews their `updated_at`, which acts as a lease
     /// so that another replica does not claim the same rows before another `stale_after` has
@@ -396,4 +403,109 @@ pub trait ConnectorRepository: Send + Sync {
         stale_after: Duration,
         limit: u32,
     ) -> Result<Vec<Connector>, RepositoryError>;
+
+    /// Up to `limit` active connectors with a staged secret version recorded more than
+    /// `older_than` ago (left by an updater that stopped before promoting it).
+    async fn pending_promotions(
+        &self,
+        older_than: Duration,
+        limit: u32,
+    ) -> Result<Vec<PendingPromotion>, RepositoryError>;
+
+    /// Forgets connector `id`'s pending staged version if it is still `version` (the store
+    /// now has it current); `false` when another version is pending or none.
+    async fn clear_pending_promotion(
+        &self,
+        id: ConnectorId,
+        version: &str,
+    ) -> Result<bool, RepositoryError>;
+}
+
+/// Connector metadata storage: every role at once, as a database adapter implements it.
+/// Every read a client can reach is tenant-scoped; only
+/// [`ConnectorState::Active`](connector_domain::ConnectorState::Active) rows are visible to
+/// clients.
+pub trait ConnectorRepository:
+    ConnectorLifecycle
+    + ConnectorQueries
+    + WorkspaceConnectors
+    + RefreshLeases
+    + ConnectorReconciliation
+{
+}
+
+impl<T> ConnectorRepository for T where
+    T: ConnectorLifecycle
+        + ConnectorQueries
+        + WorkspaceConnectors
+        + RefreshLeases
+        + ConnectorReconciliation
+{
+}
+
+/// The connector store by role, as the use cases hold it: one adapter behind every role, or a
+/// decorator over only the roles it touches (a cache over the queries, a fault double over
+/// one write). Cheap to clone.
+#[derive(Clone)]
+pub struct Connectors {
+    /// Create, update, delete.
+    pub lifecycle: Arc<dyn ConnectorLifecycle>,
+    /// Reads.
+    pub queries: Arc<dyn ConnectorQueries>,
+    /// Workspace-wide changes from Slack's events.
+    pub workspaces: Arc<dyn WorkspaceConnectors>,
+    /// Token refresh leases.
+    pub refresh: Arc<dyn RefreshLeases>,
+    /// Crash recovery.
+    pub reconciliation: Arc<dyn ConnectorReconciliation>,
+}
+
+impl Connectors {
+    /// Every role served by `repo`.
+    pub fn new<R: ConnectorRepository + 'static>(repo: Arc<R>) -> Self {
+        Self {
+            lifecycle: repo.clone(),
+            queries: repo.clone(),
+            workspaces: repo.clone(),
+            refresh: repo.clone(),
+            reconciliation: repo,
+        }
+    }
+}
+
+impl std::fmt::Debug for Connectors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connectors").finish_non_exhaustive()
+    }
+}
+
+/// A mock of every role, for unit tests: expectations are set on the role a call belongs to
+/// (`repo.queries.expect_get_active()`).
+#[cfg(feature = "mocks")]
+#[derive(Default)]
+pub struct MockConnectors {
+    /// The lifecycle's calls.
+    pub lifecycle: MockConnectorLifecycle,
+    /// The reads.
+    pub queries: MockConnectorQueries,
+    /// The workspace-wide changes.
+    pub workspaces: MockWorkspaceConnectors,
+    /// The refresh leases.
+    pub refresh: MockRefreshLeases,
+    /// The crash recovery.
+    pub reconciliation: MockConnectorReconciliation,
+}
+
+#[cfg(feature = "mocks")]
+impl MockConnectors {
+    /// The mocks as the use cases hold the store.
+    pub fn into_connectors(self) -> Connectors {
+        Connectors {
+            lifecycle: Arc::new(self.lifecycle),
+            queries: Arc::new(self.queries),
+            workspaces: Arc::new(self.workspaces),
+            refresh: Arc::new(self.refresh),
+            reconciliation: Arc::new(self.reconciliation),
+        }
+    }
 }

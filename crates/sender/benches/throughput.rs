@@ -22,7 +22,7 @@ use connector_adapters_aws::{AwsSecretStore, AwsSettings, StaticCredentials};
 use connector_adapters_postgres::PgConnectorRepository;
 use connector_adapters_slack::{HttpSlackApi, SlackSettings};
 use connector_domain::SecretPrefix;
-use connector_ports::RepositorySettings;
+use connector_ports::{Connectors, RepositorySettings};
 use connector_sender::{Sender, SenderConfig, clear_send_message_cache, send_message};
 use connector_usecases::{ConnectorService, CreateConnector, Ports};
 use slack_double::{Channel, SlackDouble};
@@ -97,11 +97,11 @@ async fn main() {
     })
     .await;
     let service = ConnectorService::new(Ports {
-        repo: Arc::new(
+        connectors: Connectors::new(Arc::new(
             PgConnectorRepository::connect(db.url(), &RepositorySettings::default())
                 .await
                 .unwrap(),
-        ),
+        )),
         secrets: Arc::new(secrets),
         slack: Arc::new(
             HttpSlackApi::new(SlackSettings {

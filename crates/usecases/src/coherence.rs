@@ -4,8 +4,9 @@
 //! `LISTEN/NOTIFY`) and tells every cache registered with it to forget a connector the moment
 //! any replica changes its row (a delete, a token refresh or replacement, an auth status). While
 //! the feed is lost, caches hold nothing and are bypassed, until it is back. Writes made through
-//! [`ConnectorCache`] in this process count as changes too, so a store without a feed (an SQLite
-//! file) is coherent within its process, and bounded by the TTL across processes.
+//! [`NotingChanges`] in this process count as changes too ([`cached`] puts both over a
+//! store), so a store without a feed (an SQLite file) is coherent within its process, and
+//! bounded by the TTL across processes.
 //!
 //! A read that raced a change never caches what it read: a cache notes the [`Coherence::epoch`]
 //! before reading and inserts only if no change happened since, checked under the cache's lock
@@ -25,8 +26,9 @@ use connector_domain::{
     WorkspaceId,
 };
 use connector_ports::{
-    ChangeSink, ConnectorRepository, ConnectorUpdate, NewConnector, PendingPromotion,
-    RefreshOutcome, RepositoryError, StatusCount,
+    ChangeSink, ConnectorLifecycle, ConnectorQueries, ConnectorReconciliation, ConnectorUpdate,
+    Connectors, NewConnector, PendingPromotion, RefreshLeases, RefreshOutcome, RepositoryError,
+    StatusCount, WorkspaceConnectors,
 };
 
 use crate::runtime::Clock;
@@ -154,9 +156,9 @@ fn count(result: &'static str) {
 }
 
 /// The connector rows the send and get paths read, kept for a short TTL and dropped on any
-/// change; every other call goes to the store. Writes made through it are changes.
+/// change; every other read goes to the store.
 pub struct ConnectorCache {
-    inner: Arc<dyn ConnectorRepository>,
+    inner: Arc<dyn ConnectorQueries>,
     coherence: Arc<Coherence>,
     ttl: Duration,
     clock: Arc<dyn Clock>,
@@ -178,7 +180,7 @@ impl ConnectorCache {
 
     /// A cache over `inner`, keeping active rows for `ttl`, registered with `coherence`.
     pub fn new(
-        inner: Arc<dyn ConnectorRepository>,
+        inner: Arc<dyn ConnectorQueries>,
         coherence: Arc<Coherence>,
         ttl: Duration,
         clock: Arc<dyn Clock>,
@@ -238,14 +240,6 @@ impl ConnectorCache {
         }
         entries.insert(connector.id, (connector.clone(), now + self.ttl));
     }
-
-    /// Runs a write, then treats `id` as changed (whatever the outcome: a failed write may
-    /// still have happened).
-    async fn changing<T>(&self, id: ConnectorId, write: impl std::future::Future<Output = T>) -> T {
-        let result = write.await;
-        self.coherence.changed(id);
-        result
-    }
 }
 
 impl Forget for ConnectorCache {
@@ -258,27 +252,7 @@ impl Forget for ConnectorCache {
 }
 
 #[async_trait]
-impl ConnectorRepository for ConnectorCache {
-    async fn insert_creating(&self, new: &NewConnector) -> Result<Connector, RepositoryError> {
-        self.inner.insert_creating(new).await
-    }
-
-    async fn mark_active(&self, id: ConnectorId) -> Result<Option<Connector>, RepositoryError> {
-        self.changing(id, self.inner.mark_active(id)).await
-    }
-
-    async fn remove_creating(&self, id: ConnectorId) -> Result<(), RepositoryError> {
-        self.changing(id, self.inner.remove_creating(id)).await
-    }
-
-    async fn find_by_request_id(
-        &self,
-        tenant: &TenantId,
-        request_id: &RequestId,
-    ) -> Result<Option<Connector>, RepositoryError> {
-        self.inner.find_by_request_id(tenant, request_id).await
-    }
-
+impl ConnectorQueries for ConnectorCache {
     async fn get_active(
         &self,
         tenant: &TenantId,
@@ -320,6 +294,87 @@ impl ConnectorRepository for ConnectorCache {
         self.inner.list_active(tenant, after, limit, status).await
     }
 
+    async fn count_by_status(&self) -> Result<Vec<StatusCount>, RepositoryError> {
+        self.inner.count_by_status().await
+    }
+}
+
+/// A role's writes, each noted as a change once made, so this process's caches forget the rows
+/// at once (the change feed tells the other replicas). Over a store without a feed (an SQLite
+/// file), this is what keeps the cache coherent within its process.
+pub struct NotingChanges<T: ?Sized> {
+    inner: Arc<T>,
+    coherence: Arc<Coherence>,
+}
+
+impl<T: ?Sized> NotingChanges<T> {
+    /// `inner`'s writes, noted with `coherence`.
+    pub fn new(inner: Arc<T>, coherence: Arc<Coherence>) -> Arc<Self> {
+        Arc::new(Self { inner, coherence })
+    }
+
+    /// Runs a write, then treats `id` as changed (whatever the outcome: a failed write may
+    /// still have happened).
+    async fn changing<R>(&self, id: ConnectorId, write: impl std::future::Future<Output = R>) -> R {
+        let result = write.await;
+        self.coherence.changed(id);
+        result
+    }
+}
+
+#[async_trait]
+impl ConnectorLifecycle for NotingChanges<dyn ConnectorLifecycle> {
+    async fn insert_creating(&self, new: &NewConnector) -> Result<Connector, RepositoryError> {
+        self.inner.insert_creating(new).await
+    }
+
+    async fn mark_active(&self, id: ConnectorId) -> Result<Option<Connector>, RepositoryError> {
+        self.changing(id, self.inner.mark_active(id)).await
+    }
+
+    async fn remove_creating(&self, id: ConnectorId) -> Result<(), RepositoryError> {
+        self.changing(id, self.inner.remove_creating(id)).await
+    }
+
+    async fn find_by_request_id(
+        &self,
+        tenant: &TenantId,
+        request_id: &RequestId,
+    ) -> Result<Option<Connector>, RepositoryError> {
+        self.inner.find_by_request_id(tenant, request_id).await
+    }
+
+    async fn update_active(
+        &self,
+        tenant: &TenantId,
+        id: ConnectorId,
+        generation: i64,
+        update: &ConnectorUpdate,
+    ) -> Result<Option<Connector>, RepositoryError> {
+        self.changing(id, self.inner.update_active(tenant, id, generation, update))
+            .await
+    }
+
+    async fn mark_deleting(
+        &self,
+        tenant: &TenantId,
+        id: ConnectorId,
+    ) -> Result<Option<Connector>, RepositoryError> {
+        self.changing(id, self.inner.mark_deleting(tenant, id))
+            .await
+    }
+
+    async fn remove_deleting(&self, id: ConnectorId) -> Result<(), RepositoryError> {
+        self.changing(id, self.inner.remove_deleting(id)).await
+    }
+
+    async fn count_connectors(&self, tenant: &TenantId) -> Result<u64, RepositoryError> {
+        self.inner.count_connectors(tenant).await
+    }
+}
+
+#[async_trait]
+impl WorkspaceConnectors for NotingChanges<dyn WorkspaceConnectors> {
     async fn revoke_workspace(
         &self,
         workspace: &WorkspaceId,
@@ -353,46 +408,16 @@ impl ConnectorRepository for ConnectorCache {
         self.coherence.changed_all();
         result
     }
+}
 
-    async fn mark_deleting(
+#[async_trait]
+impl RefreshLeases for NotingChanges<dyn RefreshLeases> {
+    async fn tokens_expiring(
         &self,
-        tenant: &TenantId,
-        id: ConnectorId,
-    ) -> Result<Option<Connector>, RepositoryError> {
-        self.changing(id, self.inner.mark_deleting(tenant, id))
-            .await
-    }
-
-    async fn remove_deleting(&self, id: ConnectorId) -> Result<(), RepositoryError> {
-        self.changing(id, self.inner.remove_deleting(id)).await
-    }
-
-    async fn update_active(
-        &self,
-        tenant: &TenantId,
-        id: ConnectorId,
-        generation: i64,
-        update: &ConnectorUpdate,
-    ) -> Result<Option<Connector>, RepositoryError> {
-        self.changing(id, self.inner.update_active(tenant, id, generation, update))
-            .await
-    }
-
-    async fn pending_promotions(
-        &self,
-        older_than: Duration,
+        before: DateTime<Utc>,
         limit: u32,
-    ) -> Result<Vec<PendingPromotion>, RepositoryError> {
-        self.inner.pending_promotions(older_than, limit).await
-    }
-
-    async fn clear_pending_promotion(
-        &self,
-        id: ConnectorId,
-        version: &str,
-    ) -> Result<bool, RepositoryError> {
-        self.changing(id, self.inner.clear_pending_promotion(id, version))
-            .await
+    ) -> Result<Vec<Connector>, RepositoryError> {
+        self.inner.tokens_expiring(before, limit).await
     }
 
     async fn lease_token_refresh(
@@ -422,23 +447,10 @@ impl ConnectorRepository for ConnectorCache {
         self.changing(id, self.inner.finish_token_refresh(id, fence, outcome))
             .await
     }
+}
 
-    async fn count_connectors(&self, tenant: &TenantId) -> Result<u64, RepositoryError> {
-        self.inner.count_connectors(tenant).await
-    }
-
-    async fn count_by_status(&self) -> Result<Vec<StatusCount>, RepositoryError> {
-        self.inner.count_by_status().await
-    }
-
-    async fn tokens_expiring(
-        &self,
-        before: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<Vec<Connector>, RepositoryError> {
-        self.inner.tokens_expiring(before, limit).await
-    }
-
+#[async_trait]
+impl ConnectorReconciliation for NotingChanges<dyn ConnectorReconciliation> {
     async fn claim_stale(
         &self,
         stale_after: Duration,
@@ -450,6 +462,40 @@ impl ConnectorRepository for ConnectorCache {
         }
         Ok(claimed)
     }
+
+    async fn pending_promotions(
+        &self,
+        older_than: Duration,
+        limit: u32,
+    ) -> Result<Vec<PendingPromotion>, RepositoryError> {
+        self.inner.pending_promotions(older_than, limit).await
+    }
+
+    async fn clear_pending_promotion(
+        &self,
+        id: ConnectorId,
+        version: &str,
+    ) -> Result<bool, RepositoryError> {
+        self.changing(id, self.inner.clear_pending_promotion(id, version))
+            .await
+    }
+}
+
+/// `connectors` with the reads served by a [`ConnectorCache`] (rows kept for `ttl`, as
+/// `clock` tells it) and every write noted with `coherence`.
+pub fn cached(
+    connectors: Connectors,
+    coherence: Arc<Coherence>,
+    ttl: Duration,
+    clock: Arc<dyn Clock>,
+) -> Connectors {
+    Connectors {
+        queries: ConnectorCache::new(connectors.queries, coherence.clone(), ttl, clock),
+        lifecycle: NotingChanges::new(connectors.lifecycle, coherence.clone()),
+        workspaces: NotingChanges::new(connectors.workspaces, coherence.clone()),
+        refresh: NotingChanges::new(connectors.refresh, coherence.clone()),
+        reconciliation: NotingChanges::new(connectors.reconciliation, coherence),
+    }
 }
 
 #[cfg(test)]
@@ -457,7 +503,7 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
 
     use connector_domain::ConnectorState;
-    use connector_ports::MockConnectorRepository;
+    use connector_ports::MockConnectors;
 
     use super::*;
     use crate::testing::connector;
@@ -481,25 +527,24 @@ mod tests {
     }
 
     /// A repository whose `get_active` answers `row` and counts the reads.
-    fn counting(row: Connector) -> (Arc<dyn ConnectorRepository>, Arc<AtomicUsize>) {
+    fn counting(row: Connector) -> (Connectors, Arc<AtomicUsize>) {
         let reads = Arc::new(AtomicUsize::new(0));
         let counted = reads.clone();
-        let mut repo = MockConnectorRepository::new();
-        repo.expect_get_active().returning(move |_, _| {
+        let mut repo = MockConnectors::default();
+        repo.queries.expect_get_active().returning(move |_, _| {
             counted.fetch_add(1, Ordering::SeqCst);
             Ok(Some(row.clone()))
         });
-        repo.expect_mark_deleting().returning(|_, _| Ok(None));
-        (Arc::new(repo), reads)
+        repo.lifecycle
+            .expect_mark_deleting()
+            .returning(|_, _| Ok(None));
+        (repo.into_connectors(), reads)
     }
 
-    fn cache(
-        repo: Arc<dyn ConnectorRepository>,
-        coherence: Arc<Coherence>,
-    ) -> (Arc<ConnectorCache>, Arc<TestClock>) {
+    fn cache(repo: Connectors, coherence: Arc<Coherence>) -> (Connectors, Arc<TestClock>) {
         let clock = Arc::new(TestClock::default());
         (
-            ConnectorCache::new(repo, coherence, Duration::from_secs(5), clock.clone()),
+            cached(repo, coherence, Duration::from_secs(5), clock.clone()),
             clock,
         )
     }
@@ -512,18 +557,25 @@ mod tests {
         let coherence = Coherence::local();
         let (cache, clock) = cache(repo, coherence.clone());
         for _ in 0..3 {
-            assert!(cache.get_active(&tenant, id).await.unwrap().is_some());
+            assert!(
+                cache
+                    .queries
+                    .get_active(&tenant, id)
+                    .await
+                    .unwrap()
+                    .is_some()
+            );
         }
         assert_eq!(reads.load(Ordering::SeqCst), 1, "read once, then served");
         clock.advance(Duration::from_secs(6));
-        cache.get_active(&tenant, id).await.unwrap();
+        cache.queries.get_active(&tenant, id).await.unwrap();
         assert_eq!(reads.load(Ordering::SeqCst), 2, "read again after the TTL");
         coherence.changed(id);
-        cache.get_active(&tenant, id).await.unwrap();
+        cache.queries.get_active(&tenant, id).await.unwrap();
         assert_eq!(reads.load(Ordering::SeqCst), 3, "read again after a change");
         // Another tenant never gets the cached row: the store is asked.
         let other = TenantId::parse("tenant_id", "globex").unwrap();
-        cache.get_active(&other, id).await.unwrap();
+        cache.queries.get_active(&other, id).await.unwrap();
         assert_eq!(reads.load(Ordering::SeqCst), 4);
     }
 
@@ -533,9 +585,9 @@ mod tests {
         let (id, tenant) = (row.id, row.tenant_id.clone());
         let (repo, reads) = counting(row);
         let (cache, _) = cache(repo, Coherence::local());
-        cache.get_active(&tenant, id).await.unwrap();
-        cache.mark_deleting(&tenant, id).await.unwrap();
-        cache.get_active(&tenant, id).await.unwrap();
+        cache.queries.get_active(&tenant, id).await.unwrap();
+        cache.lifecycle.mark_deleting(&tenant, id).await.unwrap();
+        cache.queries.get_active(&tenant, id).await.unwrap();
         assert_eq!(reads.load(Ordering::SeqCst), 2);
     }
 
@@ -546,20 +598,20 @@ mod tests {
         let (repo, reads) = counting(row);
         let coherence = Coherence::awaiting_feed();
         let (cache, _) = cache(repo, coherence.clone());
-        cache.get_active(&tenant, id).await.unwrap();
-        cache.get_active(&tenant, id).await.unwrap();
+        cache.queries.get_active(&tenant, id).await.unwrap();
+        cache.queries.get_active(&tenant, id).await.unwrap();
         assert_eq!(reads.load(Ordering::SeqCst), 2, "bypassed before the feed");
         coherence.restored();
-        cache.get_active(&tenant, id).await.unwrap();
-        cache.get_active(&tenant, id).await.unwrap();
+        cache.queries.get_active(&tenant, id).await.unwrap();
+        cache.queries.get_active(&tenant, id).await.unwrap();
         assert_eq!(reads.load(Ordering::SeqCst), 3, "cached once live");
         coherence.lost();
-        cache.get_active(&tenant, id).await.unwrap();
-        cache.get_active(&tenant, id).await.unwrap();
+        cache.queries.get_active(&tenant, id).await.unwrap();
+        cache.queries.get_active(&tenant, id).await.unwrap();
         assert_eq!(reads.load(Ordering::SeqCst), 5, "bypassed while lost");
         coherence.restored();
-        cache.get_active(&tenant, id).await.unwrap();
-        cache.get_active(&tenant, id).await.unwrap();
+        cache.queries.get_active(&tenant, id).await.unwrap();
+        cache.queries.get_active(&tenant, id).await.unwrap();
         assert_eq!(
             reads.load(Ordering::SeqCst),
             6,
@@ -575,23 +627,23 @@ mod tests {
         let during = coherence.clone();
         let reads = Arc::new(AtomicUsize::new(0));
         let counted = reads.clone();
-        let mut repo = MockConnectorRepository::new();
-        repo.expect_get_active().returning(move |_, _| {
+        let mut repo = MockConnectors::default();
+        repo.queries.expect_get_active().returning(move |_, _| {
             // The row changes on another replica while this read is on its way.
             if counted.fetch_add(1, Ordering::SeqCst) == 0 {
                 during.changed(id);
             }
             Ok(Some(row.clone()))
         });
-        let (cache, _) = cache(Arc::new(repo), coherence);
-        cache.get_active(&tenant, id).await.unwrap();
-        cache.get_active(&tenant, id).await.unwrap();
+        let (cache, _) = cache(repo.into_connectors(), coherence);
+        cache.queries.get_active(&tenant, id).await.unwrap();
+        cache.queries.get_active(&tenant, id).await.unwrap();
         assert_eq!(
             reads.load(Ordering::SeqCst),
             2,
             "the raced read was not kept"
         );
-        cache.get_active(&tenant, id).await.unwrap();
+        cache.queries.get_active(&tenant, id).await.unwrap();
         assert_eq!(reads.load(Ordering::SeqCst), 2);
     }
 }

@@ -138,7 +138,8 @@ impl ConnectorService {
         if let Some(request_id) = &cmd.request_id
             && let Some(existing) = self
                 .ports
-                .repo
+                .connectors
+                .lifecycle
                 .find_by_request_id(&cmd.tenant_id, request_id)
                 .await?
         {
@@ -146,7 +147,13 @@ impl ConnectorService {
         }
 
         if let Some(max) = self.max_connectors_per_tenant
-            && self.ports.repo.count_connectors(&cmd.tenant_id).await? >= max
+            && self
+                .ports
+                .connectors
+                .lifecycle
+                .count_connectors(&cmd.tenant_id)
+                .await?
+                >= max
         {
             return Err(ConnectorError::QuotaExceeded {
                 subject: "connectors",
@@ -177,7 +184,7 @@ impl ConnectorService {
             request_id: cmd.request_id.clone(),
             token_expires_at: cmd.rotation.as_ref().map(|r| r.expires_at),
         };
-        let row = match self.ports.repo.insert_creating(&new).await {
+        let row = match self.ports.connectors.lifecycle.insert_creating(&new).await {
             Ok(row) => row,
             Err(RepositoryError::DuplicateName) => {
                 return Err(ConnectorError::AlreadyExists {
@@ -192,7 +199,8 @@ impl ConnectorService {
                     .ok_or_else(|| anyhow_internal("duplicate request_id without a request_id"))?;
                 return match self
                     .ports
-                    .repo
+                    .connectors
+                    .lifecycle
                     .find_by_request_id(&cmd.tenant_id, request_id)
                     .await?
                 {
@@ -213,7 +221,7 @@ impl ConnectorService {
             self.undo_create(&row).await;
             return Err(e.into());
         }
-        match self.ports.repo.mark_active(row.id).await {
+        match self.ports.connectors.lifecycle.mark_active(row.id).await {
             Ok(Some(active)) => Ok(active),
             Ok(None) => {
                 self.undo_create(&row).await;
@@ -226,7 +234,7 @@ impl ConnectorService {
             // the commit). Undoing now could delete the secret of an active connector, so the
             // row is read back; unless it is active, both stay for the reconciler, which
             // finishes a `creating` row (secret first) once it is stale.
-            Err(e) => match self.ports.repo.find_active(row.id).await {
+            Err(e) => match self.ports.connectors.queries.find_active(row.id).await {
                 Ok(Some(active)) => Ok(active),
                 _ => Err(e.into()),
             },
@@ -243,7 +251,13 @@ impl ConnectorService {
                 "could not remove the secret of a failed create; the reconciler will");
             return;
         }
-        if let Err(e) = self.ports.repo.remove_creating(row.id).await {
+        if let Err(e) = self
+            .ports
+            .connectors
+            .lifecycle
+            .remove_creating(row.id)
+            .await
+        {
             tracing::warn!(connector_id = %row.id, error = %e,
                 "could not remove the row of a failed create; the reconciler will");
         }
@@ -302,7 +316,8 @@ impl ConnectorService {
         let tenant = TenantId::parse("tenant_id", tenant_id)?;
         let id = ConnectorId::parse("id", id)?;
         self.ports
-            .repo
+            .connectors
+            .queries
             .get_active(&tenant, id)
             .await?
             .ok_or_else(|| not_found(id))
@@ -322,7 +337,8 @@ impl ConnectorService {
         let after = PageToken::decode("page_token", page_token, &tenant)?.map(|t| t.after);
         let mut connectors = self
             .ports
-            .repo
+            .connectors
+            .queries
             .list_active(&tenant, after, size + 1, status)
             .await?;
         let next = if connectors.len() > size as usize {
@@ -344,14 +360,19 @@ impl ConnectorService {
         let id = ConnectorId::parse("id", id)?;
         let row = self
             .ports
-            .repo
+            .connectors
+            .lifecycle
             .mark_deleting(&tenant, id)
             .await?
             .ok_or_else(|| not_found(id))?;
         let name = self.ports.secret_name(&row);
         // On failure the row stays `deleting`: the edge tells the caller how the delete ends.
         self.ports.secrets.delete(&name).await?;
-        self.ports.repo.remove_deleting(row.id).await?;
+        self.ports
+            .connectors
+            .lifecycle
+            .remove_deleting(row.id)
+            .await?;
         Ok(())
     }
 }

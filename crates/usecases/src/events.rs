@@ -89,7 +89,7 @@ impl SlackEvents {
 
     async fn act(&self, event: &SlackEvent) -> Result<EventOutcome, ConnectorError> {
         let team = &event.team_id;
-        let repo = &self.ports.repo;
+        let repo = &self.ports.connectors.workspaces;
         let connectors = match &event.kind {
             SlackEventKind::Ignored(_) => return Ok(EventOutcome::Ignored),
             SlackEventKind::TokensGone => {
@@ -126,8 +126,8 @@ impl SlackEvents {
 mod tests {
     use connector_domain::{ChannelId, ChannelName, ConnectorState, WorkspaceId};
     use connector_ports::{
-        MockConnectorRepository, MockSecretStore, MockSlackApi, MockSlackEventStore,
-        RepositoryError, SecretStoreError,
+        MockConnectors, MockSecretStore, MockSlackApi, MockSlackEventStore, RepositoryError,
+        SecretStoreError,
     };
     use mockall::predicate::eq;
 
@@ -160,8 +160,9 @@ mod tests {
             connector("globex", "b", ConnectorState::Active),
         );
         let names = [format!("sc/acme/{}", a.id), format!("sc/globex/{}", b.id)];
-        let mut repo = MockConnectorRepository::new();
-        repo.expect_revoke_workspace()
+        let mut repo = MockConnectors::default();
+        repo.workspaces
+            .expect_revoke_workspace()
             .with(eq(WorkspaceId::new("T0001")))
             .times(1)
             .return_once(move |_| Ok(vec![a, b]));
@@ -186,8 +187,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_failure_forgets_the_event_so_that_slacks_retry_is_handled() {
-        let mut repo = MockConnectorRepository::new();
-        repo.expect_set_channel_available()
+        let mut repo = MockConnectors::default();
+        repo.workspaces
+            .expect_set_channel_available()
             .times(1)
             .returning(|_, _, _| Err(RepositoryError::Unavailable("down".into())));
         let mut seen = MockSlackEventStore::new();
@@ -211,8 +213,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_token_that_cannot_be_deleted_fails_the_event_after_revoking() {
-        let mut repo = MockConnectorRepository::new();
-        repo.expect_revoke_workspace()
+        let mut repo = MockConnectors::default();
+        repo.workspaces
+            .expect_revoke_workspace()
             .times(1)
             .return_once(|_| Ok(vec![connector("acme", "a", ConnectorState::Active)]));
         let mut secrets = MockSecretStore::new();
@@ -233,14 +236,16 @@ mod tests {
 
     #[tokio::test]
     async fn channel_events_go_to_the_workspaces_connectors() {
-        let mut repo = MockConnectorRepository::new();
-        repo.expect_rename_channel()
+        let mut repo = MockConnectors::default();
+        repo.workspaces
+            .expect_rename_channel()
             .withf(|t, c, n| {
                 t.as_str() == "T0001" && c.as_str() == "C1" && *n == ChannelName::new("ops")
             })
             .times(1)
             .returning(|_, _, _| Ok(2));
-        repo.expect_set_channel_available()
+        repo.workspaces
+            .expect_set_channel_available()
             .withf(|_, c, available| c.as_str() == "C1" && *available)
             .times(1)
             .returning(|_, _, _| Ok(1));

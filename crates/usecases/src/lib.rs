@@ -10,7 +10,7 @@
 //! - [`authenticate`]: [`Authenticator`], the caller a bearer credential stands for.
 //! - [`reconcile`]: [`Reconciler`], one pass that finishes work a crash left behind.
 //! - [`coherence`]: [`ConnectorCache`] and [`Coherence`], connector rows and tokens cached
-//!   until any replica changes them (fed by the store's change feed).
+//!   until any replica changes them (fed by the store's change feed and [`NotingChanges`]).
 //! - [`error`]: the use-case errors ([`ConnectorError`], [`SendError`], [`InstallError`]) and
 //!   the one place each port error becomes one of them.
 //!
@@ -24,7 +24,7 @@
 use std::sync::Arc;
 
 use connector_domain::{Connector, SecretName, SecretPrefix};
-use connector_ports::{ConnectorRepository, SecretLabels, SecretStore, SlackApi};
+use connector_ports::{Connectors, SecretLabels, SecretStore, SlackApi};
 
 pub mod api_keys;
 pub mod authenticate;
@@ -45,7 +45,7 @@ mod testing;
 
 pub use api_keys::{ApiKeys, CreatedKey, KeyRejected};
 pub use authenticate::{AuthFailure, Authenticator, CredentialPolicy, Credentials};
-pub use coherence::{Coherence, ConnectorCache, Forget};
+pub use coherence::{Coherence, ConnectorCache, Forget, NotingChanges};
 pub use connectors::{
     ChannelLimits, ConnectorPage, ConnectorService, CreateConnector, UPDATABLE_FIELDS,
     UpdateConnector, UpdateFields,
@@ -63,8 +63,8 @@ pub use sent::SentMessage;
 /// The ports every use case works over, and how connector secrets are named. Cheap to clone.
 #[derive(Clone)]
 pub struct Ports {
-    /// Connector metadata.
-    pub repo: Arc<dyn ConnectorRepository>,
+    /// Connector metadata, by role.
+    pub connectors: Connectors,
     /// Connector secrets (bot tokens).
     pub secrets: Arc<dyn SecretStore>,
     /// Slack's Web API.

@@ -54,7 +54,8 @@ impl ReadinessCheck {
         let probe_id = ConnectorId::nil();
         let database = async {
             self.ports
-                .repo
+                .connectors
+                .queries
                 .find_active(probe_id)
                 .await
                 .err()
@@ -84,17 +85,15 @@ fn probe_name(prefix: &SecretPrefix) -> connector_domain::SecretName {
 
 #[cfg(test)]
 mod tests {
-    use connector_ports::{
-        MockConnectorRepository, MockSecretStore, MockSlackApi, RepositoryError,
-    };
+    use connector_ports::{MockConnectors, MockSecretStore, MockSlackApi, RepositoryError};
 
     use super::*;
     use crate::testing::ports;
 
     #[tokio::test]
     async fn ready_when_both_answer_even_with_nothing_found() {
-        let mut repo = MockConnectorRepository::new();
-        repo.expect_find_active().returning(|_| Ok(None));
+        let mut repo = MockConnectors::default();
+        repo.queries.expect_find_active().returning(|_| Ok(None));
         let mut secrets = MockSecretStore::new();
         secrets
             .expect_get()
@@ -107,8 +106,8 @@ mod tests {
 
     #[tokio::test]
     async fn each_dependency_that_does_not_answer_is_named() {
-        let mut repo = MockConnectorRepository::new();
-        repo.expect_find_active().returning(|_| {
+        let mut repo = MockConnectors::default();
+        repo.queries.expect_find_active().returning(|_| {
             Err(RepositoryError::Unavailable(
                 "terminating connection".into(),
             ))

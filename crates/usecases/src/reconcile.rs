@@ -64,7 +64,8 @@ impl Reconciler {
     pub async fn run_once(&self) -> Result<ReconcileReport, ConnectorError> {
         let claimed = self
             .ports
-            .repo
+            .connectors
+            .reconciliation
             .claim_stale(self.settings.stale_after, self.settings.batch)
             .await?;
         let mut report = ReconcileReport::default();
@@ -74,14 +75,21 @@ impl Reconciler {
                 report.failed.push((row.id, e.to_string()));
                 continue;
             }
-            match self.ports.repo.remove_deleting(row.id).await {
+            match self
+                .ports
+                .connectors
+                .lifecycle
+                .remove_deleting(row.id)
+                .await
+            {
                 Ok(()) => report.finished.push(row.id),
                 Err(e) => report.failed.push((row.id, e.to_string())),
             }
         }
         let pending = self
             .ports
-            .repo
+            .connectors
+            .reconciliation
             .pending_promotions(self.settings.stale_after, self.settings.batch)
             .await?;
         for p in pending {
@@ -93,7 +101,8 @@ impl Reconciler {
             }
             match self
                 .ports
-                .repo
+                .connectors
+                .reconciliation
                 .clear_pending_promotion(id, &p.version)
                 .await
             {
@@ -109,7 +118,7 @@ impl Reconciler {
 mod tests {
     use connector_domain::ConnectorState;
     use connector_ports::{
-        MockConnectorRepository, MockSecretStore, MockSlackApi, RepositoryError, SecretStoreError,
+        MockConnectors, MockSecretStore, MockSlackApi, RepositoryError, SecretStoreError,
     };
     use mockall::predicate::eq;
 
@@ -117,13 +126,14 @@ mod tests {
     use crate::testing::{connector, ports};
 
     /// A reconciler over the mocks, with no token replacement left to promote.
-    fn reconciler(mut repo: MockConnectorRepository, secrets: MockSecretStore) -> Reconciler {
-        repo.expect_pending_promotions()
+    fn reconciler(mut repo: MockConnectors, secrets: MockSecretStore) -> Reconciler {
+        repo.reconciliation
+            .expect_pending_promotions()
             .returning(|_, _| Ok(Vec::new()));
         settled(repo, secrets)
     }
 
-    fn settled(repo: MockConnectorRepository, secrets: MockSecretStore) -> Reconciler {
+    fn settled(repo: MockConnectors, secrets: MockSecretStore) -> Reconciler {
         Reconciler::new(
             ports(repo, secrets, MockSlackApi::new()),
             ReconcileSettings {
@@ -139,9 +149,10 @@ mod tests {
         let b = connector("acme", "b", ConnectorState::Deleting);
         let (a_id, b_id) = (a.id, b.id);
         let mut seq = mockall::Sequence::new();
-        let mut repo = MockConnectorRepository::new();
+        let mut repo = MockConnectors::default();
         let mut secrets = MockSecretStore::new();
-        repo.expect_claim_stale()
+        repo.reconciliation
+            .expect_claim_stale()
             .with(eq(Duration::from_secs(120)), eq(10))
             .times(1)
             .in_sequence(&mut seq)
@@ -152,7 +163,8 @@ mod tests {
             .times(1)
             .in_sequence(&mut seq)
             .returning(|_| Ok(()));
-        repo.expect_remove_deleting()
+        repo.lifecycle
+            .expect_remove_deleting()
             .with(eq(a_id))
             .times(1)
             .in_sequence(&mut seq)
@@ -163,7 +175,8 @@ mod tests {
             .times(1)
             .in_sequence(&mut seq)
             .returning(|_| Ok(()));
-        repo.expect_remove_deleting()
+        repo.lifecycle
+            .expect_remove_deleting()
             .with(eq(b_id))
             .times(1)
             .in_sequence(&mut seq)
@@ -177,14 +190,15 @@ mod tests {
     async fn keeps_the_row_when_the_secret_cannot_be_deleted() {
         let a = connector("acme", "a", ConnectorState::Deleting);
         let a_id = a.id;
-        let mut repo = MockConnectorRepository::new();
+        let mut repo = MockConnectors::default();
         let mut secrets = MockSecretStore::new();
-        repo.expect_claim_stale()
+        repo.reconciliation
+            .expect_claim_stale()
             .return_once(move |_, _| Ok(vec![a]));
         secrets
             .expect_delete()
             .returning(|_| Err(SecretStoreError::Unavailable("timeout".into())));
-        repo.expect_remove_deleting().never();
+        repo.lifecycle.expect_remove_deleting().never();
         let report = reconciler(repo, secrets).run_once().await.unwrap();
         assert!(report.finished.is_empty());
         assert_eq!(report.failed.len(), 1);
@@ -196,10 +210,13 @@ mod tests {
         let a = connector("acme", "a", ConnectorState::Active);
         let b = connector("acme", "b", ConnectorState::Active);
         let (a_id, b_id) = (a.id, b.id);
-        let mut repo = MockConnectorRepository::new();
+        let mut repo = MockConnectors::default();
         let mut secrets = MockSecretStore::new();
-        repo.expect_claim_stale().returning(|_, _| Ok(Vec::new()));
-        repo.expect_pending_promotions()
+        repo.reconciliation
+            .expect_claim_stale()
+            .returning(|_, _| Ok(Vec::new()));
+        repo.reconciliation
+            .expect_pending_promotions()
             .with(eq(Duration::from_secs(120)), eq(10))
             .return_once(move |_, _| {
                 Ok(vec![
@@ -224,7 +241,8 @@ mod tests {
             .times(1)
             .returning(|_, _| Err(SecretStoreError::Unavailable("down".into())));
         // Only the promoted one is cleared: the other stays recorded for the next pass.
-        repo.expect_clear_pending_promotion()
+        repo.reconciliation
+            .expect_clear_pending_promotion()
             .withf(move |id, v| *id == a_id && v == "v-a")
             .times(1)
             .returning(|_, _| Ok(true));
@@ -236,8 +254,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_claim_failure_is_an_error() {
-        let mut repo = MockConnectorRepository::new();
-        repo.expect_claim_stale()
+        let mut repo = MockConnectors::default();
+        repo.reconciliation
+            .expect_claim_stale()
             .returning(|_, _| Err(RepositoryError::Unavailable("down".into())));
         let err = reconciler(repo, MockSecretStore::new())
             .run_once()

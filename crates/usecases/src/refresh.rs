@@ -208,7 +208,8 @@ impl TokenRefresher {
         let fence: i64 = rand::random();
         if self
             .ports
-            .repo
+            .connectors
+            .refresh
             .lease_token_refresh(connector.id, self.settings.lease, fence)
             .await?
         {
@@ -272,7 +273,8 @@ impl TokenRefresher {
         };
         match self
             .ports
-            .repo
+            .connectors
+            .refresh
             .finish_token_refresh(connector.id, fence, outcome)
             .await
         {
@@ -296,7 +298,8 @@ impl TokenRefresher {
             (self.sleep)(self.settings.lease / 3).await;
             match self
                 .ports
-                .repo
+                .connectors
+                .refresh
                 .renew_token_refresh(connector.id, fence, self.settings.lease)
                 .await
             {
@@ -456,14 +459,16 @@ impl TokenRefresher {
         let margin = chrono::Duration::from_std(self.settings.margin).unwrap_or_default();
         for connector in self
             .ports
-            .repo
+            .connectors
+            .refresh
             .tokens_expiring(Utc::now() + margin, limit)
             .await?
         {
             let fence: i64 = rand::random();
             if !self
                 .ports
-                .repo
+                .connectors
+                .refresh
                 .lease_token_refresh(connector.id, self.settings.lease, fence)
                 .await?
             {
@@ -476,7 +481,8 @@ impl TokenRefresher {
                 Err(_) => {
                     let _ = self
                         .ports
-                        .repo
+                        .connectors
+                        .refresh
                         .finish_token_refresh(connector.id, fence, RefreshOutcome::Abandoned)
                         .await;
                     report.skipped += 1;
@@ -499,7 +505,7 @@ mod tests {
 
     use connector_domain::{BotToken, ConnectorState, WorkspaceId};
 
-    use connector_ports::{MockConnectorRepository, MockSecretStore, MockSlackApi, OAuthGrant};
+    use connector_ports::{MockConnectors, MockSecretStore, MockSlackApi, OAuthGrant};
 
     use super::*;
     use crate::testing::{connector, ports, tokio_sleep, tokio_spawn};
@@ -515,7 +521,7 @@ mod tests {
     }
 
     fn refresher(
-        repo: MockConnectorRepository,
+        repo: MockConnectors,
         secrets: MockSecretStore,
         slack: MockSlackApi,
     ) -> TokenRefresher {
@@ -563,8 +569,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_token_not_yet_due_is_used_as_it_is() {
-        let mut repo = MockConnectorRepository::new();
-        repo.expect_lease_token_refresh().never();
+        let mut repo = MockConnectors::default();
+        repo.refresh.expect_lease_token_refresh().never();
         let mut slack = MockSlackApi::new();
         slack.expect_oauth_access().never();
         let r = refresher(repo, MockSecretStore::new(), slack);
@@ -577,12 +583,14 @@ mod tests {
     async fn the_lease_holder_refreshes_stores_and_records_the_new_token() {
         let c = connector("acme", "prod", ConnectorState::Active);
         let c_id = c.id;
-        let mut repo = MockConnectorRepository::new();
-        repo.expect_lease_token_refresh()
+        let mut repo = MockConnectors::default();
+        repo.refresh
+            .expect_lease_token_refresh()
             .withf(move |id, lease, _| *id == c_id && *lease == Duration::from_secs(180))
             .times(1)
             .returning(|_, _, _| Ok(true));
-        repo.expect_finish_token_refresh()
+        repo.refresh
+            .expect_finish_token_refresh()
             .withf(|_, _, o| matches!(o, RefreshOutcome::Refreshed { .. }))
             .times(1)
             .returning(|_, _, _| Ok(true));
@@ -629,8 +637,9 @@ mod tests {
 
     #[tokio::test]
     async fn without_the_lease_a_still_valid_token_is_used_and_nobody_else_refreshes() {
-        let mut repo = MockConnectorRepository::new();
-        repo.expect_lease_token_refresh()
+        let mut repo = MockConnectors::default();
+        repo.refresh
+            .expect_lease_token_refresh()
             .returning(|_, _, _| Ok(false));
         let mut slack = MockSlackApi::new();
         slack.expect_oauth_access().never();
@@ -642,8 +651,9 @@ mod tests {
 
     #[tokio::test]
     async fn without_the_lease_an_expired_token_waits_for_the_other_replica() {
-        let mut repo = MockConnectorRepository::new();
-        repo.expect_lease_token_refresh()
+        let mut repo = MockConnectors::default();
+        repo.refresh
+            .expect_lease_token_refresh()
             .returning(|_, _, _| Ok(false));
         let mut secrets = MockSecretStore::new();
         let mut reads = 0;
@@ -665,10 +675,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_refused_refresh_marks_the_connector_for_reauthorisation() {
-        let mut repo = MockConnectorRepository::new();
-        repo.expect_lease_token_refresh()
+        let mut repo = MockConnectors::default();
+        repo.refresh
+            .expect_lease_token_refresh()
             .returning(|_, _, _| Ok(true));
-        repo.expect_finish_token_refresh()
+        repo.refresh
+            .expect_finish_token_refresh()
             .withf(|_, _, o| *o == RefreshOutcome::Failed)
             .times(1)
             .returning(|_, _, _| Ok(true));
@@ -699,11 +711,7 @@ mod tests {
         flagged.auth_status = AuthStatus::NeedsReauthorization;
         let mut slack = MockSlackApi::new();
         slack.expect_oauth_access().never();
-        let r = refresher(
-            MockConnectorRepository::new(),
-            MockSecretStore::new(),
-            slack,
-        );
+        let r = refresher(MockConnectors::default(), MockSecretStore::new(), slack);
         let err = r
             .ensure_fresh(&flagged, rotating(OLD, "r1", 60))
             .await
@@ -716,10 +724,12 @@ mod tests {
 
     #[tokio::test]
     async fn slack_unreachable_keeps_a_still_valid_token_and_gives_the_lease_back() {
-        let mut repo = MockConnectorRepository::new();
-        repo.expect_lease_token_refresh()
+        let mut repo = MockConnectors::default();
+        repo.refresh
+            .expect_lease_token_refresh()
             .returning(|_, _, _| Ok(true));
-        repo.expect_finish_token_refresh()
+        repo.refresh
+            .expect_finish_token_refresh()
             .withf(|_, _, o| *o == RefreshOutcome::Abandoned)
             .times(1)
             .returning(|_, _, _| Ok(true));
@@ -792,10 +802,11 @@ mod tests {
         outcomes: Vec<RefreshOutcome>,
     }
 
-    fn repo_over(lease: Arc<Mutex<Lease>>) -> MockConnectorRepository {
-        let mut repo = MockConnectorRepository::new();
+    fn repo_over(lease: Arc<Mutex<Lease>>) -> MockConnectors {
+        let mut repo = MockConnectors::default();
         let l = lease.clone();
-        repo.expect_lease_token_refresh()
+        repo.refresh
+            .expect_lease_token_refresh()
             .returning(move |_, ttl, fence| {
                 let mut l = l.lock().unwrap();
                 let now = tokio::time::Instant::now();
@@ -806,7 +817,8 @@ mod tests {
                 Ok(true)
             });
         let l = lease.clone();
-        repo.expect_renew_token_refresh()
+        repo.refresh
+            .expect_renew_token_refresh()
             .returning(move |_, fence, ttl| {
                 let mut l = l.lock().unwrap();
                 match l.holder {
@@ -818,7 +830,8 @@ mod tests {
                 }
             });
         let l = lease;
-        repo.expect_finish_token_refresh()
+        repo.refresh
+            .expect_finish_token_refresh()
             .returning(move |_, fence, outcome| {
                 let mut l = l.lock().unwrap();
                 match l.holder {
@@ -848,7 +861,7 @@ mod tests {
     }
 
     fn refresher_over(
-        repo: MockConnectorRepository,
+        repo: MockConnectors,
         store: Arc<SlowStore>,
         slack: MockSlackApi,
         settings: RefreshSettings,

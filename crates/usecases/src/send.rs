@@ -621,8 +621,8 @@ impl MessageSender {
         id: ConnectorId,
     ) -> Result<Connector, SendError> {
         let connector = match tenant {
-            Some(tenant) => self.ports.repo.get_active(tenant, id).await?,
-            None => self.ports.repo.find_active(id).await?,
+            Some(tenant) => self.ports.connectors.queries.get_active(tenant, id).await?,
+            None => self.ports.connectors.queries.find_active(id).await?,
         }
         .ok_or_else(|| SendError::ConnectorNotFound { id: id.to_string() })?;
         match connector.auth_status {

@@ -7,7 +7,7 @@ use connector_domain::{
     AuthStatus, ChannelId, ChannelName, Connector, ConnectorId, ConnectorName, ConnectorState,
     SecretPrefix, TenantId, WorkspaceId,
 };
-use connector_ports::{MockConnectorRepository, MockSecretStore, MockSlackApi, SlackApi};
+use connector_ports::{MockConnectors, MockSecretStore, MockSlackApi, SlackApi};
 
 use crate::Ports;
 use crate::runtime::{Sleep, Spawn};
@@ -32,22 +32,18 @@ pub(crate) fn connector(tenant: &str, name: &str, state: ConnectorState) -> Conn
 }
 
 /// Ports over mocks, secrets named `sc/{tenant}/{id}`.
-pub(crate) fn ports(
-    repo: MockConnectorRepository,
-    secrets: MockSecretStore,
-    slack: MockSlackApi,
-) -> Ports {
+pub(crate) fn ports(repo: MockConnectors, secrets: MockSecretStore, slack: MockSlackApi) -> Ports {
     ports_with_slack(repo, secrets, Arc::new(slack))
 }
 
 /// Like [`ports`], with a Slack port the test keeps a handle on.
 pub(crate) fn ports_with_slack(
-    repo: MockConnectorRepository,
+    repo: MockConnectors,
     secrets: MockSecretStore,
     slack: Arc<dyn SlackApi>,
 ) -> Ports {
     Ports {
-        repo: Arc::new(repo),
+        connectors: repo.into_connectors(),
         secrets: Arc::new(secrets),
         slack,
         secret_prefix: SecretPrefix::parse("secrets.prefix", "sc/").unwrap(),

@@ -16,8 +16,8 @@ use connector_domain::{
 };
 use connector_ports::RepositorySettings;
 use connector_ports::{
-    ConnectorRepository, ConnectorSecret, ConnectorUpdate, NewConnector, PendingPromotion,
-    RepositoryError, SecretLabels, SecretStore, SecretStoreError,
+    ConnectorLifecycle, ConnectorReconciliation, ConnectorSecret, ConnectorUpdate, Connectors,
+    NewConnector, PendingPromotion, RepositoryError, SecretLabels, SecretStore, SecretStoreError,
 };
 use connector_usecases::{
     ConnectorError, ConnectorService, CreateConnector, Ports, ReconcileSettings, Reconciler,
@@ -27,9 +27,9 @@ use test_support::TestDatabase;
 
 use crate::helpers::{TEAM, TOKEN, TestApp, secret_value};
 
-/// The real repository, with switches that make one step fail.
+/// The real repository's lifecycle and reconciliation, with switches that make one step fail.
 struct FlakyRepo {
-    inner: PgConnectorRepository,
+    inner: Arc<PgConnectorRepository>,
     fail_mark_active: AtomicBool,
     fail_remove_deleting: AtomicBool,
     fail_update: AtomicBool,
@@ -41,19 +41,22 @@ fn injected() -> RepositoryError {
 }
 
 #[async_trait]
-impl ConnectorRepository for FlakyRepo {
+impl ConnectorLifecycle for FlakyRepo {
     async fn insert_creating(&self, new: &NewConnector) -> Result<Connector, RepositoryError> {
         self.inner.insert_creating(new).await
     }
+
     async fn mark_active(&self, id: ConnectorId) -> Result<Option<Connector>, RepositoryError> {
         if self.fail_mark_active.load(Ordering::SeqCst) {
             return Err(injected());
         }
         self.inner.mark_active(id).await
     }
+
     async fn remove_creating(&self, id: ConnectorId) -> Result<(), RepositoryError> {
         self.inner.remove_creating(id).await
     }
+
     async fn find_by_request_id(
         &self,
         tenant: &TenantId,
@@ -61,69 +64,7 @@ impl ConnectorRepository for FlakyRepo {
     ) -> Result<Option<Connector>, RepositoryError> {
         self.inner.find_by_request_id(tenant, request_id).await
     }
-    async fn get_active(
-        &self,
-        tenant: &TenantId,
-        id: ConnectorId,
-    ) -> Result<Option<Connector>, RepositoryError> {
-        self.inner.get_active(tenant, id).await
-    }
-    async fn find_active(&self, id: ConnectorId) -> Result<Option<Connector>, RepositoryError> {
-        self.inner.find_active(id).await
-    }
-    async fn list_active(
-        &self,
-        tenant: &TenantId,
-        after: Option<ConnectorId>,
-        limit: u32,
-        status: Option<connector_domain::ConnectorStatus>,
-    ) -> Result<Vec<Connector>, RepositoryError> {
-        self.inner.list_active(tenant, after, limit, status).await
-    }
-    async fn revoke_workspace(
-        &self,
-        workspace: &WorkspaceId,
-    ) -> Result<Vec<Connector>, RepositoryError> {
-        self.inner.revoke_workspace(workspace).await
-    }
-    async fn rename_channel(
-        &self,
-        workspace: &WorkspaceId,
-        channel: &ChannelId,
-        name: &ChannelName,
-    ) -> Result<u64, RepositoryError> {
-        self.inner.rename_channel(workspace, channel, name).await
-    }
-    async fn set_channel_available(
-        &self,
-        workspace: &WorkspaceId,
-        channel: &ChannelId,
-        available: bool,
-    ) -> Result<u64, RepositoryError> {
-        self.inner
-            .set_channel_available(workspace, channel, available)
-            .await
-    }
-    async fn mark_deleting(
-        &self,
-        tenant: &TenantId,
-        id: ConnectorId,
-    ) -> Result<Option<Connector>, RepositoryError> {
-        self.inner.mark_deleting(tenant, id).await
-    }
-    async fn remove_deleting(&self, id: ConnectorId) -> Result<(), RepositoryError> {
-        if self.fail_remove_deleting.load(Ordering::SeqCst) {
-            return Err(injected());
-        }
-        self.inner.remove_deleting(id).await
-    }
-    async fn claim_stale(
-        &self,
-        stale_after: Duration,
-        limit: u32,
-    ) -> Result<Vec<Connector>, RepositoryError> {
-        self.inner.claim_stale(stale_after, limit).await
-    }
+
     async fn update_active(
         &self,
         tenant: &TenantId,
@@ -138,6 +79,37 @@ impl ConnectorRepository for FlakyRepo {
             .update_active(tenant, id, generation, update)
             .await
     }
+
+    async fn mark_deleting(
+        &self,
+        tenant: &TenantId,
+        id: ConnectorId,
+    ) -> Result<Option<Connector>, RepositoryError> {
+        self.inner.mark_deleting(tenant, id).await
+    }
+
+    async fn remove_deleting(&self, id: ConnectorId) -> Result<(), RepositoryError> {
+        if self.fail_remove_deleting.load(Ordering::SeqCst) {
+            return Err(injected());
+        }
+        self.inner.remove_deleting(id).await
+    }
+
+    async fn count_connectors(&self, tenant: &TenantId) -> Result<u64, RepositoryError> {
+        self.inner.count_connectors(tenant).await
+    }
+}
+
+#[async_trait]
+impl ConnectorReconciliation for FlakyRepo {
+    async fn claim_stale(
+        &self,
+        stale_after: Duration,
+        limit: u32,
+    ) -> Result<Vec<Connector>, RepositoryError> {
+        self.inner.claim_stale(stale_after, limit).await
+    }
+
     async fn pending_promotions(
         &self,
         older_than: Duration,
@@ -145,6 +117,7 @@ impl ConnectorRepository for FlakyRepo {
     ) -> Result<Vec<PendingPromotion>, RepositoryError> {
         self.inner.pending_promotions(older_than, limit).await
     }
+
     async fn clear_pending_promotion(
         &self,
         id: ConnectorId,
@@ -154,43 +127,6 @@ impl ConnectorRepository for FlakyRepo {
             return Err(injected());
         }
         self.inner.clear_pending_promotion(id, version).await
-    }
-    async fn lease_token_refresh(
-        &self,
-        id: ConnectorId,
-        lease: Duration,
-        fence: i64,
-    ) -> Result<bool, RepositoryError> {
-        self.inner.lease_token_refresh(id, lease, fence).await
-    }
-    async fn renew_token_refresh(
-        &self,
-        id: ConnectorId,
-        fence: i64,
-        lease: Duration,
-    ) -> Result<bool, RepositoryError> {
-        self.inner.renew_token_refresh(id, fence, lease).await
-    }
-    async fn finish_token_refresh(
-        &self,
-        id: ConnectorId,
-        fence: i64,
-        outcome: connector_ports::RefreshOutcome,
-    ) -> Result<bool, RepositoryError> {
-        self.inner.finish_token_refresh(id, fence, outcome).await
-    }
-    async fn count_connectors(&self, tenant: &TenantId) -> Result<u64, RepositoryError> {
-        self.inner.count_connectors(tenant).await
-    }
-    async fn count_by_status(&self) -> Result<Vec<connector_ports::StatusCount>, RepositoryError> {
-        self.inner.count_by_status().await
-    }
-    async fn tokens_expiring(
-        &self,
-        before: chrono::DateTime<chrono::Utc>,
-        limit: u32,
-    ) -> Result<Vec<Connector>, RepositoryError> {
-        self.inner.tokens_expiring(before, limit).await
     }
 }
 
@@ -265,9 +201,11 @@ impl Rig {
         );
         double.state().add_token(TOKEN, TEAM);
         let repo = Arc::new(FlakyRepo {
-            inner: PgConnectorRepository::connect(db.url(), &RepositorySettings::default())
-                .await
-                .unwrap(),
+            inner: Arc::new(
+                PgConnectorRepository::connect(db.url(), &RepositorySettings::default())
+                    .await
+                    .unwrap(),
+            ),
             fail_mark_active: AtomicBool::new(false),
             fail_remove_deleting: AtomicBool::new(false),
             fail_update: AtomicBool::new(false),
@@ -299,7 +237,11 @@ impl Rig {
         )
         .unwrap();
         let service = ConnectorService::new(Ports {
-            repo: repo.clone(),
+            connectors: Connectors {
+                lifecycle: repo.clone(),
+                reconciliation: repo.clone(),
+                ..Connectors::new(repo.inner.clone())
+            },
             secrets: secrets.clone(),
             slack: Arc::new(slack),
             secret_prefix: prefix.clone(),

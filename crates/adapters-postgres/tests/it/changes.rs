@@ -6,9 +6,8 @@ use std::time::Duration;
 
 use connector_adapters_postgres::{PgChangeFeed, PgConnectorRepository, changes};
 use connector_domain::{ChannelId, ChannelName, ConnectorId, ConnectorName, TenantId, WorkspaceId};
-use connector_ports::{
-    ChangeSink, ConnectorChanges as _, ConnectorRepository as _, NewConnector, RepositorySettings,
-};
+use connector_ports::roles::*;
+use connector_ports::{ChangeSink, ConnectorChanges as _, NewConnector, RepositorySettings};
 use test_support::TestDatabase;
 
 /// What the sink was told, in order.

@@ -5,7 +5,8 @@
 use std::time::{Duration, Instant};
 
 use connector_adapters_postgres::PgConnectorRepository;
-use connector_ports::{ConnectorRepository as _, RepositoryError, RepositorySettings};
+use connector_ports::roles::*;
+use connector_ports::{RepositoryError, RepositorySettings};
 use test_support::TestDatabase;
 use test_support::containers::PgContainer;
 

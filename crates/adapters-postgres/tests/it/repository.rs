@@ -37,7 +37,7 @@ async fn migrations_are_idempotent() {
 
 #[tokio::test]
 async fn reads_survive_connections_the_server_terminated() {
-    use connector_ports::ConnectorRepository as _;
+    use connector_ports::roles::*;
     let (db, repo) = repo().await;
     let tenant = connector_domain::TenantId::parse("t", "acme").unwrap();
     assert!(

@@ -37,7 +37,7 @@ test_support::repository_conformance!(repo());
 
 #[tokio::test]
 async fn migrations_are_idempotent_and_data_survives_reopening() {
-    use connector_ports::ConnectorRepository as _;
+    use connector_ports::roles::*;
     let (dir, repo) = repo().await;
     let path = dir.0.join("nested").join("connectors.sqlite3");
     let n = test_support::conformance::repository::new("acme", "prod", None);

@@ -4,7 +4,7 @@ use connector_adapters_aws::{AwsSecretStore, AwsSettings, StaticCredentials};
 use connector_adapters_postgres::PgConnectorRepository;
 use connector_adapters_slack::{HttpSlackApi, SlackSettings};
 use connector_domain::SecretPrefix;
-use connector_ports::RepositorySettings;
+use connector_ports::{Connectors, RepositorySettings};
 use connector_sender::SenderConfig;
 use connector_usecases::{ConnectorService, CreateConnector, Ports};
 use slack_double::{Channel, SlackDouble};
@@ -65,7 +65,7 @@ impl Rig {
         })
         .unwrap();
         let service = ConnectorService::new(Ports {
-            repo: Arc::new(repo),
+            connectors: Connectors::new(Arc::new(repo)),
             secrets: Arc::new(secrets),
             slack: Arc::new(slack),
             secret_prefix: SecretPrefix::parse("p", &prefix).unwrap(),

@@ -8,8 +8,8 @@ use mockall::predicate::eq;
 
 use super::*;
 use connector_ports::{
-    AuthIdentity, ChannelPage, MockConnectorRepository, MockSecretStore, MockSlackApi,
-    SecretStoreError, SlackError,
+    AuthIdentity, ChannelPage, MockConnectors, MockSecretStore, MockSlackApi, SecretStoreError,
+    SlackError,
 };
 
 use crate::testing::connector;
@@ -39,7 +39,7 @@ fn identity() -> AuthIdentity {
 }
 
 struct Mocks {
-    repo: MockConnectorRepository,
+    repo: MockConnectors,
     secrets: MockSecretStore,
     slack: MockSlackApi,
 }
@@ -47,7 +47,7 @@ struct Mocks {
 impl Mocks {
     fn new() -> Self {
         Self {
-            repo: MockConnectorRepository::new(),
+            repo: MockConnectors::default(),
             secrets: MockSecretStore::new(),
             slack: MockSlackApi::new(),
         }
@@ -67,23 +67,26 @@ impl Mocks {
 
     /// The row insert echoes a `creating` connector.
     fn insert_ok(mut self) -> Self {
-        self.repo.expect_insert_creating().returning(|new| {
-            Ok(Connector {
-                id: new.id,
-                tenant_id: new.tenant_id.clone(),
-                name: new.name.clone(),
-                workspace_id: new.workspace_id.clone(),
-                default_channel_id: new.default_channel_id.clone(),
-                default_channel_name: new.default_channel_name.clone(),
-                state: ConnectorState::Creating,
-                auth_status: connector_domain::AuthStatus::Ok,
-                created_at: chrono::Utc::now(),
-                updated_at: chrono::Utc::now(),
-                generation: 1,
-                default_channel_available: true,
-                last_update_request_id: None,
-            })
-        });
+        self.repo
+            .lifecycle
+            .expect_insert_creating()
+            .returning(|new| {
+                Ok(Connector {
+                    id: new.id,
+                    tenant_id: new.tenant_id.clone(),
+                    name: new.name.clone(),
+                    workspace_id: new.workspace_id.clone(),
+                    default_channel_id: new.default_channel_id.clone(),
+                    default_channel_name: new.default_channel_name.clone(),
+                    state: ConnectorState::Creating,
+                    auth_status: connector_domain::AuthStatus::Ok,
+                    created_at: chrono::Utc::now(),
+                    updated_at: chrono::Utc::now(),
+                    generation: 1,
+                    default_channel_available: true,
+                    last_update_request_id: None,
+                })
+            });
         self
     }
 
@@ -92,8 +95,8 @@ impl Mocks {
     }
 }
 
-fn activate_echo(repo: &mut MockConnectorRepository) {
-    repo.expect_mark_active().returning(|id| {
+fn activate_echo(repo: &mut MockConnectors) {
+    repo.lifecycle.expect_mark_active().returning(|id| {
         let mut c = connector("acme", "prod", ConnectorState::Active);
         c.id = id;
         Ok(Some(c))
@@ -135,6 +138,7 @@ async fn create_resolves_a_name_across_pages_then_writes_row_secret_and_activate
             })
         });
     m.repo
+        .lifecycle
         .expect_insert_creating()
         .withf(|n| {
             n.default_channel_id.as_str() == "C0000ALERT"
@@ -158,6 +162,7 @@ async fn create_resolves_a_name_across_pages_then_writes_row_secret_and_activate
         .in_sequence(&mut seq)
         .returning(|_, _, _| Ok(()));
     m.repo
+        .lifecycle
         .expect_mark_active()
         .times(1)
         .in_sequence(&mut seq)
@@ -202,7 +207,7 @@ async fn a_rejected_token_writes_nothing() {
             code: "token_revoked".into(),
         })
     });
-    m.repo.expect_insert_creating().never();
+    m.repo.lifecycle.expect_insert_creating().never();
     m.secrets.expect_put().never();
     let err = m
         .service()
@@ -228,7 +233,7 @@ async fn a_channel_missing_from_every_page_writes_nothing() {
                 next_cursor: (calls < 3).then(|| format!("cursor{calls}")),
             })
         });
-    m.repo.expect_insert_creating().never();
+    m.repo.lifecycle.expect_insert_creating().never();
     m.secrets.expect_put().never();
     let err = m
         .service()
@@ -257,7 +262,7 @@ async fn an_archived_channel_is_a_failed_precondition() {
         c.is_archived = true;
         Ok(c)
     });
-    m.repo.expect_insert_creating().never();
+    m.repo.lifecycle.expect_insert_creating().never();
     let err = m
         .service()
         .create(cmd("prod", "C0123ABCD", ""))
@@ -277,7 +282,7 @@ async fn an_unknown_channel_id_is_a_failed_precondition() {
     m.slack
         .expect_channel_info()
         .returning(|_, _| Err(SlackError::ChannelNotFound));
-    m.repo.expect_insert_creating().never();
+    m.repo.lifecycle.expect_insert_creating().never();
     let err = m
         .service()
         .create(cmd("prod", "C0123ABCD", ""))
@@ -318,6 +323,7 @@ async fn slack_unreachable_is_unavailable() {
 async fn a_duplicate_name_is_already_exists_and_stores_no_secret() {
     let mut m = Mocks::new().slack_ok();
     m.repo
+        .lifecycle
         .expect_insert_creating()
         .returning(|_| Err(RepositoryError::DuplicateName));
     m.secrets.expect_put().never();
@@ -344,11 +350,12 @@ async fn a_failed_secret_write_removes_the_secret_then_the_row() {
         .in_sequence(&mut seq)
         .returning(|_| Ok(()));
     m.repo
+        .lifecycle
         .expect_remove_creating()
         .times(1)
         .in_sequence(&mut seq)
         .returning(|_| Ok(()));
-    m.repo.expect_mark_active().never();
+    m.repo.lifecycle.expect_mark_active().never();
     let err = m
         .service()
         .create(cmd("prod", "alerts", ""))
@@ -371,13 +378,18 @@ async fn an_activation_whose_answer_was_lost_is_left_to_the_reconciler() {
     let mut m = Mocks::new().slack_ok().insert_ok();
     m.secrets.expect_put().returning(|_, _, _| Ok(()));
     m.repo
+        .lifecycle
         .expect_mark_active()
         .returning(|_| Err(RepositoryError::Unavailable("connection reset".into())));
     // Read back: not active (or unreadable). Nothing is undone: it may have committed, and
     // the reconciler finishes a row left `creating`, secret first.
-    m.repo.expect_find_active().times(1).returning(|_| Ok(None));
+    m.repo
+        .queries
+        .expect_find_active()
+        .times(1)
+        .returning(|_| Ok(None));
     m.secrets.expect_delete().never();
-    m.repo.expect_remove_creating().never();
+    m.repo.lifecycle.expect_remove_creating().never();
     let err = m
         .service()
         .create(cmd("prod", "alerts", ""))
@@ -400,13 +412,18 @@ async fn an_activation_that_committed_before_its_answer_was_lost_succeeds() {
     let mut m = Mocks::new().slack_ok().insert_ok();
     m.secrets.expect_put().returning(|_, _, _| Ok(()));
     m.repo
+        .lifecycle
         .expect_mark_active()
         .returning(|_| Err(RepositoryError::Unavailable("connection reset".into())));
-    m.repo.expect_find_active().times(1).returning(|id| {
-        let mut c = connector("acme", "prod", ConnectorState::Active);
-        c.id = id;
-        Ok(Some(c))
-    });
+    m.repo
+        .queries
+        .expect_find_active()
+        .times(1)
+        .returning(|id| {
+            let mut c = connector("acme", "prod", ConnectorState::Active);
+            c.id = id;
+            Ok(Some(c))
+        });
     m.secrets.expect_delete().never();
     let created = m.service().create(cmd("prod", "alerts", "")).await.unwrap();
     assert_eq!(created.state, ConnectorState::Active);
@@ -416,9 +433,13 @@ async fn an_activation_that_committed_before_its_answer_was_lost_succeeds() {
 async fn a_create_taken_over_by_the_reconciler_is_aborted_and_undone() {
     let mut m = Mocks::new().slack_ok().insert_ok();
     m.secrets.expect_put().returning(|_, _, _| Ok(()));
-    m.repo.expect_mark_active().returning(|_| Ok(None));
+    m.repo
+        .lifecycle
+        .expect_mark_active()
+        .returning(|_| Ok(None));
     m.secrets.expect_delete().times(1).returning(|_| Ok(()));
     m.repo
+        .lifecycle
         .expect_remove_creating()
         .times(1)
         .returning(|_| Ok(()));
@@ -439,7 +460,7 @@ async fn when_the_undo_cannot_delete_the_secret_the_row_stays_for_the_reconciler
     m.secrets
         .expect_delete()
         .returning(|_| Err(SecretStoreError::Unavailable("timeout".into())));
-    m.repo.expect_remove_creating().never();
+    m.repo.lifecycle.expect_remove_creating().never();
     let err = m
         .service()
         .create(cmd("prod", "alerts", ""))
@@ -457,11 +478,12 @@ async fn a_repeated_request_id_returns_the_first_result_without_calling_slack() 
     let first = connector("acme", "prod", ConnectorState::Active);
     let expected = first.clone();
     m.repo
+        .lifecycle
         .expect_find_by_request_id()
         .withf(|t, r| t.as_str() == "acme" && r.as_str() == "req-1")
         .return_once(move |_, _| Ok(Some(first)));
     m.slack.expect_auth_test().never();
-    m.repo.expect_insert_creating().never();
+    m.repo.lifecycle.expect_insert_creating().never();
     let got = m
         .service()
         .create(cmd("prod", "alerts", "req-1"))
@@ -475,6 +497,7 @@ async fn a_request_id_reused_for_another_name_is_invalid() {
     let mut m = Mocks::new();
     let first = connector("acme", "prod", ConnectorState::Active);
     m.repo
+        .lifecycle
         .expect_find_by_request_id()
         .return_once(move |_, _| Ok(Some(first)));
     let err = m
@@ -493,6 +516,7 @@ async fn a_request_id_still_being_created_is_aborted() {
     let mut m = Mocks::new();
     let first = connector("acme", "prod", ConnectorState::Creating);
     m.repo
+        .lifecycle
         .expect_find_by_request_id()
         .return_once(move |_, _| Ok(Some(first)));
     let err = m
@@ -510,16 +534,19 @@ async fn a_concurrent_twin_request_returns_the_winner() {
     let expected = winner.clone();
     let mut seq = mockall::Sequence::new();
     m.repo
+        .lifecycle
         .expect_find_by_request_id()
         .times(1)
         .in_sequence(&mut seq)
         .returning(|_, _| Ok(None));
     m.repo
+        .lifecycle
         .expect_insert_creating()
         .times(1)
         .in_sequence(&mut seq)
         .returning(|_| Err(RepositoryError::DuplicateRequestId));
     m.repo
+        .lifecycle
         .expect_find_by_request_id()
         .times(1)
         .in_sequence(&mut seq)
@@ -559,6 +586,7 @@ fn create_validation_names_the_first_bad_field() {
 async fn get_validates_and_scopes_by_tenant() {
     let mut m = Mocks::new();
     m.repo
+        .queries
         .expect_get_active()
         .withf(|t, _| t.as_str() == "other")
         .returning(|_, _| Ok(None));
@@ -587,6 +615,7 @@ async fn list_asks_for_one_extra_row_to_know_whether_there_is_a_next_page() {
     let second = rows[1].id;
     let mut m = Mocks::new();
     m.repo
+        .queries
         .expect_list_active()
         .withf(|t, after, limit, status| {
             t.as_str() == "acme" && after.is_none() && *limit == 3 && status.is_none()
@@ -604,6 +633,7 @@ async fn list_follows_the_page_token_and_ends_without_one() {
     let token = PageToken { after }.encode(&tenant);
     let mut m = Mocks::new();
     m.repo
+        .queries
         .expect_list_active()
         .withf(move |_, a, limit, status| {
             *a == Some(after) && *limit == 51 && *status == Some(ConnectorStatus::Revoked)
@@ -636,6 +666,7 @@ async fn delete_marks_then_removes_the_secret_then_the_row() {
     let id = row.id;
     let mut seq = mockall::Sequence::new();
     m.repo
+        .lifecycle
         .expect_mark_deleting()
         .withf(move |t, i| t.as_str() == "acme" && *i == id)
         .times(1)
@@ -648,6 +679,7 @@ async fn delete_marks_then_removes_the_secret_then_the_row() {
         .in_sequence(&mut seq)
         .returning(|_| Ok(()));
     m.repo
+        .lifecycle
         .expect_remove_deleting()
         .with(eq(id))
         .times(1)
@@ -659,7 +691,10 @@ async fn delete_marks_then_removes_the_secret_then_the_row() {
 #[tokio::test]
 async fn deleting_an_unknown_connector_is_not_found_and_touches_no_secret() {
     let mut m = Mocks::new();
-    m.repo.expect_mark_deleting().returning(|_, _| Ok(None));
+    m.repo
+        .lifecycle
+        .expect_mark_deleting()
+        .returning(|_, _| Ok(None));
     m.secrets.expect_delete().never();
     let err = m
         .service()
@@ -675,12 +710,13 @@ async fn a_failed_secret_delete_keeps_the_row_for_a_retry() {
     let row = connector("acme", "prod", ConnectorState::Deleting);
     let id = row.id;
     m.repo
+        .lifecycle
         .expect_mark_deleting()
         .return_once(move |_, _| Ok(Some(row)));
     m.secrets
         .expect_delete()
         .returning(|_| Err(SecretStoreError::Unavailable("timeout".into())));
-    m.repo.expect_remove_deleting().never();
+    m.repo.lifecycle.expect_remove_deleting().never();
     let err = m
         .service()
         .delete("acme", &id.to_string())
@@ -704,10 +740,12 @@ async fn a_failed_row_removal_is_unavailable() {
     let row = connector("acme", "prod", ConnectorState::Deleting);
     let id = row.id;
     m.repo
+        .lifecycle
         .expect_mark_deleting()
         .return_once(move |_, _| Ok(Some(row)));
     m.secrets.expect_delete().returning(|_| Ok(()));
     m.repo
+        .lifecycle
         .expect_remove_deleting()
         .returning(|_| Err(RepositoryError::Unavailable("gone".into())));
     let err = m
@@ -825,7 +863,7 @@ impl connector_ports::SlackApi for SilentSlack {
 
 #[tokio::test]
 async fn channel_search_has_a_deadline_and_writes_nothing() {
-    let repo = MockConnectorRepository::new(); // no write expected
+    let repo = MockConnectors::default(); // no write expected
     let ports =
         crate::testing::ports_with_slack(repo, MockSecretStore::new(), Arc::new(SilentSlack));
     let service = ConnectorService::new(ports).with_channel_limits(

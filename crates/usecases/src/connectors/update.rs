@@ -134,7 +134,8 @@ impl ConnectorService {
     pub async fn update(&self, cmd: UpdateConnector) -> Result<Connector, ConnectorError> {
         let current = self
             .ports
-            .repo
+            .connectors
+            .queries
             .get_active(&cmd.tenant_id, cmd.id)
             .await?
             .ok_or_else(|| not_found(cmd.id))?;
@@ -219,14 +220,21 @@ impl ConnectorService {
         };
         let updated = match self
             .ports
-            .repo
+            .connectors
+            .lifecycle
             .update_active(&cmd.tenant_id, cmd.id, current.generation, &update)
             .await
         {
             Ok(Some(updated)) => updated,
             Ok(None) => {
                 // Deleted, or another update came first.
-                return match self.ports.repo.get_active(&cmd.tenant_id, cmd.id).await? {
+                return match self
+                    .ports
+                    .connectors
+                    .queries
+                    .get_active(&cmd.tenant_id, cmd.id)
+                    .await?
+                {
                     None => Err(not_found(cmd.id)),
                     Some(now) => Err(ConnectorError::Aborted {
                         reason: format!(
@@ -252,7 +260,8 @@ impl ConnectorService {
             }
             if let Err(e) = self
                 .ports
-                .repo
+                .connectors
+                .reconciliation
                 .clear_pending_promotion(cmd.id, &version)
                 .await
             {

@@ -6,8 +6,8 @@ use connector_domain::{BotToken, ChannelId, ChannelName, ConnectorState, Workspa
 
 use super::*;
 use connector_ports::{
-    AuthIdentity, ChannelInfo, ChannelPage, MockConnectorRepository, MockOAuthStateStore,
-    MockSecretStore, MockSlackApi, OAuthGrant,
+    AuthIdentity, ChannelInfo, ChannelPage, MockConnectors, MockOAuthStateStore, MockSecretStore,
+    MockSlackApi, OAuthGrant,
 };
 
 use crate::testing::{connector, ports_with_slack};
@@ -28,7 +28,7 @@ fn config() -> OAuthConfig {
 fn installer(
     states: MockOAuthStateStore,
     slack: MockSlackApi,
-    repo: MockConnectorRepository,
+    repo: MockConnectors,
     secrets: MockSecretStore,
     config: Option<OAuthConfig>,
 ) -> OAuthInstaller {
@@ -51,7 +51,7 @@ async fn the_url_carries_the_app_and_a_state_whose_hash_is_stored() {
     let i = installer(
         states,
         MockSlackApi::new(),
-        MockConnectorRepository::new(),
+        MockConnectors::default(),
         MockSecretStore::new(),
         Some(config()),
     );
@@ -82,7 +82,7 @@ async fn without_app_settings_the_url_is_a_failed_precondition() {
     let i = installer(
         MockOAuthStateStore::new(),
         MockSlackApi::new(),
-        MockConnectorRepository::new(),
+        MockConnectors::default(),
         MockSecretStore::new(),
         None,
     );
@@ -126,8 +126,8 @@ async fn unknown_expired_and_denied_states_create_nothing() {
             .return_once(move |_| Ok(taken));
         let mut slack = MockSlackApi::new();
         slack.expect_oauth_access().never();
-        let mut repo = MockConnectorRepository::new();
-        repo.expect_insert_creating().never();
+        let mut repo = MockConnectors::default();
+        repo.lifecycle.expect_insert_creating().never();
         let i = installer(states, slack, repo, MockSecretStore::new(), Some(config()));
         let err = i
             .complete("some-state", Some("code"), error, Some("the-nonce"))
@@ -182,16 +182,17 @@ async fn an_approved_install_creates_the_connector_with_the_granted_token() {
             next_cursor: None,
         })
     });
-    let mut repo = MockConnectorRepository::new();
-    repo.expect_find_by_request_id()
+    let mut repo = MockConnectors::default();
+    repo.lifecycle
+        .expect_find_by_request_id()
         .withf(|_, r| r.as_str().starts_with("oauth-"))
         .returning(|_, _| Ok(None));
-    repo.expect_insert_creating().returning(|n| {
+    repo.lifecycle.expect_insert_creating().returning(|n| {
         let mut c = connector("acme", "prod", ConnectorState::Creating);
         c.id = n.id;
         Ok(c)
     });
-    repo.expect_mark_active().returning(|id| {
+    repo.lifecycle.expect_mark_active().returning(|id| {
         let mut c = connector("acme", "prod", ConnectorState::Active);
         c.id = id;
         Ok(Some(c))
@@ -234,7 +235,7 @@ async fn opening_the_link_binds_the_browser_and_sends_it_to_slack() {
     let i = installer(
         states,
         MockSlackApi::new(),
-        MockConnectorRepository::new(),
+        MockConnectors::default(),
         MockSecretStore::new(),
         Some(config()),
     );
@@ -264,7 +265,7 @@ async fn opening_the_link_binds_the_browser_and_sends_it_to_slack() {
     let i = installer(
         states,
         MockSlackApi::new(),
-        MockConnectorRepository::new(),
+        MockConnectors::default(),
         MockSecretStore::new(),
         Some(config()),
     );
@@ -286,7 +287,7 @@ async fn another_browser_or_none_cannot_complete_and_slack_is_not_asked() {
         let i = installer(
             states,
             slack,
-            MockConnectorRepository::new(),
+            MockConnectors::default(),
             MockSecretStore::new(),
             Some(config()),
         );
@@ -319,7 +320,7 @@ async fn an_install_in_another_workspace_than_the_pinned_one_creates_nothing() {
     let i = installer(
         states,
         slack,
-        MockConnectorRepository::new(),
+        MockConnectors::default(),
         MockSecretStore::new(),
         Some(config()),
     );

@@ -9,7 +9,7 @@ use connector_domain::{ConnectorState, FileAttachment};
 
 use super::*;
 use connector_ports::{
-    ConnectorSecret, MockConnectorRepository, MockSecretStore, MockSlackApi, PostedMessage,
+    ConnectorSecret, MockConnectors, MockSecretStore, MockSlackApi, PostedMessage,
     SecretStoreError, UploadedFile,
 };
 
@@ -50,7 +50,7 @@ impl Clock for ManualClock {
 }
 
 struct Rig {
-    repo: MockConnectorRepository,
+    repo: MockConnectors,
     secrets: MockSecretStore,
     slack: MockSlackApi,
     row: Connector,
@@ -59,12 +59,14 @@ struct Rig {
 impl Rig {
     fn new() -> Self {
         let row = connector("acme", "prod", ConnectorState::Active);
-        let mut repo = MockConnectorRepository::new();
+        let mut repo = MockConnectors::default();
         let r = row.clone();
-        repo.expect_find_active()
+        repo.queries
+            .expect_find_active()
             .returning(move |_| Ok(Some(r.clone())));
         let r = row.clone();
-        repo.expect_get_active()
+        repo.queries
+            .expect_get_active()
             .returning(move |t, _| Ok((t.as_str() == "acme").then(|| r.clone())));
         Self {
             repo,
@@ -90,7 +92,7 @@ impl Rig {
 
 /// A sender over mocks; the refresher has no Slack app, so it never refreshes.
 pub(crate) fn sender(
-    repo: MockConnectorRepository,
+    repo: MockConnectors,
     secrets: MockSecretStore,
     slack: MockSlackApi,
     tokens: TokenCache,
@@ -106,7 +108,7 @@ pub(crate) fn sender(
 
 /// Like [`sender`], recording idempotent sends in `sends`.
 fn sender_with_sends(
-    repo: MockConnectorRepository,
+    repo: MockConnectors,
     secrets: MockSecretStore,
     slack: MockSlackApi,
     tokens: TokenCache,
@@ -161,9 +163,9 @@ async fn a_warm_cache_skips_the_secret_store_until_the_ttl_passes() {
 async fn a_deleted_connector_never_sends_even_with_a_cached_token() {
     let row = connector("acme", "prod", ConnectorState::Active);
     let id = row.id;
-    let mut repo = MockConnectorRepository::new();
+    let mut repo = MockConnectors::default();
     let mut calls = 0;
-    repo.expect_find_active().returning(move |_| {
+    repo.queries.expect_find_active().returning(move |_| {
         calls += 1;
         Ok((calls == 1).then(|| row.clone()))
     });

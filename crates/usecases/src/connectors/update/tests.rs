@@ -4,8 +4,8 @@
 
 use connector_domain::{ChannelId, ChannelName, ConnectorState, WorkspaceId};
 use connector_ports::{
-    AuthIdentity, ChannelInfo, ChannelPage, ConnectorSecret, MockConnectorRepository,
-    MockSecretStore, MockSlackApi, RepositoryError, SecretStoreError,
+    AuthIdentity, ChannelInfo, ChannelPage, ConnectorSecret, MockConnectors, MockSecretStore,
+    MockSlackApi, RepositoryError, SecretStoreError,
 };
 use mockall::Sequence;
 
@@ -45,7 +45,7 @@ fn cmd_for(c: &Connector, raw: UpdateFields<'_>) -> UpdateConnector {
 }
 
 fn service(
-    repo: MockConnectorRepository,
+    repo: MockConnectors,
     secrets: MockSecretStore,
     slack: MockSlackApi,
 ) -> ConnectorService {
@@ -120,9 +120,10 @@ fn the_mask_names_the_fields_and_an_empty_one_means_those_given() {
 #[tokio::test]
 async fn a_stale_etag_is_aborted_before_anything_is_called() {
     let c = active();
-    let mut repo = MockConnectorRepository::new();
+    let mut repo = MockConnectors::default();
     let row = c.clone();
-    repo.expect_get_active()
+    repo.queries
+        .expect_get_active()
         .returning(move |_, _| Ok(Some(row.clone())));
     let m = mask(&["name"]);
     let cmd = cmd_for(
@@ -146,9 +147,10 @@ async fn a_retry_of_an_applied_update_returns_the_connector_without_applying_it_
     let mut c = active();
     c.generation = 2;
     c.last_update_request_id = Some(RequestId::parse("request_id", "upd-1").unwrap());
-    let mut repo = MockConnectorRepository::new();
+    let mut repo = MockConnectors::default();
     let row = c.clone();
-    repo.expect_get_active()
+    repo.queries
+        .expect_get_active()
         .returning(move |_, _| Ok(Some(row.clone())));
     let m = mask(&["name"]);
     // Its etag was the one before the update: a retry is answered, not refused as stale.
@@ -171,9 +173,10 @@ async fn a_retry_of_an_applied_update_returns_the_connector_without_applying_it_
 #[tokio::test]
 async fn a_token_of_another_workspace_is_refused_and_nothing_is_staged() {
     let c = active();
-    let mut repo = MockConnectorRepository::new();
+    let mut repo = MockConnectors::default();
     let row = c.clone();
-    repo.expect_get_active()
+    repo.queries
+        .expect_get_active()
         .returning(move |_, _| Ok(Some(row.clone())));
     let mut slack = MockSlackApi::new();
     slack
@@ -206,12 +209,13 @@ async fn a_token_of_another_workspace_is_refused_and_nothing_is_staged() {
 
 /// A token replacement's mocks, in the order the steps must run; `fail` names the step that
 /// fails.
-fn replacement(c: &Connector, fail: Option<&str>) -> (MockConnectorRepository, MockSecretStore) {
+fn replacement(c: &Connector, fail: Option<&str>) -> (MockConnectors, MockSecretStore) {
     let mut seq = Sequence::new();
-    let mut repo = MockConnectorRepository::new();
+    let mut repo = MockConnectors::default();
     let mut secrets = MockSecretStore::new();
     let row = c.clone();
-    repo.expect_get_active()
+    repo.queries
+        .expect_get_active()
         .times(1)
         .in_sequence(&mut seq)
         .returning(move |_, _| Ok(Some(row.clone())));
@@ -232,7 +236,8 @@ fn replacement(c: &Connector, fail: Option<&str>) -> (MockConnectorRepository, M
         return (repo, secrets);
     }
     let (row, update_fails) = (c.clone(), fail == Some("update"));
-    repo.expect_update_active()
+    repo.lifecycle
+        .expect_update_active()
         .withf(|_, _, generation, u| {
             *generation == 1 && u.staged_secret_version.as_deref() == Some("v2")
         })
@@ -265,7 +270,8 @@ fn replacement(c: &Connector, fail: Option<&str>) -> (MockConnectorRepository, M
         return (repo, secrets);
     }
     let clear_fails = fail == Some("clear");
-    repo.expect_clear_pending_promotion()
+    repo.reconciliation
+        .expect_clear_pending_promotion()
         .withf(|_, v| v == "v2")
         .times(1)
         .in_sequence(&mut seq)
@@ -339,20 +345,24 @@ async fn each_failing_step_of_a_token_replacement_is_reported_and_stops_the_next
 async fn a_race_lost_to_another_update_is_aborted_and_to_a_delete_is_not_found() {
     for deleted in [false, true] {
         let c = active();
-        let mut repo = MockConnectorRepository::new();
+        let mut repo = MockConnectors::default();
         let mut now = c.clone();
         now.generation = 5;
         let first = c.clone();
         let mut reads = 0;
-        repo.expect_get_active().times(2).returning(move |_, _| {
-            reads += 1;
-            Ok(match (reads, deleted) {
-                (1, _) => Some(first.clone()),
-                (_, true) => None,
-                (_, false) => Some(now.clone()),
-            })
-        });
-        repo.expect_update_active()
+        repo.queries
+            .expect_get_active()
+            .times(2)
+            .returning(move |_, _| {
+                reads += 1;
+                Ok(match (reads, deleted) {
+                    (1, _) => Some(first.clone()),
+                    (_, true) => None,
+                    (_, false) => Some(now.clone()),
+                })
+            });
+        repo.lifecycle
+            .expect_update_active()
             .times(1)
             .returning(|_, _, _, _| Ok(None));
         let m = mask(&["name"]);
@@ -378,11 +388,13 @@ async fn a_race_lost_to_another_update_is_aborted_and_to_a_delete_is_not_found()
 #[tokio::test]
 async fn a_taken_name_is_already_exists() {
     let c = active();
-    let mut repo = MockConnectorRepository::new();
+    let mut repo = MockConnectors::default();
     let row = c.clone();
-    repo.expect_get_active()
+    repo.queries
+        .expect_get_active()
         .returning(move |_, _| Ok(Some(row.clone())));
-    repo.expect_update_active()
+    repo.lifecycle
+        .expect_update_active()
         .returning(|_, _, _, _| Err(RepositoryError::DuplicateName));
     let m = mask(&["name"]);
     let e = service(repo, MockSecretStore::new(), MockSlackApi::new())
@@ -404,12 +416,14 @@ async fn a_taken_name_is_already_exists() {
 #[tokio::test]
 async fn a_new_channel_is_resolved_with_the_stored_token_unless_one_is_given() {
     let c = active();
-    let mut repo = MockConnectorRepository::new();
+    let mut repo = MockConnectors::default();
     let row = c.clone();
-    repo.expect_get_active()
+    repo.queries
+        .expect_get_active()
         .returning(move |_, _| Ok(Some(row.clone())));
     let row = c.clone();
-    repo.expect_update_active()
+    repo.lifecycle
+        .expect_update_active()
         .withf(|_, _, _, u| {
             u.default_channel == Some((ChannelId::new("C0000OPS"), ChannelName::new("ops")))
                 && u.staged_secret_version.is_none()
