@@ -58,7 +58,7 @@ impl Services {
         let slack = HttpSlackApi::new(config.slack.clone())
             .map_err(|e| invalid("slack.api_base_url", e.to_string()))?;
         let storage = storage::open(&config.storage, &config.repository, migrations).await?;
-        let api_keys = ApiKeys::new(storage.api_keys);
+        let api_keys = ApiKeys::new(storage.api_keys, Arc::new(SystemClock));
         let metrics = MetricsProbe::new(storage.pool_status, storage.connectors.queries.clone());
         // Rows and tokens cached until any replica changes them: with a change feed, not
         // before it listens and never while it is lost.
@@ -95,6 +95,7 @@ impl Services {
             secrets: storage.secrets,
             slack: Arc::new(Observed::new(slack)),
             secret_prefix: config.secret_prefix.clone(),
+            clock: Arc::new(SystemClock),
         };
         let refresher = TokenRefresher::new(
             ports.clone(),

@@ -24,7 +24,7 @@ use connector_adapters_slack::{HttpSlackApi, SlackSettings};
 use connector_domain::SecretPrefix;
 use connector_ports::{Connectors, RepositorySettings};
 use connector_sender::{Sender, SenderConfig, clear_send_message_cache, send_message};
-use connector_usecases::{ConnectorService, CreateConnector, Ports};
+use connector_usecases::{ConnectorService, CreateConnector, Ports, SystemClock};
 use slack_double::{Channel, SlackDouble};
 
 const TOKEN: &str = "xoxb-7777-8888-benchmarks";
@@ -111,6 +111,7 @@ async fn main() {
             .unwrap(),
         ),
         secret_prefix: SecretPrefix::parse("p", &prefix).unwrap(),
+        clock: Arc::new(SystemClock),
     });
     let id = service
         .create(CreateConnector::parse("bench", "bench", TOKEN, "bench", "").unwrap())

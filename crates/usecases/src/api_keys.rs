@@ -9,13 +9,13 @@
 use std::sync::Arc;
 
 use base64::Engine as _;
-use chrono::Utc;
 use connector_domain::{ApiKeyId, Principal, Scopes, TenantGrant, TenantId, ValidationError};
 use connector_ports::{ApiKeyRecord, ApiKeyStore};
 use secrecy::{ExposeSecret as _, SecretString};
 use sha2::{Digest as _, Sha256};
 
 use crate::hex;
+use crate::runtime::Clock;
 
 use crate::error::ConnectorError;
 
@@ -49,6 +49,7 @@ pub struct CreatedKey {
 #[derive(Clone)]
 pub struct ApiKeys {
     store: Arc<dyn ApiKeyStore>,
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for ApiKeys {
@@ -68,8 +69,8 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 impl ApiKeys {
     /// The use cases over `store`.
-    pub fn new(store: Arc<dyn ApiKeyStore>) -> Self {
-        Self { store }
+    pub fn new(store: Arc<dyn ApiKeyStore>, clock: Arc<dyn Clock>) -> Self {
+        Self { store, clock }
     }
 
     /// Creates a key for `tenant` (or every tenant when `None`) with `scopes`.
@@ -90,7 +91,7 @@ impl ApiKeys {
         let id = ApiKeyId::new_random();
         let secret =
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
-        let now = Utc::now();
+        let now = self.clock.utc();
         let record = ApiKeyRecord {
             id,
             secret_hash: hex(&digest(&secret)),
@@ -117,7 +118,7 @@ impl ApiKeys {
     /// Revokes key `id`; NOT_FOUND when there is no such active key.
     pub async fn revoke(&self, id: &str) -> Result<(), ConnectorError> {
         let id = ApiKeyId::parse("id", id)?;
-        if self.store.revoke_api_key(id, Utc::now()).await? {
+        if self.store.revoke_api_key(id, self.clock.utc()).await? {
             Ok(())
         } else {
             Err(ConnectorError::NotFound {
@@ -190,10 +191,40 @@ mod tests {
         (store, kept)
     }
 
+    /// A clock stopped at one wall-clock time.
+    struct Stopped(chrono::DateTime<chrono::Utc>);
+
+    impl crate::Clock for Stopped {
+        fn now(&self) -> std::time::Instant {
+            std::time::Instant::now()
+        }
+        fn utc(&self) -> chrono::DateTime<chrono::Utc> {
+            self.0
+        }
+    }
+
+    #[tokio::test]
+    async fn creation_and_revocation_times_come_from_the_injected_clock() {
+        let (mut store, kept) = store_keeping_what_is_inserted();
+        let at = chrono::DateTime::from_timestamp(1_900_000_000, 0).unwrap();
+        store
+            .expect_revoke_api_key()
+            .withf(move |_, when| *when == at)
+            .returning(|_, _| Ok(true));
+        let keys = ApiKeys::new(Arc::new(store), Arc::new(Stopped(at)));
+        let created = keys
+            .create(None, &["messages:send".into()], "clock")
+            .await
+            .unwrap();
+        assert_eq!(created.record.created_at, at);
+        assert_eq!(kept.lock().unwrap()[0].created_at, at);
+        keys.revoke(&created.record.id.to_string()).await.unwrap();
+    }
+
     #[tokio::test]
     async fn a_created_key_authenticates_as_its_tenant_and_scopes_and_only_its_hash_is_kept() {
         let (store, kept) = store_keeping_what_is_inserted();
-        let keys = ApiKeys::new(Arc::new(store));
+        let keys = ApiKeys::new(Arc::new(store), Arc::new(crate::SystemClock));
         let created = keys
             .create(Some("acme"), &["messages:send".into()], "ci")
             .await
@@ -239,12 +270,12 @@ mod tests {
     #[tokio::test]
     async fn a_revoked_key_is_refused_and_bad_input_names_the_field() {
         let (store, kept) = store_keeping_what_is_inserted();
-        let keys = ApiKeys::new(Arc::new(store));
+        let keys = ApiKeys::new(Arc::new(store), Arc::new(crate::SystemClock));
         let created = keys
             .create(None, &["connectors:read".into()], "")
             .await
             .unwrap();
-        kept.lock().unwrap()[0].revoked_at = Some(Utc::now());
+        kept.lock().unwrap()[0].revoked_at = Some(chrono::Utc::now());
         assert_eq!(
             keys.authenticate(&created.key).await.unwrap(),
             Err(KeyRejected::Revoked)

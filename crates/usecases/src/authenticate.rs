@@ -220,7 +220,7 @@ mod tests {
     fn keys() -> ApiKeys {
         let mut store = MockApiKeyStore::new();
         store.expect_find_api_key().returning(|_| Ok(None));
-        ApiKeys::new(Arc::new(store))
+        ApiKeys::new(Arc::new(store), Arc::new(crate::SystemClock))
     }
 
     fn s(v: &str) -> SecretString {

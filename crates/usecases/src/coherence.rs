@@ -524,6 +524,9 @@ mod tests {
         fn now(&self) -> Instant {
             *BASE.get_or_init(Instant::now) + *self.0.lock().unwrap()
         }
+        fn utc(&self) -> DateTime<Utc> {
+            Utc::now() + *self.0.lock().unwrap()
+        }
     }
 
     /// A repository whose `get_active` answers `row` and counts the reads.

@@ -53,7 +53,7 @@ impl SlackEvents {
     pub async fn first_delivery(&self, event: &SlackEvent) -> Result<bool, ConnectorError> {
         Ok(self
             .seen
-            .record_event(&event.event_id, chrono::Utc::now())
+            .record_event(&event.event_id, self.ports.clock.utc())
             .await?)
     }
 
@@ -75,7 +75,7 @@ impl SlackEvents {
     pub async fn purge_expired(&self) -> Result<u64, ConnectorError> {
         Ok(self
             .seen
-            .purge_events(chrono::Utc::now() - chrono::Duration::hours(24))
+            .purge_events(self.ports.clock.utc() - chrono::Duration::hours(24))
             .await?)
     }
 

@@ -73,6 +73,10 @@ impl OAuthInstaller {
         }
     }
 
+    fn now(&self) -> DateTime<Utc> {
+        self.service.ports().clock.utc()
+    }
+
     /// The same flow allowing each tenant at most `max` install links waiting at once.
     pub fn with_pending_quota(mut self, max: u64) -> Self {
         self.max_pending_per_tenant = Some(max);
@@ -125,7 +129,7 @@ impl OAuthInstaller {
         };
         let config = self.config()?;
         if let Some(max) = self.max_pending_per_tenant
-            && self.states.count_states(&tenant_id, Utc::now()).await? >= max
+            && self.states.count_states(&tenant_id, self.now()).await? >= max
         {
             return Err(ConnectorError::QuotaExceeded {
                 subject: "pending installs",
@@ -136,7 +140,7 @@ impl OAuthInstaller {
         }
         let ttl = chrono::Duration::from_std(config.state_ttl)
             .map_err(|e| ConnectorError::Internal(anyhow::Error::new(e)))?;
-        let expires_at = Utc::now() + ttl;
+        let expires_at = self.now() + ttl;
         let state =
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
         self.states
@@ -171,7 +175,7 @@ impl OAuthInstaller {
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
         let pending = self
             .states
-            .bind_browser(&hash_state(state), &hash_state(&nonce), Utc::now())
+            .bind_browser(&hash_state(state), &hash_state(&nonce), self.now())
             .await
             .map_err(|e| InstallError::Store(e.into()))?
             .ok_or(InstallError::UnknownState)?;
@@ -234,7 +238,7 @@ impl OAuthInstaller {
             .await
             .map_err(|e| InstallError::Store(e.into()))?
             .ok_or(InstallError::UnknownState)?;
-        if pending.expires_at <= Utc::now() {
+        if pending.expires_at <= self.now() {
             return Err(InstallError::ExpiredState);
         }
         // Only the browser that started the install may finish it: a leaked link is useless.
@@ -284,7 +288,7 @@ impl OAuthInstaller {
                 &format!("oauth-{}", &hash_state(state)[..32]),
             )
             .map_err(|e| InstallError::Create(e.into()))?,
-            rotation: rotation_from_grant(grant.refresh_token, grant.expires_in, None),
+            rotation: rotation_from_grant(grant.refresh_token, grant.expires_in, None, self.now()),
         };
         self.service.create(cmd).await.map_err(InstallError::Create)
     }
@@ -292,7 +296,7 @@ impl OAuthInstaller {
     /// Deletes expired states; returns how many.
     #[tracing::instrument(name = "usecase install.purge_expired", skip_all)]
     pub async fn purge_expired(&self) -> Result<u64, ConnectorError> {
-        Ok(self.states.purge_states(Utc::now()).await?)
+        Ok(self.states.purge_states(self.now()).await?)
     }
 }
 

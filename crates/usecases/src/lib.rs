@@ -71,6 +71,8 @@ pub struct Ports {
     pub slack: Arc<dyn SlackApi>,
     /// The prefix of every connector's secret name.
     pub secret_prefix: SecretPrefix,
+    /// What time it is.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for Ports {

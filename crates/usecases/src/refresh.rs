@@ -126,6 +126,7 @@ pub(crate) fn rotation_from_grant(
     refresh_token: Option<SecretString>,
     expires_in: Option<u64>,
     spent: Option<SecretString>,
+    now: DateTime<Utc>,
 ) -> Option<TokenRotation> {
     let (refresh_token, secs) = match spent {
         None => (refresh_token?, expires_in?),
@@ -136,13 +137,13 @@ pub(crate) fn rotation_from_grant(
     };
     Some(TokenRotation {
         refresh_token,
-        expires_at: expiry_after(secs),
+        expires_at: expiry_after(secs, now),
     })
 }
 
-fn expiry_after(secs: u64) -> DateTime<Utc> {
+fn expiry_after(secs: u64, now: DateTime<Utc>) -> DateTime<Utc> {
     let secs = secs.min(MAX_TOKEN_LIFETIME_SECS) as i64;
-    Utc::now() + chrono::Duration::seconds(secs)
+    now + chrono::Duration::seconds(secs)
 }
 
 impl TokenRefresher {
@@ -171,11 +172,11 @@ impl TokenRefresher {
 
     fn due(&self, rotation: &TokenRotation) -> bool {
         let margin = chrono::Duration::from_std(self.settings.margin).unwrap_or_default();
-        rotation.expires_at - margin <= Utc::now()
+        rotation.expires_at - margin <= self.ports.clock.utc()
     }
 
-    fn expired(rotation: &TokenRotation) -> bool {
-        rotation.expires_at <= Utc::now()
+    fn expired(&self, rotation: &TokenRotation) -> bool {
+        rotation.expires_at <= self.ports.clock.utc()
     }
 
     /// `secret`, or a fresher one when its token is due: refreshed here if this replica gets
@@ -197,7 +198,7 @@ impl TokenRefresher {
             return Ok(secret);
         }
         if self.app.is_none() {
-            return if Self::expired(&rotation) {
+            return if self.expired(&rotation) {
                 Err(SendError::TokenRevoked {
                     code: "token_expired (no Slack app credentials to refresh it)".into(),
                 })
@@ -217,7 +218,7 @@ impl TokenRefresher {
                 .refresh_detached(connector.clone(), fence, secret)
                 .await;
         }
-        if !Self::expired(&rotation) {
+        if !self.expired(&rotation) {
             return Ok(secret);
         }
         self.wait_for_other_replica(connector).await
@@ -369,7 +370,7 @@ impl TokenRefresher {
                 }
                 count_refresh("failed");
                 // Slack unreachable: the current token, if it still works, is fine for now.
-                if Self::expired(&rotation) {
+                if self.expired(&rotation) {
                     return Err(match e {
                         SlackError::RateLimited { retry_after } => {
                             SendError::RateLimited { retry_after }
@@ -390,6 +391,7 @@ impl TokenRefresher {
                 grant.refresh_token,
                 grant.expires_in,
                 Some(rotation.refresh_token),
+                self.ports.clock.utc(),
             ),
         };
         let labels = Ports::secret_labels(connector);
@@ -420,7 +422,7 @@ impl TokenRefresher {
         let expires_at = fresh
             .rotation
             .as_ref()
-            .map_or_else(Utc::now, |r| r.expires_at);
+            .map_or_else(|| self.ports.clock.utc(), |r| r.expires_at);
         Ok((fresh, RefreshOutcome::Refreshed { expires_at }))
     }
 
@@ -439,7 +441,7 @@ impl TokenRefresher {
                 .get(&name)
                 .await
                 .map_err(|e| SendError::from_store(e, connector.id))?;
-            if current.rotation.as_ref().is_none_or(|r| !Self::expired(r)) {
+            if current.rotation.as_ref().is_none_or(|r| !self.expired(r)) {
                 return Ok(current);
             }
         }
@@ -461,7 +463,7 @@ impl TokenRefresher {
             .ports
             .connectors
             .refresh
-            .tokens_expiring(Utc::now() + margin, limit)
+            .tokens_expiring(self.ports.clock.utc() + margin, limit)
             .await?
         {
             let fence: i64 = rand::random();
@@ -547,8 +549,13 @@ mod tests {
     #[test]
     fn any_expires_in_from_slack_is_handled_without_overflow() {
         for secs in [0, 1, 43_200, u64::from(u32::MAX), i64::MAX as u64, u64::MAX] {
-            let r = rotation_from_grant(Some(SecretString::from("r".to_owned())), Some(secs), None)
-                .unwrap();
+            let r = rotation_from_grant(
+                Some(SecretString::from("r".to_owned())),
+                Some(secs),
+                None,
+                Utc::now(),
+            )
+            .unwrap();
             assert!(
                 r.expires_at <= Utc::now() + chrono::Duration::days(367),
                 "{secs}"
@@ -556,15 +563,20 @@ mod tests {
         }
         // A refresh without an expiry means Slack's 12 hours; without a new refresh token the
         // spent one is kept.
-        let r =
-            rotation_from_grant(None, None, Some(SecretString::from("spent".to_owned()))).unwrap();
+        let r = rotation_from_grant(
+            None,
+            None,
+            Some(SecretString::from("spent".to_owned())),
+            Utc::now(),
+        )
+        .unwrap();
         assert_eq!(
             secrecy::ExposeSecret::expose_secret(&r.refresh_token),
             "spent"
         );
         assert!(r.expires_at > Utc::now() + chrono::Duration::hours(11));
         // An install without both is not rotating.
-        assert!(rotation_from_grant(None, Some(60), None).is_none());
+        assert!(rotation_from_grant(None, Some(60), None, Utc::now()).is_none());
     }
 
     #[tokio::test]

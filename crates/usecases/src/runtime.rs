@@ -6,10 +6,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// A source of monotonic time, so cache expiry can be tested.
+use chrono::{DateTime, Utc};
+
+/// Time, injected so expiry and deadlines can be tested.
 pub trait Clock: Send + Sync {
-    /// Now.
+    /// Now, on the monotonic clock: how long something has been kept.
     fn now(&self) -> Instant;
+    /// Now, on the wall clock: what is stored, or compared with what is stored.
+    fn utc(&self) -> DateTime<Utc>;
 }
 
 /// The real clock.
@@ -19,6 +23,9 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> Instant {
         Instant::now()
+    }
+    fn utc(&self) -> DateTime<Utc> {
+        Utc::now()
     }
 }
 

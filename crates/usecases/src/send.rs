@@ -477,7 +477,7 @@ impl MessageSender {
     ) -> Result<SentMessage, SendError> {
         message.validate()?;
         message.check_limits(&self.limits)?;
-        message.check_schedule(chrono::Utc::now())?;
+        message.check_schedule(self.ports.clock.utc())?;
         let _slot = self
             .in_flight
             .take(id)
@@ -502,7 +502,7 @@ impl MessageSender {
             request_id: request_id.clone(),
         };
         let fingerprint = fingerprint(message);
-        let now = chrono::Utc::now();
+        let now = self.ports.clock.utc();
         let expired_before =
             now - chrono::Duration::from_std(IDEMPOTENCY_WINDOW).unwrap_or_default();
         if let Some(first) = self
@@ -592,7 +592,7 @@ impl MessageSender {
                     return Err(SendError::EarlierOutcomeUnknown { request_id });
                 }
                 SendOutcome::InFlight => {
-                    let age = (chrono::Utc::now() - first.created_at)
+                    let age = (self.ports.clock.utc() - first.created_at)
                         .to_std()
                         .unwrap_or_default();
                     if age >= IN_FLIGHT_ABANDONED_AFTER {
@@ -778,8 +778,8 @@ impl MessageSender {
     /// many.
     #[tracing::instrument(name = "usecase messages.purge_expired", skip_all)]
     pub async fn purge_expired(&self) -> Result<u64, SendError> {
-        let before =
-            chrono::Utc::now() - chrono::Duration::from_std(IDEMPOTENCY_WINDOW).unwrap_or_default();
+        let before = self.ports.clock.utc()
+            - chrono::Duration::from_std(IDEMPOTENCY_WINDOW).unwrap_or_default();
         Ok(self.sends.purge_sends(before).await?)
     }
 
@@ -826,7 +826,7 @@ impl MessageSender {
                 let due = r.expires_at
                     - chrono::Duration::from_std(self.refresher.settings().margin)
                         .unwrap_or_default();
-                (due - chrono::Utc::now())
+                (due - self.ports.clock.utc())
                     .to_std()
                     .unwrap_or(Duration::ZERO)
             }

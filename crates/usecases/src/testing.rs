@@ -47,6 +47,7 @@ pub(crate) fn ports_with_slack(
         secrets: Arc::new(secrets),
         slack,
         secret_prefix: SecretPrefix::parse("secrets.prefix", "sc/").unwrap(),
+        clock: Arc::new(crate::runtime::SystemClock),
     }
 }
 

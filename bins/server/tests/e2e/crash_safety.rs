@@ -21,6 +21,7 @@ use connector_ports::{
 };
 use connector_usecases::{
     ConnectorError, ConnectorService, CreateConnector, Ports, ReconcileSettings, Reconciler,
+    SystemClock,
 };
 use slack_double::SlackDouble;
 use test_support::TestDatabase;
@@ -245,6 +246,7 @@ impl Rig {
             secrets: secrets.clone(),
             slack: Arc::new(slack),
             secret_prefix: prefix.clone(),
+            clock: Arc::new(SystemClock),
         });
         let reconciler = Reconciler::new(
             service.ports().clone(),

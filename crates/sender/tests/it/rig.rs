@@ -6,7 +6,7 @@ use connector_adapters_slack::{HttpSlackApi, SlackSettings};
 use connector_domain::SecretPrefix;
 use connector_ports::{Connectors, RepositorySettings};
 use connector_sender::SenderConfig;
-use connector_usecases::{ConnectorService, CreateConnector, Ports};
+use connector_usecases::{ConnectorService, CreateConnector, Ports, SystemClock};
 use slack_double::{Channel, SlackDouble};
 use test_support::TestDatabase;
 
@@ -69,6 +69,7 @@ impl Rig {
             secrets: Arc::new(secrets),
             slack: Arc::new(slack),
             secret_prefix: SecretPrefix::parse("p", &prefix).unwrap(),
+            clock: Arc::new(SystemClock),
         });
         Self {
             _db: db,

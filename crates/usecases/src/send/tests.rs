@@ -47,6 +47,9 @@ impl Clock for ManualClock {
     fn now(&self) -> Instant {
         self.start.unwrap() + Duration::from_millis(self.offset_ms.load(Ordering::SeqCst))
     }
+    fn utc(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now() + Duration::from_millis(self.offset_ms.load(Ordering::SeqCst))
+    }
 }
 
 struct Rig {
