@@ -15,7 +15,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use connector_app::config::SecretsStore;
 use connector_app::{Migrate, Services, storage};
+use connector_domain::ApiKeyId;
 use connector_server::{Application, ServerConfig, startup, telemetry};
+use connector_usecases::NewApiKey;
 
 /// mimalloc instead of glibc's malloc: with tokio's worker threads freeing what others
 /// allocated, glibc's arena locks put a futex wait on the hot paths (docs/performance.md).
@@ -147,10 +149,8 @@ async fn api_key(config: ServerConfig, command: ApiKeyCommand) -> anyhow::Result
             scopes,
             name,
         } => {
-            let created = keys
-                .create(tenant.as_deref(), &scopes, &name)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let key = NewApiKey::parse(tenant.as_deref(), &scopes, &name)?;
+            let created = keys.create(key).await.map_err(|e| anyhow::anyhow!("{e}"))?;
             let r = &created.record;
             tracing::info!(target: "audit", action = "api_key.create", key_id = %r.id,
                 tenant_id = %r.tenants, scopes = %r.scopes, "API key created");
@@ -180,7 +180,8 @@ async fn api_key(config: ServerConfig, command: ApiKeyCommand) -> anyhow::Result
             }
         }
         ApiKeyCommand::Revoke { id } => {
-            keys.revoke(&id).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let id = ApiKeyId::parse("id", &id)?;
+            keys.revoke(id).await.map_err(|e| anyhow::anyhow!("{e}"))?;
             tracing::info!(target: "audit", action = "api_key.revoke", key_id = %id, "API key revoked");
             eprintln!("API key {id} revoked");
         }

@@ -267,11 +267,8 @@ impl pb::connector_service_server::ConnectorService for ConnectorGrpc {
     ) -> Result<Response<pb::GetConnectorResponse>, Status> {
         let (_, tenant) = self.caller(&request, Scope::ConnectorsRead).await?;
         let r = request.into_inner();
-        let connector = self
-            .service
-            .get(tenant.as_str(), &r.id)
-            .await
-            .map_err(to_status)?;
+        let id = ConnectorId::parse("id", &r.id).map_err(|e| to_status(e.into()))?;
+        let connector = self.service.get(&tenant, id).await.map_err(to_status)?;
         Ok(Response::new(pb::GetConnectorResponse {
             connector: Some(connector_to_pb(connector)),
         }))
@@ -301,7 +298,7 @@ impl pb::connector_service_server::ConnectorService for ConnectorGrpc {
         };
         let page = self
             .service
-            .list(tenant.as_str(), r.page_size, &r.page_token, status)
+            .list(&tenant, r.page_size, &r.page_token, status)
             .await
             .map_err(to_status)?;
         let tenant = page.connectors.first().map(|c| c.tenant_id.clone());
@@ -321,8 +318,9 @@ impl pb::connector_service_server::ConnectorService for ConnectorGrpc {
     ) -> Result<Response<pb::DeleteConnectorResponse>, Status> {
         let (caller, tenant) = self.caller(&request, Scope::ConnectorsWrite).await?;
         let r = request.into_inner();
+        let id = ConnectorId::parse("id", &r.id).map_err(|e| to_status(e.into()))?;
         self.service
-            .delete(tenant.as_str(), &r.id)
+            .delete(&tenant, id)
             .await
             .map_err(|e| {
                 let status = to_status(e);
@@ -461,7 +459,7 @@ impl pb::connector_service_server::ConnectorService for ConnectorGrpc {
         let r = request.into_inner();
         let (url, expires_at) = self
             .installer
-            .authorize_url(tenant.as_str(), &r.name, &r.default_channel, &r.team_id)
+            .authorize_url(&tenant, &r.name, &r.default_channel, &r.team_id)
             .await
             .map_err(to_status)?;
         tracing::info!(target: "audit", action = "oauth.install_url", subject = %caller.subject,

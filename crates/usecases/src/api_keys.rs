@@ -45,6 +45,44 @@ pub struct CreatedKey {
     pub record: ApiKeyRecord,
 }
 
+/// A key to create, parsed: whom it stands for, what it may do, what people call it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewApiKey {
+    /// One tenant, or every tenant.
+    pub tenants: TenantGrant,
+    /// What it may do.
+    pub scopes: Scopes,
+    /// A label for people (at most 128 characters).
+    pub name: String,
+}
+
+impl NewApiKey {
+    /// Parses the raw fields: `tenant` (`None`: every tenant), scope names, a name; an error
+    /// names the field.
+    pub fn parse(
+        tenant: Option<&str>,
+        scopes: &[String],
+        name: &str,
+    ) -> Result<Self, ValidationError> {
+        let tenants = match tenant {
+            Some(t) => TenantGrant::One(TenantId::parse("tenant", t)?),
+            None => TenantGrant::All,
+        };
+        let scopes = Scopes::parse_names("scope", scopes.iter().map(String::as_str))?;
+        if name.chars().count() > 128 {
+            return Err(ValidationError::new(
+                "name",
+                "must be at most 128 characters",
+            ));
+        }
+        Ok(Self {
+            tenants,
+            scopes,
+            name: name.to_owned(),
+        })
+    }
+}
+
 /// The API key use cases.
 #[derive(Clone)]
 pub struct ApiKeys {
@@ -73,21 +111,8 @@ impl ApiKeys {
         Self { store, clock }
     }
 
-    /// Creates a key for `tenant` (or every tenant when `None`) with `scopes`.
-    pub async fn create(
-        &self,
-        tenant: Option<&str>,
-        scopes: &[String],
-        name: &str,
-    ) -> Result<CreatedKey, ConnectorError> {
-        let tenants = match tenant {
-            Some(t) => TenantGrant::One(TenantId::parse("tenant", t)?),
-            None => TenantGrant::All,
-        };
-        let scopes = Scopes::parse_names("scope", scopes.iter().map(String::as_str))?;
-        if name.chars().count() > 128 {
-            return Err(ValidationError::new("name", "must be at most 128 characters").into());
-        }
+    /// Creates `key`.
+    pub async fn create(&self, key: NewApiKey) -> Result<CreatedKey, ConnectorError> {
         let id = ApiKeyId::new_random();
         let secret =
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
@@ -95,9 +120,9 @@ impl ApiKeys {
         let record = ApiKeyRecord {
             id,
             secret_hash: hex(&digest(&secret)),
-            tenants,
-            scopes,
-            name: name.to_owned(),
+            tenants: key.tenants,
+            scopes: key.scopes,
+            name: key.name,
             // Stores keep microseconds; so does the record, so what is returned is what is read.
             created_at: chrono::DateTime::from_timestamp_micros(now.timestamp_micros())
                 .unwrap_or(now),
@@ -116,8 +141,7 @@ impl ApiKeys {
     }
 
     /// Revokes key `id`; NOT_FOUND when there is no such active key.
-    pub async fn revoke(&self, id: &str) -> Result<(), ConnectorError> {
-        let id = ApiKeyId::parse("id", id)?;
+    pub async fn revoke(&self, id: ApiKeyId) -> Result<(), ConnectorError> {
         if self.store.revoke_api_key(id, self.clock.utc()).await? {
             Ok(())
         } else {
@@ -213,12 +237,12 @@ mod tests {
             .returning(|_, _| Ok(true));
         let keys = ApiKeys::new(Arc::new(store), Arc::new(Stopped(at)));
         let created = keys
-            .create(None, &["messages:send".into()], "clock")
+            .create(NewApiKey::parse(None, &["messages:send".into()], "clock").unwrap())
             .await
             .unwrap();
         assert_eq!(created.record.created_at, at);
         assert_eq!(kept.lock().unwrap()[0].created_at, at);
-        keys.revoke(&created.record.id.to_string()).await.unwrap();
+        keys.revoke(created.record.id).await.unwrap();
     }
 
     #[tokio::test]
@@ -226,7 +250,7 @@ mod tests {
         let (store, kept) = store_keeping_what_is_inserted();
         let keys = ApiKeys::new(Arc::new(store), Arc::new(crate::SystemClock));
         let created = keys
-            .create(Some("acme"), &["messages:send".into()], "ci")
+            .create(NewApiKey::parse(Some("acme"), &["messages:send".into()], "ci").unwrap())
             .await
             .unwrap();
         let key = created.key.expose_secret().to_owned();
@@ -272,7 +296,7 @@ mod tests {
         let (store, kept) = store_keeping_what_is_inserted();
         let keys = ApiKeys::new(Arc::new(store), Arc::new(crate::SystemClock));
         let created = keys
-            .create(None, &["connectors:read".into()], "")
+            .create(NewApiKey::parse(None, &["connectors:read".into()], "").unwrap())
             .await
             .unwrap();
         kept.lock().unwrap()[0].revoked_at = Some(chrono::Utc::now());
@@ -280,16 +304,12 @@ mod tests {
             keys.authenticate(&created.key).await.unwrap(),
             Err(KeyRejected::Revoked)
         );
-        let err = keys
-            .create(Some("acme"), &["connectors:admin".into()], "")
-            .await
-            .unwrap_err();
-        assert!(err.to_string().starts_with("scope:"), "{err}");
-        let err = keys
-            .create(Some("a b"), &["messages:send".into()], "")
-            .await
-            .unwrap_err();
-        assert!(err.to_string().starts_with("tenant:"), "{err}");
+        let err = NewApiKey::parse(Some("acme"), &["connectors:admin".into()], "").unwrap_err();
+        assert_eq!(err.field, "scope", "{err}");
+        let err = NewApiKey::parse(Some("a b"), &["messages:send".into()], "").unwrap_err();
+        assert_eq!(err.field, "tenant", "{err}");
+        let err = NewApiKey::parse(None, &["messages:send".into()], &"n".repeat(129)).unwrap_err();
+        assert_eq!(err.field, "name", "{err}");
     }
 
     #[test]

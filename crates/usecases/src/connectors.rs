@@ -312,13 +312,15 @@ impl ConnectorService {
 
     /// The tenant's connector `id`.
     #[tracing::instrument(name = "usecase connectors.get", skip_all)]
-    pub async fn get(&self, tenant_id: &str, id: &str) -> Result<Connector, ConnectorError> {
-        let tenant = TenantId::parse("tenant_id", tenant_id)?;
-        let id = ConnectorId::parse("id", id)?;
+    pub async fn get(
+        &self,
+        tenant: &TenantId,
+        id: ConnectorId,
+    ) -> Result<Connector, ConnectorError> {
         self.ports
             .connectors
             .queries
-            .get_active(&tenant, id)
+            .get_active(tenant, id)
             .await?
             .ok_or_else(|| not_found(id))
     }
@@ -327,19 +329,18 @@ impl ConnectorService {
     #[tracing::instrument(name = "usecase connectors.list", skip_all)]
     pub async fn list(
         &self,
-        tenant_id: &str,
+        tenant: &TenantId,
         page_size: i32,
         page_token: &str,
         status: Option<ConnectorStatus>,
     ) -> Result<ConnectorPage, ConnectorError> {
-        let tenant = TenantId::parse("tenant_id", tenant_id)?;
         let size = PageSize::parse("page_size", page_size)?.get();
-        let after = PageToken::decode("page_token", page_token, &tenant)?.map(|t| t.after);
+        let after = PageToken::decode("page_token", page_token, tenant)?.map(|t| t.after);
         let mut connectors = self
             .ports
             .connectors
             .queries
-            .list_active(&tenant, after, size + 1, status)
+            .list_active(tenant, after, size + 1, status)
             .await?;
         let next = if connectors.len() > size as usize {
             connectors.truncate(size as usize);
@@ -355,14 +356,12 @@ impl ConnectorService {
     /// A delete interrupted after it began is resumed by calling it again (or finished by the
     /// reconciler); once finished, the connector is NOT_FOUND.
     #[tracing::instrument(name = "usecase connectors.delete", skip_all)]
-    pub async fn delete(&self, tenant_id: &str, id: &str) -> Result<(), ConnectorError> {
-        let tenant = TenantId::parse("tenant_id", tenant_id)?;
-        let id = ConnectorId::parse("id", id)?;
+    pub async fn delete(&self, tenant: &TenantId, id: ConnectorId) -> Result<(), ConnectorError> {
         let row = self
             .ports
             .connectors
             .lifecycle
-            .mark_deleting(&tenant, id)
+            .mark_deleting(tenant, id)
             .await?
             .ok_or_else(|| not_found(id))?;
         let name = self.ports.secret_name(&row);

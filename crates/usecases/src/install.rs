@@ -102,12 +102,11 @@ impl OAuthInstaller {
     #[tracing::instrument(name = "usecase install.authorize_url", skip_all)]
     pub async fn authorize_url(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         name: &str,
         default_channel: &str,
         team_id: &str,
     ) -> Result<(String, DateTime<Utc>), ConnectorError> {
-        let tenant_id = TenantId::parse("tenant_id", tenant_id)?;
         let name = ConnectorName::parse("name", name)?;
         ChannelRef::parse("default_channel", default_channel)?;
         let team_id = match team_id {
@@ -129,7 +128,7 @@ impl OAuthInstaller {
         };
         let config = self.config()?;
         if let Some(max) = self.max_pending_per_tenant
-            && self.states.count_states(&tenant_id, self.now()).await? >= max
+            && self.states.count_states(tenant_id, self.now()).await? >= max
         {
             return Err(ConnectorError::QuotaExceeded {
                 subject: "pending installs",
@@ -147,7 +146,7 @@ impl OAuthInstaller {
             .save_state(
                 &hash_state(&state),
                 &PendingInstall {
-                    tenant_id,
+                    tenant_id: tenant_id.clone(),
                     name,
                     default_channel: default_channel.to_owned(),
                     expires_at,

@@ -43,7 +43,7 @@ mod sent;
 #[cfg(test)]
 mod testing;
 
-pub use api_keys::{ApiKeys, CreatedKey, KeyRejected};
+pub use api_keys::{ApiKeys, CreatedKey, KeyRejected, NewApiKey};
 pub use authenticate::{AuthFailure, Authenticator, CredentialPolicy, Credentials};
 pub use coherence::{Coherence, ConnectorCache, Forget, NotingChanges};
 pub use connectors::{

@@ -37,6 +37,10 @@ struct FlakyRepo {
     fail_clear_pending: AtomicBool,
 }
 
+fn acme() -> TenantId {
+    TenantId::parse("tenant_id", "acme").unwrap()
+}
+
 fn injected() -> RepositoryError {
     RepositoryError::Unavailable("injected failure".into())
 }
@@ -444,22 +448,18 @@ async fn a_delete_that_cannot_remove_the_secret_can_be_retried() {
     let rig = Rig::new().await;
     let c = rig.service.create(rig.cmd("prod")).await.unwrap();
     rig.secrets.fail_delete.store(true, Ordering::SeqCst);
-    let err = rig
-        .service
-        .delete("acme", &c.id.to_string())
-        .await
-        .unwrap_err();
+    let err = rig.service.delete(&acme(), c.id).await.unwrap_err();
     assert!(matches!(err, ConnectorError::Unavailable { .. }), "{err:?}");
     // No longer visible, but not gone: the secret is still there, so is the row.
     assert!(matches!(
-        rig.service.get("acme", &c.id.to_string()).await,
+        rig.service.get(&acme(), c.id).await,
         Err(ConnectorError::NotFound { .. })
     ));
     assert!(secret_value(&rig.secret_name(c.id)).await.is_some());
     assert_eq!(rig.row_count().await, 1);
 
     rig.secrets.fail_delete.store(false, Ordering::SeqCst);
-    rig.service.delete("acme", &c.id.to_string()).await.unwrap();
+    rig.service.delete(&acme(), c.id).await.unwrap();
     assert_eq!(rig.row_count().await, 0);
     assert_eq!(secret_value(&rig.secret_name(c.id)).await, None);
 }
@@ -473,10 +473,7 @@ async fn a_crash_mid_delete_is_finished_by_the_reconciler() {
     // Crash after the secret was deleted, before the row was removed.
     let b = rig.service.create(rig.cmd("b")).await.unwrap();
     rig.repo.fail_remove_deleting.store(true, Ordering::SeqCst);
-    rig.service
-        .delete("acme", &b.id.to_string())
-        .await
-        .unwrap_err();
+    rig.service.delete(&acme(), b.id).await.unwrap_err();
     rig.repo.fail_remove_deleting.store(false, Ordering::SeqCst);
     assert_eq!(secret_value(&rig.secret_name(b.id)).await, None);
 
@@ -608,7 +605,7 @@ async fn an_interrupted_token_replacement_always_leaves_a_working_token() {
         let now = current_token(&rig, c.id).await;
         let expected_now = if step == "clear" { NEW } else { TOKEN };
         assert_eq!(now, expected_now, "{step}");
-        let row = rig.service.get("acme", &c.id.to_string()).await.unwrap();
+        let row = rig.service.get(&acme(), c.id).await.unwrap();
         assert_eq!(row.generation, if committed { 2 } else { 1 }, "{step}");
 
         // One reconciler pass later the store holds what the row committed.

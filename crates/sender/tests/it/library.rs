@@ -146,7 +146,13 @@ async fn unknown_and_deleted_connectors_fail_and_post_nothing() {
     );
 
     sender.send(&id, "while it exists").await.unwrap();
-    rig.service.delete("acme", &id).await.unwrap();
+    rig.service
+        .delete(
+            &connector_domain::TenantId::parse("t", "acme").unwrap(),
+            id.parse().unwrap(),
+        )
+        .await
+        .unwrap();
     let err = sender.send(&id, "after delete").await.unwrap_err();
     assert!(
         matches!(err, Error::Send(SendError::ConnectorNotFound { .. })),

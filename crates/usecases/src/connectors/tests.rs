@@ -583,7 +583,7 @@ fn create_validation_names_the_first_bad_field() {
 }
 
 #[tokio::test]
-async fn get_validates_and_scopes_by_tenant() {
+async fn get_is_scoped_by_tenant() {
     let mut m = Mocks::new();
     m.repo
         .queries
@@ -591,15 +591,8 @@ async fn get_validates_and_scopes_by_tenant() {
         .withf(|t, _| t.as_str() == "other")
         .returning(|_, _| Ok(None));
     let svc = m.service();
-    let err = svc.get("acme", "not-a-uuid").await.unwrap_err();
-    assert!(matches!(&err, ConnectorError::Invalid(v) if v.field == "id"));
     let err = svc
-        .get("", &ConnectorId::new_v7().to_string())
-        .await
-        .unwrap_err();
-    assert!(matches!(&err, ConnectorError::Invalid(v) if v.field == "tenant_id"));
-    let err = svc
-        .get("other", &ConnectorId::new_v7().to_string())
+        .get(&tenant("other"), ConnectorId::new_v7())
         .await
         .unwrap_err();
     assert!(matches!(err, ConnectorError::NotFound { .. }));
@@ -621,7 +614,11 @@ async fn list_asks_for_one_extra_row_to_know_whether_there_is_a_next_page() {
             t.as_str() == "acme" && after.is_none() && *limit == 3 && status.is_none()
         })
         .return_once(move |_, _, _, _| Ok(rows));
-    let page = m.service().list("acme", 2, "", None).await.unwrap();
+    let page = m
+        .service()
+        .list(&tenant("acme"), 2, "", None)
+        .await
+        .unwrap();
     assert_eq!(page.connectors.len(), 2);
     assert_eq!(page.next, Some(PageToken { after: second }));
 }
@@ -641,7 +638,7 @@ async fn list_follows_the_page_token_and_ends_without_one() {
         .returning(|_, _, _, _| Ok(vec![connector("acme", "last", ConnectorState::Active)]));
     let page = m
         .service()
-        .list("acme", 0, &token, Some(ConnectorStatus::Revoked))
+        .list(&tenant, 0, &token, Some(ConnectorStatus::Revoked))
         .await
         .unwrap();
     assert_eq!(page.connectors.len(), 1);
@@ -651,9 +648,12 @@ async fn list_follows_the_page_token_and_ends_without_one() {
 #[tokio::test]
 async fn list_rejects_bad_page_arguments() {
     let svc = Mocks::new().service();
-    let err = svc.list("acme", -5, "", None).await.unwrap_err();
+    let err = svc.list(&tenant("acme"), -5, "", None).await.unwrap_err();
     assert!(matches!(&err, ConnectorError::Invalid(v) if v.field == "page_size"));
-    let err = svc.list("acme", 10, "bogus", None).await.unwrap_err();
+    let err = svc
+        .list(&tenant("acme"), 10, "bogus", None)
+        .await
+        .unwrap_err();
     assert!(matches!(&err, ConnectorError::Invalid(v) if v.field == "page_token"));
 }
 
@@ -685,7 +685,7 @@ async fn delete_marks_then_removes_the_secret_then_the_row() {
         .times(1)
         .in_sequence(&mut seq)
         .returning(|_| Ok(()));
-    m.service().delete("acme", &id.to_string()).await.unwrap();
+    m.service().delete(&tenant("acme"), id).await.unwrap();
 }
 
 #[tokio::test]
@@ -698,7 +698,7 @@ async fn deleting_an_unknown_connector_is_not_found_and_touches_no_secret() {
     m.secrets.expect_delete().never();
     let err = m
         .service()
-        .delete("acme", &ConnectorId::new_v7().to_string())
+        .delete(&tenant("acme"), ConnectorId::new_v7())
         .await
         .unwrap_err();
     assert!(matches!(err, ConnectorError::NotFound { .. }));
@@ -717,11 +717,7 @@ async fn a_failed_secret_delete_keeps_the_row_for_a_retry() {
         .expect_delete()
         .returning(|_| Err(SecretStoreError::Unavailable("timeout".into())));
     m.repo.lifecycle.expect_remove_deleting().never();
-    let err = m
-        .service()
-        .delete("acme", &id.to_string())
-        .await
-        .unwrap_err();
+    let err = m.service().delete(&tenant("acme"), id).await.unwrap_err();
     assert!(
         matches!(
             err,
@@ -748,11 +744,7 @@ async fn a_failed_row_removal_is_unavailable() {
         .lifecycle
         .expect_remove_deleting()
         .returning(|_| Err(RepositoryError::Unavailable("gone".into())));
-    let err = m
-        .service()
-        .delete("acme", &id.to_string())
-        .await
-        .unwrap_err();
+    let err = m.service().delete(&tenant("acme"), id).await.unwrap_err();
     assert!(matches!(err, ConnectorError::Unavailable { .. }), "{err:?}");
 }
 
@@ -887,4 +879,8 @@ async fn channel_search_has_a_deadline_and_writes_nothing() {
         ),
         "{err:?}"
     );
+}
+
+fn tenant(name: &str) -> TenantId {
+    TenantId::parse("tenant_id", name).unwrap()
 }

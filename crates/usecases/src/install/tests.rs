@@ -56,7 +56,7 @@ async fn the_url_carries_the_app_and_a_state_whose_hash_is_stored() {
         Some(config()),
     );
     let (url, expires) = i
-        .authorize_url("acme", "prod", "#alerts", "T0PINNED1")
+        .authorize_url(&acme(), "prod", "#alerts", "T0PINNED1")
         .await
         .unwrap();
     // The link starts the install on our server, in the user's browser.
@@ -87,18 +87,25 @@ async fn without_app_settings_the_url_is_a_failed_precondition() {
         None,
     );
     let err = i
-        .authorize_url("acme", "prod", "alerts", "")
+        .authorize_url(&acme(), "prod", "alerts", "")
         .await
         .unwrap_err();
     assert!(
         err.to_string().contains("CONNECTOR__SLACK__CLIENT_ID"),
         "{err}"
     );
-    let err = i.authorize_url("", "prod", "alerts", "").await.unwrap_err();
+    let err = i
+        .authorize_url(&acme(), "", "alerts", "")
+        .await
+        .unwrap_err();
     assert!(
-        matches!(&err, ConnectorError::Invalid(v) if v.field == "tenant_id"),
+        matches!(&err, ConnectorError::Invalid(v) if v.field == "name"),
         "validation first"
     );
+}
+
+fn acme() -> TenantId {
+    TenantId::parse("tenant_id", "acme").unwrap()
 }
 
 fn pending(expires_in: i64) -> PendingInstall {
