@@ -13,7 +13,6 @@
 //! # Must never
 //! Log, display or return a token; let a reqwest type escape through the port.
 
-pub mod events;
 mod wire;
 
 use std::time::Duration;

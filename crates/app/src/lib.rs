@@ -32,7 +32,3 @@ pub use metrics::MetricsProbe;
 pub use readiness::{ReadinessMonitor, ReadyState};
 pub use services::Services;
 pub use storage::Migrate;
-
-/// Slack's Events API on the wire (the request signature, the callback format), for the
-/// server's `POST /slack/events`.
-pub use connector_adapters_slack::events as slack_events;

@@ -1,13 +1,9 @@
 //! The one mapping from use-case errors to gRPC statuses (the contract's status table).
 
+pub use connector_usecases::error::{incident_id, log_internal};
 use connector_usecases::{ConnectorError, Dependency, SendError};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt as _};
-
-/// A short random ID tying a client-facing message to the log line with the details.
-pub fn incident_id() -> String {
-    uuid::Uuid::new_v4().simple().to_string()[..16].to_owned()
-}
 
 /// `UNAVAILABLE` with a fixed text naming the dependency and an incident ID; the detail (a
 /// driver's error chain, a host name) goes to the log under the same ID, never to the client.
@@ -17,21 +13,6 @@ pub fn unavailable(dependency: Dependency, detail: &str) -> Status {
     Status::unavailable(format!(
         "{dependency} is unavailable; retry later (incident {incident})"
     ))
-}
-
-/// Logs a bug as one readable line (the cause chain, no Debug forms) under `incident`; its
-/// backtrace, when one was captured, only at debug level.
-pub fn log_internal(incident: &str, what: &str, e: &anyhow::Error) {
-    tracing::error!(%incident, error = %cause_line(e), "{what}");
-    if tracing::enabled!(tracing::Level::DEBUG) {
-        tracing::debug!(%incident, backtrace = %e.backtrace(), "{what}: backtrace");
-    }
-}
-
-/// `e` and its causes, outermost first, on one line (anyhow's alternate form has no Debug
-/// forms and no backtrace).
-fn cause_line(e: &anyhow::Error) -> String {
-    format!("{e:#}").replace('\n', " ")
 }
 
 /// Maps a use-case error to the contract's status code.
@@ -372,14 +353,6 @@ mod tests {
             let shown = format!("{err:?}");
             assert_eq!(send_to_status(err).code(), code, "{shown}");
         }
-    }
-
-    #[test]
-    fn an_internal_error_is_logged_as_its_cause_chain_on_one_line() {
-        let e = anyhow::anyhow!("connection reset by peer").context("reading the connector row");
-        let line = cause_line(&e);
-        assert_eq!(line, "reading the connector row: connection reset by peer");
-        assert!(!line.contains('\n'));
     }
 
     #[test]

@@ -447,3 +447,36 @@ impl InstallError {
         }
     }
 }
+
+/// A short random ID tying a client-facing message to the log line with the details.
+pub fn incident_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..16].to_owned()
+}
+
+/// Logs a bug as one readable line (the cause chain, no Debug forms) under `incident`; its
+/// backtrace, when one was captured, only at debug level.
+pub fn log_internal(incident: &str, what: &str, e: &anyhow::Error) {
+    tracing::error!(%incident, error = %cause_line(e), "{what}");
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        tracing::debug!(%incident, backtrace = %e.backtrace(), "{what}: backtrace");
+    }
+}
+
+/// `e` and its causes, outermost first, on one line (anyhow's alternate form has no Debug
+/// forms and no backtrace).
+fn cause_line(e: &anyhow::Error) -> String {
+    format!("{e:#}").replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_internal_error_is_logged_as_its_cause_chain_on_one_line() {
+        let e = anyhow::anyhow!("connection reset by peer").context("reading the connector row");
+        let line = cause_line(&e);
+        assert_eq!(line, "reading the connector row: connection reset by peer");
+        assert!(!line.contains('\n'));
+    }
+}

@@ -1,0 +1,117 @@
+//! `POST /slack/events`: Slack's Events API deliveries, verified, recorded once and acted on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse as _, Response};
+use connector_usecases::{EventOutcome, SlackEvents};
+use secrecy::SecretString;
+
+use crate::wire::{self, Callback};
+
+/// What `POST /slack/events` needs: the app's signing secret and the use case.
+#[derive(Clone)]
+pub struct EventReceiver {
+    /// The Slack app's signing secret.
+    pub signing_secret: SecretString,
+    /// Acts on the events.
+    pub events: SlackEvents,
+}
+
+/// The answer to Slack's URL check.
+#[derive(serde::Serialize)]
+struct Challenge {
+    challenge: String,
+}
+
+/// How long a delivery's answer waits for the event to be acted on; Slack wants an answer
+/// within 3 s, so longer work goes on after the answer.
+const EVENT_WORK_WAIT: Duration = Duration::from_secs(2);
+
+fn count_event(outcome: &'static str) {
+    metrics::counter!("connector_slack_events_total", "outcome" => outcome).increment(1);
+}
+
+/// `POST /slack/events`: verifies the signature before anything else, answers Slack's URL
+/// check, drops retries of handled events, and acts on the rest (answering within
+/// [`EVENT_WORK_WAIT`] whatever the work takes).
+pub(crate) async fn slack_events(
+    receiver: Option<Arc<EventReceiver>>,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(receiver) = receiver else {
+        return (
+            StatusCode::NOT_FOUND,
+            "Slack events are off: set CONNECTOR__SLACK__SIGNING_SECRET\n",
+        )
+            .into_response();
+    };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Err(e) = wire::verify(
+        &receiver.signing_secret,
+        header(wire::TIMESTAMP_HEADER),
+        header(wire::SIGNATURE_HEADER),
+        &body,
+        chrono::Utc::now().timestamp(),
+    ) {
+        count_event("refused");
+        tracing::warn!(reason = %e, "a Slack event delivery was refused");
+        return (StatusCode::UNAUTHORIZED, format!("{e}\n")).into_response();
+    }
+    let event = match wire::parse(&body) {
+        Ok(Callback::UrlVerification { challenge }) => {
+            count_event("url_verification");
+            return axum::Json(Challenge { challenge }).into_response();
+        }
+        Ok(Callback::Event(event)) => event,
+        Err(e) => {
+            count_event("malformed");
+            tracing::warn!(error = %e, "a signed Slack delivery could not be read");
+            return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response();
+        }
+    };
+    let retry = header(wire::RETRY_HEADER).map(str::to_owned);
+    match receiver.events.first_delivery(&event).await {
+        Ok(true) => {}
+        Ok(false) => {
+            count_event("duplicate");
+            tracing::debug!(event_id = %event.event_id, retry = ?retry,
+                "a Slack event already handled was delivered again; dropped");
+            return StatusCode::OK.into_response();
+        }
+        Err(e) => {
+            // Not recorded: Slack retries the delivery.
+            count_event("failed");
+            tracing::warn!(event_id = %event.event_id, error = %e,
+                "could not record a Slack event; Slack will retry it");
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    }
+    let events = receiver.events.clone();
+    let mut work = tokio::spawn(async move {
+        let outcome = events.handle(&event).await;
+        match &outcome {
+            Ok(EventOutcome::Handled { connectors }) => {
+                count_event("handled");
+                tracing::info!(event_id = %event.event_id, workspace_id = %event.team_id,
+                    kind = ?event.kind, connectors, "Slack event handled");
+            }
+            Ok(_) => count_event("ignored"),
+            Err(e) => {
+                count_event("failed");
+                tracing::warn!(event_id = %event.event_id, error = %e,
+                    "acting on a Slack event failed; Slack's retry of it will be handled");
+            }
+        }
+        outcome.is_ok()
+    });
+    match tokio::time::timeout(EVENT_WORK_WAIT, &mut work).await {
+        // Failed before the answer: Slack retries the delivery, which is acted on again.
+        Ok(Ok(false)) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+        // Done, or still running (it goes on after the answer).
+        _ => StatusCode::OK.into_response(),
+    }
+}
