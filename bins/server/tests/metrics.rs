@@ -12,6 +12,8 @@ use slack_double::{Fault, OAuthApp};
 
 mod common;
 
+use test_support::stack::{TestStack, Workspace};
+
 const TOKEN: &str = "xoxb-metrics-0000-token";
 
 /// A Secrets Manager client of the test's own, to make the connector's token a rotating one.
@@ -72,7 +74,9 @@ fn value(samples: &HashMap<String, f64>, name: &str, labels: &[(&str, &str)]) ->
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_call_moves_its_counter_by_exactly_one() {
-    let services = common::Services::start("T0METRICS1", TOKEN).await;
+    let services = TestStack::start(&Workspace::new("T0METRICS1", TOKEN), "metrics")
+        .await
+        .unwrap();
     services.double.state().set_oauth_app(OAuthApp {
         client_id: "111.222".into(),
         client_secret: "app-secret".into(),
@@ -80,8 +84,8 @@ async fn every_call_moves_its_counter_by_exactly_one() {
         rotation: true,
         deny: false,
     });
-    let mut server = common::Running::start(services.settings(
-        "metrics/",
+    let mut server = common::Running::start(common::config(
+        services.server_env(),
         &[
             ("CONNECTOR__SLACK__CLIENT_ID", "111.222"),
             ("CONNECTOR__SLACK__CLIENT_SECRET", "app-secret"),
@@ -147,7 +151,7 @@ async fn every_call_moves_its_counter_by_exactly_one() {
     // The connector's token becomes a rotating one that expired, with a refresh token Slack
     // never issued: the background refresh is refused and the connector needs
     // re-authorisation.
-    let secret = format!("metrics/acme/{}", created.id);
+    let secret = services.secret_name("acme", &created.id);
     let expired = chrono::Utc::now().timestamp() - 10;
     secrets_client()
         .put_secret_value()

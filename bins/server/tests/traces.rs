@@ -22,6 +22,8 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 
 mod common;
 
+use test_support::stack::{TestStack, Workspace};
+
 const TOKEN: &str = "xoxb-traces-0000-token";
 const TEXT: &str = "a message text no span may carry";
 
@@ -131,10 +133,12 @@ async fn each_rpc_is_one_trace_continuing_the_callers_traceparent() {
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(otlp)),
     );
 
-    let services = common::Services::start("T0TRACES01", TOKEN).await;
+    let services = TestStack::start(&Workspace::new("T0TRACES01", TOKEN), "traces")
+        .await
+        .unwrap();
     let otel_endpoint = format!("http://{otlp_addr}");
-    let settings = services.settings(
-        "traces/",
+    let settings = common::config(
+        services.server_env(),
         &[
             ("CONNECTOR__OTEL__ENDPOINT", &otel_endpoint),
             ("CONNECTOR__OTEL__SERVICE_NAME", "connector-traces-test"),

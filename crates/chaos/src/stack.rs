@@ -12,6 +12,7 @@ use connector_grpc_api::pb::connector_service_client::ConnectorServiceClient;
 use connector_grpc_api::pb::{Connector, ListConnectorsRequest};
 use slack_double::{Channel, SlackDouble};
 use test_support::proxy::FaultProxy;
+use test_support::stack::{Endpoints, Workspace};
 use tokio::process::{Child, Command};
 use tonic::transport::Channel as GrpcChannel;
 
@@ -76,12 +77,10 @@ impl Stack {
         std::fs::create_dir_all(&config.log_dir)
             .with_context(|| format!("creating {}", config.log_dir.display()))?;
         let double = SlackDouble::start().await?;
-        double.state().add_generated_workspace(
-            TEAM,
-            5,
-            vec![Channel::public("C0ALERTS01", CHANNEL)],
-        );
-        double.state().add_token(TOKEN, TEAM);
+        Workspace::new(TEAM, TOKEN)
+            .with_generated_channels(5)
+            .with_channels(vec![Channel::public("C0ALERTS01", CHANNEL)])
+            .seed(&double);
         let store_proxy = FaultProxy::start(config.localstack).await?;
         let names = ["replica-a", "replica-b", "replica-c"];
         let mut stack = Self {
@@ -108,8 +107,12 @@ impl Stack {
 
     /// Starts replica `i` (again) and waits until it answers.
     pub(crate) async fn launch(&mut self, i: usize) -> anyhow::Result<()> {
-        let double_url = self.double.api_base_url();
-        let store = format!("http://{}", self.store_proxy.addr());
+        let dependencies = Endpoints {
+            database_url: self.config.database_url.clone(),
+            aws_endpoint: format!("http://{}", self.store_proxy.addr()),
+            secret_prefix: self.prefix.clone(),
+            slack_api_base_url: self.double.api_base_url(),
+        };
         let replica = &mut self.replicas[i];
         replica.starts += 1;
         let log = self
@@ -120,12 +123,7 @@ impl Stack {
         let mut cmd = Command::new(&self.config.server_bin);
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("CONNECTOR__DATABASE__URL", &self.config.database_url)
-            .env("CONNECTOR__AWS__ENDPOINT_URL", &store)
-            .env("CONNECTOR__AWS__ACCESS_KEY_ID", "test")
-            .env("CONNECTOR__AWS__SECRET_ACCESS_KEY", "test")
-            .env("CONNECTOR__SECRETS__PREFIX", &self.prefix)
-            .env("CONNECTOR__SLACK__API_BASE_URL", &double_url)
+            .envs(dependencies.dependency_env())
             .env("CONNECTOR__GRPC__LISTEN_ADDR", replica.grpc.to_string())
             .env("CONNECTOR__HTTP__LISTEN_ADDR", free_addr()?.to_string())
             .env("CONNECTOR__LOG__FORMAT", "json")

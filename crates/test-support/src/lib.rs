@@ -9,6 +9,9 @@
 //!   for suites that get their own and for faults only containers allow (pause, network cut).
 //! - [`proxy`]: [`proxy::FaultProxy`], a TCP proxy switched between passing, refusing and
 //!   hanging traffic, to put a dependency down or make it hang.
+//! - [`stack`]: [`stack::TestStack`], what every test server runs on (database, LocalStack,
+//!   a Slack double with one workspace, a secret prefix), and the variables pointing a server
+//!   at it: the one base of every harness that starts servers.
 //!
 //! Services come from the environment that `scripts/test.sh` sets up (`DATABASE_ADMIN_URL`,
 //! `AWS_ENDPOINT_URL`), defaulting to the usual local ports. When a service does not answer,
@@ -21,6 +24,7 @@ pub mod conformance;
 pub mod containers;
 pub mod issuer;
 pub mod proxy;
+pub mod stack;
 
 /// What the conformance macros name.
 #[doc(hidden)]

@@ -1,79 +1,56 @@
-//! One server in this test process, on a fresh database, LocalStack and a Slack double with
-//! one workspace: for the test binaries that need a process of their own (`metrics`,
-//! `traces`: the metrics recorder and the tracing pipeline are per process).
+//! The one harness that starts connector servers in a test process, for every test binary of
+//! `bins/server` (`e2e`; `metrics` and `traces`, which need a process of their own: the
+//! metrics recorder and the tracing pipeline are per process). What a server runs on comes
+//! from `test_support::stack` (the base the sender's rig and the chaos replicas share).
+//!
+//! - [`config`]: a server's settings from variables (a stack's, then the test's own);
+//! - [`Running`]: a server serving until stopped, with a client and its addresses;
+//! - [`TestApp`]: a server on a [`TestStack`] of its own.
 
 // Each test binary that includes this module uses a part of it.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::ops::Deref;
 
 use connector_grpc_api::pb::connector_service_client::ConnectorServiceClient;
-use connector_grpc_api::pb::{Connector, CreateConnectorRequest};
+use connector_grpc_api::pb::{self, CreateConnectorRequest};
 use connector_server::{Application, ServerConfig};
-use slack_double::{Channel, SlackDouble};
-use test_support::TestDatabase;
+use test_support::stack::{TestStack, Workspace};
+use tonic::transport::Channel as GrpcChannel;
 
-/// The services a server runs on.
-pub(crate) struct Services {
-    pub(crate) db: TestDatabase,
-    pub(crate) double: SlackDouble,
-}
-
-impl Services {
-    /// Workspace `team` with channel `#alerts`, whose bot token is `token`.
-    pub(crate) async fn start(team: &str, token: &str) -> Self {
-        test_support::require_localstack().await.unwrap();
-        let db = TestDatabase::create().await.unwrap();
-        let double = SlackDouble::start().await.unwrap();
-        double.state().add_generated_workspace(
-            team,
-            2,
-            vec![Channel::public("C0ALERTS01", "alerts")],
-        );
-        double.state().add_token(token, team);
-        Self { db, double }
-    }
-
-    /// The server's settings on these services (secrets under `prefix`, periodic jobs off),
-    /// then `more`.
-    pub(crate) fn settings(&self, prefix: &str, more: &[(&str, &str)]) -> ServerConfig {
-        let mut env: HashMap<String, String> = [
-            ("CONNECTOR__GRPC__LISTEN_ADDR", "127.0.0.1:0"),
-            ("CONNECTOR__HTTP__LISTEN_ADDR", "127.0.0.1:0"),
-            ("CONNECTOR__DATABASE__URL", self.db.url()),
-            (
-                "CONNECTOR__AWS__ENDPOINT_URL",
-                &test_support::localstack_endpoint(),
-            ),
-            ("CONNECTOR__AWS__ACCESS_KEY_ID", "test"),
-            ("CONNECTOR__AWS__SECRET_ACCESS_KEY", "test"),
-            ("CONNECTOR__SECRETS__PREFIX", prefix),
-            (
-                "CONNECTOR__SLACK__API_BASE_URL",
-                &self.double.api_base_url(),
-            ),
-            ("CONNECTOR__RECONCILER__INTERVAL_SECS", "0"),
-            ("CONNECTOR__TOKEN_REFRESH__INTERVAL_SECS", "0"),
-            ("CONNECTOR__OAUTH_STATE_PURGE__INTERVAL_SECS", "0"),
-        ]
+/// The settings `env` (a stack's [`TestStack::server_env`], or any variables) makes, then
+/// `extra`; later ones win.
+pub(crate) fn config(
+    env: impl IntoIterator<Item = (String, String)>,
+    extra: &[(&str, &str)],
+) -> ServerConfig {
+    let env: HashMap<String, String> = env
         .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .chain(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        )
         .collect();
-        env.extend(more.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-        ServerConfig::load_from(None, Some(env)).unwrap()
-    }
+    ServerConfig::load_from(None, Some(env)).unwrap()
 }
 
-/// A server serving until [`Running::stop`].
+/// A server serving in this process until [`Running::stop`].
 pub(crate) struct Running {
+    /// A client of its gRPC listener.
+    pub(crate) client: ConnectorServiceClient<GrpcChannel>,
+    /// Its gRPC listener.
+    pub(crate) grpc: SocketAddr,
+    /// Its HTTP listener.
     pub(crate) http: SocketAddr,
-    pub(crate) client: ConnectorServiceClient<tonic::transport::Channel>,
     stop: tokio::sync::oneshot::Sender<()>,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
 impl Running {
+    /// Builds the server `settings` describe and runs it on a task of its own.
     pub(crate) async fn start(settings: ServerConfig) -> Self {
         let app = Application::build(settings).await.unwrap();
         let (grpc, http) = (app.grpc_addr(), app.http_addr());
@@ -85,15 +62,16 @@ impl Running {
             .await
             .unwrap();
         Self {
-            http,
             client,
+            grpc,
+            http,
             stop,
             server,
         }
     }
 
-    /// Creates connector `prod` of tenant `acme` on `#alerts`.
-    pub(crate) async fn create(&mut self, token: &str) -> Connector {
+    /// Creates connector `prod` of tenant `acme` on `#alerts` with `token`.
+    pub(crate) async fn create(&mut self, token: &str) -> pb::Connector {
         self.client
             .create_connector(CreateConnectorRequest {
                 tenant_id: "acme".into(),
@@ -113,5 +91,50 @@ impl Running {
     pub(crate) async fn stop(self) {
         let _ = self.stop.send(());
         self.server.await.unwrap().unwrap();
+    }
+}
+
+/// A server on a [`TestStack`] of its own; the stack's fields (`db`, `double`, `prefix`) are
+/// reached through it.
+pub(crate) struct TestApp {
+    /// A client of the server.
+    pub(crate) client: ConnectorServiceClient<GrpcChannel>,
+    stack: TestStack,
+    running: Running,
+}
+
+impl Deref for TestApp {
+    type Target = TestStack;
+    fn deref(&self) -> &TestStack {
+        &self.stack
+    }
+}
+
+impl TestApp {
+    /// A server on a fresh stack with `workspace`, configured by `extra` over the stack's
+    /// variables.
+    pub(crate) async fn start(workspace: &Workspace, extra: &[(&str, &str)]) -> Self {
+        let stack = TestStack::start(workspace, "e2e").await.unwrap();
+        Self::on(stack, extra).await
+    }
+
+    /// A server on `stack`.
+    pub(crate) async fn on(stack: TestStack, extra: &[(&str, &str)]) -> Self {
+        let running = Running::start(config(stack.server_env(), extra)).await;
+        Self {
+            client: running.client.clone(),
+            stack,
+            running,
+        }
+    }
+
+    /// The HTTP listener's address.
+    pub(crate) fn http_addr(&self) -> SocketAddr {
+        self.running.http
+    }
+
+    /// Stops the server and waits for it to finish.
+    pub(crate) async fn stop(self) {
+        self.running.stop().await;
     }
 }

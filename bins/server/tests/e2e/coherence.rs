@@ -53,7 +53,8 @@ async fn rename_quietly(a: &TestApp, id: &str, name: &str) {
 
 /// The name `b` answers for connector `id`.
 async fn name_on(b: &mut helpers::Running, id: &str) -> String {
-    b.0.get_connector(get(id))
+    b.client
+        .get_connector(get(id))
         .await
         .unwrap()
         .into_inner()
@@ -75,7 +76,7 @@ async fn until_named(b: &mut helpers::Running, id: &str, name: &str, why: &str) 
 async fn refused_within(b: &mut helpers::Running, id: &str, code: Code) -> Duration {
     let started = Instant::now();
     loop {
-        match b.0.send_message(send(id)).await {
+        match b.client.send_message(send(id)).await {
             Err(status) if status.code() == code => return started.elapsed(),
             Err(status) => panic!("unexpected answer {status:?}"),
             Ok(_) => {
@@ -94,7 +95,7 @@ async fn a_change_on_one_replica_stops_the_other_from_using_its_cache() {
 
     // B caches the row: a change the database does not announce (the trigger off, as if the
     // feed missed it) is not seen by B, which proves it serves from memory.
-    b.0.send_message(send(&id)).await.unwrap();
+    b.client.send_message(send(&id)).await.unwrap();
     assert_eq!(name_on(&mut b, &id).await, "prod");
     rename_quietly(&a, &id, "renamed-quietly").await;
     assert_eq!(
@@ -119,7 +120,7 @@ async fn a_change_on_one_replica_stops_the_other_from_using_its_cache() {
     .unwrap();
     // Authorised again: B sends again once the change reaches it.
     let started = Instant::now();
-    while let Err(status) = b.0.send_message(send(&id)).await {
+    while let Err(status) = b.client.send_message(send(&id)).await {
         assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
         assert!(started.elapsed() < BOUND, "B still refuses after {BOUND:?}");
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -148,7 +149,7 @@ async fn a_token_replaced_on_one_replica_is_the_one_the_other_sends_with() {
     let mut b = replica_b(&a).await;
     let id = a.create("acme", "prod", "#alerts").await.id;
     // B caches the row and the token.
-    b.0.send_message(send(&id)).await.unwrap();
+    b.client.send_message(send(&id)).await.unwrap();
     assert_eq!(
         a.double.state().posted().pop().unwrap().token,
         helpers::TOKEN
@@ -166,7 +167,7 @@ async fn a_token_replaced_on_one_replica_is_the_one_the_other_sends_with() {
         .unwrap();
     let started = Instant::now();
     loop {
-        b.0.send_message(send(&id)).await.unwrap();
+        b.client.send_message(send(&id)).await.unwrap();
         if a.double.state().posted().pop().unwrap().token == NEW {
             break;
         }
@@ -189,7 +190,7 @@ async fn a_lost_change_feed_drops_everything_cached() {
     let mut a = TestApp::spawn_with(&[("CONNECTOR__CACHE__CONNECTOR_TTL_MS", "600000")]).await;
     let mut b = replica_b(&a).await;
     let id = a.create("acme", "prod", "#alerts").await.id;
-    b.0.get_connector(get(&id)).await.unwrap();
+    b.client.get_connector(get(&id)).await.unwrap();
     // A change nobody announces, then the feed connections end (as a database restart or a
     // network cut would): whatever B cached is dropped, and the change is seen.
     rename_quietly(&a, &id, "renamed-quietly").await;

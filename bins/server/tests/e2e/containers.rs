@@ -82,7 +82,7 @@ async fn create_send_and_delete_with_every_dependency_in_a_container() {
         &[("CONNECTOR__AWS__ENDPOINT_URL", store.endpoint())],
     ))
     .await;
-    let mut client = running.0.clone();
+    let mut client = running.client.clone();
 
     let c = client
         .create_connector(create_request("acme", "prod", TOKEN, "#alerts", ""))
@@ -152,7 +152,7 @@ async fn a_network_cut_to_postgres_during_creates_is_unavailable_and_loses_nothi
     let (done_tx, done) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
     for worker in 0..4 {
-        let (mut client, tally, done) = (running.0.clone(), tally.clone(), done.clone());
+        let (mut client, tally, done) = (running.client.clone(), tally.clone(), done.clone());
         tasks.push(tokio::spawn(async move {
             let mut answers = Vec::new();
             // Bounded, whatever happens: at most 150 creates a worker.
@@ -215,7 +215,7 @@ async fn a_network_cut_to_postgres_during_creates_is_unavailable_and_loses_nothi
 
     // After the reconciler's pass: every acknowledged create is there with its secret, and
     // nothing else is.
-    let mut client = running.0.clone();
+    let mut client = running.client.clone();
     let started = std::time::Instant::now();
     loop {
         let listed: HashSet<String> = client
@@ -267,7 +267,7 @@ async fn a_postgres_restart_under_traffic_is_unavailable_never_internal_and_heal
         ],
     ))
     .await;
-    let mut client = running.0.clone();
+    let mut client = running.client.clone();
     let id = client
         .create_connector(create_request("acme", "steady", TOKEN, "#alerts", ""))
         .await
@@ -282,8 +282,12 @@ async fn a_postgres_restart_under_traffic_is_unavailable_never_internal_and_heal
     let (done_tx, done) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
     for worker in 0..3 {
-        let (mut client, id, done, tally) =
-            (running.0.clone(), id.clone(), done.clone(), tally.clone());
+        let (mut client, id, done, tally) = (
+            running.client.clone(),
+            id.clone(),
+            done.clone(),
+            tally.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut answers: Vec<Result<(), tonic::Status>> = Vec::new();
             let mut i = 0;

@@ -41,7 +41,7 @@ async fn the_whole_lifecycle_runs_with_nothing_else_installed() {
     let data = DataDir::new();
     let slack = double().await;
     let mut running = start(embedded_settings(&data.0, &slack.api_base_url())).await;
-    let client = &mut running.0;
+    let client = &mut running.client;
 
     let created = client
         .create_connector(create_request("acme", "prod", TOKEN, "#alerts", "req-1"))
@@ -118,7 +118,7 @@ async fn a_restarted_server_keeps_its_connectors_and_can_still_send() {
     let slack = double().await;
     let mut first = start(embedded_settings(&data.0, &slack.api_base_url())).await;
     let created = first
-        .0
+        .client
         .create_connector(create_request("acme", "prod", TOKEN, "alerts", ""))
         .await
         .unwrap()
@@ -129,7 +129,7 @@ async fn a_restarted_server_keeps_its_connectors_and_can_still_send() {
 
     let mut second = start(embedded_settings(&data.0, &slack.api_base_url())).await;
     let listed = second
-        .0
+        .client
         .list_connectors(ListConnectorsRequest {
             tenant_id: "acme".into(),
             page_size: 10,
@@ -141,7 +141,7 @@ async fn a_restarted_server_keeps_its_connectors_and_can_still_send() {
         .into_inner();
     assert_eq!(listed.connectors, vec![created.clone()]);
     second
-        .0
+        .client
         .send_message(send("acme", &created.id, "after a restart"))
         .await
         .unwrap();
@@ -159,7 +159,7 @@ async fn rotate_key_runs_beside_a_serving_server_and_loses_nothing() {
     for i in 0..5 {
         ids.push(
             running
-                .0
+                .client
                 .create_connector(create_request(
                     "acme",
                     &format!("c{i}"),
@@ -202,7 +202,7 @@ async fn rotate_key_runs_beside_a_serving_server_and_loses_nothing() {
     // The running server (which loaded the old keyring) still sends through every connector.
     for id in &ids {
         running
-            .0
+            .client
             .send_message(send("acme", id, "after rotation"))
             .await
             .unwrap();

@@ -1,12 +1,11 @@
-use std::collections::HashMap;
-
 use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
-use connector_grpc_api::pb::connector_service_client::ConnectorServiceClient;
 use connector_grpc_api::pb::{self, CreateConnectorRequest};
-use connector_server::{Application, ServerConfig};
+use connector_server::ServerConfig;
 use slack_double::{Channel, SlackDouble};
 use test_support::TestDatabase;
-use tonic::transport::Channel as GrpcChannel;
+use test_support::stack::{Endpoints, QUIET_SERVER, TestStack, Workspace};
+
+use crate::common;
 
 /// The token the double's workspace accepts.
 pub(crate) const TOKEN: &str = "xoxb-1000-2000-e2etesttoken";
@@ -15,97 +14,65 @@ pub(crate) const TEAM: &str = "T0E2E0001";
 /// Channels generated before the named ones: more than one `conversations.list` page.
 pub(crate) const GENERATED_CHANNELS: usize = 1500;
 
-/// A running server with its own database, Slack double and secret prefix.
-pub(crate) struct TestApp {
-    pub(crate) client: ConnectorServiceClient<GrpcChannel>,
-    pub(crate) double: SlackDouble,
-    pub(crate) db: TestDatabase,
-    pub(crate) prefix: String,
-    http_addr: std::net::SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+pub(crate) use crate::common::{Running, TestApp};
+
+/// The workspace every test's double has: `#alerts`, an archived, a private and a non-member
+/// channel, after [`GENERATED_CHANNELS`] others.
+pub(crate) fn workspace() -> Workspace {
+    Workspace::new(TEAM, TOKEN)
+        .with_generated_channels(GENERATED_CHANNELS)
+        .with_channels(vec![
+            Channel::public("C0ALERTS01", "alerts"),
+            Channel {
+                is_archived: true,
+                ..Channel::public("C0ARCHIVE1", "old-alerts")
+            },
+            Channel {
+                is_private: true,
+                ..Channel::public("G0PRIVATE1", "private-ops")
+            },
+            Channel {
+                is_member: false,
+                ..Channel::public("C0OUTSIDE1", "outside")
+            },
+        ])
 }
 
-/// What every in-process test server shares: ephemeral ports, a quick Slack deadline, and no
-/// periodic job (tests that need one turn it on).
-const TEST_SERVER: &[(&str, &str)] = &[
-    ("CONNECTOR__GRPC__LISTEN_ADDR", "127.0.0.1:0"),
-    ("CONNECTOR__HTTP__LISTEN_ADDR", "127.0.0.1:0"),
-    ("CONNECTOR__SLACK__DEADLINE_SECS", "5"),
-    ("CONNECTOR__RECONCILER__INTERVAL_SECS", "0"),
-    ("CONNECTOR__TOKEN_REFRESH__INTERVAL_SECS", "0"),
-    ("CONNECTOR__OAUTH_STATE_PURGE__INTERVAL_SECS", "0"),
-];
-
-/// [`TEST_SERVER`], then `pairs`, then `extra`; later ones win.
-fn load(pairs: &[(&str, &str)], extra: &[(&str, &str)]) -> ServerConfig {
-    let env: HashMap<String, String> = TEST_SERVER
-        .iter()
-        .chain(pairs)
-        .chain(extra)
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    ServerConfig::load_from(None, Some(env)).unwrap()
-}
-
+/// A server's settings on `db`, Slack at `slack_base` and secrets under `prefix` (LocalStack),
+/// then `extra`.
 pub(crate) fn settings(
     db: &TestDatabase,
     slack_base: &str,
     prefix: &str,
     extra: &[(&str, &str)],
 ) -> ServerConfig {
-    let endpoint = test_support::localstack_endpoint();
-    load(
-        &[
-            ("CONNECTOR__DATABASE__URL", db.url()),
-            ("CONNECTOR__AWS__ENDPOINT_URL", &endpoint),
-            ("CONNECTOR__AWS__ACCESS_KEY_ID", "test"),
-            ("CONNECTOR__AWS__SECRET_ACCESS_KEY", "test"),
-            ("CONNECTOR__SECRETS__PREFIX", prefix),
-            ("CONNECTOR__SLACK__API_BASE_URL", slack_base),
-        ],
-        extra,
-    )
+    let endpoints = Endpoints {
+        database_url: db.url().to_owned(),
+        aws_endpoint: test_support::localstack_endpoint(),
+        secret_prefix: prefix.to_owned(),
+        slack_api_base_url: slack_base.to_owned(),
+    };
+    common::config(endpoints.server_env(), extra)
 }
 
 impl TestApp {
+    /// A server on a stack of its own with [`workspace`].
     pub(crate) async fn spawn() -> Self {
         Self::spawn_with(&[]).await
     }
 
+    /// Like [`TestApp::spawn`], configured by `extra`.
     pub(crate) async fn spawn_with(extra: &[(&str, &str)]) -> Self {
-        Self::spawn_with_double(SlackDouble::start().await.unwrap(), extra).await
+        Self::start(&workspace(), extra).await
     }
 
     /// Like [`TestApp::spawn_with`], with a double the caller started (to know its address
     /// before the server's settings are made).
     pub(crate) async fn spawn_with_double(double: SlackDouble, extra: &[(&str, &str)]) -> Self {
-        test_support::require_localstack().await.unwrap();
-        let db = TestDatabase::create().await.unwrap();
-        seed(&double);
-        let prefix = format!("e2e-{}/", uuid::Uuid::new_v4().simple());
-        let (running, http_addr) =
-            start_with_http(settings(&db, &double.api_base_url(), &prefix, extra)).await;
-        let (client, stop, server) = running;
-        Self {
-            client,
-            double,
-            db,
-            prefix,
-            http_addr,
-            stop: Some(stop),
-            server: Some(server),
-        }
-    }
-
-    /// The HTTP listener's address.
-    pub(crate) fn http_addr(&self) -> std::net::SocketAddr {
-        self.http_addr
-    }
-
-    /// The name the connector's secret has in Secrets Manager.
-    pub(crate) fn secret_name(&self, tenant: &str, id: &str) -> String {
-        format!("{}{tenant}/{id}", self.prefix)
+        let stack = TestStack::on_double(double, &workspace(), "e2e")
+            .await
+            .unwrap();
+        Self::on(stack, extra).await
     }
 
     pub(crate) async fn create(
@@ -139,98 +106,46 @@ impl TestApp {
             .await
             .map(tonic::Response::into_inner)
     }
-
-    /// Stops the server and waits for it to finish.
-    pub(crate) async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(server) = self.server.take() {
-            server.await.unwrap().unwrap();
-        }
-    }
 }
 
 /// The Slack double's workspace every test uses.
 pub(crate) async fn double() -> SlackDouble {
     let double = SlackDouble::start().await.unwrap();
-    seed(&double);
+    workspace().seed(&double);
     double
 }
 
-fn seed(double: &SlackDouble) {
-    double.state().add_generated_workspace(
-        TEAM,
-        GENERATED_CHANNELS,
-        vec![
-            Channel::public("C0ALERTS01", "alerts"),
-            Channel {
-                is_archived: true,
-                ..Channel::public("C0ARCHIVE1", "old-alerts")
-            },
-            Channel {
-                is_private: true,
-                ..Channel::public("G0PRIVATE1", "private-ops")
-            },
-            Channel {
-                is_member: false,
-                ..Channel::public("C0OUTSIDE1", "outside")
-            },
-        ],
-    );
-    double.state().add_token(TOKEN, TEAM);
-}
-
-pub(crate) type Running = (
-    ConnectorServiceClient<GrpcChannel>,
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<anyhow::Result<()>>,
-);
-
-/// Builds and runs a server in process; returns a client, the stop switch and the task.
+/// Builds and runs a server in process.
 pub(crate) async fn start(settings: ServerConfig) -> Running {
-    start_with_http(settings).await.0
-}
-
-/// Like [`start`], with the HTTP listener's address.
-pub(crate) async fn start_with_http(settings: ServerConfig) -> (Running, std::net::SocketAddr) {
-    let (running, _, http_addr) = start_with_addrs(settings).await;
-    (running, http_addr)
+    Running::start(settings).await
 }
 
 /// Like [`start`], with the gRPC and HTTP listeners' addresses.
 pub(crate) async fn start_with_addrs(
     settings: ServerConfig,
 ) -> (Running, std::net::SocketAddr, std::net::SocketAddr) {
-    let app = Application::build(settings).await.unwrap();
-    let addr = app.grpc_addr();
-    let http_addr = app.http_addr();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run_until_stopped(async {
-        let _ = stopped.await;
-    }));
-    let client = ConnectorServiceClient::connect(format!("http://{addr}"))
-        .await
-        .unwrap();
-    ((client, stop, server), addr, http_addr)
+    let running = Running::start(settings).await;
+    let (grpc, http) = (running.grpc, running.http);
+    (running, grpc, http)
 }
 
 /// Stops a server started by [`start`].
 pub(crate) async fn stop(running: Running) {
-    let (_, stop, server) = running;
-    let _ = stop.send(());
-    server.await.unwrap().unwrap();
+    running.stop().await;
 }
 
 /// Settings of the embedded mode: no database URL, everything under `data_dir`.
 pub(crate) fn embedded_settings(data_dir: &std::path::Path, slack_base: &str) -> ServerConfig {
     let data_dir = data_dir.to_string_lossy();
-    load(
+    let quiet = QUIET_SERVER
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
+    common::config(
+        quiet,
         &[
             ("CONNECTOR__DATA_DIR", &data_dir),
             ("CONNECTOR__SLACK__API_BASE_URL", slack_base),
         ],
-        &[],
     )
 }
 

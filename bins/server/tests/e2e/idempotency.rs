@@ -76,7 +76,7 @@ async fn concurrent_duplicates_on_two_replicas_post_once() {
         &[],
     ))
     .await;
-    let mut client_b = replica_b.0.clone();
+    let mut client_b = replica_b.client.clone();
     // The first post's answer is slow, so the duplicate surely arrives while it is in flight.
     app.double
         .state()

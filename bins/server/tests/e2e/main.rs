@@ -6,6 +6,8 @@
 
 mod auth;
 mod coherence;
+#[path = "../common/mod.rs"]
+mod common;
 mod containers;
 mod crash_safety;
 mod embedded;

@@ -9,11 +9,12 @@ use connector_sender::SenderConfig;
 use connector_usecases::{ConnectorService, CreateConnector, Ports, SystemClock};
 use slack_double::{Channel, SlackDouble};
 use test_support::TestDatabase;
+use test_support::stack::{TestStack, Workspace};
 
 pub(crate) const TOKEN: &str = "xoxb-5555-6666-sendertests";
 pub(crate) const TEAM: &str = "T0SENDER1";
 
-/// A database with connectors, LocalStack, a Slack double, and a config pointing at them.
+/// A [`TestStack`] with connectors, and a sender config pointing at it.
 pub(crate) struct Rig {
     /// Kept so the database lives as long as the rig.
     _db: TestDatabase,
@@ -25,22 +26,21 @@ pub(crate) struct Rig {
 
 impl Rig {
     pub(crate) async fn new() -> Self {
-        let endpoint = test_support::require_localstack().await.unwrap();
-        let db = TestDatabase::create().await.unwrap();
-        let double = SlackDouble::start().await.unwrap();
-        double.state().add_generated_workspace(
-            TEAM,
-            5,
-            vec![
+        let workspace = Workspace::new(TEAM, TOKEN)
+            .with_generated_channels(5)
+            .with_channels(vec![
                 Channel::public("C0ALERTS01", "alerts"),
                 Channel {
                     is_member: false,
                     ..Channel::public("C0OUTSIDE1", "outside")
                 },
-            ],
-        );
-        double.state().add_token(TOKEN, TEAM);
-        let prefix = format!("sender-{}/", uuid::Uuid::new_v4().simple());
+            ]);
+        let TestStack {
+            db,
+            double,
+            aws_endpoint: endpoint,
+            prefix,
+        } = TestStack::start(&workspace, "sender").await.unwrap();
         let config = SenderConfig::new(db.url())
             .with_aws_endpoint(endpoint.clone())
             .with_aws_credentials("test", "test")
