@@ -21,13 +21,16 @@ RUN if [ -x dist/connector-server ]; then \
 
 FROM ${RUNTIME_IMAGE}
 COPY --from=build /out/connector-server /usr/local/bin/connector-server
-# gRPC and HTTP (OAuth callback, /healthz) listeners; bind all interfaces in a container.
+# gRPC, the public HTTP listener (Slack's events, the OAuth pages) and the admin one
+# (/healthz, /readyz, /metrics); bind all interfaces in a container (the manifests expose the
+# admin port inside the cluster only).
 ENV CONNECTOR__GRPC__LISTEN_ADDR=0.0.0.0:50051 \
     CONNECTOR__HTTP__LISTEN_ADDR=0.0.0.0:8080 \
+    CONNECTOR__ADMIN__LISTEN_ADDR=0.0.0.0:9090 \
     CONNECTOR__LOG__FORMAT=json
-EXPOSE 50051 8080
+EXPOSE 50051 8080 9090
 # distroless' "nonroot" user; the same ID on other bases.
 USER 65532:65532
-# Probes: gRPC grpc.health.v1 on 50051, or HTTP GET /healthz on 8080 (no shell or curl in
+# Probes: gRPC grpc.health.v1 on 50051, or HTTP GET /healthz on 9090 (no shell or curl in
 # the image for a HEALTHCHECK command).
 ENTRYPOINT ["/usr/local/bin/connector-server"]

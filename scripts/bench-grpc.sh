@@ -33,7 +33,7 @@ db="slack_connector_bench"
 psql -q "$DATABASE_ADMIN_URL" -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
 db_url="${DATABASE_ADMIN_URL%/*}/$db"
 token="xoxb-bench-0000-token"
-slack_port=$(free_port) grpc_port=$(free_port) http_port=$(free_port)
+slack_port=$(free_port) grpc_port=$(free_port) http_port=$(free_port) admin_port=$(free_port)
 "$BIN/slack-double" --listen "127.0.0.1:$slack_port" --token "$token" --channels alerts >"$work/double.log" 2>&1 &
 pids+=($!)
 CONNECTOR__DATABASE__URL="$db_url" \
@@ -41,11 +41,12 @@ CONNECTOR__AWS__ENDPOINT_URL="$AWS_ENDPOINT_URL" CONNECTOR__AWS__ACCESS_KEY_ID=t
 CONNECTOR__SECRETS__PREFIX="bench/$$/" \
 CONNECTOR__SLACK__API_BASE_URL="http://127.0.0.1:$slack_port/api/" \
 CONNECTOR__GRPC__LISTEN_ADDR="127.0.0.1:$grpc_port" CONNECTOR__HTTP__LISTEN_ADDR="127.0.0.1:$http_port" \
+CONNECTOR__ADMIN__LISTEN_ADDR="127.0.0.1:$admin_port" \
 CONNECTOR__QUOTAS__REQUESTS_PER_SECOND_PER_TENANT=0 CONNECTOR__SENDER__MAX_IN_FLIGHT_PER_CONNECTOR=1024 \
 CONNECTOR__LOG__FILTER=warn \
   "$BIN/connector-server" >"$work/server.log" 2>&1 &
 server=$!; pids+=("$server")
-WAIT_SECS=30 wait_for http_ok "http://127.0.0.1:$http_port/readyz" || { cat "$work/server.log"; die "the server did not become ready"; }
+WAIT_SECS=30 wait_for http_ok "http://127.0.0.1:$admin_port/readyz" || { cat "$work/server.log"; die "the server did not become ready"; }
 
 id=$("$GRPCURL" -plaintext -d "{\"tenant_id\":\"acme\",\"name\":\"bench\",\"slack_bot_token\":\"$token\",\"default_channel\":\"#alerts\"}" \
   "127.0.0.1:$grpc_port" connector.v1.ConnectorService/CreateConnector | python3 -c 'import json,sys; print(json.load(sys.stdin)["connector"]["id"])')
@@ -94,7 +95,7 @@ h2load -n $((REQUESTS * 2)) -c 10 -m 100 -d "$work/get.bin" "${grpc_h[@]}" "$g/c
   || { cat "$work/rss.out"; die "h2load at 1,000 streams failed"; }
 rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$server/status")
 # Every measured call answered OK (h2load sees only HTTP 200; the gRPC status is in /metrics).
-not_ok=$(curl -fsS "http://127.0.0.1:$http_port/metrics" | awk '/^connector_grpc_requests_total\{/ && !/code="OK"/ {s+=$2} END {print s+0}')
+not_ok=$(curl -fsS "http://127.0.0.1:$admin_port/metrics" | awk '/^connector_grpc_requests_total\{/ && !/code="OK"/ {s+=$2} END {print s+0}')
 [[ "$not_ok" == 0 ]] || die "$not_ok measured calls did not answer OK"
 
 python3 - "${results[health]}" "${results[get]}" "${results[post]}" "${results[send]}" "$rss_kb" <<'PY'

@@ -50,7 +50,7 @@ user=$(docker image inspect -f '{{.Config.User}}' slack-connector:smoke)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 export SC_SERVER_IMAGE=slack-connector:smoke SC_SLACK_DOUBLE_IMAGE=slack-connector-double:smoke
 export SC_POSTGRES_PORT=$(free_port) SC_SECRETS_PORT=$(free_port) SC_GRPC_PORT=$(free_port) \
-  SC_HTTP_PORT=$(free_port) SC_SLACK_DOUBLE_PORT=$(free_port)
+  SC_HTTP_PORT=$(free_port) SC_ADMIN_PORT=$(free_port) SC_SLACK_DOUBLE_PORT=$(free_port)
 export SC_SLACK_API_BASE_URL=http://slack-double:8765/api/
 project="scsmoke$$"
 dc() { "${compose[@]}" -p "$project" --profile dev "$@"; }
@@ -68,8 +68,8 @@ grpc="127.0.0.1:$SC_GRPC_PORT"
 WAIT_SECS=90 wait_for "$GRPCURL" -plaintext "$grpc" list || fail "the server did not answer on $grpc"
 services=$("$GRPCURL" -plaintext "$grpc" list)
 grep -qx connector.v1.ConnectorService <<<"$services" || fail "ConnectorService not listed: $services"
-http_ok "http://127.0.0.1:$SC_HTTP_PORT/healthz" || fail "/healthz did not answer"
-WAIT_SECS=30 wait_for http_ok "http://127.0.0.1:$SC_HTTP_PORT/readyz" || fail "/readyz did not say ready"
+http_ok "http://127.0.0.1:$SC_ADMIN_PORT/healthz" || fail "/healthz did not answer"
+WAIT_SECS=30 wait_for http_ok "http://127.0.0.1:$SC_ADMIN_PORT/readyz" || fail "/readyz did not say ready"
 
 key=$(dc run --rm --no-deps connector-server api-key create --tenant compose \
   --scope connectors:write --scope messages:send 2>/dev/null | tr -d '\r') || fail "api-key create in the image failed"

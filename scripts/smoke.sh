@@ -43,6 +43,7 @@ start_server() {
     CONNECTOR__AWS__ENDPOINT_URL="$AWS_ENDPOINT_URL" \
     CONNECTOR__GRPC__LISTEN_ADDR="127.0.0.1:$grpc_port" \
     CONNECTOR__HTTP__LISTEN_ADDR="127.0.0.1:$(free_port)" \
+    CONNECTOR__ADMIN__LISTEN_ADDR="127.0.0.1:$(free_port)" \
     CONNECTOR__SLACK__API_BASE_URL="http://127.0.0.1:$double_port/api/" \
     CONNECTOR__SECRETS__PREFIX="smoke/" \
     CONNECTOR__LOG__FORMAT=json \
@@ -183,7 +184,7 @@ key=$(CONNECTOR__DATA_DIR="$data" "$CARGO_TARGET_DIR/debug/connector-server" api
 call() { local method=$1 body=$2; "$GRPCURL" -plaintext -H "authorization: Bearer $key" -d "$body" "127.0.0.1:$grpc_port" "$method"; }
 CONNECTOR__AUTH__MODE=api_key \
 CONNECTOR__DATA_DIR="$data" CONNECTOR__GRPC__LISTEN_ADDR="127.0.0.1:$grpc_port" \
-CONNECTOR__HTTP__LISTEN_ADDR="127.0.0.1:$(free_port)" \
+CONNECTOR__HTTP__LISTEN_ADDR="127.0.0.1:$(free_port)" CONNECTOR__ADMIN__LISTEN_ADDR="127.0.0.1:$(free_port)" \
 CONNECTOR__SLACK__API_BASE_URL="http://127.0.0.1:$double_port/api/" CONNECTOR__LOG__FORMAT=json \
   "$CARGO_TARGET_DIR/debug/connector-server" >"$dir/server.log" 2>&1 &
 server_pid=$!

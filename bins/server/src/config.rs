@@ -23,8 +23,10 @@ pub struct ServerConfig {
     pub core: CoreConfig,
     /// The gRPC listener.
     pub grpc: GrpcConfig,
-    /// The HTTP listener (OAuth, Slack's events, probes, metrics).
+    /// The public HTTP listener (Slack's events, the OAuth install pages).
     pub http: HttpConfig,
+    /// The admin HTTP listener (probes, metrics).
+    pub admin: AdminConfig,
     /// Who may call.
     pub auth: Auth,
     /// gRPC requests a second per tenant and replica, and the burst above it; `None`: no
@@ -59,6 +61,8 @@ pub struct GrpcConfig {
     pub max_message_bytes: usize,
     /// A SendMessage's attachments together at most.
     pub max_attachment_bytes: usize,
+    /// A SendMessage's attachments at most.
+    pub max_attachments: usize,
     /// How long in-flight calls may drain after SIGINT/SIGTERM.
     pub shutdown_grace: Duration,
 }
@@ -76,17 +80,31 @@ pub struct TlsFiles {
     pub reload_every: Duration,
 }
 
-/// The HTTP listener.
+/// The public HTTP listener: what Slack and browsers must reach.
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
     /// Where it listens.
     pub listen_addr: SocketAddr,
     /// Request headers must arrive within this.
     pub header_read_timeout: Duration,
+    /// A request body must arrive within this.
+    pub body_read_timeout: Duration,
     /// Open connections at most.
     pub max_connections: usize,
+    /// Open connections at most from one client address.
+    pub max_connections_per_client: usize,
     /// Request bodies at most.
     pub max_body_bytes: usize,
+}
+
+/// The admin HTTP listener: `/healthz`, `/readyz` and `/metrics`, for the kubelet and
+/// Prometheus only.
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    /// Where it listens (loopback unless set).
+    pub listen_addr: SocketAddr,
+    /// How often the gauges that need the database (connectors by status) are refreshed.
+    pub gauge_refresh: Duration,
 }
 
 /// How callers of the gRPC API prove who they are; each mode carries what it needs.
@@ -168,6 +186,7 @@ pub struct OtelConfig {
 struct ServerSettings {
     grpc: RawGrpc,
     http: RawHttp,
+    admin: RawAdmin,
     auth: RawAuth,
     quotas: RawQuotas,
     slack: RawSlack,
@@ -193,6 +212,7 @@ struct RawGrpc {
     max_concurrent_requests: usize,
     max_message_bytes: usize,
     max_attachment_bytes: usize,
+    max_attachments: usize,
     shutdown_grace_secs: u64,
 }
 
@@ -211,6 +231,7 @@ impl Default for RawGrpc {
             max_concurrent_requests: 1024,
             max_message_bytes: 1024 * 1024,
             max_attachment_bytes: 10 * 1024 * 1024,
+            max_attachments: 10,
             shutdown_grace_secs: 10,
         }
     }
@@ -221,7 +242,9 @@ impl Default for RawGrpc {
 struct RawHttp {
     listen_addr: SocketAddr,
     header_read_timeout_secs: u64,
+    body_read_timeout_secs: u64,
     max_connections: usize,
+    max_connections_per_client: usize,
     max_body_bytes: usize,
 }
 
@@ -230,8 +253,26 @@ impl Default for RawHttp {
         Self {
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             header_read_timeout_secs: 10,
+            body_read_timeout_secs: 10,
             max_connections: 256,
+            max_connections_per_client: 32,
             max_body_bytes: 16384,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+struct RawAdmin {
+    listen_addr: SocketAddr,
+    gauge_refresh_secs: u64,
+}
+
+impl Default for RawAdmin {
+    fn default() -> Self {
+        Self {
+            listen_addr: SocketAddr::from(([127, 0, 0, 1], 9090)),
+            gauge_refresh_secs: 15,
         }
     }
 }
@@ -349,6 +390,10 @@ impl ServerConfig {
             ),
             (g.request_timeout_secs as usize, "grpc.request_timeout_secs"),
             (s.http.max_connections, "http.max_connections"),
+            (
+                s.http.max_connections_per_client,
+                "http.max_connections_per_client",
+            ),
         ] {
             if value == 0 {
                 return Err(invalid(key, "must be at least 1"));
@@ -384,13 +429,20 @@ impl ServerConfig {
                 max_concurrent_requests: g.max_concurrent_requests,
                 max_message_bytes: g.max_message_bytes,
                 max_attachment_bytes: g.max_attachment_bytes,
+                max_attachments: g.max_attachments,
                 shutdown_grace: secs(g.shutdown_grace_secs),
             },
             http: HttpConfig {
                 listen_addr: s.http.listen_addr,
                 header_read_timeout: secs(s.http.header_read_timeout_secs.max(1)),
+                body_read_timeout: secs(s.http.body_read_timeout_secs.max(1)),
                 max_connections: s.http.max_connections,
+                max_connections_per_client: s.http.max_connections_per_client,
                 max_body_bytes: s.http.max_body_bytes,
+            },
+            admin: AdminConfig {
+                listen_addr: s.admin.listen_addr,
+                gauge_refresh: secs(s.admin.gauge_refresh_secs.max(1)),
             },
             auth,
             rate_per_tenant: (s.quotas.requests_per_second_per_tenant > 0).then_some((
@@ -540,6 +592,10 @@ mod tests {
         let c = load(&[]).unwrap();
         assert_eq!(c.grpc.listen_addr.to_string(), "127.0.0.1:50051");
         assert_eq!(c.http.listen_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.admin.listen_addr.to_string(), "127.0.0.1:9090");
+        assert_eq!(c.http.max_connections_per_client, 32);
+        let moved = load(&[("CONNECTOR__ADMIN__LISTEN_ADDR", "127.0.0.1:0")]).unwrap();
+        assert_eq!(moved.admin.listen_addr.port(), 0);
         assert!(matches!(c.auth, Auth::Off));
         assert!(c.grpc.reflection && c.grpc.health);
         assert!(c.grpc.tls.is_none());

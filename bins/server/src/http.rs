@@ -1,5 +1,6 @@
-//! The HTTP listener: Slack's routes and the install pages (`connector-http-api`), with the
-//! process's probes beside them: `GET /metrics` (Prometheus), `GET /healthz` (live: the
+//! The HTTP listeners. The public one serves only what Slack and browsers must reach
+//! (`connector-http-api`: Slack's events, the install pages); the admin one serves the
+//! process's probes for the kubelet and Prometheus: `GET /metrics`, `GET /healthz` (live: the
 //! process serves) and `GET /readyz` (ready: its dependencies answered the last background
 //! check and it is not shutting down).
 
@@ -10,30 +11,26 @@ use axum::routing::get;
 use connector_app::{MetricsProbe, ReadyState};
 use connector_usecases::OAuthInstaller;
 
-pub use connector_http_api::{EventReceiver, HttpLimits, serve};
+pub use connector_http_api::{BodyLimits, EventReceiver, HttpLimits, serve};
 
-/// The routes, over the install flow and the readiness `ready` publishes; every response
-/// carries the security headers, and request bodies are capped at `max_body_bytes`.
-pub fn router(
+/// The public routes, over the install flow and Slack's events; every response carries the
+/// security headers, and request bodies are bounded by `body`.
+pub fn public_router(
     installer: OAuthInstaller,
     events: Option<EventReceiver>,
-    max_body_bytes: usize,
-    ready: tokio::sync::watch::Receiver<ReadyState>,
-    probe: MetricsProbe,
+    body: BodyLimits,
 ) -> Router {
-    let slack = connector_http_api::slack_routes(installer, events);
-    connector_http_api::hardened(slack.merge(probes(ready, probe)), max_body_bytes)
+    connector_http_api::hardened(connector_http_api::slack_routes(installer, events), body)
 }
 
-/// The process's own routes: liveness, readiness, metrics.
-fn probes(ready: tokio::sync::watch::Receiver<ReadyState>, probe: MetricsProbe) -> Router {
+/// The admin routes: liveness, readiness, metrics (rendered from what is recorded; the gauges
+/// that need the database are refreshed in the background, never per scrape).
+pub fn admin_router(ready: tokio::sync::watch::Receiver<ReadyState>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route(
             "/metrics",
-            get(move || async move {
-                // The gauges read at scrape time: the pool, the connectors by status.
-                probe.record().await;
+            get(|| async {
                 (
                     [(
                         header::CONTENT_TYPE,
@@ -50,6 +47,25 @@ fn probes(ready: tokio::sync::watch::Receiver<ReadyState>, probe: MetricsProbe) 
                 async move { readyz(&state) }
             }),
         )
+        .layer(axum::middleware::map_response(
+            connector_http_api::security_headers,
+        ))
+}
+
+/// Refreshes the gauges `probe` reads (the pool, the connectors by status) now and every
+/// `every`, until aborted.
+pub fn spawn_gauge_refresh(
+    probe: MetricsProbe,
+    every: std::time::Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            probe.record().await;
+        }
+    })
 }
 
 /// `200 ready`, or `503` saying why not (which dependency, or shutting down; no details).

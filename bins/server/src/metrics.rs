@@ -80,6 +80,14 @@ fn describe() {
         "connector_grpc_requests_in_flight",
         "gRPC calls being served, by method"
     );
+    metrics::describe_counter!(
+        "connector_http_connections_refused_total",
+        "Public HTTP connections closed at once, by reason (total or per-client cap)"
+    );
+    metrics::describe_counter!(
+        "connector_http_body_timeouts_total",
+        "Public HTTP requests answered 408: the body did not arrive in time"
+    );
     metrics::describe_gauge!(
         "connector_ready",
         "1 while the database and the secret store answer and the server is not shutting down"

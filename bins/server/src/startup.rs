@@ -23,6 +23,8 @@ pub struct Application {
     addr: SocketAddr,
     http_listener: TcpListener,
     http_addr: SocketAddr,
+    admin_listener: TcpListener,
+    admin_addr: SocketAddr,
     installer: OAuthInstaller,
     grpc: ConnectorGrpc,
     tls: Option<Arc<ReloadingTls>>,
@@ -83,11 +85,22 @@ impl Application {
                 )
             })?;
         let http_addr = http_listener.local_addr()?;
+        let admin_listener = TcpListener::bind(config.admin.listen_addr)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {} (CONNECTOR__ADMIN__LISTEN_ADDR)",
+                    config.admin.listen_addr
+                )
+            })?;
+        let admin_addr = admin_listener.local_addr()?;
         Ok(Self {
             listener,
             addr,
             http_listener,
             http_addr,
+            admin_listener,
+            admin_addr,
             installer: services.installer.clone(),
             grpc: ConnectorGrpc::new(
                 services.connectors.clone(),
@@ -98,6 +111,7 @@ impl Application {
             .with_limits(connector_grpc_api::MessageLimits {
                 max_message_bytes: config.grpc.max_message_bytes,
                 max_attachment_bytes: config.grpc.max_attachment_bytes,
+                max_attachments: config.grpc.max_attachments,
             }),
             tls,
             services,
@@ -110,9 +124,14 @@ impl Application {
         self.addr
     }
 
-    /// The address the HTTP listener (OAuth redirect, `/healthz`) listens on.
+    /// The address the public HTTP listener (Slack's events, the OAuth pages) listens on.
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
+    }
+
+    /// The address the admin HTTP listener (`/healthz`, `/readyz`, `/metrics`) listens on.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
     }
 
     /// Serves until `shutdown` completes, then reports NOT_SERVING, stops taking calls and
@@ -169,11 +188,14 @@ impl Application {
         let metrics_upkeep = crate::metrics::spawn_upkeep();
         let grace = self.config.grpc.shutdown_grace;
 
-        let (http_stop_tx, http_stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (http_stop_tx, http_stop_rx) = tokio::sync::watch::channel(false);
+        let stopped_http = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
         let h = &self.config.http;
         let http = crate::http::serve(
             self.http_listener,
-            crate::http::router(
+            crate::http::public_router(
                 self.installer,
                 self.config
                     .signing_secret
@@ -182,23 +204,38 @@ impl Application {
                         signing_secret: secret.clone(),
                         events: self.services.events.clone(),
                     }),
-                h.max_body_bytes,
-                readiness.subscribe(),
-                self.services.metrics.clone(),
+                crate::http::BodyLimits {
+                    max_bytes: h.max_body_bytes,
+                    read_timeout: h.body_read_timeout,
+                },
             ),
             crate::http::HttpLimits {
                 header_read_timeout: h.header_read_timeout,
                 max_connections: h.max_connections,
+                max_connections_per_client: h.max_connections_per_client,
             },
-            async {
-                let _ = http_stop_rx.await;
+            stopped_http(http_stop_rx.clone()),
+        );
+        let admin = crate::http::serve(
+            self.admin_listener,
+            crate::http::admin_router(readiness.subscribe()),
+            crate::http::HttpLimits {
+                header_read_timeout: h.header_read_timeout,
+                max_connections: 64,
+                max_connections_per_client: 64,
             },
+            stopped_http(http_stop_rx),
+        );
+        let gauges = crate::http::spawn_gauge_refresh(
+            self.services.metrics.clone(),
+            self.config.admin.gauge_refresh,
         );
         let http = tokio::spawn(async move {
-            http.await;
+            tokio::join!(http, admin);
             anyhow::Ok(())
         });
-        tracing::info!(addr = %self.http_addr, "HTTP listener (OAuth redirect) listening");
+        tracing::info!(addr = %self.http_addr, "public HTTP listener (Slack, OAuth) listening");
+        tracing::info!(addr = %self.admin_addr, "admin HTTP listener (probes, metrics) listening");
 
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let g = &self.config.grpc;
@@ -270,11 +307,12 @@ impl Application {
         // Safe at any point: an interrupted pass is finished by the next one.
         jobs.stop();
         metrics_upkeep.abort();
+        gauges.abort();
         if let Some(watch) = tls_watch {
             watch.abort();
         }
         let _ = stop_tx.send(());
-        let _ = http_stop_tx.send(());
+        let _ = http_stop_tx.send(true);
         let drained = tokio::time::timeout(grace, async {
             let grpc = server.await;
             let http = http.await;

@@ -95,10 +95,12 @@ async fn every_call_moves_its_counter_by_exactly_one() {
             ),
             // The background refresh looks for due tokens every second.
             ("CONNECTOR__TOKEN_REFRESH__INTERVAL_SECS", "1"),
+            // The gauges that need the database are refreshed every second, not per scrape.
+            ("CONNECTOR__ADMIN__GAUGE_REFRESH_SECS", "1"),
         ],
     ))
     .await;
-    let (http, double, db) = (server.http, &services.double, &services.db);
+    let (http, double, db) = (server.admin, &services.double, &services.db);
     let scrape = || async {
         let page = reqwest::get(format!("http://{http}/metrics"))
             .await
@@ -175,8 +177,14 @@ async fn every_call_moves_its_counter_by_exactly_one() {
     .unwrap();
     let refused = [("outcome", "refused")];
     let mut after = scrape().await;
+    let reauthorise = [
+        ("state", "active"),
+        ("auth_status", "needs_reauthorization"),
+    ];
     for _ in 0..100 {
-        if value(&after, "connector_token_refreshes_total", &refused) > 0.0 {
+        if value(&after, "connector_token_refreshes_total", &refused) > 0.0
+            && value(&after, "connector_connectors", &reauthorise) == 1.0
+        {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -262,7 +270,7 @@ async fn every_call_moves_its_counter_by_exactly_one() {
     );
     assert_eq!(value(&after, "connector_ready", &[]), 1.0);
     assert_eq!(value(&after, "connector_change_feed_listening", &[]), 1.0);
-    // Read at scrape time: the pool, and the connectors by state and auth status.
+    // Refreshed in the background: the pool, and the connectors by state and auth status.
     assert!(value(&after, "connector_db_pool_max_connections", &[]) >= 1.0);
     assert_eq!(
         value(

@@ -33,6 +33,10 @@ pub fn describe() {
         "Database connections open, by state (idle, in_use)"
     );
     metrics::describe_counter!(
+        "connector_send_deadline_exceeded_total",
+        "Sends with a request_id that did not finish within their deadline (outcome unknown)"
+    );
+    metrics::describe_counter!(
         "connector_db_pool_waits_total",
         "Database connection checkouts that had to wait"
     );

@@ -124,7 +124,9 @@ impl Services {
                 tokio_sleep(),
                 tokio_spawn(),
             )
-            .with_limits(config.send_limits, config.max_in_flight_per_connector),
+            .with_limits(config.send_limits, config.max_in_flight_per_connector)
+            .with_channel_limits(config.channel_limits)
+            .with_send_deadline(config.send_deadline),
             installer,
             readiness: ReadinessCheck::new(ports.clone()),
             events: SlackEvents::new(ports.clone(), storage.events),

@@ -126,6 +126,7 @@ impl Stack {
             .envs(dependencies.dependency_env())
             .env("CONNECTOR__GRPC__LISTEN_ADDR", replica.grpc.to_string())
             .env("CONNECTOR__HTTP__LISTEN_ADDR", free_addr()?.to_string())
+            .env("CONNECTOR__ADMIN__LISTEN_ADDR", free_addr()?.to_string())
             .env("CONNECTOR__LOG__FORMAT", "json")
             .envs(self.config.extra_env.iter().cloned())
             .stdin(Stdio::null())

@@ -31,6 +31,8 @@ pub struct MessageLimits {
     pub max_message_bytes: usize,
     /// A SendMessage's attachments together at most.
     pub max_attachment_bytes: usize,
+    /// A SendMessage's attachments at most (each one is an upload to Slack).
+    pub max_attachments: usize,
 }
 
 impl Default for MessageLimits {
@@ -38,6 +40,7 @@ impl Default for MessageLimits {
         Self {
             max_message_bytes: 1024 * 1024,
             max_attachment_bytes: 10 * 1024 * 1024,
+            max_attachments: 10,
         }
     }
 }
@@ -147,6 +150,13 @@ impl ConnectorGrpc {
 
     /// The files of a SendMessage, within the attachment limit.
     fn attachments(&self, attachments: Vec<pb::Attachment>) -> Result<Vec<FileAttachment>, Status> {
+        if attachments.len() > self.limits.max_attachments {
+            return Err(Status::out_of_range(format!(
+                "attachments: {} files; at most {} are accepted (CONNECTOR__GRPC__MAX_ATTACHMENTS)",
+                attachments.len(),
+                self.limits.max_attachments
+            )));
+        }
         let total: usize = attachments.iter().map(|a| a.content.len()).sum();
         if total > self.limits.max_attachment_bytes {
             return Err(Status::out_of_range(format!(

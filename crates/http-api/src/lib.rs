@@ -14,11 +14,12 @@ mod serve;
 pub mod wire;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::http::{HeaderMap, HeaderValue, header};
-use axum::response::Response;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse as _, Response};
 use axum::routing::{get, post};
 use connector_usecases::OAuthInstaller;
 
@@ -42,12 +43,76 @@ pub fn slack_routes(installer: OAuthInstaller, events: Option<EventReceiver>) ->
         .with_state(installer)
 }
 
-/// `router` with request bodies capped at `max_body_bytes` and [`security_headers`] on every
+/// How much of a request body the listener reads, and for how long.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    /// Bytes at most: a larger body is `413`.
+    pub max_bytes: usize,
+    /// The whole body must arrive within this: a slower one is `408` (a client trickling a
+    /// body cannot hold a connection and its buffer).
+    pub read_timeout: Duration,
+}
+
+/// `router` with request bodies bounded by `limits` and [`security_headers`] on every
 /// response.
-pub fn hardened(router: Router, max_body_bytes: usize) -> Router {
+pub fn hardened(router: Router, limits: BodyLimits) -> Router {
     router
-        .layer(axum::extract::DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::extract::DefaultBodyLimit::max(limits.max_bytes))
+        .layer(axum::middleware::from_fn_with_state(limits, read_body))
         .layer(axum::middleware::map_response(security_headers))
+}
+
+/// Reads the whole body within [`BodyLimits`] before any route sees the request.
+async fn read_body(
+    axum::extract::State(limits): axum::extract::State<BodyLimits>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let too_large = || {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the request body is larger than {} bytes\n",
+                limits.max_bytes
+            ),
+        )
+            .into_response()
+    };
+    if declared.is_some_and(|n| n > limits.max_bytes as u64) {
+        return too_large();
+    }
+    let (parts, body) = request.into_parts();
+    match tokio::time::timeout(
+        limits.read_timeout,
+        axum::body::to_bytes(body, limits.max_bytes),
+    )
+    .await
+    {
+        Err(_) => {
+            metrics::counter!("connector_http_body_timeouts_total").increment(1);
+            (
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request body did not arrive within {} s\n",
+                    limits.read_timeout.as_secs()
+                ),
+            )
+                .into_response()
+        }
+        Ok(Err(_)) => too_large(),
+        Ok(Ok(bytes)) => {
+            next.run(axum::extract::Request::from_parts(
+                parts,
+                axum::body::Body::from(bytes),
+            ))
+            .await
+        }
+    }
 }
 
 /// Pages are never cached, framed, sniffed or allowed to load anything but their inline style,

@@ -28,11 +28,13 @@ use connector_domain::{
 use connector_ports::{
     OutgoingMessage, SendKey, SendOutcome, SendRecord, SentMessageStore, SlackError,
 };
+use futures::future::Either;
 use sha2::{Digest as _, Sha256};
 use tracing::Instrument as _;
 
 use crate::Ports;
 use crate::coherence::{Coherence, Forget};
+use crate::connectors::ChannelLimits;
 use crate::error::SendError;
 use crate::refresh::TokenRefresher;
 use crate::runtime::{Clock, Sleep, Spawn};
@@ -260,6 +262,7 @@ pub struct MessageSender {
     sleep: Sleep,
     spawn: Spawn,
     channels: Arc<ChannelIds>,
+    send_deadline: Duration,
 }
 
 /// Channel IDs found by name for sends that name another channel, per connector, for
@@ -268,6 +271,7 @@ pub struct MessageSender {
 #[derive(Default)]
 struct ChannelIds {
     max_pages: usize,
+    deadline: Duration,
     found: Mutex<HashMap<(ConnectorId, ChannelName), (ChannelId, Instant)>>,
 }
 
@@ -376,19 +380,33 @@ impl MessageSender {
             tokens,
             refresher,
             channels: Arc::new(ChannelIds {
-                max_pages: 100,
+                max_pages: ChannelLimits::default().max_pages,
+                deadline: ChannelLimits::default().deadline,
                 ..ChannelIds::default()
             }),
+            send_deadline: Self::DEFAULT_SEND_DEADLINE,
         }
     }
 
-    /// The same sender reading at most `max_pages` pages of channels to find a channel a send
-    /// names (as for a connector's default channel).
-    pub fn with_channel_pages(mut self, max_pages: usize) -> Self {
+    /// The same sender finding a channel a send names within `limits` (pages read, time
+    /// taken), as create does for a connector's default channel.
+    pub fn with_channel_limits(mut self, limits: ChannelLimits) -> Self {
         self.channels = Arc::new(ChannelIds {
-            max_pages: max_pages.max(1),
+            max_pages: limits.max_pages.max(1),
+            deadline: limits.deadline,
             ..ChannelIds::default()
         });
+        self
+    }
+
+    /// How long a send with a request ID posts, unless told otherwise.
+    pub const DEFAULT_SEND_DEADLINE: Duration = Duration::from_secs(120);
+
+    /// The same sender giving a send with a request ID (which runs on a task of its own, past
+    /// its caller's deadline) at most `deadline` to post; then its outcome is recorded as
+    /// unknown, so the task, its connector slot and its claim never linger.
+    pub fn with_send_deadline(mut self, deadline: Duration) -> Self {
+        self.send_deadline = deadline;
         self
     }
 
@@ -512,7 +530,7 @@ impl MessageSender {
         {
             return self.repeat(&key, &fingerprint, first).await;
         }
-        let result = self.post(&connector, message).await;
+        let result = self.post_within_deadline(&connector, message).await;
         let outcome = match &result {
             Ok(sent) => Some(SendOutcome::Sent {
                 channel: sent.channel.clone(),
@@ -652,13 +670,27 @@ impl MessageSender {
         }
         let shown = format!("#{name}");
         let wanted = ChannelRef::Name(name.clone());
-        let found = crate::channels::find(
+        let finding = crate::channels::find(
             self.ports.slack.as_ref(),
             token,
             &wanted,
             self.channels.max_pages,
-        )
-        .await
+        );
+        futures::pin_mut!(finding);
+        let found = match futures::future::select(finding, (self.sleep)(self.channels.deadline))
+            .await
+        {
+            Either::Left((found, _)) => found,
+            Either::Right(_) => {
+                return Err(SendError::Unavailable {
+                    dependency: crate::error::Dependency::Slack,
+                    detail: format!(
+                        "finding channel {shown} took longer than {} s",
+                        self.channels.deadline.as_secs()
+                    ),
+                });
+            }
+        }
         .map_err(|miss| match miss {
             crate::channels::Lookup::Slack(e) => SendError::from_slack(e, &ChannelId::new(&shown)),
             crate::channels::Lookup::Archived => SendError::ChannelArchived {
@@ -785,6 +817,29 @@ impl MessageSender {
 
     /// Posts `message` through `connector` with its cached (or stored) token, retrying once
     /// with the stored token when Slack rejects a cached one.
+    /// [`MessageSender::post`], given at most the send deadline: past it, what was posted is
+    /// unknown (a part, a file, or all of it may have landed), and it is said so.
+    async fn post_within_deadline(
+        &self,
+        connector: &Connector,
+        message: &Message,
+    ) -> Result<SentMessage, SendError> {
+        let posting = self.post(connector, message);
+        futures::pin_mut!(posting);
+        match futures::future::select(posting, (self.sleep)(self.send_deadline)).await {
+            Either::Left((posted, _)) => posted,
+            Either::Right(_) => {
+                metrics::counter!("connector_send_deadline_exceeded_total").increment(1);
+                Err(SendError::OutcomeUnknown {
+                    detail: format!(
+                        "the send did not finish within {} s (CONNECTOR__SENDER__SEND_DEADLINE_SECS)",
+                        self.send_deadline.as_secs()
+                    ),
+                })
+            }
+        }
+    }
+
     async fn post(
         &self,
         connector: &Connector,

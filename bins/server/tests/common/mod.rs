@@ -43,8 +43,10 @@ pub(crate) struct Running {
     pub(crate) client: ConnectorServiceClient<GrpcChannel>,
     /// Its gRPC listener.
     pub(crate) grpc: SocketAddr,
-    /// Its HTTP listener.
+    /// Its public HTTP listener.
     pub(crate) http: SocketAddr,
+    /// Its admin HTTP listener (probes, metrics).
+    pub(crate) admin: SocketAddr,
     stop: tokio::sync::oneshot::Sender<()>,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -53,7 +55,7 @@ impl Running {
     /// Builds the server `settings` describe and runs it on a task of its own.
     pub(crate) async fn start(settings: ServerConfig) -> Self {
         let app = Application::build(settings).await.unwrap();
-        let (grpc, http) = (app.grpc_addr(), app.http_addr());
+        let (grpc, http, admin) = (app.grpc_addr(), app.http_addr(), app.admin_addr());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until_stopped(async {
             let _ = stopped.await;
@@ -65,6 +67,7 @@ impl Running {
             client,
             grpc,
             http,
+            admin,
             stop,
             server,
         }
@@ -128,9 +131,14 @@ impl TestApp {
         }
     }
 
-    /// The HTTP listener's address.
+    /// The public HTTP listener's address.
     pub(crate) fn http_addr(&self) -> SocketAddr {
         self.running.http
+    }
+
+    /// The admin HTTP listener's address.
+    pub(crate) fn admin_addr(&self) -> SocketAddr {
+        self.running.admin
     }
 
     /// Stops the server and waits for it to finish.

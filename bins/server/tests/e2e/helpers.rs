@@ -120,13 +120,13 @@ pub(crate) async fn start(settings: ServerConfig) -> Running {
     Running::start(settings).await
 }
 
-/// Like [`start`], with the gRPC and HTTP listeners' addresses.
+/// Like [`start`], with the gRPC and admin listeners' addresses.
 pub(crate) async fn start_with_addrs(
     settings: ServerConfig,
 ) -> (Running, std::net::SocketAddr, std::net::SocketAddr) {
     let running = Running::start(settings).await;
-    let (grpc, http) = (running.grpc, running.http);
-    (running, grpc, http)
+    let (grpc, admin) = (running.grpc, running.admin);
+    (running, grpc, admin)
 }
 
 /// Stops a server started by [`start`].

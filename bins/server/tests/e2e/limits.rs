@@ -88,6 +88,116 @@ async fn oversized_messages_and_texts_are_refused_naming_the_limit() {
 }
 
 #[tokio::test]
+async fn attachments_beyond_their_number_are_refused_and_nothing_is_uploaded() {
+    let mut app = TestApp::spawn_with(&[("CONNECTOR__GRPC__MAX_ATTACHMENTS", "2")]).await;
+    let c = app.create("acme", "prod", "alerts").await;
+    let file = |n: usize| connector_grpc_api::pb::Attachment {
+        filename: format!("f{n}.txt"),
+        content: b"tiny".to_vec(),
+        ..Default::default()
+    };
+    let status = app
+        .client
+        .send_message(connector_grpc_api::pb::SendMessageRequest {
+            tenant_id: "acme".into(),
+            connector_id: c.id.clone(),
+            text: "three files".into(),
+            attachments: (0..3).map(file).collect(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+    assert!(
+        status.message().starts_with("attachments:")
+            && status
+                .message()
+                .contains("CONNECTOR__GRPC__MAX_ATTACHMENTS"),
+        "{}",
+        status.message()
+    );
+    assert!(app.double.state().posted().is_empty());
+    // Two are within the limit.
+    app.client
+        .send_message(connector_grpc_api::pb::SendMessageRequest {
+            tenant_id: "acme".into(),
+            connector_id: c.id.clone(),
+            text: "two files".into(),
+            attachments: (0..2).map(file).collect(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_keyed_send_past_its_deadline_is_recorded_unknown_and_never_reposted() {
+    let mut app = TestApp::spawn_with(&[("CONNECTOR__SENDER__SEND_DEADLINE_SECS", "1")]).await;
+    let c = app.create("acme", "prod", "alerts").await;
+    app.double
+        .state()
+        .inject("chat.postMessage", Fault::Delay { millis: 3_000 }, 1);
+    let keyed = connector_grpc_api::pb::SendMessageRequest {
+        tenant_id: "acme".into(),
+        connector_id: c.id.clone(),
+        text: "slow".into(),
+        request_id: "deadline-1".into(),
+        ..Default::default()
+    };
+    let started = Instant::now();
+    let status = app.client.send_message(keyed.clone()).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains("CONNECTOR__SENDER__SEND_DEADLINE_SECS"),
+        "{}",
+        status.message()
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(2_900),
+        "waited for Slack"
+    );
+    // The outcome is recorded: a retry is refused, not posted again.
+    let again = app.client.send_message(keyed).await.unwrap_err();
+    assert_eq!(again.code(), Code::Aborted, "{again:?}");
+    // Whatever became of the cut post, the retry did not post again.
+    tokio::time::sleep(Duration::from_millis(3_500).saturating_sub(started.elapsed())).await;
+    assert!(app.double.state().posted().len() <= 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_send_naming_a_channel_gives_up_on_a_slow_lookup_at_its_deadline() {
+    let mut app =
+        TestApp::spawn_with(&[("CONNECTOR__SLACK__CHANNEL_RESOLVE_DEADLINE_SECS", "1")]).await;
+    let c = app.create("acme", "prod", "C0ALERTS01").await;
+    app.double
+        .state()
+        .inject("conversations.list", Fault::Delay { millis: 3_000 }, 1);
+    let started = Instant::now();
+    let status = app
+        .client
+        .send_message(connector_grpc_api::pb::SendMessageRequest {
+            tenant_id: "acme".into(),
+            connector_id: c.id.clone(),
+            text: "by name".into(),
+            channel: "#outside".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_millis(2_900),
+        "waited for Slack"
+    );
+    assert!(app.double.state().posted().is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn the_http_listener_drops_slow_headers_and_caps_connections() {
     let app = TestApp::spawn_with(&[
         ("CONNECTOR__HTTP__HEADER_READ_TIMEOUT_SECS", "1"),
@@ -97,7 +207,7 @@ async fn the_http_listener_drops_slow_headers_and_caps_connections() {
     let addr = app.http_addr();
     // A slow-loris client: headers never finished.
     let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
-    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+    slow.write_all(b"GET /slack/install HTTP/1.1\r\nHost: x\r\n")
         .await
         .unwrap();
     let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -124,12 +234,79 @@ async fn the_http_listener_drops_slow_headers_and_caps_connections() {
     // And the listener serves again, once the dropped connections gave their slots back.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
+        // Probes are not on the public listener: its 404 says it serves.
         match reqwest::get(format!("http://{addr}/healthz")).await {
-            Ok(ok) if ok.status() == 200 => break,
+            Ok(served) if served.status() == 404 => break,
             other => assert!(Instant::now() < deadline, "never served again: {other:?}"),
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn probes_and_metrics_answer_only_on_the_admin_listener() {
+    let app = TestApp::spawn().await;
+    let (public, admin) = (app.http_addr(), app.admin_addr());
+    assert_ne!(public, admin);
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let on_public = reqwest::get(format!("http://{public}{path}"))
+            .await
+            .unwrap();
+        assert_eq!(on_public.status(), 404, "{path} on the public listener");
+    }
+    let live = reqwest::get(format!("http://{admin}/healthz"))
+        .await
+        .unwrap();
+    assert_eq!(live.status(), 200);
+    let metrics = reqwest::get(format!("http://{admin}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("connector_"), "{metrics}");
+    // The public listener still serves Slack's and the browsers' routes.
+    let install = reqwest::get(format!("http://{public}/slack/install?state=unknown"))
+        .await
+        .unwrap();
+    assert_eq!(install.status(), 400);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn one_client_address_cannot_hold_every_connection_nor_trickle_a_body() {
+    let app = TestApp::spawn_with(&[
+        ("CONNECTOR__HTTP__MAX_CONNECTIONS_PER_CLIENT", "2"),
+        ("CONNECTOR__HTTP__BODY_READ_TIMEOUT_SECS", "1"),
+        ("CONNECTOR__SLACK__SIGNING_SECRET", "a-signing-secret"),
+    ])
+    .await;
+    let addr = app.http_addr();
+    // A body announced and never sent: answered 408 once the body-read timeout passes.
+    let mut trickle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    trickle
+        .write_all(b"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let n = tokio::time::timeout(Duration::from_secs(5), trickle.read(&mut buf))
+        .await
+        .expect("a trickled body held the connection past the body-read timeout")
+        .unwrap();
+    let answer = std::str::from_utf8(&buf[..n]).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    drop(trickle);
+    // Two connections from this address are open; a third is closed at once. (The listener
+    // accepts in arrival order and counts as it accepts, so the two are counted first.)
+    let _first = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let _second = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut third = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(2), third.read(&mut buf))
+        .await
+        .expect("the third connection was neither served nor closed")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "a connection beyond the per-address cap was served");
     app.stop().await;
 }
 

@@ -75,29 +75,16 @@ impl Replica {
         let grpc = format!("127.0.0.1:{}", free_port());
         let child = Command::new(env!("CARGO_BIN_EXE_connector-server"))
             .env_clear()
-            .env("CONNECTOR__DATABASE__URL", app.db.url())
-            .env(
-                "CONNECTOR__AWS__ENDPOINT_URL",
-                test_support::localstack_endpoint(),
-            )
-            .env("CONNECTOR__AWS__ACCESS_KEY_ID", "test")
-            .env("CONNECTOR__AWS__SECRET_ACCESS_KEY", "test")
-            .env("CONNECTOR__SECRETS__PREFIX", &app.prefix)
-            .env("CONNECTOR__SLACK__API_BASE_URL", app.double.api_base_url())
+            // The stack's variables (listeners on free ports, periodic jobs off), then this
+            // replica's gRPC port and the Slack app that refreshes tokens.
+            .envs(app.server_env())
+            .env("CONNECTOR__GRPC__LISTEN_ADDR", &grpc)
             .env("CONNECTOR__SLACK__CLIENT_ID", "111.222")
             .env("CONNECTOR__SLACK__CLIENT_SECRET", "app-secret")
             .env(
                 "CONNECTOR__SLACK__REDIRECT_URL",
                 "http://127.0.0.1:9/slack/oauth/callback",
             )
-            .env("CONNECTOR__GRPC__LISTEN_ADDR", &grpc)
-            .env(
-                "CONNECTOR__HTTP__LISTEN_ADDR",
-                format!("127.0.0.1:{}", free_port()),
-            )
-            .env("CONNECTOR__RECONCILER__INTERVAL_SECS", "0")
-            .env("CONNECTOR__TOKEN_REFRESH__INTERVAL_SECS", "0")
-            .env("CONNECTOR__OAUTH_STATE_PURGE__INTERVAL_SECS", "0")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -43,6 +43,8 @@ pub struct CoreConfig {
     pub send_limits: SendLimits,
     /// Concurrent sends per connector.
     pub max_in_flight_per_connector: usize,
+    /// How long a send with a request ID may post before its outcome is recorded as unknown.
+    pub send_deadline: Duration,
     /// How long a token is reused (zero: no token cache).
     pub token_cache_ttl: Duration,
     /// How long a row is trusted without news from the change feed (zero: no row cache).
@@ -203,6 +205,7 @@ impl CoreConfig {
                 max_blocks_bytes: s.sender.max_blocks_bytes,
             },
             max_in_flight_per_connector: s.sender.max_in_flight_per_connector,
+            send_deadline: secs(s.sender.send_deadline_secs.max(1)),
             token_cache_ttl: secs(s.sender.token_cache_ttl_secs),
             connector_cache_ttl: Duration::from_millis(s.cache.connector_ttl_ms),
             sender_tenant,

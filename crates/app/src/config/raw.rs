@@ -202,6 +202,9 @@ pub struct Sender {
     pub max_blocks_bytes: usize,
     /// `max_in_flight_per_connector`: concurrent sends per connector.
     pub max_in_flight_per_connector: usize,
+    /// `send_deadline_secs`: how long a send with a `request_id` (on a task of its own) may
+    /// post before its outcome is recorded as unknown.
+    pub send_deadline_secs: u64,
 }
 
 impl Default for Sender {
@@ -212,6 +215,7 @@ impl Default for Sender {
             max_text_parts: 10,
             max_blocks_bytes: 65536,
             max_in_flight_per_connector: 64,
+            send_deadline_secs: 120,
         }
     }
 }
