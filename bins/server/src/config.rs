@@ -530,6 +530,22 @@ fn parse_auth(a: &RawAuth, g: &RawGrpc, tls: Option<&TlsFiles>) -> Result<Auth, 
     }
 }
 
+/// Whether `url` is plain HTTP to this host (`127.0.0.0/8`, `[::1]`, `localhost`).
+fn is_loopback_http(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// The identity provider's settings, all required in the `jwt` modes.
 fn parse_jwt(a: &RawAuth) -> Result<JwtSettings, ConfigError> {
     let required = |v: &Option<String>, key| {
@@ -541,8 +557,11 @@ fn parse_jwt(a: &RawAuth) -> Result<JwtSettings, ConfigError> {
         })
     };
     let jwks_url = required(&a.jwks_url, "auth.jwks_url")?;
-    if !(jwks_url.starts_with("https://") || jwks_url.starts_with("http://")) {
-        return Err(invalid("auth.jwks_url", "must be an http(s) URL"));
+    if !(jwks_url.starts_with("https://") || is_loopback_http(&jwks_url)) {
+        return Err(invalid(
+            "auth.jwks_url",
+            "must be an https:// URL (plain http:// only on a loopback host): the keys decide who may call",
+        ));
     }
     let issuer = required(&a.issuer, "auth.issuer")?;
     let audience = required(&a.audience, "auth.audience")?;
@@ -585,6 +604,38 @@ mod tests {
         let e = load(pairs).unwrap_err();
         assert_eq!(e.key(), Some(key), "{e}");
         e.to_string()
+    }
+
+    #[test]
+    fn a_jwks_url_is_https_unless_it_is_on_this_host() {
+        for ok in [
+            "https://idp.example.com/.well-known/jwks.json",
+            "http://127.0.0.1:8443/jwks",
+            "http://localhost/jwks",
+            "http://[::1]:9000/jwks",
+        ] {
+            assert!(ok.starts_with("https://") || is_loopback_http(ok), "{ok}");
+        }
+        for refused in [
+            "http://idp.example.com/jwks",
+            "http://127.0.0.1.evil.example/jwks",
+            "http://10.0.0.1/jwks",
+            "ftp://localhost/jwks",
+        ] {
+            assert!(!is_loopback_http(refused), "{refused}");
+        }
+        let err = load(&[
+            ("CONNECTOR__AUTH__MODE", "jwt"),
+            ("CONNECTOR__AUTH__JWKS_URL", "http://idp.example.com/jwks"),
+            ("CONNECTOR__AUTH__ISSUER", "https://idp.example.com/"),
+            ("CONNECTOR__AUTH__AUDIENCE", "connector"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("CONNECTOR__AUTH__JWKS_URL") && err.contains("https://"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -75,11 +75,16 @@ macro_rules! oauth_state_store {
                 async fn take_state(
                     &self,
                     state_hash: &str,
+                    browser_hash: &str,
                 ) -> Result<Option<PendingInstall>, RepositoryError> {
                     let row: Option<StateRow> = $crate::first!(
                         self.$pool,
-                        diesel::delete(s::oauth_states.filter(s::state_hash.eq(state_hash)))
-                            .returning(StateRow::as_returning())
+                        diesel::delete(
+                            s::oauth_states
+                                .filter(s::state_hash.eq(state_hash))
+                                .filter(s::browser_hash.eq(browser_hash)),
+                        )
+                        .returning(StateRow::as_returning())
                     )?;
                     row.map(PendingInstall::try_from).transpose()
                 }

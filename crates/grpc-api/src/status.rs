@@ -128,9 +128,14 @@ pub fn send_to_status(err: SendError) -> Status {
         SendError::Unavailable { dependency, detail } => {
             to_status(ConnectorError::Unavailable { dependency, detail })
         }
-        e @ SendError::OutcomeUnknown { .. } => Status::unavailable(format!(
-            "{e}; a retry with the same request_id never posts it twice"
-        )),
+        SendError::OutcomeUnknown { detail } => {
+            // A fixed text: the detail (a host, a driver's words) goes to the log only.
+            let incident = incident_id();
+            tracing::warn!(%incident, %detail, "a send's outcome is unknown");
+            Status::unavailable(format!(
+                "Slack's answer was lost; the message may have been posted: check the channel before sending it again; a retry with the same request_id never posts it twice (incident {incident})"
+            ))
+        }
         e @ SendError::SendInProgress { .. } => Status::with_error_details(
             Code::Aborted,
             e.to_string(),

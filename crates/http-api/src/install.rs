@@ -134,10 +134,7 @@ fn failure(e: InstallError) -> (StatusCode, Html<String>) {
         InstallError::UnknownState => (StatusCode::BAD_REQUEST, "This install link is not valid"),
         InstallError::ExpiredState => (StatusCode::BAD_REQUEST, "This install link has expired"),
         InstallError::MissingCode => (StatusCode::BAD_REQUEST, "Slack sent no authorization code"),
-        InstallError::OtherBrowser => (
-            StatusCode::BAD_REQUEST,
-            "This install was started in another browser",
-        ),
+        InstallError::OtherBrowser => (StatusCode::BAD_REQUEST, "This install link is not valid"),
         InstallError::WrongWorkspace { .. } => (StatusCode::BAD_REQUEST, "Wrong Slack workspace"),
         InstallError::Exchange(
             SlackError::Unavailable(detail) | SlackError::OutcomeUnknown(detail),

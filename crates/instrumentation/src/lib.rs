@@ -267,7 +267,8 @@ observed!(ConnectorReconciliation, Database, "db", "db.operation" {
 
 observed!(OAuthStateStore, Database, "db", "db.operation" {
     fn save_state(&self, state_hash: &str, pending: &PendingInstall) -> Result<(), RepositoryError>;
-    fn take_state(&self, state_hash: &str) -> Result<Option<PendingInstall>, RepositoryError>;
+    fn take_state(&self, state_hash: &str, browser_hash: &str)
+        -> Result<Option<PendingInstall>, RepositoryError>;
     fn bind_browser(&self, state_hash: &str, browser_hash: &str, now: DateTime<Utc>)
         -> Result<Option<PendingInstall>, RepositoryError>;
     fn count_states(&self, tenant: &TenantId, now: DateTime<Utc>) -> Result<u64, RepositoryError>;

@@ -35,10 +35,15 @@ pub trait OAuthStateStore: Send + Sync {
         pending: &PendingInstall,
     ) -> Result<(), RepositoryError>;
 
-    /// Removes and returns the pending install of `state_hash` (expired or not); `None` when
-    /// there is none (never issued, or already taken).
-    async fn take_state(&self, state_hash: &str)
-    -> Result<Option<PendingInstall>, RepositoryError>;
+    /// Removes and returns the pending install of `state_hash` (expired or not) if it is bound
+    /// to the browser whose nonce hashes to `browser_hash`, atomically; `None` when there is
+    /// none (never issued, already taken) or it is not that browser's, which leaves it as it
+    /// is: a stranger or a link unfurler cannot burn the link.
+    async fn take_state(
+        &self,
+        state_hash: &str,
+        browser_hash: &str,
+    ) -> Result<Option<PendingInstall>, RepositoryError>;
 
     /// Binds the unexpired, not yet bound pending install of `state_hash` to the browser
     /// holding the nonce whose hash is `browser_hash`, atomically: the first browser to open

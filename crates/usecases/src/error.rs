@@ -399,14 +399,18 @@ impl SendError {
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
     /// The state was never issued, was already used, or was tampered with.
-    #[error("this install link is not valid or was already used; ask for a new one")]
+    #[error(
+        "this install link is not valid, was already used, or was started in another browser; ask for a new one"
+    )]
     UnknownState,
     /// The state is older than its time to live.
     #[error("this install link has expired; ask for a new one")]
     ExpiredState,
     /// The install was started in another browser, or its link was opened in none: a
     /// forwarded or leaked link cannot complete an install.
-    #[error("this install was started in another browser; start it again from your own")]
+    #[error(
+        "this install link is not valid in this browser (it was started in another browser, or already used); start it again from your own"
+    )]
     OtherBrowser,
     /// Slack installed the app in another workspace than the one pinned.
     #[error("the app was installed in another workspace than {expected}; install it in {expected}")]

@@ -231,22 +231,20 @@ impl OAuthInstaller {
         if state.is_empty() || state.len() > 128 {
             return Err(InstallError::UnknownState);
         }
+        // Only the browser that started the install may finish it, and the link is consumed
+        // only by that browser: a leaked link is useless, and a stranger or an unfurler that
+        // opens it does not burn it.
+        let Some(nonce) = browser_nonce.filter(|n| !n.is_empty() && n.len() <= 128) else {
+            return Err(InstallError::OtherBrowser);
+        };
         let pending = self
             .states
-            .take_state(&hash_state(state))
+            .take_state(&hash_state(state), &hash_state(nonce))
             .await
             .map_err(|e| InstallError::Store(e.into()))?
             .ok_or(InstallError::UnknownState)?;
         if pending.expires_at <= self.now() {
             return Err(InstallError::ExpiredState);
-        }
-        // Only the browser that started the install may finish it: a leaked link is useless.
-        let same_browser = match (browser_nonce, &pending.browser_hash) {
-            (Some(nonce), Some(bound)) => hash_state(nonce) == *bound,
-            _ => false,
-        };
-        if !same_browser {
-            return Err(InstallError::OtherBrowser);
         }
         if error.is_some() {
             return Err(InstallError::Denied);

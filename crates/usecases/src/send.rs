@@ -496,6 +496,8 @@ impl MessageSender {
         message.validate()?;
         message.check_limits(&self.limits)?;
         message.check_schedule(self.ports.clock.utc())?;
+        // Ownership first: another tenant's calls must not take this connector's slots.
+        let connector = self.usable_connector(tenant, id).await?;
         let _slot = self
             .in_flight
             .take(id)
@@ -503,7 +505,6 @@ impl MessageSender {
                 id: id.to_string(),
                 limit: self.in_flight.limit,
             })?;
-        let connector = self.usable_connector(tenant, id).await?;
         if message.channel.is_none() && !connector.default_channel_available {
             return Err(SendError::DefaultChannelUnavailable {
                 id: id.to_string(),

@@ -347,13 +347,17 @@ async fn a_leaked_callback_or_another_browsers_cookie_creates_nothing() {
 
     // ...or with the cookie of an install of their own.
     let victim = install_url(&mut app, "acme", "victim2", "alerts").await;
-    let (victims_callback, _) = open_link(&victim).await.unwrap();
+    let (victims_callback, victims_cookie) = open_link(&victim).await.unwrap();
     let own = install_url(&mut app, "acme", "attacker", "alerts").await;
     let (_, attackers_cookie) = open_link(&own).await.unwrap();
     let (status, page) = visit_with_cookie(&victims_callback, Some(&attackers_cookie)).await;
     assert_eq!(status, 400);
     assert!(page.contains("another browser"), "{page}");
     assert!(connectors(&mut app, "acme").await.is_empty());
+    // Neither burned the victim's link: their own browser still completes it.
+    let (status, page) = visit_with_cookie(&victims_callback, Some(&victims_cookie)).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(connectors(&mut app, "acme").await.len(), 1);
     app.stop().await;
 }
 

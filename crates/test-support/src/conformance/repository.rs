@@ -374,34 +374,54 @@ fn pending(tenant_id: &str, name: &str, expires_in_secs: i64) -> PendingInstall 
     }
 }
 
-/// Conformance case: a state is taken once, with what was saved.
+/// Conformance case: a state is taken once, by its browser only, with what was saved.
 pub async fn oauth_states_are_single_use<R: OAuthStateStore>(repo: &R) {
-    let p = pending("acme", "prod", 600);
+    let mut p = pending("acme", "prod", 600);
+    p.browser_hash = Some("browser".into());
     repo.save_state("hash-1", &p).await.unwrap();
-    let taken = repo.take_state("hash-1").await.unwrap().unwrap();
+    assert!(
+        repo.take_state("hash-1", "stranger")
+            .await
+            .unwrap()
+            .is_none(),
+        "another browser took it"
+    );
+    let taken = repo.take_state("hash-1", "browser").await.unwrap().unwrap();
     assert_eq!(taken.tenant_id, p.tenant_id);
     assert_eq!(taken.name, p.name);
     assert_eq!(taken.default_channel, "#alerts");
     assert!((taken.expires_at - p.expires_at).num_milliseconds().abs() < 1);
     assert!(
-        repo.take_state("hash-1").await.unwrap().is_none(),
+        repo.take_state("hash-1", "browser")
+            .await
+            .unwrap()
+            .is_none(),
         "replayed"
     );
-    assert!(repo.take_state("never-issued").await.unwrap().is_none());
+    assert!(
+        repo.take_state("never-issued", "browser")
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 /// Conformance case: expired states are still returned once (so the caller can say
 /// "expired"), and purged by `purge_states`.
 pub async fn expired_oauth_states_are_purged<R: OAuthStateStore>(repo: &R) {
-    repo.save_state("old", &pending("acme", "a", -60))
+    let bound = |mut p: PendingInstall| {
+        p.browser_hash = Some("browser".into());
+        p
+    };
+    repo.save_state("old", &bound(pending("acme", "a", -60)))
         .await
         .unwrap();
-    repo.save_state("fresh", &pending("acme", "b", 600))
+    repo.save_state("fresh", &bound(pending("acme", "b", 600)))
         .await
         .unwrap();
     assert_eq!(repo.purge_states(chrono::Utc::now()).await.unwrap(), 1);
-    assert!(repo.take_state("old").await.unwrap().is_none());
-    assert!(repo.take_state("fresh").await.unwrap().is_some());
+    assert!(repo.take_state("old", "browser").await.unwrap().is_none());
+    assert!(repo.take_state("fresh", "browser").await.unwrap().is_some());
 }
 
 /// Conformance case: the refresh lease is exclusive, expiring tokens are found, outcomes are
@@ -730,7 +750,11 @@ pub async fn an_install_is_bound_to_the_first_browser_only<R: OAuthStateStore>(r
             .unwrap()
             .is_none()
     );
-    let taken = repo.take_state("bind-1").await.unwrap().unwrap();
+    let taken = repo
+        .take_state("bind-1", "browser-a")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(taken.browser_hash.as_deref(), Some("browser-a"));
     assert_eq!(taken.team_id, Some(WorkspaceId::new("T0PINNED1")));
 

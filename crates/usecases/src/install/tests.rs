@@ -130,7 +130,7 @@ async fn unknown_expired_and_denied_states_create_nothing() {
         states
             .expect_take_state()
             .times(1)
-            .return_once(move |_| Ok(taken));
+            .return_once(move |_, _| Ok(taken));
         let mut slack = MockSlackApi::new();
         slack.expect_oauth_access().never();
         let mut repo = MockConnectors::default();
@@ -152,7 +152,7 @@ async fn an_approved_install_creates_the_connector_with_the_granted_token() {
     let mut states = MockOAuthStateStore::new();
     states
         .expect_take_state()
-        .return_once(|_| Ok(Some(pending(600))));
+        .return_once(|_, _| Ok(Some(pending(600))));
     let mut slack = MockSlackApi::new();
     slack
         .expect_oauth_access()
@@ -283,12 +283,20 @@ async fn opening_the_link_binds_the_browser_and_sends_it_to_slack() {
 }
 
 #[tokio::test]
-async fn another_browser_or_none_cannot_complete_and_slack_is_not_asked() {
-    for cookie in [None, Some("another-browsers-nonce")] {
+async fn another_browser_or_none_cannot_complete_nor_consume_the_link() {
+    for (cookie, expected) in [
+        (None, "OtherBrowser"),
+        (Some("another-browsers-nonce"), "UnknownState"),
+    ] {
         let mut states = MockOAuthStateStore::new();
+        // Without a cookie the store is not asked; with another browser's, it is asked to
+        // take the state bound to that browser only, which leaves the real one in place.
+        let asked = cookie.is_some();
         states
             .expect_take_state()
-            .returning(|_| Ok(Some(pending(600))));
+            .times(usize::from(asked))
+            .withf(|_, browser| *browser == hash_state("another-browsers-nonce"))
+            .returning(|_, _| Ok(None));
         let mut slack = MockSlackApi::new();
         slack.expect_oauth_access().never();
         let i = installer(
@@ -302,14 +310,17 @@ async fn another_browser_or_none_cannot_complete_and_slack_is_not_asked() {
             .complete("some-state", Some("the-code"), None, cookie)
             .await
             .unwrap_err();
-        assert!(matches!(err, InstallError::OtherBrowser), "{err:?}");
+        assert_eq!(
+            format!("{err:?}").split([' ', '(']).next().unwrap(),
+            expected
+        );
     }
 }
 
 #[tokio::test]
 async fn an_install_in_another_workspace_than_the_pinned_one_creates_nothing() {
     let mut states = MockOAuthStateStore::new();
-    states.expect_take_state().returning(|_| {
+    states.expect_take_state().returning(|_, _| {
         let mut p = pending(600);
         p.team_id = Some(WorkspaceId::new("T0PINNED1"));
         Ok(Some(p))

@@ -217,6 +217,31 @@ async fn tenant_scoping_hides_other_tenants_connectors() {
 }
 
 #[tokio::test]
+async fn another_tenants_calls_are_refused_before_they_take_a_slot() {
+    let mut rig = Rig::new();
+    rig.slack.expect_post_message().never();
+    let (sender, id) = rig.sender(Arc::new(SystemClock));
+    let sender = sender.with_limits(SendLimits::default(), 1);
+    // The owner's one slot is busy: a stranger still hears "not found", never "busy", and
+    // takes nothing.
+    let held = sender.in_flight.take(id).unwrap();
+    let other = TenantId::parse("t", "globex").unwrap();
+    let err = sender
+        .send(Some(&other), id, &Message::from("a"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, SendError::ConnectorNotFound { .. }),
+        "{err:?}"
+    );
+    drop(held);
+    assert!(
+        sender.in_flight.take(id).is_some(),
+        "the slot is free again"
+    );
+}
+
+#[tokio::test]
 async fn a_rejected_cached_token_is_replaced_by_the_stored_one_and_retried_once() {
     let mut rig = Rig::new();
     let mut stored = vec![secret(NEW_TOKEN), secret(TOKEN)];
