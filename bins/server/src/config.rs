@@ -63,6 +63,8 @@ pub struct GrpcConfig {
     pub max_attachment_bytes: usize,
     /// A SendMessage's attachments at most.
     pub max_attachments: usize,
+    /// The bytes of every request body being read, together, at most.
+    pub request_bytes_budget: usize,
     /// How long in-flight calls may drain after SIGINT/SIGTERM.
     pub shutdown_grace: Duration,
 }
@@ -213,6 +215,7 @@ struct RawGrpc {
     max_message_bytes: usize,
     max_attachment_bytes: usize,
     max_attachments: usize,
+    request_bytes_budget: usize,
     shutdown_grace_secs: u64,
 }
 
@@ -232,6 +235,7 @@ impl Default for RawGrpc {
             max_message_bytes: 1024 * 1024,
             max_attachment_bytes: 10 * 1024 * 1024,
             max_attachments: 10,
+            request_bytes_budget: 64 * 1024 * 1024,
             shutdown_grace_secs: 10,
         }
     }
@@ -399,6 +403,12 @@ impl ServerConfig {
                 return Err(invalid(key, "must be at least 1"));
             }
         }
+        if g.request_bytes_budget < g.max_message_bytes.saturating_add(g.max_attachment_bytes) {
+            return Err(invalid(
+                "grpc.request_bytes_budget",
+                "must hold at least one SendMessage of the largest size (grpc.max_message_bytes + grpc.max_attachment_bytes)",
+            ));
+        }
         let otel = match &s.otel.endpoint {
             None => None,
             Some(url) if !(url.starts_with("http://") || url.starts_with("https://")) => {
@@ -430,6 +440,7 @@ impl ServerConfig {
                 max_message_bytes: g.max_message_bytes,
                 max_attachment_bytes: g.max_attachment_bytes,
                 max_attachments: g.max_attachments,
+                request_bytes_budget: g.request_bytes_budget,
                 shutdown_grace: secs(g.shutdown_grace_secs),
             },
             http: HttpConfig {

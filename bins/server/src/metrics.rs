@@ -81,6 +81,10 @@ fn describe() {
         "gRPC calls being served, by method"
     );
     metrics::describe_counter!(
+        "connector_grpc_refused_before_body_total",
+        "gRPC requests refused before their body was buffered, by reason"
+    );
+    metrics::describe_counter!(
         "connector_http_connections_refused_total",
         "Public HTTP connections closed at once, by reason (total or per-client cap)"
     );

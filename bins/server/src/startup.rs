@@ -10,7 +10,9 @@ use connector_adapters_jwt::{JwtSettings, JwtVerifier};
 use connector_app::config::invalid;
 use connector_app::{Migrate, PeriodicJobs, ReadinessMonitor, Services};
 use connector_grpc_api::pb::connector_service_server::ConnectorServiceServer;
-use connector_grpc_api::{Authentication, ConnectorGrpc, TenantRateLimiter};
+use connector_grpc_api::{
+    Authentication, ConnectorGrpc, IntakeLayer, IntakeLimits, TenantRateLimiter,
+};
 use connector_usecases::{ApiKeys, Authenticator, CredentialPolicy, OAuthInstaller};
 use tokio::net::TcpListener;
 
@@ -27,6 +29,7 @@ pub struct Application {
     admin_addr: SocketAddr,
     installer: OAuthInstaller,
     grpc: ConnectorGrpc,
+    intake: IntakeLayer,
     tls: Option<Arc<ReloadingTls>>,
     services: Services,
     config: ServerConfig,
@@ -94,7 +97,22 @@ impl Application {
                 )
             })?;
         let admin_addr = admin_listener.local_addr()?;
+        let g = &config.grpc;
+        // gRPC frames a message in 5 bytes; SendMessage's attachments carry a few bytes each
+        // beyond their content (name, title, lengths).
+        let intake = IntakeLayer::new(
+            auth.clone(),
+            IntakeLimits {
+                small_bytes: g.max_message_bytes.saturating_add(5),
+                large_bytes: g
+                    .max_message_bytes
+                    .saturating_add(g.max_attachment_bytes)
+                    .saturating_add(4096 + 5),
+                budget_bytes: g.request_bytes_budget,
+            },
+        );
         Ok(Self {
+            intake,
             listener,
             addr,
             http_listener,
@@ -247,6 +265,8 @@ impl Application {
             .max_concurrent_streams(Some(g.max_concurrent_streams))
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+            // Innermost of these: credentials and body sizes before a body is read.
+            .layer(self.intake)
             .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
                 g.max_concurrent_requests,
             ))

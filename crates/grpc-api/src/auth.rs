@@ -37,9 +37,37 @@ impl Authentication {
         self
     }
 
-    /// The caller of `request`: its bearer credential, or the client certificate the TLS
-    /// layer verified.
+    /// The caller the `authorization` header of a request stands for, before its body is
+    /// read (the intake layer): `None` when the mode asks no header (authentication off, or
+    /// client certificates, which the TLS handshake already required).
+    pub async fn principal_of_headers(
+        &self,
+        headers: &tonic::codegen::http::HeaderMap,
+    ) -> Result<Option<Principal>, Status> {
+        if !self.authenticator.is_on() || self.authenticator.uses_certificates() {
+            return Ok(None);
+        }
+        let metadata = MetadataMap::from_headers(headers.clone());
+        let bearer = bearer(&metadata, self.authenticator.expected())?;
+        self.authenticator
+            .authenticate_with(Credentials {
+                bearer: bearer.as_ref(),
+                certificate_uris: None,
+            })
+            .await
+            .map(Some)
+            .map_err(|e| match e {
+                AuthFailure::Unauthenticated(why) => Status::unauthenticated(why),
+                AuthFailure::Unavailable { dependency, detail } => unavailable(dependency, &detail),
+            })
+    }
+
+    /// The caller of `request`: the one the intake layer established from its headers, else
+    /// its bearer credential, or the client certificate the TLS layer verified.
     pub async fn principal<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
+        if let Some(crate::intake::Authenticated(principal)) = request.extensions().get() {
+            return Ok(principal.clone());
+        }
         let bearer = if self.authenticator.is_on() && !self.authenticator.uses_certificates() {
             bearer(request.metadata(), self.authenticator.expected())?
         } else {

@@ -11,6 +11,8 @@
 //! - [`auth`]: [`Authentication`], the caller behind each request's `authorization`, its
 //!   scopes and tenant.
 //! - [`handlers`]: [`ConnectorGrpc`], the service implementation.
+//! - [`intake`]: [`IntakeLayer`], credentials checked and body sizes bounded before a request
+//!   is read.
 //! - [`rate`]: [`TenantRateLimiter`], a token bucket per tenant.
 //! - [`status`]: `ConnectorError` → `Status`, with `BadRequest` details for bad fields.
 //!
@@ -20,6 +22,7 @@
 
 pub mod auth;
 pub mod handlers;
+pub mod intake;
 pub mod rate;
 pub mod status;
 
@@ -43,6 +46,7 @@ pub use auth::Authentication;
 pub use connector_usecases::ConnectorError;
 pub use connector_usecases::ConnectorService;
 pub use handlers::{ConnectorGrpc, MessageLimits};
+pub use intake::{IntakeLayer, IntakeLimits};
 pub use rate::TenantRateLimiter;
 
 impl std::fmt::Debug for pb::UpdateConnectorRequest {

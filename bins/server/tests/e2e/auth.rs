@@ -307,3 +307,89 @@ async fn without_authentication_only_loopback_is_served() {
     assert!(err.contains("CONNECTOR__GRPC__LISTEN_ADDR"), "{err}");
     assert!(err.contains("CONNECTOR__AUTH__MODE"), "{err}");
 }
+
+/// A `/proc/{pid}/status` figure, in KiB.
+fn proc_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn unauthenticated_large_requests_are_refused_before_their_bodies_are_read() {
+    // The server in a process of its own, so its memory is its own.
+    let app = TestApp::spawn().await;
+    let key = create_key(&app, &["--tenant", "acme", "--scope", "connectors:read"]);
+    let grpc = format!("127.0.0.1:{}", crate::oauth::free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_connector-server"))
+        .env_clear()
+        .envs(app.server_env())
+        .env("CONNECTOR__GRPC__LISTEN_ADDR", &grpc)
+        .env("CONNECTOR__AUTH__MODE", "api_key")
+        .env("CONNECTOR__LOG__FILTER", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut client = None;
+    for _ in 0..100 {
+        if let Ok(c) = ConnectorServiceClient::connect(format!("http://{grpc}")).await {
+            client = Some(c);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let client = client.expect("the server process did not start");
+    let get = |tenant: String| pb::GetConnectorRequest {
+        tenant_id: tenant,
+        id: "00000000-0000-7000-8000-000000000000".into(),
+    };
+    // Warm up: one authenticated call.
+    let found = client
+        .clone()
+        .get_connector(with_key(&key, get("acme".into())))
+        .await
+        .unwrap_err();
+    assert_eq!(found.code(), tonic::Code::NotFound, "{found:?}");
+    let before = proc_kib(pid, "VmRSS:");
+
+    // 40 unauthenticated 10 MiB calls at once, an authenticated one served meanwhile.
+    // Within what a SendMessage may carry (1 MiB + 10 MiB), so only the layer refuses it.
+    let huge = "a".repeat(10 * 1024 * 1024);
+    let calls: Vec<_> = (0..40)
+        .map(|_| {
+            let (mut client, huge) = (client.clone(), huge.clone());
+            tokio::spawn(async move { client.get_connector(get(huge)).await.unwrap_err() })
+        })
+        .collect();
+    let served = client
+        .clone()
+        .get_connector(with_key(&key, get("acme".into())))
+        .await
+        .unwrap_err();
+    assert_eq!(served.code(), tonic::Code::NotFound, "{served:?}");
+    for call in calls {
+        let refused = call.await.unwrap();
+        assert_eq!(refused.code(), tonic::Code::Unauthenticated, "{refused:?}");
+    }
+    let peak = proc_kib(pid, "VmHWM:");
+    assert!(
+        peak.saturating_sub(before) < 64 * 1024,
+        "the server's memory grew by {} KiB",
+        peak.saturating_sub(before)
+    );
+    // Authenticated, an oversized request of another method is refused at the small limit.
+    let too_big = client
+        .clone()
+        .get_connector(with_key(&key, get(huge)))
+        .await
+        .unwrap_err();
+    assert_eq!(too_big.code(), tonic::Code::OutOfRange, "{too_big:?}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    app.stop().await;
+}
