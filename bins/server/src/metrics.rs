@@ -85,6 +85,10 @@ fn describe() {
         "gRPC requests refused before their body was buffered, by reason"
     );
     metrics::describe_counter!(
+        "connector_tls_handshakes_refused_total",
+        "gRPC connections closed at once: too many TLS handshakes in progress"
+    );
+    metrics::describe_counter!(
         "connector_http_connections_refused_total",
         "Public HTTP connections closed at once, by reason (total or per-client cap)"
     );

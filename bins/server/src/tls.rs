@@ -20,6 +20,9 @@ use tokio_stream::wrappers::ReceiverStream;
 /// How long a client may take to finish its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// TLS handshakes in progress at most; connections beyond are closed at once.
+const MAX_HANDSHAKES: usize = 256;
+
 /// What identifies a version of the files: modification time and length of each.
 type Stamp = Vec<Option<(SystemTime, u64)>>;
 
@@ -171,6 +174,7 @@ impl ReloadingTls {
     ) -> ReceiverStream<std::io::Result<TlsStream<TcpStream>>> {
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         let tls = self.clone();
+        let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
         tokio::spawn(async move {
             loop {
                 let (tcp, peer) = match listener.accept().await {
@@ -188,9 +192,17 @@ impl ReloadingTls {
                 if let Err(e) = tcp.set_nodelay(true) {
                     tracing::debug!(%peer, error = %e, "could not set TCP_NODELAY");
                 }
+                // Handshakes in progress are bounded: a flood of connections that never
+                // finish one is closed at once instead of spawning a task each.
+                let Ok(slot) = handshakes.clone().try_acquire_owned() else {
+                    metrics::counter!("connector_tls_handshakes_refused_total").increment(1);
+                    tracing::debug!(%peer, "connection closed: too many TLS handshakes in progress");
+                    continue;
+                };
                 let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
                 let tx = tx.clone();
                 tokio::spawn(async move {
+                    let _slot = slot;
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                         Ok(Ok(stream)) => {
                             let _ = tx.send(Ok(stream)).await;

@@ -88,6 +88,41 @@ impl NewApiKey {
 pub struct ApiKeys {
     store: Arc<dyn ApiKeyStore>,
     clock: Arc<dyn Clock>,
+    unknown: Arc<UnknownIds>,
+}
+
+/// Key IDs the store said it does not have, for a while: a caller guessing keys costs a
+/// hash-map lookup, not a database query. Bounded; IDs are random, so a key created later
+/// never has one of these.
+#[derive(Default)]
+struct UnknownIds(std::sync::Mutex<std::collections::HashMap<ApiKeyId, std::time::Instant>>);
+
+impl UnknownIds {
+    /// How long an unknown ID is remembered.
+    const TTL: std::time::Duration = std::time::Duration::from_secs(60);
+    /// IDs remembered at most; past it, the oldest half is dropped.
+    const MAX: usize = 10_000;
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<ApiKeyId, std::time::Instant>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn known_unknown(&self, id: ApiKeyId, now: std::time::Instant) -> bool {
+        self.lock().get(&id).is_some_and(|until| *until > now)
+    }
+
+    fn remember(&self, id: ApiKeyId, now: std::time::Instant) {
+        let mut ids = self.lock();
+        if ids.len() >= Self::MAX {
+            ids.retain(|_, until| *until > now);
+            if ids.len() >= Self::MAX {
+                ids.clear();
+            }
+        }
+        ids.insert(id, now + Self::TTL);
+    }
 }
 
 impl std::fmt::Debug for ApiKeys {
@@ -108,7 +143,11 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 impl ApiKeys {
     /// The use cases over `store`.
     pub fn new(store: Arc<dyn ApiKeyStore>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock }
+        Self {
+            store,
+            clock,
+            unknown: Arc::default(),
+        }
     }
 
     /// Creates `key`.
@@ -171,7 +210,20 @@ impl ApiKeys {
         let Ok(id) = ApiKeyId::parse("key", id) else {
             return Ok(Err(KeyRejected::Malformed));
         };
+        // What create makes: 32 random bytes, URL-safe base64 without padding.
+        let well_formed = secret.len() == 43
+            && secret
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !well_formed {
+            return Ok(Err(KeyRejected::Malformed));
+        }
+        let now = self.clock.now();
+        if self.unknown.known_unknown(id, now) {
+            return Ok(Err(KeyRejected::Unknown));
+        }
         let Some(record) = self.store.find_api_key(id).await? else {
+            self.unknown.remember(id, now);
             return Ok(Err(KeyRejected::Unknown));
         };
         if !constant_time_eq(
@@ -310,6 +362,33 @@ mod tests {
         assert_eq!(err.field, "tenant", "{err}");
         let err = NewApiKey::parse(None, &["messages:send".into()], &"n".repeat(129)).unwrap_err();
         assert_eq!(err.field, "name", "{err}");
+    }
+
+    #[tokio::test]
+    async fn guessed_keys_cost_the_database_once_and_malformed_ones_never() {
+        let mut store = MockApiKeyStore::new();
+        store.expect_find_api_key().times(1).returning(|_| Ok(None));
+        let keys = ApiKeys::new(Arc::new(store), Arc::new(crate::SystemClock));
+        let id = ApiKeyId::new_random();
+        let guess = SecretString::from(format!("{KEY_PREFIX}{id}_{}", "a".repeat(43)));
+        for _ in 0..5 {
+            assert_eq!(
+                keys.authenticate(&guess).await.unwrap(),
+                Err(KeyRejected::Unknown)
+            );
+        }
+        for malformed in [
+            format!("{KEY_PREFIX}{id}_short"),
+            format!("{KEY_PREFIX}{id}_{}", "!".repeat(43)),
+            format!("{KEY_PREFIX}not-an-id_{}", "a".repeat(43)),
+        ] {
+            assert_eq!(
+                keys.authenticate(&SecretString::from(malformed))
+                    .await
+                    .unwrap(),
+                Err(KeyRejected::Malformed)
+            );
+        }
     }
 
     #[test]

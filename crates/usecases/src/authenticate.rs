@@ -277,7 +277,10 @@ mod tests {
         let both = Authenticator::new(CredentialPolicy::TokensOrApiKeys(token_verifier(), keys()));
         assert!(both.authenticate(Some(&s("good.jwt.token"))).await.is_ok());
         let e = both
-            .authenticate(Some(&s("ck_0123456789abcdef0123456789abcdef_secret")))
+            .authenticate(Some(&s(&format!(
+                "ck_0123456789abcdef0123456789abcdef_{}",
+                "s".repeat(43)
+            ))))
             .await
             .unwrap_err();
         assert_eq!(

@@ -72,7 +72,14 @@ async fn the_whole_lifecycle_runs_with_nothing_else_installed() {
     assert_eq!(slack.state().posted()[0].token, TOKEN);
 
     // The files are where docs/configuration.md says, private, and the token is not readable on disk.
-    assert!(data.0.join("connectors.sqlite3").exists());
+    for file in ["connectors.sqlite3", "connectors.sqlite3-wal"] {
+        let path = data.0.join(file);
+        if file.ends_with("-wal") && !path.exists() {
+            continue;
+        }
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{file}");
+    }
     let key_mode = std::fs::metadata(data.0.join("secrets.key"))
         .unwrap()
         .permissions()

@@ -280,3 +280,50 @@ async fn unreadable_certificate_files_stop_start_up_naming_the_setting() {
     assert!(shown.contains("CONNECTOR__GRPC__TLS_CERT_FILE"), "{shown}");
     assert!(shown.contains("/nonexistent/server.pem"), "{shown}");
 }
+
+#[tokio::test]
+async fn connections_that_never_finish_a_handshake_cannot_hold_more_than_their_share() {
+    use tokio::io::AsyncReadExt as _;
+    let dir = tempdir();
+    let ca = Ca::new("handshake CA");
+    let (c, k) = ca.leaf(&["localhost"], None);
+    let cert = write(&dir, "server.pem", &c).to_string_lossy().into_owned();
+    let key = write(&dir, "server.key", &k).to_string_lossy().into_owned();
+    let app = start(&[
+        ("CONNECTOR__GRPC__TLS_CERT_FILE", &cert),
+        ("CONNECTOR__GRPC__TLS_KEY_FILE", &key),
+    ])
+    .await;
+    // 256 clients connect and never say a word: every handshake slot is taken.
+    let mut silent = Vec::new();
+    for _ in 0..256 {
+        silent.push(tokio::net::TcpStream::connect(app.addr).await.unwrap());
+    }
+    // The next one is closed at once (the listener accepts in order, so the 256 came first).
+    let mut next = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(5), next.read(&mut buf))
+        .await
+        .expect("a connection beyond the handshake cap was held open")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    // Once they are gone, clients are served again.
+    drop(silent);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(mut client) = app.client(&ca.pem(), None).await
+            && client
+                .list_connectors(pb::ListConnectorsRequest {
+                    tenant_id: "acme".into(),
+                    ..Default::default()
+                })
+                .await
+                .is_ok()
+        {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never served again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.stop().await;
+}

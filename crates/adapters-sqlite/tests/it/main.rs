@@ -56,3 +56,18 @@ async fn migrations_are_idempotent_and_data_survives_reopening() {
     .unwrap();
     assert!(reopened.find_active(n.id).await.unwrap().is_some());
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_file_and_the_directories_it_needed_are_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let (dir, repo) = repo().await;
+    drop(repo);
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir.0), 0o700, "a directory it created");
+    assert_eq!(mode(&dir.0.join("nested")), 0o700, "a directory it created");
+    assert_eq!(
+        mode(&dir.0.join("nested").join("connectors.sqlite3")),
+        0o600
+    );
+}
