@@ -293,10 +293,13 @@ struct RawAuth {
     #[serde(deserialize_with = "blank::string")]
     audience: Option<String>,
     tenant_claim: String,
+    #[serde(deserialize_with = "blank::string")]
+    platform_claim: Option<String>,
     scope_claim: String,
     leeway_secs: u64,
     jwks_refresh_secs: u64,
     jwks_min_refetch_secs: u64,
+    jwks_max_age_secs: u64,
     #[serde(deserialize_with = "blank::string")]
     mtls_tenant_uri: Option<String>,
     mtls_scopes: String,
@@ -310,10 +313,12 @@ impl Default for RawAuth {
             issuer: None,
             audience: None,
             tenant_claim: "tenant_id".into(),
+            platform_claim: None,
             scope_claim: "scope".into(),
             leeway_secs: 30,
             jwks_refresh_secs: 300,
             jwks_min_refetch_secs: 10,
+            jwks_max_age_secs: 3600,
             mtls_tenant_uri: None,
             mtls_scopes: "connectors:read connectors:write messages:send".into(),
         }
@@ -586,10 +591,12 @@ fn parse_jwt(a: &RawAuth) -> Result<JwtSettings, ConfigError> {
     }
     Ok(JwtSettings {
         tenant_claim: a.tenant_claim.clone(),
+        platform_claim: a.platform_claim.clone(),
         scope_claim: a.scope_claim.clone(),
         leeway: Duration::from_secs(a.leeway_secs),
         refresh_every: Duration::from_secs(a.jwks_refresh_secs.max(1)),
         min_refetch_interval: Duration::from_secs(a.jwks_min_refetch_secs),
+        keys_max_age: Duration::from_secs(a.jwks_max_age_secs.max(1)),
         ..JwtSettings::new(jwks_url, issuer, audience)
     })
 }

@@ -41,8 +41,11 @@ pub struct JwtSettings {
     pub issuer: String,
     /// An `aud` tokens must carry.
     pub audience: String,
-    /// The claim naming the caller's tenant (`*`: every tenant).
+    /// The claim naming the caller's tenant (`*`: every tenant, only with `platform_claim`).
     pub tenant_claim: String,
+    /// The claim that must be `true` for a tenant claim of `*` to grant every tenant; `None`:
+    /// `*` is refused (a tenant's token minted with `*` by mistake grants nothing).
+    pub platform_claim: Option<String>,
     /// The claim holding the caller's scopes.
     pub scope_claim: String,
     /// Tolerated clock skew for `exp` and `nbf`.
@@ -51,6 +54,9 @@ pub struct JwtSettings {
     pub refresh_every: Duration,
     /// The least time between two fetches of the key set.
     pub min_refetch_interval: Duration,
+    /// How long cached keys are trusted while refetching them keeps failing; then tokens are
+    /// refused as unverifiable (an issuer that revoked a key cannot be ignored forever).
+    pub keys_max_age: Duration,
     /// Upper bound of one fetch.
     pub fetch_timeout: Duration,
 }
@@ -67,10 +73,12 @@ impl JwtSettings {
             issuer: issuer.into(),
             audience: audience.into(),
             tenant_claim: "tenant_id".into(),
+            platform_claim: None,
             scope_claim: "scope".into(),
             leeway: Duration::from_secs(30),
             refresh_every: Duration::from_secs(300),
             min_refetch_interval: Duration::from_secs(10),
+            keys_max_age: Duration::from_secs(3600),
             fetch_timeout: Duration::from_secs(5),
         }
     }
@@ -258,6 +266,15 @@ impl JwtVerifier {
         };
         self.refresh_if_needed(&kid).await?;
         let cache = self.cache.read().await;
+        if cache
+            .fetched_at
+            .is_some_and(|t| t.elapsed() > self.settings.keys_max_age)
+        {
+            return Err(KeysUnavailable(format!(
+                "the cached keys are older than {} s and refetching them fails",
+                self.settings.keys_max_age.as_secs()
+            )));
+        }
         let Some(key) = cache.keys.get(&kid) else {
             return Ok(Err(JwtRejected::UnknownKey));
         };
@@ -293,7 +310,18 @@ impl JwtVerifier {
             None | Some(Value::Null) => {
                 return Err(JwtRejected::MissingClaim(tenant_claim.clone()));
             }
-            Some(Value::String(t)) if t == "*" => TenantGrant::All,
+            Some(Value::String(t)) if t == "*" => {
+                let platform = self
+                    .settings
+                    .platform_claim
+                    .as_ref()
+                    .and_then(|c| claims.get(c))
+                    .is_some_and(|v| v == &Value::Bool(true) || v == "true");
+                if !platform {
+                    return Err(JwtRejected::BadClaim(tenant_claim.clone()));
+                }
+                TenantGrant::All
+            }
             Some(Value::String(t)) => TenantGrant::One(
                 TenantId::parse("tenant_id", t)
                     .map_err(|_| JwtRejected::BadClaim(tenant_claim.clone()))?,

@@ -68,6 +68,7 @@ impl SigningKey {
 struct State {
     keys: Vec<(String, SigningKey)>,
     fetches: usize,
+    down: bool,
 }
 
 /// A running identity provider on `127.0.0.1`, stopped when dropped.
@@ -105,10 +106,14 @@ impl LocalIssuer {
             axum::routing::get(move || {
                 let state = served.clone();
                 async move {
+                    use axum::response::IntoResponse as _;
                     let mut s = lock(&state);
                     s.fetches += 1;
+                    if s.down {
+                        return axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response();
+                    }
                     let keys: Vec<Value> = s.keys.iter().map(|(kid, k)| k.jwk(kid)).collect();
-                    axum::Json(json!({ "keys": keys }))
+                    axum::Json(json!({ "keys": keys })).into_response()
                 }
             }),
         );
@@ -130,6 +135,11 @@ impl LocalIssuer {
     /// Where its JWKS is served.
     pub fn jwks_url(&self) -> String {
         format!("http://{}/.well-known/jwks.json", self.addr)
+    }
+
+    /// Answers `503` to every JWKS fetch from now on (`false`: serves again).
+    pub fn set_down(&self, down: bool) {
+        lock(&self.state).down = down;
     }
 
     /// How many times the JWKS was fetched.

@@ -41,10 +41,28 @@ async fn a_valid_token_names_its_subject_tenant_and_scopes() {
     assert!(p.scopes.contains(Scope::MessagesSend));
     assert!(!p.scopes.contains(Scope::ConnectorsRead));
 
-    // `*` grants every tenant; scopes may come as an array (`scp`-style).
+    // `*` alone grants nothing: without a platform claim configured, or without it in the
+    // token, it is refused.
     let mut claims = issuer.claims("platform", "*", "");
     claims["scope"] = json!(["connectors:read", "connectors:write"]);
-    let p = verify(&v, &issuer.sign("k1", &claims)).await.unwrap();
+    assert!(matches!(
+        verify(&v, &issuer.sign("k1", &claims)).await,
+        Err(JwtRejected::BadClaim(_))
+    ));
+    let platform = JwtVerifier::new(JwtSettings {
+        platform_claim: Some("platform".into()),
+        ..settings(&issuer)
+    })
+    .unwrap();
+    assert!(matches!(
+        verify(&platform, &issuer.sign("k1", &claims)).await,
+        Err(JwtRejected::BadClaim(_))
+    ));
+    // With it, `*` grants every tenant; scopes may come as an array (`scp`-style).
+    claims["platform"] = json!(true);
+    let p = verify(&platform, &issuer.sign("k1", &claims))
+        .await
+        .unwrap();
     assert_eq!(p.tenants, TenantGrant::All);
     assert!(p.scopes.contains(Scope::ConnectorsWrite));
 
@@ -186,4 +204,32 @@ async fn an_unreachable_issuer_is_unavailable_not_a_bad_token() {
     .unwrap();
     let err = v.verify(&SecretString::from(token)).await.unwrap_err();
     assert!(err.to_string().contains("cannot be fetched"), "{err}");
+}
+
+#[tokio::test]
+async fn cached_keys_expire_when_refetching_them_keeps_failing() {
+    let issuer = LocalIssuer::start().await.unwrap();
+    let v = JwtVerifier::new(JwtSettings {
+        refresh_every: Duration::from_millis(100),
+        min_refetch_interval: Duration::ZERO,
+        keys_max_age: Duration::from_millis(600),
+        ..settings(&issuer)
+    })
+    .unwrap();
+    let token = issuer.token("svc", "acme", "messages:send");
+    verify(&v, &token).await.unwrap();
+    // The issuer goes down: the cached keys still serve for a while...
+    issuer.set_down(true);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    verify(&v, &token).await.unwrap();
+    // ...but not forever.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let err = v
+        .verify(&SecretString::from(token.clone()))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("older than"), "{err}");
+    // Back up: fetched again, accepted again.
+    issuer.set_down(false);
+    verify(&v, &token).await.unwrap();
 }
