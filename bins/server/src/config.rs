@@ -32,6 +32,9 @@ pub struct ServerConfig {
     /// gRPC requests a second per tenant and replica, and the burst above it; `None`: no
     /// limit.
     pub rate_per_tenant: Option<(u32, u32)>,
+    /// gRPC requests a second per client address and replica, and the burst above it, checked
+    /// before authentication; `None`: no limit.
+    pub rate_per_client: Option<(u32, u32)>,
     /// The Slack app's signing secret: turns on `POST /slack/events`.
     pub signing_secret: Option<SecretString>,
     /// Log lines.
@@ -331,6 +334,8 @@ impl Default for RawAuth {
 struct RawQuotas {
     requests_per_second_per_tenant: u32,
     request_burst_per_tenant: u32,
+    requests_per_second_per_client: u32,
+    request_burst_per_client: u32,
 }
 
 impl Default for RawQuotas {
@@ -338,6 +343,8 @@ impl Default for RawQuotas {
         Self {
             requests_per_second_per_tenant: 100,
             request_burst_per_tenant: 200,
+            requests_per_second_per_client: 0,
+            request_burst_per_client: 0,
         }
     }
 }
@@ -465,6 +472,14 @@ impl ServerConfig {
                 s.quotas.requests_per_second_per_tenant,
                 s.quotas.request_burst_per_tenant,
             )),
+            rate_per_client: (s.quotas.requests_per_second_per_client > 0).then(|| {
+                let rate = s.quotas.requests_per_second_per_client;
+                let burst = match s.quotas.request_burst_per_client {
+                    0 => rate.saturating_mul(2),
+                    burst => burst,
+                };
+                (rate, burst)
+            }),
             signing_secret: s.slack.signing_secret,
             log: s.log,
             otel,

@@ -11,7 +11,7 @@ use connector_app::config::invalid;
 use connector_app::{Migrate, PeriodicJobs, ReadinessMonitor, Services};
 use connector_grpc_api::pb::connector_service_server::ConnectorServiceServer;
 use connector_grpc_api::{
-    Authentication, ConnectorGrpc, IntakeLayer, IntakeLimits, TenantRateLimiter,
+    Authentication, ClientRateLimiter, ConnectorGrpc, IntakeLayer, IntakeLimits, TenantRateLimiter,
 };
 use connector_usecases::{ApiKeys, Authenticator, CredentialPolicy, OAuthInstaller};
 use tokio::net::TcpListener;
@@ -100,7 +100,7 @@ impl Application {
         let g = &config.grpc;
         // gRPC frames a message in 5 bytes; SendMessage's attachments carry a few bytes each
         // beyond their content (name, title, lengths).
-        let intake = IntakeLayer::new(
+        let mut intake = IntakeLayer::new(
             auth.clone(),
             IntakeLimits {
                 small_bytes: g.max_message_bytes.saturating_add(5),
@@ -111,6 +111,9 @@ impl Application {
                 budget_bytes: g.request_bytes_budget,
             },
         );
+        if let Some((rate, burst)) = config.rate_per_client {
+            intake = intake.with_client_rate(Arc::new(ClientRateLimiter::new(rate, burst)));
+        }
         Ok(Self {
             intake,
             listener,

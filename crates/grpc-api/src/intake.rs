@@ -2,6 +2,9 @@
 //! whole request before the handler runs, so this layer, on the HTTP request, checks what it
 //! can before any body byte is read:
 //!
+//! - the client address: with a per-address rate, a client over it is `RESOURCE_EXHAUSTED`
+//!   before anything else is done for it (an authentication costs a key lookup or a
+//!   signature check);
 //! - the caller: `connector.v1.ConnectorService` methods need credentials, checked from the
 //!   `authorization` metadata alone (the handler reuses the result); a caller without valid
 //!   ones is `UNAUTHENTICATED` and its body is never read;
@@ -20,8 +23,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::Status;
 use tonic::codegen::http::{self, HeaderMap};
 use tonic::codegen::{Body as HttpBody, Bytes};
+use tonic_types::StatusExt as _;
 
 use crate::auth::Authentication;
+use crate::rate::ClientRateLimiter;
 
 /// The path prefix of the service whose methods need credentials.
 const SERVICE: &str = "/connector.v1.ConnectorService/";
@@ -49,6 +54,7 @@ pub struct IntakeLayer {
     auth: Authentication,
     limits: IntakeLimits,
     budget: Arc<Semaphore>,
+    clients: Option<Arc<ClientRateLimiter>>,
 }
 
 impl std::fmt::Debug for IntakeLayer {
@@ -67,8 +73,31 @@ impl IntakeLayer {
             auth,
             limits,
             budget: Arc::new(Semaphore::new(budget)),
+            clients: None,
         }
     }
+
+    /// The same, each client address's requests also bounded by `limiter`, before anything
+    /// else.
+    pub fn with_client_rate(mut self, limiter: Arc<ClientRateLimiter>) -> Self {
+        self.clients = Some(limiter);
+        self
+    }
+}
+
+/// The address of the client that sent `request`, as the transport recorded it.
+fn client_ip<B>(request: &http::Request<B>) -> Option<std::net::IpAddr> {
+    use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+    let extensions = request.extensions();
+    extensions
+        .get::<TcpConnectInfo>()
+        .and_then(TcpConnectInfo::remote_addr)
+        .or_else(|| {
+            extensions
+                .get::<TlsConnectInfo<TcpConnectInfo>>()
+                .and_then(|tls| tls.get_ref().remote_addr())
+        })
+        .map(|addr| addr.ip())
 }
 
 impl<S> tower::Layer<S> for IntakeLayer {
@@ -115,6 +144,20 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let layer = self.layer.clone();
         Box::pin(async move {
+            if let (Some(limiter), Some(ip)) = (&layer.clients, client_ip(&request))
+                && let Err(wait) = limiter.check(&ip)
+            {
+                metrics::counter!("connector_grpc_refused_before_body_total", "reason" => "client_rate").increment(1);
+                return Ok(refuse(Status::with_error_details(
+                    tonic::Code::ResourceExhausted,
+                    format!(
+                        "this client address is over its request rate ({} a second, CONNECTOR__QUOTAS__REQUESTS_PER_SECOND_PER_CLIENT); retry in {} ms",
+                        limiter.per_second(),
+                        wait.as_millis().max(1)
+                    ),
+                    tonic_types::ErrorDetails::with_retry_info(Some(wait)),
+                )));
+            }
             let path = request.uri().path();
             let limit = if path == LARGE_METHOD {
                 layer.limits.large_bytes

@@ -47,7 +47,7 @@ pub use connector_usecases::ConnectorError;
 pub use connector_usecases::ConnectorService;
 pub use handlers::{ConnectorGrpc, MessageLimits};
 pub use intake::{IntakeLayer, IntakeLimits};
-pub use rate::TenantRateLimiter;
+pub use rate::{ClientRateLimiter, RateLimiter, TenantRateLimiter};
 
 impl std::fmt::Debug for pb::UpdateConnectorRequest {
     /// Like the derived `Debug`, with the token redacted (shown only as given or not).

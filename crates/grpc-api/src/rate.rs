@@ -1,9 +1,13 @@
-//! [`TenantRateLimiter`]: a token bucket per tenant, so one tenant's burst cannot crowd out
-//! the others. Per replica, in memory.
+//! [`RateLimiter`]: a token bucket per key, per replica, in memory. [`TenantRateLimiter`]
+//! keeps one tenant's burst from crowding out the others; [`ClientRateLimiter`] keeps one
+//! client address from flooding the server before it has even authenticated.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use std::hash::Hash;
+use std::net::IpAddr;
 
 use connector_domain::TenantId;
 
@@ -16,16 +20,22 @@ struct Bucket {
     at: Instant,
 }
 
-/// Allows each tenant `per_second` requests a second on average, in bursts of up to `burst`.
+/// Allows each key `per_second` requests a second on average, in bursts of up to `burst`.
 #[derive(Debug)]
-pub struct TenantRateLimiter {
+pub struct RateLimiter<K> {
     per_second: f64,
     burst: f64,
-    buckets: Mutex<HashMap<TenantId, Bucket>>,
+    buckets: Mutex<HashMap<K, Bucket>>,
 }
 
-impl TenantRateLimiter {
-    /// A limiter of `per_second` requests a second per tenant, bursts of `burst`.
+/// A bucket per tenant.
+pub type TenantRateLimiter = RateLimiter<TenantId>;
+
+/// A bucket per client address.
+pub type ClientRateLimiter = RateLimiter<IpAddr>;
+
+impl<K: Hash + Eq + Clone> RateLimiter<K> {
+    /// A limiter of `per_second` requests a second per key, bursts of `burst`.
     pub fn new(per_second: u32, burst: u32) -> Self {
         Self {
             per_second: f64::from(per_second.max(1)),
@@ -39,15 +49,14 @@ impl TenantRateLimiter {
         self.per_second
     }
 
-    /// Takes one request of `tenant` at `now`: `Err(wait)` when the tenant must wait that
-    /// long first.
-    pub fn check_at(&self, tenant: &TenantId, now: Instant) -> Result<(), Duration> {
+    /// Takes one request of `key` at `now`: `Err(wait)` when it must wait that long first.
+    pub fn check_at(&self, key: &K, now: Instant) -> Result<(), Duration> {
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(tenant) {
+        if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(key) {
             let (rate, burst) = (self.per_second, self.burst);
             buckets.retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * rate < burst);
         }
-        let bucket = buckets.entry(tenant.clone()).or_insert(Bucket {
+        let bucket = buckets.entry(key.clone()).or_insert(Bucket {
             tokens: self.burst,
             at: now,
         });
@@ -64,9 +73,9 @@ impl TenantRateLimiter {
         }
     }
 
-    /// [`TenantRateLimiter::check_at`] now.
-    pub fn check(&self, tenant: &TenantId) -> Result<(), Duration> {
-        self.check_at(tenant, Instant::now())
+    /// [`RateLimiter::check_at`] now.
+    pub fn check(&self, key: &K) -> Result<(), Duration> {
+        self.check_at(key, Instant::now())
     }
 }
 

@@ -196,6 +196,33 @@ async fn a_send_naming_a_channel_gives_up_on_a_slow_lookup_at_its_deadline() {
 }
 
 #[tokio::test]
+async fn a_client_address_over_its_rate_is_refused_before_authentication() {
+    let app = TestApp::spawn_with(&[
+        ("CONNECTOR__AUTH__MODE", "api_key"),
+        ("CONNECTOR__QUOTAS__REQUESTS_PER_SECOND_PER_CLIENT", "1"),
+        ("CONNECTOR__QUOTAS__REQUEST_BURST_PER_CLIENT", "2"),
+    ])
+    .await;
+    let list = || connector_grpc_api::pb::ListConnectorsRequest {
+        tenant_id: "acme".into(),
+        ..Default::default()
+    };
+    let mut client = app.client.clone();
+    for _ in 0..2 {
+        let status = client.list_connectors(list()).await.unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    }
+    let status = client.list_connectors(list()).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(
+        status.message().contains("client address"),
+        "{}",
+        status.message()
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn the_http_listener_drops_slow_headers_and_caps_connections() {
     let app = TestApp::spawn_with(&[
         ("CONNECTOR__HTTP__HEADER_READ_TIMEOUT_SECS", "1"),
