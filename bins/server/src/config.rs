@@ -58,6 +58,8 @@ pub struct GrpcConfig {
     pub request_timeout: Duration,
     /// Concurrent calls per HTTP/2 connection.
     pub max_concurrent_streams: u32,
+    /// Open connections at most; more are closed as they are accepted.
+    pub max_connections: usize,
     /// Calls served at once over all connections.
     pub max_concurrent_requests: usize,
     /// A request message at most, SendMessage's attachments not counted.
@@ -214,6 +216,7 @@ struct RawGrpc {
     tls_reload_secs: u64,
     request_timeout_secs: u64,
     max_concurrent_streams: u32,
+    max_connections: usize,
     max_concurrent_requests: usize,
     max_message_bytes: usize,
     max_attachment_bytes: usize,
@@ -234,6 +237,7 @@ impl Default for RawGrpc {
             tls_reload_secs: 10,
             request_timeout_secs: 60,
             max_concurrent_streams: 100,
+            max_connections: 1024,
             max_concurrent_requests: 1024,
             max_message_bytes: 1024 * 1024,
             max_attachment_bytes: 10 * 1024 * 1024,
@@ -399,6 +403,7 @@ impl ServerConfig {
         let g = &s.grpc;
         for (value, key) in [
             (g.max_concurrent_requests, "grpc.max_concurrent_requests"),
+            (g.max_connections, "grpc.max_connections"),
             (g.max_message_bytes, "grpc.max_message_bytes"),
             (
                 g.max_concurrent_streams as usize,
@@ -448,6 +453,7 @@ impl ServerConfig {
                 tls,
                 request_timeout: secs(g.request_timeout_secs),
                 max_concurrent_streams: g.max_concurrent_streams,
+                max_connections: g.max_connections,
                 max_concurrent_requests: g.max_concurrent_requests,
                 max_message_bytes: g.max_message_bytes,
                 max_attachment_bytes: g.max_attachment_bytes,

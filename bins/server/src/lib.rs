@@ -19,6 +19,7 @@
 //! Hold business rules or talk to a dependency except through the adapters; log a token, a
 //! database password or an AWS secret key.
 
+pub mod capped;
 pub mod config;
 pub mod http;
 pub mod metrics;

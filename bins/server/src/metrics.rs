@@ -85,6 +85,10 @@ fn describe() {
         "gRPC requests refused before their body was buffered, by reason"
     );
     metrics::describe_counter!(
+        "connector_grpc_connections_refused_total",
+        "gRPC connections closed as accepted: too many open"
+    );
+    metrics::describe_counter!(
         "connector_tls_handshakes_refused_total",
         "gRPC connections closed at once: too many TLS handshakes in progress"
     );

@@ -284,9 +284,10 @@ impl Application {
         };
         let (mut server, tls_watch) = match &self.tls {
             Some(tls) => (
-                tokio::spawn(
-                    router.serve_with_incoming_shutdown(tls.incoming(self.listener), stopped),
-                ),
+                tokio::spawn(router.serve_with_incoming_shutdown(
+                    crate::capped::capped(tls.incoming(self.listener), g.max_connections),
+                    stopped,
+                )),
                 Some(tls.watch()),
             ),
             None => (
@@ -296,9 +297,12 @@ impl Application {
                 // for a delayed ACK.
                 tokio::spawn(
                     router.serve_with_incoming_shutdown(
-                        tonic::transport::server::TcpIncoming::from(self.listener)
-                            .with_nodelay(Some(true))
-                            .with_keepalive(Some(Duration::from_secs(60))),
+                        crate::capped::capped(
+                            tonic::transport::server::TcpIncoming::from(self.listener)
+                                .with_nodelay(Some(true))
+                                .with_keepalive(Some(Duration::from_secs(60))),
+                            g.max_connections,
+                        ),
                         stopped,
                     ),
                 ),

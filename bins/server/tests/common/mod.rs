@@ -136,6 +136,11 @@ impl TestApp {
         self.running.http
     }
 
+    /// The gRPC listener's address.
+    pub(crate) fn grpc_addr(&self) -> SocketAddr {
+        self.running.grpc
+    }
+
     /// The admin HTTP listener's address.
     pub(crate) fn admin_addr(&self) -> SocketAddr {
         self.running.admin

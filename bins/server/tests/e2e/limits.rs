@@ -223,6 +223,33 @@ async fn a_client_address_over_its_rate_is_refused_before_authentication() {
 }
 
 #[tokio::test]
+async fn grpc_connections_beyond_the_cap_are_closed_and_open_ones_keep_working() {
+    let mut app = TestApp::spawn_with(&[("CONNECTOR__GRPC__MAX_CONNECTIONS", "2")]).await;
+    // The app's client holds one connection; one more fills the cap.
+    let _second = tokio::net::TcpStream::connect(app.grpc_addr())
+        .await
+        .unwrap();
+    let mut third = tokio::net::TcpStream::connect(app.grpc_addr())
+        .await
+        .unwrap();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(2), third.read(&mut buf))
+        .await
+        .expect("the third connection was neither served nor closed")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "a connection beyond the cap was kept");
+    // The connection already open is served as before.
+    app.client
+        .list_connectors(connector_grpc_api::pb::ListConnectorsRequest {
+            tenant_id: "acme".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn the_http_listener_drops_slow_headers_and_caps_connections() {
     let app = TestApp::spawn_with(&[
         ("CONNECTOR__HTTP__HEADER_READ_TIMEOUT_SECS", "1"),
