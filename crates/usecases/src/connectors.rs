@@ -17,7 +17,6 @@ use connector_domain::{
 };
 
 use connector_ports::{ChannelInfo, ConnectorSecret, NewConnector, RepositoryError, TokenRotation};
-use futures::future::Either;
 
 use crate::Ports;
 use crate::channels::Lookup;
@@ -272,11 +271,9 @@ impl ConnectorService {
             return self.resolve_channel(token, channel).await;
         };
         let deadline = self.channel_limits.deadline;
-        let resolving = self.resolve_channel(token, channel);
-        futures::pin_mut!(resolving);
-        match futures::future::select(resolving, sleep(deadline)).await {
-            Either::Left((resolved, _)) => resolved,
-            Either::Right(_) => Err(ConnectorError::Unavailable {
+        match crate::runtime::within(sleep, deadline, self.resolve_channel(token, channel)).await {
+            Some(resolved) => resolved,
+            None => Err(ConnectorError::Unavailable {
                 dependency: Dependency::Slack,
                 detail: format!(
                     "resolving the default channel took longer than {} s",

@@ -34,3 +34,17 @@ pub type Sleep = Arc<dyn Fn(Duration) -> Pin<Box<dyn Future<Output = ()> + Send>
 
 /// Runs a future on its own, detached from the caller (`tokio::spawn`).
 pub type Spawn = Arc<dyn Fn(Pin<Box<dyn Future<Output = ()> + Send>>) + Send + Sync>;
+
+/// `work`, unless `deadline` passes first (as `sleep` measures it): `None` then, and `work` is
+/// dropped.
+pub async fn within<T>(
+    sleep: &Sleep,
+    deadline: Duration,
+    work: impl Future<Output = T>,
+) -> Option<T> {
+    let work = std::pin::pin!(work);
+    match futures::future::select(work, sleep(deadline)).await {
+        futures::future::Either::Left((done, _)) => Some(done),
+        futures::future::Either::Right(_) => None,
+    }
+}

@@ -28,7 +28,6 @@ use connector_domain::{
 use connector_ports::{
     OutgoingMessage, SendKey, SendOutcome, SendRecord, SentMessageStore, SlackError,
 };
-use futures::future::Either;
 use sha2::{Digest as _, Sha256};
 use tracing::Instrument as _;
 
@@ -367,6 +366,7 @@ impl MessageSender {
         let forget: std::sync::Weak<dyn Forget> =
             Arc::downgrade(&tokens) as std::sync::Weak<dyn Forget>;
         tokens.coherence.register(forget);
+        let defaults = ChannelLimits::default();
         Self {
             ports,
             sends,
@@ -380,8 +380,8 @@ impl MessageSender {
             tokens,
             refresher,
             channels: Arc::new(ChannelIds {
-                max_pages: ChannelLimits::default().max_pages,
-                deadline: ChannelLimits::default().deadline,
+                max_pages: defaults.max_pages,
+                deadline: defaults.deadline,
                 ..ChannelIds::default()
             }),
             send_deadline: Self::DEFAULT_SEND_DEADLINE,
@@ -677,32 +677,32 @@ impl MessageSender {
             &wanted,
             self.channels.max_pages,
         );
-        futures::pin_mut!(finding);
-        let found = match futures::future::select(finding, (self.sleep)(self.channels.deadline))
-            .await
-        {
-            Either::Left((found, _)) => found,
-            Either::Right(_) => {
-                return Err(SendError::Unavailable {
-                    dependency: crate::error::Dependency::Slack,
-                    detail: format!(
-                        "finding channel {shown} took longer than {} s",
-                        self.channels.deadline.as_secs()
-                    ),
-                });
-            }
-        }
-        .map_err(|miss| match miss {
-            crate::channels::Lookup::Slack(e) => SendError::from_slack(e, &ChannelId::new(&shown)),
-            crate::channels::Lookup::Archived => SendError::ChannelArchived {
-                channel: shown.clone(),
-            },
-            crate::channels::Lookup::Missing | crate::channels::Lookup::BeyondPages { .. } => {
-                SendError::ChannelNotFound {
-                    channel: shown.clone(),
+        let found =
+            match crate::runtime::within(&self.sleep, self.channels.deadline, finding).await {
+                Some(found) => found,
+                None => {
+                    return Err(SendError::Unavailable {
+                        dependency: crate::error::Dependency::Slack,
+                        detail: format!(
+                            "finding channel {shown} took longer than {} s",
+                            self.channels.deadline.as_secs()
+                        ),
+                    });
                 }
             }
-        })?;
+            .map_err(|miss| match miss {
+                crate::channels::Lookup::Slack(e) => {
+                    SendError::from_slack(e, &ChannelId::new(&shown))
+                }
+                crate::channels::Lookup::Archived => SendError::ChannelArchived {
+                    channel: shown.clone(),
+                },
+                crate::channels::Lookup::Missing | crate::channels::Lookup::BeyondPages { .. } => {
+                    SendError::ChannelNotFound {
+                        channel: shown.clone(),
+                    }
+                }
+            })?;
         self.channels.keep(connector.id, name, &found.id);
         Ok(found.id)
     }
@@ -825,11 +825,15 @@ impl MessageSender {
         connector: &Connector,
         message: &Message,
     ) -> Result<SentMessage, SendError> {
-        let posting = self.post(connector, message);
-        futures::pin_mut!(posting);
-        match futures::future::select(posting, (self.sleep)(self.send_deadline)).await {
-            Either::Left((posted, _)) => posted,
-            Either::Right(_) => {
+        match crate::runtime::within(
+            &self.sleep,
+            self.send_deadline,
+            self.post(connector, message),
+        )
+        .await
+        {
+            Some(posted) => posted,
+            None => {
                 metrics::counter!("connector_send_deadline_exceeded_total").increment(1);
                 Err(SendError::OutcomeUnknown {
                     detail: format!(
