@@ -450,6 +450,19 @@ impl SlackApi for HttpSlackApi {
         Ok(r.into())
     }
 
+    async fn bot_app_id(&self, token: &BotToken, bot_id: &str) -> Result<String, SlackError> {
+        let fields = [("bot", bot_id.to_owned())];
+        let r: wire::BotsInfo = self
+            .call(
+                "bots.info",
+                Auth::Bearer(token),
+                Body::Form(&fields),
+                Idempotency::Safe,
+            )
+            .await?;
+        Ok(r.bot.app_id)
+    }
+
     async fn list_channels(
         &self,
         token: &BotToken,

@@ -22,6 +22,10 @@ pub(crate) struct AuthTest {
     team: String,
     #[serde(default)]
     user_id: String,
+    #[serde(default)]
+    bot_id: Option<String>,
+    #[serde(default)]
+    app_id: Option<String>,
 }
 
 impl From<AuthTest> for AuthIdentity {
@@ -30,8 +34,22 @@ impl From<AuthTest> for AuthIdentity {
             team_id: WorkspaceId::new(r.team_id),
             team_name: r.team,
             user_id: r.user_id,
+            bot_id: r.bot_id.filter(|b| !b.is_empty()),
+            app_id: r.app_id.filter(|a| !a.is_empty()),
         }
     }
+}
+
+/// `bots.info`'s answer.
+#[derive(Deserialize)]
+pub(crate) struct BotsInfo {
+    pub(crate) bot: BotInfo,
+}
+
+/// One bot, as `bots.info` describes it.
+#[derive(Deserialize)]
+pub(crate) struct BotInfo {
+    pub(crate) app_id: String,
 }
 
 #[derive(Deserialize)]
@@ -137,6 +155,10 @@ pub(crate) struct OAuthAccess {
     refresh_token: Option<String>,
     #[serde(default)]
     expires_in: Option<u64>,
+    #[serde(default)]
+    app_id: Option<String>,
+    #[serde(default)]
+    bot_user_id: Option<String>,
 }
 
 impl TryFrom<OAuthAccess> for connector_ports::OAuthGrant {
@@ -159,6 +181,8 @@ impl TryFrom<OAuthAccess> for connector_ports::OAuthGrant {
             team_id: WorkspaceId::new(team.id),
             refresh_token: r.refresh_token.map(secrecy::SecretString::from),
             expires_in: r.expires_in,
+            app_id: r.app_id.filter(|a| !a.is_empty()),
+            bot_user_id: r.bot_user_id.filter(|u| !u.is_empty()),
         })
     }
 }

@@ -3,8 +3,8 @@
 //! with [`connector_repository!`](crate::connector_repository).
 
 use connector_domain::{
-    AuthStatus, ChannelId, ChannelName, Connector, ConnectorId, ConnectorName, ConnectorState,
-    RequestId, TenantId, WorkspaceId,
+    AuthStatus, BotIdentity, ChannelId, ChannelName, Connector, ConnectorId, ConnectorName,
+    ConnectorState, RequestId, TenantId, WorkspaceId,
 };
 use connector_ports::{ConnectorUpdate, RepositoryError};
 use diesel::prelude::*;
@@ -33,6 +33,8 @@ pub struct Row {
     last_update_request_id: Option<String>,
     revoked_at: Option<DbTime>,
     default_channel_available: bool,
+    slack_app_id: Option<String>,
+    bot_user_id: Option<String>,
 }
 
 impl TryFrom<Row> for Connector {
@@ -65,6 +67,10 @@ impl TryFrom<Row> for Connector {
                 .map(|v| RequestId::parse("request_id", v))
                 .transpose()
                 .map_err(|e| bad(e.to_string()))?,
+            bot: r.bot_user_id.map(|bot_user_id| BotIdentity {
+                bot_user_id,
+                app_id: r.slack_app_id,
+            }),
         })
     }
 }
@@ -119,6 +125,8 @@ pub struct UpdateRow<'a> {
     refresh_fence: Option<Option<i64>>,
     revoked_at: Option<Option<DbTime>>,
     default_channel_available: Option<bool>,
+    slack_app_id: Option<Option<&'a str>>,
+    bot_user_id: Option<&'a str>,
 }
 
 impl<'a> UpdateRow<'a> {
@@ -138,6 +146,8 @@ impl<'a> UpdateRow<'a> {
             refresh_fence: replacing.then_some(None),
             revoked_at: replacing.then_some(None),
             default_channel_available: update.default_channel.as_ref().map(|_| true),
+            slack_app_id: update.bot.as_ref().map(|b| b.app_id.as_deref()),
+            bot_user_id: update.bot.as_ref().map(|b| b.bot_user_id.as_str()),
         }
     }
 }
@@ -158,8 +168,8 @@ macro_rules! connector_repository {
             use super::$repo;
             use $crate::__private::*;
             use $crate::__private::domain::{
-                AuthStatus, ChannelId, ChannelName, Connector, ConnectorId, ConnectorState,
-                ConnectorStatus, RequestId, TenantId, WorkspaceId,
+                AuthStatus, BotIdentity, ChannelId, ChannelName, Connector, ConnectorId,
+                ConnectorState, ConnectorStatus, RequestId, TenantId, WorkspaceId,
             };
             use $crate::__private::ports::{
                 ConnectorLifecycle, ConnectorQueries, ConnectorReconciliation, ConnectorUpdate,
@@ -224,6 +234,8 @@ macro_rules! connector_repository {
                                 dsl::state.eq(ConnectorState::Creating.as_str()),
                                 dsl::request_id.eq(new.request_id.as_ref().map(RequestId::as_str)),
                                 dsl::token_expires_at.eq(new.token_expires_at.map(DbTime)),
+                                dsl::slack_app_id.eq(new.bot.as_ref().and_then(|b| b.app_id.as_deref())),
+                                dsl::bot_user_id.eq(new.bot.as_ref().map(|b| b.bot_user_id.as_str())),
                                 dsl::created_at.eq(DbNow::now()),
                                 dsl::updated_at.eq(DbNow::now()),
                             ))
@@ -403,15 +415,26 @@ macro_rules! connector_repository {
 
             #[async_trait]
             impl WorkspaceConnectors for $repo {
-                async fn revoke_workspace(
+                async fn revoke_workspace<'a>(
                     &self,
                     workspace: &WorkspaceId,
+                    app: &str,
+                    bot_users: Option<&'a [String]>,
                 ) -> Result<Vec<Connector>, RepositoryError> {
+                    // One statement for both: without a list of bot users, every bot of the
+                    // app passes.
+                    let every_bot = bot_users.is_none();
+                    let bot_users = bot_users.unwrap_or_default();
                     let rows: Vec<Row> = $crate::load!(
                         self.$pool,
                         diesel::update(
                             dsl::connectors
                                 .filter(dsl::workspace_id.eq(workspace.as_str()))
+                                .filter(dsl::slack_app_id.eq(app))
+                                .filter(
+                                    every_bot.into_sql::<diesel::sql_types::Bool>().nullable()
+                                        .or(dsl::bot_user_id.eq_any(bot_users)),
+                                )
                                 .filter(dsl::state.eq(ACTIVE)),
                         )
                         .set((
@@ -428,6 +451,7 @@ macro_rules! connector_repository {
                 async fn rename_channel(
                     &self,
                     workspace: &WorkspaceId,
+                    app: &str,
                     channel: &ChannelId,
                     name: &ChannelName,
                 ) -> Result<u64, RepositoryError> {
@@ -436,6 +460,7 @@ macro_rules! connector_repository {
                         diesel::update(
                             dsl::connectors
                                 .filter(dsl::workspace_id.eq(workspace.as_str()))
+                                .filter(dsl::slack_app_id.eq(app))
                                 .filter(dsl::default_channel_id.eq(channel.as_str()))
                                 .filter(dsl::default_channel_name.ne(name.as_str())),
                         )
@@ -449,6 +474,7 @@ macro_rules! connector_repository {
                 async fn set_channel_available(
                     &self,
                     workspace: &WorkspaceId,
+                    app: &str,
                     channel: &ChannelId,
                     available: bool,
                 ) -> Result<u64, RepositoryError> {
@@ -457,6 +483,7 @@ macro_rules! connector_repository {
                         diesel::update(
                             dsl::connectors
                                 .filter(dsl::workspace_id.eq(workspace.as_str()))
+                                .filter(dsl::slack_app_id.eq(app))
                                 .filter(dsl::default_channel_id.eq(channel.as_str()))
                                 .filter(dsl::default_channel_available.ne(available)),
                         )
@@ -465,6 +492,51 @@ macro_rules! connector_repository {
                             dsl::updated_at.eq(DbNow::now()),
                         ))
                     )
+                }
+
+                async fn unidentified<'a>(
+                    &self,
+                    workspace: Option<&'a WorkspaceId>,
+                    limit: u32,
+                ) -> Result<Vec<Connector>, RepositoryError> {
+                    let any_workspace = workspace.is_none();
+                    let workspace = workspace.map(WorkspaceId::as_str).unwrap_or_default();
+                    let rows: Vec<Row> = $crate::load!(
+                        self.$pool,
+                        dsl::connectors
+                            .filter(dsl::bot_user_id.is_null())
+                            .filter(dsl::state.eq(ACTIVE))
+                            .filter(dsl::auth_status.eq(AuthStatus::Ok.as_str()))
+                            .filter(dsl::revoked_at.is_null())
+                            .filter(
+                                any_workspace.into_sql::<diesel::sql_types::Bool>()
+                                    .or(dsl::workspace_id.eq(workspace)),
+                            )
+                            .order(dsl::created_at.asc())
+                            .limit(i64::from(limit))
+                            .select(Row::as_select())
+                    )?;
+                    connectors(rows)
+                }
+
+                async fn record_bot(
+                    &self,
+                    id: ConnectorId,
+                    bot: &BotIdentity,
+                ) -> Result<bool, RepositoryError> {
+                    $crate::execute!(
+                        self.$pool,
+                        diesel::update(
+                            dsl::connectors
+                                .filter(dsl::id.eq(DbId::from(id)))
+                                .filter(dsl::bot_user_id.is_null()),
+                        )
+                        .set((
+                            dsl::slack_app_id.eq(bot.app_id.as_deref()),
+                            dsl::bot_user_id.eq(bot.bot_user_id.as_str()),
+                        ))
+                    )
+                    .map(|n| n > 0)
                 }
             }
 

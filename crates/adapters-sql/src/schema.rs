@@ -42,6 +42,10 @@ diesel::table! {
         revoked_at -> Nullable<Moment>,
         /// Whether the default channel can be posted to.
         default_channel_available -> Bool,
+        /// The Slack app the token belongs to (`A…`), when known.
+        slack_app_id -> Nullable<Text>,
+        /// The bot user the token acts as (`U…`); NULL for rows made before it was recorded.
+        bot_user_id -> Nullable<Text>,
         /// Creation time.
         created_at -> Moment,
         /// Last change.

@@ -38,6 +38,29 @@ pub struct Connector {
     /// The `request_id` of the last UpdateConnector applied, so a retried update is answered
     /// with its result instead of being refused as stale.
     pub last_update_request_id: Option<RequestId>,
+    /// Whose bot the token is, as Slack said when the token was given; `None` for connectors
+    /// made before it was recorded, until it is learned again.
+    pub bot: Option<BotIdentity>,
+}
+
+/// Whose bot a connector's token is: the Slack app and the bot user it acts as. Workspace
+/// events (an uninstall, revoked tokens, channel changes) are acted on only for connectors
+/// whose app sent them, and a `tokens_revoked` only for the bot users it names.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BotIdentity {
+    /// The bot's user ID (`U…`), from `auth.test`.
+    pub bot_user_id: String,
+    /// The Slack app's ID (`A…`), from `oauth.v2.access` or `bots.info`; `None` when Slack
+    /// would not say (the token lacks `users:read`): such a connector is left alone by every
+    /// workspace event, since it cannot be shown to belong to the app that sent it.
+    pub app_id: Option<String>,
+}
+
+impl BotIdentity {
+    /// Whether events of app `app_id` concern this bot.
+    pub fn is_of_app(&self, app_id: &str) -> bool {
+        self.app_id.as_deref() == Some(app_id)
+    }
 }
 
 impl Connector {

@@ -33,7 +33,7 @@ pub use access::{
     AccessDenied, ApiKeyId, Principal, Scope, Scopes, TenantError, TenantGrant, tenant_from_uri,
 };
 pub use channel::{ChannelName, ChannelRef};
-pub use connector::{AuthStatus, Connector, ConnectorState, ConnectorStatus};
+pub use connector::{AuthStatus, BotIdentity, Connector, ConnectorState, ConnectorStatus};
 pub use error::ValidationError;
 pub use ids::{ChannelId, ConnectorId, ConnectorName, RequestId, TenantId, WorkspaceId};
 pub use message::{

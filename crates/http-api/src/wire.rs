@@ -128,6 +128,7 @@ struct Envelope {
     kind: String,
     challenge: Option<String>,
     team_id: Option<String>,
+    api_app_id: Option<String>,
     event_id: Option<String>,
     event: Option<Inner>,
     #[serde(default)]
@@ -171,6 +172,7 @@ pub fn parse(body: &[u8]) -> Result<Callback, ParseError> {
             let missing = |what: &str| ParseError(format!("event_callback without {what}"));
             let event_id = envelope.event_id.ok_or_else(|| missing("event_id"))?;
             let team_id = WorkspaceId::new(envelope.team_id.ok_or_else(|| missing("team_id"))?);
+            let api_app_id = envelope.api_app_id.ok_or_else(|| missing("api_app_id"))?;
             let inner = envelope.event.ok_or_else(|| missing("event"))?;
             let bots: Vec<String> = envelope
                 .authorizations
@@ -181,6 +183,7 @@ pub fn parse(body: &[u8]) -> Result<Callback, ParseError> {
             Ok(Callback::Event(SlackEvent {
                 event_id,
                 team_id,
+                api_app_id,
                 kind: kind_of(inner, &bots)?,
             }))
         }
@@ -202,9 +205,11 @@ fn kind_of(inner: Inner, bots: &[String]) -> Result<SlackEventKind, ParseError> 
     };
     let by_bot = |inner: &Inner| inner.user.as_ref().is_some_and(|u| bots.contains(u));
     Ok(match inner.kind.as_str() {
-        "app_uninstalled" => SlackEventKind::TokensGone,
+        "app_uninstalled" => SlackEventKind::AppUninstalled,
         "tokens_revoked" if inner.tokens.as_ref().is_some_and(|t| !t.bot.is_empty()) => {
-            SlackEventKind::TokensGone
+            SlackEventKind::TokensRevoked {
+                bot_user_ids: inner.tokens.map(|t| t.bot).unwrap_or_default(),
+            }
         }
         "channel_rename" | "group_rename" => {
             let name = inner
@@ -307,7 +312,7 @@ mod tests {
 
     fn callback(event: &str) -> Vec<u8> {
         format!(
-            r#"{{"type":"event_callback","team_id":"T0001","event_id":"Ev01","event":{event},
+            r#"{{"type":"event_callback","team_id":"T0001","api_app_id":"A0APP","event_id":"Ev01","event":{event},
                "authorizations":[{{"team_id":"T0001","user_id":"U0BOT","is_bot":true}}]}}"#
         )
         .into_bytes()
@@ -316,7 +321,14 @@ mod tests {
     fn kind(event: &str) -> SlackEventKind {
         match parse(&callback(event)).unwrap() {
             Callback::Event(e) => {
-                assert_eq!((e.event_id.as_str(), e.team_id.as_str()), ("Ev01", "T0001"));
+                assert_eq!(
+                    (
+                        e.event_id.as_str(),
+                        e.team_id.as_str(),
+                        e.api_app_id.as_str()
+                    ),
+                    ("Ev01", "T0001", "A0APP")
+                );
                 e.kind
             }
             other => panic!("{other:?}"),
@@ -328,11 +340,13 @@ mod tests {
         let c = || ChannelId::new("C0001");
         assert_eq!(
             kind(r#"{"type":"app_uninstalled"}"#),
-            SlackEventKind::TokensGone
+            SlackEventKind::AppUninstalled
         );
         assert_eq!(
-            kind(r#"{"type":"tokens_revoked","tokens":{"oauth":[],"bot":["U0BOT"]}}"#),
-            SlackEventKind::TokensGone
+            kind(r#"{"type":"tokens_revoked","tokens":{"oauth":[],"bot":["U0BOT","U0BOT2"]}}"#),
+            SlackEventKind::TokensRevoked {
+                bot_user_ids: vec!["U0BOT".into(), "U0BOT2".into()]
+            }
         );
         assert_eq!(
             kind(r#"{"type":"tokens_revoked","tokens":{"oauth":["U1"]}}"#),
@@ -391,6 +405,11 @@ mod tests {
         );
         assert!(parse(b"not json").is_err());
         assert!(parse(br#"{"type":"event_callback","team_id":"T1"}"#).is_err());
+        // Every callback names the app it is for: without it, nothing could be scoped.
+        let no_app = String::from_utf8(callback(r#"{"type":"app_uninstalled"}"#))
+            .unwrap()
+            .replace(r#""api_app_id":"A0APP","#, "");
+        assert!(parse(no_app.as_bytes()).is_err());
         assert!(parse(br#"{"type":"app_rate_limited"}"#).is_err());
         assert!(parse(&callback(r#"{"type":"channel_archive"}"#)).is_err());
     }

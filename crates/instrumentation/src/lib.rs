@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use connector_domain::{
-    ApiKeyId, BotToken, ChannelId, ChannelName, Connector, ConnectorId, ConnectorStatus,
-    FileAttachment, MessageEdit, RequestId, SecretName, TenantId, WorkspaceId,
+    ApiKeyId, BotIdentity, BotToken, ChannelId, ChannelName, Connector, ConnectorId,
+    ConnectorStatus, FileAttachment, MessageEdit, RequestId, SecretName, TenantId, WorkspaceId,
 };
 use connector_ports::{
     ApiKeyRecord, ApiKeyStore, AuthIdentity, ChannelInfo, ChannelPage, ConnectorLifecycle,
@@ -181,12 +181,12 @@ fn record(dependency: Dependency, operation: &'static str, outcome: &'static str
 /// `$dependency`, in a span named `$prefix <method>`.
 macro_rules! observed {
     ($trait:ident, $dependency:ident, $prefix:literal, $attr:literal {
-        $( fn $name:ident(&self $(, $arg:ident : $ty:ty)* $(,)?) -> $ret:ty; )*
+        $( fn $name:ident $(<$lt:lifetime>)? (&self $(, $arg:ident : $ty:ty)* $(,)?) -> $ret:ty; )*
     }) => {
         #[async_trait]
         impl<T: $trait> $trait for Observed<T> {
             $(
-                async fn $name(&self $(, $arg: $ty)*) -> $ret {
+                async fn $name $(<$lt>)? (&self $(, $arg: $ty)*) -> $ret {
                     // Only within a request's or a job's span: a call outside any (the
                     // readiness check every few seconds) would start a trace of its own.
                     let span = if tracing::Span::current().is_none() {
@@ -238,11 +238,15 @@ observed!(ConnectorQueries, Database, "db", "db.operation" {
 });
 
 observed!(WorkspaceConnectors, Database, "db", "db.operation" {
-    fn revoke_workspace(&self, workspace: &WorkspaceId) -> Result<Vec<Connector>, RepositoryError>;
-    fn rename_channel(&self, workspace: &WorkspaceId, channel: &ChannelId, name: &ChannelName)
-        -> Result<u64, RepositoryError>;
-    fn set_channel_available(&self, workspace: &WorkspaceId, channel: &ChannelId, available: bool)
-        -> Result<u64, RepositoryError>;
+    fn revoke_workspace<'a>(&self, workspace: &WorkspaceId, app: &str,
+        bot_users: Option<&'a [String]>) -> Result<Vec<Connector>, RepositoryError>;
+    fn rename_channel(&self, workspace: &WorkspaceId, app: &str, channel: &ChannelId,
+        name: &ChannelName) -> Result<u64, RepositoryError>;
+    fn set_channel_available(&self, workspace: &WorkspaceId, app: &str, channel: &ChannelId,
+        available: bool) -> Result<u64, RepositoryError>;
+    fn unidentified<'a>(&self, workspace: Option<&'a WorkspaceId>, limit: u32)
+        -> Result<Vec<Connector>, RepositoryError>;
+    fn record_bot(&self, id: ConnectorId, bot: &BotIdentity) -> Result<bool, RepositoryError>;
 });
 
 observed!(RefreshLeases, Database, "db", "db.operation" {
@@ -308,6 +312,7 @@ observed!(SecretStore, SecretStore, "secrets", "secrets.operation" {
 
 observed!(SlackApi, Slack, "slack", "slack.method" {
     fn auth_test(&self, token: &BotToken) -> Result<AuthIdentity, SlackError>;
+    fn bot_app_id(&self, token: &BotToken, bot_id: &str) -> Result<String, SlackError>;
     fn list_channels(&self, token: &BotToken, cursor: Option<String>)
         -> Result<ChannelPage, SlackError>;
     fn channel_info(&self, token: &BotToken, channel: &ChannelId)

@@ -6,8 +6,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use connector_domain::{
-    AuthStatus, ChannelId, ChannelName, Connector, ConnectorId, ConnectorName, ConnectorState,
-    ConnectorStatus, RequestId, TenantId, WorkspaceId,
+    AuthStatus, BotIdentity, ChannelId, ChannelName, Connector, ConnectorId, ConnectorName,
+    ConnectorState, ConnectorStatus, RequestId, TenantId, WorkspaceId,
 };
 
 /// A connector about to be written, in state `creating`.
@@ -29,6 +29,9 @@ pub struct NewConnector {
     pub request_id: Option<RequestId>,
     /// When the token expires, for rotating tokens.
     pub token_expires_at: Option<DateTime<Utc>>,
+    /// Whose bot the token is: the service always learns it from Slack before it inserts;
+    /// `None` stands for a row written before bots were recorded (conformance suites).
+    pub bot: Option<BotIdentity>,
 }
 
 /// What an UpdateConnector changes in a row; `None` leaves a column as it is. Applying one
@@ -48,6 +51,8 @@ pub struct ConnectorUpdate {
     /// secret was deleted): the auth status is `ok` again, revocation, expiry and refresh
     /// lease are forgotten.
     pub token_replaced: bool,
+    /// With a new token: whose bot it is.
+    pub bot: Option<BotIdentity>,
     /// The caller's idempotency key, kept as the row's last update request ID.
     pub request_id: Option<RequestId>,
 }
@@ -320,31 +325,49 @@ pub trait ConnectorQueries: Send + Sync {
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait WorkspaceConnectors: Send + Sync {
-    /// Marks every active connector of `workspace` revoked (the app was uninstalled or its
-    /// tokens revoked; already revoked ones stay as they are) and returns them all, so their
-    /// secrets can be deleted.
-    async fn revoke_workspace(
+    /// Marks revoked every active connector of `workspace` whose bot belongs to app `app`
+    /// (the app was uninstalled) or, with `bot_users`, only those whose bot user is one of
+    /// them (their tokens were revoked); already revoked ones stay as they are. Returns them
+    /// all, so their secrets can be deleted.
+    async fn revoke_workspace<'a>(
         &self,
         workspace: &WorkspaceId,
+        app: &str,
+        bot_users: Option<&'a [String]>,
     ) -> Result<Vec<Connector>, RepositoryError>;
 
-    /// Gives the default channel `channel` of `workspace`'s connectors its new name; returns
-    /// how many changed.
+    /// Gives the default channel `channel` of `workspace`'s connectors of app `app` its new
+    /// name; returns how many changed.
     async fn rename_channel(
         &self,
         workspace: &WorkspaceId,
+        app: &str,
         channel: &ChannelId,
         name: &ChannelName,
     ) -> Result<u64, RepositoryError>;
 
-    /// Marks the default channel `channel` of `workspace`'s connectors available or not;
-    /// returns how many changed (those already so are left alone).
+    /// Marks the default channel `channel` of `workspace`'s connectors of app `app` available
+    /// or not; returns how many changed (those already so are left alone).
     async fn set_channel_available(
         &self,
         workspace: &WorkspaceId,
+        app: &str,
         channel: &ChannelId,
         available: bool,
     ) -> Result<u64, RepositoryError>;
+
+    /// Up to `limit` active, authorised connectors (of `workspace`, or of any) whose bot is
+    /// not known yet: made before it was recorded.
+    async fn unidentified<'a>(
+        &self,
+        workspace: Option<&'a WorkspaceId>,
+        limit: u32,
+    ) -> Result<Vec<Connector>, RepositoryError>;
+
+    /// Records whose bot connector `id`'s token is (learned lazily), unless its token was
+    /// replaced meanwhile (the row's bot is known then); `true` when recorded.
+    async fn record_bot(&self, id: ConnectorId, bot: &BotIdentity)
+    -> Result<bool, RepositoryError>;
 }
 
 /// Rotating tokens refreshed one replica at a time: which are due, and the fenced lease on

@@ -17,6 +17,11 @@ pub struct AuthIdentity {
     pub team_name: String,
     /// The bot's user ID.
     pub user_id: String,
+    /// The bot's ID (`B…`), for `bots.info`.
+    pub bot_id: Option<String>,
+    /// The Slack app's ID, when `auth.test` said it (its published schema does not promise
+    /// it; `bots.info` does).
+    pub app_id: Option<String>,
 }
 
 /// One conversation as Slack describes it.
@@ -100,6 +105,10 @@ pub struct OAuthGrant {
     pub refresh_token: Option<SecretString>,
     /// With token rotation on: seconds until `access_token` expires.
     pub expires_in: Option<u64>,
+    /// The Slack app the token belongs to.
+    pub app_id: Option<String>,
+    /// The bot user the token acts as.
+    pub bot_user_id: Option<String>,
 }
 
 /// Which grant to ask `oauth.v2.access` for. `Debug` shows neither the code nor the token.
@@ -208,6 +217,9 @@ pub enum SlackError {
 pub trait SlackApi: Send + Sync {
     /// `auth.test`: validates the token and says whose it is.
     async fn auth_test(&self, token: &BotToken) -> Result<AuthIdentity, SlackError>;
+
+    /// `bots.info`: the ID of the Slack app bot `bot_id` belongs to (needs `users:read`).
+    async fn bot_app_id(&self, token: &BotToken, bot_id: &str) -> Result<String, SlackError>;
 
     /// One page of `conversations.list` (public and private channels, archived ones
     /// excluded). `cursor` is `None` for the first page.

@@ -14,6 +14,9 @@ pub struct SlackEvent {
     pub event_id: String,
     /// The workspace it happened in.
     pub team_id: WorkspaceId,
+    /// The Slack app it was sent for (`api_app_id`): only connectors whose bot belongs to it
+    /// are acted on.
+    pub api_app_id: String,
     /// What happened.
     pub kind: SlackEventKind,
 }
@@ -21,9 +24,13 @@ pub struct SlackEvent {
 /// What a Slack event says about a workspace's connectors.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SlackEventKind {
-    /// `app_uninstalled`, or `tokens_revoked` naming bot tokens: every token of the app in the
-    /// workspace is gone.
-    TokensGone,
+    /// `app_uninstalled`: every token of the app in the workspace is gone.
+    AppUninstalled,
+    /// `tokens_revoked` naming bot users: the tokens of those bots are gone.
+    TokensRevoked {
+        /// The bot users whose tokens were revoked.
+        bot_user_ids: Vec<String>,
+    },
     /// `channel_rename`.
     ChannelRenamed {
         /// The channel.

@@ -2,7 +2,7 @@
 //!
 //! | route | body | effect |
 //! |---|---|---|
-//! | `POST /_double/workspaces` | a [`Workspace`] plus `"tokens": [..]` | adds the workspace and its tokens |
+//! | `POST /_double/workspaces` | a [`Workspace`] plus `"tokens": [..]` (and `"other_app_tokens": [{"token", "app_id", "bot_user_id", "bot_id"}]`, bots of other apps) | adds the workspace and its tokens |
 //! | `POST /_double/faults` | `{"method": "auth.test", "times": 2, "fault": {"kind": "rate_limited", "retry_after_secs": 1}}` | injects faults |
 //! | `POST /_double/revoke` | `{"token": "xoxb-…"}` | revokes a token |
 //! | `GET /_double/messages` | | what `chat.postMessage` accepted |
@@ -19,7 +19,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use crate::events::{Delivery, EventTarget, Happening};
-use crate::state::{Fault, PostedMessage, ScheduledPost, State, Workspace};
+use crate::state::{BotOf, Fault, PostedMessage, ScheduledPost, State, Workspace};
 
 pub(crate) fn routes() -> Router<Arc<State>> {
     Router::new()
@@ -39,6 +39,16 @@ struct NewWorkspace {
     workspace: Workspace,
     #[serde(default)]
     tokens: Vec<String>,
+    /// Tokens of bots of other Slack apps in the same workspace.
+    #[serde(default)]
+    other_app_tokens: Vec<OtherAppToken>,
+}
+
+#[derive(Deserialize)]
+struct OtherAppToken {
+    token: String,
+    #[serde(flatten)]
+    bot: BotOf,
 }
 
 async fn add_workspace(AxumState(state): AxumState<Arc<State>>, Json(body): Json<NewWorkspace>) {
@@ -46,6 +56,9 @@ async fn add_workspace(AxumState(state): AxumState<Arc<State>>, Json(body): Json
     state.add_workspace(body.workspace);
     for token in body.tokens {
         state.add_token(&token, &team);
+    }
+    for other in body.other_app_tokens {
+        state.add_token_of_app(&other.token, &team, other.bot);
     }
 }
 

@@ -129,7 +129,7 @@ fn oauth_access(state: &State, headers: &HeaderMap, params: &Params) -> Response
         "token_type": "bot",
         "scope": "channels:read,groups:read,chat:write,files:write",
         "bot_user_id": "U0BOTUSER1",
-        "app_id": "A0DOUBLE01",
+        "app_id": crate::state::APP_ID,
         "team": {"id": app.team_id, "name": format!("Workspace {}", app.team_id)},
         "enterprise": null,
         "authed_user": {"id": "U0INSTALLR"},
@@ -260,15 +260,35 @@ fn handle(
     };
     let token = token.unwrap_or_default();
     match method {
-        "auth.test" => ok(json!({
-            "url": format!("https://{}.slack.test/", workspace.team_id.to_lowercase()),
-            "team": workspace.team_name,
-            "user": "connector-bot",
-            "team_id": workspace.team_id,
-            "user_id": workspace.bot_user_id,
-            "bot_id": "B0BOT00001",
-            "is_enterprise_install": false,
-        })),
+        "auth.test" => {
+            let bot = state.bot_of(&token, &workspace);
+            ok(json!({
+                "url": format!("https://{}.slack.test/", workspace.team_id.to_lowercase()),
+                "team": workspace.team_name,
+                "user": "connector-bot",
+                "team_id": workspace.team_id,
+                "user_id": bot.bot_user_id,
+                "bot_id": bot.bot_id,
+                "is_enterprise_install": false,
+            }))
+        }
+        "bots.info" => match params
+            .get("bot")
+            .and_then(|b| state.bot_info(b, &workspace))
+        {
+            Some(bot) => ok(json!({"bot": {
+                "id": bot.bot_id,
+                "deleted": false,
+                "name": "connector-bot",
+                "updated": 1_700_000_000,
+                "app_id": bot.app_id,
+                "user_id": bot.bot_user_id,
+                "icons": {"image_36": "https://a.slack-edge.test/36.png",
+                          "image_48": "https://a.slack-edge.test/48.png",
+                          "image_72": "https://a.slack-edge.test/72.png"},
+            }})),
+            None => fail("bot_not_found"),
+        },
         "conversations.list" => conversations_list(&workspace, &params),
         "conversations.info" => conversations_info(&workspace, &params),
         "chat.postMessage" => post_message(state, &workspace, &token, &params),

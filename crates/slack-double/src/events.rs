@@ -130,7 +130,7 @@ impl Events {
         let body = serde_json::json!({
             "token": "unused-verification-token",
             "team_id": team,
-            "api_app_id": "A0DOUBLE01",
+            "api_app_id": crate::state::APP_ID,
             "type": "event_callback",
             "event_id": event_id,
             "event_time": now_unix(),

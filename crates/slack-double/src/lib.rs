@@ -3,7 +3,7 @@
 //! It speaks the Web API's wire format: `POST` or `GET` `/api/{method}`; the token in an
 //! `Authorization: Bearer` header or a `token` parameter; parameters as a query string, a
 //! form or a JSON body; answers as JSON with `"ok": true`, or `"ok": false` and an `error`
-//! string with HTTP 200, as Slack does. Methods: `auth.test`, `conversations.list` (cursors,
+//! string with HTTP 200, as Slack does. Methods: `auth.test`, `bots.info`, `conversations.list` (cursors,
 //! `limit` up to 1000), `conversations.info`, `chat.postMessage` (threads, broadcast, blocks, unfurl flags),
 //! `chat.update`, `chat.delete`, `chat.scheduleMessage`, `chat.deleteScheduledMessage` (kept,
 //! never posted),
@@ -38,7 +38,8 @@ use std::sync::Arc;
 
 pub use events::{Delivery, EventTarget, Happening};
 pub use state::{
-    Channel, Fault, OAuthApp, PostedMessage, ScheduledPost, SharedFile, State, Workspace,
+    APP_ID, BOT_ID, BotOf, Channel, Fault, OAuthApp, PostedMessage, ScheduledPost, SharedFile,
+    State, Workspace,
 };
 
 /// A running double, stopped when dropped.

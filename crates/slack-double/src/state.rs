@@ -190,10 +190,29 @@ pub enum Fault {
     },
 }
 
+/// The Slack app every token of the double belongs to, unless added as another app's.
+pub const APP_ID: &str = "A0DOUBLE01";
+
+/// The bot ID of the double's own app in every workspace.
+pub const BOT_ID: &str = "B0BOT00001";
+
+/// Whose bot a token is: the app and its bot user.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BotOf {
+    /// `A…`.
+    pub app_id: String,
+    /// `U…`.
+    pub bot_user_id: String,
+    /// `B…`.
+    pub bot_id: String,
+}
+
 #[derive(Debug, Default)]
 struct Inner {
     workspaces: HashMap<String, Workspace>,
     tokens: HashMap<String, String>,
+    /// Tokens of other apps than the double's own, by token.
+    other_apps: HashMap<String, BotOf>,
     revoked: Vec<String>,
     faults: HashMap<String, VecDeque<Fault>>,
     posted: Vec<PostedMessage>,
@@ -260,13 +279,51 @@ impl State {
         }
     }
 
-    /// Revokes every token of `team_id` (the app was uninstalled there).
+    /// Lets `token` act as the bot of another Slack app than the double's own in `team_id`:
+    /// `auth.test` and `bots.info` say so, and uninstalling the double's app leaves it working.
+    pub fn add_token_of_app(&self, token: &str, team_id: &str, bot: BotOf) {
+        let mut inner = self.lock();
+        inner.tokens.insert(token.into(), team_id.into());
+        inner.other_apps.insert(token.into(), bot);
+    }
+
+    /// Whose bot `token` is.
+    pub(crate) fn bot_of(&self, token: &str, workspace: &Workspace) -> BotOf {
+        self.lock()
+            .other_apps
+            .get(token)
+            .cloned()
+            .unwrap_or_else(|| BotOf {
+                app_id: APP_ID.into(),
+                bot_user_id: workspace.bot_user_id.clone(),
+                bot_id: BOT_ID.into(),
+            })
+    }
+
+    /// The app and bot user of bot `bot_id`, as `bots.info` tells them.
+    pub(crate) fn bot_info(&self, bot_id: &str, workspace: &Workspace) -> Option<BotOf> {
+        if bot_id == BOT_ID {
+            return Some(BotOf {
+                app_id: APP_ID.into(),
+                bot_user_id: workspace.bot_user_id.clone(),
+                bot_id: BOT_ID.into(),
+            });
+        }
+        self.lock()
+            .other_apps
+            .values()
+            .find(|b| b.bot_id == bot_id)
+            .cloned()
+    }
+
+    /// Revokes every token of the double's own app in `team_id` (it was uninstalled there);
+    /// other apps' tokens keep working.
     pub fn revoke_team(&self, team_id: &str) {
         let mut inner = self.lock();
         let tokens: Vec<String> = inner
             .tokens
             .iter()
-            .filter(|(_, team)| *team == team_id)
+            .filter(|(token, team)| *team == team_id && !inner.other_apps.contains_key(*token))
             .map(|(token, _)| token.clone())
             .collect();
         inner.revoked.extend(tokens);

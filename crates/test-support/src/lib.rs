@@ -258,6 +258,24 @@ impl TestDatabase {
         Ok(row.map(|r| r.state))
     }
 
+    /// The rows of `sql`, a query of two text columns (checks of what a test made the service
+    /// write).
+    pub async fn query_pairs(&self, sql: &str) -> anyhow::Result<Vec<(String, String)>> {
+        use diesel::QueryableByName;
+        use diesel_async::RunQueryDsl as _;
+        #[derive(QueryableByName)]
+        struct Pair {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            a: String,
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            b: String,
+        }
+        let mut conn = AsyncPgConnection::establish(&self.url).await?;
+        let wrapped = format!("SELECT q.* FROM ({sql}) AS q(a, b)");
+        let rows: Vec<Pair> = diesel::sql_query(wrapped).load(&mut conn).await?;
+        Ok(rows.into_iter().map(|p| (p.a, p.b)).collect())
+    }
+
     /// Runs `sql` (test set-up such as ageing rows).
     pub async fn execute(&self, sql: &str) -> anyhow::Result<()> {
         let mut conn = AsyncPgConnection::establish(&self.url).await?;

@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use connector_domain::{
-    ChannelId, ChannelName, Connector, ConnectorId, ConnectorStatus, RequestId, TenantId,
-    WorkspaceId,
+    BotIdentity, ChannelId, ChannelName, Connector, ConnectorId, ConnectorStatus, RequestId,
+    TenantId, WorkspaceId,
 };
 use connector_ports::{
     ChangeSink, ConnectorLifecycle, ConnectorQueries, ConnectorReconciliation, ConnectorUpdate,
@@ -375,11 +375,13 @@ impl ConnectorLifecycle for NotingChanges<dyn ConnectorLifecycle> {
 
 #[async_trait]
 impl WorkspaceConnectors for NotingChanges<dyn WorkspaceConnectors> {
-    async fn revoke_workspace(
+    async fn revoke_workspace<'a>(
         &self,
         workspace: &WorkspaceId,
+        app: &str,
+        bot_users: Option<&'a [String]>,
     ) -> Result<Vec<Connector>, RepositoryError> {
-        let result = self.inner.revoke_workspace(workspace).await;
+        let result = self.inner.revoke_workspace(workspace, app, bot_users).await;
         self.coherence.changed_all();
         result
     }
@@ -387,10 +389,14 @@ impl WorkspaceConnectors for NotingChanges<dyn WorkspaceConnectors> {
     async fn rename_channel(
         &self,
         workspace: &WorkspaceId,
+        app: &str,
         channel: &ChannelId,
         name: &ChannelName,
     ) -> Result<u64, RepositoryError> {
-        let result = self.inner.rename_channel(workspace, channel, name).await;
+        let result = self
+            .inner
+            .rename_channel(workspace, app, channel, name)
+            .await;
         self.coherence.changed_all();
         result
     }
@@ -398,14 +404,33 @@ impl WorkspaceConnectors for NotingChanges<dyn WorkspaceConnectors> {
     async fn set_channel_available(
         &self,
         workspace: &WorkspaceId,
+        app: &str,
         channel: &ChannelId,
         available: bool,
     ) -> Result<u64, RepositoryError> {
         let result = self
             .inner
-            .set_channel_available(workspace, channel, available)
+            .set_channel_available(workspace, app, channel, available)
             .await;
         self.coherence.changed_all();
+        result
+    }
+
+    async fn unidentified<'a>(
+        &self,
+        workspace: Option<&'a WorkspaceId>,
+        limit: u32,
+    ) -> Result<Vec<Connector>, RepositoryError> {
+        self.inner.unidentified(workspace, limit).await
+    }
+
+    async fn record_bot(
+        &self,
+        id: ConnectorId,
+        bot: &BotIdentity,
+    ) -> Result<bool, RepositoryError> {
+        let result = self.inner.record_bot(id, bot).await;
+        self.coherence.changed(id);
         result
     }
 }

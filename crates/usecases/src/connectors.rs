@@ -56,6 +56,9 @@ pub struct CreateConnector {
     pub request_id: Option<RequestId>,
     /// With Slack token rotation on (OAuth installs): the refresh token and expiry to keep.
     pub rotation: Option<TokenRotation>,
+    /// The Slack app the token belongs to, when the caller knows it (an OAuth install:
+    /// `oauth.v2.access` says); otherwise Slack is asked.
+    pub app_id: Option<String>,
 }
 
 impl CreateConnector {
@@ -75,6 +78,7 @@ impl CreateConnector {
             default_channel: ChannelRef::parse("default_channel", default_channel)?,
             request_id: RequestId::parse_optional("request_id", request_id)?,
             rotation: None,
+            app_id: None,
         })
     }
 }
@@ -169,6 +173,9 @@ impl ConnectorService {
             .auth_test(&cmd.bot_token)
             .await
             .map_err(|e| ConnectorError::from_slack("slack_bot_token", e))?;
+        let bot = crate::bots::identify(&self.ports, &cmd.bot_token, &identity, cmd.app_id.clone())
+            .await
+            .map_err(|e| ConnectorError::from_slack("slack_bot_token", e))?;
         let channel = self
             .resolve_channel_in_time(&cmd.bot_token, &cmd.default_channel)
             .await?;
@@ -182,6 +189,7 @@ impl ConnectorService {
             default_channel_name: channel.name,
             request_id: cmd.request_id.clone(),
             token_expires_at: cmd.rotation.as_ref().map(|r| r.expires_at),
+            bot: Some(bot),
         };
         let row = match self.ports.connectors.lifecycle.insert_creating(&new).await {
             Ok(row) => row,

@@ -286,6 +286,7 @@ impl OAuthInstaller {
             )
             .map_err(|e| InstallError::Create(e.into()))?,
             rotation: rotation_from_grant(grant.refresh_token, grant.expires_in, None, self.now()),
+            app_id: grant.app_id,
         };
         self.service.create(cmd).await.map_err(InstallError::Create)
     }

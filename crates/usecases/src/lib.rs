@@ -28,6 +28,7 @@ use connector_ports::{Connectors, SecretLabels, SecretStore, SlackApi};
 
 pub mod api_keys;
 pub mod authenticate;
+mod bots;
 mod channels;
 pub mod coherence;
 pub mod connectors;

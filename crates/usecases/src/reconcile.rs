@@ -26,6 +26,8 @@ pub struct ReconcileReport {
     /// Connectors that could not be finished this pass, with the reason; a later pass retries
     /// them once their lease expires.
     pub failed: Vec<(ConnectorId, String)>,
+    /// Connectors made before their bot was recorded that now say whose bot they are.
+    pub identified: u64,
 }
 
 /// Which rows a pass takes.
@@ -110,6 +112,12 @@ impl Reconciler {
                 Err(e) => report.failed.push((id, e.to_string())),
             }
         }
+        // Lazily, a batch a pass: connectors made before bots were recorded.
+        match crate::bots::backfill(&self.ports, None, self.settings.batch).await {
+            Ok(n) => report.identified = n,
+            Err(e) => tracing::warn!(error = %e,
+                "could not learn the bots of older connectors this pass; the next pass retries"),
+        }
         Ok(report)
     }
 }
@@ -133,7 +141,10 @@ mod tests {
         settled(repo, secrets)
     }
 
-    fn settled(repo: MockConnectors, secrets: MockSecretStore) -> Reconciler {
+    fn settled(mut repo: MockConnectors, secrets: MockSecretStore) -> Reconciler {
+        repo.workspaces
+            .expect_unidentified()
+            .returning(|_, _| Ok(Vec::new()));
         Reconciler::new(
             ports(repo, secrets, MockSlackApi::new()),
             ReconcileSettings {

@@ -632,6 +632,8 @@ mod tests {
                     team_id: WorkspaceId::new("T1"),
                     refresh_token: Some(SecretString::from("r2".to_owned())),
                     expires_in: Some(43_200),
+                    app_id: None,
+                    bot_user_id: None,
                 })
             });
         let r = refresher(repo, secrets, slack);
@@ -867,6 +869,8 @@ mod tests {
                 team_id: WorkspaceId::new("T1"),
                 refresh_token: Some(SecretString::from("r2".to_owned())),
                 expires_in: Some(43_200),
+                app_id: None,
+                bot_user_id: None,
             })
         });
         slack

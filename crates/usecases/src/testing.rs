@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use connector_domain::{
-    AuthStatus, ChannelId, ChannelName, Connector, ConnectorId, ConnectorName, ConnectorState,
-    SecretPrefix, TenantId, WorkspaceId,
+    AuthStatus, BotIdentity, ChannelId, ChannelName, Connector, ConnectorId, ConnectorName,
+    ConnectorState, SecretPrefix, TenantId, WorkspaceId,
 };
 use connector_ports::{MockConnectors, MockSecretStore, MockSlackApi, SlackApi};
 
@@ -28,6 +28,10 @@ pub(crate) fn connector(tenant: &str, name: &str, state: ConnectorState) -> Conn
         generation: 1,
         default_channel_available: true,
         last_update_request_id: None,
+        bot: Some(BotIdentity {
+            bot_user_id: "U0BOT".into(),
+            app_id: Some("A0APP".into()),
+        }),
     }
 }
 

@@ -344,6 +344,7 @@ impl Rig {
             default_channel_name: ChannelName::new("alerts"),
             request_id: None,
             token_expires_at: None,
+            bot: None,
         }
     }
 
@@ -536,6 +537,7 @@ async fn the_server_runs_the_reconciler_in_the_background() {
         default_channel_name: ChannelName::new("alerts"),
         request_id: None,
         token_expires_at: None,
+        bot: None,
     };
     repo.insert_creating(&new).await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);

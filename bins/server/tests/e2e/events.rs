@@ -82,7 +82,8 @@ async fn post(app: &TestApp, body: &str, timestamp: Option<i64>, signature: Opti
 
 fn archive_of(channel: &str, event_id: &str) -> String {
     serde_json::json!({
-        "type": "event_callback", "team_id": TEAM, "event_id": event_id,
+        "type": "event_callback", "team_id": TEAM, "api_app_id": slack_double::APP_ID,
+        "event_id": event_id,
         "event": {"type": "channel_archive", "channel": channel, "user": "U1"},
     })
     .to_string()
@@ -130,7 +131,8 @@ async fn only_signed_fresh_deliveries_are_read() {
     // Larger than the HTTP listener takes (CONNECTOR__HTTP__MAX_BODY_BYTES, 16 KiB).
     let padding = "x".repeat(20 * 1024);
     let oversized = serde_json::json!({
-        "type": "event_callback", "team_id": TEAM, "event_id": "EvBig",
+        "type": "event_callback", "team_id": TEAM, "api_app_id": slack_double::APP_ID,
+        "event_id": "EvBig",
         "event": {"type": "channel_archive", "channel": "C0ALERTS01", "pad": padding},
     })
     .to_string();
@@ -244,6 +246,128 @@ async fn an_uninstall_revokes_every_connector_of_the_workspace_until_a_new_token
     assert_eq!(back.status(), ConnectorStatus::Active);
     assert!(send(&mut app, &a.id).await.0.is_ok());
     assert_eq!(app.double.state().posted().pop().unwrap().token, NEW);
+    app.stop().await;
+}
+
+/// A workspace where a tenant also runs its own Slack app: another app's bot, its own token.
+const OTHER_APP_TOKEN: &str = "xoxb-1000-3000-anotherappsbot";
+
+fn other_app() -> slack_double::BotOf {
+    slack_double::BotOf {
+        app_id: "A0OTHERAPP".into(),
+        bot_user_id: "U0OTHERBOT".into(),
+        bot_id: "B0OTHERBOT".into(),
+    }
+}
+
+#[tokio::test]
+async fn workspace_events_touch_only_this_apps_connectors() {
+    let mut app = spawn().await;
+    app.double
+        .state()
+        .add_token_of_app(OTHER_APP_TOKEN, TEAM, other_app());
+    let ours = app.create("acme", "prod", "#alerts").await;
+    let theirs = app
+        .client
+        .create_connector(crate::helpers::create_request(
+            "acme",
+            "own-app",
+            OTHER_APP_TOKEN,
+            "#alerts",
+            "",
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .connector
+        .unwrap();
+    // A connector made before bots were recorded: the service learns its bot when its
+    // workspace's next event comes.
+    let legacy = app.create("acme", "legacy", "#alerts").await;
+    app.db
+        .execute(&format!(
+            "UPDATE connectors SET slack_app_id = NULL, bot_user_id = NULL WHERE id = '{}'",
+            legacy.id
+        ))
+        .await
+        .unwrap();
+
+    // Another app's bot named in this app's tokens_revoked: nothing of ours is revoked.
+    let delivery = app
+        .double
+        .deliver_event(
+            TEAM,
+            serde_json::json!({"type": "tokens_revoked",
+                "tokens": {"oauth": [], "bot": ["U0OTHERBOT"]}}),
+        )
+        .await;
+    assert_eq!(delivery.status, 200);
+    for c in [&ours, &theirs, &legacy] {
+        assert_eq!(
+            status(&mut app, &c.id).await,
+            ConnectorStatus::Active,
+            "{}",
+            c.name
+        );
+    }
+    let learned: Vec<(String, String)> = app
+        .db
+        .query_pairs(&format!(
+            "SELECT coalesce(slack_app_id, ''), coalesce(bot_user_id, '') FROM connectors \
+             WHERE id IN ('{}', '{}', '{}') ORDER BY name",
+            ours.id, theirs.id, legacy.id
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        learned,
+        vec![
+            (slack_double::APP_ID.to_owned(), "U0BOTUSER1".to_owned()),
+            ("A0OTHERAPP".to_owned(), "U0OTHERBOT".to_owned()),
+            (slack_double::APP_ID.to_owned(), "U0BOTUSER1".to_owned()),
+        ],
+        "legacy, own-app, prod: recorded at create, learned for the older row"
+    );
+
+    // This app's channel event leaves the other app's connector alone.
+    app.double
+        .trigger(Happening::Archive {
+            channel: ours.default_channel_id.clone(),
+        })
+        .await;
+    assert_eq!(
+        status(&mut app, &ours.id).await,
+        ConnectorStatus::DefaultChannelUnavailable
+    );
+    assert_eq!(status(&mut app, &theirs.id).await, ConnectorStatus::Active);
+    app.double
+        .trigger(Happening::Unarchive {
+            channel: ours.default_channel_id.clone(),
+        })
+        .await;
+
+    // This app uninstalled: its connectors are revoked, the other app's keeps sending.
+    app.double
+        .trigger(Happening::Uninstall {
+            team_id: TEAM.into(),
+        })
+        .await;
+    assert_eq!(status(&mut app, &ours.id).await, ConnectorStatus::Revoked);
+    assert_eq!(status(&mut app, &legacy.id).await, ConnectorStatus::Revoked);
+    assert_eq!(status(&mut app, &theirs.id).await, ConnectorStatus::Active);
+    assert!(
+        secret_value(&app.secret_name("acme", &theirs.id))
+            .await
+            .is_some(),
+        "the other app's token is kept"
+    );
+    let (answer, calls) = send(&mut app, &theirs.id).await;
+    answer.unwrap();
+    assert_eq!(calls, 1);
+    assert_eq!(
+        app.double.state().posted().pop().unwrap().token,
+        OTHER_APP_TOKEN
+    );
     app.stop().await;
 }
 

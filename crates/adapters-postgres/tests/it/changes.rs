@@ -62,6 +62,7 @@ async fn every_change_of_a_row_reaches_the_sink_and_a_lost_feed_comes_back() {
         default_channel_name: ChannelName::new("alerts"),
         request_id: None,
         token_expires_at: None,
+        bot: None,
     })
     .await
     .unwrap();

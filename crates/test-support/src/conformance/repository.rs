@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use connector_domain::{
-    AuthStatus, ChannelId, ChannelName, ConnectorId, ConnectorName, ConnectorState, RequestId,
-    TenantId, WorkspaceId,
+    AuthStatus, BotIdentity, ChannelId, ChannelName, ConnectorId, ConnectorName, ConnectorState,
+    RequestId, TenantId, WorkspaceId,
 };
 use connector_ports::{
     ApiKeyRecord, ApiKeyStore, ConnectorRepository, ConnectorUpdate, NewConnector, OAuthStateStore,
@@ -31,6 +31,18 @@ pub fn new(tenant_id: &str, name: &str, request_id: Option<&str>) -> NewConnecto
         request_id: request_id
             .map(|r| RequestId::parse_optional("request_id", r).unwrap().unwrap()),
         token_expires_at: None,
+        bot: Some(bot("U0BOT", Some(APP))),
+    }
+}
+
+/// The app every connector of [`new`] belongs to.
+pub const APP: &str = "A0APP";
+
+/// A bot of `app`.
+pub fn bot(bot_user_id: &str, app: Option<&str>) -> BotIdentity {
+    BotIdentity {
+        bot_user_id: bot_user_id.into(),
+        app_id: app.map(str::to_owned),
     }
 }
 
@@ -1053,9 +1065,10 @@ pub async fn updates_are_conditional_and_record_staged_versions<R: ConnectorRepo
     );
 }
 
-/// Conformance case: Slack's events act on a workspace's connectors of every tenant — revoked
-/// (once; a new token lifts it), a default channel renamed, made unavailable and available
-/// again (a new default channel is available) — and `list_active` filters by status.
+/// Conformance case: Slack's events act on a workspace's connectors of the app they were sent
+/// for, of every tenant — revoked (once; a new token lifts it), a default channel renamed,
+/// made unavailable and available again (a new default channel is available) — never on
+/// another app's connectors or those whose app is unknown, and `list_active` filters by status.
 pub async fn workspace_events_and_status_filters<R: ConnectorRepository>(repo: &R) {
     use connector_domain::ConnectorStatus;
     let a = new("acme", "a", None);
@@ -1064,9 +1077,18 @@ pub async fn workspace_events_and_status_filters<R: ConnectorRepository>(repo: &
     elsewhere.workspace_id = WorkspaceId::new("T0OTHER");
     let mut other_channel = new("acme", "other-channel", None);
     other_channel.default_channel_id = ChannelId::new("C0000OTHER");
-    for n in [&a, &b, &elsewhere, &other_channel] {
+    // Same workspace and channel, but another app's bot, or one whose app Slack would not say.
+    let mut other_app = new("initech", "other-app", None);
+    other_app.bot = Some(bot("U0OTHERBOT", Some("A0OTHER")));
+    let mut unknown_app = new("initech", "unknown-app", None);
+    unknown_app.bot = Some(bot("U0NOSCOPE", None));
+    for n in [&a, &b, &elsewhere, &other_channel, &other_app, &unknown_app] {
         create_active(repo, n).await;
     }
+    let untouched = |c: connector_domain::Connector| {
+        assert_eq!(c.status(), ConnectorStatus::Active, "{}", c.name);
+        assert_eq!(c.default_channel_name.as_str(), "alerts", "{}", c.name);
+    };
     let team = WorkspaceId::new("T0001");
     let alerts = ChannelId::new("C0000ALERT");
     let status_of = |c: &connector_domain::Connector| c.status();
@@ -1083,7 +1105,7 @@ pub async fn workspace_events_and_status_filters<R: ConnectorRepository>(repo: &
     };
 
     assert_eq!(
-        repo.rename_channel(&team, &alerts, &ChannelName::new("alerts-2"))
+        repo.rename_channel(&team, APP, &alerts, &ChannelName::new("alerts-2"))
             .await
             .unwrap(),
         2,
@@ -1092,13 +1114,13 @@ pub async fn workspace_events_and_status_filters<R: ConnectorRepository>(repo: &
     let got = repo.get_active(&a.tenant_id, a.id).await.unwrap().unwrap();
     assert_eq!(got.default_channel_name.as_str(), "alerts-2");
     assert_eq!(
-        repo.set_channel_available(&team, &alerts, false)
+        repo.set_channel_available(&team, APP, &alerts, false)
             .await
             .unwrap(),
         2
     );
     assert_eq!(
-        repo.set_channel_available(&team, &alerts, false)
+        repo.set_channel_available(&team, APP, &alerts, false)
             .await
             .unwrap(),
         0,
@@ -1115,13 +1137,46 @@ pub async fn workspace_events_and_status_filters<R: ConnectorRepository>(repo: &
         vec!["elsewhere", "other-channel"]
     );
     assert_eq!(
-        repo.set_channel_available(&team, &alerts, true)
+        repo.set_channel_available(&team, APP, &alerts, true)
             .await
             .unwrap(),
         2
     );
 
-    let revoked = repo.revoke_workspace(&team).await.unwrap();
+    // Another app's events touch none of them.
+    assert_eq!(
+        repo.rename_channel(&team, "A0OTHER2", &alerts, &ChannelName::new("x"))
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(
+        repo.revoke_workspace(&team, "A0OTHER2", None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Revoked tokens of bot users not this app's, or not of this workspace, revoke nothing.
+    assert!(
+        repo.revoke_workspace(
+            &team,
+            APP,
+            Some(&["U0OTHERBOT".to_owned(), "U0NOBODY".to_owned()])
+        )
+        .await
+        .unwrap()
+        .is_empty()
+    );
+    assert!(
+        repo.revoke_workspace(&team, APP, Some(&[]))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let revoked = repo
+        .revoke_workspace(&team, APP, Some(&["U0BOT".to_owned()]))
+        .await
+        .unwrap();
     let mut ids: Vec<_> = revoked.iter().map(|c| c.id).collect();
     ids.sort();
     let mut want = vec![a.id, b.id, other_channel.id];
@@ -1129,7 +1184,13 @@ pub async fn workspace_events_and_status_filters<R: ConnectorRepository>(repo: &
     assert_eq!(ids, want, "every tenant's connector of the workspace");
     assert!(revoked.iter().all(|c| c.auth_status == AuthStatus::Revoked));
     // Revoked stays revoked, and is returned again (its secret may still need deleting).
-    assert_eq!(repo.revoke_workspace(&team).await.unwrap().len(), 3);
+    assert_eq!(
+        repo.revoke_workspace(&team, APP, None).await.unwrap().len(),
+        3
+    );
+    for c in [&other_app, &unknown_app] {
+        untouched(repo.get_active(&c.tenant_id, c.id).await.unwrap().unwrap());
+    }
     assert_eq!(
         listed("acme", Some(ConnectorStatus::Revoked)).await,
         vec!["a", "other-channel"]
@@ -1172,6 +1233,81 @@ pub async fn workspace_events_and_status_filters<R: ConnectorRepository>(repo: &
     assert_eq!(
         listed("acme", Some(ConnectorStatus::Active)).await,
         vec!["a", "elsewhere"]
+    );
+}
+
+/// Conformance case: a connector's bot is kept as inserted and replaced with its token; rows
+/// of before (no bot) are found per workspace, only while active and authorised, and learned
+/// once.
+pub async fn bots_are_recorded_and_learned_once<R: ConnectorRepository>(repo: &R) {
+    let known = new("acme", "known", None);
+    let mut old = new("acme", "old", None);
+    old.bot = None;
+    let mut old_elsewhere = new("globex", "old-elsewhere", None);
+    old_elsewhere.bot = None;
+    old_elsewhere.workspace_id = WorkspaceId::new("T0OTHER");
+    let mut old_creating = new("acme", "old-creating", None);
+    old_creating.bot = None;
+    for n in [&known, &old, &old_elsewhere] {
+        create_active(repo, n).await;
+    }
+    repo.insert_creating(&old_creating).await.unwrap();
+    let got = repo.find_active(known.id).await.unwrap().unwrap();
+    assert_eq!(got.bot, known.bot);
+    assert_eq!(repo.find_active(old.id).await.unwrap().unwrap().bot, None);
+
+    let team = WorkspaceId::new("T0001");
+    let ids =
+        |rows: Vec<connector_domain::Connector>| rows.into_iter().map(|c| c.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(repo.unidentified(Some(&team), 10).await.unwrap()),
+        vec![old.id]
+    );
+    assert_eq!(
+        ids(repo.unidentified(None, 10).await.unwrap()),
+        vec![old.id, old_elsewhere.id],
+        "oldest first, every workspace"
+    );
+    assert_eq!(repo.unidentified(None, 1).await.unwrap().len(), 1);
+
+    let learned = bot("U0LEARNED", Some(APP));
+    assert!(repo.record_bot(old.id, &learned).await.unwrap());
+    assert!(
+        !repo.record_bot(old.id, &bot("U0LATE", None)).await.unwrap(),
+        "learned once: a later answer does not overwrite it"
+    );
+    assert_eq!(
+        repo.find_active(old.id).await.unwrap().unwrap().bot,
+        Some(learned)
+    );
+    assert!(repo.unidentified(Some(&team), 10).await.unwrap().is_empty());
+
+    // A replaced token brings its own bot.
+    let current = repo.find_active(known.id).await.unwrap().unwrap();
+    let replaced = repo
+        .update_active(
+            &known.tenant_id,
+            known.id,
+            current.generation,
+            &ConnectorUpdate {
+                token_replaced: true,
+                bot: Some(bot("U0NEWBOT", None)),
+                ..ConnectorUpdate::default()
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(replaced.bot, Some(bot("U0NEWBOT", None)));
+    assert!(
+        repo.record_bot(old_elsewhere.id, &bot("U0ELSEWHERE", None))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        ids(repo.unidentified(None, 10).await.unwrap()),
+        Vec::<ConnectorId>::new(),
+        "a bot recorded without its app (no users:read) is not asked about again"
     );
 }
 

@@ -35,6 +35,8 @@ fn identity() -> AuthIdentity {
         team_id: WorkspaceId::new("T0001"),
         team_name: "Acme".into(),
         user_id: "U0BOT".into(),
+        bot_id: Some("B0BOT".into()),
+        app_id: Some("A0APP".into()),
     }
 }
 
@@ -85,6 +87,7 @@ impl Mocks {
                     generation: 1,
                     default_channel_available: true,
                     last_update_request_id: None,
+                    bot: new.bot.clone(),
                 })
             });
         self
@@ -781,6 +784,13 @@ struct SilentSlack;
 impl connector_ports::SlackApi for SilentSlack {
     async fn auth_test(&self, _: &connector_domain::BotToken) -> Result<AuthIdentity, SlackError> {
         Ok(identity())
+    }
+    async fn bot_app_id(
+        &self,
+        _: &connector_domain::BotToken,
+        _: &str,
+    ) -> Result<String, SlackError> {
+        Ok("A0APP".into())
     }
     async fn list_channels(
         &self,

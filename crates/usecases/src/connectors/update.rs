@@ -148,6 +148,7 @@ impl ConnectorService {
             return Err(stale(etag, &current));
         }
 
+        let mut bot = None;
         if let Some(token) = &cmd.bot_token {
             let identity = self
                 .ports
@@ -164,6 +165,11 @@ impl ConnectorService {
                     ),
                 });
             }
+            bot = Some(
+                crate::bots::identify(&self.ports, token, &identity, None)
+                    .await
+                    .map_err(|e| ConnectorError::from_slack("slack_bot_token", e))?,
+            );
         }
         let secret_name = self.ports.secret_name(&current);
         if current.auth_status == AuthStatus::Revoked
@@ -216,6 +222,7 @@ impl ConnectorService {
             default_channel,
             staged_secret_version: staged_secret_version.clone(),
             token_replaced: cmd.bot_token.is_some(),
+            bot,
             request_id: cmd.request_id.clone(),
         };
         let updated = match self

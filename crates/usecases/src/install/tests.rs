@@ -168,6 +168,8 @@ async fn an_approved_install_creates_the_connector_with_the_granted_token() {
                 team_id: WorkspaceId::new("T0001"),
                 refresh_token: Some(SecretString::from("xoxe-1-refresh".to_owned())),
                 expires_in: Some(43_200),
+                app_id: Some("A0INSTALL".into()),
+                bot_user_id: Some("U1".into()),
             })
         });
     slack.expect_auth_test().returning(|_| {
@@ -175,6 +177,8 @@ async fn an_approved_install_creates_the_connector_with_the_granted_token() {
             team_id: WorkspaceId::new("T0001"),
             team_name: "Acme".into(),
             user_id: "U1".into(),
+            bot_id: Some("B0BOT".into()),
+            app_id: Some("A0APP".into()),
         })
     });
     slack.expect_list_channels().returning(|_, _| {
@@ -195,6 +199,11 @@ async fn an_approved_install_creates_the_connector_with_the_granted_token() {
         .withf(|_, r| r.as_str().starts_with("oauth-"))
         .returning(|_, _| Ok(None));
     repo.lifecycle.expect_insert_creating().returning(|n| {
+        // The app is the one oauth.v2.access named, not asked of Slack again.
+        assert_eq!(
+            n.bot.as_ref().and_then(|b| b.app_id.as_deref()),
+            Some("A0INSTALL")
+        );
         let mut c = connector("acme", "prod", ConnectorState::Creating);
         c.id = n.id;
         Ok(c)
@@ -332,6 +341,8 @@ async fn an_install_in_another_workspace_than_the_pinned_one_creates_nothing() {
             team_id: WorkspaceId::new("T0OTHER01"),
             refresh_token: None,
             expires_in: None,
+            app_id: Some("A0INSTALL".into()),
+            bot_user_id: Some("U1".into()),
         })
     });
     slack.expect_auth_test().never();

@@ -32,6 +32,8 @@ fn identity(team: &str) -> AuthIdentity {
         team_id: WorkspaceId::new(team),
         team_name: "Acme".into(),
         user_id: "U0BOT".into(),
+        bot_id: Some("B0BOT".into()),
+        app_id: Some("A0APP".into()),
     }
 }
 

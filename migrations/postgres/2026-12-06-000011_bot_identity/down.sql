@@ -1,0 +1,2 @@
+DROP INDEX connectors_unidentified_idx;
+ALTER TABLE connectors DROP COLUMN slack_app_id, DROP COLUMN bot_user_id;
