@@ -42,7 +42,10 @@ async fn auth_test_yields_the_team() {
     assert_eq!(me.team_id.as_str(), "T0TEST001");
     // Whose bot it is: auth.test names the bot, bots.info its app (Slack's published shapes).
     assert_eq!(me.bot_id.as_deref(), Some(slack_double::BOT_ID));
-    assert_eq!(me.app_id, None, "auth.test's schema does not promise the app");
+    assert_eq!(
+        me.app_id, None,
+        "auth.test's schema does not promise the app"
+    );
     assert_eq!(
         api.bot_app_id(&token, slack_double::BOT_ID).await.unwrap(),
         slack_double::APP_ID
