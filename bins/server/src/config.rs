@@ -845,7 +845,16 @@ mod tests {
             panic!("{:?}", c.auth)
         };
         assert_eq!(tenant_uri, "spiffe://m/t/{tenant}");
-        assert_eq!(*scopes, Scopes::all());
+        // Changing messages is granted explicitly (CONNECTOR__AUTH__MTLS_SCOPES), never by default.
+        assert_eq!(
+            *scopes,
+            Scopes::parse_names(
+                "s",
+                ["connectors:read", "connectors:write", "messages:send"]
+            )
+            .unwrap()
+        );
+        assert!(!scopes.contains(connector_domain::Scope::MessagesManage));
         assert_eq!(
             c.grpc.tls.unwrap().client_ca,
             Some(PathBuf::from("/ca.pem"))

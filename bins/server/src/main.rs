@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use connector_app::config::SecretsStore;
 use connector_app::{Migrate, Services, storage};
-use connector_domain::ApiKeyId;
+use connector_domain::{ApiKeyId, Scopes};
 use connector_server::{Application, ServerConfig, startup, telemetry};
 use connector_usecases::NewApiKey;
 
@@ -63,8 +63,8 @@ enum ApiKeyCommand {
         /// The key acts for every tenant; each request must then name its tenant_id.
         #[arg(long)]
         all_tenants: bool,
-        /// A scope the key grants: connectors:read, connectors:write, messages:send (repeat
-        /// for several).
+        /// A scope the key grants: connectors:read, connectors:write, messages:send,
+        /// messages:manage (repeat for several).
         #[arg(long = "scope", required = true, value_name = "SCOPE")]
         scopes: Vec<String>,
         /// A label for operators.
@@ -77,6 +77,14 @@ enum ApiKeyCommand {
     Revoke {
         /// The key's ID (the 32 hex digits after `ck_`).
         id: String,
+    },
+    /// Add scopes to a key (a key made before `messages:manage` existed gets it only so).
+    Grant {
+        /// The key's ID (the 32 hex digits after `ck_`).
+        id: String,
+        /// A scope to add (repeat for several).
+        #[arg(long = "scope", required = true, value_name = "SCOPE")]
+        scopes: Vec<String>,
     },
 }
 
@@ -184,6 +192,17 @@ async fn api_key(config: ServerConfig, command: ApiKeyCommand) -> anyhow::Result
             keys.revoke(id).await.map_err(|e| anyhow::anyhow!("{e}"))?;
             tracing::info!(target: "audit", action = "api_key.revoke", key_id = %id, "API key revoked");
             eprintln!("API key {id} revoked");
+        }
+        ApiKeyCommand::Grant { id, scopes } => {
+            let id = ApiKeyId::parse("id", &id)?;
+            let scopes = Scopes::parse_names("scope", scopes.iter().map(String::as_str))?;
+            let now = keys
+                .grant(id, scopes)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            tracing::info!(target: "audit", action = "api_key.grant", key_id = %id,
+                granted = %scopes, scopes = %now, "API key granted scopes");
+            eprintln!("API key {id} now has: {now}");
         }
     }
     Ok(())

@@ -385,6 +385,50 @@ impl SecretStore for AwsSecretStore {
         }
         Ok(true)
     }
+
+    async fn discard(&self, name: &SecretName, version: &str) -> Result<bool, SecretStoreError> {
+        let described = match self
+            .client
+            .describe_secret()
+            .secret_id(name.as_str())
+            .send()
+            .await
+            .map_err(classify)
+        {
+            Ok(d) => d,
+            Err(SecretStoreError::NotFound) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let label = staged_label(version);
+        let staged = described
+            .version_ids_to_stages()
+            .and_then(|s| s.get(version))
+            .is_some_and(|l| l.contains(&label) && !l.iter().any(|l| l == CURRENT));
+        if !staged {
+            return Ok(false);
+        }
+        // Secrets Manager has no call that deletes one version: without its label the version
+        // is deprecated, never read by the service, and dropped by Secrets Manager.
+        match self
+            .client
+            .update_secret_version_stage()
+            .secret_id(name.as_str())
+            .version_stage(&label)
+            .remove_from_version_id(version)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e))
+                if e.err().is_resource_not_found_exception()
+                    || e.err().is_invalid_parameter_exception()
+                    || e.err().is_invalid_request_exception() =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(classify(e)),
+        }
+    }
 }
 
 fn tag(key: &str, value: &str) -> Tag {

@@ -365,6 +365,22 @@ impl LocalSecretStore {
         })
     }
 
+    fn discard_blocking(&self, name: &str, version: &str) -> Result<bool, SecretStoreError> {
+        if version.is_empty() || !version.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Ok(false);
+        }
+        let staged = self.staged_path_of(name, version);
+        self.with_write_lock(|| match fs::remove_file(&staged) {
+            Ok(()) => {
+                keyring::sync_parent_dir(&staged)
+                    .map_err(|e| io("removing a staged secret version", e))?;
+                Ok(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io("removing a staged secret version", e)),
+        })
+    }
+
     fn secret_files(&self) -> Result<Vec<PathBuf>, SecretStoreError> {
         let mut files = Vec::new();
         for entry in fs::read_dir(&self.inner.dir).map_err(|e| io("listing secrets", e))? {
@@ -493,6 +509,13 @@ impl SecretStore for LocalSecretStore {
         let name = name.as_str().to_owned();
         let version = version.to_owned();
         self.blocking(move |s| s.promote_blocking(&name, &version))
+            .await
+    }
+
+    async fn discard(&self, name: &SecretName, version: &str) -> Result<bool, SecretStoreError> {
+        let name = name.as_str().to_owned();
+        let version = version.to_owned();
+        self.blocking(move |s| s.discard_blocking(&name, &version))
             .await
     }
 }

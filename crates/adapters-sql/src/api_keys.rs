@@ -106,6 +106,23 @@ macro_rules! api_key_store {
                     )
                     .map(|n| n == 1)
                 }
+
+                async fn set_api_key_scopes(
+                    &self,
+                    id: ApiKeyId,
+                    scopes: $crate::__private::domain::Scopes,
+                ) -> Result<bool, RepositoryError> {
+                    $crate::execute!(
+                        self.$pool,
+                        diesel::update(
+                            k::api_keys
+                                .filter(k::id.eq(DbId::from(id)))
+                                .filter(k::revoked_at.is_null()),
+                        )
+                        .set(k::scopes.eq(scopes.to_string()))
+                    )
+                    .map(|n| n == 1)
+                }
             }
         }
     };

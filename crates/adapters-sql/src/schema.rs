@@ -140,3 +140,22 @@ diesel::table! {
         updated_at -> Moment,
     }
 }
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::types::{Id, Moment};
+
+    /// What each connector posted or scheduled, so that only it can change it later.
+    posted_messages (connector_id, channel_id, ts) {
+        /// The connector that posted it.
+        connector_id -> Id,
+        /// The channel it is in.
+        channel_id -> Text,
+        /// Its `ts`, or a scheduled message's `Q…` ID.
+        ts -> Text,
+        /// The connector's tenant.
+        tenant_id -> Text,
+        /// When it was posted.
+        posted_at -> Moment,
+    }
+}

@@ -43,10 +43,12 @@ macro_rules! sent_message_store {
     ($repo:ident . $pool:ident) => {
         mod __sql_sent_message_store {
             use super::$repo;
+            use $crate::__private::domain::{ChannelId, ConnectorId};
             use $crate::__private::ports::{
-                RepositoryError, SendKey, SendOutcome, SendRecord, SentMessageStore,
+                PostedRecord, RepositoryError, SendKey, SendOutcome, SendRecord, SentMessageStore,
             };
             use $crate::__private::*;
+            use $crate::schema::posted_messages::dsl as p;
             use $crate::schema::sent_messages::dsl as s;
             use $crate::sent_messages::{CLAIM_ATTEMPTS, RecordRow};
 
@@ -162,6 +164,77 @@ macro_rules! sent_message_store {
                     $crate::execute!(
                         self.$pool,
                         diesel::delete(s::sent_messages.filter(s::created_at.lt(DbTime(before))),)
+                    )
+                }
+
+                async fn record_posted(
+                    &self,
+                    posted: &[PostedRecord],
+                    at: DateTime<Utc>,
+                ) -> Result<(), RepositoryError> {
+                    $crate::with_conn!(self.$pool, conn, {
+                        // Usually one message; a long text's continuations are a few more.
+                        for m in posted {
+                            diesel::insert_into(p::posted_messages)
+                                .values((
+                                    p::connector_id.eq(DbId::from(m.connector_id)),
+                                    p::channel_id.eq(m.channel.as_str()),
+                                    p::ts.eq(m.ts.as_str()),
+                                    p::tenant_id.eq(m.tenant_id.as_str()),
+                                    p::posted_at.eq(DbTime(at)),
+                                ))
+                                .on_conflict_do_nothing()
+                                .execute(&mut conn)
+                                .await
+                                .map_err(map_err)?;
+                        }
+                        Ok(())
+                    })
+                }
+
+                async fn was_posted(
+                    &self,
+                    connector: ConnectorId,
+                    channel: &ChannelId,
+                    ts: &str,
+                ) -> Result<bool, RepositoryError> {
+                    let found: Option<String> = $crate::first!(
+                        self.$pool,
+                        p::posted_messages
+                            .filter(p::connector_id.eq(DbId::from(connector)))
+                            .filter(p::channel_id.eq(channel.as_str()))
+                            .filter(p::ts.eq(ts))
+                            .select(p::ts)
+                            .limit(1)
+                    )?;
+                    Ok(found.is_some())
+                }
+
+                async fn forget_posted(
+                    &self,
+                    connector: ConnectorId,
+                    channel: &ChannelId,
+                    ts: &str,
+                ) -> Result<(), RepositoryError> {
+                    $crate::execute!(
+                        self.$pool,
+                        diesel::delete(
+                            p::posted_messages
+                                .filter(p::connector_id.eq(DbId::from(connector)))
+                                .filter(p::channel_id.eq(channel.as_str()))
+                                .filter(p::ts.eq(ts)),
+                        )
+                    )
+                    .map(|_| ())
+                }
+
+                async fn purge_posted(
+                    &self,
+                    before: DateTime<Utc>,
+                ) -> Result<u64, RepositoryError> {
+                    $crate::execute!(
+                        self.$pool,
+                        diesel::delete(p::posted_messages.filter(p::posted_at.lt(DbTime(before))))
                     )
                 }
             }

@@ -19,14 +19,19 @@ pub enum Scope {
     ConnectorsWrite,
     /// `messages:send`: SendMessage.
     MessagesSend,
+    /// `messages:manage`: UpdateMessage, DeleteMessage, CancelScheduledMessage, over messages
+    /// the tenant's connectors posted. Not implied by `messages:send`: a credential that only
+    /// sends cannot rewrite or remove what was sent.
+    MessagesManage,
 }
 
 impl Scope {
     /// Every scope.
-    pub const ALL: [Scope; 3] = [
+    pub const ALL: [Scope; 4] = [
         Scope::ConnectorsRead,
         Scope::ConnectorsWrite,
         Scope::MessagesSend,
+        Scope::MessagesManage,
     ];
 
     /// The scope's name, as tokens and keys carry it.
@@ -35,6 +40,7 @@ impl Scope {
             Self::ConnectorsRead => "connectors:read",
             Self::ConnectorsWrite => "connectors:write",
             Self::MessagesSend => "messages:send",
+            Self::MessagesManage => "messages:manage",
         }
     }
 
@@ -49,6 +55,7 @@ impl Scope {
             Self::ConnectorsRead => 1,
             Self::ConnectorsWrite => 2,
             Self::MessagesSend => 4,
+            Self::MessagesManage => 8,
         }
     }
 }
@@ -69,7 +76,7 @@ impl Scopes {
         Self::ALL
     }
 
-    const ALL: Self = Self(7);
+    const ALL: Self = Self(15);
 
     /// No scope.
     pub fn none() -> Self {
@@ -106,7 +113,7 @@ impl Scopes {
                 ValidationError::new(
                     field,
                     format!(
-                        "unknown scope {name:?}; known scopes: connectors:read, connectors:write, messages:send"
+                        "unknown scope {name:?}; known scopes: connectors:read, connectors:write, messages:send, messages:manage"
                     ),
                 )
             })?;
@@ -305,6 +312,11 @@ mod tests {
         assert!(s.contains(Scope::ConnectorsRead));
         assert!(!s.contains(Scope::ConnectorsWrite));
         assert_eq!(s.to_string(), "connectors:read messages:send");
+        assert_eq!(
+            Scopes::from_claim("messages:manage").to_string(),
+            "messages:manage"
+        );
+        assert!(Scopes::all().contains(Scope::MessagesManage));
         let err = Scopes::parse_names("scope", ["messages:send", "connectors:admin"]).unwrap_err();
         assert!(err.to_string().contains("connectors:admin"), "{err}");
         assert!(Scopes::parse_names("scope", []).is_err());
@@ -328,6 +340,8 @@ mod tests {
             Err(TenantError::Denied(AccessDenied::OtherTenant { .. }))
         ));
         assert!(p.require(Scope::MessagesSend).is_ok());
+        // Sending does not imply changing what was sent.
+        assert!(p.require(Scope::MessagesManage).is_err());
         assert_eq!(
             p.require(Scope::ConnectorsWrite),
             Err(AccessDenied::MissingScope {

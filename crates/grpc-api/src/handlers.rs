@@ -405,7 +405,7 @@ impl pb::connector_service_server::ConnectorService for ConnectorGrpc {
         &self,
         request: Request<pb::UpdateMessageRequest>,
     ) -> Result<Response<pb::UpdateMessageResponse>, Status> {
-        let (_, tenant) = self.caller(&request, Scope::MessagesSend).await?;
+        let (caller, tenant) = self.caller(&request, Scope::MessagesManage).await?;
         let r = request.into_inner();
         let id =
             ConnectorId::parse("connector_id", &r.connector_id).map_err(|e| to_status(e.into()))?;
@@ -420,6 +420,9 @@ impl pb::connector_service_server::ConnectorService for ConnectorGrpc {
             .update_message(Some(&tenant), id, &edit)
             .await
             .map_err(send_to_status)?;
+        tracing::info!(target: "audit", action = "message.update", subject = %caller.subject,
+            tenant_id = %tenant, connector_id = %id, channel_id = %edit.channel, ts = %edit.ts,
+            "message updated");
         Ok(Response::new(pb::UpdateMessageResponse {
             channel_id: updated.channel.to_string(),
             ts: updated.ts,
@@ -430,14 +433,18 @@ impl pb::connector_service_server::ConnectorService for ConnectorGrpc {
         &self,
         request: Request<pb::DeleteMessageRequest>,
     ) -> Result<Response<pb::DeleteMessageResponse>, Status> {
-        let (_, tenant) = self.caller(&request, Scope::MessagesSend).await?;
+        let (caller, tenant) = self.caller(&request, Scope::MessagesManage).await?;
         let r = request.into_inner();
         let id =
             ConnectorId::parse("connector_id", &r.connector_id).map_err(|e| to_status(e.into()))?;
+        let channel = ChannelId::new(r.channel_id);
         self.sender
-            .delete_message(Some(&tenant), id, &ChannelId::new(r.channel_id), &r.ts)
+            .delete_message(Some(&tenant), id, &channel, &r.ts)
             .await
             .map_err(send_to_status)?;
+        tracing::info!(target: "audit", action = "message.delete", subject = %caller.subject,
+            tenant_id = %tenant, connector_id = %id, channel_id = %channel, ts = %r.ts,
+            "message deleted");
         Ok(Response::new(pb::DeleteMessageResponse {}))
     }
 
@@ -445,19 +452,18 @@ impl pb::connector_service_server::ConnectorService for ConnectorGrpc {
         &self,
         request: Request<pb::CancelScheduledMessageRequest>,
     ) -> Result<Response<pb::CancelScheduledMessageResponse>, Status> {
-        let (_, tenant) = self.caller(&request, Scope::MessagesSend).await?;
+        let (caller, tenant) = self.caller(&request, Scope::MessagesManage).await?;
         let r = request.into_inner();
         let id =
             ConnectorId::parse("connector_id", &r.connector_id).map_err(|e| to_status(e.into()))?;
+        let channel = ChannelId::new(r.channel_id);
         self.sender
-            .cancel_scheduled(
-                Some(&tenant),
-                id,
-                &ChannelId::new(r.channel_id),
-                &r.scheduled_message_id,
-            )
+            .cancel_scheduled(Some(&tenant), id, &channel, &r.scheduled_message_id)
             .await
             .map_err(send_to_status)?;
+        tracing::info!(target: "audit", action = "message.cancel_scheduled",
+            subject = %caller.subject, tenant_id = %tenant, connector_id = %id,
+            channel_id = %channel, ts = %r.scheduled_message_id, "scheduled message cancelled");
         Ok(Response::new(pb::CancelScheduledMessageResponse {}))
     }
 

@@ -24,13 +24,14 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use connector_domain::{
     ApiKeyId, BotIdentity, BotToken, ChannelId, ChannelName, Connector, ConnectorId,
-    ConnectorStatus, FileAttachment, MessageEdit, RequestId, SecretName, TenantId, WorkspaceId,
+    ConnectorStatus, FileAttachment, MessageEdit, RequestId, Scopes, SecretName, TenantId,
+    WorkspaceId,
 };
 use connector_ports::{
     ApiKeyRecord, ApiKeyStore, AuthIdentity, ChannelInfo, ChannelPage, ConnectorLifecycle,
     ConnectorQueries, ConnectorReconciliation, ConnectorSecret, ConnectorUpdate, NewConnector,
     OAuthGrant, OAuthGrantRequest, OAuthStateStore, OutgoingMessage, PendingInstall,
-    PendingPromotion, PostedMessage, RefreshLeases, RefreshOutcome, RepositoryError,
+    PendingPromotion, PostedMessage, PostedRecord, RefreshLeases, RefreshOutcome, RepositoryError,
     ScheduledMessage, SecretLabels, SecretStore, SecretStoreError, SendKey, SendOutcome,
     SendRecord, SentMessageStore, SlackApi, SlackError, SlackEventStore, StatusCount, UploadedFile,
     WorkspaceConnectors,
@@ -284,6 +285,7 @@ observed!(ApiKeyStore, Database, "db", "db.operation" {
     fn find_api_key(&self, id: ApiKeyId) -> Result<Option<ApiKeyRecord>, RepositoryError>;
     fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>, RepositoryError>;
     fn revoke_api_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<bool, RepositoryError>;
+    fn set_api_key_scopes(&self, id: ApiKeyId, scopes: Scopes) -> Result<bool, RepositoryError>;
 });
 
 observed!(SentMessageStore, Database, "db", "db.operation" {
@@ -293,6 +295,13 @@ observed!(SentMessageStore, Database, "db", "db.operation" {
     fn release_send(&self, key: &SendKey) -> Result<(), RepositoryError>;
     fn find_send(&self, key: &SendKey) -> Result<Option<SendRecord>, RepositoryError>;
     fn purge_sends(&self, before: DateTime<Utc>) -> Result<u64, RepositoryError>;
+    fn record_posted(&self, posted: &[PostedRecord], at: DateTime<Utc>)
+        -> Result<(), RepositoryError>;
+    fn was_posted(&self, connector: ConnectorId, channel: &ChannelId, ts: &str)
+        -> Result<bool, RepositoryError>;
+    fn forget_posted(&self, connector: ConnectorId, channel: &ChannelId, ts: &str)
+        -> Result<(), RepositoryError>;
+    fn purge_posted(&self, before: DateTime<Utc>) -> Result<u64, RepositoryError>;
 });
 
 observed!(SlackEventStore, Database, "db", "db.operation" {
@@ -308,6 +317,7 @@ observed!(SecretStore, SecretStore, "secrets", "secrets.operation" {
     fn delete(&self, name: &SecretName) -> Result<(), SecretStoreError>;
     fn stage(&self, name: &SecretName, secret: &ConnectorSecret) -> Result<String, SecretStoreError>;
     fn promote(&self, name: &SecretName, version: &str) -> Result<bool, SecretStoreError>;
+    fn discard(&self, name: &SecretName, version: &str) -> Result<bool, SecretStoreError>;
 });
 
 observed!(SlackApi, Slack, "slack", "slack.method" {

@@ -44,6 +44,14 @@ pub trait ApiKeyStore: Send + Sync {
         id: ApiKeyId,
         at: DateTime<Utc>,
     ) -> Result<bool, RepositoryError>;
+
+    /// Replaces the scopes of key `id` with `scopes`; `false` when there is no such key or it
+    /// is revoked.
+    async fn set_api_key_scopes(
+        &self,
+        id: ApiKeyId,
+        scopes: Scopes,
+    ) -> Result<bool, RepositoryError>;
 }
 
 /// The columns every store keeps for a key, and back: one mapping for every backend.

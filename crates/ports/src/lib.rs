@@ -44,7 +44,7 @@ pub use repository::{
     WorkspaceConnectors,
 };
 pub use secrets::{ConnectorSecret, SecretLabels, SecretStore, SecretStoreError, TokenRotation};
-pub use sent_messages::{SendKey, SendOutcome, SendRecord, SentMessageStore};
+pub use sent_messages::{PostedRecord, SendKey, SendOutcome, SendRecord, SentMessageStore};
 pub use slack::{
     AuthIdentity, ChannelInfo, ChannelPage, OAuthGrant, OAuthGrantRequest, OutgoingMessage,
     PostedMessage, ScheduledMessage, SlackApi, SlackError, UploadedFile,

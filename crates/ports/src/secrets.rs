@@ -161,4 +161,10 @@ pub trait SecretStore: Send + Sync {
     /// value or the new one, never neither). `true` when it was promoted now; `false` when
     /// there is no such staged version (already promoted, or gone with the secret).
     async fn promote(&self, name: &SecretName, version: &str) -> Result<bool, SecretStoreError>;
+
+    /// Removes staged `version` of `name`, never promoted (the update that staged it failed),
+    /// so its token is not kept: `true` when it was removed now; `false` when there is no such
+    /// staged version (promoted, already removed, or gone with the secret). The current
+    /// version is never removed.
+    async fn discard(&self, name: &SecretName, version: &str) -> Result<bool, SecretStoreError>;
 }

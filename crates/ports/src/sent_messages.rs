@@ -54,6 +54,21 @@ pub struct SendRecord {
     pub created_at: DateTime<Utc>,
 }
 
+/// A message (or a scheduled message) a connector posted, kept so that only its tenant's
+/// connector may later change it: UpdateMessage, DeleteMessage and CancelScheduledMessage act
+/// only on what was recorded here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostedRecord {
+    /// The connector's tenant.
+    pub tenant_id: TenantId,
+    /// The connector that posted it.
+    pub connector_id: ConnectorId,
+    /// The channel it is in.
+    pub channel: ChannelId,
+    /// Its `ts`, or for a scheduled message Slack's scheduled message ID (`Q…`).
+    pub ts: String,
+}
+
 /// Storage of idempotent sends, in the same database as the connectors (so every replica and
 /// every restart sees them).
 #[cfg_attr(feature = "mocks", mockall::automock)]
@@ -85,6 +100,33 @@ pub trait SentMessageStore: Send + Sync {
 
     /// Deletes records created before `before`; returns how many.
     async fn purge_sends(&self, before: DateTime<Utc>) -> Result<u64, RepositoryError>;
+
+    /// Records what a connector posted at `at` (a record already there is kept).
+    async fn record_posted(
+        &self,
+        posted: &[PostedRecord],
+        at: DateTime<Utc>,
+    ) -> Result<(), RepositoryError>;
+
+    /// Whether connector `connector` posted (or scheduled) message `ts` in `channel`.
+    async fn was_posted(
+        &self,
+        connector: ConnectorId,
+        channel: &ChannelId,
+        ts: &str,
+    ) -> Result<bool, RepositoryError>;
+
+    /// Forgets a posted message (it was deleted, or its schedule cancelled).
+    async fn forget_posted(
+        &self,
+        connector: ConnectorId,
+        channel: &ChannelId,
+        ts: &str,
+    ) -> Result<(), RepositoryError>;
+
+    /// Forgets messages posted before `before` (they can no longer be changed through the
+    /// service); returns how many.
+    async fn purge_posted(&self, before: DateTime<Utc>) -> Result<u64, RepositoryError>;
 }
 
 impl SendOutcome {

@@ -190,6 +190,26 @@ impl ApiKeys {
         }
     }
 
+    /// Adds `scopes` to active key `id` (keys made before a scope existed get it only this
+    /// way); answers the key's scopes now. NOT_FOUND when there is no such active key.
+    pub async fn grant(&self, id: ApiKeyId, scopes: Scopes) -> Result<Scopes, ConnectorError> {
+        let not_found = || ConnectorError::NotFound {
+            id: format!("API key {id} (or it is revoked)"),
+        };
+        let key = self
+            .store
+            .find_api_key(id)
+            .await?
+            .filter(|k| k.revoked_at.is_none())
+            .ok_or_else(not_found)?;
+        let granted = scopes.iter().fold(key.scopes, Scopes::with);
+        if self.store.set_api_key_scopes(id, granted).await? {
+            Ok(granted)
+        } else {
+            Err(not_found())
+        }
+    }
+
     /// Whether `credential` has the form of an API key (as opposed to a JWT).
     pub fn looks_like_key(credential: &str) -> bool {
         credential.starts_with(KEY_PREFIX)

@@ -101,7 +101,7 @@ mod tests {
     }
 
     fn token() -> BotToken {
-        BotToken::parse("t", "xoxb-1-2-abc").unwrap()
+        BotToken::parse("t", "xoxb-1111-2222-abc").unwrap()
     }
 
     #[tokio::test]
@@ -169,7 +169,7 @@ mod tests {
         secrets.expect_get().returning(move |name| {
             if name.to_string().contains(&b_id.to_string()) {
                 Ok(ConnectorSecret::new(
-                    BotToken::parse("t", "xoxb-1-2-refused").unwrap(),
+                    BotToken::parse("t", "xoxb-1111-2222-refused").unwrap(),
                 ))
             } else if name.to_string().contains(&a_id.to_string()) {
                 Ok(ConnectorSecret::new(token()))

@@ -263,7 +263,7 @@ mod tests {
         let mut secrets = MockSecretStore::new();
         secrets.expect_get().returning(|_| {
             Ok(connector_ports::ConnectorSecret::new(
-                connector_domain::BotToken::parse("t", "xoxb-1-2-old").unwrap(),
+                connector_domain::BotToken::parse("t", "xoxb-1111-2222-old").unwrap(),
             ))
         });
         let mut slack = MockSlackApi::new();

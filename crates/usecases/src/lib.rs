@@ -58,7 +58,7 @@ pub use readiness::{Readiness, ReadinessCheck};
 pub use reconcile::{ReconcileReport, ReconcileSettings, Reconciler};
 pub use refresh::{AppCredentials, RefreshReport, RefreshSettings, TokenRefresher};
 pub use runtime::{Clock, Sleep, Spawn, SystemClock};
-pub use send::{DUPLICATE_WAIT, IDEMPOTENCY_WINDOW, MessageSender, TokenCache};
+pub use send::{DUPLICATE_WAIT, EDIT_WINDOW, IDEMPOTENCY_WINDOW, MessageSender, TokenCache};
 pub use sent::SentMessage;
 
 /// The ports every use case works over, and how connector secrets are named. Cheap to clone.

@@ -807,6 +807,13 @@ mod tests {
         ) -> Result<bool, connector_ports::SecretStoreError> {
             unimplemented!("refresh never promotes")
         }
+        async fn discard(
+            &self,
+            _: &connector_domain::SecretName,
+            _: &str,
+        ) -> Result<bool, connector_ports::SecretStoreError> {
+            unimplemented!("refresh never discards")
+        }
     }
 
     /// One shared lease, as the database keeps it: holder's fence and expiry.

@@ -26,7 +26,7 @@ use connector_domain::{
     SendLimits, TenantId, split_text,
 };
 use connector_ports::{
-    OutgoingMessage, SendKey, SendOutcome, SendRecord, SentMessageStore, SlackError,
+    OutgoingMessage, PostedRecord, SendKey, SendOutcome, SendRecord, SentMessageStore, SlackError,
 };
 use sha2::{Digest as _, Sha256};
 use tracing::Instrument as _;
@@ -41,6 +41,10 @@ use crate::sent::SentMessage;
 
 /// How long a `request_id` keeps a send from being repeated.
 pub const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// How long a posted message can be changed (UpdateMessage, DeleteMessage) through the service:
+/// the record that it is this connector's is kept this long.
+pub const EDIT_WINDOW: Duration = Duration::from_secs(90 * 24 * 60 * 60);
 
 /// How long a repeat waits for the first send with its key to finish.
 pub const DUPLICATE_WAIT: Duration = Duration::from_secs(5);
@@ -807,13 +811,18 @@ impl MessageSender {
         Ok(again)
     }
 
-    /// Deletes the records of idempotent sends older than [`IDEMPOTENCY_WINDOW`]; returns how
-    /// many.
+    /// Deletes the records of idempotent sends older than [`IDEMPOTENCY_WINDOW`], and of posted
+    /// messages older than [`EDIT_WINDOW`]; returns how many.
     #[tracing::instrument(name = "usecase messages.purge_expired", skip_all)]
     pub async fn purge_expired(&self) -> Result<u64, SendError> {
-        let before = self.ports.clock.utc()
-            - chrono::Duration::from_std(IDEMPOTENCY_WINDOW).unwrap_or_default();
-        Ok(self.sends.purge_sends(before).await?)
+        let now = self.ports.clock.utc();
+        let before = now - chrono::Duration::from_std(IDEMPOTENCY_WINDOW).unwrap_or_default();
+        let sends = self.sends.purge_sends(before).await?;
+        let posted = self
+            .sends
+            .purge_posted(now - chrono::Duration::from_std(EDIT_WINDOW).unwrap_or_default())
+            .await?;
+        Ok(sends + posted)
     }
 
     /// Posts `message` through `connector` with its cached (or stored) token, retrying once
@@ -852,23 +861,58 @@ impl MessageSender {
     ) -> Result<SentMessage, SendError> {
         let (token, cached) = self.token(connector).await?;
         let channel = &self.target_channel(connector, &token, message).await?;
-        if let Some(at) = message.post_at {
-            return self.schedule(connector, channel, message, at).await;
-        }
-        let delivered = self
-            .with_token(connector, Some((token, cached)), |token| async move {
-                self.deliver(&token, channel, message).await
-            })
-            .await?;
-        delivered.map_err(|f| {
-            if let (SlackError::ChannelNotFound, Some(ChannelRef::Name(name))) =
-                (&f.error, &message.channel)
-            {
-                // Remembered by name, gone since: found again next time.
-                self.channels.forget(connector.id, name);
+        let result = match message.post_at {
+            Some(at) => self.schedule(connector, channel, message, at).await,
+            None => self
+                .with_token(connector, Some((token, cached)), |token| async move {
+                    self.deliver(&token, channel, message).await
+                })
+                .await?
+                .map_err(|f| {
+                    if let (SlackError::ChannelNotFound, Some(ChannelRef::Name(name))) =
+                        (&f.error, &message.channel)
+                    {
+                        // Remembered by name, gone since: found again next time.
+                        self.channels.forget(connector.id, name);
+                    }
+                    failure(f, channel)
+                }),
+        };
+        match &result {
+            Ok(sent) => self.remember_posted(connector, sent).await,
+            Err(SendError::PartiallySent { sent, .. }) => {
+                self.remember_posted(connector, sent).await;
             }
-            failure(f, channel)
-        })
+            Err(_) => {}
+        }
+        result
+    }
+
+    /// Records what `connector` posted (every part, or the scheduled message), so that only it
+    /// may change it later. The post already happened: a failure to record is logged, never
+    /// turned into a failed send (a retry would post twice); that message then cannot be
+    /// changed through the service.
+    async fn remember_posted(&self, connector: &Connector, sent: &SentMessage) {
+        let record = |ts: &str| PostedRecord {
+            tenant_id: connector.tenant_id.clone(),
+            connector_id: connector.id,
+            channel: sent.channel.clone(),
+            ts: ts.to_owned(),
+        };
+        let posted: Vec<PostedRecord> = std::iter::once(sent.ts.as_str())
+            .chain(sent.continuation_ts.iter().map(String::as_str))
+            .chain(sent.scheduled_message_id.as_deref())
+            .filter(|ts| !ts.is_empty())
+            .map(record)
+            .collect();
+        if let Err(e) = self
+            .sends
+            .record_posted(&posted, self.ports.clock.utc())
+            .await
+        {
+            tracing::warn!(connector_id = %connector.id, channel = %sent.channel, error = %e,
+                "could not record a posted message: it cannot be updated or deleted through the service");
+        }
     }
 
     async fn fetch_token(&self, connector: &Connector) -> Result<BotToken, SendError> {

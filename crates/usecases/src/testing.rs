@@ -76,6 +76,10 @@ pub(crate) struct MemorySends {
     >,
     /// How many of the next finish/release writes fail as if the database were restarting.
     pub(crate) failing_writes: std::sync::atomic::AtomicU32,
+    /// Posted messages: (connector, channel, ts) and when.
+    pub(crate) posted: std::sync::Mutex<
+        std::collections::HashMap<(ConnectorId, String, String), chrono::DateTime<Utc>>,
+    >,
 }
 
 impl MemorySends {
@@ -159,5 +163,54 @@ impl connector_ports::SentMessageStore for MemorySends {
         let n = records.len();
         records.retain(|_, r| r.created_at >= before);
         Ok((n - records.len()) as u64)
+    }
+
+    async fn record_posted(
+        &self,
+        posted: &[connector_ports::PostedRecord],
+        at: chrono::DateTime<Utc>,
+    ) -> Result<(), connector_ports::RepositoryError> {
+        let mut all = self.posted.lock().unwrap();
+        for p in posted {
+            all.entry((p.connector_id, p.channel.to_string(), p.ts.clone()))
+                .or_insert(at);
+        }
+        Ok(())
+    }
+
+    async fn was_posted(
+        &self,
+        connector: ConnectorId,
+        channel: &ChannelId,
+        ts: &str,
+    ) -> Result<bool, connector_ports::RepositoryError> {
+        Ok(self.posted.lock().unwrap().contains_key(&(
+            connector,
+            channel.to_string(),
+            ts.to_owned(),
+        )))
+    }
+
+    async fn forget_posted(
+        &self,
+        connector: ConnectorId,
+        channel: &ChannelId,
+        ts: &str,
+    ) -> Result<(), connector_ports::RepositoryError> {
+        self.posted
+            .lock()
+            .unwrap()
+            .remove(&(connector, channel.to_string(), ts.to_owned()));
+        Ok(())
+    }
+
+    async fn purge_posted(
+        &self,
+        before: chrono::DateTime<Utc>,
+    ) -> Result<u64, connector_ports::RepositoryError> {
+        let mut all = self.posted.lock().unwrap();
+        let n = all.len();
+        all.retain(|_, at| *at >= before);
+        Ok((n - all.len()) as u64)
     }
 }

@@ -292,6 +292,107 @@ async fn a_revoked_key_stops_working_at_once() {
 }
 
 #[tokio::test]
+async fn only_messages_manage_changes_messages_and_a_grant_adds_it() {
+    let app = TestApp::spawn_with(&[("CONNECTOR__AUTH__MODE", "api_key")]).await;
+    let admin = create_key(
+        &app,
+        &[
+            "--tenant",
+            "acme",
+            "--scope",
+            "connectors:write",
+            "--scope",
+            "connectors:read",
+        ],
+    );
+    // A key as every key made before messages:manage existed: it may send.
+    let sender = create_key(&app, &["--tenant", "acme", "--scope", "messages:send"]);
+    let mut client = app.client.clone();
+    let c = create(&mut client, &admin, "", "prod").await.unwrap();
+    let sent = send(&mut client, &sender, "", &c.id).await.unwrap();
+    let update = |key: &str| {
+        with_key(
+            key,
+            pb::UpdateMessageRequest {
+                connector_id: c.id.clone(),
+                channel_id: sent.channel_id.clone(),
+                ts: sent.ts.clone(),
+                text: "rewritten".into(),
+                ..Default::default()
+            },
+        )
+    };
+    let delete = |key: &str| {
+        with_key(
+            key,
+            pb::DeleteMessageRequest {
+                connector_id: c.id.clone(),
+                channel_id: sent.channel_id.clone(),
+                ts: sent.ts.clone(),
+                ..Default::default()
+            },
+        )
+    };
+    let cancel = |key: &str| {
+        with_key(
+            key,
+            pb::CancelScheduledMessageRequest {
+                connector_id: c.id.clone(),
+                channel_id: sent.channel_id.clone(),
+                scheduled_message_id: "Q0NOTHING1".into(),
+                ..Default::default()
+            },
+        )
+    };
+    assert_code(
+        client.update_message(update(&sender)).await,
+        Code::PermissionDenied,
+        "messages:manage",
+    );
+    assert_code(
+        client.delete_message(delete(&sender)).await,
+        Code::PermissionDenied,
+        "messages:manage",
+    );
+    assert_code(
+        client.cancel_scheduled_message(cancel(&sender)).await,
+        Code::PermissionDenied,
+        "messages:manage",
+    );
+    assert_eq!(app.double.state().calls("chat.update"), 0);
+    assert_eq!(app.double.state().posted()[0].text, "from a scoped key");
+
+    // An explicit grant adds the right; the key keeps the ones it had.
+    let id = sender
+        .strip_prefix("ck_")
+        .unwrap()
+        .split('_')
+        .next()
+        .unwrap();
+    let out = api_key_cli(&app, &["grant", id, "--scope", "messages:manage"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("messages:send messages:manage"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    client.update_message(update(&sender)).await.unwrap();
+    assert_eq!(app.double.state().posted()[0].text, "rewritten");
+    assert!(send(&mut client, &sender, "", &c.id).await.is_ok());
+    client.delete_message(delete(&sender)).await.unwrap();
+    // Granting a revoked or unknown key is refused.
+    assert!(api_key_cli(&app, &["revoke", id]).status.success());
+    let out = api_key_cli(&app, &["grant", id, "--scope", "messages:manage"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("revoked"));
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn without_authentication_only_loopback_is_served() {
     let out = Command::new(env!("CARGO_BIN_EXE_connector-server"))
         .env_clear()

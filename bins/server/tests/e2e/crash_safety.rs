@@ -182,6 +182,9 @@ impl SecretStore for FlakySecrets {
         }
         self.inner.promote(name, version).await
     }
+    async fn discard(&self, name: &SecretName, version: &str) -> Result<bool, SecretStoreError> {
+        self.inner.discard(name, version).await
+    }
 }
 
 struct Rig {

@@ -116,6 +116,107 @@ async fn a_message_is_posted_then_updated_then_deleted() {
 }
 
 #[tokio::test]
+async fn a_tenant_cannot_change_messages_another_tenants_connector_posted() {
+    let mut app = TestApp::spawn().await;
+    // Two tenants' connectors through the same Slack bot (the same token): Slack itself would
+    // let either change the other's messages.
+    let acme = app.create("acme", "deploys", "#alerts").await;
+    let globex = app.create("globex", "shared-bot", "#alerts").await;
+    let sent = app
+        .client
+        .send_message(send(&acme.id, "acme's deploy"))
+        .await
+        .unwrap()
+        .into_inner();
+    let at = chrono::Utc::now() + chrono::Duration::hours(1);
+    let scheduled = app
+        .client
+        .send_message(SendMessageRequest {
+            post_at: Some(prost_types::Timestamp {
+                seconds: at.timestamp(),
+                nanos: 0,
+            }),
+            ..send(&acme.id, "acme's later report")
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let as_globex = |mut r: UpdateMessageRequest| {
+        r.tenant_id = "globex".into();
+        r.connector_id = globex.id.clone();
+        r
+    };
+    let stolen = app
+        .client
+        .update_message(as_globex(update(
+            &acme.id,
+            &sent.channel_id,
+            &sent.ts,
+            "pwned",
+        )))
+        .await
+        .unwrap_err();
+    assert_eq!(stolen.code(), Code::NotFound, "{stolen:?}");
+    let stolen = app
+        .client
+        .delete_message(DeleteMessageRequest {
+            tenant_id: "globex".into(),
+            ..delete(&globex.id, &sent.channel_id, &sent.ts)
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(stolen.code(), Code::NotFound, "{stolen:?}");
+    let stolen = app
+        .client
+        .cancel_scheduled_message(connector_grpc_api::pb::CancelScheduledMessageRequest {
+            tenant_id: "globex".into(),
+            connector_id: globex.id.clone(),
+            channel_id: scheduled.channel_id.clone(),
+            scheduled_message_id: scheduled.scheduled_message_id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(stolen.code(), Code::NotFound, "{stolen:?}");
+    // Slack was never asked; acme's messages are as they were.
+    let state = app.double.state();
+    for method in ["chat.update", "chat.delete", "chat.deleteScheduledMessage"] {
+        assert_eq!(state.calls(method), 0, "{method}");
+    }
+    let seen = state.posted().pop().unwrap();
+    assert_eq!(
+        (seen.text.as_str(), seen.edits, seen.deleted),
+        ("acme's deploy", 0, false)
+    );
+    assert!(!state.scheduled()[0].cancelled);
+
+    // A message globex's connector posted is globex's to change.
+    let own = app
+        .client
+        .send_message(SendMessageRequest {
+            tenant_id: "globex".into(),
+            ..send(&globex.id, "globex's own")
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    app.client
+        .update_message(as_globex(update(
+            &globex.id,
+            &own.channel_id,
+            &own.ts,
+            "edited",
+        )))
+        .await
+        .unwrap();
+    // And acme still changes its own.
+    app.client
+        .update_message(update(&acme.id, &sent.channel_id, &sent.ts, "acme edited"))
+        .await
+        .unwrap();
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn a_send_can_name_another_channel_and_set_unfurling() {
     let mut app = TestApp::spawn().await;
     let c = app.create("acme", "prod", "#alerts").await;

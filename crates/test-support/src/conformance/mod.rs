@@ -12,7 +12,7 @@ pub mod secret_store;
 #[macro_export]
 macro_rules! __with_repository_cases {
     ($m:ident, $make:expr) => {
-        $crate::$m!($make; a_created_row_is_invisible_until_active, find_active_ignores_the_tenant_but_not_the_state, rows_are_tenant_scoped, names_are_unique_per_tenant_only, request_ids_are_unique_per_tenant_and_found_in_any_state, list_pages_through_active_rows_in_creation_order, delete_lifecycle, compensation_removes_only_creating_rows, claim_stale_takes_unfinished_rows_once_per_lease, concurrent_claims_never_take_the_same_row_twice, oauth_states_are_single_use, token_refresh_leases_and_outcomes, one_refresh_lease_among_concurrent_takers, expired_oauth_states_are_purged, an_install_is_bound_to_the_first_browser_only, quota_counts_are_per_tenant, api_keys_round_trip_and_revoke_once, a_send_key_is_claimed_once_and_keeps_its_outcome, expired_send_keys_are_reclaimed_and_purged, concurrent_claims_of_one_send_key_have_one_winner, updates_are_conditional_and_record_staged_versions, workspace_events_and_status_filters, bots_are_recorded_and_learned_once, slack_event_ids_are_recorded_once);
+        $crate::$m!($make; a_created_row_is_invisible_until_active, find_active_ignores_the_tenant_but_not_the_state, rows_are_tenant_scoped, names_are_unique_per_tenant_only, request_ids_are_unique_per_tenant_and_found_in_any_state, list_pages_through_active_rows_in_creation_order, delete_lifecycle, compensation_removes_only_creating_rows, claim_stale_takes_unfinished_rows_once_per_lease, concurrent_claims_never_take_the_same_row_twice, oauth_states_are_single_use, token_refresh_leases_and_outcomes, one_refresh_lease_among_concurrent_takers, expired_oauth_states_are_purged, an_install_is_bound_to_the_first_browser_only, quota_counts_are_per_tenant, api_keys_round_trip_and_revoke_once, a_send_key_is_claimed_once_and_keeps_its_outcome, expired_send_keys_are_reclaimed_and_purged, concurrent_claims_of_one_send_key_have_one_winner, updates_are_conditional_and_record_staged_versions, workspace_events_and_status_filters, bots_are_recorded_and_learned_once, posted_messages_are_kept_per_connector, slack_event_ids_are_recorded_once);
     };
 }
 
@@ -21,7 +21,7 @@ macro_rules! __with_repository_cases {
 #[macro_export]
 macro_rules! __with_secret_store_cases {
     ($m:ident, $make:expr) => {
-        $crate::$m!($make; put_get_delete_round_trip, deleting_a_missing_secret_succeeds, getting_a_missing_secret_is_not_found, each_name_keeps_its_own_value, a_staged_version_is_current_only_once_promoted, staging_needs_the_secret_and_dies_with_it);
+        $crate::$m!($make; put_get_delete_round_trip, deleting_a_missing_secret_succeeds, getting_a_missing_secret_is_not_found, each_name_keeps_its_own_value, a_staged_version_is_current_only_once_promoted, a_discarded_staged_version_is_never_promoted, staging_needs_the_secret_and_dies_with_it);
     };
 }
 

@@ -790,6 +790,78 @@ fn send_key(connector: ConnectorId, request_id: &str) -> connector_ports::SendKe
     }
 }
 
+/// Conformance case: a posted message is known only for the connector and channel that posted
+/// it, recorded once, forgotten when deleted and purged when old.
+pub async fn posted_messages_are_kept_per_connector<R: connector_ports::SentMessageStore>(
+    repo: &R,
+) {
+    use connector_ports::PostedRecord;
+    let (mine, theirs) = (ConnectorId::new_v7(), ConnectorId::new_v7());
+    let alerts = ChannelId::new("C0000ALERT");
+    let now = chrono::Utc::now();
+    let posted = |connector, ts: &str| PostedRecord {
+        tenant_id: tenant("acme"),
+        connector_id: connector,
+        channel: alerts.clone(),
+        ts: ts.into(),
+    };
+    repo.record_posted(
+        &[
+            posted(mine, "1700000000.000100"),
+            posted(mine, "Q0SCHEDULED"),
+        ],
+        now - chrono::Duration::days(100),
+    )
+    .await
+    .unwrap();
+    repo.record_posted(&[posted(mine, "1700000000.000200")], now)
+        .await
+        .unwrap();
+    // Recorded again (a repeat of a keyed send): kept as it was.
+    repo.record_posted(&[posted(mine, "1700000000.000200")], now)
+        .await
+        .unwrap();
+    assert!(
+        repo.was_posted(mine, &alerts, "1700000000.000100")
+            .await
+            .unwrap()
+    );
+    assert!(repo.was_posted(mine, &alerts, "Q0SCHEDULED").await.unwrap());
+    assert!(
+        !repo
+            .was_posted(theirs, &alerts, "1700000000.000100")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !repo
+            .was_posted(mine, &ChannelId::new("C0000OTHER"), "1700000000.000100")
+            .await
+            .unwrap()
+    );
+    repo.forget_posted(mine, &alerts, "Q0SCHEDULED")
+        .await
+        .unwrap();
+    assert!(!repo.was_posted(mine, &alerts, "Q0SCHEDULED").await.unwrap());
+    assert_eq!(
+        repo.purge_posted(now - chrono::Duration::days(90))
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(
+        !repo
+            .was_posted(mine, &alerts, "1700000000.000100")
+            .await
+            .unwrap()
+    );
+    assert!(
+        repo.was_posted(mine, &alerts, "1700000000.000200")
+            .await
+            .unwrap()
+    );
+}
+
 /// Conformance case `a_send_key_is_claimed_once_and_keeps_its_outcome`.
 pub async fn a_send_key_is_claimed_once_and_keeps_its_outcome<
     R: connector_ports::SentMessageStore,

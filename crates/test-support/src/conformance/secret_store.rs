@@ -158,6 +158,42 @@ pub async fn a_staged_version_is_current_only_once_promoted<S: SecretStore>(stor
     store.delete(&name).await.unwrap();
 }
 
+/// Conformance case: a staged version discarded (its update failed) can no longer be promoted,
+/// and the current version is never discarded.
+pub async fn a_discarded_staged_version_is_never_promoted<S: SecretStore>(store: &S) {
+    let (name, labels) = fresh_name("acme");
+    store
+        .put(&name, &secret("xoxb-1111-2222-original"), &labels)
+        .await
+        .unwrap();
+    let failed = store
+        .stage(&name, &secret("xoxb-1111-2222-failedupdate"))
+        .await
+        .unwrap();
+    assert!(store.discard(&name, &failed).await.unwrap());
+    assert!(!store.discard(&name, &failed).await.unwrap(), "once");
+    assert!(!store.promote(&name, &failed).await.unwrap());
+    assert_eq!(
+        store.get(&name).await.unwrap().bot_token.expose(),
+        "xoxb-1111-2222-original"
+    );
+    let kept = store
+        .stage(&name, &secret("xoxb-1111-2222-promoted"))
+        .await
+        .unwrap();
+    assert!(store.promote(&name, &kept).await.unwrap());
+    assert!(!store.discard(&name, &kept).await.unwrap(), "current stays");
+    assert_eq!(
+        store.get(&name).await.unwrap().bot_token.expose(),
+        "xoxb-1111-2222-promoted"
+    );
+    store.delete(&name).await.unwrap();
+    assert!(
+        !store.discard(&name, &kept).await.unwrap(),
+        "gone with the secret"
+    );
+}
+
 /// Conformance case: there is nothing to stage onto a missing secret, and deleting a secret
 /// takes its staged versions with it.
 pub async fn staging_needs_the_secret_and_dies_with_it<S: SecretStore>(store: &S) {

@@ -16,8 +16,8 @@
 //! no token.
 
 use connector_domain::{
-    AuthStatus, BotToken, ChannelRef, Connector, ConnectorId, ConnectorName, RequestId, TenantId,
-    ValidationError,
+    AuthStatus, BotToken, ChannelRef, Connector, ConnectorId, ConnectorName, RequestId, SecretName,
+    TenantId, ValidationError,
 };
 use connector_ports::{ConnectorSecret, ConnectorUpdate, RepositoryError};
 
@@ -234,7 +234,10 @@ impl ConnectorService {
         {
             Ok(Some(updated)) => updated,
             Ok(None) => {
-                // Deleted, or another update came first.
+                // Deleted, or another update came first: the staged token will never be
+                // promoted.
+                self.discard_staged(&secret_name, staged_secret_version.as_deref())
+                    .await;
                 return match self
                     .ports
                     .connectors
@@ -252,6 +255,8 @@ impl ConnectorService {
                 };
             }
             Err(RepositoryError::DuplicateName) => {
+                self.discard_staged(&secret_name, staged_secret_version.as_deref())
+                    .await;
                 return Err(ConnectorError::AlreadyExists {
                     name: cmd.name.map(|n| n.to_string()).unwrap_or_default(),
                 });
@@ -277,6 +282,21 @@ impl ConnectorService {
             }
         }
         Ok(updated)
+    }
+}
+
+impl ConnectorService {
+    /// Removes a token version an update staged and then did not record (the row was not
+    /// changed, certainly): it would never be promoted, and a token is not kept for nothing.
+    /// An update whose outcome is unknown (the database's answer was lost) keeps it: the row
+    /// may name it, and the reconciler promotes it then. Best effort: a version left behind
+    /// is never read.
+    async fn discard_staged(&self, name: &SecretName, version: Option<&str>) {
+        let Some(version) = version else { return };
+        if let Err(e) = self.ports.secrets.discard(name, version).await {
+            tracing::warn!(secret = %name, error = %e,
+                "could not remove the token version a failed update staged");
+        }
     }
 }
 

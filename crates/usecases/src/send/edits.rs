@@ -1,6 +1,10 @@
 //! Changing what a connector posted or scheduled: `chat.update`, `chat.delete` and
 //! `chat.deleteScheduledMessage`, with the connector's
 //! token (refused without calling Slack for a connector that cannot use it, as a send is).
+//!
+//! Only messages the named connector posted are changed: a message the service did not record
+//! as this connector's (another tenant's, even through the same bot; or older than
+//! [`EDIT_WINDOW`](super::EDIT_WINDOW)) is [`SendError::MessageNotFound`], without a Slack call.
 
 use connector_domain::{
     ChannelId, ConnectorId, MessageEdit, TenantId, check_channel_id, check_message_ref,
@@ -54,6 +58,7 @@ impl MessageSender {
             .into());
         }
         let connector = self.usable_connector(tenant, id).await?;
+        self.posted_by(id, &edit.channel, &edit.ts).await?;
         let slack = self.ports.slack.clone();
         let updated = self
             .with_token(&connector, None, |token| {
@@ -82,13 +87,42 @@ impl MessageSender {
     ) -> Result<(), SendError> {
         check_message_ref(channel, ts)?;
         let connector = self.usable_connector(tenant, id).await?;
+        self.posted_by(id, channel, ts).await?;
         let slack = self.ports.slack.clone();
         self.with_token(&connector, None, |token| {
             let slack = slack.clone();
             async move { slack.delete_message(&token, channel, ts).await }
         })
         .await?
-        .map_err(|e| edit_error(e, channel, ts))
+        .map_err(|e| edit_error(e, channel, ts))?;
+        self.forget_posted(id, channel, ts).await;
+        Ok(())
+    }
+
+    /// `Ok` when connector `id` posted `ts` in `channel`; otherwise the message is not found
+    /// (for this caller it does not exist).
+    async fn posted_by(
+        &self,
+        id: ConnectorId,
+        channel: &ChannelId,
+        ts: &str,
+    ) -> Result<(), SendError> {
+        if self.sends.was_posted(id, channel, ts).await? {
+            Ok(())
+        } else {
+            Err(SendError::MessageNotFound {
+                channel: channel.to_string(),
+                ts: ts.to_owned(),
+            })
+        }
+    }
+
+    /// Forgets a message that is gone; a failure leaves a record of a message Slack no longer
+    /// has, which Slack's own answer then reports as not found.
+    async fn forget_posted(&self, id: ConnectorId, channel: &ChannelId, ts: &str) {
+        if let Err(e) = self.sends.forget_posted(id, channel, ts).await {
+            tracing::warn!(connector_id = %id, error = %e, "could not forget a deleted message");
+        }
     }
 }
 
@@ -117,6 +151,7 @@ impl MessageSender {
             .into());
         }
         let connector = self.usable_connector(tenant, id).await?;
+        self.posted_by(id, channel, scheduled_message_id).await?;
         let slack = self.ports.slack.clone();
         self.with_token(&connector, None, |token| {
             let slack = slack.clone();
@@ -127,6 +162,8 @@ impl MessageSender {
             }
         })
         .await?
-        .map_err(|e| edit_error(e, channel, scheduled_message_id))
+        .map_err(|e| edit_error(e, channel, scheduled_message_id))?;
+        self.forget_posted(id, channel, scheduled_message_id).await;
+        Ok(())
     }
 }

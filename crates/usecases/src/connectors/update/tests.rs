@@ -344,6 +344,55 @@ async fn each_failing_step_of_a_token_replacement_is_reported_and_stops_the_next
 }
 
 #[tokio::test]
+async fn a_token_replacement_that_is_not_recorded_removes_the_version_it_staged() {
+    let c = active();
+    for lost_to in ["another update", "a taken name"] {
+        let mut seq = Sequence::new();
+        let mut repo = MockConnectors::default();
+        let mut secrets = MockSecretStore::new();
+        let row = c.clone();
+        repo.queries
+            .expect_get_active()
+            .returning(move |_, _| Ok(Some(row.clone())));
+        secrets
+            .expect_stage()
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_, _| Ok("v2".into()));
+        let taken = lost_to == "a taken name";
+        repo.lifecycle
+            .expect_update_active()
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(move |_, _, _, _| {
+                if taken {
+                    Err(RepositoryError::DuplicateName)
+                } else {
+                    Ok(None)
+                }
+            });
+        secrets
+            .expect_discard()
+            .withf(|_, v| v == "v2")
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_, _| Ok(true));
+        secrets.expect_promote().never();
+        let e = service(repo, secrets, same_workspace())
+            .update(replace_token(&c))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ConnectorError::Aborted { .. } | ConnectorError::AlreadyExists { .. }
+            ),
+            "{lost_to}: {e:?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_race_lost_to_another_update_is_aborted_and_to_a_delete_is_not_found() {
     for deleted in [false, true] {
         let c = active();
