@@ -18,9 +18,12 @@ use aws_sdk_secretsmanager::config::retry::RetryConfig;
 use aws_sdk_secretsmanager::config::timeout::TimeoutConfig;
 use aws_sdk_secretsmanager::config::{Credentials, Region};
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_secretsmanager::types::Tag;
-use connector_domain::SecretName;
-use connector_ports::{ConnectorSecret, SecretLabels, SecretStore, SecretStoreError};
+use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, Tag};
+use chrono::{DateTime, Utc};
+use connector_domain::{SecretName, SecretPrefix};
+use connector_ports::{
+    ConnectorSecret, SecretLabels, SecretStore, SecretStoreError, StagedVersion,
+};
 use secrecy::{ExposeSecret as _, SecretString};
 
 /// How to reach Secrets Manager.
@@ -427,6 +430,80 @@ impl SecretStore for AwsSecretStore {
                 Ok(false)
             }
             Err(e) => Err(classify(e)),
+        }
+    }
+
+    async fn staged_versions(
+        &self,
+        prefix: &SecretPrefix,
+        staged_before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<StagedVersion>, SecretStoreError> {
+        let before = std::time::SystemTime::from(staged_before);
+        let mut found = Vec::new();
+        let mut next_token = None;
+        loop {
+            let mut request = self
+                .client
+                .list_secrets()
+                .max_results(100)
+                .set_next_token(next_token.take());
+            if !prefix.as_str().is_empty() {
+                request = request.filters(
+                    Filter::builder()
+                        .key(FilterNameStringType::Name)
+                        .values(prefix.as_str())
+                        .build(),
+                );
+            }
+            let page = request.send().await.map_err(classify)?;
+            for entry in page.secret_list() {
+                let Some((tenant_id, connector_id)) =
+                    entry.name().and_then(|n| prefix.connector_of(n))
+                else {
+                    continue;
+                };
+                // Only secrets with a staged version still labelled are worth a second call.
+                let staged = entry.secret_versions_to_stages().is_some_and(|v| {
+                    v.values().any(|labels| {
+                        labels.iter().any(|l| l.starts_with(STAGED_PREFIX))
+                            && !labels.iter().any(|l| l == CURRENT)
+                    })
+                });
+                if !staged {
+                    continue;
+                }
+                let versions = self
+                    .client
+                    .list_secret_version_ids()
+                    .secret_id(entry.name().unwrap_or_default())
+                    .max_results(100)
+                    .send()
+                    .await
+                    .map_err(classify)?;
+                for v in versions.versions() {
+                    let labels = v.version_stages();
+                    let abandoned = labels.iter().any(|l| l.starts_with(STAGED_PREFIX))
+                        && !labels.iter().any(|l| l == CURRENT)
+                        && v.created_date()
+                            .and_then(|c| std::time::SystemTime::try_from(*c).ok())
+                            .is_some_and(|c| c < before);
+                    if let (true, Some(version)) = (abandoned, v.version_id()) {
+                        found.push(StagedVersion {
+                            tenant_id: tenant_id.clone(),
+                            connector_id,
+                            version: version.to_owned(),
+                        });
+                        if found.len() >= limit as usize {
+                            return Ok(found);
+                        }
+                    }
+                }
+            }
+            match page.next_token() {
+                Some(t) => next_token = Some(t.to_owned()),
+                None => return Ok(found),
+            }
         }
     }
 }

@@ -34,8 +34,11 @@ use aes_gcm::{Aes256Gcm, Key, Nonce};
 use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use connector_domain::SecretName;
-use connector_ports::{ConnectorSecret, SecretLabels, SecretStore, SecretStoreError};
+use chrono::{DateTime, Utc};
+use connector_domain::{SecretName, SecretPrefix};
+use connector_ports::{
+    ConnectorSecret, SecretLabels, SecretStore, SecretStoreError, StagedVersion,
+};
 use secrecy::ExposeSecret as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -381,6 +384,47 @@ impl LocalSecretStore {
         })
     }
 
+    fn staged_versions_blocking(
+        &self,
+        prefix: &SecretPrefix,
+        staged_before: std::time::SystemTime,
+        limit: u32,
+    ) -> Result<Vec<StagedVersion>, SecretStoreError> {
+        let mut found = Vec::new();
+        for path in self.secret_files()? {
+            if found.len() >= limit as usize {
+                break;
+            }
+            let Some(version) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.split_once(".staged-"))
+                .and_then(|(_, rest)| rest.strip_suffix(".json"))
+                .map(str::to_owned)
+            else {
+                continue;
+            };
+            let old = fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .is_ok_and(|at| at < staged_before);
+            if !old {
+                continue;
+            }
+            // The name is stored in the clear beside the ciphertext: no key is needed.
+            let Some(envelope) = self.read_envelope(&path)? else {
+                continue;
+            };
+            if let Some((tenant_id, connector_id)) = prefix.connector_of(&envelope.name) {
+                found.push(StagedVersion {
+                    tenant_id,
+                    connector_id,
+                    version,
+                });
+            }
+        }
+        Ok(found)
+    }
+
     fn secret_files(&self) -> Result<Vec<PathBuf>, SecretStoreError> {
         let mut files = Vec::new();
         for entry in fs::read_dir(&self.inner.dir).map_err(|e| io("listing secrets", e))? {
@@ -516,6 +560,18 @@ impl SecretStore for LocalSecretStore {
         let name = name.as_str().to_owned();
         let version = version.to_owned();
         self.blocking(move |s| s.discard_blocking(&name, &version))
+            .await
+    }
+
+    async fn staged_versions(
+        &self,
+        prefix: &SecretPrefix,
+        staged_before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<StagedVersion>, SecretStoreError> {
+        let prefix = prefix.clone();
+        let before = std::time::SystemTime::from(staged_before);
+        self.blocking(move |s| s.staged_versions_blocking(&prefix, before, limit))
             .await
     }
 }

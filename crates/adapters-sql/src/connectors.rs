@@ -713,6 +713,22 @@ macro_rules! connector_repository {
                     )
                     .map(|n| n == 1)
                 }
+
+                async fn is_pending_promotion(
+                    &self,
+                    id: ConnectorId,
+                    version: &str,
+                ) -> Result<bool, RepositoryError> {
+                    let found: Option<DbId> = $crate::first!(
+                        self.$pool,
+                        dsl::connectors
+                            .filter(dsl::id.eq(DbId::from(id)))
+                            .filter(dsl::pending_secret_version.eq(version))
+                            .select(dsl::id)
+                            .limit(1)
+                    )?;
+                    Ok(found.is_some())
+                }
             }
         }
     };

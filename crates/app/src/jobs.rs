@@ -33,6 +33,15 @@ impl PeriodicJobs {
                         for id in &report.finished {
                             tracing::info!(connector_id = %id, "reconciler finished an interrupted create or delete");
                         }
+                        for id in &report.promoted {
+                            tracing::info!(connector_id = %id, "reconciler made a recorded token replacement current");
+                        }
+                        for id in &report.discarded {
+                            tracing::info!(connector_id = %id, "reconciler removed a staged token no update recorded");
+                        }
+                        if report.identified > 0 {
+                            tracing::info!(connectors = report.identified, "reconciler learned the Slack bots of older connectors");
+                        }
                         for (id, reason) in &report.failed {
                             tracing::warn!(connector_id = %id, %reason, "reconciler could not finish a connector; will retry");
                         }

@@ -43,6 +43,15 @@ impl SecretPrefix {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The tenant and connector whose secret is named `name`, when it is one of this prefix's
+    /// names exactly as [`SecretPrefix::secret_name`] writes them.
+    pub fn connector_of(&self, name: &str) -> Option<(TenantId, ConnectorId)> {
+        let (tenant, id) = name.strip_prefix(&self.0)?.split_once('/')?;
+        let tenant = TenantId::parse("tenant_id", tenant).ok()?;
+        let id = ConnectorId::parse("connector_id", id).ok()?;
+        (self.secret_name(&tenant, id).as_str() == name).then_some((tenant, id))
+    }
 }
 
 /// The full name of one connector's secret.
@@ -80,6 +89,24 @@ mod tests {
             prefix.secret_name(&tenant, a),
             prefix.secret_name(&tenant, b)
         );
+    }
+
+    #[test]
+    fn a_name_is_read_back_only_when_it_is_one_of_the_prefixes_own() {
+        let prefix = SecretPrefix::parse("secrets.prefix", "sc/").unwrap();
+        let tenant = TenantId::parse("tenant_id", "acme").unwrap();
+        let id = ConnectorId::new_v7();
+        let name = prefix.secret_name(&tenant, id);
+        assert_eq!(prefix.connector_of(name.as_str()), Some((tenant, id)));
+        for foreign in [
+            format!("other/acme/{id}"),
+            format!("sc/acme/{id}/x"),
+            "sc/acme/not-a-uuid".to_owned(),
+            format!("sc/{id}"),
+            format!("sc/acme/{}", id.to_string().to_uppercase()),
+        ] {
+            assert_eq!(prefix.connector_of(&foreign), None, "{foreign}");
+        }
     }
 
     #[test]

@@ -24,8 +24,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use connector_domain::{
     ApiKeyId, BotIdentity, BotToken, ChannelId, ChannelName, Connector, ConnectorId,
-    ConnectorStatus, FileAttachment, MessageEdit, RequestId, Scopes, SecretName, TenantId,
-    WorkspaceId,
+    ConnectorStatus, FileAttachment, MessageEdit, RequestId, Scopes, SecretName, SecretPrefix,
+    TenantId, WorkspaceId,
 };
 use connector_ports::{
     ApiKeyRecord, ApiKeyStore, AuthIdentity, ChannelInfo, ChannelPage, ConnectorLifecycle,
@@ -33,8 +33,8 @@ use connector_ports::{
     OAuthGrant, OAuthGrantRequest, OAuthStateStore, OutgoingMessage, PendingInstall,
     PendingPromotion, PostedMessage, PostedRecord, RefreshLeases, RefreshOutcome, RepositoryError,
     ScheduledMessage, SecretLabels, SecretStore, SecretStoreError, SendKey, SendOutcome,
-    SendRecord, SentMessageStore, SlackApi, SlackError, SlackEventStore, StatusCount, UploadedFile,
-    WorkspaceConnectors,
+    SendRecord, SentMessageStore, SlackApi, SlackError, SlackEventStore, StagedVersion,
+    StatusCount, UploadedFile, WorkspaceConnectors,
 };
 use secrecy::SecretString;
 use tracing::Instrument as _;
@@ -268,6 +268,8 @@ observed!(ConnectorReconciliation, Database, "db", "db.operation" {
         -> Result<Vec<PendingPromotion>, RepositoryError>;
     fn clear_pending_promotion(&self, id: ConnectorId, version: &str)
         -> Result<bool, RepositoryError>;
+    fn is_pending_promotion(&self, id: ConnectorId, version: &str)
+        -> Result<bool, RepositoryError>;
 });
 
 observed!(OAuthStateStore, Database, "db", "db.operation" {
@@ -318,6 +320,8 @@ observed!(SecretStore, SecretStore, "secrets", "secrets.operation" {
     fn stage(&self, name: &SecretName, secret: &ConnectorSecret) -> Result<String, SecretStoreError>;
     fn promote(&self, name: &SecretName, version: &str) -> Result<bool, SecretStoreError>;
     fn discard(&self, name: &SecretName, version: &str) -> Result<bool, SecretStoreError>;
+    fn staged_versions(&self, prefix: &SecretPrefix, staged_before: DateTime<Utc>, limit: u32)
+        -> Result<Vec<StagedVersion>, SecretStoreError>;
 });
 
 observed!(SlackApi, Slack, "slack", "slack.method" {

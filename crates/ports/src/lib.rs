@@ -43,7 +43,9 @@ pub use repository::{
     RefreshOutcome, RepositoryError, RepositorySettings, StatusCount, StatusFilter,
     WorkspaceConnectors,
 };
-pub use secrets::{ConnectorSecret, SecretLabels, SecretStore, SecretStoreError, TokenRotation};
+pub use secrets::{
+    ConnectorSecret, SecretLabels, SecretStore, SecretStoreError, StagedVersion, TokenRotation,
+};
 pub use sent_messages::{PostedRecord, SendKey, SendOutcome, SendRecord, SentMessageStore};
 pub use slack::{
     AuthIdentity, ChannelInfo, ChannelPage, OAuthGrant, OAuthGrantRequest, OutgoingMessage,

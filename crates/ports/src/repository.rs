@@ -442,6 +442,14 @@ pub trait ConnectorReconciliation: Send + Sync {
         id: ConnectorId,
         version: &str,
     ) -> Result<bool, RepositoryError>;
+
+    /// Whether connector `id`'s row records `version` as its pending staged version (an update
+    /// committed it and its promotion is still to come).
+    async fn is_pending_promotion(
+        &self,
+        id: ConnectorId,
+        version: &str,
+    ) -> Result<bool, RepositoryError>;
 }
 
 /// Connector metadata storage: every role at once, as a database adapter implements it.

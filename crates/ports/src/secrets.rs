@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use connector_domain::{BotToken, ConnectorId, SecretName, TenantId};
+use connector_domain::{BotToken, ConnectorId, SecretName, SecretPrefix, TenantId};
 use secrecy::{ExposeSecret as _, SecretString};
 
 /// What one connector's secret holds. Adapters store it as a JSON object with `bot_token`,
@@ -114,6 +114,17 @@ pub struct SecretLabels {
     pub connector_id: ConnectorId,
 }
 
+/// A secret version staged and neither promoted nor discarded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagedVersion {
+    /// The connector's tenant.
+    pub tenant_id: TenantId,
+    /// The connector whose secret it is a version of.
+    pub connector_id: ConnectorId,
+    /// The version's ID, as [`SecretStore::stage`] answered it.
+    pub version: String,
+}
+
 /// What can go wrong in a secret store. Messages never contain secret values.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretStoreError {
@@ -165,6 +176,17 @@ pub trait SecretStore: Send + Sync {
     /// Removes staged `version` of `name`, never promoted (the update that staged it failed),
     /// so its token is not kept: `true` when it was removed now; `false` when there is no such
     /// staged version (promoted, already removed, or gone with the secret). The current
-    /// version is never removed.
+    /// version is never removed. The service discards only versions no row records, and
+    /// promotes only versions a row records; a store that cannot delete one version (Secrets
+    /// Manager) drops its staging label, so it is listed as staged no more and expires.
     async fn discard(&self, name: &SecretName, version: &str) -> Result<bool, SecretStoreError>;
+
+    /// Up to `limit` versions staged before `staged_before` and still neither promoted nor
+    /// discarded, of the secrets named under `prefix` (other names are not this service's).
+    async fn staged_versions(
+        &self,
+        prefix: &SecretPrefix,
+        staged_before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<StagedVersion>, SecretStoreError>;
 }

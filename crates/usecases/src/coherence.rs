@@ -504,6 +504,14 @@ impl ConnectorReconciliation for NotingChanges<dyn ConnectorReconciliation> {
         self.changing(id, self.inner.clear_pending_promotion(id, version))
             .await
     }
+
+    async fn is_pending_promotion(
+        &self,
+        id: ConnectorId,
+        version: &str,
+    ) -> Result<bool, RepositoryError> {
+        self.inner.is_pending_promotion(id, version).await
+    }
 }
 
 /// `connectors` with the reads served by a [`ConnectorCache`] (rows kept for `ttl`, as

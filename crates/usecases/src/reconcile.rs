@@ -7,10 +7,14 @@
 //!
 //! A token replacement recorded in its row but not yet made current in the secret store (the
 //! updater stopped between the two, see [`crate::connectors`]) is promoted: promoting is
-//! idempotent, so two replicas doing it at once do no harm.
+//! idempotent, so two replicas doing it at once do no harm. A staged version that no row
+//! records (the updater stopped between staging it and recording it) is removed, at most every
+//! [`STAGED_SWEEP_EVERY`]; and connectors made before their bot was recorded are identified.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use connector_domain::ConnectorId;
 
 use crate::Ports;
@@ -28,7 +32,14 @@ pub struct ReconcileReport {
     pub failed: Vec<(ConnectorId, String)>,
     /// Connectors made before their bot was recorded that now say whose bot they are.
     pub identified: u64,
+    /// Connectors a staged token version of which was removed: staged by an update that never
+    /// recorded it (a crash between the two, or a lost answer of a write that did not apply).
+    pub discarded: Vec<ConnectorId>,
 }
+
+/// How often a replica looks for staged token versions nothing will promote: listing them
+/// costs secret store calls (Secrets Manager: a page per 100 secrets), and they are rare.
+pub const STAGED_SWEEP_EVERY: Duration = Duration::from_secs(600);
 
 /// Which rows a pass takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +56,8 @@ pub struct ReconcileSettings {
 pub struct Reconciler {
     ports: Ports,
     settings: ReconcileSettings,
+    /// When this replica last looked for abandoned staged versions.
+    last_sweep: Arc<Mutex<Option<DateTime<Utc>>>>,
 }
 
 impl std::fmt::Debug for Reconciler {
@@ -58,7 +71,11 @@ impl std::fmt::Debug for Reconciler {
 impl Reconciler {
     /// A reconciler over the ports that takes the rows `settings` describe.
     pub fn new(ports: Ports, settings: ReconcileSettings) -> Self {
-        Self { ports, settings }
+        Self {
+            ports,
+            settings,
+            last_sweep: Arc::new(Mutex::new(None)),
+        }
     }
 
     /// Runs one pass. Fails only when the rows cannot be claimed at all.
@@ -112,6 +129,12 @@ impl Reconciler {
                 Err(e) => report.failed.push((id, e.to_string())),
             }
         }
+        if self.sweep_due()
+            && let Err(e) = self.discard_abandoned(&mut report).await
+        {
+            tracing::warn!(error = %e,
+                "could not look for abandoned staged token versions; the next sweep retries");
+        }
         // Lazily, a batch a pass: connectors made before bots were recorded.
         match crate::bots::backfill(&self.ports, None, self.settings.batch).await {
             Ok(n) => report.identified = n,
@@ -119,6 +142,55 @@ impl Reconciler {
                 "could not learn the bots of older connectors this pass; the next pass retries"),
         }
         Ok(report)
+    }
+}
+
+impl Reconciler {
+    /// Whether [`STAGED_SWEEP_EVERY`] has passed since this replica's last sweep (the first
+    /// pass sweeps).
+    fn sweep_due(&self) -> bool {
+        let now = self.ports.clock.utc();
+        let mut last = self.last_sweep.lock().unwrap_or_else(|p| p.into_inner());
+        let every = chrono::Duration::from_std(STAGED_SWEEP_EVERY).unwrap_or_default();
+        if last.is_some_and(|at| now - at < every) {
+            return false;
+        }
+        *last = Some(now);
+        true
+    }
+
+    /// Removes token versions staged longer than `stale_after` ago that no row records as
+    /// pending: no update will ever promote them, and a token is not kept for nothing. A
+    /// version a row records is left to the promotion above.
+    async fn discard_abandoned(&self, report: &mut ReconcileReport) -> Result<(), ConnectorError> {
+        let before = self.ports.clock.utc()
+            - chrono::Duration::from_std(self.settings.stale_after).unwrap_or_default();
+        let staged = self
+            .ports
+            .secrets
+            .staged_versions(&self.ports.secret_prefix, before, self.settings.batch)
+            .await?;
+        for s in staged {
+            if self
+                .ports
+                .connectors
+                .reconciliation
+                .is_pending_promotion(s.connector_id, &s.version)
+                .await?
+            {
+                continue;
+            }
+            let name = self
+                .ports
+                .secret_prefix
+                .secret_name(&s.tenant_id, s.connector_id);
+            match self.ports.secrets.discard(&name, &s.version).await {
+                Ok(true) => report.discarded.push(s.connector_id),
+                Ok(false) => {}
+                Err(e) => report.failed.push((s.connector_id, e.to_string())),
+            }
+        }
+        Ok(())
     }
 }
 
@@ -141,7 +213,10 @@ mod tests {
         settled(repo, secrets)
     }
 
-    fn settled(mut repo: MockConnectors, secrets: MockSecretStore) -> Reconciler {
+    fn settled(mut repo: MockConnectors, mut secrets: MockSecretStore) -> Reconciler {
+        secrets
+            .expect_staged_versions()
+            .returning(|_, _, _| Ok(Vec::new()));
         repo.workspaces
             .expect_unidentified()
             .returning(|_, _| Ok(Vec::new()));
@@ -152,6 +227,57 @@ mod tests {
                 batch: 10,
             },
         )
+    }
+
+    #[tokio::test]
+    async fn staged_versions_no_row_records_are_discarded_once_per_sweep() {
+        let (orphan, pending) = (ConnectorId::new_v7(), ConnectorId::new_v7());
+        let mut repo = MockConnectors::default();
+        repo.reconciliation
+            .expect_claim_stale()
+            .returning(|_, _| Ok(Vec::new()));
+        repo.reconciliation
+            .expect_pending_promotions()
+            .returning(|_, _| Ok(Vec::new()));
+        repo.workspaces
+            .expect_unidentified()
+            .returning(|_, _| Ok(Vec::new()));
+        repo.reconciliation
+            .expect_is_pending_promotion()
+            .times(2)
+            .returning(move |id, _| Ok(id == pending));
+        let mut secrets = MockSecretStore::new();
+        let tenant = connector_domain::TenantId::parse("t", "acme").unwrap();
+        secrets
+            .expect_staged_versions()
+            .withf(|prefix, _, limit| prefix.as_str() == "sc/" && *limit == 10)
+            .times(1)
+            .returning(move |_, _, _| {
+                Ok([orphan, pending]
+                    .into_iter()
+                    .map(|id| connector_ports::StagedVersion {
+                        tenant_id: tenant.clone(),
+                        connector_id: id,
+                        version: "v9".into(),
+                    })
+                    .collect())
+            });
+        secrets
+            .expect_discard()
+            .withf(move |name, v| name.to_string() == format!("sc/acme/{orphan}") && v == "v9")
+            .times(1)
+            .returning(|_, _| Ok(true));
+        let reconciler = Reconciler::new(
+            ports(repo, secrets, MockSlackApi::new()),
+            ReconcileSettings {
+                stale_after: Duration::from_secs(120),
+                batch: 10,
+            },
+        );
+        let report = reconciler.run_once().await.unwrap();
+        assert_eq!(report.discarded, vec![orphan]);
+        // The next pass, minutes later: not due again (the mocks allow one sweep).
+        assert!(reconciler.run_once().await.unwrap().discarded.is_empty());
     }
 
     #[tokio::test]

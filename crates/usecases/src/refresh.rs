@@ -814,6 +814,15 @@ mod tests {
         ) -> Result<bool, connector_ports::SecretStoreError> {
             unimplemented!("refresh never discards")
         }
+        async fn staged_versions(
+            &self,
+            _: &connector_domain::SecretPrefix,
+            _: chrono::DateTime<chrono::Utc>,
+            _: u32,
+        ) -> Result<Vec<connector_ports::StagedVersion>, connector_ports::SecretStoreError>
+        {
+            unimplemented!("refresh never sweeps")
+        }
     }
 
     /// One shared lease, as the database keeps it: holder's fence and expiry.

@@ -21,7 +21,7 @@ macro_rules! __with_repository_cases {
 #[macro_export]
 macro_rules! __with_secret_store_cases {
     ($m:ident, $make:expr) => {
-        $crate::$m!($make; put_get_delete_round_trip, deleting_a_missing_secret_succeeds, getting_a_missing_secret_is_not_found, each_name_keeps_its_own_value, a_staged_version_is_current_only_once_promoted, a_discarded_staged_version_is_never_promoted, staging_needs_the_secret_and_dies_with_it);
+        $crate::$m!($make; put_get_delete_round_trip, deleting_a_missing_secret_succeeds, getting_a_missing_secret_is_not_found, each_name_keeps_its_own_value, a_staged_version_is_current_only_once_promoted, a_discarded_staged_version_is_never_promoted, staged_versions_are_listed_by_prefix_and_age, staging_needs_the_secret_and_dies_with_it);
     };
 }
 

