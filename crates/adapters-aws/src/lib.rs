@@ -18,6 +18,7 @@ use aws_sdk_secretsmanager::config::retry::RetryConfig;
 use aws_sdk_secretsmanager::config::timeout::TimeoutConfig;
 use aws_sdk_secretsmanager::config::{Credentials, Region};
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput;
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, Tag};
 use chrono::{DateTime, Utc};
 use connector_domain::{SecretName, SecretPrefix};
@@ -122,6 +123,26 @@ impl AwsSecretStore {
 }
 
 impl AwsSecretStore {
+    /// The secret's description (its versions and their labels); `None` when it does not
+    /// exist.
+    async fn described(
+        &self,
+        name: &SecretName,
+    ) -> Result<Option<DescribeSecretOutput>, SecretStoreError> {
+        match self
+            .client
+            .describe_secret()
+            .secret_id(name.as_str())
+            .send()
+            .await
+            .map_err(classify)
+        {
+            Ok(d) => Ok(Some(d)),
+            Err(SecretStoreError::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Removes the staging labels of versions of `name` staged long ago and never promoted
     /// (other than `keep`). Best effort: a failure only leaves a label behind.
     async fn unlabel_abandoned(&self, name: &SecretName, keep: &str) {
@@ -311,17 +332,8 @@ impl SecretStore for AwsSecretStore {
     }
 
     async fn promote(&self, name: &SecretName, version: &str) -> Result<bool, SecretStoreError> {
-        let described = match self
-            .client
-            .describe_secret()
-            .secret_id(name.as_str())
-            .send()
-            .await
-            .map_err(classify)
-        {
-            Ok(d) => d,
-            Err(SecretStoreError::NotFound) => return Ok(false),
-            Err(e) => return Err(e),
+        let Some(described) = self.described(name).await? else {
+            return Ok(false);
         };
         let stages = described.version_ids_to_stages();
         let labels = stages.and_then(|s| s.get(version));
@@ -390,17 +402,8 @@ impl SecretStore for AwsSecretStore {
     }
 
     async fn discard(&self, name: &SecretName, version: &str) -> Result<bool, SecretStoreError> {
-        let described = match self
-            .client
-            .describe_secret()
-            .secret_id(name.as_str())
-            .send()
-            .await
-            .map_err(classify)
-        {
-            Ok(d) => d,
-            Err(SecretStoreError::NotFound) => return Ok(false),
-            Err(e) => return Err(e),
+        let Some(described) = self.described(name).await? else {
+            return Ok(false);
         };
         let label = staged_label(version);
         let staged = described

@@ -24,6 +24,7 @@
 pub mod api_keys;
 pub mod connectors;
 pub mod errors;
+pub mod event_log;
 pub mod oauth_states;
 mod pool;
 pub mod schema;
@@ -150,5 +151,6 @@ macro_rules! sql_stores {
         $crate::api_key_store!($repo.$pool);
         $crate::sent_message_store!($repo.$pool);
         $crate::slack_event_store!($repo.$pool);
+        $crate::event_log!($repo.$pool);
     };
 }

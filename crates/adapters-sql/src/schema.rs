@@ -159,3 +159,50 @@ diesel::table! {
         posted_at -> Moment,
     }
 }
+
+diesel::table! {
+    /// The last cursor given to each tenant's inbound events.
+    event_cursors (tenant_id) {
+        /// The tenant.
+        tenant_id -> Text,
+        /// Its newest event's cursor.
+        last_cursor -> BigInt,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::types::{Id, Moment};
+
+    /// What people did in Slack, once per connector it belongs to, in each tenant's order.
+    inbound_events (tenant_id, cursor) {
+        /// The connector's tenant.
+        tenant_id -> Text,
+        /// Increases by one with each of the tenant's events.
+        cursor -> BigInt,
+        /// The connector it belongs to.
+        connector_id -> Id,
+        /// Slack's type.
+        event_type -> Text,
+        /// Slack's event (or envelope) ID.
+        event_id -> Text,
+        /// The workspace.
+        team_id -> Text,
+        /// The channel, when it says.
+        channel_id -> Nullable<Text>,
+        /// The user, when it says.
+        user_id -> Nullable<Text>,
+        /// The message's ts.
+        ts -> Nullable<Text>,
+        /// The thread's ts.
+        thread_ts -> Nullable<Text>,
+        /// The text.
+        text -> Nullable<Text>,
+        /// Whether the connector's own bot did it.
+        from_own_bot -> Bool,
+        /// What Slack sent.
+        payload_json -> Text,
+        /// When it was accepted.
+        received_at -> Moment,
+    }
+}

@@ -29,12 +29,13 @@ use connector_domain::{
 };
 use connector_ports::{
     ApiKeyRecord, ApiKeyStore, AuthIdentity, ChannelInfo, ChannelPage, ConnectorLifecycle,
-    ConnectorQueries, ConnectorReconciliation, ConnectorSecret, ConnectorUpdate, NewConnector,
-    OAuthGrant, OAuthGrantRequest, OAuthStateStore, OutgoingMessage, PendingInstall,
-    PendingPromotion, PostedMessage, PostedRecord, RefreshLeases, RefreshOutcome, RepositoryError,
-    ScheduledMessage, SecretLabels, SecretStore, SecretStoreError, SendKey, SendOutcome,
-    SendRecord, SentMessageStore, SlackApi, SlackError, SlackEventStore, StagedVersion,
-    StatusCount, UploadedFile, WorkspaceConnectors,
+    ConnectorQueries, ConnectorReconciliation, ConnectorSecret, ConnectorUpdate, CursorBounds,
+    EventFilter, EventLog, InboundEvent, NewConnector, NewInboundEvent, OAuthGrant,
+    OAuthGrantRequest, OAuthStateStore, OutgoingMessage, PendingInstall, PendingPromotion,
+    PostedMessage, PostedRecord, RefreshLeases, RefreshOutcome, RepositoryError, ScheduledMessage,
+    SecretLabels, SecretStore, SecretStoreError, SendKey, SendOutcome, SendRecord,
+    SentMessageStore, SlackApi, SlackError, SlackEventStore, StagedVersion, StatusCount,
+    UploadedFile, WorkspaceConnectors,
 };
 use secrecy::SecretString;
 use tracing::Instrument as _;
@@ -304,6 +305,15 @@ observed!(SentMessageStore, Database, "db", "db.operation" {
     fn forget_posted(&self, connector: ConnectorId, channel: &ChannelId, ts: &str)
         -> Result<(), RepositoryError>;
     fn purge_posted(&self, before: DateTime<Utc>) -> Result<u64, RepositoryError>;
+});
+
+observed!(EventLog, Database, "db", "db.operation" {
+    fn append_events(&self, events: &[NewInboundEvent])
+        -> Result<Vec<InboundEvent>, RepositoryError>;
+    fn list_events(&self, tenant: &TenantId, filter: &EventFilter, after: Option<i64>, limit: u32)
+        -> Result<Vec<InboundEvent>, RepositoryError>;
+    fn cursor_bounds(&self, tenant: &TenantId) -> Result<CursorBounds, RepositoryError>;
+    fn purge_events_before(&self, before: DateTime<Utc>) -> Result<u64, RepositoryError>;
 });
 
 observed!(SlackEventStore, Database, "db", "db.operation" {

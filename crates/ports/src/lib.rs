@@ -25,6 +25,7 @@
 
 pub mod api_keys;
 pub mod changes;
+pub mod event_log;
 pub mod identity;
 pub mod oauth_states;
 pub mod repository;
@@ -35,6 +36,7 @@ pub mod slack_events;
 
 pub use api_keys::{ApiKeyRecord, ApiKeyStore};
 pub use changes::{ChangeSink, ConnectorChanges};
+pub use event_log::{CursorBounds, EventFilter, EventLog, InboundEvent, NewInboundEvent};
 pub use identity::{TokenError, TokenVerifier};
 pub use oauth_states::{OAuthStateStore, PendingInstall};
 pub use repository::{
@@ -55,6 +57,8 @@ pub use slack_events::{SlackEvent, SlackEventKind, SlackEventStore};
 
 #[cfg(feature = "mocks")]
 pub use api_keys::MockApiKeyStore;
+#[cfg(feature = "mocks")]
+pub use event_log::MockEventLog;
 #[cfg(feature = "mocks")]
 pub use identity::MockTokenVerifier;
 #[cfg(feature = "mocks")]

@@ -1417,3 +1417,163 @@ where
     assert!(repo.record_event("Ev0002", now).await.unwrap());
     assert!(!repo.record_event("Ev0001", now).await.unwrap());
 }
+
+/// An inbound event of `tenant`'s `connector`.
+pub fn inbound(
+    tenant_id: &str,
+    connector: ConnectorId,
+    event_type: &str,
+    event_id: &str,
+) -> connector_ports::NewInboundEvent {
+    connector_ports::NewInboundEvent {
+        tenant_id: tenant(tenant_id),
+        connector_id: connector,
+        event_type: event_type.into(),
+        event_id: event_id.into(),
+        team_id: "T0001".into(),
+        channel_id: Some("C0000ALERT".into()),
+        user_id: Some("U0SOMEONE".into()),
+        ts: Some("1700000000.000100".into()),
+        thread_ts: None,
+        text: Some("hello".into()),
+        from_own_bot: false,
+        payload_json: r#"{"type":"message"}"#.into(),
+        // As both databases keep it: microseconds.
+        received_at: chrono::DateTime::from_timestamp_micros(chrono::Utc::now().timestamp_micros())
+            .unwrap(),
+    }
+}
+
+/// Conformance case: events are appended once per connector (a redelivery is skipped), with
+/// cursors that increase per tenant with no gap even under concurrent appends, listed in
+/// order with filters, bounded for resumption, and purged by age.
+pub async fn inbound_events_are_appended_once_in_tenant_order<R>(repo: &R)
+where
+    R: connector_ports::EventLog + Clone + 'static,
+{
+    use connector_ports::EventFilter;
+    let (a, b, g) = (
+        ConnectorId::new_v7(),
+        ConnectorId::new_v7(),
+        ConnectorId::new_v7(),
+    );
+    let acme = tenant("acme");
+    assert_eq!(repo.cursor_bounds(&acme).await.unwrap().last, 0);
+    let first = repo
+        .append_events(&[
+            inbound("acme", a, "message", "Ev1"),
+            inbound("acme", b, "message", "Ev1"),
+            inbound("globex", g, "message", "Ev1"),
+        ])
+        .await
+        .unwrap();
+    let cursors: Vec<(String, i64)> = first
+        .iter()
+        .map(|e| (e.event.tenant_id.to_string(), e.cursor))
+        .collect();
+    assert_eq!(
+        cursors,
+        vec![("acme".into(), 1), ("acme".into(), 2), ("globex".into(), 1)],
+        "one row per connector, cursors per tenant"
+    );
+    // A redelivery is stored once.
+    assert!(
+        repo.append_events(&[inbound("acme", a, "message", "Ev1")])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let mut own = inbound("acme", a, "message", "Ev2");
+    own.from_own_bot = true;
+    repo.append_events(&[own, inbound("acme", a, "app_mention", "Ev3")])
+        .await
+        .unwrap();
+
+    // Concurrent appends of one tenant: every cursor taken once, none skipped.
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let repo = repo.clone();
+        tasks.push(tokio::spawn(async move {
+            repo.append_events(&[inbound("acme", a, "reaction_added", &format!("EvC{i}"))])
+                .await
+                .unwrap()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap().len(), 1);
+    }
+
+    let all = |filter: EventFilter, after: Option<i64>| {
+        let acme = acme.clone();
+        let repo = repo.clone();
+        async move {
+            repo.list_events(&acme, &filter, after, 100)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| e.cursor)
+                .collect::<Vec<_>>()
+        }
+    };
+    let everything = EventFilter {
+        include_own: true,
+        ..EventFilter::default()
+    };
+    assert_eq!(
+        all(everything.clone(), None).await,
+        (1..=12).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        all(EventFilter::default(), None).await,
+        [1, 2].into_iter().chain(4..=12).collect::<Vec<_>>(),
+        "the own bot's message is left out unless asked for"
+    );
+    assert_eq!(all(everything.clone(), Some(10)).await, vec![11, 12]);
+    assert_eq!(
+        all(
+            EventFilter {
+                connector_ids: vec![b],
+                ..EventFilter::default()
+            },
+            None
+        )
+        .await,
+        vec![2]
+    );
+    assert_eq!(
+        all(
+            EventFilter {
+                types: vec!["app_mention".into(), "nothing".into()],
+                ..EventFilter::default()
+            },
+            None
+        )
+        .await,
+        vec![4]
+    );
+    let page = repo
+        .list_events(&acme, &everything, Some(0), 2)
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 2);
+    assert_eq!(page[0].event, first[0].event, "what was stored");
+
+    let bounds = repo.cursor_bounds(&acme).await.unwrap();
+    assert_eq!((bounds.oldest_kept, bounds.last), (Some(1), 12));
+    assert!(!bounds.lost_after(0));
+    // Purged by age: the sequence goes on where it was.
+    assert_eq!(
+        repo.purge_events_before(chrono::Utc::now() + chrono::Duration::seconds(1))
+            .await
+            .unwrap(),
+        13
+    );
+    let bounds = repo.cursor_bounds(&acme).await.unwrap();
+    assert_eq!((bounds.oldest_kept, bounds.last), (None, 12));
+    assert!(bounds.lost_after(5) && !bounds.lost_after(12));
+    let next = repo
+        .append_events(&[inbound("acme", a, "message", "Ev99")])
+        .await
+        .unwrap();
+    assert_eq!(next[0].cursor, 13);
+}
