@@ -127,6 +127,7 @@ impl Application {
                 services.connectors.clone(),
                 services.sender.clone(),
                 services.installer.clone(),
+                services.inbound.clone(),
                 auth,
             )
             .with_limits(connector_grpc_api::MessageLimits {
@@ -224,6 +225,7 @@ impl Application {
                     .map(|secret| crate::http::EventReceiver {
                         signing_secret: secret.clone(),
                         events: self.services.events.clone(),
+                        inbound: self.services.inbound.clone(),
                     }),
                 crate::http::BodyLimits {
                     max_bytes: h.max_body_bytes,

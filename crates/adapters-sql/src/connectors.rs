@@ -494,6 +494,24 @@ macro_rules! connector_repository {
                     )
                 }
 
+                async fn of_app(
+                    &self,
+                    workspace: &WorkspaceId,
+                    app: &str,
+                ) -> Result<Vec<Connector>, RepositoryError> {
+                    let rows: Vec<Row> = $crate::load!(
+                        self.$pool,
+                        dsl::connectors
+                            .filter(dsl::workspace_id.eq(workspace.as_str()))
+                            .filter(dsl::slack_app_id.eq(app))
+                            .filter(dsl::state.eq(ACTIVE))
+                            .filter(dsl::revoked_at.is_null())
+                            .order(dsl::created_at.asc())
+                            .select(Row::as_select())
+                    )?;
+                    connectors(rows)
+                }
+
                 async fn unidentified<'a>(
                     &self,
                     workspace: Option<&'a WorkspaceId>,

@@ -56,14 +56,24 @@ impl PeriodicJobs {
         let installer = services.installer.clone();
         let sender = services.sender.clone();
         let events = services.events.clone();
+        let inbound = services.inbound.clone();
         jobs.every(
-            "purge expired OAuth states, send records and Slack event IDs",
+            "purge expired OAuth states, send records, Slack event IDs and inbound events",
             config.purge_every,
             move || {
                 let installer = installer.clone();
                 let sender = sender.clone();
                 let events = events.clone();
+                let inbound = inbound.clone();
                 async move {
+                    match inbound.purge_expired().await {
+                        Ok(0) => {}
+                        Ok(n) => {
+                            crate::metrics::record_purged("inbound_events", n);
+                            tracing::debug!(count = n, "inbound events older than the retention purged");
+                        }
+                        Err(e) => tracing::warn!(error = %e, "purging inbound events failed; will retry"),
+                    }
                     match events.purge_expired().await {
                         Ok(0) => {}
                         Ok(n) => {

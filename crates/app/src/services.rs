@@ -6,9 +6,9 @@ use std::sync::Arc;
 use connector_adapters_slack::HttpSlackApi;
 use connector_usecases::coherence;
 use connector_usecases::{
-    ApiKeys, Coherence, ConnectorService, MessageSender, OAuthInstaller, Ports, ReadinessCheck,
-    Reconciler, RefreshSettings, SlackEvents, Sleep, Spawn, SystemClock, TokenCache,
-    TokenRefresher,
+    ApiKeys, Coherence, ConnectorService, InboundEvents, MessageSender, OAuthInstaller, Ports,
+    ReadinessCheck, Reconciler, RefreshSettings, SlackEvents, Sleep, Spawn, SystemClock,
+    TokenCache, TokenRefresher,
 };
 
 use connector_instrumentation::Observed;
@@ -33,6 +33,8 @@ pub struct Services {
     pub reconciler: Reconciler,
     /// Acting on Slack's events (uninstalls, revoked tokens, channel changes).
     pub events: SlackEvents,
+    /// Every Slack event, in the tenants' logs.
+    pub inbound: InboundEvents,
     /// Static API keys (the server authenticates callers with them).
     pub api_keys: ApiKeys,
     /// Whether the database and the secret store answer.
@@ -130,6 +132,7 @@ impl Services {
             installer,
             readiness: ReadinessCheck::new(ports.clone()),
             events: SlackEvents::new(ports.clone(), storage.events),
+            inbound: InboundEvents::new(ports.clone(), storage.log, config.event_retention),
             reconciler: Reconciler::new(ports, config.jobs.reconcile),
             api_keys,
             refresher,

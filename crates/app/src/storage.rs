@@ -16,8 +16,8 @@ use std::sync::Arc;
 
 use connector_instrumentation::Observed;
 use connector_ports::{
-    ApiKeyStore, ConnectorChanges, ConnectorRepository, Connectors, OAuthStateStore, PoolStatus,
-    RepositorySettings, SecretStore, SentMessageStore, SlackEventStore,
+    ApiKeyStore, ConnectorChanges, ConnectorRepository, Connectors, EventLog, OAuthStateStore,
+    PoolStatus, RepositorySettings, SecretStore, SentMessageStore, SlackEventStore,
 };
 #[cfg(feature = "postgres")]
 use secrecy::ExposeSecret as _;
@@ -123,6 +123,8 @@ pub struct Storage {
     pub sends: Arc<dyn SentMessageStore>,
     /// Slack events handled (in the same database as the metadata).
     pub events: Arc<dyn SlackEventStore>,
+    /// The inbound event log (in the same database as the metadata).
+    pub log: Arc<dyn EventLog>,
     /// The database connection pool's state, for metrics.
     pub pool_status: Arc<dyn Fn() -> PoolStatus + Send + Sync>,
     /// Connector changes made by other processes, where the database announces them
@@ -145,6 +147,7 @@ struct Database {
     api_keys: Arc<dyn ApiKeyStore>,
     sends: Arc<dyn SentMessageStore>,
     events: Arc<dyn SlackEventStore>,
+    log: Arc<dyn EventLog>,
     pool_status: Arc<dyn Fn() -> PoolStatus + Send + Sync>,
     description: String,
 }
@@ -159,6 +162,7 @@ impl Database {
             + ApiKeyStore
             + SentMessageStore
             + SlackEventStore
+            + EventLog
             + 'static,
     {
         let db = Arc::new(Observed::new(db));
@@ -168,7 +172,8 @@ impl Database {
             states: db.clone(),
             api_keys: db.clone(),
             sends: db.clone(),
-            events: db,
+            events: db.clone(),
+            log: db,
             pool_status: Arc::new(move || pool_status(pooled.inner())),
             description,
         }
@@ -281,6 +286,7 @@ pub async fn open(
         api_keys: database.api_keys,
         sends: database.sends,
         events: database.events,
+        log: database.log,
         pool_status: database.pool_status,
         changes,
         description: format!("{}; {where_secrets}", database.description),

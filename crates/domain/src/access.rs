@@ -23,15 +23,18 @@ pub enum Scope {
     /// the tenant's connectors posted. Not implied by `messages:send`: a credential that only
     /// sends cannot rewrite or remove what was sent.
     MessagesManage,
+    /// `events:read`: ListEvents (what people did in Slack, the tenant's event log).
+    EventsRead,
 }
 
 impl Scope {
     /// Every scope.
-    pub const ALL: [Scope; 4] = [
+    pub const ALL: [Scope; 5] = [
         Scope::ConnectorsRead,
         Scope::ConnectorsWrite,
         Scope::MessagesSend,
         Scope::MessagesManage,
+        Scope::EventsRead,
     ];
 
     /// The scope's name, as tokens and keys carry it.
@@ -41,6 +44,7 @@ impl Scope {
             Self::ConnectorsWrite => "connectors:write",
             Self::MessagesSend => "messages:send",
             Self::MessagesManage => "messages:manage",
+            Self::EventsRead => "events:read",
         }
     }
 
@@ -56,6 +60,7 @@ impl Scope {
             Self::ConnectorsWrite => 2,
             Self::MessagesSend => 4,
             Self::MessagesManage => 8,
+            Self::EventsRead => 16,
         }
     }
 }
@@ -76,7 +81,7 @@ impl Scopes {
         Self::ALL
     }
 
-    const ALL: Self = Self(15);
+    const ALL: Self = Self(31);
 
     /// No scope.
     pub fn none() -> Self {
@@ -113,7 +118,7 @@ impl Scopes {
                 ValidationError::new(
                     field,
                     format!(
-                        "unknown scope {name:?}; known scopes: connectors:read, connectors:write, messages:send, messages:manage"
+                        "unknown scope {name:?}; known scopes: connectors:read, connectors:write, messages:send, messages:manage, events:read"
                     ),
                 )
             })?;

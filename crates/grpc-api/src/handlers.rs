@@ -4,8 +4,10 @@ use connector_domain::{
     ChannelId, ChannelRef, Connector, ConnectorId, ConnectorStatus, FileAttachment, Message,
     MessageEdit, Principal, RequestId, Scope, TenantId, ValidationError,
 };
+use connector_usecases::inbound::InboundEvent;
 use connector_usecases::{
-    ConnectorService, CreateConnector, MessageSender, OAuthInstaller, UpdateConnector, UpdateFields,
+    ConnectorService, CreateConnector, EventQuery, InboundEvents, MessageSender, OAuthInstaller,
+    UpdateConnector, UpdateFields,
 };
 use tonic::{Request, Response, Status};
 
@@ -19,6 +21,7 @@ pub struct ConnectorGrpc {
     service: ConnectorService,
     sender: MessageSender,
     installer: OAuthInstaller,
+    inbound: InboundEvents,
     auth: Authentication,
     limits: MessageLimits,
 }
@@ -52,12 +55,14 @@ impl ConnectorGrpc {
         service: ConnectorService,
         sender: MessageSender,
         installer: OAuthInstaller,
+        inbound: InboundEvents,
         auth: Authentication,
     ) -> Self {
         Self {
             service,
             sender,
             installer,
+            inbound,
             auth,
             limits: MessageLimits::default(),
         }
@@ -126,7 +131,8 @@ for_tenant!(
     pb::GetOAuthV2urlRequest,
     pb::UpdateMessageRequest,
     pb::DeleteMessageRequest,
-    pb::CancelScheduledMessageRequest
+    pb::CancelScheduledMessageRequest,
+    pb::ListEventsRequest
 );
 
 impl ConnectorGrpc {
@@ -199,6 +205,25 @@ pub fn connector_to_pb(c: Connector) -> pb::Connector {
                 pb::ConnectorStatus::DefaultChannelUnavailable
             }
         } as i32,
+    }
+}
+
+/// An event of the log, as the contract shows it.
+fn inbound_event(e: InboundEvent) -> pb::InboundEvent {
+    let event = e.event;
+    pb::InboundEvent {
+        cursor: e.cursor.to_string(),
+        connector_id: event.connector_id.to_string(),
+        r#type: event.event_type,
+        event_id: event.event_id,
+        team_id: event.team_id,
+        channel_id: event.channel_id.unwrap_or_default(),
+        user_id: event.user_id.unwrap_or_default(),
+        ts: event.ts.unwrap_or_default(),
+        thread_ts: event.thread_ts.unwrap_or_default(),
+        text: event.text.unwrap_or_default(),
+        received_at: Some(timestamp(event.received_at)),
+        payload_json: event.payload_json,
     }
 }
 
@@ -465,6 +490,32 @@ impl pb::connector_service_server::ConnectorService for ConnectorGrpc {
             subject = %caller.subject, tenant_id = %tenant, connector_id = %id,
             channel_id = %channel, ts = %r.scheduled_message_id, "scheduled message cancelled");
         Ok(Response::new(pb::CancelScheduledMessageResponse {}))
+    }
+
+    async fn list_events(
+        &self,
+        request: Request<pb::ListEventsRequest>,
+    ) -> Result<Response<pb::ListEventsResponse>, Status> {
+        let (_, tenant) = self.caller(&request, Scope::EventsRead).await?;
+        let r = request.into_inner();
+        let page = self
+            .inbound
+            .list(
+                &tenant,
+                &EventQuery {
+                    connector_ids: &r.connector_ids,
+                    types: &r.types,
+                    after_cursor: &r.after_cursor,
+                    page_size: r.page_size,
+                    include_own: r.include_own_messages,
+                },
+            )
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::ListEventsResponse {
+            events: page.events.into_iter().map(inbound_event).collect(),
+            next_cursor: page.next_cursor.to_string(),
+        }))
     }
 
     async fn get_o_auth_v2url(

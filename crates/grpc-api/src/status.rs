@@ -52,6 +52,11 @@ pub fn to_status(err: ConnectorError) -> Status {
             )
         }
         e @ ConnectorError::NotFound { .. } => Status::not_found(e.to_string()),
+        ConnectorError::OutOfRange { field, reason } => Status::with_error_details(
+            Code::OutOfRange,
+            format!("{field}: {reason}"),
+            ErrorDetails::with_bad_request_violation(field, reason),
+        ),
         e @ ConnectorError::AlreadyExists { .. } => Status::already_exists(e.to_string()),
         e @ ConnectorError::Aborted { .. } => Status::aborted(e.to_string()),
         e @ ConnectorError::TokenNotYetCurrent => Status::unavailable(e.to_string()),

@@ -1,4 +1,5 @@
-//! `POST /slack/events`: Slack's Events API deliveries, verified, recorded once and acted on.
+//! `POST /slack/events`: Slack's Events API deliveries, verified, stored in the tenants' event
+//! logs before they are acknowledged, recorded once and acted on.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -6,7 +7,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse as _, Response};
-use connector_usecases::{EventOutcome, SlackEvents};
+use connector_usecases::{EventOutcome, InboundEvents, SlackEvents};
 use secrecy::SecretString;
 
 use crate::wire::{self, Callback};
@@ -18,6 +19,8 @@ pub struct EventReceiver {
     pub signing_secret: SecretString,
     /// Acts on the events.
     pub events: SlackEvents,
+    /// Stores every event in the event logs of the connectors it belongs to.
+    pub inbound: InboundEvents,
 }
 
 /// The answer to Slack's URL check.
@@ -32,6 +35,12 @@ const EVENT_WORK_WAIT: Duration = Duration::from_secs(2);
 
 fn count_event(outcome: &'static str) {
     metrics::counter!("connector_slack_events_total", "outcome" => outcome).increment(1);
+}
+
+fn count_inbound(event_type: &str, outcome: &'static str) {
+    metrics::counter!("connector_inbound_events_total", "transport" => "http",
+        "type" => event_type.to_owned(), "outcome" => outcome)
+    .increment(1);
 }
 
 /// `POST /slack/events`: verifies the signature before anything else, answers Slack's URL
@@ -66,7 +75,7 @@ pub(crate) async fn slack_events(
             count_event("url_verification");
             return axum::Json(Challenge { challenge }).into_response();
         }
-        Ok(Callback::Event(event)) => event,
+        Ok(Callback::Event(event)) => *event,
         Err(e) => {
             count_event("malformed");
             tracing::warn!(error = %e, "a signed Slack delivery could not be read");
@@ -74,6 +83,18 @@ pub(crate) async fn slack_events(
         }
     };
     let retry = header(wire::RETRY_HEADER).map(str::to_owned);
+    // Stored first (idempotently, per connector): a delivery is acknowledged only once what
+    // it carries is kept, and a retry of one that failed here is stored then.
+    match receiver.inbound.store(&event).await {
+        Ok(0) => count_inbound(&event.detail.event_type, "not_stored"),
+        Ok(_) => count_inbound(&event.detail.event_type, "stored"),
+        Err(e) => {
+            count_inbound(&event.detail.event_type, "failed");
+            tracing::warn!(event_id = %event.event_id, error = %e,
+                "could not store a Slack event; Slack will retry it");
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    }
     match receiver.events.first_delivery(&event).await {
         Ok(true) => {}
         Ok(false) => {

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use connector_domain::{ChannelId, ChannelName, WorkspaceId};
-use connector_ports::{SlackEvent, SlackEventKind};
+use connector_ports::{EventDetail, SlackEvent, SlackEventKind};
 use hmac::{Hmac, Mac as _};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
@@ -114,7 +114,7 @@ pub enum Callback {
         challenge: String,
     },
     /// An event.
-    Event(SlackEvent),
+    Event(Box<SlackEvent>),
 }
 
 /// Why a verified body could not be read.
@@ -130,7 +130,7 @@ struct Envelope {
     team_id: Option<String>,
     api_app_id: Option<String>,
     event_id: Option<String>,
-    event: Option<Inner>,
+    event: Option<serde_json::Value>,
     #[serde(default)]
     authorizations: Vec<Authorization>,
 }
@@ -148,7 +148,8 @@ struct Inner {
     kind: String,
     /// A channel ID, or for renames an object with `id` and `name`.
     channel: Option<serde_json::Value>,
-    user: Option<String>,
+    /// A user ID, or in some events (`user_change`) a user object.
+    user: Option<serde_json::Value>,
     tokens: Option<Tokens>,
 }
 
@@ -173,22 +174,57 @@ pub fn parse(body: &[u8]) -> Result<Callback, ParseError> {
             let event_id = envelope.event_id.ok_or_else(|| missing("event_id"))?;
             let team_id = WorkspaceId::new(envelope.team_id.ok_or_else(|| missing("team_id"))?);
             let api_app_id = envelope.api_app_id.ok_or_else(|| missing("api_app_id"))?;
-            let inner = envelope.event.ok_or_else(|| missing("event"))?;
+            let raw = envelope.event.ok_or_else(|| missing("event"))?;
+            let detail = detail_of(&raw)?;
+            let inner: Inner = serde_json::from_value(raw)
+                .map_err(|e| ParseError(format!("malformed event ({e})")))?;
             let bots: Vec<String> = envelope
                 .authorizations
                 .into_iter()
                 .filter(|a| a.is_bot)
                 .filter_map(|a| a.user_id)
                 .collect();
-            Ok(Callback::Event(SlackEvent {
+            Ok(Callback::Event(Box::new(SlackEvent {
                 event_id,
                 team_id,
                 api_app_id,
                 kind: kind_of(inner, &bots)?,
-            }))
+                detail,
+            })))
         }
         other => Err(ParseError(format!("unknown callback type {other:?}"))),
     }
+}
+
+/// Where and who, read from the `event` object as Slack's shapes put them: `channel` is an ID
+/// or (renames) an object with `id`; a reaction names its message under `item`.
+fn detail_of(event: &serde_json::Value) -> Result<EventDetail, ParseError> {
+    let text_at = |v: &serde_json::Value, key: &str| {
+        v.get(key)
+            .and_then(|x| x.as_str())
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let event_type =
+        text_at(event, "type").ok_or_else(|| ParseError("an event without a type".into()))?;
+    let item = event.get("item").filter(|i| i.is_object());
+    let channel_id = match event.get("channel") {
+        Some(serde_json::Value::String(id)) => Some(id.clone()),
+        Some(serde_json::Value::Object(o)) => {
+            o.get("id").and_then(|v| v.as_str()).map(str::to_owned)
+        }
+        _ => item.and_then(|i| text_at(i, "channel")),
+    };
+    Ok(EventDetail {
+        channel_id,
+        user_id: text_at(event, "user"),
+        bot_id: text_at(event, "bot_id"),
+        ts: text_at(event, "ts").or_else(|| item.and_then(|i| text_at(i, "ts"))),
+        thread_ts: text_at(event, "thread_ts"),
+        text: text_at(event, "text"),
+        payload_json: event.to_string(),
+        event_type,
+    })
 }
 
 fn kind_of(inner: Inner, bots: &[String]) -> Result<SlackEventKind, ParseError> {
@@ -203,7 +239,13 @@ fn kind_of(inner: Inner, bots: &[String]) -> Result<SlackEventKind, ParseError> 
         id.map(ChannelId::new)
             .ok_or_else(|| ParseError(format!("{} without a channel", inner.kind)))
     };
-    let by_bot = |inner: &Inner| inner.user.as_ref().is_some_and(|u| bots.contains(u));
+    let by_bot = |inner: &Inner| {
+        inner
+            .user
+            .as_ref()
+            .and_then(|u| u.as_str())
+            .is_some_and(|u| bots.iter().any(|b| b == u))
+    };
     Ok(match inner.kind.as_str() {
         "app_uninstalled" => SlackEventKind::AppUninstalled,
         "tokens_revoked" if inner.tokens.as_ref().is_some_and(|t| !t.bot.is_empty()) => {
@@ -333,6 +375,58 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    fn detail(event: &str) -> EventDetail {
+        match parse(&callback(event)).unwrap() {
+            Callback::Event(e) => e.detail.clone(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn where_and_who_are_read_from_slacks_shapes() {
+        // Shapes of the Events API's published examples.
+        let d = detail(
+            r#"{"type":"app_mention","user":"U061F7AUR","text":"<@U0LAN0Z89> is it everything?",
+                "ts":"1515449522.000016","channel":"C0LAN2Q65","event_ts":"1515449522000016",
+                "thread_ts":"1515449000.000001"}"#,
+        );
+        assert_eq!(d.event_type, "app_mention");
+        assert_eq!(
+            (
+                d.channel_id.as_deref(),
+                d.user_id.as_deref(),
+                d.ts.as_deref()
+            ),
+            (
+                Some("C0LAN2Q65"),
+                Some("U061F7AUR"),
+                Some("1515449522.000016")
+            )
+        );
+        assert_eq!(d.thread_ts.as_deref(), Some("1515449000.000001"));
+        assert_eq!(d.text.as_deref(), Some("<@U0LAN0Z89> is it everything?"));
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&d.payload_json).unwrap()["event_ts"],
+            "1515449522000016"
+        );
+        let d = detail(
+            r#"{"type":"reaction_added","user":"U024BE7LH","reaction":"thumbsup",
+                "item_user":"U0G9QF9C6","item":{"type":"message","channel":"C0G9QF9GZ",
+                "ts":"1360782400.498405"},"event_ts":"1360782804.083113"}"#,
+        );
+        assert_eq!(
+            (d.channel_id.as_deref(), d.ts.as_deref(), d.text),
+            (Some("C0G9QF9GZ"), Some("1360782400.498405"), None)
+        );
+        let d = detail(
+            r#"{"type":"message","subtype":"bot_message","bot_id":"B0BOT","text":"hi","ts":"1.2","channel":"C1"}"#,
+        );
+        assert_eq!((d.bot_id.as_deref(), d.user_id), (Some("B0BOT"), None));
+        // An event whose user is an object is read, not refused.
+        let d = detail(r#"{"type":"user_change","user":{"id":"U1","name":"x"},"event_ts":"1.2"}"#);
+        assert_eq!((d.event_type.as_str(), d.user_id), ("user_change", None));
     }
 
     #[test]

@@ -246,6 +246,8 @@ observed!(WorkspaceConnectors, Database, "db", "db.operation" {
         name: &ChannelName) -> Result<u64, RepositoryError>;
     fn set_channel_available(&self, workspace: &WorkspaceId, app: &str, channel: &ChannelId,
         available: bool) -> Result<u64, RepositoryError>;
+    fn of_app(&self, workspace: &WorkspaceId, app: &str)
+        -> Result<Vec<Connector>, RepositoryError>;
     fn unidentified<'a>(&self, workspace: Option<&'a WorkspaceId>, limit: u32)
         -> Result<Vec<Connector>, RepositoryError>;
     fn record_bot(&self, id: ConnectorId, bot: &BotIdentity) -> Result<bool, RepositoryError>;

@@ -53,7 +53,7 @@ pub use slack::{
     AuthIdentity, ChannelInfo, ChannelPage, OAuthGrant, OAuthGrantRequest, OutgoingMessage,
     PostedMessage, ScheduledMessage, SlackApi, SlackError, UploadedFile,
 };
-pub use slack_events::{SlackEvent, SlackEventKind, SlackEventStore};
+pub use slack_events::{EventDetail, SlackEvent, SlackEventKind, SlackEventStore};
 
 #[cfg(feature = "mocks")]
 pub use api_keys::MockApiKeyStore;

@@ -356,6 +356,14 @@ pub trait WorkspaceConnectors: Send + Sync {
         available: bool,
     ) -> Result<u64, RepositoryError>;
 
+    /// The active, unrevoked connectors of `workspace` whose bot belongs to app `app`, of
+    /// every tenant: those an event of that app in that workspace belongs to.
+    async fn of_app(
+        &self,
+        workspace: &WorkspaceId,
+        app: &str,
+    ) -> Result<Vec<Connector>, RepositoryError>;
+
     /// Up to `limit` active, authorised connectors (of `workspace`, or of any) whose bot is
     /// not known yet: made before it was recorded.
     async fn unidentified<'a>(

@@ -19,6 +19,30 @@ pub struct SlackEvent {
     pub api_app_id: String,
     /// What happened.
     pub kind: SlackEventKind,
+    /// Where and who, and what Slack sent, for the inbound event log.
+    pub detail: EventDetail,
+}
+
+/// What an event says about where it happened and who did it, and the event object Slack
+/// sent: what the inbound event log keeps.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventDetail {
+    /// Slack's type (`message`, `app_mention`, `reaction_added`, …).
+    pub event_type: String,
+    /// The channel, when the event names one (a reaction's: its item's).
+    pub channel_id: Option<String>,
+    /// The user who did it, when the event names one.
+    pub user_id: Option<String>,
+    /// The bot that did it, when a bot did (`bot_id`).
+    pub bot_id: Option<String>,
+    /// The message's `ts` (a reaction's: its item's).
+    pub ts: Option<String>,
+    /// The thread's `ts`.
+    pub thread_ts: Option<String>,
+    /// The text, where the event has one.
+    pub text: Option<String>,
+    /// The `event` object, as JSON.
+    pub payload_json: String,
 }
 
 /// What a Slack event says about a workspace's connectors.

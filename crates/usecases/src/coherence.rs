@@ -416,6 +416,14 @@ impl WorkspaceConnectors for NotingChanges<dyn WorkspaceConnectors> {
         result
     }
 
+    async fn of_app(
+        &self,
+        workspace: &WorkspaceId,
+        app: &str,
+    ) -> Result<Vec<Connector>, RepositoryError> {
+        self.inner.of_app(workspace, app).await
+    }
+
     async fn unidentified<'a>(
         &self,
         workspace: Option<&'a WorkspaceId>,

@@ -95,6 +95,15 @@ pub enum ConnectorError {
         /// Slack's last `Retry-After`, when it sent one.
         retry_after: Option<Duration>,
     },
+    /// A position (a cursor) the service can no longer serve from: what followed it was
+    /// purged.
+    #[error("{field}: {reason}")]
+    OutOfRange {
+        /// The request field.
+        field: &'static str,
+        /// What is wrong and what to do.
+        reason: String,
+    },
     /// The tenant reached one of its quotas.
     #[error("{subject}: {description}")]
     QuotaExceeded {

@@ -160,6 +160,7 @@ mod tests {
             team_id: WorkspaceId::new("T0001"),
             api_app_id: "A0APP".into(),
             kind,
+            detail: connector_ports::EventDetail::default(),
         }
     }
 

@@ -9,6 +9,9 @@
 //! - [`api_keys`]: [`ApiKeys`], static API keys stored as hashes, and who they stand for.
 //! - [`authenticate`]: [`Authenticator`], the caller a bearer credential stands for.
 //! - [`reconcile`]: [`Reconciler`], one pass that finishes work a crash left behind.
+//! - [`events`]: [`SlackEvents`], what Slack's own events (an uninstall, channel changes) do
+//!   to connectors; [`inbound`]: [`InboundEvents`], every event stored in the tenant's log and
+//!   read back by cursor.
 //! - [`coherence`]: [`ConnectorCache`] and [`Coherence`], connector rows and tokens cached
 //!   until any replica changes them (fed by the store's change feed and [`NotingChanges`]).
 //! - [`error`]: the use-case errors ([`ConnectorError`], [`SendError`], [`InstallError`]) and
@@ -34,6 +37,7 @@ pub mod coherence;
 pub mod connectors;
 pub mod error;
 pub mod events;
+pub mod inbound;
 pub mod install;
 pub mod readiness;
 pub mod reconcile;
@@ -53,6 +57,7 @@ pub use connectors::{
 };
 pub use error::{ConnectorError, Dependency, InstallError, SendError};
 pub use events::{EventOutcome, SlackEvents};
+pub use inbound::{EventPage, EventQuery, InboundEvents};
 pub use install::{OAuthConfig, OAuthInstaller};
 pub use readiness::{Readiness, ReadinessCheck};
 pub use reconcile::{ReconcileReport, ReconcileSettings, Reconciler};

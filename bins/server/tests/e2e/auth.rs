@@ -361,6 +361,13 @@ async fn only_messages_manage_changes_messages_and_a_grant_adds_it() {
     );
     assert_eq!(app.double.state().calls("chat.update"), 0);
     assert_eq!(app.double.state().posted()[0].text, "from a scoped key");
+    assert_code(
+        client
+            .list_events(with_key(&sender, pb::ListEventsRequest::default()))
+            .await,
+        Code::PermissionDenied,
+        "events:read",
+    );
 
     // An explicit grant adds the right; the key keeps the ones it had.
     let id = sender

@@ -471,3 +471,195 @@ async fn channel_events_follow_the_default_channel_and_replays_change_nothing() 
     assert!(send(&mut app, &c.id).await.0.is_ok());
     app.stop().await;
 }
+
+fn list_events(tenant: &str, after: &str) -> pb::ListEventsRequest {
+    pb::ListEventsRequest {
+        tenant_id: tenant.into(),
+        after_cursor: after.into(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn what_people_do_in_slack_is_stored_once_per_connector_and_read_by_cursor() {
+    let mut app = spawn().await;
+    app.double
+        .state()
+        .add_token_of_app(OTHER_APP_TOKEN, TEAM, other_app());
+    let acme = app.create("acme", "prod", "#alerts").await;
+    let globex = app.create("globex", "ops", "#alerts").await;
+    let other = app
+        .client
+        .create_connector(crate::helpers::create_request(
+            "acme",
+            "own-app",
+            OTHER_APP_TOKEN,
+            "#alerts",
+            "",
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .connector
+        .unwrap();
+    let empty = app
+        .client
+        .list_events(list_events("acme", ""))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(empty.events.is_empty());
+    assert_eq!(empty.next_cursor, "0");
+
+    // Slack's shapes: a mention in a thread, the bot's own message, a reaction.
+    let mention = app
+        .double
+        .deliver_event(
+            TEAM,
+            serde_json::json!({"type": "app_mention", "user": "U0SOMEONE",
+                "text": "<@U0BOTUSER1> deploy?", "ts": "1700000001.000100",
+                "thread_ts": "1700000000.000100", "channel": "C0ALERTS01",
+                "event_ts": "1700000001.000100"}),
+        )
+        .await;
+    assert_eq!(mention.status, 200);
+    // Slack's retry of the same delivery is stored once.
+    assert_eq!(app.double.redeliver(&mention, 1).await, 200);
+    app.double
+        .deliver_event(
+            TEAM,
+            serde_json::json!({"type": "message", "user": "U0BOTUSER1", "bot_id": "B0BOT00001",
+                "text": "deploy finished", "ts": "1700000002.000100", "channel": "C0ALERTS01"}),
+        )
+        .await;
+    app.double
+        .deliver_event(
+            TEAM,
+            serde_json::json!({"type": "reaction_added", "user": "U0SOMEONE",
+                "reaction": "eyes", "item": {"type": "message", "channel": "C0ALERTS01",
+                "ts": "1700000002.000100"}, "event_ts": "1700000003.000100"}),
+        )
+        .await;
+
+    let page = app
+        .client
+        .list_events(list_events("acme", ""))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        page.events
+            .iter()
+            .map(|e| (e.r#type.as_str(), e.connector_id.as_str()))
+            .collect::<Vec<_>>(),
+        vec![
+            ("app_mention", acme.id.as_str()),
+            ("reaction_added", acme.id.as_str())
+        ],
+        "once each, the bot's own message left out, nothing for the other app's connector"
+    );
+    let m = &page.events[0];
+    assert_eq!(
+        (
+            m.event_id.as_str(),
+            m.team_id.as_str(),
+            m.channel_id.as_str(),
+            m.user_id.as_str(),
+            m.ts.as_str(),
+            m.thread_ts.as_str(),
+            m.text.as_str()
+        ),
+        (
+            mention.event_id.as_str(),
+            TEAM,
+            "C0ALERTS01",
+            "U0SOMEONE",
+            "1700000001.000100",
+            "1700000000.000100",
+            "<@U0BOTUSER1> deploy?"
+        )
+    );
+    assert!(m.received_at.is_some());
+    let payload: serde_json::Value = serde_json::from_str(&m.payload_json).unwrap();
+    assert_eq!(payload["event_ts"], "1700000001.000100");
+    assert_eq!(
+        page.events[1].ts, "1700000002.000100",
+        "the reacted-to message"
+    );
+    assert!(
+        other.id != acme.id,
+        "the other app's connector exists and received nothing"
+    );
+
+    // With its own messages, and resumed after a cursor: nothing lost, nothing repeated.
+    let all = app
+        .client
+        .list_events(pb::ListEventsRequest {
+            include_own_messages: true,
+            ..list_events("acme", "")
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(all.events.len(), 3);
+    let cursors: Vec<i64> = all
+        .events
+        .iter()
+        .map(|e| e.cursor.parse().unwrap())
+        .collect();
+    assert!(cursors.windows(2).all(|w| w[0] < w[1]), "{cursors:?}");
+    let rest = app
+        .client
+        .list_events(pb::ListEventsRequest {
+            include_own_messages: true,
+            ..list_events("acme", &all.events[0].cursor)
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(rest.events, all.events[1..].to_vec());
+    assert_eq!(rest.next_cursor, all.next_cursor);
+    let types = app
+        .client
+        .list_events(pb::ListEventsRequest {
+            types: vec!["reaction_added".into()],
+            ..list_events("acme", "")
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(types.events.len(), 1);
+
+    // Each tenant reads its own: globex's connector got the same events, under its cursors.
+    let theirs = app
+        .client
+        .list_events(list_events("globex", ""))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(theirs.events.iter().all(|e| e.connector_id == globex.id));
+    assert_eq!(theirs.events.len(), 2);
+    let foreign = app
+        .client
+        .list_events(pb::ListEventsRequest {
+            connector_ids: vec![globex.id.clone()],
+            ..list_events("acme", "")
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        foreign.events.is_empty(),
+        "another tenant's connector: nothing"
+    );
+
+    // A cursor never given out names its field.
+    let bad = app
+        .client
+        .list_events(list_events("acme", "999999"))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument, "{bad:?}");
+    assert!(bad.message().starts_with("after_cursor:"), "{bad:?}");
+    app.stop().await;
+}

@@ -49,6 +49,8 @@ pub struct CoreConfig {
     pub token_cache_ttl: Duration,
     /// How long a row is trusted without news from the change feed (zero: no row cache).
     pub connector_cache_ttl: Duration,
+    /// How long inbound events are kept.
+    pub event_retention: Duration,
     /// The tenant the `sender` library is bound to, if any (the server ignores it).
     pub sender_tenant: Option<TenantId>,
     /// Connectors per tenant at most.
@@ -208,6 +210,7 @@ impl CoreConfig {
             send_deadline: secs(s.sender.send_deadline_secs.max(1)),
             token_cache_ttl: secs(s.sender.token_cache_ttl_secs),
             connector_cache_ttl: Duration::from_millis(s.cache.connector_ttl_ms),
+            event_retention: secs(s.events.retention_hours.max(1) * 3600),
             sender_tenant,
             max_connectors_per_tenant: Some(s.quotas.max_connectors_per_tenant).filter(|n| *n > 0),
             max_pending_installs_per_tenant: Some(s.quotas.max_pending_installs_per_tenant)
@@ -442,6 +445,7 @@ mod tests {
         assert_eq!(c.repository.max_connections, 16);
         assert_eq!(c.repository.connect_timeout, Duration::from_secs(5));
         assert_eq!(c.token_cache_ttl, Duration::from_secs(300));
+        assert_eq!(c.event_retention, Duration::from_secs(168 * 3600));
         assert_eq!(c.connector_cache_ttl, Duration::from_millis(5000));
         assert_eq!(c.max_connectors_per_tenant, Some(1000));
         assert_eq!(c.jobs.reconcile_every, Duration::from_secs(30));

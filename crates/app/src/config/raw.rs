@@ -30,6 +30,8 @@ pub struct CoreSettings {
     pub sender: Sender,
     /// `cache.*`
     pub cache: Cache,
+    /// `events.*`
+    pub events: Events,
     /// `reconciler.*`
     pub reconciler: Reconciler,
     /// `token_refresh.*`
@@ -216,6 +218,22 @@ impl Default for Sender {
             max_blocks_bytes: 65536,
             max_in_flight_per_connector: 64,
             send_deadline_secs: 120,
+        }
+    }
+}
+
+/// `events.*`: the inbound event log.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct Events {
+    /// `retention_hours`: how long events are kept (at least 1).
+    pub retention_hours: u64,
+}
+
+impl Default for Events {
+    fn default() -> Self {
+        Self {
+            retention_hours: 168,
         }
     }
 }

@@ -1,0 +1,393 @@
+//! What people do in Slack, for the platform: every event Slack delivers is stored once per
+//! connector it belongs to (the active connectors of its workspace whose bot is the app's that
+//! the event was sent for), in the tenant's event log, before Slack's delivery is answered; the
+//! platform reads the log in order and resumes by cursor.
+//!
+//! A connector whose token is another app's never gets this app's events; an event that belongs
+//! to no connector is counted and dropped. A connector's own bot's messages are marked, and
+//! left out of what is read unless asked for, so a bot never answers itself.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use connector_domain::{ConnectorId, PageSize, TenantId, ValidationError};
+pub use connector_ports::InboundEvent;
+use connector_ports::{CursorBounds, EventFilter, EventLog, NewInboundEvent, SlackEvent};
+
+use crate::Ports;
+use crate::error::ConnectorError;
+
+/// How long events are kept unless configured otherwise: a week.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+
+/// Types a read may name at most, and the longest type name.
+const MAX_TYPES: usize = 50;
+const MAX_TYPE_LEN: usize = 64;
+
+/// One page of a tenant's events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventPage {
+    /// The events, oldest first.
+    pub events: Vec<InboundEvent>,
+    /// Where the next page starts (also when `events` is empty).
+    pub next_cursor: i64,
+}
+
+/// What a read asks for, as a request states it.
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery<'a> {
+    /// Only these connectors (empty: all the tenant's).
+    pub connector_ids: &'a [String],
+    /// Only these types (empty: all).
+    pub types: &'a [String],
+    /// After this cursor (empty: from the oldest kept).
+    pub after_cursor: &'a str,
+    /// At most this many (0: the default).
+    pub page_size: i32,
+    /// Also the connectors' own bots' messages.
+    pub include_own: bool,
+}
+
+/// Stores Slack's events in the tenant's logs and reads them back.
+#[derive(Clone)]
+pub struct InboundEvents {
+    ports: Ports,
+    log: Arc<dyn EventLog>,
+    retention: Duration,
+}
+
+impl std::fmt::Debug for InboundEvents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InboundEvents")
+            .field("retention", &self.retention)
+            .finish_non_exhaustive()
+    }
+}
+
+impl InboundEvents {
+    /// Over the ports, appending to and reading from `log`; events are kept for `retention`.
+    pub fn new(ports: Ports, log: Arc<dyn EventLog>, retention: Duration) -> Self {
+        Self {
+            ports,
+            log,
+            retention,
+        }
+    }
+
+    /// Stores `event` for every connector it belongs to; returns how many times it was stored
+    /// now (0: it belongs to no connector, or this is a redelivery). Fails when the log could
+    /// not be written: the delivery must then not be acknowledged, so Slack delivers it again.
+    #[tracing::instrument(name = "usecase events.store", skip_all)]
+    pub async fn store(&self, event: &SlackEvent) -> Result<usize, ConnectorError> {
+        // Older connectors of the workspace may not say whose bot they are yet.
+        crate::bots::backfill(&self.ports, Some(&event.team_id), 100).await?;
+        let connectors = self
+            .ports
+            .connectors
+            .workspaces
+            .of_app(&event.team_id, &event.api_app_id)
+            .await?;
+        if connectors.is_empty() {
+            return Ok(0);
+        }
+        let received_at = micros(self.ports.clock.utc());
+        let d = &event.detail;
+        let records: Vec<NewInboundEvent> = connectors
+            .iter()
+            .map(|c| NewInboundEvent {
+                tenant_id: c.tenant_id.clone(),
+                connector_id: c.id,
+                event_type: d.event_type.clone(),
+                event_id: event.event_id.clone(),
+                team_id: event.team_id.to_string(),
+                channel_id: d.channel_id.clone(),
+                user_id: d.user_id.clone(),
+                ts: d.ts.clone(),
+                thread_ts: d.thread_ts.clone(),
+                text: d.text.clone(),
+                from_own_bot: c
+                    .bot
+                    .as_ref()
+                    .is_some_and(|b| d.user_id.as_deref() == Some(b.bot_user_id.as_str())),
+                payload_json: d.payload_json.clone(),
+                received_at,
+            })
+            .collect();
+        Ok(self.log.append_events(&records).await?.len())
+    }
+
+    /// One page of `tenant`'s events as `query` asks. A cursor whose successors were purged
+    /// is [`ConnectorError::OutOfRange`]; one never given out is invalid.
+    #[tracing::instrument(name = "usecase events.list", skip_all)]
+    pub async fn list(
+        &self,
+        tenant: &TenantId,
+        query: &EventQuery<'_>,
+    ) -> Result<EventPage, ConnectorError> {
+        let filter = filter_of(query)?;
+        let after = parse_cursor(query.after_cursor)?;
+        let limit = PageSize::parse("page_size", query.page_size)?.get();
+        let bounds = self.log.cursor_bounds(tenant).await?;
+        if let Some(after) = after {
+            check_cursor(after, &bounds)?;
+        }
+        let events = self.log.list_events(tenant, &filter, after, limit).await?;
+        let next_cursor = match (events.last(), after) {
+            (Some(last), _) => last.cursor,
+            (None, Some(after)) => after,
+            (None, None) => bounds.last,
+        };
+        Ok(EventPage {
+            events,
+            next_cursor,
+        })
+    }
+
+    /// Deletes events older than the retention; returns how many.
+    pub async fn purge_expired(&self) -> Result<u64, ConnectorError> {
+        let before =
+            self.ports.clock.utc() - chrono::Duration::from_std(self.retention).unwrap_or_default();
+        Ok(self.log.purge_events_before(before).await?)
+    }
+}
+
+/// Times as both databases keep them: microseconds (so what is streamed at once equals what
+/// is read back later).
+fn micros(at: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_micros(at.timestamp_micros()).unwrap_or(at)
+}
+
+fn filter_of(query: &EventQuery<'_>) -> Result<EventFilter, ValidationError> {
+    let connector_ids = query
+        .connector_ids
+        .iter()
+        .map(|id| ConnectorId::parse("connector_ids", id))
+        .collect::<Result<Vec<_>, _>>()?;
+    if query.types.len() > MAX_TYPES {
+        return Err(ValidationError::new(
+            "types",
+            format!("name at most {MAX_TYPES} types"),
+        ));
+    }
+    if let Some(bad) = query.types.iter().find(|t| {
+        t.is_empty()
+            || t.len() > MAX_TYPE_LEN
+            || !t
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.'))
+    }) {
+        return Err(ValidationError::new(
+            "types",
+            format!(
+                "{bad:?} is not a Slack event type (letters, digits, '_' and '.', at most {MAX_TYPE_LEN})"
+            ),
+        ));
+    }
+    Ok(EventFilter {
+        connector_ids,
+        types: query.types.to_vec(),
+        include_own: query.include_own,
+    })
+}
+
+/// The cursor `value` (empty: none). Cursors are decimal sequence numbers, opaque to clients.
+fn parse_cursor(value: &str) -> Result<Option<i64>, ValidationError> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    value
+        .parse::<i64>()
+        .ok()
+        .filter(|c| *c >= 0)
+        .map(Some)
+        .ok_or_else(|| {
+            ValidationError::new(
+                "after_cursor",
+                "is not a cursor this service gave out (give back an event's cursor or a next_cursor)",
+            )
+        })
+}
+
+fn check_cursor(after: i64, bounds: &CursorBounds) -> Result<(), ConnectorError> {
+    if after > bounds.last {
+        return Err(ValidationError::new(
+            "after_cursor",
+            "is not a cursor this service gave out (give back an event's cursor or a next_cursor)",
+        )
+        .into());
+    }
+    if bounds.lost_after(after) {
+        return Err(ConnectorError::OutOfRange {
+            field: "after_cursor",
+            reason: "the events after this cursor are older than the retention and were \
+                     purged; read again with an empty after_cursor (from the oldest kept)"
+                .into(),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use connector_domain::{BotIdentity, ConnectorState, WorkspaceId};
+    use connector_ports::{
+        EventDetail, MockConnectors, MockEventLog, MockSecretStore, MockSlackApi, SlackEventKind,
+    };
+
+    use super::*;
+    use crate::testing::{connector, ports};
+
+    fn event(user: &str) -> SlackEvent {
+        SlackEvent {
+            event_id: "Ev1".into(),
+            team_id: WorkspaceId::new("T0001"),
+            api_app_id: "A0APP".into(),
+            kind: SlackEventKind::Ignored("message".into()),
+            detail: EventDetail {
+                event_type: "message".into(),
+                channel_id: Some("C1".into()),
+                user_id: Some(user.into()),
+                text: Some("hi".into()),
+                payload_json: "{}".into(),
+                ..EventDetail::default()
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn an_event_is_stored_for_each_connector_of_the_app_and_marks_its_own_bot() {
+        let (mut a, b) = (
+            connector("acme", "a", ConnectorState::Active),
+            connector("globex", "b", ConnectorState::Active),
+        );
+        a.bot = Some(BotIdentity {
+            bot_user_id: "U0ABOT".into(),
+            app_id: Some("A0APP".into()),
+        });
+        let (a_id, b_id) = (a.id, b.id);
+        let mut repo = MockConnectors::default();
+        repo.workspaces
+            .expect_unidentified()
+            .returning(|_, _| Ok(Vec::new()));
+        repo.workspaces
+            .expect_of_app()
+            .withf(|w, app| w.as_str() == "T0001" && app == "A0APP")
+            .returning(move |_, _| Ok(vec![a.clone(), b.clone()]));
+        let mut log = MockEventLog::new();
+        log.expect_append_events()
+            .withf(move |events| {
+                events.len() == 2
+                    && events[0].connector_id == a_id
+                    && events[0].tenant_id.as_str() == "acme"
+                    && events[0].from_own_bot
+                    && events[1].connector_id == b_id
+                    && !events[1].from_own_bot
+                    && events[1].received_at.timestamp_subsec_nanos() % 1000 == 0
+            })
+            .times(1)
+            .returning(|events| {
+                Ok(events
+                    .iter()
+                    .map(|e| InboundEvent {
+                        cursor: 1,
+                        event: e.clone(),
+                    })
+                    .collect())
+            });
+        let inbound = InboundEvents::new(
+            ports(repo, MockSecretStore::new(), MockSlackApi::new()),
+            Arc::new(log),
+            DEFAULT_RETENTION,
+        );
+        assert_eq!(inbound.store(&event("U0ABOT")).await.unwrap(), 2);
+    }
+
+    #[tokio::test]
+    async fn an_event_for_no_connector_is_dropped() {
+        let mut repo = MockConnectors::default();
+        repo.workspaces
+            .expect_unidentified()
+            .returning(|_, _| Ok(Vec::new()));
+        repo.workspaces
+            .expect_of_app()
+            .returning(|_, _| Ok(Vec::new()));
+        let mut log = MockEventLog::new();
+        log.expect_append_events().never();
+        let inbound = InboundEvents::new(
+            ports(repo, MockSecretStore::new(), MockSlackApi::new()),
+            Arc::new(log),
+            DEFAULT_RETENTION,
+        );
+        assert_eq!(inbound.store(&event("U1")).await.unwrap(), 0);
+    }
+
+    fn lister(bounds: CursorBounds) -> InboundEvents {
+        let mut log = MockEventLog::new();
+        log.expect_cursor_bounds().returning(move |_| Ok(bounds));
+        log.expect_list_events()
+            .returning(|_, _, _, _| Ok(Vec::new()));
+        InboundEvents::new(
+            ports(
+                MockConnectors::default(),
+                MockSecretStore::new(),
+                MockSlackApi::new(),
+            ),
+            Arc::new(log),
+            DEFAULT_RETENTION,
+        )
+    }
+
+    #[tokio::test]
+    async fn cursors_are_checked_against_what_was_kept_and_given_out() {
+        let acme = TenantId::parse("t", "acme").unwrap();
+        let kept = lister(CursorBounds {
+            oldest_kept: Some(40),
+            last: 50,
+        });
+        let at = |cursor: &'static str| EventQuery {
+            after_cursor: cursor,
+            ..EventQuery::default()
+        };
+        // Resuming right before the oldest kept loses nothing; further back, events were purged.
+        assert_eq!(kept.list(&acme, &at("39")).await.unwrap().next_cursor, 39);
+        let e = kept.list(&acme, &at("12")).await.unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ConnectorError::OutOfRange {
+                    field: "after_cursor",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        for bad in ["51", "-1", "abc", "1.5"] {
+            let e = kept.list(&acme, &at(bad)).await.unwrap_err();
+            assert!(e.to_string().starts_with("after_cursor:"), "{bad}: {e}");
+        }
+        // Nothing yet, from the start: later events come after the newest ever given out.
+        assert_eq!(kept.list(&acme, &at("")).await.unwrap().next_cursor, 50);
+        let e = kept
+            .list(
+                &acme,
+                &EventQuery {
+                    types: &["message; DROP".into()],
+                    ..EventQuery::default()
+                },
+            )
+            .await
+            .unwrap_err();
+        assert!(e.to_string().starts_with("types:"), "{e}");
+        let e = kept
+            .list(
+                &acme,
+                &EventQuery {
+                    connector_ids: &["nope".into()],
+                    ..EventQuery::default()
+                },
+            )
+            .await
+            .unwrap_err();
+        assert!(e.to_string().starts_with("connector_ids:"), "{e}");
+    }
+}
