@@ -43,6 +43,80 @@ fn count_inbound(event_type: &str, outcome: &'static str) {
     .increment(1);
 }
 
+/// Slack's signature and timestamp on `body`, checked before anything of it is read: the 401
+/// to answer when they do not hold.
+fn refused(receiver: &EventReceiver, headers: &HeaderMap, body: &[u8]) -> Option<Response> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let e = wire::verify(
+        &receiver.signing_secret,
+        header(wire::TIMESTAMP_HEADER),
+        header(wire::SIGNATURE_HEADER),
+        body,
+        chrono::Utc::now().timestamp(),
+    )
+    .err()?;
+    tracing::warn!(reason = %e, "a Slack delivery was refused");
+    Some((StatusCode::UNAUTHORIZED, format!("{e}\n")).into_response())
+}
+
+/// What a form delivery is.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum FormDelivery {
+    /// `POST /slack/interactions`.
+    Interaction,
+    /// `POST /slack/commands`.
+    Command,
+}
+
+/// `POST /slack/interactions` and `POST /slack/commands`: verified like events, stored in the
+/// event logs of the connectors they belong to, and acknowledged (an empty `200`, which Slack
+/// shows as nothing) only once stored; the platform answers through the kept `response_url`
+/// or `trigger_id`, or with SendMessage.
+pub(crate) async fn slack_form(
+    receiver: Option<Arc<EventReceiver>>,
+    kind: FormDelivery,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(receiver) = receiver else {
+        return (
+            StatusCode::NOT_FOUND,
+            "Slack events are off: set CONNECTOR__SLACK__SIGNING_SECRET\n",
+        )
+            .into_response();
+    };
+    if let Some(refused) = refused(&receiver, headers, &body) {
+        return refused;
+    }
+    let parsed = match kind {
+        FormDelivery::Interaction => wire::parse_interaction(&body),
+        FormDelivery::Command => wire::parse_command(&body),
+    };
+    let event = match parsed {
+        Ok(event) => event,
+        Err(e) => {
+            count_inbound("malformed", "malformed");
+            tracing::warn!(error = %e, ?kind, "a signed Slack delivery could not be read");
+            return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response();
+        }
+    };
+    match receiver.inbound.store(&event).await {
+        Ok(n) => {
+            count_inbound(
+                &event.detail.event_type,
+                if n > 0 { "stored" } else { "not_stored" },
+            );
+            StatusCode::OK.into_response()
+        }
+        Err(e) => {
+            count_inbound(&event.detail.event_type, "failed");
+            tracing::warn!(event_id = %event.event_id, error = %e, ?kind,
+                "could not store a Slack delivery; answering 503");
+            StatusCode::SERVICE_UNAVAILABLE.into_response()
+        }
+    }
+}
+
 /// `POST /slack/events`: verifies the signature before anything else, answers Slack's URL
 /// check, drops retries of handled events, and acts on the rest (answering within
 /// [`EVENT_WORK_WAIT`] whatever the work takes).
@@ -59,16 +133,9 @@ pub(crate) async fn slack_events(
             .into_response();
     };
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if let Err(e) = wire::verify(
-        &receiver.signing_secret,
-        header(wire::TIMESTAMP_HEADER),
-        header(wire::SIGNATURE_HEADER),
-        &body,
-        chrono::Utc::now().timestamp(),
-    ) {
+    if let Some(refused) = refused(&receiver, headers, &body) {
         count_event("refused");
-        tracing::warn!(reason = %e, "a Slack event delivery was refused");
-        return (StatusCode::UNAUTHORIZED, format!("{e}\n")).into_response();
+        return refused;
     }
     let event = match wire::parse(&body) {
         Ok(Callback::UrlVerification { challenge }) => {

@@ -30,12 +30,33 @@ pub use serve::{HttpLimits, serve};
 /// install pages over `installer`.
 pub fn slack_routes(installer: OAuthInstaller, events: Option<EventReceiver>) -> Router {
     let events = events.map(Arc::new);
+    let (interactions, commands) = (events.clone(), events.clone());
     Router::new()
         .route(
             "/slack/events",
             post(move |headers: HeaderMap, body: Bytes| {
                 let events = events.clone();
                 async move { events::slack_events(events, &headers, body).await }
+            }),
+        )
+        .route(
+            "/slack/interactions",
+            post(move |headers: HeaderMap, body: Bytes| {
+                let receiver = interactions.clone();
+                async move {
+                    events::slack_form(receiver, events::FormDelivery::Interaction, &headers, body)
+                        .await
+                }
+            }),
+        )
+        .route(
+            "/slack/commands",
+            post(move |headers: HeaderMap, body: Bytes| {
+                let receiver = commands.clone();
+                async move {
+                    events::slack_form(receiver, events::FormDelivery::Command, &headers, body)
+                        .await
+                }
             }),
         )
         .route("/slack/install", get(install::begin))

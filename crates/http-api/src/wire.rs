@@ -196,6 +196,121 @@ pub fn parse(body: &[u8]) -> Result<Callback, ParseError> {
     }
 }
 
+/// A form body's fields (`application/x-www-form-urlencoded`), the first of each name.
+fn form_fields(body: &[u8]) -> Result<std::collections::HashMap<String, String>, ParseError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
+        .map_err(|e| ParseError(format!("malformed form body ({e})")))?;
+    let mut fields = std::collections::HashMap::new();
+    for (name, value) in pairs {
+        fields.entry(name).or_insert(value);
+    }
+    Ok(fields)
+}
+
+/// A stable ID for a delivery that has no event ID: Slack's `trigger_id` (one per user
+/// action), else a digest of the body, so a repeated delivery is stored once.
+fn delivery_id(prefix: &str, trigger_id: Option<&str>, body: &[u8]) -> String {
+    match trigger_id.filter(|t| !t.is_empty()) {
+        Some(t) => format!("{prefix}{t}"),
+        None => {
+            use sha2::Digest as _;
+            let digest = Sha256::digest(body);
+            let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+            format!("{prefix}{hex}")
+        }
+    }
+}
+
+/// Reads a verified `POST /slack/interactions` body: a form with one field, `payload`, holding
+/// the interaction as JSON (`block_actions`, `view_submission`, `view_closed`, `shortcut`,
+/// `message_action`). Its `response_url` and `trigger_id` stay in the payload kept.
+pub fn parse_interaction(body: &[u8]) -> Result<SlackEvent, ParseError> {
+    let fields = form_fields(body)?;
+    let raw = fields
+        .get("payload")
+        .ok_or_else(|| ParseError("an interaction without a payload field".into()))?;
+    let mut payload: serde_json::Value = serde_json::from_str(raw)
+        .map_err(|e| ParseError(format!("malformed interaction payload ({e})")))?;
+    // The verification token is deprecated and not the service's to pass on.
+    if let Some(o) = payload.as_object_mut() {
+        o.remove("token");
+    }
+    let text = |v: Option<&serde_json::Value>| {
+        v.and_then(|x| x.as_str())
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let event_type = text(payload.get("type"))
+        .ok_or_else(|| ParseError("an interaction without a type".into()))?;
+    let team_id = text(payload.pointer("/team/id"))
+        .or_else(|| text(payload.pointer("/user/team_id")))
+        .ok_or_else(|| ParseError("an interaction without team.id".into()))?;
+    let api_app_id = text(payload.get("api_app_id"))
+        .ok_or_else(|| ParseError("an interaction without api_app_id".into()))?;
+    let message = payload.get("message");
+    let event_id = delivery_id(
+        "I",
+        payload.get("trigger_id").and_then(|t| t.as_str()),
+        body,
+    );
+    let detail = EventDetail {
+        channel_id: text(payload.pointer("/channel/id"))
+            .or_else(|| text(payload.pointer("/container/channel_id"))),
+        user_id: text(payload.pointer("/user/id")),
+        bot_id: None,
+        ts: text(payload.pointer("/container/message_ts"))
+            .or_else(|| message.and_then(|m| text(m.get("ts")))),
+        thread_ts: message.and_then(|m| text(m.get("thread_ts"))),
+        text: message.and_then(|m| text(m.get("text"))),
+        payload_json: payload.to_string(),
+        event_type: event_type.clone(),
+    };
+    Ok(SlackEvent {
+        event_id,
+        team_id: WorkspaceId::new(team_id),
+        api_app_id,
+        kind: SlackEventKind::Ignored(event_type),
+        detail,
+    })
+}
+
+/// Reads a verified `POST /slack/commands` body: a slash command's form fields (`team_id`,
+/// `channel_id`, `user_id`, `command`, `text`, `response_url`, `trigger_id`, `api_app_id`, …),
+/// kept as a JSON object of them.
+pub fn parse_command(body: &[u8]) -> Result<SlackEvent, ParseError> {
+    let fields = form_fields(body)?;
+    let field = |name: &str| fields.get(name).filter(|v| !v.is_empty()).cloned();
+    let required = |name: &'static str| {
+        field(name).ok_or_else(|| ParseError(format!("a slash command without {name}")))
+    };
+    let team_id = required("team_id")?;
+    let api_app_id = required("api_app_id")?;
+    required("command")?;
+    // The verification token is deprecated and not the service's to pass on.
+    let kept: std::collections::BTreeMap<&String, &String> = fields
+        .iter()
+        .filter(|(k, _)| k.as_str() != "token")
+        .collect();
+    let detail = EventDetail {
+        event_type: "slash_command".into(),
+        channel_id: field("channel_id"),
+        user_id: field("user_id"),
+        bot_id: None,
+        ts: None,
+        thread_ts: None,
+        text: field("text"),
+        payload_json: serde_json::to_string(&kept)
+            .map_err(|e| ParseError(format!("unencodable command ({e})")))?,
+    };
+    Ok(SlackEvent {
+        event_id: delivery_id("C", field("trigger_id").as_deref(), body),
+        team_id: WorkspaceId::new(team_id),
+        api_app_id,
+        kind: SlackEventKind::Ignored("slash_command".into()),
+        detail,
+    })
+}
+
 /// Where and who, read from the `event` object as Slack's shapes put them: `channel` is an ID
 /// or (renames) an object with `id`; a reaction names its message under `item`.
 fn detail_of(event: &serde_json::Value) -> Result<EventDetail, ParseError> {
@@ -427,6 +542,65 @@ mod tests {
         // An event whose user is an object is read, not refused.
         let d = detail(r#"{"type":"user_change","user":{"id":"U1","name":"x"},"event_ts":"1.2"}"#);
         assert_eq!((d.event_type.as_str(), d.user_id), ("user_change", None));
+    }
+
+    #[test]
+    fn interactions_and_commands_are_read_and_incomplete_ones_refused() {
+        let form = |payload: &str| serde_urlencoded::to_string([("payload", payload)]).unwrap();
+        let e = parse_interaction(
+            form(
+                r#"{"type":"view_submission","team":{"id":"T1"},"api_app_id":"A1",
+                "user":{"id":"U1"},"trigger_id":"12.34.ab","token":"old","view":{"id":"V1"}}"#,
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                e.event_id.as_str(),
+                e.team_id.as_str(),
+                e.api_app_id.as_str()
+            ),
+            ("I12.34.ab", "T1", "A1")
+        );
+        assert_eq!(e.detail.event_type, "view_submission");
+        assert!(
+            !e.detail.payload_json.contains("old"),
+            "no verification token kept"
+        );
+        for bad in [
+            "nopayload=1".to_owned(),
+            form("not json"),
+            form(r#"{"type":"block_actions","api_app_id":"A1"}"#),
+            form(r#"{"type":"block_actions","team":{"id":"T1"}}"#),
+        ] {
+            assert!(parse_interaction(bad.as_bytes()).is_err(), "{bad}");
+        }
+        // Without a trigger_id, the same body gets the same ID (a repeat is stored once).
+        let body = form(r#"{"type":"view_closed","team":{"id":"T1"},"api_app_id":"A1"}"#);
+        assert_eq!(
+            parse_interaction(body.as_bytes()).unwrap().event_id,
+            parse_interaction(body.as_bytes()).unwrap().event_id
+        );
+
+        let c = parse_command(
+            b"token=old&team_id=T1&api_app_id=A1&command=%2Fdeploy&text=api+v2&user_id=U1&channel_id=C1&trigger_id=9.9.z",
+        )
+        .unwrap();
+        assert_eq!(
+            (c.event_id.as_str(), c.detail.event_type.as_str()),
+            ("C9.9.z", "slash_command")
+        );
+        assert_eq!(c.detail.text.as_deref(), Some("api v2"));
+        assert!(!c.detail.payload_json.contains("old"));
+        assert!(
+            parse_command(b"team_id=T1&api_app_id=A1").is_err(),
+            "no command"
+        );
+        assert!(
+            parse_command(b"command=%2Fx&api_app_id=A1").is_err(),
+            "no team"
+        );
     }
 
     #[test]

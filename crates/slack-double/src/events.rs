@@ -97,6 +97,22 @@ pub fn sign(signing_secret: &str, timestamp: i64, body: &[u8]) -> String {
     format!("v0={hex}")
 }
 
+/// Which of the app's request URLs a delivery goes to.
+#[derive(Debug, Clone, Copy)]
+enum Route {
+    Events,
+    Interactions,
+    Commands,
+}
+
+/// The app's URL `name` beside its events URL (`…/slack/events` → `…/slack/{name}`).
+fn sibling(events_url: &str, name: &str) -> String {
+    match events_url.rsplit_once('/') {
+        Some((base, _)) => format!("{base}/{name}"),
+        None => format!("{events_url}/{name}"),
+    }
+}
+
 /// The bot user of every workspace of the double.
 pub(crate) fn bot_user() -> String {
     "U0BOTUSER1".into()
@@ -138,7 +154,7 @@ impl Events {
             "authorizations": [{"team_id": team, "user_id": bot_user(), "is_bot": true}],
         })
         .to_string();
-        let status = self.post(&body, None).await;
+        let status = self.post(Route::Events, &body, None).await;
         Delivery {
             event_id,
             body,
@@ -148,17 +164,113 @@ impl Events {
 
     /// Sends a delivery's body again, as Slack retries one (`X-Slack-Retry-Num`), signed now.
     pub async fn redeliver(&self, delivery: &Delivery, retry: u32) -> u16 {
-        self.post(&delivery.body, Some(retry)).await
+        let path = if delivery.body.starts_with('{') {
+            Route::Events
+        } else if delivery.body.starts_with("payload=") {
+            Route::Interactions
+        } else {
+            Route::Commands
+        };
+        self.post(path, &delivery.body, Some(retry)).await
     }
 
-    async fn post(&self, body: &str, retry: Option<u32>) -> u16 {
+    /// A user clicks, submits or opens something (`payload` holds what the interaction is
+    /// about: `type` and `actions`, `view`, `message`, …): Slack posts the interaction, as a
+    /// form with one `payload` field, to the app's interactivity URL (the events URL's sibling
+    /// `…/slack/interactions`). Team, user, app, `trigger_id` and `response_url` are filled in
+    /// where `payload` leaves them out.
+    pub async fn deliver_interaction(
+        &self,
+        team: &str,
+        user: &str,
+        mut payload: serde_json::Value,
+    ) -> Delivery {
+        let n = self.next_id.fetch_add(1, Ordering::SeqCst) + 1;
+        let trigger_id = format!("{n}.1000000000.{:032x}", n);
+        if let Some(o) = payload.as_object_mut() {
+            let mut fill = |k: &str, v: serde_json::Value| {
+                o.entry(k.to_owned()).or_insert(v);
+            };
+            fill("token", "unused-verification-token".into());
+            fill("api_app_id", crate::state::APP_ID.into());
+            fill(
+                "team",
+                serde_json::json!({"id": team, "domain": team.to_lowercase()}),
+            );
+            fill(
+                "user",
+                serde_json::json!({"id": user, "username": "someone", "team_id": team}),
+            );
+            fill("trigger_id", trigger_id.clone().into());
+            fill(
+                "response_url",
+                format!("https://hooks.slack.test/actions/{team}/{n}/x").into(),
+            );
+        }
+        let body =
+            serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap_or_default();
+        let status = self.post(Route::Interactions, &body, None).await;
+        Delivery {
+            event_id: format!("I{trigger_id}"),
+            body,
+            status,
+        }
+    }
+
+    /// A user runs slash command `command` with `text` in `channel`: Slack posts its form
+    /// fields to the app's command URL (the events URL's sibling `…/slack/commands`).
+    pub async fn deliver_command(
+        &self,
+        team: &str,
+        channel: &str,
+        user: &str,
+        command: &str,
+        text: &str,
+    ) -> Delivery {
+        let n = self.next_id.fetch_add(1, Ordering::SeqCst) + 1;
+        let trigger_id = format!("{n}.1000000000.{:032x}", n);
+        let response_url = format!("https://hooks.slack.test/commands/{team}/{n}/x");
+        let body = serde_urlencoded::to_string([
+            ("token", "unused-verification-token"),
+            ("team_id", team),
+            ("team_domain", &team.to_lowercase()),
+            ("channel_id", channel),
+            ("channel_name", "alerts"),
+            ("user_id", user),
+            ("user_name", "someone"),
+            ("command", command),
+            ("text", text),
+            ("api_app_id", crate::state::APP_ID),
+            ("is_enterprise_install", "false"),
+            ("response_url", &response_url),
+            ("trigger_id", &trigger_id),
+        ])
+        .unwrap_or_default();
+        let status = self.post(Route::Commands, &body, None).await;
+        Delivery {
+            event_id: format!("C{trigger_id}"),
+            body,
+            status,
+        }
+    }
+
+    async fn post(&self, route: Route, body: &str, retry: Option<u32>) -> u16 {
         let Some(target) = self.target() else {
             return 0;
         };
+        let url = match route {
+            Route::Events => target.url.clone(),
+            Route::Interactions => sibling(&target.url, "interactions"),
+            Route::Commands => sibling(&target.url, "commands"),
+        };
+        let content_type = match route {
+            Route::Events => "application/json",
+            _ => "application/x-www-form-urlencoded",
+        };
         let ts = now_unix();
         let mut request = reqwest::Client::new()
-            .post(&target.url)
-            .header("content-type", "application/json")
+            .post(&url)
+            .header("content-type", content_type)
             .header("x-slack-request-timestamp", ts.to_string())
             .header(
                 "x-slack-signature",
@@ -173,7 +285,7 @@ impl Events {
         match request.send().await {
             Ok(answer) => answer.status().as_u16(),
             Err(e) => {
-                tracing::warn!(error = %e, url = %target.url, "event delivery failed");
+                tracing::warn!(error = %e, url = %url, "event delivery failed");
                 0
             }
         }

@@ -114,6 +114,35 @@ impl SlackDouble {
         self.state.events.deliver(team, event).await
     }
 
+    /// A user's interaction (`block_actions`, `view_submission`, `shortcut`, …) in `team`,
+    /// posted as Slack posts it to the app's interactivity URL.
+    pub async fn deliver_interaction(
+        &self,
+        team: &str,
+        user: &str,
+        payload: serde_json::Value,
+    ) -> Delivery {
+        self.state
+            .events
+            .deliver_interaction(team, user, payload)
+            .await
+    }
+
+    /// A user's slash command, posted as Slack posts it to the app's command URL.
+    pub async fn deliver_command(
+        &self,
+        team: &str,
+        channel: &str,
+        user: &str,
+        command: &str,
+        text: &str,
+    ) -> Delivery {
+        self.state
+            .events
+            .deliver_command(team, channel, user, command, text)
+            .await
+    }
+
     /// Sends `delivery` again, as Slack's retry number `retry`.
     pub async fn redeliver(&self, delivery: &Delivery, retry: u32) -> u16 {
         self.state.events.redeliver(delivery, retry).await

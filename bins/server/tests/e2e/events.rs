@@ -663,3 +663,93 @@ async fn what_people_do_in_slack_is_stored_once_per_connector_and_read_by_cursor
     assert!(bad.message().starts_with("after_cursor:"), "{bad:?}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn button_clicks_and_slash_commands_are_stored_with_what_answers_them() {
+    let mut app = spawn().await;
+    let c = app.create("acme", "prod", "#alerts").await;
+    // A click on a button of a message the connector posted (Slack's block_actions shape).
+    let click = app
+        .double
+        .deliver_interaction(
+            TEAM,
+            "U0SOMEONE",
+            serde_json::json!({
+                "type": "block_actions",
+                "container": {"type": "message", "message_ts": "1700000005.000100",
+                    "channel_id": "C0ALERTS01", "is_ephemeral": false},
+                "channel": {"id": "C0ALERTS01", "name": "alerts"},
+                "message": {"type": "message", "ts": "1700000005.000100", "text": "deploy?"},
+                "actions": [{"action_id": "approve", "block_id": "b1", "type": "button",
+                    "value": "yes", "action_ts": "1700000006.000200"}],
+            }),
+        )
+        .await;
+    assert_eq!(click.status, 200);
+    // Delivered twice: stored once.
+    assert_eq!(app.double.redeliver(&click, 1).await, 200);
+    let command = app
+        .double
+        .deliver_command(TEAM, "C0ALERTS01", "U0SOMEONE", "/deploy", "api v2")
+        .await;
+    assert_eq!(command.status, 200);
+
+    let page = app
+        .client
+        .list_events(list_events("acme", ""))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(page.events.len(), 2, "{:?}", page.events);
+    let (b, s) = (&page.events[0], &page.events[1]);
+    assert_eq!(
+        (
+            b.r#type.as_str(),
+            b.connector_id.as_str(),
+            b.event_id.as_str()
+        ),
+        ("block_actions", c.id.as_str(), click.event_id.as_str())
+    );
+    assert_eq!(
+        (b.channel_id.as_str(), b.user_id.as_str(), b.ts.as_str()),
+        ("C0ALERTS01", "U0SOMEONE", "1700000005.000100")
+    );
+    let payload: serde_json::Value = serde_json::from_str(&b.payload_json).unwrap();
+    assert_eq!(payload["actions"][0]["action_id"], "approve");
+    assert!(
+        payload["response_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://")
+    );
+    assert!(payload["trigger_id"].as_str().is_some());
+    assert!(
+        payload.get("token").is_none(),
+        "the verification token is not passed on"
+    );
+    assert_eq!(
+        (s.r#type.as_str(), s.text.as_str(), s.user_id.as_str()),
+        ("slash_command", "api v2", "U0SOMEONE")
+    );
+    let fields: serde_json::Value = serde_json::from_str(&s.payload_json).unwrap();
+    assert_eq!(fields["command"], "/deploy");
+    assert!(fields["response_url"].as_str().is_some() && fields.get("token").is_none());
+
+    // Unsigned, or signed for another body: refused, nothing stored.
+    let forged = reqwest::Client::new()
+        .post(format!("http://{}/slack/commands", app.http_addr()))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("team_id=T0E2ETEST&api_app_id=A0DOUBLE01&command=%2Fx")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status().as_u16(), 401);
+    let again = app
+        .client
+        .list_events(list_events("acme", &page.next_cursor))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(again.events.is_empty());
+    app.stop().await;
+}
