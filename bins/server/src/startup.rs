@@ -261,6 +261,7 @@ impl Application {
         tracing::info!(addr = %self.admin_addr, "admin HTTP listener (probes, metrics) listening");
 
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let drain_streams = self.grpc.drain();
         let g = &self.config.grpc;
         let (with_health, with_reflection) = (g.health, g.reflection);
         let router = tonic::transport::Server::builder()
@@ -340,6 +341,7 @@ impl Application {
         if let Some(watch) = tls_watch {
             watch.abort();
         }
+        drain_streams.start();
         let _ = stop_tx.send(());
         let _ = http_stop_tx.send(true);
         let drained = tokio::time::timeout(grace, async {

@@ -17,7 +17,7 @@ pub mod changes;
 pub mod migrate;
 pub mod repository;
 
-pub use changes::PgChangeFeed;
+pub use changes::{PgChangeFeed, PgEventFeed};
 pub use migrate::run_migrations;
 pub use repository::PgConnectorRepository;
 

@@ -92,6 +92,7 @@ impl Services {
                 Arc::new(SystemClock),
             )
         };
+        let event_notices = storage.event_notices.clone();
         let ports = Ports {
             connectors,
             secrets: storage.secrets,
@@ -116,6 +117,16 @@ impl Services {
         if let Some(quota) = config.max_pending_installs_per_tenant {
             installer = installer.with_pending_quota(quota);
         }
+        let inbound = InboundEvents::new(
+            ports.clone(),
+            storage.log,
+            config.event_retention,
+            tokio_sleep(),
+        );
+        // Streams wake when any replica appends to their tenant's log.
+        if let Some(feed) = &event_notices {
+            feed.watch(inbound.bells());
+        }
         Ok(Self {
             sender: MessageSender::new(
                 ports.clone(),
@@ -132,7 +143,7 @@ impl Services {
             installer,
             readiness: ReadinessCheck::new(ports.clone()),
             events: SlackEvents::new(ports.clone(), storage.events),
-            inbound: InboundEvents::new(ports.clone(), storage.log, config.event_retention),
+            inbound,
             reconciler: Reconciler::new(ports, config.jobs.reconcile),
             api_keys,
             refresher,

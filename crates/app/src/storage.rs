@@ -16,8 +16,9 @@ use std::sync::Arc;
 
 use connector_instrumentation::Observed;
 use connector_ports::{
-    ApiKeyStore, ConnectorChanges, ConnectorRepository, Connectors, EventLog, OAuthStateStore,
-    PoolStatus, RepositorySettings, SecretStore, SentMessageStore, SlackEventStore,
+    ApiKeyStore, ConnectorChanges, ConnectorRepository, Connectors, EventLog, EventNotices,
+    OAuthStateStore, PoolStatus, RepositorySettings, SecretStore, SentMessageStore,
+    SlackEventStore,
 };
 #[cfg(feature = "postgres")]
 use secrecy::ExposeSecret as _;
@@ -130,6 +131,9 @@ pub struct Storage {
     /// Connector changes made by other processes, where the database announces them
     /// (PostgreSQL); `None` for an SQLite file.
     pub changes: Option<Arc<dyn ConnectorChanges>>,
+    /// Appends to the inbound event log made by other processes, where the database announces
+    /// them (PostgreSQL); `None` for an SQLite file (one process appends and streams).
+    pub event_notices: Option<Arc<dyn EventNotices>>,
     /// A one-line, secret-free description for the start-up log.
     pub description: String,
 }
@@ -194,8 +198,8 @@ pub async fn open(
             tracing::info!(?applied, "database migrations applied");
         }
     }
-    let (database, changes): (Database, Option<Arc<dyn ConnectorChanges>>) = match &storage.metadata
-    {
+    type Feeds = Option<(Arc<dyn ConnectorChanges>, Arc<dyn EventNotices>)>;
+    let (database, feeds): (Database, Feeds) = match &storage.metadata {
         #[cfg(feature = "postgres")]
         Metadata::Postgres { url } => {
             use connector_adapters_postgres::PgConnectorRepository;
@@ -207,9 +211,14 @@ pub async fn open(
                     PgConnectorRepository::pool_status,
                     "metadata in PostgreSQL".to_owned(),
                 ),
-                Some(Arc::new(connector_adapters_postgres::PgChangeFeed::new(
-                    url.expose_secret(),
-                ))),
+                Some((
+                    Arc::new(connector_adapters_postgres::PgChangeFeed::new(
+                        url.expose_secret(),
+                    )),
+                    Arc::new(connector_adapters_postgres::PgEventFeed::new(
+                        url.expose_secret(),
+                    )),
+                )),
             )
         }
         Metadata::Sqlite { path } if !migrate_first && !path.exists() => {
@@ -288,7 +297,8 @@ pub async fn open(
         events: database.events,
         log: database.log,
         pool_status: database.pool_status,
-        changes,
+        changes: feeds.as_ref().map(|(changes, _)| changes.clone()),
+        event_notices: feeds.map(|(_, events)| events),
         description: format!("{}; {where_secrets}", database.description),
     })
 }

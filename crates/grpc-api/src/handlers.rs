@@ -1,5 +1,7 @@
 //! [`ConnectorGrpc`]: the tonic implementation of `connector.v1.ConnectorService`.
 
+use std::sync::Arc;
+
 use connector_domain::{
     ChannelId, ChannelRef, Connector, ConnectorId, ConnectorStatus, FileAttachment, Message,
     MessageEdit, Principal, RequestId, Scope, TenantId, ValidationError,
@@ -24,6 +26,31 @@ pub struct ConnectorGrpc {
     inbound: InboundEvents,
     auth: Authentication,
     limits: MessageLimits,
+    drain: Drain,
+}
+
+/// Ends the service's open streams (StreamEvents) when the server drains, so that draining
+/// does not wait for them; clients resume from the last cursor they saw.
+#[derive(Debug, Clone)]
+pub struct Drain(Arc<tokio::sync::watch::Sender<bool>>);
+
+impl Drain {
+    fn new() -> Self {
+        Self(Arc::new(tokio::sync::watch::channel(false).0))
+    }
+
+    /// Ends every open stream (after the event it is sending) and every one opened later.
+    pub fn start(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// Resolves once draining started.
+    fn started(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut rx = self.0.subscribe();
+        async move {
+            let _ = rx.wait_for(|draining| *draining).await;
+        }
+    }
 }
 
 /// How large requests may be: every request at most `max_message_bytes`, SendMessage's
@@ -65,7 +92,13 @@ impl ConnectorGrpc {
             inbound,
             auth,
             limits: MessageLimits::default(),
+            drain: Drain::new(),
         }
+    }
+
+    /// What ends the open streams when the server drains.
+    pub fn drain(&self) -> Drain {
+        self.drain.clone()
     }
 
     /// The same service taking requests within `limits`.
@@ -132,7 +165,8 @@ for_tenant!(
     pb::UpdateMessageRequest,
     pb::DeleteMessageRequest,
     pb::CancelScheduledMessageRequest,
-    pb::ListEventsRequest
+    pb::ListEventsRequest,
+    pb::StreamEventsRequest
 );
 
 impl ConnectorGrpc {
@@ -205,6 +239,15 @@ pub fn connector_to_pb(c: Connector) -> pb::Connector {
                 pb::ConnectorStatus::DefaultChannelUnavailable
             }
         } as i32,
+    }
+}
+
+/// Counts an open stream while it lives.
+struct StreamOpen(metrics::Gauge);
+
+impl Drop for StreamOpen {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
     }
 }
 
@@ -516,6 +559,45 @@ impl pb::connector_service_server::ConnectorService for ConnectorGrpc {
             events: page.events.into_iter().map(inbound_event).collect(),
             next_cursor: page.next_cursor.to_string(),
         }))
+    }
+
+    type StreamEventsStream = std::pin::Pin<
+        Box<dyn futures::Stream<Item = Result<pb::StreamEventsResponse, Status>> + Send>,
+    >;
+
+    async fn stream_events(
+        &self,
+        request: Request<pb::StreamEventsRequest>,
+    ) -> Result<Response<Self::StreamEventsStream>, Status> {
+        let (_, tenant) = self.caller(&request, Scope::EventsRead).await?;
+        let r = request.into_inner();
+        let events = self
+            .inbound
+            .follow(
+                &tenant,
+                &EventQuery {
+                    connector_ids: &r.connector_ids,
+                    types: &r.types,
+                    after_cursor: &r.after_cursor,
+                    page_size: 0,
+                    include_own: r.include_own_messages,
+                },
+            )
+            .await
+            .map_err(to_status)?;
+        let streams = metrics::gauge!("connector_event_streams");
+        streams.increment(1.0);
+        let open = StreamOpen(streams);
+        let events = futures::StreamExt::map(events, move |item| {
+            let _held = &open;
+            item.map(|e| pb::StreamEventsResponse {
+                event: Some(inbound_event(e)),
+            })
+            .map_err(to_status)
+        });
+        // Draining ends the stream cleanly (no error): the client resumes elsewhere.
+        let until_drained = futures::StreamExt::take_until(events, self.drain.started());
+        Ok(Response::new(Box::pin(until_drained)))
     }
 
     async fn get_o_auth_v2url(

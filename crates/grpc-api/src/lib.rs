@@ -45,7 +45,7 @@ pub mod pb {
 pub use auth::Authentication;
 pub use connector_usecases::ConnectorError;
 pub use connector_usecases::ConnectorService;
-pub use handlers::{ConnectorGrpc, MessageLimits};
+pub use handlers::{ConnectorGrpc, Drain, MessageLimits};
 pub use intake::{IntakeLayer, IntakeLimits};
 pub use rate::{ClientRateLimiter, RateLimiter, TenantRateLimiter};
 

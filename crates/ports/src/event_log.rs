@@ -109,3 +109,23 @@ pub trait EventLog: Send + Sync {
     /// Deletes events received before `before`; returns how many.
     async fn purge_events_before(&self, before: DateTime<Utc>) -> Result<u64, RepositoryError>;
 }
+
+/// Receives word that tenants' event logs grew. Called from a feed's own task: implementations
+/// must return quickly and never block.
+pub trait EventSink: Send + Sync {
+    /// `tenant`'s log has new events (stored by any process sharing the database).
+    fn appended(&self, tenant: &str);
+    /// The feed stopped listening: appends may go unannounced until it is restored.
+    fn lost(&self);
+    /// The feed listens again (also its first start); what was appended meanwhile is not
+    /// announced.
+    fn restored(&self);
+}
+
+/// A feed of appends to the event log made by any process sharing the database.
+pub trait EventNotices: Send + Sync {
+    /// Starts announcing appends to `sink` and returns at once; the feed reconnects by itself
+    /// after a failure, telling `sink` when it is lost and restored. Must be called within an
+    /// async runtime.
+    fn watch(&self, sink: std::sync::Arc<dyn EventSink>);
+}

@@ -36,7 +36,9 @@ pub mod slack_events;
 
 pub use api_keys::{ApiKeyRecord, ApiKeyStore};
 pub use changes::{ChangeSink, ConnectorChanges};
-pub use event_log::{CursorBounds, EventFilter, EventLog, InboundEvent, NewInboundEvent};
+pub use event_log::{
+    CursorBounds, EventFilter, EventLog, EventNotices, EventSink, InboundEvent, NewInboundEvent,
+};
 pub use identity::{TokenError, TokenVerifier};
 pub use oauth_states::{OAuthStateStore, PendingInstall};
 pub use repository::{

@@ -7,8 +7,11 @@
 //! to no connector is counted and dropped. A connector's own bot's messages are marked, and
 //! left out of what is read unless asked for, so a bot never answers itself.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
+
+use futures::Stream;
 
 use connector_domain::{ConnectorId, PageSize, TenantId, ValidationError};
 pub use connector_ports::InboundEvent;
@@ -16,6 +19,18 @@ use connector_ports::{CursorBounds, EventFilter, EventLog, NewInboundEvent, Slac
 
 use crate::Ports;
 use crate::error::ConnectorError;
+use crate::runtime::Sleep;
+
+mod bells;
+
+pub use bells::{Bell, EventBells};
+
+/// How long a following stream waits for its tenant's bell before it reads the log anyway (a
+/// feed that lost its connection announces nothing; this bounds what that costs).
+pub const FOLLOW_FALLBACK: Duration = Duration::from_secs(5);
+
+/// Events a following stream reads from the log at a time (all it buffers).
+const FOLLOW_PAGE: u32 = 100;
 
 /// How long events are kept unless configured otherwise: a week.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 60 * 60);
@@ -54,6 +69,8 @@ pub struct InboundEvents {
     ports: Ports,
     log: Arc<dyn EventLog>,
     retention: Duration,
+    bells: Arc<EventBells>,
+    sleep: Sleep,
 }
 
 impl std::fmt::Debug for InboundEvents {
@@ -65,13 +82,22 @@ impl std::fmt::Debug for InboundEvents {
 }
 
 impl InboundEvents {
-    /// Over the ports, appending to and reading from `log`; events are kept for `retention`.
-    pub fn new(ports: Ports, log: Arc<dyn EventLog>, retention: Duration) -> Self {
+    /// Over the ports, appending to and reading from `log`; events are kept for `retention`;
+    /// following streams wait with `sleep` when no bell rings.
+    pub fn new(ports: Ports, log: Arc<dyn EventLog>, retention: Duration, sleep: Sleep) -> Self {
         Self {
             ports,
             log,
             retention,
+            bells: Arc::new(EventBells::default()),
+            sleep,
         }
+    }
+
+    /// The tenants' bells: give them to the database's event feed, which rings them when
+    /// another replica appends.
+    pub fn bells(&self) -> Arc<EventBells> {
+        self.bells.clone()
     }
 
     /// Stores `event` for every connector it belongs to; returns how many times it was stored
@@ -113,7 +139,75 @@ impl InboundEvents {
                 received_at,
             })
             .collect();
-        Ok(self.log.append_events(&records).await?.len())
+        let appended = self.log.append_events(&records).await?;
+        let mut rung: Vec<&str> = Vec::new();
+        for e in &appended {
+            let tenant = e.event.tenant_id.as_str();
+            if !rung.contains(&tenant) {
+                self.bells.ring(tenant);
+                rung.push(tenant);
+            }
+        }
+        Ok(appended.len())
+    }
+
+    /// `tenant`'s events as `query` asks, after its cursor (empty: from now on), then each new
+    /// one as it is stored, until the stream is dropped. Reads the log a page at a time as the
+    /// consumer takes events, so a slow consumer costs a page of memory, never more; it waits
+    /// on the tenant's bell (at most [`FOLLOW_FALLBACK`]) when it has caught up. A failed read
+    /// ends the stream with the error (resume from the last cursor seen).
+    #[tracing::instrument(name = "usecase events.follow", skip_all)]
+    pub async fn follow(
+        &self,
+        tenant: &TenantId,
+        query: &EventQuery<'_>,
+    ) -> Result<
+        impl Stream<Item = Result<InboundEvent, ConnectorError>> + Send + 'static,
+        ConnectorError,
+    > {
+        let filter = filter_of(query)?;
+        let after = parse_cursor(query.after_cursor)?;
+        // The bell first: an append after the bounds are read still rings it.
+        let bell = self.bells.bell(tenant.as_str());
+        let bounds = self.log.cursor_bounds(tenant).await?;
+        let after = match after {
+            Some(after) => {
+                check_cursor(after, &bounds)?;
+                after
+            }
+            None => bounds.last,
+        };
+        let state = Following {
+            log: self.log.clone(),
+            tenant: tenant.clone(),
+            filter,
+            after,
+            buffer: VecDeque::new(),
+            bell,
+            sleep: self.sleep.clone(),
+        };
+        Ok(futures::stream::unfold(Some(state), |state| async move {
+            let mut s = state?;
+            loop {
+                if let Some(event) = s.buffer.pop_front() {
+                    s.after = event.cursor;
+                    return Some((Ok(event), Some(s)));
+                }
+                let seen = s.bell.times();
+                match s
+                    .log
+                    .list_events(&s.tenant, &s.filter, Some(s.after), FOLLOW_PAGE)
+                    .await
+                {
+                    Err(e) => return Some((Err(e.into()), None)),
+                    Ok(page) if !page.is_empty() => s.buffer.extend(page),
+                    Ok(_) => {
+                        let rung = s.bell.rings_after(seen);
+                        let _ = crate::runtime::within(&s.sleep, FOLLOW_FALLBACK, rung).await;
+                    }
+                }
+            }
+        }))
     }
 
     /// One page of `tenant`'s events as `query` asks. A cursor whose successors were purged
@@ -149,6 +243,17 @@ impl InboundEvents {
             self.ports.clock.utc() - chrono::Duration::from_std(self.retention).unwrap_or_default();
         Ok(self.log.purge_events_before(before).await?)
     }
+}
+
+/// A following stream's place.
+struct Following {
+    log: Arc<dyn EventLog>,
+    tenant: TenantId,
+    filter: EventFilter,
+    after: i64,
+    buffer: VecDeque<InboundEvent>,
+    bell: Arc<Bell>,
+    sleep: Sleep,
 }
 
 /// Times as both databases keep them: microseconds (so what is streamed at once equals what
@@ -298,6 +403,7 @@ mod tests {
             ports(repo, MockSecretStore::new(), MockSlackApi::new()),
             Arc::new(log),
             DEFAULT_RETENTION,
+            crate::testing::tokio_sleep(),
         );
         assert_eq!(inbound.store(&event("U0ABOT")).await.unwrap(), 2);
     }
@@ -317,6 +423,7 @@ mod tests {
             ports(repo, MockSecretStore::new(), MockSlackApi::new()),
             Arc::new(log),
             DEFAULT_RETENTION,
+            crate::testing::tokio_sleep(),
         );
         assert_eq!(inbound.store(&event("U1")).await.unwrap(), 0);
     }
@@ -334,6 +441,7 @@ mod tests {
             ),
             Arc::new(log),
             DEFAULT_RETENTION,
+            crate::testing::tokio_sleep(),
         )
     }
 

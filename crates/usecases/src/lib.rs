@@ -57,7 +57,7 @@ pub use connectors::{
 };
 pub use error::{ConnectorError, Dependency, InstallError, SendError};
 pub use events::{EventOutcome, SlackEvents};
-pub use inbound::{EventPage, EventQuery, InboundEvents};
+pub use inbound::{EventBells, EventPage, EventQuery, InboundEvents};
 pub use install::{OAuthConfig, OAuthInstaller};
 pub use readiness::{Readiness, ReadinessCheck};
 pub use reconcile::{ReconcileReport, ReconcileSettings, Reconciler};

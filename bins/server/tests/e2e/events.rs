@@ -753,3 +753,93 @@ async fn button_clicks_and_slash_commands_are_stored_with_what_answers_them() {
     assert!(again.events.is_empty());
     app.stop().await;
 }
+
+async fn mention(app: &TestApp, text: &str) -> slack_double::Delivery {
+    let d = app
+        .double
+        .deliver_event(
+            TEAM,
+            serde_json::json!({"type": "app_mention", "user": "U0SOMEONE", "text": text,
+                "ts": "1700000001.000100", "channel": "C0ALERTS01"}),
+        )
+        .await;
+    assert_eq!(d.status, 200);
+    d
+}
+
+async fn next(stream: &mut tonic::Streaming<pb::StreamEventsResponse>) -> pb::InboundEvent {
+    tokio::time::timeout(std::time::Duration::from_secs(3), stream.message())
+        .await
+        .expect("an event within 3 s")
+        .unwrap()
+        .expect("the stream goes on")
+        .event
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_stream_replays_then_follows_and_ends_cleanly_when_the_server_drains() {
+    let mut app = spawn().await;
+    app.create("acme", "prod", "#alerts").await;
+    mention(&app, "one").await;
+    let open = |after: &str| pb::StreamEventsRequest {
+        tenant_id: "acme".into(),
+        after_cursor: after.into(),
+        ..Default::default()
+    };
+    let mut live = app
+        .client
+        .stream_events(open(""))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut replay = app
+        .client
+        .stream_events(open("0"))
+        .await
+        .unwrap()
+        .into_inner();
+    let one = next(&mut replay).await;
+    assert_eq!(one.text, "one", "replayed from the log");
+
+    let sent = std::time::Instant::now();
+    mention(&app, "two").await;
+    let two = next(&mut live).await;
+    assert_eq!(
+        two.text, "two",
+        "from now on: only what came after it opened"
+    );
+    assert!(
+        sent.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        sent.elapsed()
+    );
+    assert_eq!(next(&mut replay).await, two);
+
+    // Resumed after the last cursor seen: nothing lost, nothing repeated.
+    let mut resumed = app
+        .client
+        .stream_events(open(&one.cursor))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(next(&mut resumed).await, two);
+
+    // Another tenant's stream sees none of it; a bad cursor names its field.
+    let bad = app
+        .client
+        .stream_events(pb::StreamEventsRequest {
+            after_cursor: "x".into(),
+            ..open("")
+        })
+        .await
+        .unwrap_err();
+    assert!(bad.message().starts_with("after_cursor:"), "{bad:?}");
+
+    // Draining ends open streams cleanly (no error): clients resume elsewhere.
+    app.stop().await;
+    let end = tokio::time::timeout(std::time::Duration::from_secs(5), live.message())
+        .await
+        .expect("the stream ends when the server drains");
+    assert!(matches!(end, Ok(None)), "{end:?}");
+}

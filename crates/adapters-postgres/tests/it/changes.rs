@@ -1,5 +1,6 @@
 //! The change feed on a real server: every update and delete of a connector row reaches the
 //! sink, from any connection; a terminated feed connection is reported lost, then restored.
+//! The event feed: every append to the inbound event log is announced with its tenant.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,6 +18,18 @@ struct Recorded(Mutex<Vec<String>>);
 impl ChangeSink for Recorded {
     fn changed(&self, id: ConnectorId) {
         self.0.lock().unwrap().push(format!("changed {id}"));
+    }
+    fn lost(&self) {
+        self.0.lock().unwrap().push("lost".into());
+    }
+    fn restored(&self) {
+        self.0.lock().unwrap().push("restored".into());
+    }
+}
+
+impl connector_ports::EventSink for Recorded {
+    fn appended(&self, tenant: &str) {
+        self.0.lock().unwrap().push(format!("appended {tenant}"));
     }
     fn lost(&self) {
         self.0.lock().unwrap().push("lost".into());
@@ -99,4 +112,40 @@ async fn every_change_of_a_row_reaches_the_sink_and_a_lost_feed_comes_back() {
     let lost = events.iter().position(|e| e == "lost").unwrap();
     let restored = events.iter().rposition(|e| e == "restored").unwrap();
     assert!(lost < restored, "{events:?}");
+}
+
+#[tokio::test]
+async fn every_append_to_the_event_log_is_announced_with_its_tenant() {
+    use connector_ports::{EventLog as _, EventNotices as _};
+    let db = TestDatabase::create().await.unwrap();
+    let repo = PgConnectorRepository::connect(db.url(), &RepositorySettings::default())
+        .await
+        .unwrap();
+    let recorded = Arc::new(Recorded::default());
+    connector_adapters_postgres::PgEventFeed::new(db.url()).watch(recorded.clone());
+    recorded.wait_for("restored").await;
+    let connector = ConnectorId::new_v7();
+    let appended = repo
+        .append_events(&[
+            test_support::conformance::repository::inbound("acme", connector, "message", "Ev1"),
+            test_support::conformance::repository::inbound("globex", connector, "message", "Ev2"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(appended.len(), 2);
+    recorded.wait_for("appended acme").await;
+    recorded.wait_for("appended globex").await;
+    // A redelivery appends nothing, and announces nothing.
+    recorded.clear();
+    repo.append_events(&[test_support::conformance::repository::inbound(
+        "acme", connector, "message", "Ev1",
+    )])
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        recorded.0.lock().unwrap().is_empty(),
+        "{:?}",
+        recorded.0.lock().unwrap()
+    );
 }
