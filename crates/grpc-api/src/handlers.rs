@@ -588,10 +588,17 @@ impl pb::connector_service_server::ConnectorService for ConnectorGrpc {
         let streams = metrics::gauge!("connector_event_streams");
         streams.increment(1.0);
         let open = StreamOpen(streams);
+        let lag = metrics::histogram!("connector_event_stream_lag_seconds");
         let events = futures::StreamExt::map(events, move |item| {
             let _held = &open;
-            item.map(|e| pb::StreamEventsResponse {
-                event: Some(inbound_event(e)),
+            item.map(|e| {
+                // How far behind the stream is: the event's age as it is sent (replayed events
+                // are as old as they are).
+                let age = chrono::Utc::now() - e.event.received_at;
+                lag.record(age.to_std().unwrap_or_default().as_secs_f64());
+                pb::StreamEventsResponse {
+                    event: Some(inbound_event(e)),
+                }
             })
             .map_err(to_status)
         });

@@ -9,7 +9,7 @@
 //! | `GET /_double/calls` | | call counts per method |
 //! | `GET /_double/scheduled` | | what `chat.scheduleMessage` accepted (cancelled ones marked) |
 //! | `POST /_double/events/target` | `{"url": "http://…/slack/events", "signing_secret": "…"}` | where workspace events are delivered, signed |
-//! | `POST /_double/events` | `{"action": "uninstall", "team_id": "T…"}`, `{"action": "archive", "channel": "C…"}` (also `unarchive`, `delete`, `remove_bot`, `invite_bot`; `rename` with `"name"`) | makes it happen and delivers the events; answers the deliveries (`event_id`, the app's HTTP `status`) |
+//! | `POST /_double/events` | `{"action": "uninstall", "team_id": "T…"}`, `{"action": "archive", "channel": "C…"}` (also `unarchive`, `delete`, `remove_bot`, `invite_bot`; `rename` with `"name"`); what people do: `{"action": "message", "channel": "C…", "user": "U…", "text": "…"}`, `mention` (same fields), `react` (`channel`, `ts`, `user`, `reaction`), `click` (`channel`, `ts`, `user`, `action_id`, `value`: a `block_actions` interaction), `command` (`channel`, `user`, `command`, `text`: a slash command) | makes it happen and delivers it, signed, to the events URL (clicks and commands to its siblings `…/slack/interactions`, `…/slack/commands`); answers the deliveries (`event_id`, the app's HTTP `status`) |
 
 use std::sync::Arc;
 

@@ -62,6 +62,65 @@ pub enum Happening {
         /// The channel ID.
         channel: String,
     },
+    /// `user` posts `text` in `channel` (`message`), in the thread of `thread_ts` if given.
+    Message {
+        /// The channel ID.
+        channel: String,
+        /// Who posts.
+        user: String,
+        /// What.
+        text: String,
+        /// The thread, if a reply.
+        #[serde(default)]
+        thread_ts: Option<String>,
+    },
+    /// `user` mentions the bot in `channel` (`app_mention`, the text after the mention).
+    Mention {
+        /// The channel ID.
+        channel: String,
+        /// Who mentions it.
+        user: String,
+        /// What follows the mention.
+        text: String,
+    },
+    /// `user` reacts to message `ts` in `channel` (`reaction_added`).
+    React {
+        /// The channel ID.
+        channel: String,
+        /// The message reacted to.
+        ts: String,
+        /// Who reacts.
+        user: String,
+        /// The emoji's name.
+        reaction: String,
+    },
+    /// `user` clicks button `action_id` (with `value`) on message `ts` in `channel`: a
+    /// `block_actions` interaction.
+    Click {
+        /// The channel ID.
+        channel: String,
+        /// The message with the button.
+        ts: String,
+        /// Who clicks.
+        user: String,
+        /// The button's `action_id`.
+        action_id: String,
+        /// The button's value.
+        #[serde(default)]
+        value: String,
+    },
+    /// `user` runs slash `command` with `text` in `channel`.
+    Command {
+        /// The channel ID.
+        channel: String,
+        /// Who runs it.
+        user: String,
+        /// The command, with its `/`.
+        command: String,
+        /// Its text.
+        #[serde(default)]
+        text: String,
+    },
 }
 
 /// One delivery and the app's answer.

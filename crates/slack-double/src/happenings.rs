@@ -7,6 +7,13 @@ use std::sync::Arc;
 use crate::events::{Delivery, Happening, bot_user};
 use crate::state::State;
 
+/// A fresh message `ts`: now, with a counter for its fraction (unique within the double).
+fn new_ts() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst) % 1_000_000;
+    format!("{}.{n:06}", crate::events::now_unix())
+}
+
 /// Applies `happening` to `state` and delivers its events, in order; one [`Delivery`] each.
 pub(crate) async fn trigger(state: &Arc<State>, happening: &Happening) -> Vec<Delivery> {
     let bot = bot_user();
@@ -57,6 +64,74 @@ pub(crate) async fn trigger(state: &Arc<State>, happening: &Happening) -> Vec<De
                 vec![serde_json::json!({"type": "member_left_channel",
                     "channel": channel, "user": bot, "channel_type": "C"})],
             )
+        }
+        Happening::Message {
+            channel,
+            user,
+            text,
+            thread_ts,
+        } => {
+            let mut event = serde_json::json!({"type": "message", "channel": channel,
+                "user": user, "text": text, "ts": new_ts(), "channel_type": "channel"});
+            if let Some(thread) = thread_ts {
+                event["thread_ts"] = thread.clone().into();
+            }
+            (state.team_of(channel), vec![event])
+        }
+        Happening::Mention {
+            channel,
+            user,
+            text,
+        } => (
+            state.team_of(channel),
+            vec![
+                serde_json::json!({"type": "app_mention", "channel": channel, "user": user,
+                "text": format!("<@{bot}> {text}"), "ts": new_ts()}),
+            ],
+        ),
+        Happening::React {
+            channel,
+            ts,
+            user,
+            reaction,
+        } => (
+            state.team_of(channel),
+            vec![serde_json::json!({"type": "reaction_added", "user": user,
+                "reaction": reaction, "item": {"type": "message", "channel": channel, "ts": ts},
+                "event_ts": new_ts()})],
+        ),
+        Happening::Click {
+            channel,
+            ts,
+            user,
+            action_id,
+            value,
+        } => {
+            let team = state.team_of(channel);
+            let payload = serde_json::json!({
+                "type": "block_actions",
+                "container": {"type": "message", "message_ts": ts, "channel_id": channel,
+                    "is_ephemeral": false},
+                "channel": {"id": channel},
+                "message": {"type": "message", "ts": ts},
+                "actions": [{"action_id": action_id, "block_id": "b0", "type": "button",
+                    "value": value, "action_ts": new_ts()}],
+            });
+            return vec![state.events.deliver_interaction(&team, user, payload).await];
+        }
+        Happening::Command {
+            channel,
+            user,
+            command,
+            text,
+        } => {
+            let team = state.team_of(channel);
+            return vec![
+                state
+                    .events
+                    .deliver_command(&team, channel, user, command, text)
+                    .await,
+            ];
         }
         Happening::InviteBot { channel } => {
             state.set_member(channel, true);

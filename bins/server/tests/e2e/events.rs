@@ -751,6 +751,48 @@ async fn button_clicks_and_slash_commands_are_stored_with_what_answers_them() {
         .unwrap()
         .into_inner();
     assert!(again.events.is_empty());
+
+    // What the double's admin API makes people do arrives the same way.
+    for happening in [
+        Happening::Mention {
+            channel: "C0ALERTS01".into(),
+            user: "U0SOMEONE".into(),
+            text: "status?".into(),
+        },
+        Happening::Click {
+            channel: "C0ALERTS01".into(),
+            ts: "1700000005.000100".into(),
+            user: "U0SOMEONE".into(),
+            action_id: "ack".into(),
+            value: "1".into(),
+        },
+        Happening::Command {
+            channel: "C0ALERTS01".into(),
+            user: "U0SOMEONE".into(),
+            command: "/status".into(),
+            text: String::new(),
+        },
+    ] {
+        let delivered = app.double.trigger(happening).await;
+        assert_eq!(
+            delivered.iter().map(|d| d.status).collect::<Vec<_>>(),
+            vec![200]
+        );
+    }
+    let later = app
+        .client
+        .list_events(list_events("acme", &page.next_cursor))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        later
+            .events
+            .iter()
+            .map(|e| e.r#type.as_str())
+            .collect::<Vec<_>>(),
+        vec!["app_mention", "block_actions", "slash_command"]
+    );
     app.stop().await;
 }
 
@@ -842,4 +884,64 @@ async fn a_stream_replays_then_follows_and_ends_cleanly_when_the_server_drains()
         .await
         .expect("the stream ends when the server drains");
     assert!(matches!(end, Ok(None)), "{end:?}");
+}
+
+#[tokio::test]
+async fn an_event_stored_on_one_replica_reaches_streams_on_another_and_resumes_after_a_restart() {
+    let mut a = spawn().await;
+    a.create("acme", "prod", "#alerts").await;
+    // A second replica on the same database, secrets and Slack; Slack delivers only to `a`.
+    let replica = || {
+        crate::common::config(
+            a.server_env(),
+            &[("CONNECTOR__SLACK__SIGNING_SECRET", SECRET)],
+        )
+    };
+    let mut b = crate::helpers::start(replica()).await;
+    let mut on_b = b
+        .client
+        .stream_events(pb::StreamEventsRequest {
+            tenant_id: "acme".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let sent = std::time::Instant::now();
+    mention(&a, "to a, seen on b").await;
+    let first = next(&mut on_b).await;
+    let took = sent.elapsed();
+    assert_eq!(first.text, "to a, seen on b");
+    assert!(
+        took < std::time::Duration::from_secs(1),
+        "woken by the database's notification, not the 5 s fallback: {took:?}"
+    );
+
+    // b restarts; meanwhile a stores two more; a new replica resumes after the last cursor
+    // seen: both, in order, once.
+    crate::helpers::stop(b).await;
+    mention(&a, "while b was down 1").await;
+    mention(&a, "while b was down 2").await;
+    let mut c = crate::helpers::start(replica()).await;
+    let mut resumed = c
+        .client
+        .stream_events(pb::StreamEventsRequest {
+            tenant_id: "acme".into(),
+            after_cursor: first.cursor.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(next(&mut resumed).await.text, "while b was down 1");
+    assert_eq!(next(&mut resumed).await.text, "while b was down 2");
+    let listed = c
+        .client
+        .list_events(list_events("acme", &first.cursor))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.events.len(), 2, "nothing repeated");
+    crate::helpers::stop(c).await;
+    a.stop().await;
 }
