@@ -59,6 +59,15 @@ fn refused(receiver: &EventReceiver, headers: &HeaderMap, body: &[u8]) -> Option
     Some((StatusCode::UNAUTHORIZED, format!("{e}\n")).into_response())
 }
 
+/// The answer of every Slack route while no signing secret is set.
+fn events_off() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        "Slack events are off: set CONNECTOR__SLACK__SIGNING_SECRET\n",
+    )
+        .into_response()
+}
+
 /// What a form delivery is.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum FormDelivery {
@@ -79,11 +88,7 @@ pub(crate) async fn slack_form(
     body: Bytes,
 ) -> Response {
     let Some(receiver) = receiver else {
-        return (
-            StatusCode::NOT_FOUND,
-            "Slack events are off: set CONNECTOR__SLACK__SIGNING_SECRET\n",
-        )
-            .into_response();
+        return events_off();
     };
     if let Some(refused) = refused(&receiver, headers, &body) {
         return refused;
@@ -126,11 +131,7 @@ pub(crate) async fn slack_events(
     body: Bytes,
 ) -> Response {
     let Some(receiver) = receiver else {
-        return (
-            StatusCode::NOT_FOUND,
-            "Slack events are off: set CONNECTOR__SLACK__SIGNING_SECRET\n",
-        )
-            .into_response();
+        return events_off();
     };
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     if let Some(refused) = refused(&receiver, headers, &body) {
