@@ -342,6 +342,7 @@ impl Application {
             watch.abort();
         }
         drain_streams.start();
+        let sender = self.services.sender.clone();
         let _ = stop_tx.send(());
         let _ = http_stop_tx.send(true);
         let drained = tokio::time::timeout(grace, async {
@@ -350,6 +351,8 @@ impl Application {
             (grpc, http)
         })
         .await;
+        // The records of the last messages posted, before the runtime goes.
+        sender.flush_posted().await;
         match drained {
             Ok((grpc, http)) => {
                 grpc??;

@@ -173,22 +173,25 @@ macro_rules! sent_message_store {
                     at: DateTime<Utc>,
                 ) -> Result<(), RepositoryError> {
                     $crate::with_conn!(self.$pool, conn, {
-                        // Usually one message; a long text's continuations are a few more.
-                        for m in posted {
-                            diesel::insert_into(p::posted_messages)
-                                .values((
-                                    p::connector_id.eq(DbId::from(m.connector_id)),
-                                    p::channel_id.eq(m.channel.as_str()),
-                                    p::ts.eq(m.ts.as_str()),
-                                    p::tenant_id.eq(m.tenant_id.as_str()),
-                                    p::posted_at.eq(DbTime(at)),
-                                ))
-                                .on_conflict_do_nothing()
-                                .execute(&mut conn)
-                                .await
-                                .map_err(map_err)?;
-                        }
-                        Ok(())
+                        // A batch of sends' records: one transaction, one commit.
+                        diesel_async::AsyncConnection::transaction(&mut conn, async |conn| {
+                            for m in posted {
+                                diesel::insert_into(p::posted_messages)
+                                    .values((
+                                        p::connector_id.eq(DbId::from(m.connector_id)),
+                                        p::channel_id.eq(m.channel.as_str()),
+                                        p::ts.eq(m.ts.as_str()),
+                                        p::tenant_id.eq(m.tenant_id.as_str()),
+                                        p::posted_at.eq(DbTime(at)),
+                                    ))
+                                    .on_conflict_do_nothing()
+                                    .execute(conn)
+                                    .await?;
+                            }
+                            Ok::<_, diesel::result::Error>(())
+                        })
+                        .await
+                        .map_err(map_err)
                     })
                 }
 

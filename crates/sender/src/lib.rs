@@ -147,10 +147,14 @@ impl Sender {
         message: Message,
     ) -> Result<SentMessage, Error> {
         let id = ConnectorId::parse("connector_id", connector_id).map_err(SendError::from)?;
-        self.inner
+        let sent = self
+            .inner
             .send_owned(self.tenant.as_ref(), id, message)
-            .await
-            .map_err(Error::from)
+            .await;
+        // A library send answers once its message is recorded as this connector's, so that
+        // the program may end (or another process change it) right after.
+        self.inner.flush_posted().await;
+        sent.map_err(Error::from)
     }
 
     /// Replaces the text (and blocks) of a message connector `connector_id` posted: the

@@ -262,6 +262,7 @@ pub struct MessageSender {
     limits: SendLimits,
     in_flight: Arc<InFlight>,
     sends: Arc<dyn SentMessageStore>,
+    posted: posted::PostedLog,
     sleep: Sleep,
     spawn: Spawn,
     channels: Arc<ChannelIds>,
@@ -371,9 +372,11 @@ impl MessageSender {
             Arc::downgrade(&tokens) as std::sync::Weak<dyn Forget>;
         tokens.coherence.register(forget);
         let defaults = ChannelLimits::default();
+        let posted = posted::PostedLog::new(sends.clone(), spawn.clone(), ports.clock.clone());
         Self {
             ports,
             sends,
+            posted,
             sleep,
             spawn,
             limits: SendLimits::default(),
@@ -426,6 +429,14 @@ impl MessageSender {
             counts: Mutex::new(HashMap::new()),
         });
         self
+    }
+
+    /// Waits (at most 5 s) until the records of every message posted so far are written:
+    /// for a process about to end, whose queued records would otherwise be lost.
+    pub async fn flush_posted(&self) {
+        self.posted
+            .flushed(&self.sleep, Duration::from_secs(5))
+            .await;
     }
 
     /// The token cache.
@@ -889,9 +900,9 @@ impl MessageSender {
     }
 
     /// Records what `connector` posted (every part, or the scheduled message), so that only it
-    /// may change it later. The post already happened: a failure to record is logged, never
-    /// turned into a failed send (a retry would post twice); that message then cannot be
-    /// changed through the service.
+    /// may change it later: queued for the [`posted::PostedLog`], off the send's path. The post
+    /// already happened: a failure to record is logged, never turned into a failed send (a
+    /// retry would post twice); that message then cannot be changed through the service.
     async fn remember_posted(&self, connector: &Connector, sent: &SentMessage) {
         let record = |ts: &str| PostedRecord {
             tenant_id: connector.tenant_id.clone(),
@@ -905,14 +916,7 @@ impl MessageSender {
             .filter(|ts| !ts.is_empty())
             .map(record)
             .collect();
-        if let Err(e) = self
-            .sends
-            .record_posted(&posted, self.ports.clock.utc())
-            .await
-        {
-            tracing::warn!(connector_id = %connector.id, channel = %sent.channel, error = %e,
-                "could not record a posted message: it cannot be updated or deleted through the service");
-        }
+        self.posted.record(posted);
     }
 
     async fn fetch_token(&self, connector: &Connector) -> Result<BotToken, SendError> {
@@ -1067,6 +1071,7 @@ fn failure(f: Failed, channel: &ChannelId) -> SendError {
 }
 
 mod edits;
+mod posted;
 
 #[cfg(test)]
 pub(crate) mod tests;

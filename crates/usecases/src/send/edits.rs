@@ -107,7 +107,7 @@ impl MessageSender {
         channel: &ChannelId,
         ts: &str,
     ) -> Result<(), SendError> {
-        if self.sends.was_posted(id, channel, ts).await? {
+        if self.posted.holds(id, channel, ts) || self.sends.was_posted(id, channel, ts).await? {
             Ok(())
         } else {
             Err(SendError::MessageNotFound {
