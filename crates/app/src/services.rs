@@ -122,7 +122,8 @@ impl Services {
             storage.log,
             config.event_retention,
             tokio_sleep(),
-        );
+        )
+        .with_stream_limit(config.max_event_streams_per_tenant);
         // Streams wake when any replica appends to their tenant's log.
         if let Some(feed) = &event_notices {
             feed.watch(inbound.bells());

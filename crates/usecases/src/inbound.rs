@@ -71,6 +71,55 @@ pub struct InboundEvents {
     retention: Duration,
     bells: Arc<EventBells>,
     sleep: Sleep,
+    streams: Arc<StreamSlots>,
+}
+
+/// Streams open per tenant on this replica, and how many one may hold.
+#[derive(Debug, Default)]
+struct StreamSlots {
+    open: std::sync::Mutex<std::collections::HashMap<TenantId, usize>>,
+    per_tenant: Option<usize>,
+}
+
+/// One open stream's slot, given back when the stream is dropped.
+struct StreamSlot {
+    slots: Arc<StreamSlots>,
+    tenant: TenantId,
+}
+
+impl StreamSlots {
+    fn take(self: &Arc<Self>, tenant: &TenantId) -> Result<StreamSlot, ConnectorError> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let n = open.entry(tenant.clone()).or_default();
+        if let Some(max) = self.per_tenant
+            && *n >= max
+        {
+            return Err(ConnectorError::QuotaExceeded {
+                subject: "event streams",
+                description: format!(
+                    "tenant {tenant} has {max} StreamEvents streams open on this replica \
+                     (CONNECTOR__EVENTS__MAX_STREAMS_PER_TENANT); close one, or read with ListEvents"
+                ),
+            });
+        }
+        *n += 1;
+        Ok(StreamSlot {
+            slots: self.clone(),
+            tenant: tenant.clone(),
+        })
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self.slots.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&self.tenant) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.tenant);
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for InboundEvents {
@@ -91,7 +140,18 @@ impl InboundEvents {
             retention,
             bells: Arc::new(EventBells::default()),
             sleep,
+            streams: Arc::new(StreamSlots::default()),
         }
+    }
+
+    /// The same, letting one tenant hold at most `max` streams on this replica (`None`: no
+    /// limit); one more is `RESOURCE_EXHAUSTED`.
+    pub fn with_stream_limit(mut self, max: Option<usize>) -> Self {
+        self.streams = Arc::new(StreamSlots {
+            open: Default::default(),
+            per_tenant: max,
+        });
+        self
     }
 
     /// The tenants' bells: give them to the database's event feed, which rings them when
@@ -167,6 +227,7 @@ impl InboundEvents {
     > {
         let filter = filter_of(query)?;
         let after = parse_cursor(query.after_cursor)?;
+        let slot = self.streams.take(tenant)?;
         // The bell first: an append after the bounds are read still rings it.
         let bell = self.bells.bell(tenant.as_str());
         let bounds = self.log.cursor_bounds(tenant).await?;
@@ -185,6 +246,7 @@ impl InboundEvents {
             buffer: VecDeque::new(),
             bell,
             sleep: self.sleep.clone(),
+            _slot: slot,
         };
         Ok(futures::stream::unfold(Some(state), |state| async move {
             let mut s = state?;
@@ -254,6 +316,8 @@ struct Following {
     buffer: VecDeque<InboundEvent>,
     bell: Arc<Bell>,
     sleep: Sleep,
+    /// Held while the stream lives.
+    _slot: StreamSlot,
 }
 
 /// Times as both databases keep them: microseconds (so what is streamed at once equals what
@@ -443,6 +507,31 @@ mod tests {
             DEFAULT_RETENTION,
             crate::testing::tokio_sleep(),
         )
+    }
+
+    #[tokio::test]
+    async fn a_tenant_holds_at_most_its_streams_and_a_closed_one_frees_its_slot() {
+        let acme = TenantId::parse("t", "acme").unwrap();
+        let globex = TenantId::parse("t", "globex").unwrap();
+        let inbound = lister(CursorBounds::default()).with_stream_limit(Some(2));
+        let q = EventQuery::default();
+        let first = inbound.follow(&acme, &q).await.unwrap();
+        let _second = inbound.follow(&acme, &q).await.unwrap();
+        let third = inbound.follow(&acme, &q).await.err().unwrap();
+        assert!(
+            matches!(
+                third,
+                ConnectorError::QuotaExceeded {
+                    subject: "event streams",
+                    ..
+                }
+            ),
+            "{third:?}"
+        );
+        // Another tenant is not counted against acme.
+        let _theirs = inbound.follow(&globex, &q).await.unwrap();
+        drop(first);
+        let _again = inbound.follow(&acme, &q).await.unwrap();
     }
 
     #[tokio::test]

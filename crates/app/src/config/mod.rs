@@ -51,6 +51,8 @@ pub struct CoreConfig {
     pub connector_cache_ttl: Duration,
     /// How long inbound events are kept.
     pub event_retention: Duration,
+    /// StreamEvents streams per tenant and replica at most.
+    pub max_event_streams_per_tenant: Option<usize>,
     /// The tenant the `sender` library is bound to, if any (the server ignores it).
     pub sender_tenant: Option<TenantId>,
     /// Connectors per tenant at most.
@@ -211,6 +213,7 @@ impl CoreConfig {
             token_cache_ttl: secs(s.sender.token_cache_ttl_secs),
             connector_cache_ttl: Duration::from_millis(s.cache.connector_ttl_ms),
             event_retention: secs(s.events.retention_hours.max(1) * 3600),
+            max_event_streams_per_tenant: Some(s.events.max_streams_per_tenant).filter(|n| *n > 0),
             sender_tenant,
             max_connectors_per_tenant: Some(s.quotas.max_connectors_per_tenant).filter(|n| *n > 0),
             max_pending_installs_per_tenant: Some(s.quotas.max_pending_installs_per_tenant)

@@ -228,12 +228,16 @@ impl Default for Sender {
 pub struct Events {
     /// `retention_hours`: how long events are kept (at least 1).
     pub retention_hours: u64,
+    /// `max_streams_per_tenant`: StreamEvents streams one tenant may hold open on a replica
+    /// (0: no limit).
+    pub max_streams_per_tenant: usize,
 }
 
 impl Default for Events {
     fn default() -> Self {
         Self {
             retention_hours: 168,
+            max_streams_per_tenant: 16,
         }
     }
 }
