@@ -142,23 +142,6 @@ struct Authorization {
     is_bot: bool,
 }
 
-#[derive(Deserialize)]
-struct Inner {
-    #[serde(rename = "type")]
-    kind: String,
-    /// A channel ID, or for renames an object with `id` and `name`.
-    channel: Option<serde_json::Value>,
-    /// A user ID, or in some events (`user_change`) a user object.
-    user: Option<serde_json::Value>,
-    tokens: Option<Tokens>,
-}
-
-#[derive(Deserialize)]
-struct Tokens {
-    #[serde(default)]
-    bot: Vec<String>,
-}
-
 /// Reads a verified delivery's body.
 pub fn parse(body: &[u8]) -> Result<Callback, ParseError> {
     let envelope: Envelope =
@@ -176,8 +159,6 @@ pub fn parse(body: &[u8]) -> Result<Callback, ParseError> {
             let api_app_id = envelope.api_app_id.ok_or_else(|| missing("api_app_id"))?;
             let raw = envelope.event.ok_or_else(|| missing("event"))?;
             let detail = detail_of(&raw)?;
-            let inner: Inner = serde_json::from_value(raw)
-                .map_err(|e| ParseError(format!("malformed event ({e})")))?;
             let bots: Vec<String> = envelope
                 .authorizations
                 .into_iter()
@@ -188,7 +169,7 @@ pub fn parse(body: &[u8]) -> Result<Callback, ParseError> {
                 event_id,
                 team_id,
                 api_app_id,
-                kind: kind_of(inner, &bots)?,
+                kind: kind_of(&raw, &detail, &bots)?,
                 detail,
             })))
         }
@@ -342,56 +323,63 @@ fn detail_of(event: &serde_json::Value) -> Result<EventDetail, ParseError> {
     })
 }
 
-fn kind_of(inner: Inner, bots: &[String]) -> Result<SlackEventKind, ParseError> {
-    let channel_id = |inner: &Inner| -> Result<ChannelId, ParseError> {
-        let id = match &inner.channel {
-            Some(serde_json::Value::String(id)) => Some(id.clone()),
-            Some(serde_json::Value::Object(o)) => {
-                o.get("id").and_then(|v| v.as_str()).map(str::to_owned)
-            }
-            _ => None,
-        };
-        id.map(ChannelId::new)
-            .ok_or_else(|| ParseError(format!("{} without a channel", inner.kind)))
+/// What the event (read into `detail` already) says about connectors: the channel and the
+/// user are `detail`'s; a revocation's bot users and a rename's new name are read here.
+fn kind_of(
+    event: &serde_json::Value,
+    detail: &EventDetail,
+    bots: &[String],
+) -> Result<SlackEventKind, ParseError> {
+    let kind = detail.event_type.as_str();
+    let channel = || {
+        detail
+            .channel_id
+            .clone()
+            .map(ChannelId::new)
+            .ok_or_else(|| ParseError(format!("{kind} without a channel")))
     };
-    let by_bot = |inner: &Inner| {
-        inner
-            .user
+    let by_bot = || {
+        detail
+            .user_id
             .as_ref()
-            .and_then(|u| u.as_str())
             .is_some_and(|u| bots.iter().any(|b| b == u))
     };
-    Ok(match inner.kind.as_str() {
+    let revoked_bots: Vec<String> = event
+        .pointer("/tokens/bot")
+        .and_then(|b| b.as_array())
+        .map(|b| {
+            b.iter()
+                .filter_map(|u| u.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(match kind {
         "app_uninstalled" => SlackEventKind::AppUninstalled,
-        "tokens_revoked" if inner.tokens.as_ref().is_some_and(|t| !t.bot.is_empty()) => {
-            SlackEventKind::TokensRevoked {
-                bot_user_ids: inner.tokens.map(|t| t.bot).unwrap_or_default(),
-            }
-        }
+        "tokens_revoked" if !revoked_bots.is_empty() => SlackEventKind::TokensRevoked {
+            bot_user_ids: revoked_bots,
+        },
         "channel_rename" | "group_rename" => {
-            let name = inner
-                .channel
-                .as_ref()
-                .and_then(|c| c.get("name"))
+            let name = event
+                .pointer("/channel/name")
                 .and_then(|n| n.as_str())
-                .ok_or_else(|| ParseError(format!("{} without a channel name", inner.kind)))?;
+                .ok_or_else(|| ParseError(format!("{kind} without a channel name")))?;
             SlackEventKind::ChannelRenamed {
-                channel: channel_id(&inner)?,
+                channel: channel()?,
                 name: ChannelName::new(name.trim_start_matches('#')),
             }
         }
         "channel_archive" | "group_archive" | "channel_deleted" | "group_deleted"
         | "channel_left" | "group_left" => SlackEventKind::ChannelUnavailable {
-            channel: channel_id(&inner)?,
+            channel: channel()?,
         },
-        "member_left_channel" if by_bot(&inner) => SlackEventKind::ChannelUnavailable {
-            channel: channel_id(&inner)?,
+        "member_left_channel" if by_bot() => SlackEventKind::ChannelUnavailable {
+            channel: channel()?,
         },
         "channel_unarchive" | "group_unarchive" => SlackEventKind::ChannelAvailable {
-            channel: channel_id(&inner)?,
+            channel: channel()?,
         },
-        "member_joined_channel" if by_bot(&inner) => SlackEventKind::ChannelAvailable {
-            channel: channel_id(&inner)?,
+        "member_joined_channel" if by_bot() => SlackEventKind::ChannelAvailable {
+            channel: channel()?,
         },
         other => SlackEventKind::Ignored(other.to_owned()),
     })
