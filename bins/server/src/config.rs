@@ -13,7 +13,8 @@ use connector_adapters_jwt::JwtSettings;
 use connector_app::config::sources::blank;
 use connector_app::config::{ConfigError, CoreConfig, Sources, invalid};
 use connector_domain::Scopes;
-use secrecy::SecretString;
+use connector_slack_inbound::SocketModeSettings;
+use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 
 /// The whole server configuration.
@@ -37,6 +38,9 @@ pub struct ServerConfig {
     pub rate_per_client: Option<(u32, u32)>,
     /// The Slack app's signing secret: turns on `POST /slack/events`.
     pub signing_secret: Option<SecretString>,
+    /// Slack's Socket Mode (an app-level token set): connections to Slack that bring events,
+    /// interactions and commands without a public URL.
+    pub socket_mode: Option<SocketModeSettings>,
     /// Log lines.
     pub log: LogConfig,
     /// Traces exported over OTLP/gRPC; `None`: off.
@@ -353,12 +357,27 @@ impl Default for RawQuotas {
     }
 }
 
-/// The part of `slack.*` the HTTP edge owns.
-#[derive(Debug, Default, Deserialize)]
+/// The part of `slack.*` the inbound edges own.
+#[derive(Debug, Deserialize)]
 #[serde(default)]
 struct RawSlack {
     #[serde(deserialize_with = "blank::secret")]
     signing_secret: Option<SecretString>,
+    /// The app-level token (`xapp-…`) that turns Socket Mode on.
+    #[serde(deserialize_with = "blank::secret")]
+    app_token: Option<SecretString>,
+    /// Socket Mode connections per replica.
+    socket_connections: usize,
+}
+
+impl Default for RawSlack {
+    fn default() -> Self {
+        Self {
+            signing_secret: None,
+            app_token: None,
+            socket_connections: 2,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -426,6 +445,26 @@ impl ServerConfig {
                 "must hold at least one SendMessage of the largest size (grpc.max_message_bytes + grpc.max_attachment_bytes)",
             ));
         }
+        let socket_mode = match &s.slack.app_token {
+            None => None,
+            Some(token) if !token.expose_secret().trim().starts_with("xapp-") => {
+                return Err(invalid(
+                    "slack.app_token",
+                    "must be an app-level token (xapp-…, with the connections:write scope), not a bot or user token",
+                ));
+            }
+            Some(_) if !(1..=10).contains(&s.slack.socket_connections) => {
+                return Err(invalid(
+                    "slack.socket_connections",
+                    "must be between 1 and 10 (Slack allows an app 10 connections)",
+                ));
+            }
+            Some(token) => Some(SocketModeSettings {
+                api_base_url: core.slack.api_base_url.clone(),
+                app_token: SecretString::from(token.expose_secret().trim().to_owned()),
+                connections: s.slack.socket_connections,
+            }),
+        };
         let otel = match &s.otel.endpoint {
             None => None,
             Some(url) if !(url.starts_with("http://") || url.starts_with("https://")) => {
@@ -487,6 +526,7 @@ impl ServerConfig {
                 (rate, burst)
             }),
             signing_secret: s.slack.signing_secret,
+            socket_mode,
             log: s.log,
             otel,
         })
@@ -737,6 +777,29 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("grpc.listen_addr"), "{err}");
+    }
+
+    #[test]
+    fn socket_mode_is_on_with_an_app_token_and_refuses_other_tokens_and_counts() {
+        assert!(load(&[]).unwrap().socket_mode.is_none());
+        let c = load(&[("CONNECTOR__SLACK__APP_TOKEN", "xapp-1-A1-2-sekrit")]).unwrap();
+        let socket = c.socket_mode.as_ref().unwrap();
+        assert_eq!(socket.connections, 2);
+        assert_eq!(socket.api_base_url, "https://slack.com/api/");
+        assert!(!format!("{c:?}").contains("sekrit"));
+        refused(
+            &[("CONNECTOR__SLACK__APP_TOKEN", "xoxb-1-bot-token")],
+            "slack.app_token",
+        );
+        for n in ["0", "11"] {
+            refused(
+                &[
+                    ("CONNECTOR__SLACK__APP_TOKEN", "xapp-1-A1-2-sekrit"),
+                    ("CONNECTOR__SLACK__SOCKET_CONNECTIONS", n),
+                ],
+                "slack.socket_connections",
+            );
+        }
     }
 
     #[test]

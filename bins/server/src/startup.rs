@@ -210,6 +210,16 @@ impl Application {
         let metrics_upkeep = crate::metrics::spawn_upkeep();
         let grace = self.config.grpc.shutdown_grace;
 
+        // Slack's deliveries, whichever way they come, take one path.
+        let receiver = connector_slack_inbound::Receiver::new(
+            self.services.events.clone(),
+            self.services.inbound.clone(),
+        );
+        let socket_mode =
+            self.config.socket_mode.clone().map(|settings| {
+                connector_slack_inbound::SocketMode::start(settings, receiver.clone())
+            });
+
         let (http_stop_tx, http_stop_rx) = tokio::sync::watch::channel(false);
         let stopped_http = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
@@ -224,8 +234,7 @@ impl Application {
                     .as_ref()
                     .map(|secret| crate::http::EventReceiver {
                         signing_secret: secret.clone(),
-                        events: self.services.events.clone(),
-                        inbound: self.services.inbound.clone(),
+                        receiver: receiver.clone(),
                     }),
                 crate::http::BodyLimits {
                     max_bytes: h.max_body_bytes,
@@ -346,6 +355,10 @@ impl Application {
         let _ = stop_tx.send(());
         let _ = http_stop_tx.send(true);
         let drained = tokio::time::timeout(grace, async {
+            // Envelopes stored are acknowledged, the rest left to Slack to deliver elsewhere.
+            if let Some(socket_mode) = socket_mode {
+                socket_mode.stop().await;
+            }
             let grpc = server.await;
             let http = http.await;
             (grpc, http)

@@ -1,26 +1,23 @@
-//! `POST /slack/events`: Slack's Events API deliveries, verified, stored in the tenants' event
-//! logs before they are acknowledged, recorded once and acted on.
+//! `POST /slack/events`, `/slack/interactions`, `/slack/commands`: Slack's HTTP deliveries,
+//! verified, then taken by the [`Receiver`] (stored in the tenants' event logs, lifecycle
+//! events acted on) before they are answered.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse as _, Response};
-use connector_usecases::{EventOutcome, InboundEvents, SlackEvents};
+use connector_slack_inbound::wire::{self, Callback};
+use connector_slack_inbound::{Receiver, Transport, count_malformed};
 use secrecy::SecretString;
 
-use crate::wire::{self, Callback};
-
-/// What `POST /slack/events` needs: the app's signing secret and the use case.
+/// What Slack's HTTP routes need: the app's signing secret and the receiver.
 #[derive(Clone)]
 pub struct EventReceiver {
     /// The Slack app's signing secret.
     pub signing_secret: SecretString,
-    /// Acts on the events.
-    pub events: SlackEvents,
-    /// Stores every event in the event logs of the connectors it belongs to.
-    pub inbound: InboundEvents,
+    /// Stores and acts on what Slack delivers.
+    pub receiver: Receiver,
 }
 
 /// The answer to Slack's URL check.
@@ -29,18 +26,8 @@ struct Challenge {
     challenge: String,
 }
 
-/// How long a delivery's answer waits for the event to be acted on; Slack wants an answer
-/// within 3 s, so longer work goes on after the answer.
-const EVENT_WORK_WAIT: Duration = Duration::from_secs(2);
-
 fn count_event(outcome: &'static str) {
     metrics::counter!("connector_slack_events_total", "outcome" => outcome).increment(1);
-}
-
-fn count_inbound(event_type: &str, outcome: &'static str) {
-    metrics::counter!("connector_inbound_events_total", "transport" => "http",
-        "type" => event_type.to_owned(), "outcome" => outcome)
-    .increment(1);
 }
 
 /// Slack's signature and timestamp on `body`, checked before anything of it is read: the 401
@@ -68,139 +55,61 @@ fn events_off() -> Response {
         .into_response()
 }
 
-/// What a form delivery is.
+/// What an HTTP delivery is.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum FormDelivery {
-    /// `POST /slack/interactions`.
+pub(crate) enum Delivery {
+    /// `POST /slack/events`: a JSON callback.
+    Event,
+    /// `POST /slack/interactions`: a form with the interaction's JSON in `payload`.
     Interaction,
-    /// `POST /slack/commands`.
+    /// `POST /slack/commands`: a slash command's form fields.
     Command,
 }
 
-/// `POST /slack/interactions` and `POST /slack/commands`: verified like events, stored in the
-/// event logs of the connectors they belong to, and acknowledged (an empty `200`, which Slack
-/// shows as nothing) only once stored; the platform answers through the kept `response_url`
-/// or `trigger_id`, or with SendMessage.
-pub(crate) async fn slack_form(
+/// Verifies the signature before anything else, answers Slack's URL check, and hands the
+/// rest to the receiver: `200` (empty, which Slack shows as nothing for an interaction or a
+/// command) once it is stored, `503` when it could not be, so that Slack delivers it again.
+pub(crate) async fn slack_delivery(
     receiver: Option<Arc<EventReceiver>>,
-    kind: FormDelivery,
+    kind: Delivery,
     headers: &HeaderMap,
     body: Bytes,
 ) -> Response {
     let Some(receiver) = receiver else {
         return events_off();
     };
-    if let Some(refused) = refused(&receiver, headers, &body) {
-        return refused;
-    }
-    let parsed = match kind {
-        FormDelivery::Interaction => wire::parse_interaction(&body),
-        FormDelivery::Command => wire::parse_command(&body),
-    };
-    let event = match parsed {
-        Ok(event) => event,
-        Err(e) => {
-            count_inbound("malformed", "malformed");
-            tracing::warn!(error = %e, ?kind, "a signed Slack delivery could not be read");
-            return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response();
-        }
-    };
-    match receiver.inbound.store(&event).await {
-        Ok(n) => {
-            count_inbound(
-                &event.detail.event_type,
-                if n > 0 { "stored" } else { "not_stored" },
-            );
-            StatusCode::OK.into_response()
-        }
-        Err(e) => {
-            count_inbound(&event.detail.event_type, "failed");
-            tracing::warn!(event_id = %event.event_id, error = %e, ?kind,
-                "could not store a Slack delivery; answering 503");
-            StatusCode::SERVICE_UNAVAILABLE.into_response()
-        }
-    }
-}
-
-/// `POST /slack/events`: verifies the signature before anything else, answers Slack's URL
-/// check, drops retries of handled events, and acts on the rest (answering within
-/// [`EVENT_WORK_WAIT`] whatever the work takes).
-pub(crate) async fn slack_events(
-    receiver: Option<Arc<EventReceiver>>,
-    headers: &HeaderMap,
-    body: Bytes,
-) -> Response {
-    let Some(receiver) = receiver else {
-        return events_off();
-    };
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     if let Some(refused) = refused(&receiver, headers, &body) {
         count_event("refused");
         return refused;
     }
-    let event = match wire::parse(&body) {
-        Ok(Callback::UrlVerification { challenge }) => {
+    let parsed = match kind {
+        Delivery::Event => wire::parse(&body).map(|callback| match callback {
+            Callback::UrlVerification { challenge } => Err(challenge),
+            Callback::Event(event) => Ok(*event),
+        }),
+        Delivery::Interaction => wire::parse_interaction(&body).map(Ok),
+        Delivery::Command => wire::parse_command(&body).map(Ok),
+    };
+    let event = match parsed {
+        Ok(Ok(event)) => event,
+        Ok(Err(challenge)) => {
             count_event("url_verification");
             return axum::Json(Challenge { challenge }).into_response();
         }
-        Ok(Callback::Event(event)) => *event,
         Err(e) => {
-            count_event("malformed");
-            tracing::warn!(error = %e, "a signed Slack delivery could not be read");
+            count_malformed(Transport::Http);
+            tracing::warn!(error = %e, ?kind, "a signed Slack delivery could not be read");
             return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response();
         }
     };
-    let retry = header(wire::RETRY_HEADER).map(str::to_owned);
-    // Stored first (idempotently, per connector): a delivery is acknowledged only once what
-    // it carries is kept, and a retry of one that failed here is stored then.
-    match receiver.inbound.store(&event).await {
-        Ok(0) => count_inbound(&event.detail.event_type, "not_stored"),
-        Ok(_) => count_inbound(&event.detail.event_type, "stored"),
-        Err(e) => {
-            count_inbound(&event.detail.event_type, "failed");
-            tracing::warn!(event_id = %event.event_id, error = %e,
-                "could not store a Slack event; Slack will retry it");
-            return StatusCode::SERVICE_UNAVAILABLE.into_response();
-        }
+    if let Some(retry) = headers
+        .get(wire::RETRY_HEADER)
+        .and_then(|v| v.to_str().ok())
+    {
+        tracing::debug!(event_id = %event.event_id, retry, "Slack delivers an event again");
     }
-    match receiver.events.first_delivery(&event).await {
-        Ok(true) => {}
-        Ok(false) => {
-            count_event("duplicate");
-            tracing::debug!(event_id = %event.event_id, retry = ?retry,
-                "a Slack event already handled was delivered again; dropped");
-            return StatusCode::OK.into_response();
-        }
-        Err(e) => {
-            // Not recorded: Slack retries the delivery.
-            count_event("failed");
-            tracing::warn!(event_id = %event.event_id, error = %e,
-                "could not record a Slack event; Slack will retry it");
-            return StatusCode::SERVICE_UNAVAILABLE.into_response();
-        }
-    }
-    let events = receiver.events.clone();
-    let mut work = tokio::spawn(async move {
-        let outcome = events.handle(&event).await;
-        match &outcome {
-            Ok(EventOutcome::Handled { connectors }) => {
-                count_event("handled");
-                tracing::info!(event_id = %event.event_id, workspace_id = %event.team_id,
-                    kind = ?event.kind, connectors, "Slack event handled");
-            }
-            Ok(_) => count_event("ignored"),
-            Err(e) => {
-                count_event("failed");
-                tracing::warn!(event_id = %event.event_id, error = %e,
-                    "acting on a Slack event failed; Slack's retry of it will be handled");
-            }
-        }
-        outcome.is_ok()
-    });
-    match tokio::time::timeout(EVENT_WORK_WAIT, &mut work).await {
-        // Failed before the answer: Slack retries the delivery, which is acted on again.
-        Ok(Ok(false)) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
-        // Done, or still running (it goes on after the answer).
-        _ => StatusCode::OK.into_response(),
+    match receiver.receiver.accept(event, Transport::Http).await {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
     }
 }

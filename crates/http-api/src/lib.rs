@@ -1,6 +1,7 @@
-//! The HTTP edge that Slack and browsers reach: Slack's Events API (`POST /slack/events`,
-//! when a signing secret is set: [`wire`] verifies the v0 signature and reads the callback)
-//! and the OAuth install pages (`GET /slack/install`, `GET /slack/oauth/callback`), each
+//! The HTTP edge that Slack and browsers reach: Slack's Events API, interactivity and slash
+//! commands (`POST /slack/events`, `/slack/interactions`, `/slack/commands`, when a signing
+//! secret is set: [`wire`] verifies the v0 signature and reads the delivery, the
+//! [`Receiver`](connector_slack_inbound::Receiver) stores it) and the OAuth install pages (`GET /slack/install`, `GET /slack/oauth/callback`), each
 //! mapped to the use cases; [`serve`] runs a router with bounded connections.
 //!
 //! # Must never
@@ -11,7 +12,9 @@
 mod events;
 mod install;
 mod serve;
-pub mod wire;
+
+/// Slack's wire formats and signature (kept here too for callers of this crate).
+pub use connector_slack_inbound::wire;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,39 +29,21 @@ use connector_usecases::OAuthInstaller;
 pub use events::EventReceiver;
 pub use serve::{HttpLimits, serve};
 
-/// Slack's routes: the Events API receiver (`None`: answered 404 with what to set) and the
-/// install pages over `installer`.
+/// Slack's routes: the Events API, interactivity and slash command receivers (`None`:
+/// answered 404 with what to set) and the install pages over `installer`.
 pub fn slack_routes(installer: OAuthInstaller, events: Option<EventReceiver>) -> Router {
     let events = events.map(Arc::new);
-    let (interactions, commands) = (events.clone(), events.clone());
+    let route = |kind: events::Delivery| {
+        let receiver = events.clone();
+        post(move |headers: HeaderMap, body: Bytes| {
+            let receiver = receiver.clone();
+            async move { events::slack_delivery(receiver, kind, &headers, body).await }
+        })
+    };
     Router::new()
-        .route(
-            "/slack/events",
-            post(move |headers: HeaderMap, body: Bytes| {
-                let events = events.clone();
-                async move { events::slack_events(events, &headers, body).await }
-            }),
-        )
-        .route(
-            "/slack/interactions",
-            post(move |headers: HeaderMap, body: Bytes| {
-                let receiver = interactions.clone();
-                async move {
-                    events::slack_form(receiver, events::FormDelivery::Interaction, &headers, body)
-                        .await
-                }
-            }),
-        )
-        .route(
-            "/slack/commands",
-            post(move |headers: HeaderMap, body: Bytes| {
-                let receiver = commands.clone();
-                async move {
-                    events::slack_form(receiver, events::FormDelivery::Command, &headers, body)
-                        .await
-                }
-            }),
-        )
+        .route("/slack/events", route(events::Delivery::Event))
+        .route("/slack/interactions", route(events::Delivery::Interaction))
+        .route("/slack/commands", route(events::Delivery::Command))
         .route("/slack/install", get(install::begin))
         .route("/slack/oauth/callback", get(install::callback))
         .with_state(installer)

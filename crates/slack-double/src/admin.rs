@@ -9,6 +9,10 @@
 //! | `GET /_double/calls` | | call counts per method |
 //! | `GET /_double/scheduled` | | what `chat.scheduleMessage` accepted (cancelled ones marked) |
 //! | `POST /_double/events/target` | `{"url": "http://…/slack/events", "signing_secret": "…"}` | where workspace events are delivered, signed |
+//! | `POST /_double/socket` | `{"app_token": "xapp-…", "ack_timeout_ms": 3000}` (`null` token: off) | Socket Mode on: `apps.connections.open` takes that token, and deliveries go over the app's connections as envelopes |
+//! | `GET /_double/socket` | | connections open, envelopes sent, acknowledged, redelivered |
+//! | `POST /_double/socket/disconnect` | `{"reason": "refresh_requested", "close_after_ms": 1000}` (also `warning`, `link_disabled`) | a `disconnect` frame on every connection, closed after the delay |
+//! | `POST /_double/socket/drop` | | every connection dropped without a close frame |
 //! | `POST /_double/events` | `{"action": "uninstall", "team_id": "T…"}`, `{"action": "archive", "channel": "C…"}` (also `unarchive`, `delete`, `remove_bot`, `invite_bot`; `rename` with `"name"`); what people do: `{"action": "message", "channel": "C…", "user": "U…", "text": "…"}`, `mention` (same fields), `react` (`channel`, `ts`, `user`, `reaction`), `click` (`channel`, `ts`, `user`, `action_id`, `value`: a `block_actions` interaction), `command` (`channel`, `user`, `command`, `text`: a slash command) | makes it happen and delivers it, signed, to the events URL (clicks and commands to its siblings `…/slack/interactions`, `…/slack/commands`); answers the deliveries (`event_id`, the app's HTTP `status`) |
 
 use std::sync::Arc;
@@ -19,6 +23,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use crate::events::{Delivery, EventTarget, Happening};
+use crate::socket::{Disconnect, SocketStats};
 use crate::state::{BotOf, Fault, PostedMessage, ScheduledPost, State, Workspace};
 
 pub(crate) fn routes() -> Router<Arc<State>> {
@@ -31,6 +36,9 @@ pub(crate) fn routes() -> Router<Arc<State>> {
         .route("/_double/scheduled", get(scheduled))
         .route("/_double/events/target", post(event_target))
         .route("/_double/events", post(trigger))
+        .route("/_double/socket", get(socket_stats).post(socket_mode))
+        .route("/_double/socket/disconnect", post(socket_disconnect))
+        .route("/_double/socket/drop", post(socket_drop))
 }
 
 #[derive(Deserialize)]
@@ -106,6 +114,40 @@ async fn trigger(
     Json(body): Json<Happening>,
 ) -> Json<Vec<Delivery>> {
     Json(crate::happenings::trigger(&state, &body).await)
+}
+
+#[derive(Deserialize)]
+struct SocketModeOn {
+    /// The app-level token (`xapp-…`); absent or null: Socket Mode off.
+    app_token: Option<String>,
+    /// How long an envelope waits for its acknowledgement (default 3000).
+    #[serde(default)]
+    ack_timeout_ms: Option<u64>,
+}
+
+async fn socket_mode(AxumState(state): AxumState<Arc<State>>, Json(body): Json<SocketModeOn>) {
+    if let Some(ms) = body.ack_timeout_ms {
+        state
+            .events
+            .socket
+            .set_ack_timeout(std::time::Duration::from_millis(ms));
+    }
+    state.events.socket.enable(body.app_token);
+}
+
+async fn socket_stats(AxumState(state): AxumState<Arc<State>>) -> Json<SocketStats> {
+    Json(state.events.socket.stats())
+}
+
+async fn socket_disconnect(AxumState(state): AxumState<Arc<State>>, Json(body): Json<Disconnect>) {
+    state.events.socket.disconnect(
+        &body.reason,
+        std::time::Duration::from_millis(body.close_after_ms),
+    );
+}
+
+async fn socket_drop(AxumState(state): AxumState<Arc<State>>) {
+    state.events.socket.drop_all();
 }
 
 async fn scheduled(AxumState(state): AxumState<Arc<State>>) -> Json<Vec<ScheduledPost>> {

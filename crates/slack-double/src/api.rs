@@ -25,6 +25,7 @@ pub(crate) fn routes() -> Router<Arc<State>> {
             )),
         )
         .route("/oauth/v2/authorize", axum::routing::get(authorize))
+        .route("/link/", axum::routing::get(crate::socket::link))
 }
 
 /// The largest file the double's upload URL takes (Slack's own limit, 1 GB).
@@ -252,6 +253,18 @@ fn handle(
     };
     if method == "oauth.v2.access" {
         return oauth_access(state, headers, &params);
+    }
+    if method == "apps.connections.open" {
+        // The app-level token, not a workspace's: Socket Mode's own check.
+        let token = bearer(headers).or_else(|| params.get("token").cloned());
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("127.0.0.1");
+        return match state.events.socket.open(token.as_deref(), host) {
+            Ok(url) => ok(json!({ "url": url })),
+            Err(code) => fail(code),
+        };
     }
     let token = bearer(headers).or_else(|| params.get("token").cloned());
     let workspace = match state.authenticate(token.as_deref()) {

@@ -130,8 +130,12 @@ pub struct Delivery {
     pub event_id: String,
     /// The body, as sent (to send it again: [`Events::redeliver`]).
     pub body: String,
-    /// The HTTP status the app answered, or 0 when it could not be reached.
+    /// The HTTP status the app answered, or 0 when it could not be reached (over Socket
+    /// Mode: 200 once acknowledged, 0 when never).
     pub status: u16,
+    /// The Socket Mode envelope's ID, when it went over Socket Mode (`body` is the envelope).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub envelope_id: Option<String>,
 }
 
 /// The double's event delivery.
@@ -139,6 +143,8 @@ pub struct Delivery {
 pub struct Events {
     target: Mutex<Option<EventTarget>>,
     next_id: AtomicU64,
+    /// Socket Mode: when on, deliveries go over it instead.
+    pub(crate) socket: crate::socket::SocketMode,
 }
 
 /// The signature Slack sends for `body` at `timestamp`.
@@ -211,18 +217,18 @@ impl Events {
             "event_time": now_unix(),
             "event": event,
             "authorizations": [{"team_id": team, "user_id": bot_user(), "is_bot": true}],
-        })
-        .to_string();
-        let status = self.post(Route::Events, &body, None).await;
-        Delivery {
-            event_id,
-            body,
-            status,
-        }
+        });
+        self.dispatch(Route::Events, event_id, body.to_string(), body)
+            .await
     }
 
     /// Sends a delivery's body again, as Slack retries one (`X-Slack-Retry-Num`), signed now.
     pub async fn redeliver(&self, delivery: &Delivery, retry: u32) -> u16 {
+        if delivery.envelope_id.is_some() {
+            // Over Socket Mode: the same envelope, its retry_attempt counted up.
+            let envelope = serde_json::from_str(&delivery.body).unwrap_or_default();
+            return self.socket.deliver(envelope, retry).await;
+        }
         let path = if delivery.body.starts_with('{') {
             Route::Events
         } else if delivery.body.starts_with("payload=") {
@@ -268,12 +274,8 @@ impl Events {
         }
         let body =
             serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap_or_default();
-        let status = self.post(Route::Interactions, &body, None).await;
-        Delivery {
-            event_id: format!("I{trigger_id}"),
-            body,
-            status,
-        }
+        self.dispatch(Route::Interactions, format!("I{trigger_id}"), body, payload)
+            .await
     }
 
     /// A user runs slash command `command` with `text` in `channel`: Slack posts its form
@@ -289,10 +291,11 @@ impl Events {
         let n = self.next_id.fetch_add(1, Ordering::SeqCst) + 1;
         let trigger_id = format!("{n}.1000000000.{:032x}", n);
         let response_url = format!("https://hooks.slack.test/commands/{team}/{n}/x");
-        let body = serde_urlencoded::to_string([
+        let team_domain = team.to_lowercase();
+        let fields = [
             ("token", "unused-verification-token"),
             ("team_id", team),
-            ("team_domain", &team.to_lowercase()),
+            ("team_domain", &team_domain),
             ("channel_id", channel),
             ("channel_name", "alerts"),
             ("user_id", user),
@@ -303,13 +306,59 @@ impl Events {
             ("is_enterprise_install", "false"),
             ("response_url", &response_url),
             ("trigger_id", &trigger_id),
-        ])
-        .unwrap_or_default();
-        let status = self.post(Route::Commands, &body, None).await;
-        Delivery {
-            event_id: format!("C{trigger_id}"),
+        ];
+        let body = serde_urlencoded::to_string(fields).unwrap_or_default();
+        let payload: serde_json::Map<String, serde_json::Value> = fields
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).into()))
+            .collect();
+        self.dispatch(
+            Route::Commands,
+            format!("C{trigger_id}"),
             body,
+            payload.into(),
+        )
+        .await
+    }
+
+    /// Sends a delivery the way the app takes them: over Socket Mode when it is on (as an
+    /// envelope of `payload`), else `body` over HTTP.
+    async fn dispatch(
+        &self,
+        route: Route,
+        event_id: String,
+        body: String,
+        payload: serde_json::Value,
+    ) -> Delivery {
+        if !self.socket.enabled() {
+            let status = self.post(route, &body, None).await;
+            return Delivery {
+                event_id,
+                body,
+                status,
+                envelope_id: None,
+            };
+        }
+        let kind = match route {
+            Route::Events => "events_api",
+            Route::Interactions => "interactive",
+            Route::Commands => "slash_commands",
+        };
+        let envelope_id = self.socket.new_envelope_id();
+        let envelope = serde_json::json!({
+            "envelope_id": envelope_id,
+            "payload": payload,
+            "type": kind,
+            "accepts_response_payload": !matches!(route, Route::Events),
+            "retry_attempt": 0,
+            "retry_reason": "",
+        });
+        let status = self.socket.deliver(envelope.clone(), 0).await;
+        Delivery {
+            event_id,
+            body: envelope.to_string(),
             status,
+            envelope_id: Some(envelope_id),
         }
     }
 

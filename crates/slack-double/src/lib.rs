@@ -31,12 +31,14 @@ pub mod admin;
 mod api;
 pub mod events;
 mod happenings;
+pub mod socket;
 mod state;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub use events::{Delivery, EventTarget, Happening};
+pub use socket::{Disconnect, SocketStats};
 pub use state::{
     APP_ID, BOT_ID, BotOf, Channel, Fault, OAuthApp, PostedMessage, ScheduledPost, SharedFile,
     State, Workspace,
@@ -102,6 +104,21 @@ impl SlackDouble {
             url: url.to_owned(),
             signing_secret: signing_secret.to_owned(),
         });
+    }
+
+    /// Turns Socket Mode on for the app-level token `app_token` (deliveries then go over the
+    /// app's Socket Mode connections, not HTTP), or off (`None`).
+    pub fn enable_socket_mode(&self, app_token: Option<&str>) {
+        self.state
+            .events
+            .socket
+            .enable(app_token.map(str::to_owned));
+    }
+
+    /// Socket Mode's side of Slack: connections, envelopes sent and acknowledged, the
+    /// acknowledgement timeout, disconnects.
+    pub fn socket_mode(&self) -> &socket::SocketMode {
+        &self.state.events.socket
     }
 
     /// Makes `happening` happen and delivers its events; the app's answers.

@@ -23,6 +23,7 @@ mod quotas;
 mod readiness;
 mod rotation;
 mod send;
+mod socket_mode;
 mod status_codes;
 mod tls;
 mod update;

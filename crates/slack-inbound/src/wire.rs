@@ -122,6 +122,12 @@ pub enum Callback {
 #[error("not an Events API callback: {0}")]
 pub struct ParseError(String);
 
+impl ParseError {
+    pub(crate) fn new(why: &str) -> Self {
+        Self(why.to_owned())
+    }
+}
+
 #[derive(Deserialize)]
 struct Envelope {
     #[serde(rename = "type")]
@@ -131,6 +137,8 @@ struct Envelope {
     api_app_id: Option<String>,
     event_id: Option<String>,
     event: Option<serde_json::Value>,
+    /// Where an Enterprise Grid delivery names the workspace when `team_id` is absent.
+    context_team_id: Option<String>,
     #[serde(default)]
     authorizations: Vec<Authorization>,
 }
@@ -138,14 +146,27 @@ struct Envelope {
 #[derive(Deserialize)]
 struct Authorization {
     user_id: Option<String>,
+    team_id: Option<String>,
     #[serde(default)]
     is_bot: bool,
 }
 
-/// Reads a verified delivery's body.
+/// Reads a verified delivery's body (`POST /slack/events`).
 pub fn parse(body: &[u8]) -> Result<Callback, ParseError> {
     let envelope: Envelope =
         serde_json::from_slice(body).map_err(|e| ParseError(format!("malformed JSON ({e})")))?;
+    callback(envelope)
+}
+
+/// Reads the `payload` of a Socket Mode `events_api` envelope: the same callback an HTTP
+/// delivery's body holds.
+pub fn parse_value(payload: serde_json::Value) -> Result<Callback, ParseError> {
+    let envelope: Envelope = serde_json::from_value(payload)
+        .map_err(|e| ParseError(format!("malformed callback ({e})")))?;
+    callback(envelope)
+}
+
+fn callback(envelope: Envelope) -> Result<Callback, ParseError> {
     match envelope.kind.as_str() {
         "url_verification" => Ok(Callback::UrlVerification {
             challenge: envelope
@@ -155,7 +176,20 @@ pub fn parse(body: &[u8]) -> Result<Callback, ParseError> {
         "event_callback" => {
             let missing = |what: &str| ParseError(format!("event_callback without {what}"));
             let event_id = envelope.event_id.ok_or_else(|| missing("event_id"))?;
-            let team_id = WorkspaceId::new(envelope.team_id.ok_or_else(|| missing("team_id"))?);
+            // Enterprise Grid: an org-wide install's delivery may name the workspace only in
+            // its context or its authorization.
+            let team_id = envelope
+                .team_id
+                .or(envelope.context_team_id)
+                .or_else(|| {
+                    envelope
+                        .authorizations
+                        .iter()
+                        .find_map(|a| a.team_id.clone())
+                })
+                .filter(|t| !t.is_empty())
+                .map(WorkspaceId::new)
+                .ok_or_else(|| missing("team_id"))?;
             let api_app_id = envelope.api_app_id.ok_or_else(|| missing("api_app_id"))?;
             let raw = envelope.event.ok_or_else(|| missing("event"))?;
             let detail = detail_of(&raw)?;
@@ -210,8 +244,25 @@ pub fn parse_interaction(body: &[u8]) -> Result<SlackEvent, ParseError> {
     let raw = fields
         .get("payload")
         .ok_or_else(|| ParseError("an interaction without a payload field".into()))?;
-    let mut payload: serde_json::Value = serde_json::from_str(raw)
+    let payload: serde_json::Value = serde_json::from_str(raw)
         .map_err(|e| ParseError(format!("malformed interaction payload ({e})")))?;
+    interaction(payload, body)
+}
+
+/// Reads the `payload` of a Socket Mode `interactive` envelope: the interaction itself.
+pub fn parse_interaction_payload(payload: serde_json::Value) -> Result<SlackEvent, ParseError> {
+    let digested = payload.to_string();
+    interaction(payload, digested.as_bytes())
+}
+
+/// An interaction's payload; `delivered` (what Slack sent) names it when it has no
+/// `trigger_id`.
+fn interaction(mut payload: serde_json::Value, delivered: &[u8]) -> Result<SlackEvent, ParseError> {
+    if !payload.is_object() {
+        return Err(ParseError(
+            "an interaction payload that is not an object".into(),
+        ));
+    }
     // The verification token is deprecated and not the service's to pass on.
     if let Some(o) = payload.as_object_mut() {
         o.remove("token");
@@ -223,8 +274,11 @@ pub fn parse_interaction(body: &[u8]) -> Result<SlackEvent, ParseError> {
     };
     let event_type = text(payload.get("type"))
         .ok_or_else(|| ParseError("an interaction without a type".into()))?;
+    // Enterprise Grid: an org-wide install's interaction may have no `team`, only the
+    // user's or the view's workspace.
     let team_id = text(payload.pointer("/team/id"))
         .or_else(|| text(payload.pointer("/user/team_id")))
+        .or_else(|| text(payload.pointer("/view/team_id")))
         .ok_or_else(|| ParseError("an interaction without team.id".into()))?;
     let api_app_id = text(payload.get("api_app_id"))
         .ok_or_else(|| ParseError("an interaction without api_app_id".into()))?;
@@ -232,7 +286,7 @@ pub fn parse_interaction(body: &[u8]) -> Result<SlackEvent, ParseError> {
     let event_id = delivery_id(
         "I",
         payload.get("trigger_id").and_then(|t| t.as_str()),
-        body,
+        delivered,
     );
     let detail = EventDetail {
         channel_id: text(payload.pointer("/channel/id"))
@@ -259,7 +313,34 @@ pub fn parse_interaction(body: &[u8]) -> Result<SlackEvent, ParseError> {
 /// `channel_id`, `user_id`, `command`, `text`, `response_url`, `trigger_id`, `api_app_id`, …),
 /// kept as a JSON object of them.
 pub fn parse_command(body: &[u8]) -> Result<SlackEvent, ParseError> {
-    let fields = form_fields(body)?;
+    command(form_fields(body)?, body)
+}
+
+/// Reads the `payload` of a Socket Mode `slash_commands` envelope: the same fields as a JSON
+/// object.
+pub fn parse_command_payload(payload: serde_json::Value) -> Result<SlackEvent, ParseError> {
+    let digested = payload.to_string();
+    let serde_json::Value::Object(object) = payload else {
+        return Err(ParseError(
+            "a slash command payload that is not an object".into(),
+        ));
+    };
+    let fields = object
+        .into_iter()
+        .map(|(name, value)| match value {
+            serde_json::Value::String(s) => (name, s),
+            other => (name, other.to_string()),
+        })
+        .collect();
+    command(fields, digested.as_bytes())
+}
+
+/// A slash command's fields; `delivered` (what Slack sent) names it when it has no
+/// `trigger_id`.
+fn command(
+    fields: std::collections::HashMap<String, String>,
+    delivered: &[u8],
+) -> Result<SlackEvent, ParseError> {
     let field = |name: &str| fields.get(name).filter(|v| !v.is_empty()).cloned();
     let required = |name: &'static str| {
         field(name).ok_or_else(|| ParseError(format!("a slash command without {name}")))
@@ -284,7 +365,7 @@ pub fn parse_command(body: &[u8]) -> Result<SlackEvent, ParseError> {
             .map_err(|e| ParseError(format!("unencodable command ({e})")))?,
     };
     Ok(SlackEvent {
-        event_id: delivery_id("C", field("trigger_id").as_deref(), body),
+        event_id: delivery_id("C", field("trigger_id").as_deref(), delivered),
         team_id: WorkspaceId::new(team_id),
         api_app_id,
         kind: SlackEventKind::Ignored("slash_command".into()),
@@ -589,6 +670,72 @@ mod tests {
             parse_command(b"command=%2Fx&api_app_id=A1").is_err(),
             "no team"
         );
+    }
+
+    #[test]
+    fn socket_mode_payloads_read_as_their_http_deliveries() {
+        let over_http = match parse(&callback(
+            r#"{"type":"app_mention","user":"U1","text":"hi","channel":"C1","ts":"1.2"}"#,
+        ))
+        .unwrap()
+        {
+            Callback::Event(e) => e,
+            other => panic!("{other:?}"),
+        };
+        let payload: serde_json::Value = serde_json::from_slice(&callback(
+            r#"{"type":"app_mention","user":"U1","text":"hi","channel":"C1","ts":"1.2"}"#,
+        ))
+        .unwrap();
+        match parse_value(payload).unwrap() {
+            Callback::Event(e) => assert_eq!(e, over_http),
+            other => panic!("{other:?}"),
+        }
+        let i = parse_interaction_payload(serde_json::json!({"type": "shortcut",
+            "team": null, "user": {"id": "U1", "team_id": "T9"}, "api_app_id": "A1",
+            "trigger_id": "5.6.x", "token": "old"}))
+        .unwrap();
+        assert_eq!(
+            (
+                i.event_id.as_str(),
+                i.team_id.as_str(),
+                i.detail.event_type.as_str()
+            ),
+            ("I5.6.x", "T9", "shortcut"),
+            "an org-wide install's interaction names the user's workspace"
+        );
+        assert!(!i.detail.payload_json.contains("old"));
+        assert!(parse_interaction_payload(serde_json::json!("text")).is_err());
+        let c = parse_command_payload(serde_json::json!({"token": "old", "team_id": "T1",
+            "api_app_id": "A1", "command": "/deploy", "text": "api", "is_enterprise_install": false,
+            "trigger_id": "7.8.y"}))
+        .unwrap();
+        assert_eq!(
+            (c.event_id.as_str(), c.detail.text.as_deref()),
+            ("C7.8.y", Some("api"))
+        );
+        assert!(!c.detail.payload_json.contains("old"));
+        assert!(parse_command_payload(serde_json::json!(["team_id"])).is_err());
+    }
+
+    #[test]
+    fn enterprise_deliveries_name_their_workspace_where_they_can() {
+        let no_team = br#"{"type":"event_callback","api_app_id":"A0APP","event_id":"Ev02",
+            "enterprise_id":"E1","context_team_id":"T0CTX","event":{"type":"message","text":"x"},
+            "authorizations":[{"enterprise_id":"E1","team_id":"T0AUTH","user_id":"U0BOT","is_bot":true}]}"#;
+        match parse(no_team).unwrap() {
+            Callback::Event(e) => assert_eq!(e.team_id.as_str(), "T0CTX"),
+            other => panic!("{other:?}"),
+        }
+        let only_auth = br#"{"type":"event_callback","api_app_id":"A0APP","event_id":"Ev03",
+            "event":{"type":"message","text":"x"},
+            "authorizations":[{"enterprise_id":"E1","team_id":"T0AUTH","user_id":"U0BOT","is_bot":true}]}"#;
+        match parse(only_auth).unwrap() {
+            Callback::Event(e) => assert_eq!(e.team_id.as_str(), "T0AUTH"),
+            other => panic!("{other:?}"),
+        }
+        let none = br#"{"type":"event_callback","api_app_id":"A0APP","event_id":"Ev04",
+            "event":{"type":"message","text":"x"},"authorizations":[]}"#;
+        assert!(parse(none).is_err());
     }
 
     #[test]
