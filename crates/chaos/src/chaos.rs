@@ -171,6 +171,10 @@ fn ledger(shared: &Shared) -> std::sync::MutexGuard<'_, Ledger> {
 pub(crate) async fn run(stack: &mut Stack, config: &ChaosConfig) -> anyhow::Result<String> {
     let shared: Shared = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
+    // Slack's events in, and a stream reading them, through all of it.
+    let events = crate::chaos_events::start(stack)
+        .await
+        .context("starting the Slack events traffic")?;
     let addrs: Vec<SocketAddr> = stack.replicas.iter().map(|r| r.grpc()).collect();
     let mut clients = Vec::new();
     for worker in 0..config.clients {
@@ -184,6 +188,7 @@ pub(crate) async fn run(stack: &mut Stack, config: &ChaosConfig) -> anyhow::Resu
 
     let injected = inject_faults(stack, config, &shared).await?;
     stop.store(true, Ordering::SeqCst);
+    events.stop_sending();
     for c in clients {
         c.await.context("a client task panicked")?;
     }
@@ -197,9 +202,10 @@ pub(crate) async fn run(stack: &mut Stack, config: &ChaosConfig) -> anyhow::Resu
         }
     }
     tokio::time::sleep(config.settle).await;
+    let inbound = events.finish(Duration::from_secs(15)).await;
 
     let ledger = std::mem::take(&mut *ledger(&shared));
-    verify(stack, config, ledger, &injected).await
+    verify(stack, config, ledger, &injected, inbound).await
 }
 
 async fn inject_faults(
@@ -458,6 +464,7 @@ async fn verify(
     config: &ChaosConfig,
     mut ledger: Ledger,
     injected: &BTreeMap<FaultKind, u32>,
+    (inbound, inbound_broken): (String, Vec<String>),
 ) -> anyhow::Result<String> {
     use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
     let mut conn = AsyncPgConnection::establish(&config.database_url)
@@ -470,6 +477,7 @@ async fn verify(
     let secrets = stored_secrets(&stack.prefix).await?;
 
     let mut broken = std::mem::take(&mut ledger.violations);
+    broken.extend(inbound_broken);
     let active: HashSet<String> = rows
         .iter()
         .filter(|r| r.state == "active")
@@ -595,7 +603,7 @@ async fn verify(
     }
     let codes: Vec<String> = by_code.iter().map(|(c, n)| format!("{c}={n}")).collect();
     let summary = format!(
-        "chaos: {} s, {} clients, {} replicas; faults {}; answers {} (connections cut by kill -9: {}); creates acked {} (floor {}), deletes acked {} (floor {}), sends acked {} (floor {}, posted once each); replica A read all {} surviving connectors; secrets {}, rows {}; orphan secrets {}, rows without secret {}, lost creates {lost}, unfinished rows {unfinished}, INTERNAL/UNKNOWN {bad_codes}, double posts {}: {}",
+        "chaos: {} s, {} clients, {} replicas; faults {}; answers {} (connections cut by kill -9: {}); creates acked {} (floor {}), deletes acked {} (floor {}), sends acked {} (floor {}, posted once each); replica A read all {} surviving connectors; secrets {}, rows {}; orphan secrets {}, rows without secret {}, lost creates {lost}, unfinished rows {unfinished}, INTERNAL/UNKNOWN {bad_codes}, double posts {}; {inbound}: {}",
         config.duration.as_secs(),
         config.clients,
         stack.replicas.len(),

@@ -3,15 +3,18 @@
 //! ```text
 //! connector-chaos chaos --server-bin PATH --database-url URL [--pg-restart CMD] [--secs 60] [--clients 6]
 //! connector-chaos soak  --server-bin PATH --database-url URL [--secs 600] [--rate 40]
+//! connector-chaos bench-events --server-bin PATH --database-url URL [--secs 20] [--senders 32]
 //! ```
-//! `scripts/chaos.sh` and `scripts/soak.sh` provision what these need (a private PostgreSQL
+//! `scripts/chaos.sh`, `scripts/soak.sh` and `scripts/bench-events.sh` provision what these need (a private PostgreSQL
 //! cluster the suite may restart, LocalStack) and run them. The Slack double runs in process;
 //! LocalStack is reached through a switchable proxy (`test_support::proxy`).
 //!
 //! # Must never
 //! Be part of a shipped binary, or pass a run in which a promise broke.
 
+mod bench_events;
 mod chaos;
+mod chaos_events;
 mod soak;
 mod stack;
 
@@ -60,6 +63,15 @@ enum Mode {
         /// Requests per second.
         #[arg(long, default_value_t = 40)]
         rate: u32,
+    },
+    /// Signed Events API deliveries to two replicas, with a stream open on each.
+    BenchEvents {
+        /// How long deliveries are sent.
+        #[arg(long, default_value_t = 20)]
+        secs: u64,
+        /// Concurrent senders.
+        #[arg(long, default_value_t = 32)]
+        senders: usize,
     },
 }
 
@@ -117,12 +129,24 @@ async fn run(args: Args) -> anyhow::Result<String> {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_string()))
     .collect();
-    let (replicas, soak) = match &args.mode {
+    let (replicas, quiet) = match &args.mode {
         Mode::Chaos { .. } => (2, false),
         Mode::Soak { .. } => (1, true),
+        Mode::BenchEvents { .. } => (2, true),
     };
-    if soak {
+    if quiet {
         extra_env.push(("CONNECTOR__LOG__FILTER".into(), "warn".into()));
+    }
+    // Slack's events over HTTP, for the chaos suite's stream and the inbound benchmark.
+    extra_env.push((
+        "CONNECTOR__SLACK__SIGNING_SECRET".into(),
+        chaos_events::SIGNING_SECRET.into(),
+    ));
+    if let Mode::BenchEvents { senders, .. } = &args.mode {
+        extra_env.push((
+            "CONNECTOR__HTTP__MAX_CONNECTIONS_PER_CLIENT".into(),
+            (senders * 2).max(64).to_string(),
+        ));
     }
     let config = stack::StackConfig {
         server_bin: args.server_bin.clone(),
@@ -146,6 +170,16 @@ async fn run(args: Args) -> anyhow::Result<String> {
                     pg_restart,
                     database_url: args.database_url,
                     settle: Duration::from_secs(RECONCILE_STALE_SECS + 4 * RECONCILE_INTERVAL_SECS),
+                },
+            )
+            .await
+        }
+        Mode::BenchEvents { secs, senders } => {
+            bench_events::run(
+                &mut stack,
+                &bench_events::BenchConfig {
+                    duration: Duration::from_secs(secs),
+                    senders,
                 },
             )
             .await

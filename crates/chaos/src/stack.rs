@@ -42,6 +42,7 @@ pub(crate) struct StackConfig {
 pub(crate) struct Replica {
     name: &'static str,
     grpc: SocketAddr,
+    http: SocketAddr,
     child: Option<Child>,
     starts: u32,
 }
@@ -50,6 +51,11 @@ impl Replica {
     /// Its gRPC address.
     pub(crate) fn grpc(&self) -> SocketAddr {
         self.grpc
+    }
+
+    /// Its public HTTP address (Slack's routes).
+    pub(crate) fn http(&self) -> SocketAddr {
+        self.http
     }
 
     /// The process ID, while running.
@@ -91,10 +97,11 @@ impl Stack {
             config,
         };
         for name in names.into_iter().take(replicas.max(1)) {
-            let grpc = free_addr()?;
+            let (grpc, http) = (free_addr()?, free_addr()?);
             stack.replicas.push(Replica {
                 name,
                 grpc,
+                http,
                 child: None,
                 starts: 0,
             });
@@ -125,7 +132,7 @@ impl Stack {
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .envs(dependencies.dependency_env())
             .env("CONNECTOR__GRPC__LISTEN_ADDR", replica.grpc.to_string())
-            .env("CONNECTOR__HTTP__LISTEN_ADDR", free_addr()?.to_string())
+            .env("CONNECTOR__HTTP__LISTEN_ADDR", replica.http.to_string())
             .env("CONNECTOR__ADMIN__LISTEN_ADDR", free_addr()?.to_string())
             .env("CONNECTOR__LOG__FORMAT", "json")
             .envs(self.config.extra_env.iter().cloned())

@@ -945,3 +945,41 @@ async fn an_event_stored_on_one_replica_reaches_streams_on_another_and_resumes_a
     crate::helpers::stop(c).await;
     a.stop().await;
 }
+
+#[tokio::test]
+async fn a_slow_reader_holds_back_no_one_and_misses_nothing() {
+    let mut app = spawn().await;
+    app.create("acme", "prod", "#alerts").await;
+    let open = || pb::StreamEventsRequest {
+        tenant_id: "acme".into(),
+        ..Default::default()
+    };
+    // Opened together; the slow one is not read until the end, while more than its
+    // connection's flow-control window (64 KiB) piles up behind it.
+    let mut slow = app.client.stream_events(open()).await.unwrap().into_inner();
+    let mut fast = app.client.stream_events(open()).await.unwrap().into_inner();
+    let filler = "x".repeat(3000);
+    let n = 100;
+    for i in 0..n {
+        mention(&app, &format!("{i} {filler}")).await;
+    }
+    for i in 0..n {
+        let e = next(&mut fast).await;
+        assert!(
+            e.text.starts_with(&format!("{i} ")),
+            "fast reader, event {i}"
+        );
+    }
+    let mut last = 0i64;
+    for i in 0..n {
+        let e = next(&mut slow).await;
+        assert!(
+            e.text.starts_with(&format!("{i} ")),
+            "slow reader, event {i}"
+        );
+        let cursor: i64 = e.cursor.parse().unwrap();
+        assert!(cursor > last, "in order, once");
+        last = cursor;
+    }
+    app.stop().await;
+}
