@@ -145,6 +145,8 @@ pub struct Events {
     next_id: AtomicU64,
     /// Socket Mode: when on, deliveries go over it instead.
     pub(crate) socket: crate::socket::SocketMode,
+    /// One client for every delivery (its connections reused, as Slack's are).
+    http: std::sync::OnceLock<reqwest::Client>,
 }
 
 /// The signature Slack sends for `body` at `timestamp`.
@@ -376,7 +378,9 @@ impl Events {
             _ => "application/x-www-form-urlencoded",
         };
         let ts = now_unix();
-        let mut request = reqwest::Client::new()
+        let mut request = self
+            .http
+            .get_or_init(reqwest::Client::new)
             .post(&url)
             .header("content-type", content_type)
             .header("x-slack-request-timestamp", ts.to_string())
