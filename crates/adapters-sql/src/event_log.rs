@@ -82,30 +82,69 @@ macro_rules! event_log {
                     new: &[NewInboundEvent],
                 ) -> Result<Vec<InboundEvent>, RepositoryError> {
                     let mut appended = Vec::with_capacity(new.len());
+                    // One transaction per tenant: its cursor row stays locked until its events
+                    // are committed, so cursors become visible in order, and they have no gaps
+                    // (redeliveries are left out before cursors are given).
+                    let mut tenants: Vec<&str> = Vec::new();
                     for event in new {
+                        if !tenants.contains(&event.tenant_id.as_str()) {
+                            tenants.push(event.tenant_id.as_str());
+                        }
+                    }
+                    for tenant in tenants {
+                        let batch: Vec<&NewInboundEvent> = new
+                            .iter()
+                            .filter(|e| e.tenant_id.as_str() == tenant)
+                            .collect();
                         let stored = $crate::with_conn!(self.$pool, conn, {
-                            // One transaction per event: the tenant's cursor row stays locked
-                            // until the event is committed, so cursors become visible in order.
-                            // The cursor first: a write, so SQLite takes its write lock at once
-                            // (waiting its busy timeout) rather than failing to upgrade a read.
-                            let result = diesel_async::AsyncConnection::transaction(
-                                &mut conn,
-                                async |conn| {
-                                    let cursor: i64 = diesel::insert_into(c::event_cursors)
-                                        .values((
-                                            c::tenant_id.eq(event.tenant_id.as_str()),
-                                            c::last_cursor.eq(1_i64),
+                            diesel_async::AsyncConnection::transaction(&mut conn, async |conn| {
+                                // The cursor first: a write, so SQLite takes its write lock at
+                                // once (waiting its busy timeout) rather than failing to upgrade
+                                // a read; PostgreSQL locks the tenant's row.
+                                let last: i64 = diesel::insert_into(c::event_cursors)
+                                    .values((c::tenant_id.eq(tenant), c::last_cursor.eq(0_i64)))
+                                    .on_conflict(c::tenant_id)
+                                    .do_update()
+                                    .set(c::last_cursor.eq(c::last_cursor))
+                                    .returning(c::last_cursor)
+                                    .get_result(conn)
+                                    .await?;
+                                let connectors: Vec<DbId> =
+                                    batch.iter().map(|e| DbId::from(e.connector_id)).collect();
+                                let event_ids: Vec<&str> =
+                                    batch.iter().map(|e| e.event_id.as_str()).collect();
+                                // Under the lock no other append of this tenant runs, and an
+                                // event's connector is the tenant's: what is here is all there is.
+                                let stored: Vec<(DbId, String)> = e::inbound_events
+                                    .filter(e::connector_id.eq_any(&connectors))
+                                    .filter(e::event_id.eq_any(&event_ids))
+                                    .select((e::connector_id, e::event_id))
+                                    .load(conn)
+                                    .await?;
+                                let mut seen: std::collections::HashSet<(DbId, &str)> =
+                                    stored.iter().map(|(c, id)| (*c, id.as_str())).collect();
+                                let fresh: Vec<(i64, &NewInboundEvent)> = batch
+                                    .iter()
+                                    .copied()
+                                    .filter(|e| {
+                                        seen.insert((
+                                            DbId::from(e.connector_id),
+                                            e.event_id.as_str(),
                                         ))
-                                        .on_conflict(c::tenant_id)
-                                        .do_update()
-                                        .set(c::last_cursor.eq(c::last_cursor + 1_i64))
-                                        .returning(c::last_cursor)
-                                        .get_result(conn)
-                                        .await?;
-                                    let inserted = diesel::insert_into(e::inbound_events)
+                                    })
+                                    .zip(last + 1..)
+                                    .map(|(e, cursor)| (cursor, e))
+                                    .collect();
+                                if fresh.is_empty() {
+                                    return Ok(Vec::new());
+                                }
+                                // Row by row (SQLite takes no multi-row insert of these): one
+                                // transaction and one commit all the same.
+                                for (cursor, event) in &fresh {
+                                    diesel::insert_into(e::inbound_events)
                                         .values((
                                             e::tenant_id.eq(event.tenant_id.as_str()),
-                                            e::cursor.eq(cursor),
+                                            e::cursor.eq(*cursor),
                                             e::connector_id.eq(DbId::from(event.connector_id)),
                                             e::event_type.eq(&event.event_type),
                                             e::event_id.eq(&event.event_id),
@@ -119,30 +158,27 @@ macro_rules! event_log {
                                             e::payload_json.eq(&event.payload_json),
                                             e::received_at.eq(DbTime(event.received_at)),
                                         ))
-                                        .on_conflict((e::connector_id, e::event_id))
-                                        .do_nothing()
                                         .execute(conn)
                                         .await?;
-                                    if inserted == 0 {
-                                        // A redelivery: the cursor taken goes back with the rollback.
-                                        return Err(diesel::result::Error::RollbackTransaction);
-                                    }
-                                    Ok(cursor)
-                                },
-                            )
-                            .await;
-                            match result {
-                                Ok(cursor) => Ok(Some(cursor)),
-                                Err(diesel::result::Error::RollbackTransaction) => Ok(None),
-                                Err(e) => Err(map_err(e)),
-                            }
+                                }
+                                diesel::update(c::event_cursors.filter(c::tenant_id.eq(tenant)))
+                                    .set(c::last_cursor.eq(last + fresh.len() as i64))
+                                    .execute(conn)
+                                    .await?;
+                                Ok::<_, diesel::result::Error>(
+                                    fresh
+                                        .into_iter()
+                                        .map(|(cursor, event)| InboundEvent {
+                                            cursor,
+                                            event: event.clone(),
+                                        })
+                                        .collect::<Vec<_>>(),
+                                )
+                            })
+                            .await
+                            .map_err(map_err)
                         })?;
-                        if let Some(cursor) = stored {
-                            appended.push(InboundEvent {
-                                cursor,
-                                event: event.clone(),
-                            });
-                        }
+                        appended.extend(stored);
                     }
                     Ok(appended)
                 }

@@ -32,7 +32,7 @@ pub struct Id;
 pub struct Moment;
 
 /// A value of an [`Id`] column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, AsExpression, FromSqlRow)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, AsExpression, FromSqlRow)]
 #[diesel(sql_type = Id)]
 pub struct DbId(pub uuid::Uuid);
 

@@ -122,6 +122,7 @@ impl Services {
             storage.log,
             config.event_retention,
             tokio_sleep(),
+            tokio_spawn(),
         )
         .with_stream_limit(config.max_event_streams_per_tenant);
         // Streams wake when any replica appends to their tenant's log.

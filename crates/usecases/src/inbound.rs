@@ -19,7 +19,7 @@ use connector_ports::{CursorBounds, EventFilter, EventLog, NewInboundEvent, Slac
 
 use crate::Ports;
 use crate::error::ConnectorError;
-use crate::runtime::Sleep;
+use crate::runtime::{Sleep, Spawn};
 
 mod bells;
 
@@ -72,6 +72,111 @@ pub struct InboundEvents {
     bells: Arc<EventBells>,
     sleep: Sleep,
     streams: Arc<StreamSlots>,
+    appends: Arc<Appends>,
+}
+
+/// Events waiting to be appended, and whether a writer is at work: deliveries that arrive
+/// while one transaction commits go together in the next (a group commit), so a busy
+/// tenant's appends are not one commit each, in single file behind its cursor's lock.
+struct Appends {
+    log: Arc<dyn EventLog>,
+    spawn: Spawn,
+    state: std::sync::Mutex<AppendQueue>,
+}
+
+#[derive(Default)]
+struct AppendQueue {
+    waiting: Vec<(
+        Vec<NewInboundEvent>,
+        futures::channel::oneshot::Sender<AppendResult>,
+    )>,
+    writing: bool,
+}
+
+type AppendResult = Result<Vec<InboundEvent>, connector_ports::RepositoryError>;
+
+/// Events one transaction appends at most.
+const MAX_APPEND_BATCH: usize = 500;
+
+impl Appends {
+    /// Appends `records` with whatever else is waiting; the ones stored now (not redeliveries).
+    async fn append(self: &Arc<Self>, records: Vec<NewInboundEvent>) -> AppendResult {
+        let (done, result) = futures::channel::oneshot::channel();
+        let start = {
+            let mut q = self.lock();
+            q.waiting.push((records, done));
+            !std::mem::replace(&mut q.writing, true)
+        };
+        if start {
+            // On a task of its own: a delivery whose caller went away still gets written, and
+            // everyone waiting gets an answer.
+            let this = self.clone();
+            (self.spawn)(Box::pin(async move { this.write().await }));
+        }
+        result.await.unwrap_or_else(|_| {
+            Err(connector_ports::RepositoryError::Unavailable(
+                "the event log's writer stopped before answering".into(),
+            ))
+        })
+    }
+
+    /// Writes batches until nothing waits.
+    async fn write(&self) {
+        loop {
+            let batch = {
+                let mut q = self.lock();
+                if q.waiting.is_empty() {
+                    q.writing = false;
+                    return;
+                }
+                let mut n = 0;
+                let take = q
+                    .waiting
+                    .iter()
+                    .take_while(|(r, _)| {
+                        n += r.len();
+                        n <= MAX_APPEND_BATCH || n == r.len()
+                    })
+                    .count()
+                    .max(1);
+                q.waiting.drain(..take).collect::<Vec<_>>()
+            };
+            let all: Vec<NewInboundEvent> =
+                batch.iter().flat_map(|(r, _)| r.iter().cloned()).collect();
+            let result = self.log.append_events(&all).await;
+            // Each delivery gets what of its own was stored: an event stored once even when two
+            // deliveries of it were in the batch.
+            let mut stored: std::collections::HashMap<(ConnectorId, String), InboundEvent> =
+                match &result {
+                    Ok(appended) => appended
+                        .iter()
+                        .map(|e| ((e.event.connector_id, e.event.event_id.clone()), e.clone()))
+                        .collect(),
+                    Err(_) => Default::default(),
+                };
+            for (records, done) in batch {
+                let answer = match &result {
+                    Ok(_) => Ok(records
+                        .iter()
+                        .filter_map(|r| stored.remove(&(r.connector_id, r.event_id.clone())))
+                        .collect()),
+                    Err(e) => Err(match e {
+                        connector_ports::RepositoryError::Unavailable(why) => {
+                            connector_ports::RepositoryError::Unavailable(why.clone())
+                        }
+                        other => connector_ports::RepositoryError::Unknown(anyhow::anyhow!(
+                            "appending to the event log: {other}"
+                        )),
+                    }),
+                };
+                let _ = done.send(answer);
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, AppendQueue> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// Streams open per tenant on this replica, and how many one may hold.
@@ -132,10 +237,22 @@ impl std::fmt::Debug for InboundEvents {
 
 impl InboundEvents {
     /// Over the ports, appending to and reading from `log`; events are kept for `retention`;
-    /// following streams wait with `sleep` when no bell rings.
-    pub fn new(ports: Ports, log: Arc<dyn EventLog>, retention: Duration, sleep: Sleep) -> Self {
+    /// following streams wait with `sleep` when no bell rings; appends are written by a task
+    /// `spawn` starts.
+    pub fn new(
+        ports: Ports,
+        log: Arc<dyn EventLog>,
+        retention: Duration,
+        sleep: Sleep,
+        spawn: Spawn,
+    ) -> Self {
         Self {
             ports,
+            appends: Arc::new(Appends {
+                log: log.clone(),
+                spawn,
+                state: Default::default(),
+            }),
             log,
             retention,
             bells: Arc::new(EventBells::default()),
@@ -199,7 +316,7 @@ impl InboundEvents {
                 received_at,
             })
             .collect();
-        let appended = self.log.append_events(&records).await?;
+        let appended = self.appends.append(records).await?;
         let mut rung: Vec<&str> = Vec::new();
         for e in &appended {
             let tenant = e.event.tenant_id.as_str();
@@ -468,6 +585,7 @@ mod tests {
             Arc::new(log),
             DEFAULT_RETENTION,
             crate::testing::tokio_sleep(),
+            crate::testing::tokio_spawn(),
         );
         assert_eq!(inbound.store(&event("U0ABOT")).await.unwrap(), 2);
     }
@@ -488,6 +606,7 @@ mod tests {
             Arc::new(log),
             DEFAULT_RETENTION,
             crate::testing::tokio_sleep(),
+            crate::testing::tokio_spawn(),
         );
         assert_eq!(inbound.store(&event("U1")).await.unwrap(), 0);
     }
@@ -506,6 +625,7 @@ mod tests {
             Arc::new(log),
             DEFAULT_RETENTION,
             crate::testing::tokio_sleep(),
+            crate::testing::tokio_spawn(),
         )
     }
 

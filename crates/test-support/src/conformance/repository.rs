@@ -1476,12 +1476,21 @@ where
         vec![("acme".into(), 1), ("acme".into(), 2), ("globex".into(), 1)],
         "one row per connector, cursors per tenant"
     );
-    // A redelivery is stored once.
+    // A redelivery is stored once, also twice in one batch; it takes no cursor.
     assert!(
         repo.append_events(&[inbound("acme", a, "message", "Ev1")])
             .await
             .unwrap()
             .is_empty()
+    );
+    assert!(
+        repo.append_events(&[
+            inbound("acme", b, "message", "Ev1"),
+            inbound("acme", b, "message", "Ev1"),
+        ])
+        .await
+        .unwrap()
+        .is_empty()
     );
     let mut own = inbound("acme", a, "message", "Ev2");
     own.from_own_bot = true;
