@@ -8,7 +8,7 @@ use connector_adapters_sql::SqlPool;
 use connector_ports::RepositorySettings;
 use diesel::pg::Pg;
 use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
-use diesel::sql_types::{BigInt, Double};
+use diesel::sql_types::{BigInt, Double, Text};
 use diesel_async::AsyncPgConnection;
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 
@@ -46,6 +46,46 @@ impl PgConnectorRepository {
         )
         .into_boxed()
         .bind::<Double, _>(stale_after.as_secs_f64())
+        .bind::<BigInt, _>(i64::from(limit))
+    }
+
+    /// The outbox's claim: leases the oldest open message of each channel that is due and
+    /// whose channel and workspace budgets allow a post; rows another replica holds are
+    /// skipped, so concurrent claims take different channels.
+    fn claim_outbox_query(
+        owner: &str,
+        lease: Duration,
+        channel_tolerance: Duration,
+        workspace_tolerance: Duration,
+        limit: u32,
+    ) -> BoxedSqlQuery<'static, Pg, SqlQuery> {
+        diesel::sql_query(
+            "UPDATE outbound_messages SET lease_owner = $1, \
+               lease_until = now() + make_interval(secs => $2) \
+             WHERE id IN ( \
+               SELECT m.id FROM outbound_messages m \
+               WHERE m.status = 'queued' AND m.next_attempt_at <= now() \
+                 AND (m.lease_until IS NULL OR m.lease_until < now()) \
+                 AND NOT EXISTS (SELECT 1 FROM outbound_messages p \
+                   WHERE p.team_id = m.team_id AND p.channel_id = m.channel_id \
+                     AND p.status IN ('queued', 'sending') \
+                     AND (p.created_at, p.id) < (m.created_at, m.id)) \
+                 AND NOT EXISTS (SELECT 1 FROM delivery_budgets b \
+                   WHERE (b.scope = 'channel:' || m.team_id || ':' || m.channel_id \
+                          AND (b.paused_until > now() \
+                               OR b.tat > now() + make_interval(secs => $3))) \
+                      OR (b.scope = 'workspace:' || m.team_id \
+                          AND (b.paused_until > now() \
+                               OR b.tat > now() + make_interval(secs => $4)))) \
+               ORDER BY m.created_at, m.id LIMIT $5 \
+               FOR UPDATE OF m SKIP LOCKED) \
+             RETURNING id",
+        )
+        .into_boxed()
+        .bind::<Text, _>(owner.to_owned())
+        .bind::<Double, _>(lease.as_secs_f64())
+        .bind::<Double, _>(channel_tolerance.as_secs_f64())
+        .bind::<Double, _>(workspace_tolerance.as_secs_f64())
         .bind::<BigInt, _>(i64::from(limit))
     }
 }

@@ -26,6 +26,7 @@ pub mod connectors;
 pub mod errors;
 pub mod event_log;
 pub mod oauth_states;
+pub mod outbox;
 mod pool;
 pub mod schema;
 pub mod sent_messages;
@@ -152,5 +153,6 @@ macro_rules! sql_stores {
         $crate::sent_message_store!($repo.$pool);
         $crate::slack_event_store!($repo.$pool);
         $crate::event_log!($repo.$pool);
+        $crate::outbox!($repo.$pool);
     };
 }

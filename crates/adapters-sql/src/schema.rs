@@ -206,3 +206,65 @@ diesel::table! {
         received_at -> Moment,
     }
 }
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::types::{Id, Moment};
+
+    /// The outbox: queued messages; see the migration.
+    outbound_messages (id) {
+        /// The message's UUID.
+        id -> Id,
+        /// The connector's tenant.
+        tenant_id -> Text,
+        /// The connector.
+        connector_id -> Id,
+        /// The workspace.
+        team_id -> Text,
+        /// The channel.
+        channel_id -> Text,
+        /// The caller's idempotency key.
+        request_id -> Nullable<Text>,
+        /// What makes the message what it is.
+        fingerprint -> Text,
+        /// The message to post.
+        body_json -> Text,
+        /// `queued`, `sending`, `sent`, `failed`, `unknown`, `cancelled`.
+        status -> Text,
+        /// Posting attempts made.
+        attempts -> Integer,
+        /// Why the last attempt did not post it.
+        last_error -> Nullable<Text>,
+        /// Slack's `ts`, once sent.
+        ts -> Nullable<Text>,
+        /// The replica holding it.
+        lease_owner -> Nullable<Text>,
+        /// Until when.
+        lease_until -> Nullable<Moment>,
+        /// When queued.
+        created_at -> Moment,
+        /// When due.
+        next_attempt_at -> Moment,
+        /// When given up.
+        deadline_at -> Moment,
+        /// When it reached a final status.
+        finished_at -> Nullable<Moment>,
+        /// Last change.
+        updated_at -> Moment,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::types::Moment;
+
+    /// Rate budgets shared by every replica; see the migration.
+    delivery_budgets (scope) {
+        /// `channel:<team>:<channel>` or `workspace:<team>`.
+        scope -> Text,
+        /// The GCRA's theoretical arrival time.
+        tat -> Moment,
+        /// Until when Slack asked to pause.
+        paused_until -> Nullable<Moment>,
+    }
+}

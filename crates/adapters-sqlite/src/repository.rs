@@ -7,10 +7,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use connector_adapters_sql::SqlPool;
-use connector_adapters_sql::types::{DbNow, Moment};
+use connector_adapters_sql::types::{DbNow, DbTime, Moment};
 use connector_ports::RepositorySettings;
 use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
-use diesel::sql_types::BigInt;
+use diesel::sql_types::{BigInt, Text};
 use diesel::sqlite::{Sqlite, SqliteConnection};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
@@ -83,6 +83,51 @@ impl SqliteConnectorRepository {
         .bind::<Moment, _>(DbNow::minus(stale_after).local())
         .bind::<BigInt, _>(i64::from(limit))
     }
+
+    /// The outbox's claim: leases the oldest open message of each channel that is due and
+    /// whose channel and workspace budgets allow a post; one statement, one writer at a time.
+    fn claim_outbox_query(
+        owner: &str,
+        lease: Duration,
+        channel_tolerance: Duration,
+        workspace_tolerance: Duration,
+        limit: u32,
+    ) -> BoxedSqlQuery<'static, Sqlite, SqlQuery> {
+        let now = DbNow::now().local();
+        diesel::sql_query(
+            "UPDATE outbound_messages SET lease_owner = ?, lease_until = ? \
+             WHERE id IN ( \
+               SELECT m.id FROM outbound_messages m \
+               WHERE m.status = 'queued' AND m.next_attempt_at <= ? \
+                 AND (m.lease_until IS NULL OR m.lease_until < ?) \
+                 AND NOT EXISTS (SELECT 1 FROM outbound_messages p \
+                   WHERE p.team_id = m.team_id AND p.channel_id = m.channel_id \
+                     AND p.status IN ('queued', 'sending') \
+                     AND (p.created_at, p.id) < (m.created_at, m.id)) \
+                 AND NOT EXISTS (SELECT 1 FROM delivery_budgets b \
+                   WHERE (b.scope = 'channel:' || m.team_id || ':' || m.channel_id \
+                          AND (b.paused_until > ? OR b.tat > ?)) \
+                      OR (b.scope = 'workspace:' || m.team_id \
+                          AND (b.paused_until > ? OR b.tat > ?))) \
+               ORDER BY m.created_at, m.id LIMIT ?) \
+             RETURNING id",
+        )
+        .into_boxed()
+        .bind::<Text, _>(owner.to_owned())
+        .bind::<Moment, _>(DbNow::plus(lease).local())
+        .bind::<Moment, _>(now)
+        .bind::<Moment, _>(now)
+        .bind::<Moment, _>(now)
+        .bind::<Moment, _>(shifted(now, channel_tolerance))
+        .bind::<Moment, _>(now)
+        .bind::<Moment, _>(shifted(now, workspace_tolerance))
+        .bind::<BigInt, _>(i64::from(limit))
+    }
+}
+
+/// `at` moved `by` later.
+fn shifted(at: DbTime, by: Duration) -> DbTime {
+    DbTime(at.0 + chrono::Duration::from_std(by).unwrap_or_default())
 }
 
 connector_adapters_sql::sql_stores!(SqliteConnectorRepository.sql: crate::repository::Conn);

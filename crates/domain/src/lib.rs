@@ -11,6 +11,7 @@
 //! - [`token`]: [`BotToken`], a Slack bot token that cannot be printed by accident.
 //! - [`channel`]: [`ChannelRef`], what a caller may give as a default channel.
 //! - [`message`]: [`Message`] to send, its validation, and [`split_text`] for long text.
+//! - [`outbox`]: queued delivery: [`MessageId`], [`MessageStatus`], [`Delivery`], [`Pace`].
 //! - [`paging`]: page sizes and opaque page tokens.
 //! - [`secret_name`]: [`SecretPrefix`] and the [`SecretName`] of each connector.
 //! - [`error`]: [`ValidationError`], naming the field that was wrong.
@@ -25,6 +26,7 @@ pub mod connector;
 pub mod error;
 pub mod ids;
 pub mod message;
+pub mod outbox;
 pub mod paging;
 pub mod secret_name;
 pub mod token;
@@ -40,6 +42,7 @@ pub use message::{
     FileAttachment, Message, MessageEdit, SendLimits, check_channel_id, check_message_ref,
     split_text,
 };
+pub use outbox::{Delivery, MessageId, MessageStatus, Pace, Rate};
 pub use paging::{PageSize, PageToken};
 pub use secret_name::{SecretName, SecretPrefix};
 pub use token::BotToken;

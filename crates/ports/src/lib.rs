@@ -12,6 +12,8 @@
 //! - [`oauth_states`]: [`OAuthStateStore`], pending installs keyed by the hash of their state.
 //! - [`sent_messages`]: [`SentMessageStore`], idempotent sends keyed by connector and
 //!   `request_id`.
+//! - [`outbox`]: [`Outbox`], queued messages claimed by every replica in order per channel,
+//!   paced by shared rate budgets.
 //! - [`changes`]: [`ConnectorChanges`], a feed of connector changes on any replica, so caches
 //!   can drop what is stale.
 //!
@@ -28,6 +30,7 @@ pub mod changes;
 pub mod event_log;
 pub mod identity;
 pub mod oauth_states;
+pub mod outbox;
 pub mod repository;
 pub mod secrets;
 pub mod sent_messages;
@@ -41,6 +44,10 @@ pub use event_log::{
 };
 pub use identity::{TokenError, TokenVerifier};
 pub use oauth_states::{OAuthStateStore, PendingInstall};
+pub use outbox::{
+    AttemptOutcome, Cancelled, Enqueued, MessageFilter, NewOutboundMessage, OutboundRecord, Outbox,
+    PauseScope,
+};
 pub use repository::{
     ConnectorLifecycle, ConnectorQueries, ConnectorReconciliation, ConnectorRepository,
     ConnectorUpdate, Connectors, NewConnector, PendingPromotion, PoolStatus, RefreshLeases,
@@ -65,6 +72,8 @@ pub use event_log::MockEventLog;
 pub use identity::MockTokenVerifier;
 #[cfg(feature = "mocks")]
 pub use oauth_states::MockOAuthStateStore;
+#[cfg(feature = "mocks")]
+pub use outbox::MockOutbox;
 #[cfg(feature = "mocks")]
 pub use repository::{
     MockConnectorLifecycle, MockConnectorQueries, MockConnectorReconciliation, MockConnectors,

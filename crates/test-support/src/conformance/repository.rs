@@ -1586,3 +1586,322 @@ where
         .unwrap();
     assert_eq!(next[0].cursor, 13);
 }
+
+/// A message of `tenant`'s `connector` for `team`'s `channel`, due now, given up in an hour.
+fn queued(
+    tenant_id: &str,
+    connector: ConnectorId,
+    team: &str,
+    channel: &str,
+    request_id: Option<&str>,
+) -> connector_ports::NewOutboundMessage {
+    let now = chrono::Utc::now();
+    connector_ports::NewOutboundMessage {
+        id: connector_domain::MessageId::new_v7(),
+        tenant_id: tenant(tenant_id),
+        connector_id: connector,
+        team_id: team.into(),
+        channel_id: ChannelId::new(channel),
+        request_id: request_id.map(Into::into),
+        fingerprint: "f".into(),
+        body_json: r#"{"text":"hi"}"#.into(),
+        not_before: now - chrono::Duration::seconds(1),
+        deadline: now + chrono::Duration::hours(1),
+    }
+}
+
+/// A pace no test here reaches, unless `channel` says otherwise.
+fn pace(channel: connector_domain::Rate) -> connector_domain::Pace {
+    connector_domain::Pace {
+        channel,
+        workspace: connector_domain::Rate::per_second(10_000.0, 10_000).unwrap(),
+    }
+}
+
+/// Conformance case: the outbox gives each channel's messages out one at a time in order, to
+/// one claimer, and only its holder finishes one; a request ID queues once; cancel takes only
+/// what is not being posted; expired leases and deadlines end as unknown and failed.
+pub async fn the_outbox_gives_out_each_channel_in_order_once<R>(repo: &R)
+where
+    R: connector_ports::Outbox + Clone + 'static,
+{
+    use connector_domain::{MessageStatus, Rate};
+    use connector_ports::{AttemptOutcome, Cancelled, Enqueued, MessageFilter};
+    let fast = pace(Rate::per_second(10_000.0, 10_000).unwrap());
+    let lease = Duration::from_secs(30);
+    let c = ConnectorId::new_v7();
+    let id = |e: Enqueued| match e {
+        Enqueued::New(r) => r.id,
+        Enqueued::Existing(r) => panic!("queued before: {r:?}"),
+    };
+    let mut c1 = Vec::new();
+    for _ in 0..3 {
+        c1.push(id(repo
+            .enqueue(&queued("acme", c, "T1", "C1", None))
+            .await
+            .unwrap()));
+    }
+    let c2 = id(repo
+        .enqueue(&queued("acme", c, "T1", "C2", None))
+        .await
+        .unwrap());
+
+    // Each channel's head, once.
+    let claimed = repo.claim("a", &fast, lease, 10).await.unwrap();
+    let mut ids: Vec<_> = claimed.iter().map(|r| r.id).collect();
+    ids.sort();
+    let mut heads = vec![c1[0], c2];
+    heads.sort();
+    assert_eq!(ids, heads, "the head of each channel");
+    assert!(
+        claimed
+            .iter()
+            .all(|r| r.status == MessageStatus::Sending && r.attempts == 1)
+    );
+    assert!(repo.claim("b", &fast, lease, 10).await.unwrap().is_empty());
+
+    // Only the holder finishes it; then the next of its channel is given out.
+    let sent = AttemptOutcome::Sent { ts: "1.000".into() };
+    assert!(!repo.finish(c1[0], "b", &sent).await.unwrap());
+    assert!(repo.finish(c1[0], "a", &sent).await.unwrap());
+    let acme = tenant("acme");
+    let done = repo.get(&acme, c1[0]).await.unwrap().unwrap();
+    assert_eq!(done.status, MessageStatus::Sent);
+    assert_eq!(done.ts.as_deref(), Some("1.000"));
+    assert!(done.finished_at.is_some());
+    assert!(repo.get(&tenant("globex"), c1[0]).await.unwrap().is_none());
+    let next = repo.claim("b", &fast, lease, 10).await.unwrap();
+    assert_eq!(next.iter().map(|r| r.id).collect::<Vec<_>>(), vec![c1[1]]);
+
+    // A retry waits for its time and keeps its place: nothing after it goes first.
+    let later = chrono::Utc::now() + chrono::Duration::hours(1);
+    let retry = AttemptOutcome::Retry {
+        error: "ratelimited".into(),
+        retry_at: later,
+    };
+    assert!(repo.finish(c1[1], "b", &retry).await.unwrap());
+    let waiting = repo.get(&acme, c1[1]).await.unwrap().unwrap();
+    assert_eq!(waiting.status, MessageStatus::Queued);
+    assert_eq!(waiting.last_error.as_deref(), Some("ratelimited"));
+    assert!(repo.claim("b", &fast, lease, 10).await.unwrap().is_empty());
+
+    // Cancel: a queued message is cancelled (twice is the same), a sending one is too late.
+    assert!(matches!(
+        repo.cancel(&acme, c1[2]).await.unwrap(),
+        Cancelled::Done(r) if r.status == MessageStatus::Cancelled
+    ));
+    assert!(matches!(
+        repo.cancel(&acme, c1[2]).await.unwrap(),
+        Cancelled::Done(_)
+    ));
+    assert!(matches!(
+        repo.cancel(&acme, c2).await.unwrap(),
+        Cancelled::TooLate(r) if r.status == MessageStatus::Sending
+    ));
+    assert!(matches!(
+        repo.cancel(&tenant("globex"), c1[1]).await.unwrap(),
+        Cancelled::NotFound
+    ));
+
+    // A request ID queues once.
+    let first = repo
+        .enqueue(&queued("acme", c, "T1", "C3", Some("r-1")))
+        .await
+        .unwrap();
+    let Enqueued::New(first) = first else {
+        panic!("first")
+    };
+    match repo
+        .enqueue(&queued("acme", c, "T1", "C3", Some("r-1")))
+        .await
+        .unwrap()
+    {
+        Enqueued::Existing(r) => assert_eq!(r.id, first.id),
+        other => panic!("{other:?}"),
+    }
+
+    // A lease that passed mid-post: unknown, never given out again.
+    let held = repo.claim("c", &fast, Duration::ZERO, 10).await.unwrap();
+    assert_eq!(
+        held.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![first.id]
+    );
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let lost = repo.take_over_expired("replica stopped", 10).await.unwrap();
+    assert_eq!(
+        lost.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![first.id]
+    );
+    assert_eq!(lost[0].status, MessageStatus::Unknown);
+    assert!(!repo.finish(first.id, "c", &sent).await.unwrap(), "fenced");
+
+    // Past its deadline: failed with the last error (or deadline_exceeded).
+    let mut late = queued("acme", c, "T1", "C4", None);
+    late.deadline = chrono::Utc::now() - chrono::Duration::seconds(1);
+    let late_id = late.id;
+    repo.enqueue(&late).await.unwrap();
+    let expired = repo.expire(10).await.unwrap();
+    assert_eq!(
+        expired.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![late_id]
+    );
+    assert_eq!(expired[0].status, MessageStatus::Failed);
+    assert_eq!(expired[0].last_error.as_deref(), Some("deadline_exceeded"));
+
+    // Lists: newest first, by status, paged.
+    let all = repo
+        .list(&acme, &MessageFilter::default(), None, 100)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 6);
+    assert!(all.windows(2).all(|w| w[0].created_at >= w[1].created_at));
+    let page = repo
+        .list(&acme, &MessageFilter::default(), None, 2)
+        .await
+        .unwrap();
+    let rest = repo
+        .list(
+            &acme,
+            &MessageFilter::default(),
+            Some((page[1].created_at, page[1].id)),
+            100,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        page.iter()
+            .chain(rest.iter())
+            .map(|r| r.id)
+            .collect::<Vec<_>>(),
+        all.iter().map(|r| r.id).collect::<Vec<_>>()
+    );
+    let cancelled = repo
+        .list(
+            &acme,
+            &MessageFilter {
+                connector_id: Some(c),
+                statuses: vec![MessageStatus::Cancelled],
+            },
+            None,
+            100,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        cancelled.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![c1[2]]
+    );
+    let counts = repo.count_by_status().await.unwrap();
+    let count = |s| counts.iter().find(|(k, _)| *k == s).map_or(0, |(_, n)| *n);
+    assert_eq!(count(MessageStatus::Sent), 1);
+    assert_eq!(count(MessageStatus::Queued), 1);
+    assert_eq!(count(MessageStatus::Sending), 1);
+
+    // A connector gone: its queued messages fail with the reason.
+    let failed = repo.fail_connector(c, "connector_deleted").await.unwrap();
+    assert_eq!(failed.iter().map(|r| r.id).collect::<Vec<_>>(), vec![c1[1]]);
+    assert_eq!(
+        repo.purge_finished(chrono::Utc::now() + chrono::Duration::seconds(1))
+            .await
+            .unwrap(),
+        5,
+        "everything but the one still sending"
+    );
+}
+
+/// Conformance case: the budgets pace every claimer together: a channel's burst, then one per
+/// interval; a pause holds the channel; immediate sends spend the same budget.
+pub async fn the_outbox_paces_channels_with_one_shared_budget<R>(repo: &R)
+where
+    R: connector_ports::Outbox + Clone + 'static,
+{
+    use connector_domain::Rate;
+    use connector_ports::{AttemptOutcome, PauseScope};
+    // Two a burst, then one an hour: the third waits.
+    let slow = pace(Rate::per_second(1.0 / 3600.0, 2).unwrap());
+    let lease = Duration::from_secs(30);
+    let c = ConnectorId::new_v7();
+    for _ in 0..3 {
+        repo.enqueue(&queued("acme", c, "T9", "C1", None))
+            .await
+            .unwrap();
+    }
+    let sent = AttemptOutcome::Sent { ts: "1.0".into() };
+    for owner in ["a", "b"] {
+        let got = repo.claim(owner, &slow, lease, 10).await.unwrap();
+        assert_eq!(got.len(), 1, "within the burst");
+        assert!(repo.finish(got[0].id, owner, &sent).await.unwrap());
+    }
+    assert!(
+        repo.claim("a", &slow, lease, 10).await.unwrap().is_empty(),
+        "the burst is spent, for every claimer"
+    );
+    let wait = repo
+        .spend("T9", &ChannelId::new("C1"), &slow)
+        .await
+        .unwrap()
+        .expect("an immediate send waits too");
+    assert!(wait > Duration::from_secs(3000), "{wait:?}");
+    // Another channel has its own budget, until the workspace is paused.
+    let fast = pace(Rate::per_second(10_000.0, 10_000).unwrap());
+    assert_eq!(
+        repo.spend("T9", &ChannelId::new("C2"), &fast)
+            .await
+            .unwrap(),
+        None
+    );
+    repo.pause(
+        &PauseScope::Workspace {
+            team_id: "T9".into(),
+        },
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    repo.enqueue(&queued("acme", c, "T9", "C2", None))
+        .await
+        .unwrap();
+    assert!(repo.claim("a", &fast, lease, 10).await.unwrap().is_empty());
+    assert!(
+        repo.spend("T9", &ChannelId::new("C2"), &fast)
+            .await
+            .unwrap()
+            .is_some_and(|w| w > Duration::from_secs(50))
+    );
+}
+
+/// Conformance case: claimers racing over many channels never take one message twice, and
+/// never two of one channel at once.
+pub async fn concurrent_outbox_claims_take_each_message_once<R>(repo: &R)
+where
+    R: connector_ports::Outbox + Clone + 'static,
+{
+    use connector_domain::Rate;
+    let fast = pace(Rate::per_second(10_000.0, 10_000).unwrap());
+    let c = ConnectorId::new_v7();
+    for ch in 0..10 {
+        for _ in 0..3 {
+            repo.enqueue(&queued("acme", c, "T5", &format!("C{ch}"), None))
+                .await
+                .unwrap();
+        }
+    }
+    let mut tasks = Vec::new();
+    for owner in 0..4 {
+        let repo = repo.clone();
+        tasks.push(tokio::spawn(async move {
+            repo.claim(&format!("o{owner}"), &fast, Duration::from_secs(30), 10)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let mut channels: Vec<_> = all.iter().map(|r| r.channel_id.to_string()).collect();
+    channels.sort();
+    channels.dedup();
+    assert_eq!(channels.len(), all.len(), "one per channel: {all:?}");
+    assert_eq!(all.len(), 10, "every channel's head");
+}

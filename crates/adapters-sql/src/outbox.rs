@@ -1,0 +1,686 @@
+//! The `outbound_messages` and `delivery_budgets` tables (queued delivery), and the
+//! [`Outbox`](connector_ports::Outbox) body each backend instantiates with
+//! [`outbox!`](crate::outbox).
+
+use std::collections::HashMap;
+
+use connector_domain::{ChannelId, ConnectorId, MessageId, MessageStatus, TenantId};
+use connector_ports::{OutboundRecord, RepositoryError};
+use diesel::prelude::*;
+
+use crate::errors::corrupt;
+use crate::types::{DbId, DbTime};
+
+/// One row of `outbound_messages`.
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = crate::schema::outbound_messages)]
+pub struct OutboxRow {
+    id: DbId,
+    tenant_id: String,
+    connector_id: DbId,
+    /// The workspace (the claim orders by it).
+    pub team_id: String,
+    /// The channel (the claim orders by it).
+    pub channel_id: String,
+    request_id: Option<String>,
+    fingerprint: String,
+    body_json: String,
+    status: String,
+    attempts: i32,
+    last_error: Option<String>,
+    ts: Option<String>,
+    /// When queued (the claim orders by it).
+    pub created_at: DbTime,
+    next_attempt_at: DbTime,
+    deadline_at: DbTime,
+    finished_at: Option<DbTime>,
+}
+
+impl OutboxRow {
+    /// The row's ID.
+    pub fn id(&self) -> DbId {
+        self.id
+    }
+}
+
+impl TryFrom<OutboxRow> for OutboundRecord {
+    type Error = RepositoryError;
+    fn try_from(r: OutboxRow) -> Result<Self, Self::Error> {
+        let status = MessageStatus::from_name(&r.status)
+            .ok_or_else(|| corrupt(format!("outbound message {} status {:?}", r.id.0, r.status)))?;
+        Ok(OutboundRecord {
+            id: MessageId::from_uuid(r.id.0),
+            tenant_id: TenantId::parse("tenant_id", &r.tenant_id)
+                .map_err(|e| corrupt(format!("outbound message {}: {e}", r.id.0)))?,
+            connector_id: ConnectorId::from_uuid(r.connector_id.0),
+            team_id: r.team_id,
+            channel_id: ChannelId::new(&r.channel_id),
+            request_id: r.request_id,
+            fingerprint: r.fingerprint,
+            body_json: r.body_json,
+            status,
+            attempts: u32::try_from(r.attempts).unwrap_or(0),
+            last_error: r.last_error,
+            ts: r.ts,
+            created_at: r.created_at.0,
+            next_attempt_at: r.next_attempt_at.0,
+            deadline: r.deadline_at.0,
+            finished_at: r.finished_at.map(|t| t.0),
+        })
+    }
+}
+
+/// The rows, as records.
+pub fn records(rows: Vec<OutboxRow>) -> Result<Vec<OutboundRecord>, RepositoryError> {
+    rows.into_iter().map(OutboundRecord::try_from).collect()
+}
+
+/// What a backend's claim statement returns: the IDs it leased.
+#[derive(Debug, QueryableByName)]
+pub struct ClaimedId {
+    /// The message's ID.
+    #[diesel(sql_type = crate::types::Id)]
+    pub id: DbId,
+}
+
+/// The budget scope of a workspace.
+pub fn workspace_scope(team_id: &str) -> String {
+    format!("workspace:{team_id}")
+}
+
+/// The budget scope of a channel of a workspace (the claim statements build the same text).
+pub fn channel_scope(team_id: &str, channel_id: &str) -> String {
+    format!("channel:{team_id}:{channel_id}")
+}
+
+/// Budgets read (and locked) in one transaction: theoretical arrival time, pause, and
+/// whether the transaction changed it.
+pub type Budgets = HashMap<String, (DbTime, Option<DbTime>, bool)>;
+
+/// Implements [`Outbox`](connector_ports::Outbox) for `$repo`, whose field `$pool` is a
+/// [`SqlPool`](crate::SqlPool).
+///
+/// The one statement that differs stays with the backend: `$repo` provides
+/// `fn claim_outbox_query(owner: &str, lease: Duration, channel_tolerance: Duration,
+/// workspace_tolerance: Duration, limit: u32) -> BoxedSqlQuery<'static, Backend, SqlQuery>`,
+/// which leases (sets `lease_owner` and `lease_until` of) at most `limit` queued messages,
+/// each the oldest open one of its channel, due, and in a channel and workspace whose budget
+/// is neither paused nor spent beyond its tolerance, returning their `id`s: PostgreSQL's
+/// skips rows another replica holds (`FOR UPDATE SKIP LOCKED`), SQLite's relies on its single
+/// writer. The rest of the claim (spending the budgets, in one order of scopes so two claims
+/// never wait on each other in a circle) runs here, in the same transaction.
+#[macro_export]
+macro_rules! outbox {
+    ($repo:ident . $pool:ident) => {
+        mod __sql_outbox {
+            use super::$repo;
+            use $crate::__private::domain::{
+                ChannelId, ConnectorId, MessageId, MessageStatus, Pace, Rate, TenantId,
+            };
+            use $crate::__private::ports::{
+                AttemptOutcome, Cancelled, Enqueued, MessageFilter, NewOutboundMessage,
+                OutboundRecord, Outbox, PauseScope, RepositoryError,
+            };
+            use $crate::__private::*;
+            use $crate::outbox::{
+                Budgets, ClaimedId, OutboxRow, channel_scope, records, workspace_scope,
+            };
+            use $crate::schema::delivery_budgets::dsl as b;
+            use $crate::schema::outbound_messages::dsl as o;
+
+            const QUEUED: &str = "queued";
+            const SENDING: &str = "sending";
+
+            /// Spends one post of `rate` from the budget `scope` of `budgets` at `now`:
+            /// whether it was allowed.
+            fn admits(
+                budgets: &Budgets,
+                scope: &str,
+                rate: &Rate,
+                now: DbTime,
+            ) -> Result<DbTime, DateTime<Utc>> {
+                let (tat, paused, _) = budgets[scope];
+                rate.admit(tat.0, paused.map(|p| p.0), now.0).map(DbTime)
+            }
+
+            #[async_trait]
+            impl Outbox for $repo {
+                async fn enqueue(
+                    &self,
+                    m: &NewOutboundMessage,
+                ) -> Result<Enqueued, RepositoryError> {
+                    $crate::with_conn!(self.$pool, conn, {
+                        let inserted = diesel::insert_into(o::outbound_messages)
+                            .values((
+                                o::id.eq(DbId(m.id.as_uuid())),
+                                o::tenant_id.eq(m.tenant_id.as_str()),
+                                o::connector_id.eq(DbId::from(m.connector_id)),
+                                o::team_id.eq(&m.team_id),
+                                o::channel_id.eq(m.channel_id.as_str()),
+                                o::request_id.eq(m.request_id.as_deref()),
+                                o::fingerprint.eq(&m.fingerprint),
+                                o::body_json.eq(&m.body_json),
+                                o::status.eq(QUEUED),
+                                o::attempts.eq(0),
+                                o::created_at.eq(DbNow::now()),
+                                o::next_attempt_at.eq(DbTime(m.not_before)),
+                                o::deadline_at.eq(DbTime(m.deadline)),
+                                o::updated_at.eq(DbNow::now()),
+                            ))
+                            .on_conflict_do_nothing()
+                            .returning(OutboxRow::as_returning())
+                            .get_result::<OutboxRow>(&mut conn)
+                            .await
+                            .optional()
+                            .map_err(map_err)?;
+                        if let Some(row) = inserted {
+                            return OutboundRecord::try_from(row).map(Enqueued::New);
+                        }
+                        let existing: Option<OutboxRow> = match &m.request_id {
+                            Some(request_id) => o::outbound_messages
+                                .filter(o::connector_id.eq(DbId::from(m.connector_id)))
+                                .filter(o::request_id.eq(request_id))
+                                .select(OutboxRow::as_select())
+                                .first(&mut conn)
+                                .await
+                                .optional()
+                                .map_err(map_err)?,
+                            None => None,
+                        };
+                        match existing {
+                            Some(row) => OutboundRecord::try_from(row).map(Enqueued::Existing),
+                            None => Err(RepositoryError::Unknown(anyhow::anyhow!(
+                                "outbound message {} already exists",
+                                m.id
+                            ))),
+                        }
+                    })
+                }
+
+                async fn claim(
+                    &self,
+                    owner: &str,
+                    pace: &Pace,
+                    lease: Duration,
+                    limit: u32,
+                ) -> Result<Vec<OutboundRecord>, RepositoryError> {
+                    $crate::with_conn!(self.$pool, conn, {
+                        diesel_async::AsyncConnection::transaction(&mut conn, async |conn| {
+                            let leased: Vec<ClaimedId> = <$repo>::claim_outbox_query(
+                                owner,
+                                lease,
+                                pace.channel.tolerance(),
+                                pace.workspace.tolerance(),
+                                limit,
+                            )
+                            .load(conn)
+                            .await?;
+                            if leased.is_empty() {
+                                return Ok(Vec::new());
+                            }
+                            let ids: Vec<DbId> = leased.iter().map(|c| c.id).collect();
+                            let mut rows: Vec<OutboxRow> = o::outbound_messages
+                                .filter(o::id.eq_any(&ids))
+                                .select(OutboxRow::as_select())
+                                .load(conn)
+                                .await?;
+                            // One order of scopes for every claim: a workspace, then its channels.
+                            rows.sort_by(|a, b| {
+                                (&a.team_id, &a.channel_id, a.created_at).cmp(&(
+                                    &b.team_id,
+                                    &b.channel_id,
+                                    b.created_at,
+                                ))
+                            });
+                            let now: DbTime = diesel::select(DbNow::now()).get_result(conn).await?;
+                            let mut budgets = Budgets::new();
+                            let mut granted = Vec::new();
+                            for row in &rows {
+                                let ws = workspace_scope(&row.team_id);
+                                let ch = channel_scope(&row.team_id, &row.channel_id);
+                                for scope in [&ws, &ch] {
+                                    if !budgets.contains_key(scope.as_str()) {
+                                        let (tat, paused): (DbTime, Option<DbTime>) =
+                                            diesel::insert_into(b::delivery_budgets)
+                                                .values((
+                                                    b::scope.eq(scope.as_str()),
+                                                    b::tat.eq(now),
+                                                ))
+                                                .on_conflict(b::scope)
+                                                .do_update()
+                                                .set(b::tat.eq(b::tat))
+                                                .returning((b::tat, b::paused_until))
+                                                .get_result(conn)
+                                                .await?;
+                                        budgets.insert(scope.clone(), (tat, paused, false));
+                                    }
+                                }
+                                let (Ok(w), Ok(c)) = (
+                                    admits(&budgets, &ws, &pace.workspace, now),
+                                    admits(&budgets, &ch, &pace.channel, now),
+                                ) else {
+                                    continue;
+                                };
+                                for (scope, tat) in [(ws, w), (ch, c)] {
+                                    if let Some(entry) = budgets.get_mut(&scope) {
+                                        entry.0 = tat;
+                                        entry.2 = true;
+                                    }
+                                }
+                                granted.push(row.id());
+                            }
+                            for (scope, (tat, _, changed)) in &budgets {
+                                if *changed {
+                                    diesel::update(b::delivery_budgets.filter(b::scope.eq(scope)))
+                                        .set(b::tat.eq(*tat))
+                                        .execute(conn)
+                                        .await?;
+                                }
+                            }
+                            // What the budgets refused goes back, unleased.
+                            diesel::update(
+                                o::outbound_messages
+                                    .filter(o::id.eq_any(&ids))
+                                    .filter(o::id.ne_all(&granted)),
+                            )
+                            .set((
+                                o::lease_owner.eq(None::<String>),
+                                o::lease_until.eq(None::<DbTime>),
+                            ))
+                            .execute(conn)
+                            .await?;
+                            if granted.is_empty() {
+                                return Ok(Vec::new());
+                            }
+                            let claimed: Vec<OutboxRow> =
+                                diesel::update(o::outbound_messages.filter(o::id.eq_any(&granted)))
+                                    .set((
+                                        o::status.eq(SENDING),
+                                        o::attempts.eq(o::attempts + 1),
+                                        o::lease_owner.eq(owner),
+                                        o::lease_until.eq(DbNow::plus(lease).nullable()),
+                                        o::updated_at.eq(DbNow::now()),
+                                    ))
+                                    .returning(OutboxRow::as_returning())
+                                    .get_results(conn)
+                                    .await?;
+                            Ok(claimed)
+                        })
+                        .await
+                        .map_err(map_err)
+                        .and_then(records)
+                        .map(|mut claimed| {
+                            claimed.sort_by_key(|r| (r.created_at, r.id));
+                            claimed
+                        })
+                    })
+                }
+
+                async fn finish(
+                    &self,
+                    id: MessageId,
+                    owner: &str,
+                    outcome: &AttemptOutcome,
+                ) -> Result<bool, RepositoryError> {
+                    let target = o::outbound_messages
+                        .filter(o::id.eq(DbId(id.as_uuid())))
+                        .filter(o::status.eq(SENDING))
+                        .filter(o::lease_owner.eq(owner));
+                    let unleased = (
+                        o::lease_owner.eq(None::<String>),
+                        o::lease_until.eq(None::<DbTime>),
+                        o::updated_at.eq(DbNow::now()),
+                    );
+                    let n = match outcome {
+                        AttemptOutcome::Sent { ts } => $crate::execute!(
+                            self.$pool,
+                            diesel::update(target).set((
+                                unleased,
+                                o::status.eq(MessageStatus::Sent.as_str()),
+                                o::ts.eq(ts),
+                                o::finished_at.eq(DbNow::now().nullable()),
+                            ))
+                        )?,
+                        AttemptOutcome::Retry { error, retry_at } => $crate::execute!(
+                            self.$pool,
+                            diesel::update(target).set((
+                                unleased,
+                                o::status.eq(QUEUED),
+                                o::last_error.eq(error),
+                                o::next_attempt_at.eq(DbTime(*retry_at)),
+                            ))
+                        )?,
+                        AttemptOutcome::Failed { error } | AttemptOutcome::Unknown { error } => {
+                            let status = match outcome {
+                                AttemptOutcome::Failed { .. } => MessageStatus::Failed,
+                                _ => MessageStatus::Unknown,
+                            };
+                            $crate::execute!(
+                                self.$pool,
+                                diesel::update(target).set((
+                                    unleased,
+                                    o::status.eq(status.as_str()),
+                                    o::last_error.eq(error),
+                                    o::finished_at.eq(DbNow::now().nullable()),
+                                ))
+                            )?
+                        }
+                    };
+                    Ok(n == 1)
+                }
+
+                async fn spend(
+                    &self,
+                    team_id: &str,
+                    channel: &ChannelId,
+                    pace: &Pace,
+                ) -> Result<Option<Duration>, RepositoryError> {
+                    let ws = workspace_scope(team_id);
+                    let ch = channel_scope(team_id, channel.as_str());
+                    $crate::with_conn!(self.$pool, conn, {
+                        diesel_async::AsyncConnection::transaction(&mut conn, async |conn| {
+                            let now: DbTime = diesel::select(DbNow::now()).get_result(conn).await?;
+                            let mut budgets = Budgets::new();
+                            for scope in [&ws, &ch] {
+                                let (tat, paused): (DbTime, Option<DbTime>) =
+                                    diesel::insert_into(b::delivery_budgets)
+                                        .values((b::scope.eq(scope.as_str()), b::tat.eq(now)))
+                                        .on_conflict(b::scope)
+                                        .do_update()
+                                        .set(b::tat.eq(b::tat))
+                                        .returning((b::tat, b::paused_until))
+                                        .get_result(conn)
+                                        .await?;
+                                budgets.insert(scope.clone(), (tat, paused, false));
+                            }
+                            match (
+                                admits(&budgets, &ws, &pace.workspace, now),
+                                admits(&budgets, &ch, &pace.channel, now),
+                            ) {
+                                (Ok(w), Ok(c)) => {
+                                    for (scope, tat) in [(&ws, w), (&ch, c)] {
+                                        diesel::update(
+                                            b::delivery_budgets.filter(b::scope.eq(scope)),
+                                        )
+                                        .set(b::tat.eq(tat))
+                                        .execute(conn)
+                                        .await?;
+                                    }
+                                    Ok(None)
+                                }
+                                (w, c) => {
+                                    let at = [w.err(), c.err()]
+                                        .into_iter()
+                                        .flatten()
+                                        .max()
+                                        .unwrap_or(now.0);
+                                    Ok(Some((at - now.0).to_std().unwrap_or_default()))
+                                }
+                            }
+                        })
+                        .await
+                        .map_err(map_err)
+                    })
+                }
+
+                async fn pause(
+                    &self,
+                    scope: &PauseScope,
+                    for_: Duration,
+                ) -> Result<(), RepositoryError> {
+                    let scope = match scope {
+                        PauseScope::Channel {
+                            team_id,
+                            channel_id,
+                        } => channel_scope(team_id, channel_id.as_str()),
+                        PauseScope::Workspace { team_id } => workspace_scope(team_id),
+                    };
+                    $crate::with_conn!(self.$pool, conn, {
+                        diesel_async::AsyncConnection::transaction(&mut conn, async |conn| {
+                            let now: DbTime = diesel::select(DbNow::now()).get_result(conn).await?;
+                            let until = DbTime(
+                                now.0 + chrono::Duration::from_std(for_).unwrap_or_default(),
+                            );
+                            let (_, paused): (DbTime, Option<DbTime>) =
+                                diesel::insert_into(b::delivery_budgets)
+                                    .values((b::scope.eq(scope.as_str()), b::tat.eq(now)))
+                                    .on_conflict(b::scope)
+                                    .do_update()
+                                    .set(b::tat.eq(b::tat))
+                                    .returning((b::tat, b::paused_until))
+                                    .get_result(conn)
+                                    .await?;
+                            // A pause only grows: a shorter Retry-After never cuts a longer one.
+                            if paused.is_none_or(|p| p < until) {
+                                diesel::update(b::delivery_budgets.filter(b::scope.eq(&scope)))
+                                    .set(b::paused_until.eq(Some(until)))
+                                    .execute(conn)
+                                    .await?;
+                            }
+                            Ok::<_, diesel::result::Error>(())
+                        })
+                        .await
+                        .map_err(map_err)
+                    })
+                }
+
+                async fn take_over_expired(
+                    &self,
+                    error: &str,
+                    limit: u32,
+                ) -> Result<Vec<OutboundRecord>, RepositoryError> {
+                    let rows: Vec<OutboxRow> = $crate::with_conn!(self.$pool, conn, {
+                        diesel_async::AsyncConnection::transaction(&mut conn, async |conn| {
+                            let ids: Vec<DbId> = o::outbound_messages
+                                .filter(o::status.eq(SENDING))
+                                .filter(o::lease_until.lt(DbNow::now().nullable()))
+                                .select(o::id)
+                                .limit(i64::from(limit))
+                                .load(conn)
+                                .await?;
+                            if ids.is_empty() {
+                                return Ok(Vec::new());
+                            }
+                            diesel::update(
+                                o::outbound_messages
+                                    .filter(o::id.eq_any(&ids))
+                                    .filter(o::status.eq(SENDING))
+                                    .filter(o::lease_until.lt(DbNow::now().nullable())),
+                            )
+                            .set((
+                                o::status.eq(MessageStatus::Unknown.as_str()),
+                                o::last_error.eq(error),
+                                o::lease_owner.eq(None::<String>),
+                                o::lease_until.eq(None::<DbTime>),
+                                o::finished_at.eq(DbNow::now().nullable()),
+                                o::updated_at.eq(DbNow::now()),
+                            ))
+                            .returning(OutboxRow::as_returning())
+                            .get_results(conn)
+                            .await
+                        })
+                        .await
+                        .map_err(map_err)
+                    })?;
+                    records(rows)
+                }
+
+                async fn fail_connector(
+                    &self,
+                    connector: ConnectorId,
+                    error: &str,
+                ) -> Result<Vec<OutboundRecord>, RepositoryError> {
+                    let rows: Vec<OutboxRow> = $crate::load!(
+                        self.$pool,
+                        diesel::update(
+                            o::outbound_messages
+                                .filter(o::connector_id.eq(DbId::from(connector)))
+                                .filter(o::status.eq(QUEUED)),
+                        )
+                        .set((
+                            o::status.eq(MessageStatus::Failed.as_str()),
+                            o::last_error.eq(error),
+                            o::lease_owner.eq(None::<String>),
+                            o::lease_until.eq(None::<DbTime>),
+                            o::finished_at.eq(DbNow::now().nullable()),
+                            o::updated_at.eq(DbNow::now()),
+                        ))
+                        .returning(OutboxRow::as_returning())
+                    )?;
+                    records(rows)
+                }
+
+                async fn expire(&self, limit: u32) -> Result<Vec<OutboundRecord>, RepositoryError> {
+                    let rows: Vec<OutboxRow> =
+                        $crate::with_conn!(self.$pool, conn, {
+                            diesel_async::AsyncConnection::transaction(&mut conn, async |conn| {
+                                let ids: Vec<DbId> = o::outbound_messages
+                                    .filter(o::status.eq(QUEUED))
+                                    .filter(o::deadline_at.lt(DbNow::now()))
+                                    .select(o::id)
+                                    .limit(i64::from(limit))
+                                    .load(conn)
+                                    .await?;
+                                if ids.is_empty() {
+                                    return Ok(Vec::new());
+                                }
+                                diesel::update(
+                                    o::outbound_messages
+                                        .filter(o::id.eq_any(&ids))
+                                        .filter(o::status.eq(QUEUED)),
+                                )
+                                .set((
+                                    o::status.eq(MessageStatus::Failed.as_str()),
+                                    o::last_error.eq(
+                                        coalesce(
+                                            o::last_error,
+                                            Some("deadline_exceeded")
+                                                .into_sql::<diesel::sql_types::Nullable<
+                                                    diesel::sql_types::Text,
+                                                >>(),
+                                        ),
+                                    ),
+                                    o::lease_owner.eq(None::<String>),
+                                    o::lease_until.eq(None::<DbTime>),
+                                    o::finished_at.eq(DbNow::now().nullable()),
+                                    o::updated_at.eq(DbNow::now()),
+                                ))
+                                .returning(OutboxRow::as_returning())
+                                .get_results(conn)
+                                .await
+                            })
+                            .await
+                            .map_err(map_err)
+                        })?;
+                    records(rows)
+                }
+
+                async fn get(
+                    &self,
+                    tenant: &TenantId,
+                    id: MessageId,
+                ) -> Result<Option<OutboundRecord>, RepositoryError> {
+                    let row: Option<OutboxRow> = $crate::first!(
+                        self.$pool,
+                        o::outbound_messages
+                            .filter(o::tenant_id.eq(tenant.as_str()))
+                            .filter(o::id.eq(DbId(id.as_uuid())))
+                            .select(OutboxRow::as_select())
+                            .limit(1)
+                    )?;
+                    row.map(OutboundRecord::try_from).transpose()
+                }
+
+                async fn list(
+                    &self,
+                    tenant: &TenantId,
+                    filter: &MessageFilter,
+                    before: Option<(DateTime<Utc>, MessageId)>,
+                    limit: u32,
+                ) -> Result<Vec<OutboundRecord>, RepositoryError> {
+                    let mut query = o::outbound_messages
+                        .filter(o::tenant_id.eq(tenant.as_str()))
+                        .select(OutboxRow::as_select())
+                        .order((o::created_at.desc(), o::id.desc()))
+                        .limit(i64::from(limit))
+                        .into_boxed();
+                    if let Some(connector) = filter.connector_id {
+                        query = query.filter(o::connector_id.eq(DbId::from(connector)));
+                    }
+                    if !filter.statuses.is_empty() {
+                        let names: Vec<&str> = filter.statuses.iter().map(|s| s.as_str()).collect();
+                        query = query.filter(o::status.eq_any(names));
+                    }
+                    if let Some((at, id)) = before {
+                        query = query.filter(
+                            o::created_at.lt(DbTime(at)).or(o::created_at
+                                .eq(DbTime(at))
+                                .and(o::id.lt(DbId(id.as_uuid())))),
+                        );
+                    }
+                    let rows: Vec<OutboxRow> = $crate::load!(self.$pool, query)?;
+                    records(rows)
+                }
+
+                async fn cancel(
+                    &self,
+                    tenant: &TenantId,
+                    id: MessageId,
+                ) -> Result<Cancelled, RepositoryError> {
+                    let mine = o::outbound_messages
+                        .filter(o::tenant_id.eq(tenant.as_str()))
+                        .filter(o::id.eq(DbId(id.as_uuid())));
+                    let cancelled: Option<OutboxRow> = $crate::first!(
+                        self.$pool,
+                        diesel::update(mine.filter(o::status.eq(QUEUED)))
+                            .set((
+                                o::status.eq(MessageStatus::Cancelled.as_str()),
+                                o::lease_owner.eq(None::<String>),
+                                o::lease_until.eq(None::<DbTime>),
+                                o::finished_at.eq(DbNow::now().nullable()),
+                                o::updated_at.eq(DbNow::now()),
+                            ))
+                            .returning(OutboxRow::as_returning())
+                    )?;
+                    if let Some(row) = cancelled {
+                        return OutboundRecord::try_from(row).map(Cancelled::Done);
+                    }
+                    Ok(match self.get(tenant, id).await? {
+                        None => Cancelled::NotFound,
+                        Some(r) if r.status == MessageStatus::Cancelled => Cancelled::Done(r),
+                        Some(r) => Cancelled::TooLate(r),
+                    })
+                }
+
+                async fn count_by_status(
+                    &self,
+                ) -> Result<Vec<(MessageStatus, u64)>, RepositoryError> {
+                    let rows: Vec<(String, i64)> = $crate::load!(
+                        self.$pool,
+                        o::outbound_messages
+                            .group_by(o::status)
+                            .select((o::status, diesel::dsl::count_star()))
+                    )?;
+                    Ok(rows
+                        .into_iter()
+                        .filter_map(|(s, n)| {
+                            MessageStatus::from_name(&s).map(|s| (s, u64::try_from(n).unwrap_or(0)))
+                        })
+                        .collect())
+                }
+
+                async fn purge_finished(
+                    &self,
+                    before: DateTime<Utc>,
+                ) -> Result<u64, RepositoryError> {
+                    $crate::execute!(
+                        self.$pool,
+                        diesel::delete(
+                            o::outbound_messages.filter(o::finished_at.lt(DbTime(before))),
+                        )
+                    )
+                }
+            }
+        }
+    };
+}

@@ -1,0 +1,2 @@
+DROP TABLE delivery_budgets;
+DROP TABLE outbound_messages;
