@@ -22,6 +22,12 @@ const LATENCY_BUCKETS: [f64; 14] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
+/// Queue-to-sent buckets: 50 ms to the default 30-minute delivery deadline (a full match wins
+/// over the suffix's).
+const DELIVERY_BUCKETS: [f64; 14] = [
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
+];
+
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// The handle rendering this process's metrics, the recorder installed on first use. (If a
@@ -30,6 +36,11 @@ pub fn handle() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full("connector_delivery_queue_to_sent_seconds".into()),
+                    &DELIVERY_BUCKETS,
+                )
+                .unwrap_or_else(|_| unreachable!("the delivery buckets are not empty"))
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &LATENCY_BUCKETS)
                 .unwrap_or_else(|_| unreachable!("the latency buckets are not empty"))
                 .build_recorder();
@@ -101,6 +112,32 @@ fn describe() {
         "Public HTTP requests answered 408: the body did not arrive in time"
     );
     metrics::describe_gauge!(
+        "connector_outbox_messages",
+        "Messages in the outbox (queued delivery), by status"
+    );
+    metrics::describe_counter!("connector_outbox_enqueued_total", "Messages queued");
+    metrics::describe_counter!(
+        "connector_outbox_cancelled_total",
+        "Queued messages cancelled"
+    );
+    metrics::describe_counter!(
+        "connector_outbox_finished_total",
+        "Queued messages that reached a final status, by status"
+    );
+    metrics::describe_counter!(
+        "connector_delivery_attempts_total",
+        "Posts of queued messages attempted, by outcome"
+    );
+    metrics::describe_counter!(
+        "connector_delivery_throttled_total",
+        "Slack's 429s on queued posts, by scope"
+    );
+    metrics::describe_histogram!(
+        "connector_delivery_queue_to_sent_seconds",
+        metrics::Unit::Seconds,
+        "From queued to posted"
+    );
+    metrics::describe_gauge!(
         "connector_ready",
         "1 while the database and the secret store answer and the server is not shutting down"
     );
@@ -118,7 +155,7 @@ fn describe() {
 
 /// The methods served, as `package.Service/Method`; anything else is `other`.
 fn method_label(path: &str) -> &'static str {
-    const KNOWN: [&str; 13] = [
+    const KNOWN: [&str; 18] = [
         "connector.v1.ConnectorService/CreateConnector",
         "connector.v1.ConnectorService/UpdateConnector",
         "connector.v1.ConnectorService/GetConnector",
@@ -129,6 +166,11 @@ fn method_label(path: &str) -> &'static str {
         "connector.v1.ConnectorService/DeleteMessage",
         "connector.v1.ConnectorService/CancelScheduledMessage",
         "connector.v1.ConnectorService/GetOAuthV2URL",
+        "connector.v1.ConnectorService/ListEvents",
+        "connector.v1.ConnectorService/StreamEvents",
+        "connector.v1.ConnectorService/GetMessage",
+        "connector.v1.ConnectorService/ListMessages",
+        "connector.v1.ConnectorService/CancelMessage",
         "grpc.health.v1.Health/Check",
         "grpc.health.v1.Health/Watch",
         "grpc.reflection.v1.ServerReflection/ServerReflectionInfo",

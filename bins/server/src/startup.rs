@@ -207,6 +207,17 @@ impl Application {
             .build_v1alpha()?;
 
         let jobs = PeriodicJobs::start(&self.services, &self.config.core.jobs);
+        // Queued messages: this replica's worker, one of many claiming from the same outbox.
+        let (delivery_stop, delivery_stopped) = tokio::sync::oneshot::channel::<()>();
+        let delivery = self
+            .services
+            .sender
+            .delivery_worker(format!("replica-{}", uuid::Uuid::now_v7()))
+            .map(|worker| {
+                tokio::spawn(worker.run(async {
+                    let _ = delivery_stopped.await;
+                }))
+            });
         let metrics_upkeep = crate::metrics::spawn_upkeep();
         let grace = self.config.grpc.shutdown_grace;
 
@@ -358,6 +369,11 @@ impl Application {
             // Envelopes stored are acknowledged, the rest left to Slack to deliver elsewhere.
             if let Some(socket_mode) = socket_mode {
                 socket_mode.stop().await;
+            }
+            // Claims no more; the posts in flight finish and are recorded.
+            let _ = delivery_stop.send(());
+            if let Some(delivery) = delivery {
+                let _ = delivery.await;
             }
             let grpc = server.await;
             let http = http.await;

@@ -132,6 +132,20 @@ impl HttpSlackApi {
         body: Body<'_>,
         idempotency: Idempotency,
     ) -> Result<T, SlackError> {
+        self.call_with(method, auth, body, idempotency, self.settings.max_attempts)
+            .await
+    }
+
+    /// [`HttpSlackApi::call`] making at most `max_attempts` attempts (1: answer at once, a 429
+    /// as [`SlackError::RateLimited`] with its `Retry-After`, for a caller that paces itself).
+    async fn call_with<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        auth: Auth<'_>,
+        body: Body<'_>,
+        idempotency: Idempotency,
+        max_attempts: u32,
+    ) -> Result<T, SlackError> {
         let url = self
             .base
             .join(method)
@@ -199,7 +213,7 @@ impl HttpSlackApi {
                 Retry::After(wait) => {
                     if wait > self.settings.max_retry_after
                         || Instant::now() + wait >= deadline
-                        || attempt >= self.settings.max_attempts
+                        || attempt >= max_attempts
                     {
                         return Err(SlackError::RateLimited {
                             retry_after: Some(wait),
@@ -214,7 +228,7 @@ impl HttpSlackApi {
                 }
                 Retry::Backoff(detail) => {
                     let wait = self.backoff(attempt);
-                    if attempt >= self.settings.max_attempts || Instant::now() + wait >= deadline {
+                    if attempt >= max_attempts || Instant::now() + wait >= deadline {
                         return Err(SlackError::Unavailable(format!(
                             "{detail} (gave up after {attempt} attempts)"
                         )));
@@ -516,6 +530,27 @@ impl SlackApi for HttpSlackApi {
                 Auth::Bearer(token),
                 Body::Json(&body),
                 Idempotency::NotAfterTimeout,
+            )
+            .await?;
+        Ok(PostedMessage {
+            channel: ChannelId::new(r.channel),
+            ts: r.ts,
+        })
+    }
+
+    async fn post_message_once(
+        &self,
+        token: &BotToken,
+        message: &OutgoingMessage,
+    ) -> Result<PostedMessage, SlackError> {
+        let body = wire::post_message_body(message)?;
+        let r: wire::PostMessage = self
+            .call_with(
+                "chat.postMessage",
+                Auth::Bearer(token),
+                Body::Json(&body),
+                Idempotency::NotAfterTimeout,
+                1,
             )
             .await?;
         Ok(PostedMessage {

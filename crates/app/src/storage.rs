@@ -17,7 +17,7 @@ use std::sync::Arc;
 use connector_instrumentation::Observed;
 use connector_ports::{
     ApiKeyStore, ConnectorChanges, ConnectorRepository, Connectors, EventLog, EventNotices,
-    OAuthStateStore, PoolStatus, RepositorySettings, SecretStore, SentMessageStore,
+    OAuthStateStore, Outbox, PoolStatus, RepositorySettings, SecretStore, SentMessageStore,
     SlackEventStore,
 };
 #[cfg(feature = "postgres")]
@@ -126,6 +126,8 @@ pub struct Storage {
     pub events: Arc<dyn SlackEventStore>,
     /// The inbound event log (in the same database as the metadata).
     pub log: Arc<dyn EventLog>,
+    /// The outbox of queued messages (in the same database).
+    pub outbox: Arc<dyn Outbox>,
     /// The database connection pool's state, for metrics.
     pub pool_status: Arc<dyn Fn() -> PoolStatus + Send + Sync>,
     /// Connector changes made by other processes, where the database announces them
@@ -152,6 +154,7 @@ struct Database {
     sends: Arc<dyn SentMessageStore>,
     events: Arc<dyn SlackEventStore>,
     log: Arc<dyn EventLog>,
+    outbox: Arc<dyn Outbox>,
     pool_status: Arc<dyn Fn() -> PoolStatus + Send + Sync>,
     description: String,
 }
@@ -167,6 +170,7 @@ impl Database {
             + SentMessageStore
             + SlackEventStore
             + EventLog
+            + Outbox
             + 'static,
     {
         let db = Arc::new(Observed::new(db));
@@ -177,7 +181,8 @@ impl Database {
             api_keys: db.clone(),
             sends: db.clone(),
             events: db.clone(),
-            log: db,
+            log: db.clone(),
+            outbox: db,
             pool_status: Arc::new(move || pool_status(pooled.inner())),
             description,
         }
@@ -296,6 +301,7 @@ pub async fn open(
         sends: database.sends,
         events: database.events,
         log: database.log,
+        outbox: database.outbox,
         pool_status: database.pool_status,
         changes: feeds.as_ref().map(|(changes, _)| changes.clone()),
         event_notices: feeds.map(|(_, events)| events),

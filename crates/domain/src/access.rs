@@ -17,7 +17,8 @@ pub enum Scope {
     ConnectorsRead,
     /// `connectors:write`: CreateConnector, DeleteConnector, GetOAuthV2URL.
     ConnectorsWrite,
-    /// `messages:send`: SendMessage.
+    /// `messages:send`: SendMessage, and GetMessage, ListMessages, CancelMessage (queued
+    /// messages).
     MessagesSend,
     /// `messages:manage`: UpdateMessage, DeleteMessage, CancelScheduledMessage, over messages
     /// the tenant's connectors posted. Not implied by `messages:send`: a credential that only

@@ -4,12 +4,12 @@ use std::sync::Arc;
 
 use connector_domain::{
     ChannelId, ChannelRef, Connector, ConnectorId, ConnectorStatus, FileAttachment, Message,
-    MessageEdit, Principal, RequestId, Scope, TenantId, ValidationError,
+    MessageEdit, MessageId, MessageStatus, Principal, RequestId, Scope, TenantId, ValidationError,
 };
 use connector_usecases::inbound::InboundEvent;
 use connector_usecases::{
-    ConnectorService, CreateConnector, EventQuery, InboundEvents, MessageSender, OAuthInstaller,
-    UpdateConnector, UpdateFields,
+    ConnectorService, CreateConnector, EventQuery, InboundEvents, MessageFilter, MessageSender,
+    OAuthInstaller, OutboundRecord, UpdateConnector, UpdateFields,
 };
 use tonic::{Request, Response, Status};
 
@@ -166,7 +166,10 @@ for_tenant!(
     pb::DeleteMessageRequest,
     pb::CancelScheduledMessageRequest,
     pb::ListEventsRequest,
-    pb::StreamEventsRequest
+    pb::StreamEventsRequest,
+    pb::GetMessageRequest,
+    pb::ListMessagesRequest,
+    pb::CancelMessageRequest
 );
 
 impl ConnectorGrpc {
@@ -453,6 +456,28 @@ impl pb::connector_service_server::ConnectorService for ConnectorGrpc {
                 ),
             },
         };
+        let delivery = pb::Delivery::try_from(r.delivery).map_err(|_| {
+            to_status(
+                ValidationError::new("delivery", "must be DELIVERY_IMMEDIATE or DELIVERY_QUEUED")
+                    .into(),
+            )
+        })?;
+        if delivery == pb::Delivery::Queued {
+            let queued = self
+                .sender
+                .enqueue(Some(&tenant), id, &message)
+                .await
+                .map_err(send_to_status)?;
+            tracing::debug!(connector_id = %id, tenant_id = %tenant, message_id = %queued.id,
+                "message queued");
+            return Ok(Response::new(pb::SendMessageResponse {
+                channel_id: queued.channel_id.to_string(),
+                ts: queued.ts.clone().unwrap_or_default(),
+                scheduled_message_id: String::new(),
+                message_id: queued.id.to_string(),
+                status: message_status(queued.status) as i32,
+            }));
+        }
         // The use case runs a send with a request_id to its end even if this call is
         // cancelled (a client's deadline), so its outcome is always recorded.
         let sent = self
@@ -466,6 +491,97 @@ impl pb::connector_service_server::ConnectorService for ConnectorGrpc {
             channel_id: sent.channel.to_string(),
             ts: sent.ts,
             scheduled_message_id: sent.scheduled_message_id.unwrap_or_default(),
+            message_id: String::new(),
+            status: pb::MessageStatus::Sent as i32,
+        }))
+    }
+
+    async fn get_message(
+        &self,
+        request: Request<pb::GetMessageRequest>,
+    ) -> Result<Response<pb::GetMessageResponse>, Status> {
+        let (_, tenant) = self.caller(&request, Scope::MessagesSend).await?;
+        let r = request.into_inner();
+        let id = MessageId::parse("message_id", &r.message_id).map_err(|e| to_status(e.into()))?;
+        let message = self
+            .sender
+            .get_message(&tenant, id)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::GetMessageResponse {
+            message: Some(outbound_message(message)),
+        }))
+    }
+
+    async fn list_messages(
+        &self,
+        request: Request<pb::ListMessagesRequest>,
+    ) -> Result<Response<pb::ListMessagesResponse>, Status> {
+        let (_, tenant) = self.caller(&request, Scope::MessagesSend).await?;
+        let r = request.into_inner();
+        let connector_id = match r.connector_id.as_str() {
+            "" => None,
+            given => {
+                Some(ConnectorId::parse("connector_id", given).map_err(|e| to_status(e.into()))?)
+            }
+        };
+        let mut statuses = Vec::with_capacity(r.statuses.len());
+        for s in &r.statuses {
+            statuses.push(status_of(*s).ok_or_else(|| {
+                to_status(
+                    ValidationError::new(
+                        "statuses",
+                        format!("{s} is not a MessageStatus other than UNSPECIFIED"),
+                    )
+                    .into(),
+                )
+            })?);
+        }
+        if !(0..=100).contains(&r.page_size) {
+            return Err(to_status(
+                ValidationError::new("page_size", "must be 0 (the default, 50) to 100").into(),
+            ));
+        }
+        let page_size = if r.page_size == 0 {
+            50
+        } else {
+            r.page_size as u32
+        };
+        let page = self
+            .sender
+            .list_messages(
+                &tenant,
+                &MessageFilter {
+                    connector_id,
+                    statuses,
+                },
+                page_size,
+                &r.page_token,
+            )
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::ListMessagesResponse {
+            messages: page.messages.into_iter().map(outbound_message).collect(),
+            next_page_token: page.next_page_token,
+        }))
+    }
+
+    async fn cancel_message(
+        &self,
+        request: Request<pb::CancelMessageRequest>,
+    ) -> Result<Response<pb::CancelMessageResponse>, Status> {
+        let (caller, tenant) = self.caller(&request, Scope::MessagesSend).await?;
+        let r = request.into_inner();
+        let id = MessageId::parse("message_id", &r.message_id).map_err(|e| to_status(e.into()))?;
+        let message = self
+            .sender
+            .cancel_message(&tenant, id)
+            .await
+            .map_err(to_status)?;
+        tracing::info!(target: "audit", action = "message.cancel", subject = %caller.subject,
+            tenant_id = %tenant, message_id = %id, "queued message cancelled");
+        Ok(Response::new(pb::CancelMessageResponse {
+            message: Some(outbound_message(message)),
         }))
     }
 
@@ -624,5 +740,47 @@ impl pb::connector_service_server::ConnectorService for ConnectorGrpc {
             url,
             expire_time: Some(timestamp(expires_at)),
         }))
+    }
+}
+
+/// A recorded message, as the contract shows it.
+fn outbound_message(m: OutboundRecord) -> pb::OutboundMessage {
+    pb::OutboundMessage {
+        id: m.id.to_string(),
+        connector_id: m.connector_id.to_string(),
+        channel_id: m.channel_id.to_string(),
+        status: message_status(m.status) as i32,
+        ts: m.ts.unwrap_or_default(),
+        attempts: i32::try_from(m.attempts).unwrap_or(i32::MAX),
+        last_error: m.last_error.unwrap_or_default(),
+        create_time: Some(timestamp(m.created_at)),
+        send_time: m.finished_at.map(timestamp),
+        next_attempt_time: (m.status == MessageStatus::Queued)
+            .then(|| timestamp(m.next_attempt_at)),
+        request_id: m.request_id.unwrap_or_default(),
+    }
+}
+
+fn message_status(s: MessageStatus) -> pb::MessageStatus {
+    match s {
+        MessageStatus::Queued => pb::MessageStatus::Queued,
+        MessageStatus::Sending => pb::MessageStatus::Sending,
+        MessageStatus::Sent => pb::MessageStatus::Sent,
+        MessageStatus::Failed => pb::MessageStatus::Failed,
+        MessageStatus::Unknown => pb::MessageStatus::Unknown,
+        MessageStatus::Cancelled => pb::MessageStatus::Cancelled,
+    }
+}
+
+/// The status a request names (`None`: unspecified or not a status).
+fn status_of(value: i32) -> Option<MessageStatus> {
+    match pb::MessageStatus::try_from(value).ok()? {
+        pb::MessageStatus::Unspecified => None,
+        pb::MessageStatus::Queued => Some(MessageStatus::Queued),
+        pb::MessageStatus::Sending => Some(MessageStatus::Sending),
+        pb::MessageStatus::Sent => Some(MessageStatus::Sent),
+        pb::MessageStatus::Failed => Some(MessageStatus::Failed),
+        pb::MessageStatus::Unknown => Some(MessageStatus::Unknown),
+        pb::MessageStatus::Cancelled => Some(MessageStatus::Cancelled),
     }
 }

@@ -51,7 +51,9 @@ pub fn to_status(err: ConnectorError) -> Status {
                 ),
             )
         }
-        e @ ConnectorError::NotFound { .. } => Status::not_found(e.to_string()),
+        e @ (ConnectorError::NotFound { .. } | ConnectorError::MessageNotFound { .. }) => {
+            Status::not_found(e.to_string())
+        }
         ConnectorError::OutOfRange { field, reason } => Status::with_error_details(
             Code::OutOfRange,
             format!("{field}: {reason}"),

@@ -24,18 +24,19 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use connector_domain::{
     ApiKeyId, BotIdentity, BotToken, ChannelId, ChannelName, Connector, ConnectorId,
-    ConnectorStatus, FileAttachment, MessageEdit, RequestId, Scopes, SecretName, SecretPrefix,
-    TenantId, WorkspaceId,
+    ConnectorStatus, FileAttachment, MessageEdit, MessageId, MessageStatus, Pace, RequestId,
+    Scopes, SecretName, SecretPrefix, TenantId, WorkspaceId,
 };
 use connector_ports::{
-    ApiKeyRecord, ApiKeyStore, AuthIdentity, ChannelInfo, ChannelPage, ConnectorLifecycle,
-    ConnectorQueries, ConnectorReconciliation, ConnectorSecret, ConnectorUpdate, CursorBounds,
-    EventFilter, EventLog, InboundEvent, NewConnector, NewInboundEvent, OAuthGrant,
-    OAuthGrantRequest, OAuthStateStore, OutgoingMessage, PendingInstall, PendingPromotion,
-    PostedMessage, PostedRecord, RefreshLeases, RefreshOutcome, RepositoryError, ScheduledMessage,
-    SecretLabels, SecretStore, SecretStoreError, SendKey, SendOutcome, SendRecord,
-    SentMessageStore, SlackApi, SlackError, SlackEventStore, StagedVersion, StatusCount,
-    UploadedFile, WorkspaceConnectors,
+    ApiKeyRecord, ApiKeyStore, AttemptOutcome, AuthIdentity, Cancelled, ChannelInfo, ChannelPage,
+    ConnectorLifecycle, ConnectorQueries, ConnectorReconciliation, ConnectorSecret,
+    ConnectorUpdate, CursorBounds, Enqueued, EventFilter, EventLog, InboundEvent, MessageFilter,
+    NewConnector, NewInboundEvent, NewOutboundMessage, OAuthGrant, OAuthGrantRequest,
+    OAuthStateStore, OutboundRecord, Outbox, OutgoingMessage, PauseScope, PendingInstall,
+    PendingPromotion, PostedMessage, PostedRecord, RefreshLeases, RefreshOutcome, RepositoryError,
+    ScheduledMessage, SecretLabels, SecretStore, SecretStoreError, SendKey, SendOutcome,
+    SendRecord, SentMessageStore, SlackApi, SlackError, SlackEventStore, StagedVersion,
+    StatusCount, UploadedFile, WorkspaceConnectors,
 };
 use secrecy::SecretString;
 use tracing::Instrument as _;
@@ -318,6 +319,30 @@ observed!(EventLog, Database, "db", "db.operation" {
     fn purge_events_before(&self, before: DateTime<Utc>) -> Result<u64, RepositoryError>;
 });
 
+observed!(Outbox, Database, "db", "db.operation" {
+    fn enqueue(&self, message: &NewOutboundMessage) -> Result<Enqueued, RepositoryError>;
+    fn claim(&self, owner: &str, pace: &Pace, lease: Duration, limit: u32)
+        -> Result<Vec<OutboundRecord>, RepositoryError>;
+    fn finish(&self, id: MessageId, owner: &str, outcome: &AttemptOutcome)
+        -> Result<bool, RepositoryError>;
+    fn spend(&self, team_id: &str, channel: &ChannelId, pace: &Pace)
+        -> Result<Option<Duration>, RepositoryError>;
+    fn pause(&self, scope: &PauseScope, for_: Duration) -> Result<(), RepositoryError>;
+    fn take_over_expired(&self, error: &str, limit: u32)
+        -> Result<Vec<OutboundRecord>, RepositoryError>;
+    fn fail_connector(&self, connector: ConnectorId, error: &str)
+        -> Result<Vec<OutboundRecord>, RepositoryError>;
+    fn expire(&self, limit: u32) -> Result<Vec<OutboundRecord>, RepositoryError>;
+    fn get(&self, tenant: &TenantId, id: MessageId)
+        -> Result<Option<OutboundRecord>, RepositoryError>;
+    fn list(&self, tenant: &TenantId, filter: &MessageFilter,
+        before: Option<(DateTime<Utc>, MessageId)>, limit: u32)
+        -> Result<Vec<OutboundRecord>, RepositoryError>;
+    fn cancel(&self, tenant: &TenantId, id: MessageId) -> Result<Cancelled, RepositoryError>;
+    fn count_by_status(&self) -> Result<Vec<(MessageStatus, u64)>, RepositoryError>;
+    fn purge_finished(&self, before: DateTime<Utc>) -> Result<u64, RepositoryError>;
+});
+
 observed!(SlackEventStore, Database, "db", "db.operation" {
     fn record_event(&self, event_id: &str, at: DateTime<Utc>) -> Result<bool, RepositoryError>;
     fn forget_event(&self, event_id: &str) -> Result<(), RepositoryError>;
@@ -344,6 +369,8 @@ observed!(SlackApi, Slack, "slack", "slack.method" {
     fn channel_info(&self, token: &BotToken, channel: &ChannelId)
         -> Result<ChannelInfo, SlackError>;
     fn post_message(&self, token: &BotToken, message: &OutgoingMessage)
+        -> Result<PostedMessage, SlackError>;
+    fn post_message_once(&self, token: &BotToken, message: &OutgoingMessage)
         -> Result<PostedMessage, SlackError>;
     fn schedule_message(&self, token: &BotToken, message: &OutgoingMessage, post_at: i64)
         -> Result<ScheduledMessage, SlackError>;

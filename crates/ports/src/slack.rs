@@ -243,6 +243,17 @@ pub trait SlackApi: Send + Sync {
         message: &OutgoingMessage,
     ) -> Result<PostedMessage, SlackError>;
 
+    /// `chat.postMessage`, one attempt: a 429 is [`SlackError::RateLimited`] with Slack's
+    /// `Retry-After` at once, a 5xx or a refused connection [`SlackError::Unavailable`], for
+    /// a caller that paces and retries itself (the outbox).
+    async fn post_message_once(
+        &self,
+        token: &BotToken,
+        message: &OutgoingMessage,
+    ) -> Result<PostedMessage, SlackError> {
+        self.post_message(token, message).await
+    }
+
     /// `chat.scheduleMessage`: posts `message` at `post_at` (Unix seconds).
     async fn schedule_message(
         &self,

@@ -62,6 +62,12 @@ pub enum ConnectorError {
         /// The ID that was asked for.
         id: String,
     },
+    /// No such recorded message for this tenant.
+    #[error("message {id} not found")]
+    MessageNotFound {
+        /// The ID that was asked for.
+        id: String,
+    },
     /// The tenant already has a connector with this name.
     #[error("name: a connector named {name:?} already exists for this tenant")]
     AlreadyExists {

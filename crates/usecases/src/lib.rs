@@ -51,6 +51,7 @@ mod testing;
 pub use api_keys::{ApiKeys, CreatedKey, KeyRejected, NewApiKey};
 pub use authenticate::{AuthFailure, Authenticator, CredentialPolicy, Credentials};
 pub use coherence::{Coherence, ConnectorCache, Forget, NotingChanges};
+pub use connector_ports::{MessageFilter, OutboundRecord};
 pub use connectors::{
     ChannelLimits, ConnectorPage, ConnectorService, CreateConnector, UPDATABLE_FIELDS,
     UpdateConnector, UpdateFields,
@@ -63,7 +64,10 @@ pub use readiness::{Readiness, ReadinessCheck};
 pub use reconcile::{ReconcileReport, ReconcileSettings, Reconciler};
 pub use refresh::{AppCredentials, RefreshReport, RefreshSettings, TokenRefresher};
 pub use runtime::{Clock, Sleep, Spawn, SystemClock};
-pub use send::{DUPLICATE_WAIT, EDIT_WINDOW, IDEMPOTENCY_WINDOW, MessageSender, TokenCache};
+pub use send::{
+    DUPLICATE_WAIT, DeliverySettings, DeliveryWorker, EDIT_WINDOW, IDEMPOTENCY_WINDOW, MessagePage,
+    MessageSender, TokenCache,
+};
 pub use sent::SentMessage;
 
 /// The ports every use case works over, and how connector secrets are named. Cheap to clone.

@@ -267,6 +267,7 @@ pub struct MessageSender {
     spawn: Spawn,
     channels: Arc<ChannelIds>,
     send_deadline: Duration,
+    queue: Option<queued::Queue>,
 }
 
 /// Channel IDs found by name for sends that name another channel, per connector, for
@@ -392,6 +393,7 @@ impl MessageSender {
                 ..ChannelIds::default()
             }),
             send_deadline: Self::DEFAULT_SEND_DEADLINE,
+            queue: None,
         }
     }
 
@@ -822,8 +824,9 @@ impl MessageSender {
         Ok(again)
     }
 
-    /// Deletes the records of idempotent sends older than [`IDEMPOTENCY_WINDOW`], and of posted
-    /// messages older than [`EDIT_WINDOW`]; returns how many.
+    /// Deletes the records of idempotent sends older than [`IDEMPOTENCY_WINDOW`], of posted
+    /// messages older than [`EDIT_WINDOW`], and queued messages finished longer ago than the
+    /// delivery retention; returns how many.
     #[tracing::instrument(name = "usecase messages.purge_expired", skip_all)]
     pub async fn purge_expired(&self) -> Result<u64, SendError> {
         let now = self.ports.clock.utc();
@@ -833,7 +836,17 @@ impl MessageSender {
             .sends
             .purge_posted(now - chrono::Duration::from_std(EDIT_WINDOW).unwrap_or_default())
             .await?;
-        Ok(sends + posted)
+        let finished = match &self.queue {
+            Some(q) => {
+                q.outbox
+                    .purge_finished(
+                        now - chrono::Duration::from_std(q.settings.retention).unwrap_or_default(),
+                    )
+                    .await?
+            }
+            None => 0,
+        };
+        Ok(sends + posted + finished)
     }
 
     /// Posts `message` through `connector` with its cached (or stored) token, retrying once
@@ -1072,6 +1085,9 @@ fn failure(f: Failed, channel: &ChannelId) -> SendError {
 
 mod edits;
 mod posted;
+mod queued;
+
+pub use queued::{DeliverySettings, DeliveryWorker, MessagePage};
 
 #[cfg(test)]
 pub(crate) mod tests;

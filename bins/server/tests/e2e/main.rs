@@ -10,6 +10,7 @@ mod coherence;
 mod common;
 mod containers;
 mod crash_safety;
+mod delivery;
 mod embedded;
 mod events;
 mod helpers;

@@ -13,9 +13,11 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use connector_adapters_slack::SlackSettings;
-use connector_domain::{SecretPrefix, SendLimits, TenantId};
+use connector_domain::{Pace, Rate, SecretPrefix, SendLimits, TenantId};
 use connector_ports::RepositorySettings;
-use connector_usecases::{AppCredentials, ChannelLimits, OAuthConfig, ReconcileSettings};
+use connector_usecases::{
+    AppCredentials, ChannelLimits, DeliverySettings, OAuthConfig, ReconcileSettings,
+};
 use secrecy::{ExposeSecret as _, SecretString};
 
 pub use raw::CoreSettings;
@@ -53,6 +55,8 @@ pub struct CoreConfig {
     pub event_retention: Duration,
     /// StreamEvents streams per tenant and replica at most.
     pub max_event_streams_per_tenant: Option<usize>,
+    /// Queued delivery: pace, deadline, concurrency, retention.
+    pub delivery: DeliverySettings,
     /// The tenant the `sender` library is bound to, if any (the server ignores it).
     pub sender_tenant: Option<TenantId>,
     /// Connectors per tenant at most.
@@ -214,6 +218,7 @@ impl CoreConfig {
             connector_cache_ttl: Duration::from_millis(s.cache.connector_ttl_ms),
             event_retention: secs(s.events.retention_hours.max(1) * 3600),
             max_event_streams_per_tenant: Some(s.events.max_streams_per_tenant).filter(|n| *n > 0),
+            delivery: delivery(&s.delivery)?,
             sender_tenant,
             max_connectors_per_tenant: Some(s.quotas.max_connectors_per_tenant).filter(|n| *n > 0),
             max_pending_installs_per_tenant: Some(s.quotas.max_pending_installs_per_tenant)
@@ -231,6 +236,42 @@ impl CoreConfig {
             readiness_interval: secs(s.readiness.check_interval_secs),
         })
     }
+}
+
+/// Queued delivery's settings, each checked and named by its key.
+fn delivery(d: &raw::Delivery) -> Result<DeliverySettings, ConfigError> {
+    let channel = Rate::per_second(d.channel_rate, d.channel_burst).ok_or_else(|| {
+        invalid(
+            if d.channel_burst == 0 {
+                "delivery.channel_burst"
+            } else {
+                "delivery.channel_rate"
+            },
+            "must be a positive number (posts a second; the burst at least 1)",
+        )
+    })?;
+    let workspace = Rate::per_second(d.workspace_rate_per_minute / 60.0, d.workspace_burst)
+        .ok_or_else(|| {
+            invalid(
+                if d.workspace_burst == 0 {
+                    "delivery.workspace_burst"
+                } else {
+                    "delivery.workspace_rate_per_minute"
+                },
+                "must be a positive number (posts a minute; the burst at least 1)",
+            )
+        })?;
+    if d.deadline_seconds == 0 {
+        return Err(invalid("delivery.deadline_seconds", "must be at least 1"));
+    }
+    at_least_one(d.max_in_flight, "delivery.max_in_flight")?;
+    Ok(DeliverySettings {
+        pace: Pace { channel, workspace },
+        deadline: Duration::from_secs(d.deadline_seconds),
+        max_in_flight: d.max_in_flight,
+        retention: Duration::from_secs(d.retention_hours.max(1) * 3600),
+        ..DeliverySettings::default()
+    })
 }
 
 fn at_least_one(value: usize, key: &'static str) -> Result<(), ConfigError> {
@@ -454,6 +495,62 @@ mod tests {
         assert_eq!(c.jobs.reconcile_every, Duration::from_secs(30));
         assert_eq!(c.jobs.reconcile.stale_after, Duration::from_secs(120));
         assert_eq!(c.readiness_interval, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn delivery_paces_default_to_slacks_and_refuse_what_cannot_pace() {
+        let c = load(&[]).unwrap();
+        assert_eq!(c.delivery.pace.channel.interval, Duration::from_secs(1));
+        assert_eq!(c.delivery.pace.channel.burst, 3);
+        assert_eq!(
+            c.delivery.pace.workspace.interval,
+            Duration::from_millis(200)
+        );
+        assert_eq!(c.delivery.deadline, Duration::from_secs(1800));
+        let c = load(&[
+            ("CONNECTOR__DELIVERY__CHANNEL_RATE", "20"),
+            ("CONNECTOR__DELIVERY__CHANNEL_BURST", "5"),
+            ("CONNECTOR__DELIVERY__WORKSPACE_RATE_PER_MINUTE", "6000"),
+        ])
+        .unwrap();
+        assert_eq!(c.delivery.pace.channel.interval, Duration::from_millis(50));
+        assert_eq!(
+            c.delivery.pace.workspace.interval,
+            Duration::from_millis(10)
+        );
+        for (key, value, named) in [
+            (
+                "CONNECTOR__DELIVERY__CHANNEL_RATE",
+                "0",
+                "delivery.channel_rate",
+            ),
+            (
+                "CONNECTOR__DELIVERY__CHANNEL_BURST",
+                "0",
+                "delivery.channel_burst",
+            ),
+            (
+                "CONNECTOR__DELIVERY__WORKSPACE_RATE_PER_MINUTE",
+                "-1",
+                "delivery.workspace_rate_per_minute",
+            ),
+            (
+                "CONNECTOR__DELIVERY__DEADLINE_SECONDS",
+                "0",
+                "delivery.deadline_seconds",
+            ),
+            (
+                "CONNECTOR__DELIVERY__MAX_IN_FLIGHT",
+                "0",
+                "delivery.max_in_flight",
+            ),
+        ] {
+            assert_eq!(
+                load(&[(key, value)]).unwrap_err().key(),
+                Some(named),
+                "{key}"
+            );
+        }
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub struct CoreSettings {
     pub cache: Cache,
     /// `events.*`
     pub events: Events,
+    /// `delivery.*` (queued delivery)
+    pub delivery: Delivery,
     /// `reconciler.*`
     pub reconciler: Reconciler,
     /// `token_refresh.*`
@@ -238,6 +240,40 @@ impl Default for Events {
         Self {
             retention_hours: 168,
             max_streams_per_tenant: 16,
+        }
+    }
+}
+
+/// `delivery.*`: queued delivery (the outbox), paced to Slack's limits across replicas.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct Delivery {
+    /// `channel_rate`: posts a second per (workspace, channel).
+    pub channel_rate: f64,
+    /// `channel_burst`: posts at once per channel after a quiet spell.
+    pub channel_burst: u32,
+    /// `workspace_rate_per_minute`: posts a minute per workspace, all channels together.
+    pub workspace_rate_per_minute: f64,
+    /// `workspace_burst`: posts at once per workspace after a quiet spell.
+    pub workspace_burst: u32,
+    /// `deadline_seconds`: how long after it was queued a message is still tried.
+    pub deadline_seconds: u64,
+    /// `max_in_flight`: posts one replica makes at once.
+    pub max_in_flight: usize,
+    /// `retention_hours`: how long finished messages stay readable.
+    pub retention_hours: u64,
+}
+
+impl Default for Delivery {
+    fn default() -> Self {
+        Self {
+            channel_rate: 1.0,
+            channel_burst: 3,
+            workspace_rate_per_minute: 300.0,
+            workspace_burst: 10,
+            deadline_seconds: 1800,
+            max_in_flight: 64,
+            retention_hours: 168,
         }
     }
 }

@@ -1,0 +1,309 @@
+//! Queued delivery end to end (`DELIVERY_QUEUED`): messages accepted at once, posted in order
+//! and paced by the server's delivery worker, retried after Slack's 429, failed for good on a
+//! permanent error, cancelled before their turn, and read back with GetMessage and
+//! ListMessages.
+
+use std::time::{Duration, Instant};
+
+use connector_grpc_api::pb::{
+    self, CancelMessageRequest, Delivery, GetMessageRequest, ListMessagesRequest, MessageStatus,
+    SendMessageRequest,
+};
+use slack_double::Fault;
+use tonic::Code;
+
+use crate::helpers::TestApp;
+
+fn queued(tenant: &str, connector_id: &str, text: &str) -> SendMessageRequest {
+    SendMessageRequest {
+        tenant_id: tenant.into(),
+        connector_id: connector_id.into(),
+        text: text.into(),
+        delivery: Delivery::Queued as i32,
+        ..Default::default()
+    }
+}
+
+async fn get(
+    app: &mut TestApp,
+    tenant: &str,
+    id: &str,
+) -> Result<pb::OutboundMessage, tonic::Status> {
+    app.client
+        .get_message(GetMessageRequest {
+            tenant_id: tenant.into(),
+            message_id: id.into(),
+        })
+        .await
+        .map(|r| r.into_inner().message.unwrap())
+}
+
+/// Waits (at most 30 s) until message `id` is in a final status; returns it.
+async fn settled(app: &mut TestApp, tenant: &str, id: &str) -> pb::OutboundMessage {
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let m = get(app, tenant, id).await.unwrap();
+        let open = [MessageStatus::Queued as i32, MessageStatus::Sending as i32];
+        if !open.contains(&m.status) {
+            return m;
+        }
+        assert!(Instant::now() < until, "message {id} never settled: {m:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn queued_messages_are_accepted_at_once_then_posted_in_order_at_the_channels_pace() {
+    let mut app = TestApp::spawn_with(&[
+        ("CONNECTOR__DELIVERY__CHANNEL_RATE", "20"),
+        ("CONNECTOR__DELIVERY__CHANNEL_BURST", "5"),
+    ])
+    .await;
+    let c = app.create("acme", "prod", "#alerts").await;
+    let started = Instant::now();
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let answer = app
+            .client
+            .send_message(queued("acme", &c.id, &format!("alert {i}")))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(answer.status, MessageStatus::Queued as i32);
+        assert_eq!(answer.channel_id, "C0ALERTS01");
+        assert!(answer.ts.is_empty());
+        ids.push(answer.message_id);
+    }
+    let mut last = None;
+    for id in &ids {
+        last = Some(settled(&mut app, "acme", id).await);
+    }
+    let elapsed = started.elapsed();
+    let last = last.unwrap();
+    assert_eq!(last.status, MessageStatus::Sent as i32, "{last:?}");
+    assert_eq!(last.attempts, 1);
+    assert!(last.send_time.is_some() && last.create_time.is_some());
+    let posted = app.double.state().posted();
+    let texts: Vec<&str> = posted.iter().map(|p| p.text.as_str()).collect();
+    let wanted: Vec<String> = (0..20).map(|i| format!("alert {i}")).collect();
+    assert_eq!(texts, wanted, "in the order queued, each once");
+    assert_eq!(posted[19].ts, last.ts);
+    // 20 posts at 20 a second after a burst of 5: at least 15 intervals of 50 ms.
+    assert!(
+        elapsed >= Duration::from_millis(700),
+        "{elapsed:?}: not paced"
+    );
+
+    // Read back: newest first, by status, in pages; another tenant sees none of it.
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = app
+            .client
+            .list_messages(ListMessagesRequest {
+                tenant_id: "acme".into(),
+                connector_id: c.id.clone(),
+                statuses: vec![MessageStatus::Sent as i32],
+                page_size: 7,
+                page_token: token.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        seen.extend(page.messages.into_iter().map(|m| m.id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    let newest_first: Vec<String> = ids.iter().rev().cloned().collect();
+    assert_eq!(seen, newest_first);
+    let status = get(&mut app, "globex", &ids[0]).await.unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    let status = get(&mut app, "acme", "not-a-uuid").await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().contains("message_id"), "{status:?}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_429_pauses_the_channel_and_the_message_is_posted_after_it_in_order() {
+    let mut app = TestApp::spawn().await;
+    let c = app.create("acme", "prod", "alerts").await;
+    app.double.state().inject(
+        "chat.postMessage",
+        Fault::RateLimited {
+            retry_after_secs: 1,
+        },
+        1,
+    );
+    let first = app
+        .client
+        .send_message(queued("acme", &c.id, "first"))
+        .await
+        .unwrap()
+        .into_inner();
+    let second = app
+        .client
+        .send_message(queued("acme", &c.id, "second"))
+        .await
+        .unwrap()
+        .into_inner();
+    let started = Instant::now();
+    let a = settled(&mut app, "acme", &first.message_id).await;
+    let b = settled(&mut app, "acme", &second.message_id).await;
+    assert_eq!(a.status, MessageStatus::Sent as i32, "{a:?}");
+    assert_eq!(a.attempts, 2, "the 429, then the post");
+    assert_eq!(a.last_error, "ratelimited");
+    assert_eq!(b.status, MessageStatus::Sent as i32);
+    assert!(
+        started.elapsed() >= Duration::from_millis(800),
+        "Retry-After was honoured"
+    );
+    let texts: Vec<String> = app
+        .double
+        .state()
+        .posted()
+        .into_iter()
+        .map(|p| p.text)
+        .collect();
+    assert_eq!(
+        texts,
+        ["first", "second"],
+        "the second waited for the first"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn permanent_errors_fail_at_once_and_cancel_stops_what_is_not_yet_posted() {
+    let mut app = TestApp::spawn().await;
+    let c = app.create("acme", "prod", "alerts").await;
+    app.double.state().inject(
+        "chat.postMessage",
+        Fault::SlackError {
+            code: "not_in_channel".into(),
+        },
+        1,
+    );
+    let doomed = app
+        .client
+        .send_message(queued("acme", &c.id, "nobody hears"))
+        .await
+        .unwrap()
+        .into_inner();
+    let m = settled(&mut app, "acme", &doomed.message_id).await;
+    assert_eq!(m.status, MessageStatus::Failed as i32, "{m:?}");
+    assert_eq!(m.last_error, "not_in_channel");
+    assert_eq!(m.attempts, 1, "a permanent error is not retried");
+
+    // A message due in an hour waits in the outbox; cancelled, it is never posted.
+    let mut later = queued("acme", &c.id, "later");
+    later.post_at = Some(prost_types::Timestamp {
+        seconds: chrono::Utc::now().timestamp() + 3600,
+        nanos: 0,
+    });
+    let later = app.client.send_message(later).await.unwrap().into_inner();
+    let waiting = get(&mut app, "acme", &later.message_id).await.unwrap();
+    assert_eq!(waiting.status, MessageStatus::Queued as i32);
+    assert!(waiting.next_attempt_time.unwrap().seconds > chrono::Utc::now().timestamp() + 3000);
+    for _ in 0..2 {
+        let cancelled = app
+            .client
+            .cancel_message(CancelMessageRequest {
+                tenant_id: "acme".into(),
+                message_id: later.message_id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .message
+            .unwrap();
+        assert_eq!(cancelled.status, MessageStatus::Cancelled as i32);
+    }
+    // What is finished cannot be cancelled; another tenant's is not found.
+    let status = app
+        .client
+        .cancel_message(CancelMessageRequest {
+            tenant_id: "acme".into(),
+            message_id: doomed.message_id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert!(status.message().contains("FAILED"), "{status:?}");
+    let status = app
+        .client
+        .cancel_message(CancelMessageRequest {
+            tenant_id: "globex".into(),
+            message_id: later.message_id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+
+    // A queued message is one Slack message: no attachments.
+    let mut with_file = queued("acme", &c.id, "see file");
+    with_file.attachments.push(pb::Attachment {
+        filename: "a.txt".into(),
+        content: b"hello".to_vec(),
+        ..Default::default()
+    });
+    let status = app.client.send_message(with_file).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().contains("attachments"), "{status:?}");
+
+    // A request_id queues once; reused for another message it is refused.
+    let mut keyed = queued("acme", &c.id, "once");
+    keyed.request_id = "deploy-42".into();
+    let one = app
+        .client
+        .send_message(keyed.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    let two = app
+        .client
+        .send_message(keyed.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(one.message_id, two.message_id);
+    keyed.text = "another".into();
+    let status = app.client.send_message(keyed).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    settled(&mut app, "acme", &one.message_id).await;
+    let posted: Vec<String> = app
+        .double
+        .state()
+        .posted()
+        .into_iter()
+        .map(|p| p.text)
+        .collect();
+    assert_eq!(posted, ["once"], "nothing else was posted");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_deleted_connectors_queued_messages_fail_with_the_reason() {
+    let mut app = TestApp::spawn().await;
+    let c = app.create("acme", "prod", "alerts").await;
+    let mut later = queued("acme", &c.id, "after the delete");
+    later.post_at = Some(prost_types::Timestamp {
+        seconds: chrono::Utc::now().timestamp() + 2,
+        nanos: 0,
+    });
+    let later = app.client.send_message(later).await.unwrap().into_inner();
+    app.client
+        .delete_connector(pb::DeleteConnectorRequest {
+            tenant_id: "acme".into(),
+            id: c.id.clone(),
+        })
+        .await
+        .unwrap();
+    let m = settled(&mut app, "acme", &later.message_id).await;
+    assert_eq!(m.status, MessageStatus::Failed as i32, "{m:?}");
+    assert_eq!(m.last_error, "connector_deleted");
+    assert!(app.double.state().posted().is_empty());
+    app.stop().await;
+}

@@ -1,0 +1,768 @@
+//! Queued delivery (`DELIVERY_QUEUED`): a send validated at once and stored in the outbox,
+//! then posted by the [`DeliveryWorker`] of any replica, in order per channel, paced by the
+//! budgets every replica shares, retried on 429s, 5xx and refused connections until its
+//! deadline, and never posted twice (a post whose answer was lost is `UNKNOWN`).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use connector_domain::message::MAX_TEXT_CHARS;
+use connector_domain::{
+    AuthStatus, ChannelId, ConnectorId, Message, MessageId, MessageStatus, Pace, TenantId,
+    ValidationError,
+};
+use connector_ports::{
+    AttemptOutcome, Cancelled, Enqueued, MessageFilter, NewOutboundMessage, OutboundRecord, Outbox,
+    OutgoingMessage, PauseScope, SlackError,
+};
+use serde::{Deserialize, Serialize};
+
+use super::MessageSender;
+use crate::error::{ConnectorError, SendError};
+use crate::inbound::Bell;
+
+/// How queued delivery runs, unless configured otherwise.
+#[derive(Debug, Clone)]
+pub struct DeliverySettings {
+    /// What Slack's limits allow (`CONNECTOR__DELIVERY__CHANNEL_RATE`, `CHANNEL_BURST`,
+    /// `WORKSPACE_RATE_PER_MINUTE`).
+    pub pace: Pace,
+    /// How long after it was queued a message is still tried
+    /// (`CONNECTOR__DELIVERY__DEADLINE_SECONDS`).
+    pub deadline: Duration,
+    /// How long a worker holds a message it is posting; past it, another replica takes the
+    /// message over as `UNKNOWN`.
+    pub lease: Duration,
+    /// Posts one replica has in flight at most.
+    pub max_in_flight: usize,
+    /// How long a finished message stays readable with `GetMessage`.
+    pub retention: Duration,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        Self {
+            pace: Pace::default(),
+            deadline: Duration::from_secs(1800),
+            lease: Duration::from_secs(30),
+            max_in_flight: 64,
+            retention: Duration::from_secs(7 * 24 * 60 * 60),
+        }
+    }
+}
+
+/// What a queued post carries (stored as JSON in the outbox).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Body {
+    text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    thread_ts: Option<String>,
+    #[serde(default)]
+    reply_broadcast: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    blocks_json: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    unfurl_links: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    unfurl_media: Option<bool>,
+}
+
+/// The outbox and how it is worked, as a [`MessageSender`] holds them.
+#[derive(Clone)]
+pub(crate) struct Queue {
+    pub(crate) outbox: Arc<dyn Outbox>,
+    pub(crate) settings: DeliverySettings,
+    /// Rung when a message is queued here, so this replica's worker looks at once.
+    pub(crate) bell: Arc<Bell>,
+}
+
+/// One page of a tenant's recorded messages.
+#[derive(Debug, Clone)]
+pub struct MessagePage {
+    /// Newest first.
+    pub messages: Vec<OutboundRecord>,
+    /// For the next page; empty on the last.
+    pub next_page_token: String,
+}
+
+impl MessageSender {
+    /// The same sender with queued delivery over `outbox`.
+    pub fn with_outbox(mut self, outbox: Arc<dyn Outbox>, settings: DeliverySettings) -> Self {
+        self.queue = Some(Queue {
+            outbox,
+            settings,
+            bell: Arc::new(Bell::default()),
+        });
+        self
+    }
+
+    fn queue(&self) -> Result<&Queue, ConnectorError> {
+        self.queue
+            .as_ref()
+            .ok_or_else(|| ConnectorError::FailedPrecondition {
+                field: Some("delivery"),
+                reason: "queued delivery is not configured on this server".into(),
+            })
+    }
+
+    /// Validates `message` for connector `id` of `tenant` and stores it in the outbox: the
+    /// record as queued (or, for a repeated `request_id`, as it stands).
+    #[tracing::instrument(name = "usecase messages.enqueue", skip_all)]
+    pub async fn enqueue(
+        &self,
+        tenant: Option<&TenantId>,
+        id: ConnectorId,
+        message: &Message,
+    ) -> Result<OutboundRecord, SendError> {
+        let queue = self
+            .queue
+            .as_ref()
+            .ok_or_else(|| {
+                ValidationError::new(
+                    "delivery",
+                    "queued delivery is not configured on this server",
+                )
+            })?
+            .clone();
+        message.validate()?;
+        message.check_limits(&self.limits)?;
+        let now = self.ports.clock.utc();
+        message.check_schedule(now)?;
+        if !message.files.is_empty() {
+            return Err(ValidationError::new(
+                "attachments",
+                "cannot be queued (DELIVERY_QUEUED posts one message); send files with DELIVERY_IMMEDIATE",
+            )
+            .into());
+        }
+        if message.blocks_json.is_none() && message.text.chars().count() > MAX_TEXT_CHARS {
+            return Err(ValidationError::new(
+                "text",
+                format!(
+                    "must be at most {MAX_TEXT_CHARS} characters with DELIVERY_QUEUED (one message)"
+                ),
+            )
+            .into());
+        }
+        let connector = self.usable_connector(tenant, id).await?;
+        if message.channel.is_none() && !connector.default_channel_available {
+            return Err(SendError::DefaultChannelUnavailable {
+                id: id.to_string(),
+                channel: connector.default_channel_id.to_string(),
+            });
+        }
+        let channel = match &message.channel {
+            None => connector.default_channel_id.clone(),
+            Some(connector_domain::ChannelRef::Id(c)) => c.clone(),
+            Some(connector_domain::ChannelRef::Name(_)) => {
+                let (token, _) = self.token(&connector).await?;
+                self.target_channel(&connector, &token, message).await?
+            }
+        };
+        let body = Body {
+            text: message.text.clone(),
+            thread_ts: message.thread_ts.clone(),
+            reply_broadcast: message.reply_broadcast,
+            blocks_json: message.blocks_json.clone(),
+            unfurl_links: message.unfurl_links,
+            unfurl_media: message.unfurl_media,
+        };
+        let body_json = serde_json::to_string(&body)
+            .map_err(|e| SendError::Internal(anyhow::anyhow!("encoding a queued message: {e}")))?;
+        let fingerprint = super::fingerprint(message);
+        let queued_at = now;
+        let new = NewOutboundMessage {
+            id: MessageId::new_v7(),
+            tenant_id: connector.tenant_id.clone(),
+            connector_id: id,
+            team_id: connector.workspace_id.to_string(),
+            channel_id: channel,
+            request_id: message.request_id.as_ref().map(|r| r.as_str().to_owned()),
+            fingerprint: fingerprint.clone(),
+            body_json,
+            not_before: message.post_at.unwrap_or(queued_at),
+            deadline: message.post_at.unwrap_or(queued_at) + to_chrono(queue.settings.deadline),
+        };
+        match queue.outbox.enqueue(&new).await? {
+            Enqueued::New(record) => {
+                metrics::counter!("connector_outbox_enqueued_total").increment(1);
+                queue.bell.ring();
+                Ok(record)
+            }
+            Enqueued::Existing(record) if record.fingerprint == fingerprint => Ok(record),
+            Enqueued::Existing(record) => Err(SendError::RequestIdReused {
+                request_id: record.request_id.unwrap_or_default(),
+            }),
+        }
+    }
+
+    /// The tenant's recorded message `id`.
+    pub async fn get_message(
+        &self,
+        tenant: &TenantId,
+        id: MessageId,
+    ) -> Result<OutboundRecord, ConnectorError> {
+        self.queue()?
+            .outbox
+            .get(tenant, id)
+            .await?
+            .ok_or_else(|| ConnectorError::MessageNotFound { id: id.to_string() })
+    }
+
+    /// A page of the tenant's recorded messages, newest first.
+    pub async fn list_messages(
+        &self,
+        tenant: &TenantId,
+        filter: &MessageFilter,
+        page_size: u32,
+        page_token: &str,
+    ) -> Result<MessagePage, ConnectorError> {
+        let before = decode_page_token(page_token, tenant)?;
+        let page_size = page_size.clamp(1, 100);
+        let mut messages = self
+            .queue()?
+            .outbox
+            .list(tenant, filter, before, page_size + 1)
+            .await?;
+        let next_page_token = if messages.len() > page_size as usize {
+            messages.truncate(page_size as usize);
+            messages
+                .last()
+                .map(|m| encode_page_token(tenant, m.created_at, m.id))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(MessagePage {
+            messages,
+            next_page_token,
+        })
+    }
+
+    /// Cancels the tenant's queued message `id` unless it is being posted or finished.
+    pub async fn cancel_message(
+        &self,
+        tenant: &TenantId,
+        id: MessageId,
+    ) -> Result<OutboundRecord, ConnectorError> {
+        match self.queue()?.outbox.cancel(tenant, id).await? {
+            Cancelled::Done(record) => {
+                metrics::counter!("connector_outbox_cancelled_total").increment(1);
+                Ok(record)
+            }
+            Cancelled::TooLate(record) => Err(ConnectorError::FailedPrecondition {
+                field: Some("message_id"),
+                reason: format!(
+                    "message {id} is {} and can no longer be cancelled",
+                    record.status.as_str().to_uppercase()
+                ),
+            }),
+            Cancelled::NotFound => Err(ConnectorError::MessageNotFound { id: id.to_string() }),
+        }
+    }
+
+    /// The worker that posts what this sender queues; run it with [`DeliveryWorker::run`].
+    /// `None` without queued delivery.
+    pub fn delivery_worker(&self, owner: String) -> Option<DeliveryWorker> {
+        let queue = self.queue.clone()?;
+        Some(DeliveryWorker {
+            sender: self.clone(),
+            queue,
+            owner,
+            in_flight: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+}
+
+fn to_chrono(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+const PAGE_TOKEN_VERSION: &str = "m1";
+
+fn encode_page_token(tenant: &TenantId, at: DateTime<Utc>, id: MessageId) -> String {
+    URL_SAFE_NO_PAD.encode(format!(
+        "{PAGE_TOKEN_VERSION}|{tenant}|{}|{id}",
+        at.timestamp_micros()
+    ))
+}
+
+fn decode_page_token(
+    token: &str,
+    tenant: &TenantId,
+) -> Result<Option<(DateTime<Utc>, MessageId)>, ValidationError> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let invalid = || {
+        ValidationError::new(
+            "page_token",
+            "is not a page token returned by ListMessages for this tenant",
+        )
+    };
+    if token.len() > 512 {
+        return Err(invalid());
+    }
+    let raw = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
+    let raw = String::from_utf8(raw).map_err(|_| invalid())?;
+    let parts: Vec<&str> = raw.splitn(4, '|').collect();
+    let [version, t, micros, id] = parts.as_slice() else {
+        return Err(invalid());
+    };
+    if *version != PAGE_TOKEN_VERSION || *t != tenant.as_str() {
+        return Err(invalid());
+    }
+    let at = micros
+        .parse::<i64>()
+        .ok()
+        .and_then(DateTime::from_timestamp_micros)
+        .ok_or_else(invalid)?;
+    let id = MessageId::parse("page_token", id).map_err(|_| invalid())?;
+    Ok(Some((at, id)))
+}
+
+/// Posts queued messages on one replica: claims what is due and within budget, posts each on
+/// a task of its own, records the outcome, and looks again when a post finishes, a message is
+/// queued here, or a short poll passes (another replica's messages, a budget refilling).
+pub struct DeliveryWorker {
+    sender: MessageSender,
+    queue: Queue,
+    owner: String,
+    in_flight: Arc<AtomicUsize>,
+}
+
+impl std::fmt::Debug for DeliveryWorker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeliveryWorker")
+            .field("owner", &self.owner)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The shortest and longest pause between looks when nothing could be claimed.
+const POLL_MIN: Duration = Duration::from_millis(10);
+const POLL_MAX: Duration = Duration::from_millis(250);
+
+/// How often leases and deadlines are swept.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// How often the outbox is counted by status (the `connector_outbox_messages` gauge).
+const COUNT_EVERY: Duration = Duration::from_secs(10);
+
+/// Messages one sweep ends at most.
+const SWEEP_LIMIT: u32 = 500;
+
+/// Retry backoff: the first wait, and the longest.
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(60);
+
+/// What an expired lease's message is marked with.
+const LEASE_LOST: &str = "replica_stopped_mid_post: the replica posting it stopped before Slack answered; it may have been posted, so it is not posted again";
+
+impl DeliveryWorker {
+    /// Runs until `stop` resolves; then waits (at most the lease) for the posts in flight.
+    pub async fn run(self, stop: impl Future<Output = ()>) {
+        let mut stop = std::pin::pin!(stop);
+        let mut poll = POLL_MIN;
+        let mut last_sweep: Option<std::time::Instant> = None;
+        let mut last_count: Option<std::time::Instant> = None;
+        tracing::info!(owner = %self.owner, "delivery worker started");
+        loop {
+            if last_sweep.is_none_or(|t| t.elapsed() >= SWEEP_EVERY) {
+                self.sweep().await;
+                last_sweep = Some(std::time::Instant::now());
+            }
+            if last_count.is_none_or(|t| t.elapsed() >= COUNT_EVERY) {
+                self.count().await;
+                last_count = Some(std::time::Instant::now());
+            }
+            let seen = self.queue.bell.times();
+            let free = self
+                .queue
+                .settings
+                .max_in_flight
+                .saturating_sub(self.in_flight.load(Ordering::Acquire));
+            let mut claimed = 0;
+            if free > 0 {
+                match self
+                    .queue
+                    .outbox
+                    .claim(
+                        &self.owner,
+                        &self.queue.settings.pace,
+                        self.queue.settings.lease,
+                        u32::try_from(free.min(100)).unwrap_or(100),
+                    )
+                    .await
+                {
+                    Ok(messages) => {
+                        claimed = messages.len();
+                        for m in messages {
+                            self.start(m);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not claim queued messages; retrying");
+                    }
+                }
+            }
+            poll = if claimed > 0 {
+                POLL_MIN
+            } else {
+                (poll * 2).min(POLL_MAX)
+            };
+            let rung = std::pin::pin!(self.queue.bell.rings_after(seen));
+            let woken = futures::future::select(rung, (self.sender.sleep)(poll));
+            if let futures::future::Either::Left(_) =
+                futures::future::select(stop.as_mut(), woken).await
+            {
+                break;
+            }
+        }
+        // Posts in flight finish (each bounded by Slack's deadline) before the worker ends.
+        let waited = std::time::Instant::now();
+        while self.in_flight.load(Ordering::Acquire) > 0
+            && waited.elapsed() < self.queue.settings.lease
+        {
+            (self.sender.sleep)(Duration::from_millis(20)).await;
+        }
+        tracing::info!(owner = %self.owner, "delivery worker stopped");
+    }
+
+    /// Sets the `connector_outbox_messages{status}` gauge (every status, zero included).
+    async fn count(&self) {
+        match self.queue.outbox.count_by_status().await {
+            Ok(counts) => {
+                for status in MessageStatus::ALL {
+                    let n = counts
+                        .iter()
+                        .find(|(s, _)| *s == status)
+                        .map_or(0, |(_, n)| *n);
+                    metrics::gauge!("connector_outbox_messages", "status" => status.as_str())
+                        .set(n as f64);
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "could not count the outbox"),
+        }
+    }
+
+    /// Ends what nobody will finish: leases that passed (their replica stopped mid-post) and
+    /// messages past their deadline.
+    async fn sweep(&self) {
+        match self
+            .queue
+            .outbox
+            .take_over_expired(LEASE_LOST, SWEEP_LIMIT)
+            .await
+        {
+            Ok(lost) => {
+                for m in &lost {
+                    tracing::warn!(message_id = %m.id, connector_id = %m.connector_id,
+                        "a queued message's replica stopped mid-post; marked UNKNOWN");
+                    observe_final(m.status, m.created_at, self.sender.ports.clock.utc());
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not take over expired leases"),
+        }
+        match self.queue.outbox.expire(SWEEP_LIMIT).await {
+            Ok(expired) => {
+                for m in &expired {
+                    observe_final(m.status, m.created_at, self.sender.ports.clock.utc());
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not expire queued messages"),
+        }
+    }
+
+    fn start(&self, message: OutboundRecord) {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        let (sender, queue, owner, in_flight) = (
+            self.sender.clone(),
+            self.queue.clone(),
+            self.owner.clone(),
+            self.in_flight.clone(),
+        );
+        (self.sender.spawn)(Box::pin(async move {
+            let outcome = attempt(&sender, &queue, &message).await;
+            let label = match &outcome {
+                AttemptOutcome::Sent { .. } => "sent",
+                AttemptOutcome::Retry { .. } => "retry",
+                AttemptOutcome::Failed { .. } => "failed",
+                AttemptOutcome::Unknown { .. } => "unknown",
+            };
+            metrics::counter!("connector_delivery_attempts_total", "outcome" => label).increment(1);
+            match queue.outbox.finish(message.id, &owner, &outcome).await {
+                Ok(true) => {
+                    let status = match &outcome {
+                        AttemptOutcome::Sent { .. } => Some(MessageStatus::Sent),
+                        AttemptOutcome::Failed { .. } => Some(MessageStatus::Failed),
+                        AttemptOutcome::Unknown { .. } => Some(MessageStatus::Unknown),
+                        AttemptOutcome::Retry { .. } => None,
+                    };
+                    if let Some(status) = status {
+                        observe_final(status, message.created_at, sender.ports.clock.utc());
+                    }
+                }
+                Ok(false) => tracing::warn!(message_id = %message.id,
+                    "a queued message's lease passed before its outcome was recorded; another replica marked it"),
+                Err(e) => tracing::warn!(message_id = %message.id, error = %e,
+                    "could not record a queued message's outcome; its lease will pass and it will be marked UNKNOWN"),
+            }
+            in_flight.fetch_sub(1, Ordering::AcqRel);
+            queue.bell.ring();
+        }));
+    }
+}
+
+/// Records a message that reached a final status.
+fn observe_final(status: MessageStatus, created_at: DateTime<Utc>, now: DateTime<Utc>) {
+    metrics::counter!("connector_outbox_finished_total", "status" => status.as_str()).increment(1);
+    if status == MessageStatus::Sent {
+        metrics::histogram!("connector_delivery_queue_to_sent_seconds").record(
+            (now - created_at)
+                .to_std()
+                .unwrap_or_default()
+                .as_secs_f64(),
+        );
+    }
+}
+
+/// One attempt to post `message`: what became of it.
+async fn attempt(
+    sender: &MessageSender,
+    queue: &Queue,
+    message: &OutboundRecord,
+) -> AttemptOutcome {
+    let now = sender.ports.clock.utc();
+    let connector = match sender
+        .ports
+        .connectors
+        .queries
+        .find_active(message.connector_id)
+        .await
+    {
+        Ok(Some(c)) => c,
+        Ok(None) => return connector_gone(queue, message, "connector_deleted").await,
+        Err(e) => return retry(message, now, format!("database_unavailable: {e}")),
+    };
+    match connector.auth_status {
+        AuthStatus::Ok => {}
+        AuthStatus::Revoked => return connector_gone(queue, message, "connector_revoked").await,
+        // Someone may re-authorise it before the deadline.
+        AuthStatus::NeedsReauthorization => {
+            return retry(message, now, "connector_needs_reauthorization".into());
+        }
+    }
+    let body: Body = match serde_json::from_str(&message.body_json) {
+        Ok(b) => b,
+        Err(e) => {
+            return AttemptOutcome::Failed {
+                error: format!("internal_error: unreadable queued message ({e})"),
+            };
+        }
+    };
+    let outgoing = OutgoingMessage {
+        channel: message.channel_id.clone(),
+        text: body.text,
+        thread_ts: body.thread_ts,
+        reply_broadcast: body.reply_broadcast,
+        blocks_json: body.blocks_json,
+        unfurl_links: body.unfurl_links,
+        unfurl_media: body.unfurl_media,
+    };
+    let slack = sender.ports.slack.clone();
+    let posted = sender
+        .with_token(&connector, None, |token| {
+            let (slack, outgoing) = (slack.clone(), &outgoing);
+            async move { slack.post_message_once(&token, outgoing).await }
+        })
+        .await;
+    let answer = match posted {
+        Ok(answer) => answer,
+        // The token could not be read: nothing was posted.
+        Err(SendError::SecretMissing { .. }) => {
+            return AttemptOutcome::Failed {
+                error: "secret_missing".into(),
+            };
+        }
+        Err(e) => return retry(message, now, format!("token_unavailable: {e}")),
+    };
+    match answer {
+        Ok(posted) => {
+            sender
+                .remember_posted(
+                    &connector,
+                    &crate::sent::SentMessage {
+                        channel: posted.channel.clone(),
+                        ts: posted.ts.clone(),
+                        continuation_ts: Vec::new(),
+                        file_ids: Vec::new(),
+                        scheduled_message_id: None,
+                    },
+                )
+                .await;
+            AttemptOutcome::Sent { ts: posted.ts }
+        }
+        Err(SlackError::RateLimited { retry_after }) => {
+            let wait = retry_after.unwrap_or(Duration::from_secs(1));
+            metrics::counter!("connector_delivery_throttled_total", "scope" => "channel")
+                .increment(1);
+            let scope = PauseScope::Channel {
+                team_id: message.team_id.clone(),
+                channel_id: message.channel_id.clone(),
+            };
+            if let Err(e) = queue.outbox.pause(&scope, wait).await {
+                tracing::warn!(error = %e, "could not record Slack's pause for other replicas");
+            }
+            retry_at(message, now + to_chrono(wait), "ratelimited".into())
+        }
+        Err(SlackError::Unavailable(detail)) => {
+            tracing::debug!(message_id = %message.id, %detail, "Slack unavailable; will retry");
+            retry(message, now, "slack_unavailable".into())
+        }
+        Err(SlackError::OutcomeUnknown(detail)) => AttemptOutcome::Unknown {
+            error: format!("slack_answer_lost: {detail}"),
+        },
+        Err(SlackError::Unknown(e)) => AttemptOutcome::Unknown {
+            error: format!("slack_answer_unreadable: {e}"),
+        },
+        Err(e) => AttemptOutcome::Failed {
+            error: slack_code(&e, &message.channel_id),
+        },
+    }
+}
+
+/// The connector of `message` is gone: it and every other message queued through it fail
+/// with `error` at once (not each in its turn).
+async fn connector_gone(queue: &Queue, message: &OutboundRecord, error: &str) -> AttemptOutcome {
+    match queue
+        .outbox
+        .fail_connector(message.connector_id, error)
+        .await
+    {
+        Ok(failed) => {
+            for m in &failed {
+                observe_final(m.status, m.created_at, m.created_at);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not fail a gone connector's queued messages"),
+    }
+    AttemptOutcome::Failed {
+        error: error.into(),
+    }
+}
+
+/// Slack's error code for a permanent failure.
+fn slack_code(e: &SlackError, _channel: &ChannelId) -> String {
+    match e {
+        SlackError::InvalidAuth { code } | SlackError::Api { code } => code.clone(),
+        SlackError::MissingScope { needed } if needed.is_empty() => "missing_scope".into(),
+        SlackError::MissingScope { needed } => format!("missing_scope: {needed}"),
+        SlackError::ChannelNotFound => "channel_not_found".into(),
+        SlackError::NotInChannel => "not_in_channel".into(),
+        SlackError::IsArchived => "is_archived".into(),
+        SlackError::RateLimited { .. } => "ratelimited".into(),
+        SlackError::Unavailable(_) => "slack_unavailable".into(),
+        SlackError::OutcomeUnknown(_) => "slack_answer_lost".into(),
+        SlackError::Unknown(_) => "internal_error".into(),
+    }
+}
+
+/// Tried again after a backoff that grows with the attempts made (full jitter), unless that is
+/// past the deadline: then failed with `error`.
+fn retry(message: &OutboundRecord, now: DateTime<Utc>, error: String) -> AttemptOutcome {
+    let exp = RETRY_FIRST
+        .saturating_mul(1 << message.attempts.saturating_sub(1).min(16))
+        .min(RETRY_MAX);
+    let jittered = exp.mul_f64(0.5 + rand::random::<f64>() * 0.5);
+    retry_at(message, now + to_chrono(jittered), error)
+}
+
+fn retry_at(message: &OutboundRecord, at: DateTime<Utc>, error: String) -> AttemptOutcome {
+    if at > message.deadline {
+        AttemptOutcome::Failed { error }
+    } else {
+        AttemptOutcome::Retry {
+            error,
+            retry_at: at,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tenant(s: &str) -> TenantId {
+        TenantId::parse("tenant_id", s).unwrap()
+    }
+
+    #[test]
+    fn page_tokens_round_trip_for_their_tenant_only() {
+        let at = DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap();
+        let id = MessageId::new_v7();
+        let token = encode_page_token(&tenant("acme"), at, id);
+        assert_eq!(
+            decode_page_token(&token, &tenant("acme")).unwrap(),
+            Some((at, id))
+        );
+        assert_eq!(
+            decode_page_token(&token, &tenant("globex"))
+                .unwrap_err()
+                .field,
+            "page_token"
+        );
+        assert!(decode_page_token("garbage!", &tenant("acme")).is_err());
+        assert_eq!(decode_page_token("", &tenant("acme")).unwrap(), None);
+    }
+
+    fn record(attempts: u32, deadline_in: i64) -> OutboundRecord {
+        let now = Utc::now();
+        OutboundRecord {
+            id: MessageId::new_v7(),
+            tenant_id: tenant("acme"),
+            connector_id: ConnectorId::new_v7(),
+            team_id: "T1".into(),
+            channel_id: ChannelId::new("C1"),
+            request_id: None,
+            fingerprint: String::new(),
+            body_json: String::new(),
+            status: MessageStatus::Sending,
+            attempts,
+            last_error: None,
+            ts: None,
+            created_at: now,
+            next_attempt_at: now,
+            deadline: now + chrono::Duration::seconds(deadline_in),
+            finished_at: None,
+        }
+    }
+
+    #[test]
+    fn retries_back_off_with_jitter_and_stop_at_the_deadline() {
+        let now = Utc::now();
+        for attempts in 1..=10 {
+            match retry(&record(attempts, 3600), now, "slack_unavailable".into()) {
+                AttemptOutcome::Retry { retry_at, .. } => {
+                    let wait = (retry_at - now).to_std().unwrap();
+                    let cap = RETRY_FIRST
+                        .saturating_mul(1 << (attempts - 1))
+                        .min(RETRY_MAX);
+                    assert!(wait <= cap && wait >= cap / 2, "{attempts}: {wait:?}");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(
+            retry(&record(3, 1), now, "slack_unavailable".into()),
+            AttemptOutcome::Failed {
+                error: "slack_unavailable".into()
+            },
+            "a retry past the deadline is the end"
+        );
+    }
+}
