@@ -7,6 +7,8 @@
 //! | `POST /_double/revoke` | `{"token": "xoxb-…"}` | revokes a token |
 //! | `GET /_double/messages` | | what `chat.postMessage` accepted |
 //! | `GET /_double/calls` | | call counts per method |
+//! | `POST /_double/rate_limits` | `{"channel_per_second": 1.0, "channel_burst": 3, "workspace_per_minute": 300, "workspace_burst": 10}` (`null`: none) | enforces Slack's limits on `chat.postMessage`: 429 with `Retry-After` when a channel's or workspace's bucket is empty |
+//! | `GET /_double/rate_limits` | | the limits, and `rate_limited`: how many posts were answered 429 since they were set |
 //! | `GET /_double/scheduled` | | what `chat.scheduleMessage` accepted (cancelled ones marked) |
 //! | `POST /_double/events/target` | `{"url": "http://…/slack/events", "signing_secret": "…"}` | where workspace events are delivered, signed |
 //! | `POST /_double/socket` | `{"app_token": "xapp-…", "ack_timeout_ms": 3000}` (`null` token: off) | Socket Mode on: `apps.connections.open` takes that token, and deliveries go over the app's connections as envelopes |
@@ -24,7 +26,7 @@ use serde::Deserialize;
 
 use crate::events::{Delivery, EventTarget, Happening};
 use crate::socket::{Disconnect, SocketStats};
-use crate::state::{BotOf, Fault, PostedMessage, ScheduledPost, State, Workspace};
+use crate::state::{BotOf, Fault, PostedMessage, RateLimits, ScheduledPost, State, Workspace};
 
 pub(crate) fn routes() -> Router<Arc<State>> {
     Router::new()
@@ -33,6 +35,10 @@ pub(crate) fn routes() -> Router<Arc<State>> {
         .route("/_double/revoke", post(revoke))
         .route("/_double/messages", get(messages))
         .route("/_double/calls", get(calls))
+        .route(
+            "/_double/rate_limits",
+            get(rate_limits).post(set_rate_limits),
+        )
         .route("/_double/scheduled", get(scheduled))
         .route("/_double/events/target", post(event_target))
         .route("/_double/events", post(trigger))
@@ -152,4 +158,19 @@ async fn socket_drop(AxumState(state): AxumState<Arc<State>>) {
 
 async fn scheduled(AxumState(state): AxumState<Arc<State>>) -> Json<Vec<ScheduledPost>> {
     Json(state.scheduled())
+}
+
+async fn set_rate_limits(
+    AxumState(state): AxumState<Arc<State>>,
+    Json(limits): Json<Option<RateLimits>>,
+) -> Json<serde_json::Value> {
+    state.set_rate_limits(limits);
+    Json(serde_json::json!({"ok": true}))
+}
+
+async fn rate_limits(AxumState(state): AxumState<Arc<State>>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "limits": state.rate_limits(),
+        "rate_limited": state.rate_limited(),
+    }))
 }

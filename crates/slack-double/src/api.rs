@@ -644,6 +644,11 @@ fn post_message(state: &State, workspace: &Workspace, token: &str, params: &Para
         Ok(content) => content,
         Err(code) => return fail(code),
     };
+    if let Err(retry_after) = state.admit_post(&workspace.team_id, &channel.id) {
+        return fault_response(&Fault::RateLimited {
+            retry_after_secs: retry_after.as_secs(),
+        });
+    }
     let thread_ts = params.get("thread_ts").filter(|t| !t.is_empty()).cloned();
     let reply_broadcast = matches!(
         params.get("reply_broadcast").map(String::as_str),

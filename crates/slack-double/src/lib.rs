@@ -40,8 +40,8 @@ use std::sync::Arc;
 pub use events::{Delivery, EventTarget, Happening};
 pub use socket::{Disconnect, SocketStats};
 pub use state::{
-    APP_ID, BOT_ID, BotOf, Channel, Fault, OAuthApp, PostedMessage, ScheduledPost, SharedFile,
-    State, Workspace,
+    APP_ID, BOT_ID, BotOf, Channel, Fault, OAuthApp, PostedMessage, RateLimits, ScheduledPost,
+    SharedFile, State, Workspace,
 };
 
 /// A running double, stopped when dropped.

@@ -47,6 +47,19 @@ struct Args {
     /// The signing secret events are signed with.
     #[arg(long, default_value = "local-dev-signing-secret")]
     signing_secret: String,
+    /// Enforce Slack's limits on chat.postMessage: posts a second per channel (unset: none;
+    /// also `POST /_double/rate_limits`).
+    #[arg(long)]
+    channel_rate: Option<f64>,
+    /// With --channel-rate: posts at once per channel.
+    #[arg(long, default_value_t = 3)]
+    channel_burst: u32,
+    /// With --channel-rate: posts a minute per workspace.
+    #[arg(long, default_value_t = 300.0)]
+    workspace_rate_per_minute: f64,
+    /// With --channel-rate: posts at once per workspace.
+    #[arg(long, default_value_t = 10)]
+    workspace_burst: u32,
 }
 
 #[tokio::main]
@@ -73,6 +86,14 @@ async fn main() -> anyhow::Result<()> {
         rotation: args.oauth_rotation,
         deny: false,
     });
+    if let Some(rate) = args.channel_rate {
+        state.set_rate_limits(Some(slack_double::RateLimits {
+            channel_per_second: rate,
+            channel_burst: args.channel_burst,
+            workspace_per_minute: args.workspace_rate_per_minute,
+            workspace_burst: args.workspace_burst,
+        }));
+    }
     let double = SlackDouble::start_on(args.listen, state).await?;
     if let Some(url) = &args.events_url {
         double.deliver_events_to(url, &args.signing_secret);

@@ -227,6 +227,48 @@ struct Inner {
     refresh_tokens: HashMap<String, String>,
     next_token: u64,
     refreshes: u64,
+    limits: Option<RateLimits>,
+    /// Token buckets of `chat.postMessage`, by `team:channel` and by `team`.
+    buckets: HashMap<String, (f64, std::time::Instant)>,
+    rate_limited: u64,
+}
+
+/// Slack's limits on `chat.postMessage` as the double enforces them (unset: none): a token
+/// bucket per (workspace, channel) and per workspace; a post finding either empty is answered
+/// `429` with `Retry-After` (whole seconds, as Slack sends) and counted.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RateLimits {
+    /// Posts a second per channel.
+    pub channel_per_second: f64,
+    /// Posts at once per channel after a quiet spell.
+    pub channel_burst: u32,
+    /// Posts a minute per workspace.
+    pub workspace_per_minute: f64,
+    /// Posts at once per workspace after a quiet spell.
+    pub workspace_burst: u32,
+}
+
+impl RateLimits {
+    /// Slack's published pace: about one a second per channel, short bursts tolerated.
+    pub fn slack() -> Self {
+        Self {
+            channel_per_second: 1.0,
+            channel_burst: 3,
+            workspace_per_minute: 300.0,
+            workspace_burst: 10,
+        }
+    }
+}
+
+/// Refills the bucket `(tokens, at)` at `per_second` up to `burst` by `now`.
+fn refill(
+    bucket: (f64, std::time::Instant),
+    per_second: f64,
+    burst: u32,
+    now: std::time::Instant,
+) -> f64 {
+    let (tokens, at) = bucket;
+    (tokens + now.saturating_duration_since(at).as_secs_f64() * per_second).min(f64::from(burst))
 }
 
 /// The double's state, shared by its handlers; every method is safe to call from tests while
@@ -391,6 +433,69 @@ impl State {
     /// Every method's call count.
     pub fn all_calls(&self) -> HashMap<String, u64> {
         self.lock().calls.clone()
+    }
+
+    /// Enforces `limits` on `chat.postMessage` from now on (`None`: no limits); the buckets
+    /// start full and the count of 429s at zero.
+    pub fn set_rate_limits(&self, limits: Option<RateLimits>) {
+        let mut inner = self.lock();
+        inner.limits = limits;
+        inner.buckets.clear();
+        inner.rate_limited = 0;
+    }
+
+    /// The limits enforced, if any.
+    pub fn rate_limits(&self) -> Option<RateLimits> {
+        self.lock().limits
+    }
+
+    /// How many posts were answered 429 by the limits since they were set.
+    pub fn rate_limited(&self) -> u64 {
+        self.lock().rate_limited
+    }
+
+    /// Takes one post from the buckets of `team`'s `channel`: `Err(retry_after)` when either
+    /// is empty (nothing taken; counted).
+    pub(crate) fn admit_post(&self, team: &str, channel: &str) -> Result<(), std::time::Duration> {
+        let mut inner = self.lock();
+        let Some(limits) = inner.limits else {
+            return Ok(());
+        };
+        let now = std::time::Instant::now();
+        let scopes = [
+            (
+                format!("{team}:{channel}"),
+                limits.channel_per_second,
+                limits.channel_burst,
+            ),
+            (
+                team.to_owned(),
+                limits.workspace_per_minute / 60.0,
+                limits.workspace_burst,
+            ),
+        ];
+        let mut levels = Vec::with_capacity(2);
+        let mut wait = 0.0_f64;
+        for (key, rate, burst) in &scopes {
+            let bucket = inner
+                .buckets
+                .get(key)
+                .copied()
+                .unwrap_or((f64::from(*burst), now));
+            let tokens = refill(bucket, *rate, *burst, now);
+            if tokens < 1.0 {
+                wait = wait.max((1.0 - tokens) / rate);
+            }
+            levels.push((key.clone(), tokens));
+        }
+        if wait > 0.0 {
+            inner.rate_limited += 1;
+            return Err(std::time::Duration::from_secs_f64(wait.ceil().max(1.0)));
+        }
+        for (key, tokens) in levels {
+            inner.buckets.insert(key, (tokens - 1.0, now));
+        }
+        Ok(())
     }
 
     pub(crate) fn count_call(&self, method: &str) {
@@ -597,5 +702,40 @@ impl State {
         message.ts = format!("1700000000.{:06}", inner.next_ts);
         inner.posted.push(message.clone());
         message
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn posts_past_a_channels_burst_are_429_until_it_refills_and_are_counted() {
+        let state = State::default();
+        assert!(
+            state.admit_post("T1", "C1").is_ok(),
+            "no limits: anything goes"
+        );
+        state.set_rate_limits(Some(RateLimits {
+            channel_per_second: 10.0,
+            channel_burst: 2,
+            workspace_per_minute: 6000.0,
+            workspace_burst: 100,
+        }));
+        assert!(state.admit_post("T1", "C1").is_ok());
+        assert!(state.admit_post("T1", "C1").is_ok());
+        let wait = state.admit_post("T1", "C1").unwrap_err();
+        assert_eq!(
+            wait,
+            std::time::Duration::from_secs(1),
+            "whole seconds, as Slack"
+        );
+        assert!(
+            state.admit_post("T1", "C2").is_ok(),
+            "another channel has its own"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(120));
+        assert!(state.admit_post("T1", "C1").is_ok(), "refilled");
+        assert_eq!(state.rate_limited(), 1);
     }
 }

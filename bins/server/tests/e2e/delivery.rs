@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use connector_grpc_api::pb::connector_service_client::ConnectorServiceClient;
 use connector_grpc_api::pb::{
     self, CancelMessageRequest, Delivery, GetMessageRequest, ListMessagesRequest, MessageStatus,
     SendMessageRequest,
@@ -13,6 +14,23 @@ use slack_double::Fault;
 use tonic::Code;
 
 use crate::helpers::TestApp;
+
+/// A server a test can call.
+trait HasClient {
+    fn client(&mut self) -> &mut ConnectorServiceClient<tonic::transport::Channel>;
+}
+
+impl HasClient for TestApp {
+    fn client(&mut self) -> &mut ConnectorServiceClient<tonic::transport::Channel> {
+        &mut self.client
+    }
+}
+
+impl HasClient for crate::common::Running {
+    fn client(&mut self) -> &mut ConnectorServiceClient<tonic::transport::Channel> {
+        &mut self.client
+    }
+}
 
 fn queued(tenant: &str, connector_id: &str, text: &str) -> SendMessageRequest {
     SendMessageRequest {
@@ -25,11 +43,11 @@ fn queued(tenant: &str, connector_id: &str, text: &str) -> SendMessageRequest {
 }
 
 async fn get(
-    app: &mut TestApp,
+    app: &mut impl HasClient,
     tenant: &str,
     id: &str,
 ) -> Result<pb::OutboundMessage, tonic::Status> {
-    app.client
+    app.client()
         .get_message(GetMessageRequest {
             tenant_id: tenant.into(),
             message_id: id.into(),
@@ -39,7 +57,7 @@ async fn get(
 }
 
 /// Waits (at most 30 s) until message `id` is in a final status; returns it.
-async fn settled(app: &mut TestApp, tenant: &str, id: &str) -> pb::OutboundMessage {
+async fn settled(app: &mut impl HasClient, tenant: &str, id: &str) -> pb::OutboundMessage {
     let until = Instant::now() + Duration::from_secs(30);
     loop {
         let m = get(app, tenant, id).await.unwrap();
@@ -306,4 +324,128 @@ async fn a_deleted_connectors_queued_messages_fail_with_the_reason() {
     assert_eq!(m.last_error, "connector_deleted");
     assert!(app.double.state().posted().is_empty());
     app.stop().await;
+}
+
+#[tokio::test]
+async fn two_replicas_share_one_pace_and_slack_answers_them_no_429() {
+    let pace = [
+        ("CONNECTOR__DELIVERY__CHANNEL_RATE", "10"),
+        ("CONNECTOR__DELIVERY__CHANNEL_BURST", "2"),
+        ("CONNECTOR__DELIVERY__WORKSPACE_RATE_PER_MINUTE", "6000"),
+        ("CONNECTOR__DELIVERY__WORKSPACE_BURST", "50"),
+    ];
+    let mut a = TestApp::spawn_with(&pace).await;
+    // Slack's side: the same limits, enforced; a post past them is a 429 the double counts.
+    a.double
+        .state()
+        .set_rate_limits(Some(slack_double::RateLimits {
+            channel_per_second: 10.0,
+            channel_burst: 2,
+            workspace_per_minute: 6000.0,
+            workspace_burst: 50,
+        }));
+    let mut b = crate::helpers::start(crate::common::config(a.server_env(), &pace)).await;
+    let c = a.create("acme", "prod", "#alerts").await;
+    let channels = ["C0ALERTS01", "G0PRIVATE1"];
+    let started = Instant::now();
+    let mut ids = Vec::new();
+    for i in 0..30 {
+        for channel in channels {
+            let mut m = queued("acme", &c.id, &format!("{channel} {i}"));
+            m.channel = channel.into();
+            // Queued through either replica; either may post it.
+            let client = if i % 2 == 0 {
+                &mut a.client
+            } else {
+                &mut b.client
+            };
+            ids.push(
+                client
+                    .send_message(m)
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .message_id,
+            );
+        }
+    }
+    for id in &ids {
+        let m = settled(&mut a, "acme", id).await;
+        assert_eq!(m.status, MessageStatus::Sent as i32, "{m:?}");
+    }
+    let elapsed = started.elapsed();
+    assert_eq!(
+        a.double.state().rate_limited(),
+        0,
+        "the two replicas together kept to Slack's pace"
+    );
+    let posted = a.double.state().posted();
+    assert_eq!(posted.len(), 60);
+    for channel in channels {
+        let texts: Vec<String> = posted
+            .iter()
+            .filter(|p| p.channel == channel)
+            .map(|p| p.text.clone())
+            .collect();
+        let wanted: Vec<String> = (0..30).map(|i| format!("{channel} {i}")).collect();
+        assert_eq!(texts, wanted, "each channel in the order queued");
+    }
+    // 30 a channel at 10 a second after a burst of 2: at least 2.8 s, and not much more.
+    assert!(
+        elapsed >= Duration::from_millis(2700),
+        "{elapsed:?}: not paced"
+    );
+    assert!(
+        elapsed < Duration::from_secs(10),
+        "{elapsed:?}: far below the pace"
+    );
+    b.stop().await;
+    a.stop().await;
+}
+
+#[tokio::test]
+async fn a_429_holds_the_channel_for_retry_after_on_every_replica() {
+    let mut a = TestApp::spawn().await;
+    let mut b = crate::helpers::start(crate::common::config(a.server_env(), &[])).await;
+    let c = a.create("acme", "prod", "alerts").await;
+    a.double.state().inject(
+        "chat.postMessage",
+        Fault::RateLimited {
+            retry_after_secs: 2,
+        },
+        1,
+    );
+    let started = Instant::now();
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        let client = if i % 2 == 0 {
+            &mut a.client
+        } else {
+            &mut b.client
+        };
+        let m = queued("acme", &c.id, &format!("after the pause {i}"));
+        ids.push(
+            client
+                .send_message(m)
+                .await
+                .unwrap()
+                .into_inner()
+                .message_id,
+        );
+    }
+    for id in &ids {
+        let m = settled(&mut b, "acme", id).await;
+        assert_eq!(m.status, MessageStatus::Sent as i32, "{m:?}");
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(1900),
+        "Retry-After was honoured"
+    );
+    assert_eq!(
+        a.double.state().calls("chat.postMessage"),
+        5,
+        "one 429, then each message once: no replica posted into the pause"
+    );
+    b.stop().await;
+    a.stop().await;
 }

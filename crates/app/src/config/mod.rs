@@ -238,29 +238,45 @@ impl CoreConfig {
     }
 }
 
+/// The share of a configured rate the outbox paces at: network jitter between two posts then
+/// never spends Slack's last token (Slack's bucket fills a little between posts), at 3% of the
+/// throughput.
+const PACE_HEADROOM: f64 = 0.97;
+
+/// The burst the outbox spends of a configured one: one post of Slack's burst stays in reserve
+/// (a burst of 1 stays 1), so two posts that reach Slack closer together than they left never
+/// find its bucket empty.
+fn spendable(burst: u32) -> u32 {
+    burst.saturating_sub(1).max(1).min(burst)
+}
+
 /// Queued delivery's settings, each checked and named by its key.
 fn delivery(d: &raw::Delivery) -> Result<DeliverySettings, ConfigError> {
-    let channel = Rate::per_second(d.channel_rate, d.channel_burst).ok_or_else(|| {
-        invalid(
-            if d.channel_burst == 0 {
-                "delivery.channel_burst"
-            } else {
-                "delivery.channel_rate"
-            },
-            "must be a positive number (posts a second; the burst at least 1)",
-        )
-    })?;
-    let workspace = Rate::per_second(d.workspace_rate_per_minute / 60.0, d.workspace_burst)
+    let channel = Rate::per_second(d.channel_rate * PACE_HEADROOM, spendable(d.channel_burst))
         .ok_or_else(|| {
             invalid(
-                if d.workspace_burst == 0 {
-                    "delivery.workspace_burst"
+                if d.channel_burst == 0 {
+                    "delivery.channel_burst"
                 } else {
-                    "delivery.workspace_rate_per_minute"
+                    "delivery.channel_rate"
                 },
-                "must be a positive number (posts a minute; the burst at least 1)",
+                "must be a positive number (posts a second; the burst at least 1)",
             )
         })?;
+    let workspace = Rate::per_second(
+        d.workspace_rate_per_minute / 60.0 * PACE_HEADROOM,
+        spendable(d.workspace_burst),
+    )
+    .ok_or_else(|| {
+        invalid(
+            if d.workspace_burst == 0 {
+                "delivery.workspace_burst"
+            } else {
+                "delivery.workspace_rate_per_minute"
+            },
+            "must be a positive number (posts a minute; the burst at least 1)",
+        )
+    })?;
     if d.deadline_seconds == 0 {
         return Err(invalid("delivery.deadline_seconds", "must be at least 1"));
     }
@@ -500,12 +516,14 @@ mod tests {
     #[test]
     fn delivery_paces_default_to_slacks_and_refuse_what_cannot_pace() {
         let c = load(&[]).unwrap();
-        assert_eq!(c.delivery.pace.channel.interval, Duration::from_secs(1));
-        assert_eq!(c.delivery.pace.channel.burst, 3);
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        // Paced at 97% of the configured rate.
+        assert!((ms(c.delivery.pace.channel.interval) - 1000.0 / 0.97).abs() < 0.01);
         assert_eq!(
-            c.delivery.pace.workspace.interval,
-            Duration::from_millis(200)
+            c.delivery.pace.channel.burst, 2,
+            "one of Slack's burst in reserve"
         );
+        assert!((ms(c.delivery.pace.workspace.interval) - 200.0 / 0.97).abs() < 0.01);
         assert_eq!(c.delivery.deadline, Duration::from_secs(1800));
         let c = load(&[
             ("CONNECTOR__DELIVERY__CHANNEL_RATE", "20"),
@@ -513,11 +531,8 @@ mod tests {
             ("CONNECTOR__DELIVERY__WORKSPACE_RATE_PER_MINUTE", "6000"),
         ])
         .unwrap();
-        assert_eq!(c.delivery.pace.channel.interval, Duration::from_millis(50));
-        assert_eq!(
-            c.delivery.pace.workspace.interval,
-            Duration::from_millis(10)
-        );
+        assert!((ms(c.delivery.pace.channel.interval) - 50.0 / 0.97).abs() < 0.01);
+        assert!((ms(c.delivery.pace.workspace.interval) - 10.0 / 0.97).abs() < 0.01);
         for (key, value, named) in [
             (
                 "CONNECTOR__DELIVERY__CHANNEL_RATE",
