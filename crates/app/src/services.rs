@@ -142,7 +142,8 @@ impl Services {
             .with_limits(config.send_limits, config.max_in_flight_per_connector)
             .with_channel_limits(config.channel_limits)
             .with_send_deadline(config.send_deadline)
-            .with_outbox(storage.outbox.clone(), config.delivery.clone()),
+            .with_outbox(storage.outbox.clone(), config.delivery.clone())
+            .with_status_events(inbound.clone()),
             installer,
             readiness: ReadinessCheck::new(ports.clone()),
             events: SlackEvents::new(ports.clone(), storage.events),

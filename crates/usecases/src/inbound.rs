@@ -328,6 +328,25 @@ impl InboundEvents {
         Ok(appended.len())
     }
 
+    /// Appends events the service itself makes (a queued message's status changes) to their
+    /// tenants' logs, as Slack's are, and wakes the streams following them; a redelivery (the
+    /// same connector and event ID) is stored once. Returns how many were stored now.
+    pub async fn record_own(&self, events: Vec<NewInboundEvent>) -> Result<usize, ConnectorError> {
+        if events.is_empty() {
+            return Ok(0);
+        }
+        let appended = self.appends.append(events).await?;
+        let mut rung: Vec<&str> = Vec::new();
+        for e in &appended {
+            let tenant = e.event.tenant_id.as_str();
+            if !rung.contains(&tenant) {
+                self.bells.ring(tenant);
+                rung.push(tenant);
+            }
+        }
+        Ok(appended.len())
+    }
+
     /// `tenant`'s events as `query` asks, after its cursor (empty: from now on), then each new
     /// one as it is stored, until the stream is dropped. Reads the log a page at a time as the
     /// consumer takes events, so a slow consumer costs a page of memory, never more; it waits

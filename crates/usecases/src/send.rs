@@ -1087,7 +1087,7 @@ mod edits;
 mod posted;
 mod queued;
 
-pub use queued::{DeliverySettings, DeliveryWorker, MessagePage};
+pub use queued::{DeliverySettings, DeliveryWorker, MESSAGE_STATUS_EVENT, MessagePage};
 
 #[cfg(test)]
 pub(crate) mod tests;

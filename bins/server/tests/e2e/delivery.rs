@@ -449,3 +449,67 @@ async fn a_429_holds_the_channel_for_retry_after_on_every_replica() {
     b.stop().await;
     a.stop().await;
 }
+
+#[tokio::test]
+async fn every_status_change_of_a_queued_message_is_an_event_on_the_tenants_stream() {
+    let mut app = TestApp::spawn().await;
+    let c = app.create("acme", "prod", "alerts").await;
+    let mut stream = app
+        .client
+        .stream_events(pb::StreamEventsRequest {
+            tenant_id: "acme".into(),
+            types: vec!["connector.message_status".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    app.double.state().inject(
+        "chat.postMessage",
+        Fault::RateLimited {
+            retry_after_secs: 1,
+        },
+        1,
+    );
+    let queued = app
+        .client
+        .send_message(queued("acme", &c.id, "watched"))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut seen = Vec::new();
+    while seen.last().map(|(s, _): &(String, u64)| s.as_str()) != Some("sent") {
+        let event = tokio::time::timeout(Duration::from_secs(10), stream.message())
+            .await
+            .expect("a status event within 10 s")
+            .unwrap()
+            .unwrap()
+            .event
+            .unwrap();
+        assert_eq!(event.r#type, "connector.message_status");
+        assert_eq!(event.connector_id, c.id);
+        assert_eq!(event.channel_id, "C0ALERTS01");
+        let payload: serde_json::Value = serde_json::from_str(&event.payload_json).unwrap();
+        assert_eq!(payload["message_id"], queued.message_id.as_str());
+        if payload["status"] == "sent" {
+            assert_eq!(event.ts, payload["ts"].as_str().unwrap());
+        }
+        seen.push((
+            payload["status"].as_str().unwrap().to_owned(),
+            payload["attempts"].as_u64().unwrap(),
+        ));
+    }
+    let want = [
+        ("queued", 0),
+        ("sending", 1),
+        ("queued", 1),
+        ("sending", 2),
+        ("sent", 2),
+    ];
+    let want: Vec<(String, u64)> = want.iter().map(|(s, n)| ((*s).to_owned(), *n)).collect();
+    assert_eq!(
+        seen, want,
+        "each change once, in order, the 429's retry included"
+    );
+    app.stop().await;
+}

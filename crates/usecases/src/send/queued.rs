@@ -78,6 +78,55 @@ pub(crate) struct Queue {
     pub(crate) settings: DeliverySettings,
     /// Rung when a message is queued here, so this replica's worker looks at once.
     pub(crate) bell: Arc<Bell>,
+    /// Where status changes go as `connector.message_status` events (the tenants' event
+    /// logs), when wired.
+    pub(crate) feed: Option<crate::inbound::InboundEvents>,
+}
+
+/// The event type of a queued message's status change on the tenant's event stream.
+pub const MESSAGE_STATUS_EVENT: &str = "connector.message_status";
+
+impl Queue {
+    /// Tells the tenants' event streams what became of `records` (best effort: the outbox is
+    /// the record; a lost event is logged, never a failed delivery).
+    async fn announce(&self, records: &[OutboundRecord], now: DateTime<Utc>) {
+        let Some(feed) = &self.feed else {
+            return;
+        };
+        let events = records.iter().map(|r| status_event(r, now)).collect();
+        if let Err(e) = feed.record_own(events).await {
+            tracing::warn!(error = %e, "could not add queued messages' status changes to the event log");
+        }
+    }
+}
+
+/// `record`'s status as an event of its tenant's log.
+fn status_event(r: &OutboundRecord, now: DateTime<Utc>) -> connector_ports::NewInboundEvent {
+    let payload = serde_json::json!({
+        "message_id": r.id.to_string(),
+        "status": r.status.as_str(),
+        "channel_id": r.channel_id.as_str(),
+        "attempts": r.attempts,
+        "last_error": r.last_error,
+        "ts": r.ts,
+        "request_id": r.request_id,
+    });
+    connector_ports::NewInboundEvent {
+        tenant_id: r.tenant_id.clone(),
+        connector_id: r.connector_id,
+        event_type: MESSAGE_STATUS_EVENT.into(),
+        // One per status and attempt: a status told twice is stored once.
+        event_id: format!("msg:{}:{}:{}", r.id, r.status.as_str(), r.attempts),
+        team_id: r.team_id.clone(),
+        channel_id: Some(r.channel_id.to_string()),
+        user_id: None,
+        ts: r.ts.clone(),
+        thread_ts: None,
+        text: None,
+        from_own_bot: false,
+        payload_json: payload.to_string(),
+        received_at: DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now),
+    }
 }
 
 /// One page of a tenant's recorded messages.
@@ -96,7 +145,17 @@ impl MessageSender {
             outbox,
             settings,
             bell: Arc::new(Bell::default()),
+            feed: None,
         });
+        self
+    }
+
+    /// The same sender telling every status change of a queued message to its tenant's event
+    /// log (`connector.message_status` events on StreamEvents and ListEvents).
+    pub fn with_status_events(mut self, feed: crate::inbound::InboundEvents) -> Self {
+        if let Some(queue) = &mut self.queue {
+            queue.feed = Some(feed);
+        }
         self
     }
 
@@ -190,6 +249,8 @@ impl MessageSender {
         match queue.outbox.enqueue(&new).await? {
             Enqueued::New(record) => {
                 metrics::counter!("connector_outbox_enqueued_total").increment(1);
+                // Told before this replica's worker is woken, so its `sending` comes after.
+                queue.announce(std::slice::from_ref(&record), now).await;
                 queue.bell.ring();
                 Ok(record)
             }
@@ -252,6 +313,10 @@ impl MessageSender {
         match self.queue()?.outbox.cancel(tenant, id).await? {
             Cancelled::Done(record) => {
                 metrics::counter!("connector_outbox_cancelled_total").increment(1);
+                let queue = self.queue()?;
+                queue
+                    .announce(std::slice::from_ref(&record), self.ports.clock.utc())
+                    .await;
                 Ok(record)
             }
             Cancelled::TooLate(record) => Err(ConnectorError::FailedPrecondition {
@@ -401,6 +466,9 @@ impl DeliveryWorker {
                 {
                     Ok(messages) => {
                         claimed = messages.len();
+                        self.queue
+                            .announce(&messages, self.sender.ports.clock.utc())
+                            .await;
                         for m in messages {
                             self.start(m);
                         }
@@ -465,6 +533,9 @@ impl DeliveryWorker {
                         "a queued message's replica stopped mid-post; marked UNKNOWN");
                     observe_final(m.status, m.created_at, self.sender.ports.clock.utc());
                 }
+                self.queue
+                    .announce(&lost, self.sender.ports.clock.utc())
+                    .await;
             }
             Err(e) => tracing::warn!(error = %e, "could not take over expired leases"),
         }
@@ -473,6 +544,9 @@ impl DeliveryWorker {
                 for m in &expired {
                     observe_final(m.status, m.created_at, self.sender.ports.clock.utc());
                 }
+                self.queue
+                    .announce(&expired, self.sender.ports.clock.utc())
+                    .await;
             }
             Err(e) => tracing::warn!(error = %e, "could not expire queued messages"),
         }
@@ -497,15 +571,31 @@ impl DeliveryWorker {
             metrics::counter!("connector_delivery_attempts_total", "outcome" => label).increment(1);
             match queue.outbox.finish(message.id, &owner, &outcome).await {
                 Ok(true) => {
-                    let status = match &outcome {
-                        AttemptOutcome::Sent { .. } => Some(MessageStatus::Sent),
-                        AttemptOutcome::Failed { .. } => Some(MessageStatus::Failed),
-                        AttemptOutcome::Unknown { .. } => Some(MessageStatus::Unknown),
-                        AttemptOutcome::Retry { .. } => None,
-                    };
-                    if let Some(status) = status {
-                        observe_final(status, message.created_at, sender.ports.clock.utc());
+                    let now = sender.ports.clock.utc();
+                    let mut after = message.clone();
+                    match &outcome {
+                        AttemptOutcome::Sent { ts } => {
+                            after.status = MessageStatus::Sent;
+                            after.ts = Some(ts.clone());
+                        }
+                        AttemptOutcome::Failed { error } => {
+                            after.status = MessageStatus::Failed;
+                            after.last_error = Some(error.clone());
+                        }
+                        AttemptOutcome::Unknown { error } => {
+                            after.status = MessageStatus::Unknown;
+                            after.last_error = Some(error.clone());
+                        }
+                        AttemptOutcome::Retry { error, retry_at } => {
+                            after.status = MessageStatus::Queued;
+                            after.last_error = Some(error.clone());
+                            after.next_attempt_at = *retry_at;
+                        }
                     }
+                    if after.status.is_final() {
+                        observe_final(after.status, message.created_at, now);
+                    }
+                    queue.announce(std::slice::from_ref(&after), now).await;
                 }
                 Ok(false) => tracing::warn!(message_id = %message.id,
                     "a queued message's lease passed before its outcome was recorded; another replica marked it"),
@@ -648,6 +738,7 @@ async fn connector_gone(queue: &Queue, message: &OutboundRecord, error: &str) ->
             for m in &failed {
                 observe_final(m.status, m.created_at, m.created_at);
             }
+            queue.announce(&failed, Utc::now()).await;
         }
         Err(e) => tracing::warn!(error = %e, "could not fail a gone connector's queued messages"),
     }
