@@ -217,3 +217,51 @@ async fn rotate_key_runs_beside_a_serving_server_and_loses_nothing() {
     assert_eq!(slack.state().posted().len(), 5);
     stop(running).await;
 }
+
+#[tokio::test]
+async fn queued_delivery_runs_on_the_embedded_database_too() {
+    use connector_grpc_api::pb::{Delivery, GetMessageRequest, MessageStatus};
+    let data = DataDir::new();
+    let slack = double().await;
+    let mut running = start(embedded_settings(&data.0, &slack.api_base_url())).await;
+    let client = &mut running.client;
+    let c = client
+        .create_connector(create_request("acme", "prod", TOKEN, "#alerts", ""))
+        .await
+        .unwrap()
+        .into_inner()
+        .connector
+        .unwrap();
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let mut m = send("acme", &c.id, &format!("queued {i}"));
+        m.delivery = Delivery::Queued as i32;
+        let answer = client.send_message(m).await.unwrap().into_inner();
+        assert_eq!(answer.status, MessageStatus::Queued as i32);
+        ids.push(answer.message_id);
+    }
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    for id in &ids {
+        loop {
+            let m = client
+                .get_message(GetMessageRequest {
+                    tenant_id: "acme".into(),
+                    message_id: id.clone(),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .message
+                .unwrap();
+            if m.status == MessageStatus::Sent as i32 {
+                break;
+            }
+            assert!(std::time::Instant::now() < until, "never sent: {m:?}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+    let texts: Vec<String> = slack.state().posted().into_iter().map(|p| p.text).collect();
+    let wanted: Vec<String> = (0..5).map(|i| format!("queued {i}")).collect();
+    assert_eq!(texts, wanted);
+    stop(running).await;
+}
