@@ -490,9 +490,14 @@ impl pb::connector_service_server::ConnectorService for ConnectorGrpc {
         Ok(Response::new(pb::SendMessageResponse {
             channel_id: sent.channel.to_string(),
             ts: sent.ts,
+            status: if sent.scheduled_message_id.is_some() {
+                // Scheduled in Slack: not posted yet, and not the outbox's to follow.
+                pb::MessageStatus::Unspecified as i32
+            } else {
+                pb::MessageStatus::Sent as i32
+            },
             scheduled_message_id: sent.scheduled_message_id.unwrap_or_default(),
             message_id: String::new(),
-            status: pb::MessageStatus::Sent as i32,
         }))
     }
 
