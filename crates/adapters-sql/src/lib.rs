@@ -40,7 +40,7 @@ pub use pool::SqlPool;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::errors::map_err;
-    pub use crate::types::{DbId, DbNow, DbTime, coalesce};
+    pub use crate::types::{DbClock, DbId, DbNow, DbTime, coalesce};
     pub use ::async_trait::{self, async_trait};
     pub use ::chrono::{self, DateTime, Utc};
     pub use ::diesel::{self, IntoSql as _, prelude::*, sql_types::Bool};

@@ -224,7 +224,7 @@ macro_rules! outbox {
                                 .select(OutboxRow::as_select())
                                 .load(conn)
                                 .await?;
-                            // One order of scopes for every claim: a workspace, then its channels.
+                            // Granted in channel order, oldest first.
                             rows.sort_by(|a, b| {
                                 (&a.team_id, &a.channel_id, a.created_at).cmp(&(
                                     &b.team_id,
@@ -232,29 +232,36 @@ macro_rules! outbox {
                                     b.created_at,
                                 ))
                             });
-                            let now: DbTime = diesel::select(DbNow::now()).get_result(conn).await?;
+                            // Every budget these messages need, locked first in one order of
+                            // scopes; then the clock, read after any wait for those locks.
+                            let mut scopes: Vec<String> = Vec::new();
+                            for row in &rows {
+                                scopes.push(workspace_scope(&row.team_id));
+                                scopes.push(channel_scope(&row.team_id, &row.channel_id));
+                            }
+                            scopes.sort();
+                            scopes.dedup();
                             let mut budgets = Budgets::new();
+                            let fresh: DbTime =
+                                diesel::select(DbClock::read()).get_result(conn).await?;
+                            for scope in &scopes {
+                                let (tat, paused): (DbTime, Option<DbTime>) =
+                                    diesel::insert_into(b::delivery_budgets)
+                                        .values((b::scope.eq(scope.as_str()), b::tat.eq(fresh)))
+                                        .on_conflict(b::scope)
+                                        .do_update()
+                                        .set(b::tat.eq(b::tat))
+                                        .returning((b::tat, b::paused_until))
+                                        .get_result(conn)
+                                        .await?;
+                                budgets.insert(scope.clone(), (tat, paused, false));
+                            }
+                            let now: DbTime =
+                                diesel::select(DbClock::read()).get_result(conn).await?;
                             let mut granted = Vec::new();
                             for row in &rows {
                                 let ws = workspace_scope(&row.team_id);
                                 let ch = channel_scope(&row.team_id, &row.channel_id);
-                                for scope in [&ws, &ch] {
-                                    if !budgets.contains_key(scope.as_str()) {
-                                        let (tat, paused): (DbTime, Option<DbTime>) =
-                                            diesel::insert_into(b::delivery_budgets)
-                                                .values((
-                                                    b::scope.eq(scope.as_str()),
-                                                    b::tat.eq(now),
-                                                ))
-                                                .on_conflict(b::scope)
-                                                .do_update()
-                                                .set(b::tat.eq(b::tat))
-                                                .returning((b::tat, b::paused_until))
-                                                .get_result(conn)
-                                                .await?;
-                                        budgets.insert(scope.clone(), (tat, paused, false));
-                                    }
-                                }
                                 let (Ok(w), Ok(c)) = (
                                     admits(&budgets, &ws, &pace.workspace, now),
                                     admits(&budgets, &ch, &pace.channel, now),
@@ -379,12 +386,13 @@ macro_rules! outbox {
                     let ch = channel_scope(team_id, channel.as_str());
                     $crate::with_conn!(self.$pool, conn, {
                         diesel_async::AsyncConnection::transaction(&mut conn, async |conn| {
-                            let now: DbTime = diesel::select(DbNow::now()).get_result(conn).await?;
+                            let fresh: DbTime =
+                                diesel::select(DbClock::read()).get_result(conn).await?;
                             let mut budgets = Budgets::new();
-                            for scope in [&ws, &ch] {
+                            for scope in [&ch, &ws] {
                                 let (tat, paused): (DbTime, Option<DbTime>) =
                                     diesel::insert_into(b::delivery_budgets)
-                                        .values((b::scope.eq(scope.as_str()), b::tat.eq(now)))
+                                        .values((b::scope.eq(scope.as_str()), b::tat.eq(fresh)))
                                         .on_conflict(b::scope)
                                         .do_update()
                                         .set(b::tat.eq(b::tat))
@@ -393,6 +401,8 @@ macro_rules! outbox {
                                         .await?;
                                 budgets.insert(scope.clone(), (tat, paused, false));
                             }
+                            let now: DbTime =
+                                diesel::select(DbClock::read()).get_result(conn).await?;
                             match (
                                 admits(&budgets, &ws, &pace.workspace, now),
                                 admits(&budgets, &ch, &pace.channel, now),

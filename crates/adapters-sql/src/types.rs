@@ -5,6 +5,7 @@
 //! microseconds since the Unix epoch. Rust code binds and reads them as [`DbId`] and
 //! [`DbTime`], and asks for the current time with [`DbNow`]: the database's clock on
 //! PostgreSQL (one clock for every replica), the process's on SQLite (one file, one host).
+//! [`DbClock`] is the same clock read when a statement runs (not at the transaction's start).
 
 use std::time::Duration;
 
@@ -100,6 +101,36 @@ impl DbNow {
     }
 }
 
+/// The database's wall clock at the moment the statement reads it: `clock_timestamp()` on
+/// PostgreSQL (not the transaction's start, as `now()` is), the process's clock on SQLite. For
+/// a decision that must not be stale by the time a transaction waited on a lock.
+#[derive(Debug, Clone, Copy, QueryId)]
+pub struct DbClock {
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+    local: DbTime,
+}
+
+impl DbClock {
+    /// The clock, read when the statement runs.
+    pub fn read() -> Self {
+        Self {
+            local: DbTime(Utc::now()),
+        }
+    }
+}
+
+impl Expression for DbClock {
+    type SqlType = Moment;
+}
+
+impl<QS> AppearsOnTable<QS> for DbClock {}
+
+impl<QS> SelectableExpression<QS> for DbClock {}
+
+impl<GB> ValidGrouping<GB> for DbClock {
+    type IsAggregate = is_aggregate::Never;
+}
+
 impl Expression for DbNow {
     type SqlType = Moment;
 }
@@ -147,6 +178,13 @@ mod pg {
     impl FromSql<Moment, Pg> for DbTime {
         fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
             <DateTime<Utc> as FromSql<Timestamptz, Pg>>::from_sql(bytes).map(Self)
+        }
+    }
+
+    impl QueryFragment<Pg> for DbClock {
+        fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+            out.push_sql("clock_timestamp()");
+            Ok(())
         }
     }
 
@@ -198,6 +236,13 @@ mod sqlite {
             DateTime::from_timestamp_micros(micros)
                 .map(Self)
                 .ok_or_else(|| format!("timestamp {micros} out of range").into())
+        }
+    }
+
+    impl QueryFragment<Sqlite> for DbClock {
+        fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
+            out.push_bind_param::<Moment, DbTime>(&self.local)?;
+            Ok(())
         }
     }
 
