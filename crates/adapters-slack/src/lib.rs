@@ -136,6 +136,29 @@ impl HttpSlackApi {
             .await
     }
 
+    /// `chat.postMessage` in at most `max_attempts` attempts.
+    async fn post(
+        &self,
+        token: &BotToken,
+        message: &OutgoingMessage,
+        max_attempts: u32,
+    ) -> Result<PostedMessage, SlackError> {
+        let body = wire::post_message_body(message)?;
+        let r: wire::PostMessage = self
+            .call_with(
+                "chat.postMessage",
+                Auth::Bearer(token),
+                Body::Json(&body),
+                Idempotency::NotAfterTimeout,
+                max_attempts,
+            )
+            .await?;
+        Ok(PostedMessage {
+            channel: ChannelId::new(r.channel),
+            ts: r.ts,
+        })
+    }
+
     /// [`HttpSlackApi::call`] making at most `max_attempts` attempts (1: answer at once, a 429
     /// as [`SlackError::RateLimited`] with its `Retry-After`, for a caller that paces itself).
     async fn call_with<T: DeserializeOwned>(
@@ -523,19 +546,7 @@ impl SlackApi for HttpSlackApi {
         token: &BotToken,
         message: &OutgoingMessage,
     ) -> Result<PostedMessage, SlackError> {
-        let body = wire::post_message_body(message)?;
-        let r: wire::PostMessage = self
-            .call(
-                "chat.postMessage",
-                Auth::Bearer(token),
-                Body::Json(&body),
-                Idempotency::NotAfterTimeout,
-            )
-            .await?;
-        Ok(PostedMessage {
-            channel: ChannelId::new(r.channel),
-            ts: r.ts,
-        })
+        self.post(token, message, self.settings.max_attempts).await
     }
 
     async fn post_message_once(
@@ -543,20 +554,7 @@ impl SlackApi for HttpSlackApi {
         token: &BotToken,
         message: &OutgoingMessage,
     ) -> Result<PostedMessage, SlackError> {
-        let body = wire::post_message_body(message)?;
-        let r: wire::PostMessage = self
-            .call_with(
-                "chat.postMessage",
-                Auth::Bearer(token),
-                Body::Json(&body),
-                Idempotency::NotAfterTimeout,
-                1,
-            )
-            .await?;
-        Ok(PostedMessage {
-            channel: ChannelId::new(r.channel),
-            ts: r.ts,
-        })
+        self.post(token, message, 1).await
     }
 
     async fn schedule_message(

@@ -153,6 +153,6 @@ macro_rules! sql_stores {
         $crate::sent_message_store!($repo.$pool);
         $crate::slack_event_store!($repo.$pool);
         $crate::event_log!($repo.$pool);
-        $crate::outbox!($repo.$pool);
+        $crate::outbox!($repo.$pool: $conn);
     };
 }

@@ -98,7 +98,7 @@ pub fn channel_scope(team_id: &str, channel_id: &str) -> String {
 pub type Budgets = HashMap<String, (DbTime, Option<DbTime>, bool)>;
 
 /// Implements [`Outbox`](connector_ports::Outbox) for `$repo`, whose field `$pool` is a
-/// [`SqlPool`](crate::SqlPool).
+/// [`SqlPool`](crate::SqlPool) of the backend's connections, `$conn`.
 ///
 /// The one statement that differs stays with the backend: `$repo` provides
 /// `fn claim_outbox_query(owner: &str, lease: Duration, channel_tolerance: Duration,
@@ -111,7 +111,7 @@ pub type Budgets = HashMap<String, (DbTime, Option<DbTime>, bool)>;
 /// never wait on each other in a circle) runs here, in the same transaction.
 #[macro_export]
 macro_rules! outbox {
-    ($repo:ident . $pool:ident) => {
+    ($repo:ident . $pool:ident : $conn:ty) => {
         mod __sql_outbox {
             use super::$repo;
             use $crate::__private::domain::{
@@ -131,16 +131,80 @@ macro_rules! outbox {
             const QUEUED: &str = "queued";
             const SENDING: &str = "sending";
 
-            /// Spends one post of `rate` from the budget `scope` of `budgets` at `now`:
-            /// whether it was allowed.
-            fn admits(
-                budgets: &Budgets,
-                scope: &str,
-                rate: &Rate,
+            /// Reads and locks (by a write that changes nothing) the budgets of `scopes`, in
+            /// sorted order so that two transactions never wait on each other in a circle,
+            /// each made fresh (a full burst) when it has none yet; then the clock, read after
+            /// any wait for those locks.
+            async fn lock_budgets(
+                conn: &mut $conn,
+                mut scopes: Vec<String>,
+            ) -> Result<(Budgets, DbTime), diesel::result::Error> {
+                scopes.sort();
+                scopes.dedup();
+                let fresh: DbTime = diesel::select(DbClock::read()).get_result(conn).await?;
+                let mut budgets = Budgets::new();
+                for scope in scopes {
+                    let (tat, paused): (DbTime, Option<DbTime>) =
+                        diesel::insert_into(b::delivery_budgets)
+                            .values((b::scope.eq(scope.as_str()), b::tat.eq(fresh)))
+                            .on_conflict(b::scope)
+                            .do_update()
+                            .set(b::tat.eq(b::tat))
+                            .returning((b::tat, b::paused_until))
+                            .get_result(conn)
+                            .await?;
+                    budgets.insert(scope, (tat, paused, false));
+                }
+                let now: DbTime = diesel::select(DbClock::read()).get_result(conn).await?;
+                Ok((budgets, now))
+            }
+
+            /// Spends one post at `now` from `team_id`'s workspace budget and its `channel`'s,
+            /// both or neither: `Err(at)`, when the next post is allowed, if either refuses.
+            fn take_post(
+                budgets: &mut Budgets,
+                team_id: &str,
+                channel: &str,
+                pace: &Pace,
                 now: DbTime,
-            ) -> Result<DbTime, DateTime<Utc>> {
-                let (tat, paused, _) = budgets[scope];
-                rate.admit(tat.0, paused.map(|p| p.0), now.0).map(DbTime)
+            ) -> Result<(), DateTime<Utc>> {
+                let ws = workspace_scope(team_id);
+                let ch = channel_scope(team_id, channel);
+                let admit = |scope: &str, rate: &Rate| {
+                    let (tat, paused, _) = budgets[scope];
+                    rate.admit(tat.0, paused.map(|p| p.0), now.0)
+                };
+                match (admit(&ws, &pace.workspace), admit(&ch, &pace.channel)) {
+                    (Ok(w), Ok(c)) => {
+                        for (scope, tat) in [(ws, w), (ch, c)] {
+                            if let Some(entry) = budgets.get_mut(&scope) {
+                                *entry = (DbTime(tat), entry.1, true);
+                            }
+                        }
+                        Ok(())
+                    }
+                    (w, c) => Err([w.err(), c.err()]
+                        .into_iter()
+                        .flatten()
+                        .max()
+                        .unwrap_or(now.0)),
+                }
+            }
+
+            /// Writes back what a transaction spent of `budgets`.
+            async fn save_budgets(
+                conn: &mut $conn,
+                budgets: &Budgets,
+            ) -> Result<(), diesel::result::Error> {
+                for (scope, (tat, _, changed)) in budgets {
+                    if *changed {
+                        diesel::update(b::delivery_budgets.filter(b::scope.eq(scope)))
+                            .set(b::tat.eq(*tat))
+                            .execute(conn)
+                            .await?;
+                    }
+                }
+                Ok(())
             }
 
             #[async_trait]
@@ -232,58 +296,25 @@ macro_rules! outbox {
                                     b.created_at,
                                 ))
                             });
-                            // Every budget these messages need, locked first in one order of
-                            // scopes; then the clock, read after any wait for those locks.
-                            let mut scopes: Vec<String> = Vec::new();
-                            for row in &rows {
-                                scopes.push(workspace_scope(&row.team_id));
-                                scopes.push(channel_scope(&row.team_id, &row.channel_id));
-                            }
-                            scopes.sort();
-                            scopes.dedup();
-                            let mut budgets = Budgets::new();
-                            let fresh: DbTime =
-                                diesel::select(DbClock::read()).get_result(conn).await?;
-                            for scope in &scopes {
-                                let (tat, paused): (DbTime, Option<DbTime>) =
-                                    diesel::insert_into(b::delivery_budgets)
-                                        .values((b::scope.eq(scope.as_str()), b::tat.eq(fresh)))
-                                        .on_conflict(b::scope)
-                                        .do_update()
-                                        .set(b::tat.eq(b::tat))
-                                        .returning((b::tat, b::paused_until))
-                                        .get_result(conn)
-                                        .await?;
-                                budgets.insert(scope.clone(), (tat, paused, false));
-                            }
-                            let now: DbTime =
-                                diesel::select(DbClock::read()).get_result(conn).await?;
-                            let mut granted = Vec::new();
-                            for row in &rows {
-                                let ws = workspace_scope(&row.team_id);
-                                let ch = channel_scope(&row.team_id, &row.channel_id);
-                                let (Ok(w), Ok(c)) = (
-                                    admits(&budgets, &ws, &pace.workspace, now),
-                                    admits(&budgets, &ch, &pace.channel, now),
-                                ) else {
-                                    continue;
-                                };
-                                for (scope, tat) in [(ws, w), (ch, c)] {
-                                    if let Some(entry) = budgets.get_mut(&scope) {
-                                        entry.0 = tat;
-                                        entry.2 = true;
-                                    }
-                                }
-                                granted.push(row.id());
-                            }
-                            for (scope, (tat, _, changed)) in &budgets {
-                                if *changed {
-                                    diesel::update(b::delivery_budgets.filter(b::scope.eq(scope)))
-                                        .set(b::tat.eq(*tat))
-                                        .execute(conn)
-                                        .await?;
-                                }
-                            }
+                            let scopes = rows
+                                .iter()
+                                .flat_map(|r| {
+                                    [
+                                        workspace_scope(&r.team_id),
+                                        channel_scope(&r.team_id, &r.channel_id),
+                                    ]
+                                })
+                                .collect();
+                            let (mut budgets, now) = lock_budgets(conn, scopes).await?;
+                            let granted: Vec<DbId> = rows
+                                .iter()
+                                .filter(|r| {
+                                    take_post(&mut budgets, &r.team_id, &r.channel_id, pace, now)
+                                        .is_ok()
+                                })
+                                .map(OutboxRow::id)
+                                .collect();
+                            save_budgets(conn, &budgets).await?;
                             // What the budgets refused goes back, unleased.
                             diesel::update(
                                 o::outbound_messages
@@ -382,50 +413,19 @@ macro_rules! outbox {
                     channel: &ChannelId,
                     pace: &Pace,
                 ) -> Result<Option<Duration>, RepositoryError> {
-                    let ws = workspace_scope(team_id);
-                    let ch = channel_scope(team_id, channel.as_str());
                     $crate::with_conn!(self.$pool, conn, {
                         diesel_async::AsyncConnection::transaction(&mut conn, async |conn| {
-                            let fresh: DbTime =
-                                diesel::select(DbClock::read()).get_result(conn).await?;
-                            let mut budgets = Budgets::new();
-                            for scope in [&ch, &ws] {
-                                let (tat, paused): (DbTime, Option<DbTime>) =
-                                    diesel::insert_into(b::delivery_budgets)
-                                        .values((b::scope.eq(scope.as_str()), b::tat.eq(fresh)))
-                                        .on_conflict(b::scope)
-                                        .do_update()
-                                        .set(b::tat.eq(b::tat))
-                                        .returning((b::tat, b::paused_until))
-                                        .get_result(conn)
-                                        .await?;
-                                budgets.insert(scope.clone(), (tat, paused, false));
-                            }
-                            let now: DbTime =
-                                diesel::select(DbClock::read()).get_result(conn).await?;
-                            match (
-                                admits(&budgets, &ws, &pace.workspace, now),
-                                admits(&budgets, &ch, &pace.channel, now),
-                            ) {
-                                (Ok(w), Ok(c)) => {
-                                    for (scope, tat) in [(&ws, w), (&ch, c)] {
-                                        diesel::update(
-                                            b::delivery_budgets.filter(b::scope.eq(scope)),
-                                        )
-                                        .set(b::tat.eq(tat))
-                                        .execute(conn)
-                                        .await?;
-                                    }
+                            let scopes = vec![
+                                workspace_scope(team_id),
+                                channel_scope(team_id, channel.as_str()),
+                            ];
+                            let (mut budgets, now) = lock_budgets(conn, scopes).await?;
+                            match take_post(&mut budgets, team_id, channel.as_str(), pace, now) {
+                                Ok(()) => {
+                                    save_budgets(conn, &budgets).await?;
                                     Ok(None)
                                 }
-                                (w, c) => {
-                                    let at = [w.err(), c.err()]
-                                        .into_iter()
-                                        .flatten()
-                                        .max()
-                                        .unwrap_or(now.0);
-                                    Ok(Some((at - now.0).to_std().unwrap_or_default()))
-                                }
+                                Err(at) => Ok(Some((at - now.0).to_std().unwrap_or_default())),
                             }
                         })
                         .await
@@ -447,19 +447,11 @@ macro_rules! outbox {
                     };
                     $crate::with_conn!(self.$pool, conn, {
                         diesel_async::AsyncConnection::transaction(&mut conn, async |conn| {
-                            let now: DbTime = diesel::select(DbNow::now()).get_result(conn).await?;
+                            let (budgets, now) = lock_budgets(conn, vec![scope.clone()]).await?;
                             let until = DbTime(
                                 now.0 + chrono::Duration::from_std(for_).unwrap_or_default(),
                             );
-                            let (_, paused): (DbTime, Option<DbTime>) =
-                                diesel::insert_into(b::delivery_budgets)
-                                    .values((b::scope.eq(scope.as_str()), b::tat.eq(now)))
-                                    .on_conflict(b::scope)
-                                    .do_update()
-                                    .set(b::tat.eq(b::tat))
-                                    .returning((b::tat, b::paused_until))
-                                    .get_result(conn)
-                                    .await?;
+                            let paused = budgets[&scope].1;
                             // A pause only grows: a shorter Retry-After never cuts a longer one.
                             if paused.is_none_or(|p| p < until) {
                                 diesel::update(b::delivery_budgets.filter(b::scope.eq(&scope)))

@@ -316,22 +316,13 @@ impl InboundEvents {
                 received_at,
             })
             .collect();
-        let appended = self.appends.append(records).await?;
-        let mut rung: Vec<&str> = Vec::new();
-        for e in &appended {
-            let tenant = e.event.tenant_id.as_str();
-            if !rung.contains(&tenant) {
-                self.bells.ring(tenant);
-                rung.push(tenant);
-            }
-        }
-        Ok(appended.len())
+        self.append(records).await
     }
 
-    /// Appends events the service itself makes (a queued message's status changes) to their
-    /// tenants' logs, as Slack's are, and wakes the streams following them; a redelivery (the
-    /// same connector and event ID) is stored once. Returns how many were stored now.
-    pub async fn record_own(&self, events: Vec<NewInboundEvent>) -> Result<usize, ConnectorError> {
+    /// Appends `events` (Slack's, or the service's own: a queued message's status changes) to
+    /// their tenants' logs and wakes the streams following them; a redelivery (the same
+    /// connector and event ID) is stored once. Returns how many were stored now.
+    pub async fn append(&self, events: Vec<NewInboundEvent>) -> Result<usize, ConnectorError> {
         if events.is_empty() {
             return Ok(0);
         }

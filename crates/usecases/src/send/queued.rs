@@ -12,8 +12,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use connector_domain::message::MAX_TEXT_CHARS;
 use connector_domain::{
-    AuthStatus, ChannelId, ConnectorId, Message, MessageId, MessageStatus, Pace, TenantId,
-    ValidationError,
+    AuthStatus, ConnectorId, Message, MessageId, MessageStatus, Pace, TenantId, ValidationError,
 };
 use connector_ports::{
     AttemptOutcome, Cancelled, Enqueued, MessageFilter, NewOutboundMessage, OutboundRecord, Outbox,
@@ -94,7 +93,7 @@ impl Queue {
             return;
         };
         let events = records.iter().map(|r| status_event(r, now)).collect();
-        if let Err(e) = feed.record_own(events).await {
+        if let Err(e) = feed.append(events).await {
             tracing::warn!(error = %e, "could not add queued messages' status changes to the event log");
         }
     }
@@ -721,7 +720,7 @@ async fn attempt(
             error: format!("slack_answer_unreadable: {e}"),
         },
         Err(e) => AttemptOutcome::Failed {
-            error: slack_code(&e, &message.channel_id),
+            error: slack_code(&e),
         },
     }
 }
@@ -748,7 +747,7 @@ async fn connector_gone(queue: &Queue, message: &OutboundRecord, error: &str) ->
 }
 
 /// Slack's error code for a permanent failure.
-fn slack_code(e: &SlackError, _channel: &ChannelId) -> String {
+fn slack_code(e: &SlackError) -> String {
     match e {
         SlackError::InvalidAuth { code } | SlackError::Api { code } => code.clone(),
         SlackError::MissingScope { needed } if needed.is_empty() => "missing_scope".into(),
@@ -786,6 +785,8 @@ fn retry_at(message: &OutboundRecord, at: DateTime<Utc>, error: String) -> Attem
 
 #[cfg(test)]
 mod tests {
+    use connector_domain::ChannelId;
+
     use super::*;
 
     fn tenant(s: &str) -> TenantId {
