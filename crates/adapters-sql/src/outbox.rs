@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use connector_domain::{ChannelId, ConnectorId, MessageId, MessageStatus, TenantId};
+use connector_domain::{ChannelId, ConnectorId, Delivery, MessageId, MessageStatus, TenantId};
 use connector_ports::{OutboundRecord, RepositoryError};
 use diesel::prelude::*;
 
@@ -34,6 +34,7 @@ pub struct OutboxRow {
     next_attempt_at: DbTime,
     deadline_at: DbTime,
     finished_at: Option<DbTime>,
+    delivery: String,
 }
 
 impl OutboxRow {
@@ -56,6 +57,12 @@ impl TryFrom<OutboxRow> for OutboundRecord {
             team_id: r.team_id,
             channel_id: ChannelId::new(&r.channel_id),
             request_id: r.request_id,
+            delivery: Delivery::from_name(&r.delivery).ok_or_else(|| {
+                corrupt(format!(
+                    "outbound message {} delivery {:?}",
+                    r.id.0, r.delivery
+                ))
+            })?,
             fingerprint: r.fingerprint,
             body_json: r.body_json,
             status,
@@ -93,6 +100,23 @@ pub fn channel_scope(team_id: &str, channel_id: &str) -> String {
     format!("channel:{team_id}:{channel_id}")
 }
 
+/// The scope a budget's `scope` text names (see [`channel_scope`] and [`workspace_scope`]).
+pub fn parse_scope(scope: &str) -> Option<connector_ports::PauseScope> {
+    use connector_ports::PauseScope;
+    if let Some(rest) = scope.strip_prefix("channel:") {
+        let (team_id, channel) = rest.split_once(':')?;
+        return Some(PauseScope::Channel {
+            team_id: team_id.to_owned(),
+            channel_id: ChannelId::new(channel),
+        });
+    }
+    scope
+        .strip_prefix("workspace:")
+        .map(|team_id| PauseScope::Workspace {
+            team_id: team_id.to_owned(),
+        })
+}
+
 /// Budgets read (and locked) in one transaction: theoretical arrival time, pause, and
 /// whether the transaction changed it.
 pub type Budgets = HashMap<String, (DbTime, Option<DbTime>, bool)>;
@@ -118,12 +142,12 @@ macro_rules! outbox {
                 ChannelId, ConnectorId, MessageId, MessageStatus, Pace, Rate, TenantId,
             };
             use $crate::__private::ports::{
-                AttemptOutcome, Cancelled, Enqueued, MessageFilter, NewOutboundMessage,
-                OutboundRecord, Outbox, PauseScope, RepositoryError,
+                AttemptOutcome, Cancelled, Enqueued, ImmediateRecord, MessageFilter,
+                NewOutboundMessage, OutboundRecord, Outbox, PauseScope, RepositoryError,
             };
             use $crate::__private::*;
             use $crate::outbox::{
-                Budgets, ClaimedId, OutboxRow, channel_scope, records, workspace_scope,
+                Budgets, ClaimedId, OutboxRow, channel_scope, parse_scope, records, workspace_scope,
             };
             use $crate::schema::delivery_budgets::dsl as b;
             use $crate::schema::outbound_messages::dsl as o;
@@ -259,6 +283,79 @@ macro_rules! outbox {
                             ))),
                         }
                     })
+                }
+
+                async fn record_immediate(
+                    &self,
+                    record: &ImmediateRecord,
+                ) -> Result<(), RepositoryError> {
+                    let m = &record.message;
+                    $crate::with_conn!(self.$pool, conn, {
+                        diesel_async::AsyncConnection::transaction(&mut conn, async |conn| {
+                            let earlier: Option<(DbId, String)> = match &m.request_id {
+                                Some(request_id) => o::outbound_messages
+                                    .filter(o::connector_id.eq(DbId::from(m.connector_id)))
+                                    .filter(o::request_id.eq(request_id))
+                                    .select((o::id, o::delivery))
+                                    .first(conn)
+                                    .await
+                                    .optional()?,
+                                None => None,
+                            };
+                            match earlier {
+                                // A queued message owns the key: left as it is.
+                                Some((_, delivery)) if delivery != "immediate" => return Ok(()),
+                                Some((id, _)) => {
+                                    diesel::delete(o::outbound_messages.filter(o::id.eq(id)))
+                                        .execute(conn)
+                                        .await?;
+                                }
+                                None => {}
+                            }
+                            diesel::insert_into(o::outbound_messages)
+                                .values((
+                                    o::id.eq(DbId(m.id.as_uuid())),
+                                    o::tenant_id.eq(m.tenant_id.as_str()),
+                                    o::connector_id.eq(DbId::from(m.connector_id)),
+                                    o::team_id.eq(&m.team_id),
+                                    o::channel_id.eq(m.channel_id.as_str()),
+                                    o::request_id.eq(m.request_id.as_deref()),
+                                    o::fingerprint.eq(&m.fingerprint),
+                                    o::body_json.eq("{}"),
+                                    o::status.eq(record.status.as_str()),
+                                    o::attempts.eq(1),
+                                    o::last_error.eq(record.last_error.as_deref()),
+                                    o::ts.eq(record.ts.as_deref()),
+                                    o::created_at.eq(DbTime(m.not_before)),
+                                    o::next_attempt_at.eq(DbTime(m.not_before)),
+                                    o::deadline_at.eq(DbTime(m.deadline)),
+                                    o::finished_at.eq(DbNow::now().nullable()),
+                                    o::updated_at.eq(DbNow::now()),
+                                    o::delivery.eq("immediate"),
+                                ))
+                                .execute(conn)
+                                .await?;
+                            Ok::<_, diesel::result::Error>(())
+                        })
+                        .await
+                        .map_err(map_err)
+                    })
+                }
+
+                async fn find_by_request(
+                    &self,
+                    connector: ConnectorId,
+                    request_id: &str,
+                ) -> Result<Option<OutboundRecord>, RepositoryError> {
+                    let row: Option<OutboxRow> = $crate::first!(
+                        self.$pool,
+                        o::outbound_messages
+                            .filter(o::connector_id.eq(DbId::from(connector)))
+                            .filter(o::request_id.eq(request_id))
+                            .select(OutboxRow::as_select())
+                            .limit(1)
+                    )?;
+                    row.map(OutboundRecord::try_from).transpose()
                 }
 
                 async fn claim(
@@ -464,6 +561,23 @@ macro_rules! outbox {
                         .await
                         .map_err(map_err)
                     })
+                }
+
+                async fn busy_scopes(
+                    &self,
+                    within: Duration,
+                ) -> Result<Vec<PauseScope>, RepositoryError> {
+                    let scopes: Vec<String> = $crate::load!(
+                        self.$pool,
+                        b::delivery_budgets
+                            .filter(
+                                b::tat
+                                    .gt(DbNow::minus(within))
+                                    .or(b::paused_until.gt(DbNow::now().nullable())),
+                            )
+                            .select(b::scope)
+                    )?;
+                    Ok(scopes.iter().filter_map(|s| parse_scope(s)).collect())
                 }
 
                 async fn take_over_expired(
@@ -675,14 +789,54 @@ macro_rules! outbox {
                     &self,
                     before: DateTime<Utc>,
                 ) -> Result<u64, RepositoryError> {
-                    $crate::execute!(
+                    let messages = $crate::execute!(
                         self.$pool,
                         diesel::delete(
                             o::outbound_messages.filter(o::finished_at.lt(DbTime(before))),
                         )
-                    )
+                    )?;
+                    // Budgets idle since then are full again: a missing one is made full.
+                    $crate::execute!(
+                        self.$pool,
+                        diesel::delete(
+                            b::delivery_budgets
+                                .filter(b::tat.lt(DbTime(before)))
+                                .filter(
+                                    b::paused_until
+                                        .is_null()
+                                        .or(b::paused_until.lt(Some(DbTime(before)))),
+                                ),
+                        )
+                    )?;
+                    Ok(messages)
                 }
             }
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use connector_ports::PauseScope;
+
+    use super::*;
+
+    #[test]
+    fn budget_scopes_read_back_as_written() {
+        assert_eq!(
+            parse_scope(&channel_scope("T1", "C9")),
+            Some(PauseScope::Channel {
+                team_id: "T1".into(),
+                channel_id: ChannelId::new("C9"),
+            })
+        );
+        assert_eq!(
+            parse_scope(&workspace_scope("T1")),
+            Some(PauseScope::Workspace {
+                team_id: "T1".into()
+            })
+        );
+        assert_eq!(parse_scope("channel:T1"), None);
+        assert_eq!(parse_scope("other:T1"), None);
+    }
 }

@@ -251,6 +251,9 @@ diesel::table! {
         finished_at -> Nullable<Moment>,
         /// Last change.
         updated_at -> Moment,
+        /// `queued` (worked by the delivery workers) or `immediate` (the record of an
+        /// immediate send with a request_id, final when written).
+        delivery -> Text,
     }
 }
 

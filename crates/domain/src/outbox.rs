@@ -18,6 +18,23 @@ pub enum Delivery {
     Queued,
 }
 
+impl Delivery {
+    /// The stored (and metric label) name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Immediate => "immediate",
+            Self::Queued => "queued",
+        }
+    }
+
+    /// The mode stored as `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Immediate, Self::Queued]
+            .into_iter()
+            .find(|d| d.as_str() == name)
+    }
+}
+
 /// A recorded message's ID: a UUID (v7, so IDs sort by creation), canonical lowercase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MessageId(uuid::Uuid);

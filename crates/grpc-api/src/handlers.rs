@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use connector_domain::{
-    ChannelId, ChannelRef, Connector, ConnectorId, ConnectorStatus, FileAttachment, Message,
-    MessageEdit, MessageId, MessageStatus, Principal, RequestId, Scope, TenantId, ValidationError,
+    ChannelId, ChannelRef, Connector, ConnectorId, ConnectorStatus, Delivery, FileAttachment,
+    Message, MessageEdit, MessageId, MessageStatus, Principal, RequestId, Scope, TenantId,
+    ValidationError,
 };
 use connector_usecases::inbound::InboundEvent;
 use connector_usecases::{
@@ -480,11 +481,25 @@ impl pb::connector_service_server::ConnectorService for ConnectorGrpc {
         }
         // The use case runs a send with a request_id to its end even if this call is
         // cancelled (a client's deadline), so its outcome is always recorded.
-        let sent = self
-            .sender
-            .send_owned(Some(&tenant), id, message)
-            .await
-            .map_err(send_to_status)?;
+        let request_id = message.request_id.clone();
+        let sent = match self.sender.send_owned(Some(&tenant), id, message).await {
+            Ok(sent) => sent,
+            Err(e) => {
+                let mut status = send_to_status(e);
+                // A keyed send that failed is recorded too: the answer names the record.
+                if let Some(request_id) = request_id
+                    && let Ok(Some(record)) = self
+                        .sender
+                        .message_for_request(&tenant, id, request_id.as_str())
+                        .await
+                    && record.delivery == Delivery::Immediate
+                    && let Ok(value) = record.id.to_string().parse()
+                {
+                    status.metadata_mut().insert("x-message-id", value);
+                }
+                return Err(status);
+            }
+        };
         tracing::debug!(connector_id = %id, tenant_id = %tenant, channel = %sent.channel,
             ts = %sent.ts, "message sent");
         Ok(Response::new(pb::SendMessageResponse {
@@ -497,7 +512,7 @@ impl pb::connector_service_server::ConnectorService for ConnectorGrpc {
                 pb::MessageStatus::Sent as i32
             },
             scheduled_message_id: sent.scheduled_message_id.unwrap_or_default(),
-            message_id: String::new(),
+            message_id: sent.message_id.map(|m| m.to_string()).unwrap_or_default(),
         }))
     }
 
@@ -763,6 +778,10 @@ fn outbound_message(m: OutboundRecord) -> pb::OutboundMessage {
         next_attempt_time: (m.status == MessageStatus::Queued)
             .then(|| timestamp(m.next_attempt_at)),
         request_id: m.request_id.unwrap_or_default(),
+        delivery: match m.delivery {
+            Delivery::Immediate => pb::Delivery::Immediate,
+            Delivery::Queued => pb::Delivery::Queued,
+        } as i32,
     }
 }
 

@@ -116,6 +116,18 @@ pub fn send_to_status(err: SendError) -> Status {
         SendError::RateLimited { retry_after } => {
             to_status(ConnectorError::RateLimited { retry_after })
         }
+        SendError::ChannelPaced {
+            channel,
+            retry_after,
+        } => Status::with_error_details(
+            Code::ResourceExhausted,
+            SendError::ChannelPaced {
+                channel,
+                retry_after,
+            }
+            .to_string(),
+            ErrorDetails::with_retry_info(Some(retry_after)),
+        ),
         e @ SendError::TooManyInFlight { .. } => Status::with_error_details(
             Code::ResourceExhausted,
             e.to_string(),
@@ -148,9 +160,9 @@ pub fn send_to_status(err: SendError) -> Status {
             e.to_string(),
             ErrorDetails::with_retry_info(Some(std::time::Duration::from_secs(1))),
         ),
-        e @ (SendError::EarlierOutcomeUnknown { .. } | SendError::EarlierPartiallySent { .. }) => {
-            Status::aborted(e.to_string())
-        }
+        e @ (SendError::EarlierOutcomeUnknown { .. }
+        | SendError::EarlierPartiallySent { .. }
+        | SendError::QueuedEarlier { .. }) => Status::aborted(e.to_string()),
         e @ SendError::RequestIdReused { .. } => Status::with_error_details(
             Code::InvalidArgument,
             e.to_string(),
@@ -358,6 +370,21 @@ mod tests {
                     request_id: "k".into(),
                 },
                 Code::InvalidArgument,
+            ),
+            (
+                E::QueuedEarlier {
+                    request_id: "k".into(),
+                    message_id: "m".into(),
+                    status: "QUEUED".into(),
+                },
+                Code::Aborted,
+            ),
+            (
+                E::ChannelPaced {
+                    channel: "C1".into(),
+                    retry_after: std::time::Duration::from_millis(300),
+                },
+                Code::ResourceExhausted,
             ),
             (E::Internal(anyhow_like()), Code::Internal),
         ];

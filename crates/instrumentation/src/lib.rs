@@ -30,13 +30,13 @@ use connector_domain::{
 use connector_ports::{
     ApiKeyRecord, ApiKeyStore, AttemptOutcome, AuthIdentity, Cancelled, ChannelInfo, ChannelPage,
     ConnectorLifecycle, ConnectorQueries, ConnectorReconciliation, ConnectorSecret,
-    ConnectorUpdate, CursorBounds, Enqueued, EventFilter, EventLog, InboundEvent, MessageFilter,
-    NewConnector, NewInboundEvent, NewOutboundMessage, OAuthGrant, OAuthGrantRequest,
-    OAuthStateStore, OutboundRecord, Outbox, OutgoingMessage, PauseScope, PendingInstall,
-    PendingPromotion, PostedMessage, PostedRecord, RefreshLeases, RefreshOutcome, RepositoryError,
-    ScheduledMessage, SecretLabels, SecretStore, SecretStoreError, SendKey, SendOutcome,
-    SendRecord, SentMessageStore, SlackApi, SlackError, SlackEventStore, StagedVersion,
-    StatusCount, UploadedFile, WorkspaceConnectors,
+    ConnectorUpdate, CursorBounds, Enqueued, EventFilter, EventLog, ImmediateRecord, InboundEvent,
+    MessageFilter, NewConnector, NewInboundEvent, NewOutboundMessage, OAuthGrant,
+    OAuthGrantRequest, OAuthStateStore, OutboundRecord, Outbox, OutgoingMessage, PauseScope,
+    PendingInstall, PendingPromotion, PostedMessage, PostedRecord, RefreshLeases, RefreshOutcome,
+    RepositoryError, ScheduledMessage, SecretLabels, SecretStore, SecretStoreError, SendKey,
+    SendOutcome, SendRecord, SentMessageStore, SlackApi, SlackError, SlackEventStore,
+    StagedVersion, StatusCount, UploadedFile, WorkspaceConnectors,
 };
 use secrecy::SecretString;
 use tracing::Instrument as _;
@@ -321,6 +321,9 @@ observed!(EventLog, Database, "db", "db.operation" {
 
 observed!(Outbox, Database, "db", "db.operation" {
     fn enqueue(&self, message: &NewOutboundMessage) -> Result<Enqueued, RepositoryError>;
+    fn record_immediate(&self, record: &ImmediateRecord) -> Result<(), RepositoryError>;
+    fn find_by_request(&self, connector: ConnectorId, request_id: &str)
+        -> Result<Option<OutboundRecord>, RepositoryError>;
     fn claim(&self, owner: &str, pace: &Pace, lease: Duration, limit: u32)
         -> Result<Vec<OutboundRecord>, RepositoryError>;
     fn finish(&self, id: MessageId, owner: &str, outcome: &AttemptOutcome)
@@ -328,6 +331,7 @@ observed!(Outbox, Database, "db", "db.operation" {
     fn spend(&self, team_id: &str, channel: &ChannelId, pace: &Pace)
         -> Result<Option<Duration>, RepositoryError>;
     fn pause(&self, scope: &PauseScope, for_: Duration) -> Result<(), RepositoryError>;
+    fn busy_scopes(&self, within: Duration) -> Result<Vec<PauseScope>, RepositoryError>;
     fn take_over_expired(&self, error: &str, limit: u32)
         -> Result<Vec<OutboundRecord>, RepositoryError>;
     fn fail_connector(&self, connector: ConnectorId, error: &str)

@@ -45,8 +45,8 @@ pub use event_log::{
 pub use identity::{TokenError, TokenVerifier};
 pub use oauth_states::{OAuthStateStore, PendingInstall};
 pub use outbox::{
-    AttemptOutcome, Cancelled, Enqueued, MessageFilter, NewOutboundMessage, OutboundRecord, Outbox,
-    PauseScope,
+    AttemptOutcome, Cancelled, Enqueued, ImmediateRecord, MessageFilter, NewOutboundMessage,
+    OutboundRecord, Outbox, PauseScope,
 };
 pub use repository::{
     ConnectorLifecycle, ConnectorQueries, ConnectorReconciliation, ConnectorRepository,

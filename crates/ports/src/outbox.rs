@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use connector_domain::{ChannelId, ConnectorId, MessageId, MessageStatus, Pace, TenantId};
+use connector_domain::{
+    ChannelId, ConnectorId, Delivery, MessageId, MessageStatus, Pace, TenantId,
+};
 
 use crate::repository::RepositoryError;
 
@@ -49,6 +51,8 @@ pub struct OutboundRecord {
     pub channel_id: ChannelId,
     /// The caller's idempotency key.
     pub request_id: Option<String>,
+    /// Queued (worked by the delivery workers), or the record of an immediate send.
+    pub delivery: Delivery,
     /// See [`NewOutboundMessage::fingerprint`].
     pub fingerprint: String,
     /// See [`NewOutboundMessage::body_json`].
@@ -69,6 +73,19 @@ pub struct OutboundRecord {
     pub deadline: DateTime<Utc>,
     /// When it reached a final status.
     pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// What an immediate send with a request ID did, recorded so that `GetMessage` answers for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImmediateRecord {
+    /// The message as sent (its `body_json` is not kept: nothing will post it again).
+    pub message: NewOutboundMessage,
+    /// `Sent`, `Failed` or `Unknown`.
+    pub status: MessageStatus,
+    /// Slack's `ts`, when something was posted.
+    pub ts: Option<String>,
+    /// Why it did not post (all of) it.
+    pub last_error: Option<String>,
 }
 
 /// What queueing did.
@@ -107,8 +124,8 @@ pub enum AttemptOutcome {
     },
 }
 
-/// Where a 429 applies.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A budget's scope: where a 429 applies, where queued traffic is paced.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum PauseScope {
     /// One channel of a workspace.
     Channel {
@@ -152,6 +169,18 @@ pub trait Outbox: Send + Sync {
     /// (that one is returned).
     async fn enqueue(&self, message: &NewOutboundMessage) -> Result<Enqueued, RepositoryError>;
 
+    /// Records what an immediate send did (final at once, never claimed). It replaces an
+    /// earlier immediate record of the connector's `request_id` (a send that posted nothing
+    /// and was tried again), never a queued message's.
+    async fn record_immediate(&self, record: &ImmediateRecord) -> Result<(), RepositoryError>;
+
+    /// The connector's message with `request_id`, queued or immediate.
+    async fn find_by_request(
+        &self,
+        connector: ConnectorId,
+        request_id: &str,
+    ) -> Result<Option<OutboundRecord>, RepositoryError>;
+
     /// Claims at most `limit` messages to post now, for `owner`, until `lease` passes: each the
     /// oldest open message of its channel, due, in a channel and workspace not paused, and
     /// within both budgets of `pace` (which the claim spends). Claimed messages are `Sending`,
@@ -185,6 +214,11 @@ pub trait Outbox: Send + Sync {
 
     /// Pauses `scope` on every replica for `for_`, as Slack's `Retry-After` asked.
     async fn pause(&self, scope: &PauseScope, for_: Duration) -> Result<(), RepositoryError>;
+
+    /// The budgets in use: spent within the last `within` (not yet back to a full burst, or
+    /// only just) or paused now. Immediate sends to these channels and workspaces spend from
+    /// the same budgets as the queued ones ([`Outbox::spend`]).
+    async fn busy_scopes(&self, within: Duration) -> Result<Vec<PauseScope>, RepositoryError>;
 
     /// Messages whose `Sending` lease passed (their replica stopped mid-post): marked
     /// `Unknown` with `error`, and returned.

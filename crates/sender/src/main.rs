@@ -338,13 +338,16 @@ fn exit_code(e: &Error) -> u8 {
         Error::Send(SendError::ConnectorNotFound { .. } | SendError::MessageNotFound { .. }) => 3,
         Error::Send(
             SendError::RateLimited { .. }
+            | SendError::ChannelPaced { .. }
             | SendError::TooManyInFlight { .. }
             | SendError::SendInProgress { .. },
         ) => 4,
         Error::Send(SendError::Unavailable { .. } | SendError::OutcomeUnknown { .. }) => 5,
         Error::Send(SendError::PartiallySent { .. }) => 6,
         Error::Send(
-            SendError::EarlierOutcomeUnknown { .. } | SendError::EarlierPartiallySent { .. },
+            SendError::EarlierOutcomeUnknown { .. }
+            | SendError::EarlierPartiallySent { .. }
+            | SendError::QueuedEarlier { .. },
         ) => 7,
         Error::Send(_) => 1,
     }

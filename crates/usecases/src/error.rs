@@ -293,6 +293,18 @@ pub enum SendError {
         /// Slack's last `Retry-After`.
         retry_after: Option<Duration>,
     },
+    /// Queued deliveries are using the channel's (or its workspace's) share of Slack's rate
+    /// limit, and an immediate post would exceed it.
+    #[error(
+        "channel {channel} is at Slack's post rate with queued messages; retry in {} ms or send with DELIVERY_QUEUED",
+        retry_after.as_millis()
+    )]
+    ChannelPaced {
+        /// The channel.
+        channel: String,
+        /// When a post is allowed again.
+        retry_after: Duration,
+    },
     /// The connector already has as many sends in flight as it may; retry shortly.
     #[error("connector {id} already has {limit} sends in flight; retry shortly")]
     TooManyInFlight {
@@ -341,6 +353,19 @@ pub enum SendError {
     EarlierOutcomeUnknown {
         /// The key.
         request_id: String,
+    },
+    /// This `request_id` was used for a queued message that has not been posted (or never
+    /// will be): an immediate send with it is not posted.
+    #[error(
+        "request_id {request_id:?} was used for queued message {message_id}, which is {status}; follow it with GetMessage, or use a new request_id"
+    )]
+    QueuedEarlier {
+        /// The key.
+        request_id: String,
+        /// The queued message.
+        message_id: String,
+        /// Where it stands (upper case, as the API names it).
+        status: String,
     },
     /// An earlier send with this `request_id` delivered only its first part; it is not
     /// posted again.

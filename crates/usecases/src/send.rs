@@ -211,6 +211,7 @@ impl SentMessage {
             continuation_ts: Vec::new(),
             file_ids: Vec::new(),
             scheduled_message_id,
+            message_id: None,
         }
     }
 }
@@ -538,6 +539,12 @@ impl MessageSender {
             request_id: request_id.clone(),
         };
         let fingerprint = fingerprint(message);
+        if let Some(answer) = self
+            .queued_earlier(&connector, request_id, &fingerprint)
+            .await?
+        {
+            return answer;
+        }
         let now = self.ports.clock.utc();
         let expired_before =
             now - chrono::Duration::from_std(IDEMPOTENCY_WINDOW).unwrap_or_default();
@@ -546,9 +553,18 @@ impl MessageSender {
             .claim_send(&key, &fingerprint, now, expired_before)
             .await?
         {
-            return self.repeat(&key, &fingerprint, first).await;
+            let repeat = self.repeat(&key, &fingerprint, first).await?;
+            return Ok(self.with_record_id(&connector, request_id, repeat).await);
         }
-        let result = self.post_within_deadline(&connector, message).await;
+        let mut result = self.post_within_deadline(&connector, message).await;
+        // Recorded before the claim is finished, so a repeat that sees the outcome finds it.
+        if let Some(message_id) = self
+            .record_immediate(&connector, message, &fingerprint, now, &result)
+            .await
+            && let Ok(sent) = &mut result
+        {
+            sent.message_id = Some(message_id);
+        }
         let outcome = match &result {
             Ok(sent) => Some(SendOutcome::Sent {
                 channel: sent.channel.clone(),
@@ -768,6 +784,7 @@ impl MessageSender {
             continuation_ts: Vec::new(),
             file_ids: Vec::new(),
             scheduled_message_id: Some(scheduled.scheduled_message_id),
+            message_id: None,
         })
     }
 
@@ -887,8 +904,9 @@ impl MessageSender {
         let channel = &self.target_channel(connector, &token, message).await?;
         let result = match message.post_at {
             Some(at) => self.schedule(connector, channel, message, at).await,
-            None => self
-                .with_token(connector, Some((token, cached)), |token| async move {
+            None => {
+                self.pace_immediate(connector, channel, message).await?;
+                self.with_token(connector, Some((token, cached)), |token| async move {
                     self.deliver(&token, channel, message).await
                 })
                 .await?
@@ -900,8 +918,12 @@ impl MessageSender {
                         self.channels.forget(connector.id, name);
                     }
                     failure(f, channel)
-                }),
+                })
+            }
         };
+        if let Err(SendError::RateLimited { retry_after }) = &result {
+            self.pause_after_429(connector, channel, *retry_after).await;
+        }
         match &result {
             Ok(sent) => self.remember_posted(connector, sent).await,
             Err(SendError::PartiallySent { sent, .. }) => {
@@ -992,6 +1014,7 @@ impl MessageSender {
             continuation_ts: Vec::new(),
             file_ids: Vec::new(),
             scheduled_message_id: None,
+            message_id: None,
         };
         let thread = message.thread_ts.clone().unwrap_or_else(|| sent.ts.clone());
         for part in &parts[1..] {
@@ -1038,6 +1061,15 @@ impl MessageSender {
             }
         }
         Ok(sent)
+    }
+}
+
+/// How many `chat.postMessage` calls `message` makes (long text is split into replies).
+pub(crate) fn posts_of(message: &Message) -> usize {
+    if message.blocks_json.is_some() {
+        1
+    } else {
+        split_text(&message.text, MAX_TEXT_CHARS).len()
     }
 }
 

@@ -1,7 +1,7 @@
 //! [`SentMessage`]: where a send landed, as the send use case answers it and its errors
 //! report what was posted before a failure.
 
-use connector_domain::ChannelId;
+use connector_domain::{ChannelId, MessageId};
 
 /// Where a message landed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,4 +17,6 @@ pub struct SentMessage {
     /// For a scheduled message (`post_at`): Slack's ID of it, to cancel it; `ts` is then
     /// empty (the message has none until it is posted).
     pub scheduled_message_id: Option<String>,
+    /// The outbox's record of it (`GetMessage`), for a send with a request ID that posted.
+    pub message_id: Option<MessageId>,
 }

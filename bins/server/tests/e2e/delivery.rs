@@ -513,3 +513,188 @@ async fn every_status_change_of_a_queued_message_is_an_event_on_the_tenants_stre
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn immediate_sends_share_the_budget_of_a_channel_with_queued_messages() {
+    let pace = [
+        ("CONNECTOR__DELIVERY__CHANNEL_RATE", "10"),
+        ("CONNECTOR__DELIVERY__CHANNEL_BURST", "2"),
+    ];
+    let mut a = TestApp::spawn_with(&pace).await;
+    a.double
+        .state()
+        .set_rate_limits(Some(slack_double::RateLimits {
+            channel_per_second: 10.0,
+            channel_burst: 2,
+            workspace_per_minute: 6000.0,
+            workspace_burst: 100,
+        }));
+    let mut b = crate::helpers::start(crate::common::config(a.server_env(), &pace)).await;
+    let c = a.create("acme", "prod", "#alerts").await;
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        let m = queued("acme", &c.id, &format!("queued {i}"));
+        ids.push(
+            a.client
+                .send_message(m)
+                .await
+                .unwrap()
+                .into_inner()
+                .message_id,
+        );
+    }
+    // Replica b learns that the channel is in use at its next sweep (each second).
+    settled(&mut a, "acme", &ids[0]).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let (mut sent, mut paced) = (0, 0);
+    for i in 0..10 {
+        let m = SendMessageRequest {
+            tenant_id: "acme".into(),
+            connector_id: c.id.clone(),
+            text: format!("immediate {i}"),
+            ..Default::default()
+        };
+        match b.client.send_message(m).await {
+            Ok(_) => sent += 1,
+            Err(s) => {
+                assert_eq!(s.code(), Code::ResourceExhausted, "{s:?}");
+                assert!(s.message().contains("DELIVERY_QUEUED"), "{s:?}");
+                paced += 1;
+            }
+        }
+    }
+    for id in &ids {
+        let m = settled(&mut a, "acme", id).await;
+        assert_eq!(m.status, MessageStatus::Sent as i32, "{m:?}");
+    }
+    assert_eq!(
+        a.double.state().rate_limited(),
+        0,
+        "queued and immediate posts together kept to Slack's pace ({sent} sent, {paced} paced)"
+    );
+    assert!(sent > 0, "immediate sends wait their turn rather than fail");
+    assert_eq!(a.double.state().posted().len(), 40 + sent);
+    b.stop().await;
+    a.stop().await;
+}
+
+#[tokio::test]
+async fn immediate_sends_with_a_request_id_are_recorded_and_never_posted_twice_by_both_modes() {
+    let mut app = TestApp::spawn().await;
+    let c = app.create("acme", "prod", "alerts").await;
+    let immediate = |text: &str, request_id: &str| SendMessageRequest {
+        tenant_id: "acme".into(),
+        connector_id: c.id.clone(),
+        text: text.into(),
+        request_id: request_id.into(),
+        ..Default::default()
+    };
+
+    // Posted: the answer names its record, which GetMessage reads as SENT and IMMEDIATE.
+    let first = app
+        .client
+        .send_message(immediate("deployed", "deploy-1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first.status, MessageStatus::Sent as i32);
+    assert!(!first.message_id.is_empty(), "{first:?}");
+    let m = get(&mut app, "acme", &first.message_id).await.unwrap();
+    assert_eq!(m.status, MessageStatus::Sent as i32, "{m:?}");
+    assert_eq!(m.delivery, Delivery::Immediate as i32);
+    assert_eq!(m.ts, first.ts);
+    assert_eq!(m.request_id, "deploy-1");
+    assert_eq!(m.attempts, 1);
+    assert!(
+        m.send_time.is_some() && m.next_attempt_time.is_none(),
+        "{m:?}"
+    );
+    assert!(get(&mut app, "globex", &first.message_id).await.is_err());
+    // A repeat answers the same record and posts nothing.
+    let again = app
+        .client
+        .send_message(immediate("deployed", "deploy-1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (again.message_id, again.ts),
+        (first.message_id.clone(), first.ts)
+    );
+    // Without a request_id nothing is recorded.
+    let unkeyed = app
+        .client
+        .send_message(immediate("no key", ""))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(unkeyed.message_id.is_empty());
+
+    // Failed: the error names the record (x-message-id), which is FAILED with Slack's code.
+    app.double.state().inject(
+        "chat.postMessage",
+        Fault::SlackError {
+            code: "is_archived".into(),
+        },
+        1,
+    );
+    let status = app
+        .client
+        .send_message(immediate("into the void", "deploy-2"))
+        .await
+        .unwrap_err();
+    let record = status
+        .metadata()
+        .get("x-message-id")
+        .unwrap_or_else(|| panic!("no x-message-id: {status:?}"))
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let m = get(&mut app, "acme", &record).await.unwrap();
+    assert_eq!(m.status, MessageStatus::Failed as i32, "{m:?}");
+    assert_eq!(m.last_error, "is_archived");
+    assert_eq!(m.delivery, Delivery::Immediate as i32);
+    let failed = app
+        .client
+        .list_messages(ListMessagesRequest {
+            tenant_id: "acme".into(),
+            connector_id: c.id.clone(),
+            statuses: vec![MessageStatus::Failed as i32],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .messages;
+    assert_eq!(failed.iter().map(|m| &m.id).collect::<Vec<_>>(), [&record]);
+
+    // Queued first, then sent immediately with the same request_id: posted once, by the queue.
+    let mut keyed = queued("acme", &c.id, "queued once");
+    keyed.request_id = "deploy-3".into();
+    let queued_one = app.client.send_message(keyed).await.unwrap().into_inner();
+    settled(&mut app, "acme", &queued_one.message_id).await;
+    let answer = app
+        .client
+        .send_message(immediate("queued once", "deploy-3"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.message_id, queued_one.message_id);
+    assert_eq!(answer.status, MessageStatus::Sent as i32);
+    let status = app
+        .client
+        .send_message(immediate("something else", "deploy-3"))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+
+    let posted: Vec<String> = app
+        .double
+        .state()
+        .posted()
+        .into_iter()
+        .map(|p| p.text)
+        .collect();
+    assert_eq!(posted, ["deployed", "no key", "queued once"]);
+    app.stop().await;
+}

@@ -1809,6 +1809,97 @@ where
     );
 }
 
+/// Conformance case: an immediate send's record is final at once and never claimed; a
+/// second record of its request ID replaces it; a queued message's is never replaced.
+pub async fn immediate_sends_are_recorded_beside_queued_ones<R>(repo: &R)
+where
+    R: connector_ports::Outbox + Clone + 'static,
+{
+    use connector_domain::{Delivery, MessageStatus, Rate};
+    use connector_ports::{Enqueued, ImmediateRecord};
+    let fast = pace(Rate::per_second(10_000.0, 10_000).unwrap());
+    let c = ConnectorId::new_v7();
+    let acme = tenant("acme");
+    let immediate = |request_id: &str, status, ts: Option<&str>, error: Option<&str>| {
+        let mut message = queued("acme", c, "T1", "C1", Some(request_id));
+        message.body_json = String::new();
+        ImmediateRecord {
+            message,
+            status,
+            ts: ts.map(Into::into),
+            last_error: error.map(Into::into),
+        }
+    };
+    assert!(repo.find_by_request(c, "k-1").await.unwrap().is_none());
+
+    // Recorded final: found by ID and by request ID, never given out to post.
+    let failed = immediate(
+        "k-1",
+        MessageStatus::Failed,
+        None,
+        Some("slack_unavailable"),
+    );
+    repo.record_immediate(&failed).await.unwrap();
+    let found = repo.find_by_request(c, "k-1").await.unwrap().unwrap();
+    assert_eq!(found.id, failed.message.id);
+    assert_eq!(found.delivery, Delivery::Immediate);
+    assert_eq!(found.status, MessageStatus::Failed);
+    assert_eq!(found.attempts, 1);
+    assert_eq!(found.last_error.as_deref(), Some("slack_unavailable"));
+    assert!(found.finished_at.is_some());
+    assert_eq!(
+        repo.get(&acme, failed.message.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        failed.message.id
+    );
+    assert!(
+        repo.get(&tenant("globex"), failed.message.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        repo.claim("a", &fast, Duration::from_secs(30), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        repo.find_by_request(ConnectorId::new_v7(), "k-1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Tried again with the same request ID and posted: one record, the last.
+    let sent = immediate("k-1", MessageStatus::Sent, Some("1.000"), None);
+    repo.record_immediate(&sent).await.unwrap();
+    let found = repo.find_by_request(c, "k-1").await.unwrap().unwrap();
+    assert_eq!(found.id, sent.message.id);
+    assert_eq!(found.status, MessageStatus::Sent);
+    assert_eq!(found.ts.as_deref(), Some("1.000"));
+    assert!(repo.get(&acme, failed.message.id).await.unwrap().is_none());
+
+    // A queued message keeps its request ID: an immediate record does not replace it.
+    let Enqueued::New(queued_one) = repo
+        .enqueue(&queued("acme", c, "T1", "C2", Some("k-2")))
+        .await
+        .unwrap()
+    else {
+        panic!("first enqueue")
+    };
+    repo.record_immediate(&immediate("k-2", MessageStatus::Sent, Some("2.000"), None))
+        .await
+        .unwrap();
+    let found = repo.find_by_request(c, "k-2").await.unwrap().unwrap();
+    assert_eq!(found.id, queued_one.id);
+    assert_eq!(found.delivery, Delivery::Queued);
+    assert_eq!(found.status, MessageStatus::Queued);
+}
+
 /// Conformance case: the budgets pace every claimer together: a channel's burst, then one per
 /// interval; a pause holds the channel; immediate sends spend the same budget.
 pub async fn the_outbox_paces_channels_with_one_shared_budget<R>(repo: &R)
@@ -1867,6 +1958,29 @@ where
             .await
             .unwrap()
             .is_some_and(|w| w > Duration::from_secs(50))
+    );
+    // What was spent or paused is in use, for immediate sends to spend from too.
+    let busy = repo.busy_scopes(Duration::from_secs(2)).await.unwrap();
+    for scope in [
+        PauseScope::Workspace {
+            team_id: "T9".into(),
+        },
+        PauseScope::Channel {
+            team_id: "T9".into(),
+            channel_id: ChannelId::new("C1"),
+        },
+        PauseScope::Channel {
+            team_id: "T9".into(),
+            channel_id: ChannelId::new("C2"),
+        },
+    ] {
+        assert!(busy.contains(&scope), "{scope:?} in {busy:?}");
+    }
+    assert!(
+        !busy
+            .iter()
+            .any(|s| matches!(s, PauseScope::Workspace { team_id } if team_id == "T-quiet")),
+        "a workspace nothing was spent from is not in use"
     );
 }
 

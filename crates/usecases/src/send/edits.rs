@@ -73,6 +73,7 @@ impl MessageSender {
             continuation_ts: Vec::new(),
             file_ids: Vec::new(),
             scheduled_message_id: None,
+            message_id: None,
         })
     }
 

@@ -3,6 +3,7 @@
 //! budgets every replica shares, retried on 429s, 5xx and refused connections until its
 //! deadline, and never posted twice (a post whose answer was lost is `UNKNOWN`).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -12,17 +13,19 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use connector_domain::message::MAX_TEXT_CHARS;
 use connector_domain::{
-    AuthStatus, ConnectorId, Message, MessageId, MessageStatus, Pace, TenantId, ValidationError,
+    AuthStatus, ChannelId, Connector, ConnectorId, Delivery, Message, MessageId, MessageStatus,
+    Pace, TenantId, ValidationError,
 };
 use connector_ports::{
-    AttemptOutcome, Cancelled, Enqueued, MessageFilter, NewOutboundMessage, OutboundRecord, Outbox,
-    OutgoingMessage, PauseScope, SlackError,
+    AttemptOutcome, Cancelled, Enqueued, ImmediateRecord, MessageFilter, NewOutboundMessage,
+    OutboundRecord, Outbox, OutgoingMessage, PauseScope, SlackError,
 };
 use serde::{Deserialize, Serialize};
 
 use super::MessageSender;
 use crate::error::{ConnectorError, SendError};
 use crate::inbound::Bell;
+use crate::sent::SentMessage;
 
 /// How queued delivery runs, unless configured otherwise.
 #[derive(Debug, Clone)]
@@ -80,7 +83,56 @@ pub(crate) struct Queue {
     /// Where status changes go as `connector.message_status` events (the tenants' event
     /// logs), when wired.
     pub(crate) feed: Option<crate::inbound::InboundEvents>,
+    /// The budgets queued traffic is using, as this replica last read them.
+    pub(crate) busy: Arc<BusyScopes>,
 }
+
+/// The channels and workspaces whose budgets queued traffic is using (spent within
+/// [`BUSY_WITHIN`], or paused), read by every replica's worker each sweep and marked at once
+/// when it claims: an immediate send to one of them spends from the same budget.
+#[derive(Debug, Default)]
+pub(crate) struct BusyScopes {
+    scopes: std::sync::RwLock<HashSet<PauseScope>>,
+}
+
+/// How long after its last queued post a budget still counts as in use.
+const BUSY_WITHIN: Duration = Duration::from_secs(2);
+
+impl BusyScopes {
+    fn replace(&self, scopes: Vec<PauseScope>) {
+        *self.scopes.write().unwrap_or_else(|p| p.into_inner()) = scopes.into_iter().collect();
+    }
+
+    fn mark(&self, records: &[OutboundRecord]) {
+        let mut scopes = self.scopes.write().unwrap_or_else(|p| p.into_inner());
+        for r in records {
+            scopes.insert(PauseScope::Workspace {
+                team_id: r.team_id.clone(),
+            });
+            scopes.insert(PauseScope::Channel {
+                team_id: r.team_id.clone(),
+                channel_id: r.channel_id.clone(),
+            });
+        }
+    }
+
+    /// Whether a post to `channel` of `team_id` draws on a budget in use.
+    fn touches(&self, team_id: &str, channel: &ChannelId) -> bool {
+        let scopes = self.scopes.read().unwrap_or_else(|p| p.into_inner());
+        if scopes.is_empty() {
+            return false;
+        }
+        scopes.contains(&PauseScope::Workspace {
+            team_id: team_id.to_owned(),
+        }) || scopes.contains(&PauseScope::Channel {
+            team_id: team_id.to_owned(),
+            channel_id: channel.clone(),
+        })
+    }
+}
+
+/// The longest an immediate send waits for a shared budget before it is refused.
+pub(crate) const IMMEDIATE_PACE_WAIT: Duration = Duration::from_secs(2);
 
 /// The event type of a queued message's status change on the tenant's event stream.
 pub const MESSAGE_STATUS_EVENT: &str = "connector.message_status";
@@ -145,8 +197,224 @@ impl MessageSender {
             settings,
             bell: Arc::new(Bell::default()),
             feed: None,
+            busy: Arc::default(),
         });
         self
+    }
+
+    /// Spends the posts `message` makes to `channel` from the budgets queued traffic shares, when it is
+    /// using them (otherwise nothing: an immediate send to a quiet channel costs no database
+    /// write). Waits up to [`IMMEDIATE_PACE_WAIT`] for the budget; longer, and the send is
+    /// refused with when to retry. The database being unavailable never stops a send.
+    pub(super) async fn pace_immediate(
+        &self,
+        connector: &Connector,
+        channel: &ChannelId,
+        message: &Message,
+    ) -> Result<(), SendError> {
+        let Some(queue) = &self.queue else {
+            return Ok(());
+        };
+        let team_id = connector.workspace_id.to_string();
+        if !queue.busy.touches(&team_id, channel) {
+            return Ok(());
+        }
+        let (mut waited, mut left) = (Duration::ZERO, super::posts_of(message));
+        while left > 0 {
+            match queue
+                .outbox
+                .spend(&team_id, channel, &queue.settings.pace)
+                .await
+            {
+                Ok(None) => left -= 1,
+                Ok(Some(wait)) if waited + wait <= IMMEDIATE_PACE_WAIT => {
+                    (self.sleep)(wait).await;
+                    waited += wait;
+                }
+                Ok(Some(wait)) => {
+                    metrics::counter!("connector_immediate_sends_paced_total", "outcome" => "refused")
+                        .increment(1);
+                    return Err(SendError::ChannelPaced {
+                        channel: channel.to_string(),
+                        retry_after: wait,
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not spend from a shared delivery budget; sending anyway");
+                    return Ok(());
+                }
+            }
+        }
+        let outcome = if waited.is_zero() { "spent" } else { "waited" };
+        metrics::counter!("connector_immediate_sends_paced_total", "outcome" => outcome)
+            .increment(1);
+        Ok(())
+    }
+
+    /// Answers an immediate send whose `request_id` a queued message already has: from it
+    /// when it was posted, refused otherwise (never posted by both modes). `None` when no
+    /// queued message has it.
+    pub(super) async fn queued_earlier(
+        &self,
+        connector: &Connector,
+        request_id: &connector_domain::RequestId,
+        fingerprint: &str,
+    ) -> Result<Option<Result<SentMessage, SendError>>, SendError> {
+        let Some(queue) = &self.queue else {
+            return Ok(None);
+        };
+        let Some(earlier) = queue
+            .outbox
+            .find_by_request(connector.id, request_id.as_str())
+            .await?
+            .filter(|r| r.delivery == Delivery::Queued)
+        else {
+            return Ok(None);
+        };
+        let request_id = request_id.as_str().to_owned();
+        Ok(Some(if earlier.fingerprint != fingerprint {
+            Err(SendError::RequestIdReused { request_id })
+        } else {
+            match (earlier.status, earlier.ts) {
+                (MessageStatus::Sent, Some(ts)) => Ok(SentMessage {
+                    channel: earlier.channel_id,
+                    ts,
+                    continuation_ts: Vec::new(),
+                    file_ids: Vec::new(),
+                    scheduled_message_id: None,
+                    message_id: Some(earlier.id),
+                }),
+                (status, _) => Err(SendError::QueuedEarlier {
+                    request_id,
+                    message_id: earlier.id.to_string(),
+                    status: status.as_str().to_uppercase(),
+                }),
+            }
+        }))
+    }
+
+    /// `sent`, the answer to a repeated immediate send, with the ID of its record.
+    pub(super) async fn with_record_id(
+        &self,
+        connector: &Connector,
+        request_id: &connector_domain::RequestId,
+        mut sent: SentMessage,
+    ) -> SentMessage {
+        if let (Some(queue), None) = (&self.queue, &sent.scheduled_message_id) {
+            match queue
+                .outbox
+                .find_by_request(connector.id, request_id.as_str())
+                .await
+            {
+                Ok(Some(r)) if r.status == MessageStatus::Sent => sent.message_id = Some(r.id),
+                Ok(_) => {}
+                Err(e) => tracing::debug!(error = %e, "could not read an immediate send's record"),
+            }
+        }
+        sent
+    }
+
+    /// Records in the outbox what an immediate send with a request ID did (claimed at
+    /// `claimed_at`), so GetMessage and ListMessages answer for it; its ID when recorded. A
+    /// scheduled send is Slack's to post, not recorded. Best effort: the send happened, and a
+    /// record that could not be written is logged, never a failed send.
+    pub(super) async fn record_immediate(
+        &self,
+        connector: &Connector,
+        message: &Message,
+        fingerprint: &str,
+        claimed_at: DateTime<Utc>,
+        result: &Result<SentMessage, SendError>,
+    ) -> Option<MessageId> {
+        let queue = self.queue.as_ref()?;
+        if message.post_at.is_some() {
+            return None;
+        }
+        let (status, channel, ts, last_error) = match result {
+            Ok(sent) => (
+                MessageStatus::Sent,
+                sent.channel.clone(),
+                Some(sent.ts.clone()),
+                None,
+            ),
+            Err(SendError::PartiallySent { sent, error }) => (
+                MessageStatus::Failed,
+                sent.channel.clone(),
+                Some(sent.ts.clone()),
+                Some(format!("partially_sent: {}", send_error_code(error))),
+            ),
+            Err(e @ SendError::OutcomeUnknown { .. }) => (
+                MessageStatus::Unknown,
+                self.channel_of(connector, message),
+                None,
+                Some(send_error_code(e)),
+            ),
+            Err(e) => (
+                MessageStatus::Failed,
+                self.channel_of(connector, message),
+                None,
+                Some(send_error_code(e)),
+            ),
+        };
+        let id = MessageId::new_v7();
+        let record = ImmediateRecord {
+            message: NewOutboundMessage {
+                id,
+                tenant_id: connector.tenant_id.clone(),
+                connector_id: connector.id,
+                team_id: connector.workspace_id.to_string(),
+                channel_id: channel,
+                request_id: message.request_id.as_ref().map(|r| r.as_str().to_owned()),
+                fingerprint: fingerprint.to_owned(),
+                body_json: String::new(),
+                not_before: claimed_at,
+                deadline: claimed_at,
+            },
+            status,
+            ts,
+            last_error,
+        };
+        match queue.outbox.record_immediate(&record).await {
+            Ok(()) => Some(id),
+            Err(e) => {
+                tracing::warn!(connector_id = %connector.id, error = %e,
+                    "could not record an immediate send in the outbox; GetMessage will not find it");
+                None
+            }
+        }
+    }
+
+    /// Where an immediate send that failed was going, as far as known without Slack.
+    fn channel_of(&self, connector: &Connector, message: &Message) -> ChannelId {
+        match &message.channel {
+            None => connector.default_channel_id.clone(),
+            Some(connector_domain::ChannelRef::Id(c)) => c.clone(),
+            Some(connector_domain::ChannelRef::Name(name)) => self
+                .channels
+                .get(connector.id, name)
+                .unwrap_or_else(|| ChannelId::new(format!("#{name}"))),
+        }
+    }
+
+    /// Slack answered an immediate send to `channel` with a 429: queued deliveries to it
+    /// hold off too, on every replica.
+    pub(super) async fn pause_after_429(
+        &self,
+        connector: &Connector,
+        channel: &ChannelId,
+        retry_after: Option<Duration>,
+    ) {
+        let Some(queue) = &self.queue else {
+            return;
+        };
+        let scope = PauseScope::Channel {
+            team_id: connector.workspace_id.to_string(),
+            channel_id: channel.clone(),
+        };
+        let wait = retry_after.unwrap_or(Duration::from_secs(1));
+        if let Err(e) = queue.outbox.pause(&scope, wait).await {
+            tracing::warn!(error = %e, "could not record Slack's pause for queued deliveries");
+        }
     }
 
     /// The same sender telling every status change of a queued message to its tenant's event
@@ -271,6 +539,25 @@ impl MessageSender {
             .get(tenant, id)
             .await?
             .ok_or_else(|| ConnectorError::MessageNotFound { id: id.to_string() })
+    }
+
+    /// The recorded message a send with `request_id` through the tenant's connector `id`
+    /// left (queued, or immediate and finished), if any: how a failed immediate send's
+    /// answer names its record.
+    pub async fn message_for_request(
+        &self,
+        tenant: &TenantId,
+        id: ConnectorId,
+        request_id: &str,
+    ) -> Result<Option<OutboundRecord>, ConnectorError> {
+        let Some(queue) = &self.queue else {
+            return Ok(None);
+        };
+        Ok(queue
+            .outbox
+            .find_by_request(id, request_id)
+            .await?
+            .filter(|r| &r.tenant_id == tenant))
     }
 
     /// A page of the tenant's recorded messages, newest first.
@@ -465,6 +752,7 @@ impl DeliveryWorker {
                 {
                     Ok(messages) => {
                         claimed = messages.len();
+                        self.queue.busy.mark(&messages);
                         self.queue
                             .announce(&messages, self.sender.ports.clock.utc())
                             .await;
@@ -518,8 +806,12 @@ impl DeliveryWorker {
     }
 
     /// Ends what nobody will finish: leases that passed (their replica stopped mid-post) and
-    /// messages past their deadline.
+    /// messages past their deadline; and reads which budgets queued traffic is using.
     async fn sweep(&self) {
+        match self.queue.outbox.busy_scopes(BUSY_WITHIN).await {
+            Ok(scopes) => self.queue.busy.replace(scopes),
+            Err(e) => tracing::debug!(error = %e, "could not read the budgets in use"),
+        }
         match self
             .queue
             .outbox
@@ -691,6 +983,7 @@ async fn attempt(
                         continuation_ts: Vec::new(),
                         file_ids: Vec::new(),
                         scheduled_message_id: None,
+                        message_id: None,
                     },
                 )
                 .await;
@@ -743,6 +1036,26 @@ async fn connector_gone(queue: &Queue, message: &OutboundRecord, error: &str) ->
     }
     AttemptOutcome::Failed {
         error: error.into(),
+    }
+}
+
+/// What an immediate send's record says went wrong: Slack's error code where there is one.
+fn send_error_code(e: &SendError) -> String {
+    match e {
+        SendError::Slack { code } => code.clone(),
+        SendError::NotInChannel { .. } => "not_in_channel".into(),
+        SendError::ChannelArchived { .. } => "is_archived".into(),
+        SendError::ChannelNotFound { .. } => "channel_not_found".into(),
+        SendError::RateLimited { .. } => "ratelimited".into(),
+        SendError::ChannelPaced { .. } => {
+            "paced: the channel's budget was spent by queued messages".into()
+        }
+        SendError::TokenRevoked { code } => code.clone(),
+        SendError::MissingScope { .. } => "missing_scope".into(),
+        SendError::SecretMissing { .. } => "secret_missing".into(),
+        SendError::OutcomeUnknown { .. } => "slack_answer_lost".into(),
+        SendError::PartiallySent { error, .. } => send_error_code(error),
+        other => other.to_string(),
     }
 }
 
@@ -831,6 +1144,7 @@ mod tests {
             next_attempt_at: now,
             deadline: now + chrono::Duration::seconds(deadline_in),
             finished_at: None,
+            delivery: Delivery::Queued,
         }
     }
 
