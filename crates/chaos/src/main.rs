@@ -4,6 +4,7 @@
 //! connector-chaos chaos --server-bin PATH --database-url URL [--pg-restart CMD] [--secs 60] [--clients 6]
 //! connector-chaos soak  --server-bin PATH --database-url URL [--secs 600] [--rate 40]
 //! connector-chaos bench-events --server-bin PATH --database-url URL [--secs 20] [--senders 32]
+//! connector-chaos bench-delivery --server-bin PATH --database-url URL [--messages 100000] [--channels 50]
 //! ```
 //! `scripts/chaos.sh`, `scripts/soak.sh` and `scripts/bench-events.sh` provision what these need (a private PostgreSQL
 //! cluster the suite may restart, LocalStack) and run them. The Slack double runs in process;
@@ -12,6 +13,7 @@
 //! # Must never
 //! Be part of a shipped binary, or pass a run in which a promise broke.
 
+mod bench_delivery;
 mod bench_events;
 mod chaos;
 mod chaos_events;
@@ -73,6 +75,29 @@ enum Mode {
         #[arg(long, default_value_t = 32)]
         senders: usize,
     },
+    /// A backlog of queued messages over many channels, posted by two replicas to a double
+    /// that enforces Slack's limits.
+    BenchDelivery {
+        /// Messages queued in all.
+        #[arg(long, default_value_t = 100_000)]
+        messages: usize,
+        /// Channels they are spread over.
+        #[arg(long, default_value_t = 50)]
+        channels: usize,
+        /// Concurrent enqueuing callers.
+        #[arg(long, default_value_t = 8)]
+        enqueuers: usize,
+        /// Posts a second per channel, for the double and the replicas alike.
+        #[arg(long, default_value_t = 20.0)]
+        channel_rate: f64,
+        /// Posts at once per channel.
+        #[arg(long, default_value_t = 5)]
+        channel_burst: u32,
+        /// Seconds the backlog is held (post_at) so that it is all queued before the first
+        /// post; 0: posted while it is queued.
+        #[arg(long, default_value_t = 0)]
+        hold_secs: u64,
+    },
 }
 
 /// The reconciler's interval and staleness in the chaos runs: short, so the check after the
@@ -123,6 +148,11 @@ async fn run(args: Args) -> anyhow::Result<String> {
         ("CONNECTOR__DATABASE__CONNECT_TIMEOUT_SECS", 2),
         ("CONNECTOR__DATABASE__QUERY_TIMEOUT_SECS", 5),
         ("CONNECTOR__QUOTAS__REQUESTS_PER_SECOND_PER_TENANT", 100_000),
+        // Queued delivery at a pace that drains a storm within the run.
+        ("CONNECTOR__DELIVERY__CHANNEL_RATE", 20),
+        ("CONNECTOR__DELIVERY__CHANNEL_BURST", 5),
+        ("CONNECTOR__DELIVERY__WORKSPACE_RATE_PER_MINUTE", 60_000),
+        ("CONNECTOR__DELIVERY__WORKSPACE_BURST", 50),
         ("CONNECTOR__QUOTAS__REQUEST_BURST_PER_TENANT", 100_000),
         ("CONNECTOR__QUOTAS__MAX_CONNECTORS_PER_TENANT", 100_000),
     ]
@@ -132,8 +162,29 @@ async fn run(args: Args) -> anyhow::Result<String> {
     let (replicas, quiet) = match &args.mode {
         Mode::Chaos { .. } => (2, false),
         Mode::Soak { .. } => (1, true),
-        Mode::BenchEvents { .. } => (2, true),
+        Mode::BenchEvents { .. } | Mode::BenchDelivery { .. } => (2, true),
     };
+    let bench_delivery = match &args.mode {
+        Mode::BenchDelivery {
+            messages,
+            channels,
+            enqueuers,
+            channel_rate,
+            channel_burst,
+            hold_secs,
+        } => Some(bench_delivery::BenchConfig {
+            messages: *messages,
+            channels: *channels,
+            enqueuers: *enqueuers,
+            channel_rate: *channel_rate,
+            channel_burst: *channel_burst,
+            hold: Duration::from_secs(*hold_secs),
+        }),
+        _ => None,
+    };
+    if let Some(bench) = &bench_delivery {
+        extra_env.extend(bench.server_env());
+    }
     if quiet {
         extra_env.push(("CONNECTOR__LOG__FILTER".into(), "warn".into()));
     }
@@ -184,6 +235,10 @@ async fn run(args: Args) -> anyhow::Result<String> {
             )
             .await
         }
+        Mode::BenchDelivery { .. } => match &bench_delivery {
+            Some(bench) => bench_delivery::run(&mut stack, bench, &args.database_url).await,
+            None => Err(anyhow::anyhow!("the benchmark's settings are missing")),
+        },
         Mode::Soak { secs, rate } => {
             soak::run(
                 &mut stack,
