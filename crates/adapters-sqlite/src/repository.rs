@@ -86,6 +86,11 @@ impl SqliteConnectorRepository {
 
     /// The outbox's claim: leases the oldest open message of each channel that is due and
     /// whose channel and workspace budgets allow a post; one statement, one writer at a time.
+    /// The channels with open messages are found by seeking through the open index one
+    /// channel at a time (`lanes`; SQLite seeks with `=`/`>` on each column, not with a row
+    /// value), and each channel's head by one probe: a claim costs the same whatever the
+    /// backlog (scanning the queued rows instead ran for minutes at 100,000 with every
+    /// channel busy).
     fn claim_outbox_query(
         owner: &str,
         lease: Duration,
@@ -95,15 +100,31 @@ impl SqliteConnectorRepository {
     ) -> BoxedSqlQuery<'static, Sqlite, SqlQuery> {
         let now = DbNow::now().local();
         diesel::sql_query(
-            "UPDATE outbound_messages SET lease_owner = ?, lease_until = ? \
+            "WITH RECURSIVE lanes(team_id, channel_id) AS ( \
+               SELECT team_id, channel_id FROM ( \
+                 SELECT team_id, channel_id FROM outbound_messages \
+                 WHERE status IN ('queued', 'sending') ORDER BY team_id, channel_id LIMIT 1) \
+               UNION ALL \
+               SELECT n.team_id, n.channel_id FROM lanes l JOIN outbound_messages n ON n.id = \
+                 COALESCE( \
+                   (SELECT o.id FROM outbound_messages o \
+                     WHERE o.status IN ('queued', 'sending') \
+                       AND o.team_id = l.team_id AND o.channel_id > l.channel_id \
+                     ORDER BY o.team_id, o.channel_id LIMIT 1), \
+                   (SELECT o.id FROM outbound_messages o \
+                     WHERE o.status IN ('queued', 'sending') AND o.team_id > l.team_id \
+                     ORDER BY o.team_id, o.channel_id LIMIT 1))), \
+             heads(id) AS ( \
+               SELECT (SELECT o.id FROM outbound_messages o \
+                 WHERE o.team_id = l.team_id AND o.channel_id = l.channel_id \
+                   AND o.status IN ('queued', 'sending') \
+                 ORDER BY o.created_at, o.id LIMIT 1) FROM lanes l) \
+             UPDATE outbound_messages SET lease_owner = ?, lease_until = ? \
              WHERE id IN ( \
                SELECT m.id FROM outbound_messages m \
-               WHERE m.status = 'queued' AND m.next_attempt_at <= ? \
+               WHERE m.id IN (SELECT id FROM heads) \
+                 AND m.status = 'queued' AND m.next_attempt_at <= ? \
                  AND (m.lease_until IS NULL OR m.lease_until < ?) \
-                 AND NOT EXISTS (SELECT 1 FROM outbound_messages p \
-                   WHERE p.team_id = m.team_id AND p.channel_id = m.channel_id \
-                     AND p.status IN ('queued', 'sending') \
-                     AND (p.created_at, p.id) < (m.created_at, m.id)) \
                  AND NOT EXISTS (SELECT 1 FROM delivery_budgets b \
                    WHERE (b.scope = 'channel:' || m.team_id || ':' || m.channel_id \
                           AND (b.paused_until > ? OR b.tat > ?)) \

@@ -210,7 +210,7 @@ pub(crate) async fn run(
     // Enqueue the backlog while the replicas deliver; sample every second meanwhile.
     let next = Arc::new(AtomicUsize::new(0));
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(config.messages)));
-    let refused = Arc::new(AtomicUsize::new(0));
+    let refused: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
     let mut enqueuers = tokio::task::JoinSet::new();
     for e in 0..config.enqueuers {
         let mut client = stack::client(stack.replicas[e % 2].grpc()).await?;
@@ -241,8 +241,9 @@ pub(crate) async fn run(
                 let sent = Instant::now();
                 match client.send_message(request).await {
                     Ok(_) => mine.push(sent.elapsed()),
-                    Err(_) => {
-                        refused.fetch_add(1, Ordering::Relaxed);
+                    Err(status) => {
+                        let why = format!("{:?}: {}", status.code(), status.message());
+                        *refused.lock().await.entry(why).or_default() += 1;
                     }
                 }
             }
@@ -276,12 +277,22 @@ pub(crate) async fn run(
     }
     let mut latencies = std::mem::take(&mut *latencies.lock().await);
     let accepted = latencies.len() as i64;
-    let refused = AtomicUsize::load(&refused, Ordering::Relaxed);
+    let refused: Vec<String> = refused
+        .lock()
+        .await
+        .iter()
+        .map(|(why, n)| format!("{n} × {why}"))
+        .collect();
+    let refused = if refused.is_empty() {
+        "0".to_owned()
+    } else {
+        refused.join("; ")
+    };
 
     // Drain: until every accepted message is final (allowing twice the ideal time, plus a
     // minute).
     let ideal = Duration::from_secs_f64(accepted as f64 / config.allowed_per_second());
-    let patience = ideal * 2 + Duration::from_secs(60);
+    let patience = started.elapsed().max(config.hold) + ideal * 2 + Duration::from_secs(60);
     loop {
         let s = probe.sample(&mut db).await?;
         samples.push(s);

@@ -98,14 +98,40 @@ type AppendResult = Result<Vec<InboundEvent>, connector_ports::RepositoryError>;
 /// Events one transaction appends at most.
 const MAX_APPEND_BATCH: usize = 500;
 
+/// Events that may wait to be written before [`InboundEvents::append_soon`] waits for its
+/// commit: a bound on the memory a log that falls behind costs.
+pub const MAX_PENDING_EVENTS: usize = 2 * MAX_APPEND_BATCH;
+
 impl Appends {
     /// Appends `records` with whatever else is waiting; the ones stored now (not redeliveries).
     async fn append(self: &Arc<Self>, records: Vec<NewInboundEvent>) -> AppendResult {
+        self.enqueue(records).await.unwrap_or_else(|_| {
+            Err(connector_ports::RepositoryError::Unavailable(
+                "the event log's writer stopped before answering".into(),
+            ))
+        })
+    }
+
+    /// Puts `records` in line behind whatever waits (in this order) and starts the writer
+    /// when none is at work; the answer comes when they are committed.
+    fn enqueue(
+        self: &Arc<Self>,
+        records: Vec<NewInboundEvent>,
+    ) -> futures::channel::oneshot::Receiver<AppendResult> {
+        self.enqueue_counted(records).0
+    }
+
+    /// [`Self::enqueue`], and how many events wait to be written with these.
+    fn enqueue_counted(
+        self: &Arc<Self>,
+        records: Vec<NewInboundEvent>,
+    ) -> (futures::channel::oneshot::Receiver<AppendResult>, usize) {
         let (done, result) = futures::channel::oneshot::channel();
-        let start = {
+        let (start, pending) = {
             let mut q = self.lock();
             q.waiting.push((records, done));
-            !std::mem::replace(&mut q.writing, true)
+            let pending = q.waiting.iter().map(|(r, _)| r.len()).sum::<usize>();
+            (!std::mem::replace(&mut q.writing, true), pending)
         };
         if start {
             // On a task of its own: a delivery whose caller went away still gets written, and
@@ -113,11 +139,7 @@ impl Appends {
             let this = self.clone();
             (self.spawn)(Box::pin(async move { this.write().await }));
         }
-        result.await.unwrap_or_else(|_| {
-            Err(connector_ports::RepositoryError::Unavailable(
-                "the event log's writer stopped before answering".into(),
-            ))
-        })
+        (result, pending)
     }
 
     /// Writes batches until nothing waits.
@@ -176,6 +198,18 @@ impl Appends {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, AppendQueue> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Wakes the streams of every tenant with an event in `appended`, once each.
+fn ring_tenants(bells: &EventBells, appended: &[InboundEvent]) {
+    let mut rung: Vec<&str> = Vec::new();
+    for e in appended {
+        let tenant = e.event.tenant_id.as_str();
+        if !rung.contains(&tenant) {
+            bells.ring(tenant);
+            rung.push(tenant);
+        }
     }
 }
 
@@ -327,15 +361,43 @@ impl InboundEvents {
             return Ok(0);
         }
         let appended = self.appends.append(events).await?;
-        let mut rung: Vec<&str> = Vec::new();
-        for e in &appended {
-            let tenant = e.event.tenant_id.as_str();
-            if !rung.contains(&tenant) {
-                self.bells.ring(tenant);
-                rung.push(tenant);
-            }
-        }
+        ring_tenants(&self.bells, &appended);
         Ok(appended.len())
+    }
+
+    /// Waits until every event this process put in line before the call is written (or
+    /// could not be): for a graceful stop.
+    pub async fn flush(&self) {
+        // An empty batch waits its turn behind everything already in line.
+        let _ = self.appends.append(Vec::new()).await;
+    }
+
+    /// Appends `events` without waiting for the commit while the log keeps up: they are in
+    /// line (after every earlier append of this process, before every later one) when this
+    /// returns, and a failure is logged. When more than [`MAX_PENDING_EVENTS`] wait to be
+    /// written, it waits for this commit instead, so a log that falls behind slows its
+    /// producers rather than holding their events in memory. For what the caller must not
+    /// be held up by (a queued message's status changes: the outbox is their record).
+    pub async fn append_soon(&self, events: Vec<NewInboundEvent>) {
+        if events.is_empty() {
+            return;
+        }
+        let (committed, pending) = self.appends.enqueue_counted(events);
+        let bells = self.bells.clone();
+        let settle = async move {
+            match committed.await {
+                Ok(Ok(appended)) => ring_tenants(&bells, &appended),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "could not add status changes to the event log");
+                }
+                Err(_) => tracing::warn!("the event log's writer stopped before answering"),
+            }
+        };
+        if pending > MAX_PENDING_EVENTS {
+            settle.await;
+        } else {
+            (self.appends.spawn)(Box::pin(settle));
+        }
     }
 
     /// `tenant`'s events as `query` asks, after its cursor (empty: from now on), then each new

@@ -138,16 +138,15 @@ pub(crate) const IMMEDIATE_PACE_WAIT: Duration = Duration::from_secs(2);
 pub const MESSAGE_STATUS_EVENT: &str = "connector.message_status";
 
 impl Queue {
-    /// Tells the tenants' event streams what became of `records` (best effort: the outbox is
+    /// Tells the tenants' event streams what became of `records`, in this process's order,
+    /// without waiting for the commit unless the log is behind (best effort: the outbox is
     /// the record; a lost event is logged, never a failed delivery).
     async fn announce(&self, records: &[OutboundRecord], now: DateTime<Utc>) {
         let Some(feed) = &self.feed else {
             return;
         };
-        let events = records.iter().map(|r| status_event(r, now)).collect();
-        if let Err(e) = feed.append(events).await {
-            tracing::warn!(error = %e, "could not add queued messages' status changes to the event log");
-        }
+        feed.append_soon(records.iter().map(|r| status_event(r, now)).collect())
+            .await;
     }
 }
 
@@ -696,6 +695,8 @@ impl std::fmt::Debug for DeliveryWorker {
 
 /// The shortest and longest pause between looks when nothing could be claimed.
 const POLL_MIN: Duration = Duration::from_millis(10);
+/// How long a stopping worker waits for its status changes to reach the event log.
+const FLUSH_WAIT: Duration = Duration::from_secs(10);
 const POLL_MAX: Duration = Duration::from_millis(250);
 
 /// How often leases and deadlines are swept.
@@ -784,6 +785,14 @@ impl DeliveryWorker {
             && waited.elapsed() < self.queue.settings.lease
         {
             (self.sender.sleep)(Duration::from_millis(20)).await;
+        }
+        // The status changes still in line for the event log are written before the stop.
+        if let Some(feed) = &self.queue.feed
+            && crate::runtime::within(&self.sender.sleep, FLUSH_WAIT, feed.flush())
+                .await
+                .is_none()
+        {
+            tracing::warn!(owner = %self.owner, "the event log was not written within {FLUSH_WAIT:?} of the stop; some status changes may be missing from it");
         }
         tracing::info!(owner = %self.owner, "delivery worker stopped");
     }
