@@ -13,12 +13,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, ensure};
-use connector_grpc_api::pb::{CreateConnectorRequest, Delivery, SendMessageRequest};
+use connector_grpc_api::pb::{Delivery, SendMessageRequest};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
 use slack_double::{Channel, RateLimits};
 use tokio::sync::Mutex;
 
-use crate::stack::{self, CHANNEL, Stack, TEAM, TOKEN};
+use crate::stack::{self, CHANNEL, Stack, TEAM, ms, percentile};
 
 /// How the benchmark runs.
 #[derive(Debug, Clone)]
@@ -130,18 +130,6 @@ impl Probe<'_> {
     }
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
-}
-
 fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
@@ -170,21 +158,7 @@ pub(crate) async fn run(
         workspace_burst: config.workspace_burst(),
     }));
     let channels: Vec<String> = (1..=config.channels).map(|i| format!("C{i:010}")).collect();
-    let connector = stack::client(stack.replicas[0].grpc())
-        .await?
-        .create_connector(CreateConnectorRequest {
-            tenant_id: "bench".into(),
-            name: "delivery".into(),
-            slack_bot_token: TOKEN.into(),
-            default_channel: format!("#{CHANNEL}"),
-            ..Default::default()
-        })
-        .await
-        .context("creating the connector")?
-        .into_inner()
-        .connector
-        .context("no connector in the answer")?
-        .id;
+    let connector = stack::create_connector(stack.replicas[0].grpc(), "bench", "delivery").await?;
 
     let mut db = AsyncPgConnection::establish(database_url)
         .await

@@ -11,10 +11,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, ensure};
-use connector_grpc_api::pb::{CreateConnectorRequest, StreamEventsRequest};
+use connector_grpc_api::pb::StreamEventsRequest;
 use tokio::sync::Mutex;
 
-use crate::stack::{self, Stack, TEAM, TOKEN};
+use crate::stack::{self, Stack, TEAM, ms, percentile};
 
 use crate::chaos_events::SIGNING_SECRET;
 
@@ -43,34 +43,13 @@ struct Seen {
     latency: Vec<Duration>,
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
-}
-
 /// Runs it on `stack` (two replicas configured with [`SIGNING_SECRET`]); a Markdown report.
 pub(crate) async fn run(stack: &mut Stack, config: &BenchConfig) -> anyhow::Result<String> {
     ensure!(
         stack.replicas.len() >= 2,
         "the benchmark needs two replicas"
     );
-    let mut a = stack::client(stack.replicas[0].grpc()).await?;
-    a.create_connector(CreateConnectorRequest {
-        tenant_id: "bench".into(),
-        name: "events".into(),
-        slack_bot_token: TOKEN.into(),
-        default_channel: format!("#{}", stack::CHANNEL),
-        ..Default::default()
-    })
-    .await
-    .context("creating the connector")?;
+    stack::create_connector(stack.replicas[0].grpc(), "bench", "events").await?;
 
     // A stream on each replica, from now on.
     let seen: Vec<Arc<Mutex<Seen>>> = (0..2).map(|_| Arc::default()).collect();

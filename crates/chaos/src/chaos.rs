@@ -184,21 +184,7 @@ pub(crate) async fn run(stack: &mut Stack, config: &ChaosConfig) -> anyhow::Resu
         .await
         .context("starting the Slack events traffic")?;
     let addrs: Vec<SocketAddr> = stack.replicas.iter().map(|r| r.grpc()).collect();
-    let storm = stack::client(addrs[0])
-        .await?
-        .create_connector(CreateConnectorRequest {
-            tenant_id: STORM_TENANT.into(),
-            name: "storm".into(),
-            slack_bot_token: TOKEN.into(),
-            default_channel: format!("#{CHANNEL}"),
-            ..Default::default()
-        })
-        .await
-        .context("creating the storm's connector")?
-        .into_inner()
-        .connector
-        .context("no connector in the answer")?
-        .id;
+    let storm = stack::create_connector(addrs[0], STORM_TENANT, "storm").await?;
     let mut clients = Vec::new();
     for worker in 0..config.clients {
         clients.push(tokio::spawn(client_loop(

@@ -215,6 +215,44 @@ pub(crate) async fn client(
     Ok(ConnectorServiceClient::new(channel))
 }
 
+/// Creates connector `name` of `tenant` (the double's workspace, its default channel
+/// [`CHANNEL`]) through replica `addr`; its ID.
+pub(crate) async fn create_connector(
+    addr: SocketAddr,
+    tenant: &str,
+    name: &str,
+) -> anyhow::Result<String> {
+    client(addr)
+        .await?
+        .create_connector(connector_grpc_api::pb::CreateConnectorRequest {
+            tenant_id: tenant.into(),
+            name: name.into(),
+            slack_bot_token: TOKEN.into(),
+            default_channel: format!("#{CHANNEL}"),
+            ..Default::default()
+        })
+        .await
+        .with_context(|| format!("creating connector {name} of {tenant}"))?
+        .into_inner()
+        .connector
+        .map(|c| c.id)
+        .context("no connector in the answer")
+}
+
+/// The `p` quantile (0 to 1) of `sorted`; zero when empty.
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// `d` in milliseconds, for a report.
+pub(crate) fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
 /// Every active connector of `tenant`, through the API.
 pub(crate) async fn list_all(
     client: &mut ConnectorServiceClient<GrpcChannel>,
