@@ -9,6 +9,8 @@
 //!   a post sent and left unanswered (timed out, connection lost, body cut off) is
 //!   [`SlackError::OutcomeUnknown`], so the caller knows it may have landed.
 //! - Slack's error strings become [`SlackError`] variants.
+//! - [`SlackApi::find_post`] pages through `conversations.history` (or `.replies`) with
+//!   `include_all_metadata`, at most 10 pages of 200 messages.
 //!
 //! # Must never
 //! Log, display or return a token; let a reqwest type escape through the port.
@@ -21,11 +23,16 @@ use async_trait::async_trait;
 use connector_domain::{BotToken, ChannelId, FileAttachment, MessageEdit};
 use connector_ports::{
     AuthIdentity, ChannelInfo, ChannelPage, OAuthGrant, OAuthGrantRequest, OutgoingMessage,
-    PostedMessage, ScheduledMessage, SlackApi, SlackError, UploadedFile,
+    PostLookup, PostedMessage, ScheduledMessage, SlackApi, SlackError, UploadedFile,
 };
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
+
+/// Messages asked for per page of history when looking for a post.
+const HISTORY_PAGE_SIZE: u32 = 200;
+/// Pages of history searched at most for one post (then `history_too_long`).
+const HISTORY_PAGES: usize = 10;
 
 /// How to reach Slack and how hard to try.
 #[derive(Debug, Clone)]
@@ -555,6 +562,59 @@ impl SlackApi for HttpSlackApi {
         message: &OutgoingMessage,
     ) -> Result<PostedMessage, SlackError> {
         self.post(token, message, 1).await
+    }
+
+    async fn find_post(
+        &self,
+        token: &BotToken,
+        lookup: &PostLookup,
+    ) -> Result<Option<PostedMessage>, SlackError> {
+        let method = if lookup.thread_ts.is_some() {
+            "conversations.replies"
+        } else {
+            "conversations.history"
+        };
+        let mut cursor: Option<String> = None;
+        for _ in 0..HISTORY_PAGES {
+            let mut fields = vec![
+                ("channel", lookup.channel.as_str().to_owned()),
+                ("oldest", wire::slack_ts(lookup.oldest)),
+                ("inclusive", "true".to_owned()),
+                ("limit", HISTORY_PAGE_SIZE.to_string()),
+                ("include_all_metadata", "true".to_owned()),
+            ];
+            if let Some(ts) = &lookup.thread_ts {
+                fields.push(("ts", ts.clone()));
+            }
+            if let Some(c) = cursor.take() {
+                fields.push(("cursor", c));
+            }
+            let page: wire::History = self
+                .call(
+                    method,
+                    Auth::Bearer(token),
+                    Body::Form(&fields),
+                    Idempotency::Safe,
+                )
+                .await?;
+            if let Some(found) = page
+                .messages
+                .iter()
+                .find(|m| m.carries(&lookup.event_type, &lookup.key, &lookup.value))
+            {
+                return Ok(Some(PostedMessage {
+                    channel: lookup.channel.clone(),
+                    ts: found.ts.clone(),
+                }));
+            }
+            match page.next_cursor() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => return Ok(None),
+            }
+        }
+        Err(SlackError::Api {
+            code: "history_too_long".into(),
+        })
     }
 
     async fn schedule_message(

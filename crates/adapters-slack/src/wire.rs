@@ -116,6 +116,57 @@ pub(crate) struct ScheduleMessage {
 #[derive(Deserialize)]
 pub(crate) struct Empty {}
 
+/// One page of `conversations.history` or `conversations.replies`.
+#[derive(Deserialize)]
+pub(crate) struct History {
+    #[serde(default)]
+    pub(crate) messages: Vec<HistoryMessage>,
+    #[serde(default)]
+    pub(crate) has_more: bool,
+    #[serde(default)]
+    response_metadata: ResponseMetadata,
+}
+
+impl History {
+    /// The cursor of the next page, when there is one.
+    pub(crate) fn next_cursor(&self) -> Option<&str> {
+        let next = self.response_metadata.next_cursor.as_str();
+        (self.has_more && !next.is_empty()).then_some(next)
+    }
+}
+
+/// A message of a history page: only what a landing check reads.
+#[derive(Deserialize)]
+pub(crate) struct HistoryMessage {
+    pub(crate) ts: String,
+    #[serde(default)]
+    pub(crate) metadata: Option<HistoryMetadata>,
+}
+
+/// A message's `metadata`, as history shows it (with `include_all_metadata`).
+#[derive(Deserialize)]
+pub(crate) struct HistoryMetadata {
+    #[serde(default)]
+    pub(crate) event_type: String,
+    #[serde(default)]
+    pub(crate) event_payload: serde_json::Map<String, serde_json::Value>,
+}
+
+impl HistoryMessage {
+    /// Whether its metadata is of `event_type` with payload field `key` equal to `value`.
+    pub(crate) fn carries(&self, event_type: &str, key: &str, value: &str) -> bool {
+        self.metadata.as_ref().is_some_and(|m| {
+            m.event_type == event_type
+                && m.event_payload.get(key).and_then(|v| v.as_str()) == Some(value)
+        })
+    }
+}
+
+/// A time as Slack's `ts` text (seconds and microseconds), for `oldest`.
+pub(crate) fn slack_ts(at: chrono::DateTime<chrono::Utc>) -> String {
+    format!("{}.{:06}", at.timestamp(), at.timestamp_subsec_micros())
+}
+
 #[derive(Deserialize)]
 pub(crate) struct PostMessage {
     pub(crate) channel: String,
@@ -226,6 +277,17 @@ pub(crate) fn post_message_body(m: &OutgoingMessage) -> Result<serde_json::Value
     if let Some(unfurl) = m.unfurl_media {
         body["unfurl_media"] = unfurl.into();
     }
+    if let Some(metadata) = &m.metadata {
+        let payload: serde_json::Map<String, serde_json::Value> = metadata
+            .payload
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone().into()))
+            .collect();
+        body["metadata"] = serde_json::json!({
+            "event_type": metadata.event_type,
+            "event_payload": payload,
+        });
+    }
     Ok(body)
 }
 
@@ -334,6 +396,34 @@ mod tests {
     }
 
     #[test]
+    fn history_pages_find_a_post_by_its_metadata_and_say_when_more_follow() {
+        let page: History = serde_json::from_str(
+            r#"{"ok":true,"has_more":true,"pin_count":0,
+                "messages":[
+                  {"type":"message","ts":"1.000002","text":"x"},
+                  {"type":"message","ts":"1.000001","text":"y",
+                   "metadata":{"event_type":"slack_connector_message",
+                               "event_payload":{"message_id":"m-1"}}}],
+                "response_metadata":{"next_cursor":"bmV4dA=="}}"#,
+        )
+        .unwrap();
+        assert_eq!(page.next_cursor(), Some("bmV4dA=="));
+        let found: Vec<&str> = page
+            .messages
+            .iter()
+            .filter(|m| m.carries("slack_connector_message", "message_id", "m-1"))
+            .map(|m| m.ts.as_str())
+            .collect();
+        assert_eq!(found, ["1.000001"]);
+        assert!(!page.messages[1].carries("slack_connector_message", "message_id", "m-2"));
+        let last: History =
+            serde_json::from_str(r#"{"ok":true,"has_more":false,"messages":[]}"#).unwrap();
+        assert_eq!(last.next_cursor(), None);
+        let at = chrono::DateTime::from_timestamp(1_700_000_000, 123_000).unwrap();
+        assert_eq!(slack_ts(at), "1700000000.000123");
+    }
+
+    #[test]
     fn thread_replies_carry_thread_ts_and_broadcast() {
         let body = post_message_body(&OutgoingMessage {
             channel: ChannelId::new("C1"),
@@ -343,8 +433,17 @@ mod tests {
             blocks_json: Some(r#"[{"type":"section"}]"#.into()),
             unfurl_links: Some(false),
             unfurl_media: None,
+            metadata: Some(connector_ports::PostMetadata {
+                event_type: "slack_connector_message".into(),
+                payload: vec![("message_id".into(), "m-1".into())],
+            }),
         })
         .unwrap();
+        assert_eq!(
+            body["metadata"],
+            serde_json::json!({"event_type": "slack_connector_message",
+                               "event_payload": {"message_id": "m-1"}})
+        );
         assert_eq!(body["thread_ts"], "1.2");
         assert_eq!(body["reply_broadcast"], true);
         assert_eq!(body["blocks"][0]["type"], "section");

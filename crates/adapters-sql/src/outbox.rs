@@ -35,6 +35,8 @@ pub struct OutboxRow {
     deadline_at: DbTime,
     finished_at: Option<DbTime>,
     delivery: String,
+    attempted_at: Option<DbTime>,
+    unconfirmed_since: Option<DbTime>,
 }
 
 impl OutboxRow {
@@ -73,6 +75,8 @@ impl TryFrom<OutboxRow> for OutboundRecord {
             next_attempt_at: r.next_attempt_at.0,
             deadline: r.deadline_at.0,
             finished_at: r.finished_at.map(|t| t.0),
+            attempted_at: r.attempted_at.map(|t| t.0),
+            unconfirmed_since: r.unconfirmed_since.map(|t| t.0),
         })
     }
 }
@@ -98,6 +102,13 @@ pub fn workspace_scope(team_id: &str) -> String {
 /// The budget scope of a channel of a workspace (the claim statements build the same text).
 pub fn channel_scope(team_id: &str, channel_id: &str) -> String {
     format!("channel:{team_id}:{channel_id}")
+}
+
+/// The range of budget scopes (`from` inclusive, `to` exclusive) holding the channels of
+/// `team_id`: every [`channel_scope`] of it, nothing else.
+pub fn channels_of(team_id: &str) -> (String, String) {
+    // `;` is the character after `:`.
+    (format!("channel:{team_id}:"), format!("channel:{team_id};"))
 }
 
 /// The scope a budget's `scope` text names (see [`channel_scope`] and [`workspace_scope`]).
@@ -147,7 +158,8 @@ macro_rules! outbox {
             };
             use $crate::__private::*;
             use $crate::outbox::{
-                Budgets, ClaimedId, OutboxRow, channel_scope, parse_scope, records, workspace_scope,
+                Budgets, ClaimedId, OutboxRow, channel_scope, channels_of, parse_scope, records,
+                workspace_scope,
             };
             use $crate::schema::delivery_budgets::dsl as b;
             use $crate::schema::outbound_messages::dsl as o;
@@ -213,6 +225,53 @@ macro_rules! outbox {
                         .max()
                         .unwrap_or(now.0)),
                 }
+            }
+
+            /// Ends the queued messages among `ids`: `Failed`, or `Unknown` for one an earlier
+            /// attempt may have posted; with `last_error` `replace`, or else the one it has, or
+            /// else `fallback`.
+            async fn end_queued(
+                conn: &mut $conn,
+                ids: &[DbId],
+                replace: Option<&str>,
+                fallback: &str,
+            ) -> Result<Vec<OutboxRow>, diesel::result::Error> {
+                type NullableText = diesel::sql_types::Nullable<diesel::sql_types::Text>;
+                let mut ended = Vec::new();
+                // In chunks: SQLite binds each ID of an `IN` list as a variable of its own.
+                for ids in ids.chunks(1000) {
+                    for maybe_posted in [false, true] {
+                        let status = if maybe_posted {
+                            MessageStatus::Unknown
+                        } else {
+                            MessageStatus::Failed
+                        };
+                        let error = coalesce(
+                            replace.map(str::to_owned).into_sql::<NullableText>(),
+                            coalesce(o::last_error, Some(fallback).into_sql::<NullableText>()),
+                        );
+                        ended.extend(
+                            diesel::update(
+                                o::outbound_messages
+                                    .filter(o::id.eq_any(ids))
+                                    .filter(o::status.eq(QUEUED))
+                                    .filter(o::unconfirmed_since.is_not_null().eq(maybe_posted)),
+                            )
+                            .set((
+                                o::status.eq(status.as_str()),
+                                o::last_error.eq(error),
+                                o::lease_owner.eq(None::<String>),
+                                o::lease_until.eq(None::<DbTime>),
+                                o::finished_at.eq(DbNow::now().nullable()),
+                                o::updated_at.eq(DbNow::now()),
+                            ))
+                            .returning(OutboxRow::as_returning())
+                            .get_results::<OutboxRow>(conn)
+                            .await?,
+                        );
+                    }
+                }
+                Ok(ended)
             }
 
             /// Writes back what a transaction spent of `budgets`.
@@ -434,6 +493,7 @@ macro_rules! outbox {
                                         o::attempts.eq(o::attempts + 1),
                                         o::lease_owner.eq(owner),
                                         o::lease_until.eq(DbNow::plus(lease).nullable()),
+                                        o::attempted_at.eq(DbNow::now().nullable()),
                                         o::updated_at.eq(DbNow::now()),
                                     ))
                                     .returning(OutboxRow::as_returning())
@@ -466,11 +526,14 @@ macro_rules! outbox {
                         o::lease_until.eq(None::<DbTime>),
                         o::updated_at.eq(DbNow::now()),
                     );
+                    // Whatever else the attempt did, it settled whether an earlier one landed.
+                    let settled = o::unconfirmed_since.eq(None::<DbTime>);
                     let n = match outcome {
                         AttemptOutcome::Sent { ts } => $crate::execute!(
                             self.$pool,
                             diesel::update(target).set((
                                 unleased,
+                                settled,
                                 o::status.eq(MessageStatus::Sent.as_str()),
                                 o::ts.eq(ts),
                                 o::finished_at.eq(DbNow::now().nullable()),
@@ -480,9 +543,22 @@ macro_rules! outbox {
                             self.$pool,
                             diesel::update(target).set((
                                 unleased,
+                                settled,
                                 o::status.eq(QUEUED),
                                 o::last_error.eq(error),
                                 o::next_attempt_at.eq(DbTime(*retry_at)),
+                            ))
+                        )?,
+                        AttemptOutcome::Unconfirmed { error, check_at } => $crate::execute!(
+                            self.$pool,
+                            diesel::update(target).set((
+                                unleased,
+                                // Searched from the first attempt that may have posted it.
+                                o::unconfirmed_since
+                                    .eq(coalesce(o::unconfirmed_since, o::attempted_at)),
+                                o::status.eq(QUEUED),
+                                o::last_error.eq(error),
+                                o::next_attempt_at.eq(DbTime(*check_at)),
                             ))
                         )?,
                         AttemptOutcome::Failed { error } | AttemptOutcome::Unknown { error } => {
@@ -494,6 +570,7 @@ macro_rules! outbox {
                                 self.$pool,
                                 diesel::update(target).set((
                                     unleased,
+                                    settled,
                                     o::status.eq(status.as_str()),
                                     o::last_error.eq(error),
                                     o::finished_at.eq(DbNow::now().nullable()),
@@ -534,29 +611,69 @@ macro_rules! outbox {
                     &self,
                     scope: &PauseScope,
                     for_: Duration,
-                ) -> Result<(), RepositoryError> {
-                    let scope = match scope {
+                ) -> Result<PauseScope, RepositoryError> {
+                    let team_id = match scope {
+                        PauseScope::Channel { team_id, .. } | PauseScope::Workspace { team_id } => {
+                            team_id.clone()
+                        }
+                    };
+                    let named = match scope {
                         PauseScope::Channel {
                             team_id,
                             channel_id,
                         } => channel_scope(team_id, channel_id.as_str()),
                         PauseScope::Workspace { team_id } => workspace_scope(team_id),
                     };
+                    let workspace = workspace_scope(&team_id);
                     $crate::with_conn!(self.$pool, conn, {
                         diesel_async::AsyncConnection::transaction(&mut conn, async |conn| {
-                            let (budgets, now) = lock_budgets(conn, vec![scope.clone()]).await?;
+                            // The workspace's budget is locked too: two channels' pauses at
+                            // once are taken one after the other, so the second sees the first.
+                            let (budgets, now) =
+                                lock_budgets(conn, vec![named.clone(), workspace.clone()]).await?;
                             let until = DbTime(
                                 now.0 + chrono::Duration::from_std(for_).unwrap_or_default(),
                             );
-                            let paused = budgets[&scope].1;
-                            // A pause only grows: a shorter Retry-After never cuts a longer one.
-                            if paused.is_none_or(|p| p < until) {
-                                diesel::update(b::delivery_budgets.filter(b::scope.eq(&scope)))
+                            let widen = match scope {
+                                PauseScope::Workspace { .. } => true,
+                                PauseScope::Channel { .. } => {
+                                    // Another channel of the workspace paused now: the
+                                    // workspace's limit, not the channel's.
+                                    let (from, to) = channels_of(&team_id);
+                                    let others: i64 = b::delivery_budgets
+                                        .filter(b::scope.ge(from))
+                                        .filter(b::scope.lt(to))
+                                        .filter(b::scope.ne(&named))
+                                        .filter(b::paused_until.gt(Some(now)))
+                                        .count()
+                                        .get_result(conn)
+                                        .await?;
+                                    others > 0
+                                }
+                            };
+                            let mut targets = vec![named.clone()];
+                            if widen && named != workspace {
+                                targets.push(workspace.clone());
+                            }
+                            for target in targets {
+                                let paused = budgets[&target].1;
+                                // A pause only grows: a shorter Retry-After never cuts a longer one.
+                                if paused.is_none_or(|p| p < until) {
+                                    diesel::update(
+                                        b::delivery_budgets.filter(b::scope.eq(&target)),
+                                    )
                                     .set(b::paused_until.eq(Some(until)))
                                     .execute(conn)
                                     .await?;
+                                }
                             }
-                            Ok::<_, diesel::result::Error>(())
+                            Ok::<_, diesel::result::Error>(if widen {
+                                PauseScope::Workspace {
+                                    team_id: team_id.clone(),
+                                }
+                            } else {
+                                scope.clone()
+                            })
                         })
                         .await
                         .map_err(map_err)
@@ -604,11 +721,13 @@ macro_rules! outbox {
                                     .filter(o::lease_until.lt(DbNow::now().nullable())),
                             )
                             .set((
-                                o::status.eq(MessageStatus::Unknown.as_str()),
+                                o::status.eq(QUEUED),
+                                o::unconfirmed_since
+                                    .eq(coalesce(o::unconfirmed_since, o::attempted_at)),
+                                o::next_attempt_at.eq(DbNow::now()),
                                 o::last_error.eq(error),
                                 o::lease_owner.eq(None::<String>),
                                 o::lease_until.eq(None::<DbTime>),
-                                o::finished_at.eq(DbNow::now().nullable()),
                                 o::updated_at.eq(DbNow::now()),
                             ))
                             .returning(OutboxRow::as_returning())
@@ -626,68 +745,42 @@ macro_rules! outbox {
                     connector: ConnectorId,
                     error: &str,
                 ) -> Result<Vec<OutboundRecord>, RepositoryError> {
-                    let rows: Vec<OutboxRow> = $crate::load!(
-                        self.$pool,
-                        diesel::update(
-                            o::outbound_messages
+                    let rows: Vec<OutboxRow> = $crate::with_conn!(self.$pool, conn, {
+                        diesel_async::AsyncConnection::transaction(&mut conn, async |conn| {
+                            let ids: Vec<DbId> = o::outbound_messages
                                 .filter(o::connector_id.eq(DbId::from(connector)))
-                                .filter(o::status.eq(QUEUED)),
-                        )
-                        .set((
-                            o::status.eq(MessageStatus::Failed.as_str()),
-                            o::last_error.eq(error),
-                            o::lease_owner.eq(None::<String>),
-                            o::lease_until.eq(None::<DbTime>),
-                            o::finished_at.eq(DbNow::now().nullable()),
-                            o::updated_at.eq(DbNow::now()),
-                        ))
-                        .returning(OutboxRow::as_returning())
-                    )?;
+                                .filter(o::status.eq(QUEUED))
+                                .select(o::id)
+                                .load(conn)
+                                .await?;
+                            let ended = end_queued(conn, &ids, Some(error), error).await?;
+                            Ok::<_, diesel::result::Error>(ended)
+                        })
+                        .await
+                        .map_err(map_err)
+                    })?;
                     records(rows)
                 }
 
                 async fn expire(&self, limit: u32) -> Result<Vec<OutboundRecord>, RepositoryError> {
-                    let rows: Vec<OutboxRow> =
-                        $crate::with_conn!(self.$pool, conn, {
-                            diesel_async::AsyncConnection::transaction(&mut conn, async |conn| {
-                                let ids: Vec<DbId> = o::outbound_messages
-                                    .filter(o::status.eq(QUEUED))
-                                    .filter(o::deadline_at.lt(DbNow::now()))
-                                    .select(o::id)
-                                    .limit(i64::from(limit))
-                                    .load(conn)
-                                    .await?;
-                                if ids.is_empty() {
-                                    return Ok(Vec::new());
-                                }
-                                diesel::update(
-                                    o::outbound_messages
-                                        .filter(o::id.eq_any(&ids))
-                                        .filter(o::status.eq(QUEUED)),
-                                )
-                                .set((
-                                    o::status.eq(MessageStatus::Failed.as_str()),
-                                    o::last_error.eq(
-                                        coalesce(
-                                            o::last_error,
-                                            Some("deadline_exceeded")
-                                                .into_sql::<diesel::sql_types::Nullable<
-                                                    diesel::sql_types::Text,
-                                                >>(),
-                                        ),
-                                    ),
-                                    o::lease_owner.eq(None::<String>),
-                                    o::lease_until.eq(None::<DbTime>),
-                                    o::finished_at.eq(DbNow::now().nullable()),
-                                    o::updated_at.eq(DbNow::now()),
-                                ))
-                                .returning(OutboxRow::as_returning())
-                                .get_results(conn)
-                                .await
-                            })
-                            .await
-                            .map_err(map_err)
-                        })?;
+                    let rows: Vec<OutboxRow> = $crate::with_conn!(self.$pool, conn, {
+                        diesel_async::AsyncConnection::transaction(&mut conn, async |conn| {
+                            let ids: Vec<DbId> = o::outbound_messages
+                                .filter(o::status.eq(QUEUED))
+                                .filter(o::deadline_at.lt(DbNow::now()))
+                                .select(o::id)
+                                .limit(i64::from(limit))
+                                .load(conn)
+                                .await?;
+                            if ids.is_empty() {
+                                return Ok(Vec::new());
+                            }
+                            let ended = end_queued(conn, &ids, None, "deadline_exceeded").await?;
+                            Ok::<_, diesel::result::Error>(ended)
+                        })
+                        .await
+                        .map_err(map_err)
+                    })?;
                     records(rows)
                 }
 
@@ -748,15 +841,18 @@ macro_rules! outbox {
                         .filter(o::id.eq(DbId(id.as_uuid())));
                     let cancelled: Option<OutboxRow> = $crate::first!(
                         self.$pool,
-                        diesel::update(mine.filter(o::status.eq(QUEUED)))
-                            .set((
-                                o::status.eq(MessageStatus::Cancelled.as_str()),
-                                o::lease_owner.eq(None::<String>),
-                                o::lease_until.eq(None::<DbTime>),
-                                o::finished_at.eq(DbNow::now().nullable()),
-                                o::updated_at.eq(DbNow::now()),
-                            ))
-                            .returning(OutboxRow::as_returning())
+                        diesel::update(
+                            mine.filter(o::status.eq(QUEUED))
+                                .filter(o::unconfirmed_since.is_null())
+                        )
+                        .set((
+                            o::status.eq(MessageStatus::Cancelled.as_str()),
+                            o::lease_owner.eq(None::<String>),
+                            o::lease_until.eq(None::<DbTime>),
+                            o::finished_at.eq(DbNow::now().nullable()),
+                            o::updated_at.eq(DbNow::now()),
+                        ))
+                        .returning(OutboxRow::as_returning())
                     )?;
                     if let Some(row) = cancelled {
                         return OutboundRecord::try_from(row).map(Cancelled::Done);
@@ -837,6 +933,17 @@ mod tests {
             })
         );
         assert_eq!(parse_scope("channel:T1"), None);
+        let (from, to) = channels_of("T1");
+        for inside in [channel_scope("T1", "C1"), channel_scope("T1", "Czzzz")] {
+            assert!(from <= inside && inside < to, "{inside}");
+        }
+        for outside in [
+            channel_scope("T10", "C1"),
+            channel_scope("T", "C1"),
+            workspace_scope("T1"),
+        ] {
+            assert!(!(from <= outside && outside < to), "{outside}");
+        }
         assert_eq!(parse_scope("other:T1"), None);
     }
 }

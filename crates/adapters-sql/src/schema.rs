@@ -254,6 +254,11 @@ diesel::table! {
         /// `queued` (worked by the delivery workers) or `immediate` (the record of an
         /// immediate send with a request_id, final when written).
         delivery -> Text,
+        /// When its last posting attempt began.
+        attempted_at -> Nullable<Moment>,
+        /// Set when an earlier attempt may have posted it: when the first such attempt began
+        /// (the channel's history is searched from then before it is posted again).
+        unconfirmed_since -> Nullable<Moment>,
     }
 }
 

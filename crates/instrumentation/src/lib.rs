@@ -33,9 +33,9 @@ use connector_ports::{
     ConnectorUpdate, CursorBounds, Enqueued, EventFilter, EventLog, ImmediateRecord, InboundEvent,
     MessageFilter, NewConnector, NewInboundEvent, NewOutboundMessage, OAuthGrant,
     OAuthGrantRequest, OAuthStateStore, OutboundRecord, Outbox, OutgoingMessage, PauseScope,
-    PendingInstall, PendingPromotion, PostedMessage, PostedRecord, RefreshLeases, RefreshOutcome,
-    RepositoryError, ScheduledMessage, SecretLabels, SecretStore, SecretStoreError, SendKey,
-    SendOutcome, SendRecord, SentMessageStore, SlackApi, SlackError, SlackEventStore,
+    PendingInstall, PendingPromotion, PostLookup, PostedMessage, PostedRecord, RefreshLeases,
+    RefreshOutcome, RepositoryError, ScheduledMessage, SecretLabels, SecretStore, SecretStoreError,
+    SendKey, SendOutcome, SendRecord, SentMessageStore, SlackApi, SlackError, SlackEventStore,
     StagedVersion, StatusCount, UploadedFile, WorkspaceConnectors,
 };
 use secrecy::SecretString;
@@ -330,7 +330,7 @@ observed!(Outbox, Database, "db", "db.operation" {
         -> Result<bool, RepositoryError>;
     fn spend(&self, team_id: &str, channel: &ChannelId, pace: &Pace)
         -> Result<Option<Duration>, RepositoryError>;
-    fn pause(&self, scope: &PauseScope, for_: Duration) -> Result<(), RepositoryError>;
+    fn pause(&self, scope: &PauseScope, for_: Duration) -> Result<PauseScope, RepositoryError>;
     fn busy_scopes(&self, within: Duration) -> Result<Vec<PauseScope>, RepositoryError>;
     fn take_over_expired(&self, error: &str, limit: u32)
         -> Result<Vec<OutboundRecord>, RepositoryError>;
@@ -376,6 +376,8 @@ observed!(SlackApi, Slack, "slack", "slack.method" {
         -> Result<PostedMessage, SlackError>;
     fn post_message_once(&self, token: &BotToken, message: &OutgoingMessage)
         -> Result<PostedMessage, SlackError>;
+    fn find_post(&self, token: &BotToken, lookup: &PostLookup)
+        -> Result<Option<PostedMessage>, SlackError>;
     fn schedule_message(&self, token: &BotToken, message: &OutgoingMessage, post_at: i64)
         -> Result<ScheduledMessage, SlackError>;
     fn delete_scheduled_message(&self, token: &BotToken, channel: &ChannelId,

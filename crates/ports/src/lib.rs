@@ -60,7 +60,7 @@ pub use secrets::{
 pub use sent_messages::{PostedRecord, SendKey, SendOutcome, SendRecord, SentMessageStore};
 pub use slack::{
     AuthIdentity, ChannelInfo, ChannelPage, OAuthGrant, OAuthGrantRequest, OutgoingMessage,
-    PostedMessage, ScheduledMessage, SlackApi, SlackError, UploadedFile,
+    PostLookup, PostMetadata, PostedMessage, ScheduledMessage, SlackApi, SlackError, UploadedFile,
 };
 pub use slack_events::{EventDetail, SlackEvent, SlackEventKind, SlackEventStore};
 

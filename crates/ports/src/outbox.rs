@@ -73,6 +73,13 @@ pub struct OutboundRecord {
     pub deadline: DateTime<Utc>,
     /// When it reached a final status.
     pub finished_at: Option<DateTime<Utc>>,
+    /// When its last posting attempt began (its claim).
+    pub attempted_at: Option<DateTime<Utc>>,
+    /// Set when an earlier attempt may have posted it (Slack's answer was lost, or its
+    /// replica stopped mid-post): when the first such attempt began. Before it is posted
+    /// again, the channel's history since then is searched for it. Such a message is never
+    /// cancelled, and ends `Unknown` where another would fail.
+    pub unconfirmed_since: Option<DateTime<Utc>>,
 }
 
 /// What an immediate send with a request ID did, recorded so that `GetMessage` answers for it.
@@ -121,6 +128,15 @@ pub enum AttemptOutcome {
     Unknown {
         /// What was lost.
         error: String,
+    },
+    /// Slack may have posted it: queued again with [`OutboundRecord::unconfirmed_since`], due at
+    /// `check_at`, when the channel's history will say whether it landed (`Unknown` if it
+    /// cannot say before the deadline).
+    Unconfirmed {
+        /// What was lost.
+        error: String,
+        /// When to look.
+        check_at: DateTime<Utc>,
     },
 }
 
@@ -212,16 +228,24 @@ pub trait Outbox: Send + Sync {
         pace: &Pace,
     ) -> Result<Option<Duration>, RepositoryError>;
 
-    /// Pauses `scope` on every replica for `for_`, as Slack's `Retry-After` asked.
-    async fn pause(&self, scope: &PauseScope, for_: Duration) -> Result<(), RepositoryError>;
+    /// Pauses `scope` on every replica for `for_`, as Slack's `Retry-After` asked. Slack does
+    /// not say which of its limits a 429 concerns: a channel's 429 while another channel of
+    /// the same workspace is paused is taken as the workspace's limit, and pauses the whole
+    /// workspace too. Returns the widest scope paused.
+    async fn pause(
+        &self,
+        scope: &PauseScope,
+        for_: Duration,
+    ) -> Result<PauseScope, RepositoryError>;
 
     /// The budgets in use: spent within the last `within` (not yet back to a full burst, or
     /// only just) or paused now. Immediate sends to these channels and workspaces spend from
     /// the same budgets as the queued ones ([`Outbox::spend`]).
     async fn busy_scopes(&self, within: Duration) -> Result<Vec<PauseScope>, RepositoryError>;
 
-    /// Messages whose `Sending` lease passed (their replica stopped mid-post): marked
-    /// `Unknown` with `error`, and returned.
+    /// Messages whose `Sending` lease passed (their replica stopped mid-post): queued again,
+    /// due now, with `error` and [`OutboundRecord::unconfirmed_since`] (the post may have landed),
+    /// and returned.
     async fn take_over_expired(
         &self,
         error: &str,
@@ -229,14 +253,16 @@ pub trait Outbox: Send + Sync {
     ) -> Result<Vec<OutboundRecord>, RepositoryError>;
 
     /// Fails every queued message of `connector` with `error` (it was deleted or revoked);
-    /// returns them.
+    /// returns them. One that may have been posted already ([`OutboundRecord::unconfirmed_since`])
+    /// becomes `Unknown` instead.
     async fn fail_connector(
         &self,
         connector: ConnectorId,
         error: &str,
     ) -> Result<Vec<OutboundRecord>, RepositoryError>;
 
-    /// Fails queued messages past their deadline with their last error; returns them.
+    /// Fails queued messages past their deadline with their last error (`Unknown` for one that
+    /// may have been posted already); returns them.
     async fn expire(&self, limit: u32) -> Result<Vec<OutboundRecord>, RepositoryError>;
 
     /// The tenant's message `id`.
@@ -256,7 +282,8 @@ pub trait Outbox: Send + Sync {
         limit: u32,
     ) -> Result<Vec<OutboundRecord>, RepositoryError>;
 
-    /// Cancels the tenant's message `id` if it is queued and not being posted.
+    /// Cancels the tenant's message `id` if it is queued, not being posted, and not perhaps
+    /// posted already ([`OutboundRecord::unconfirmed_since`]).
     async fn cancel(&self, tenant: &TenantId, id: MessageId) -> Result<Cancelled, RepositoryError>;
 
     /// How many messages are in each status (for the gauge).

@@ -65,6 +65,39 @@ pub struct OutgoingMessage {
     pub unfurl_links: Option<bool>,
     /// `unfurl_media`, when set.
     pub unfurl_media: Option<bool>,
+    /// Message metadata Slack keeps with the post (and shows in the channel's history).
+    pub metadata: Option<PostMetadata>,
+}
+
+/// Slack's message `metadata`: an event type and a flat payload of string fields. The outbox
+/// marks each queued post with its message ID, to find out later whether a post whose answer
+/// was lost landed ([`SlackApi::find_post`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostMetadata {
+    /// `event_type` (lowercase letters, digits and underscores).
+    pub event_type: String,
+    /// `event_payload`, as string fields.
+    pub payload: Vec<(String, String)>,
+}
+
+/// What [`SlackApi::find_post`] looks for: a message this app posted in `channel` (in the
+/// thread of `thread_ts`, for a reply) at or after `oldest`, whose metadata is of
+/// `event_type` and has payload field `key` equal to `value`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostLookup {
+    /// The channel.
+    pub channel: ChannelId,
+    /// The thread a reply was posted in (`conversations.replies`), or `None` for the channel
+    /// (`conversations.history`).
+    pub thread_ts: Option<String>,
+    /// Messages older than this are not searched.
+    pub oldest: chrono::DateTime<chrono::Utc>,
+    /// The metadata's `event_type`.
+    pub event_type: String,
+    /// The payload field to match.
+    pub key: String,
+    /// Its value.
+    pub value: String,
 }
 
 /// Where a posted message landed.
@@ -253,6 +286,17 @@ pub trait SlackApi: Send + Sync {
     ) -> Result<PostedMessage, SlackError> {
         self.post_message(token, message).await
     }
+
+    /// Whether a post `lookup` describes is in the channel's history (or its thread's):
+    /// `Some` with where it landed, `None` when every message since `lookup.oldest` was
+    /// searched and none matched. Reading history needs `channels:history` (or
+    /// `groups:history`): without it, [`SlackError::MissingScope`]. A history too long to
+    /// search within a bounded number of pages is [`SlackError::Api`] `history_too_long`.
+    async fn find_post(
+        &self,
+        token: &BotToken,
+        lookup: &PostLookup,
+    ) -> Result<Option<PostedMessage>, SlackError>;
 
     /// `chat.scheduleMessage`: posts `message` at `post_at` (Unix seconds).
     async fn schedule_message(

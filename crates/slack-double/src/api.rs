@@ -229,6 +229,10 @@ async fn dispatch(
         match fault {
             Fault::AnswerLate { millis } => late = Some(Duration::from_millis(millis)),
             Fault::Delay { millis } => tokio::time::sleep(Duration::from_millis(millis)).await,
+            Fault::Lost { millis } => {
+                tokio::time::sleep(Duration::from_millis(millis)).await;
+                return fault_response(&Fault::ServerError { status: 504 });
+            }
             other => return fault_response(&other),
         }
     }
@@ -304,6 +308,8 @@ fn handle(
         },
         "conversations.list" => conversations_list(&workspace, &params),
         "conversations.info" => conversations_info(&workspace, &params),
+        "conversations.history" => conversations_history(state, &workspace, &params),
+        "conversations.replies" => conversations_replies(state, &workspace, &params),
         "chat.postMessage" => post_message(state, &workspace, &token, &params),
         "chat.update" => update_message(state, &workspace, &params),
         "chat.scheduleMessage" => schedule_message(state, &workspace, &params),
@@ -334,7 +340,9 @@ fn fault_response(fault: &Fault) -> Response {
         )
             .into_response(),
         Fault::SlackError { code } => fail(code),
-        Fault::Delay { .. } | Fault::AnswerLate { .. } => fail("internal_error"),
+        Fault::Delay { .. } | Fault::AnswerLate { .. } | Fault::Lost { .. } => {
+            fail("internal_error")
+        }
     }
 }
 
@@ -649,6 +657,10 @@ fn post_message(state: &State, workspace: &Workspace, token: &str, params: &Para
             retry_after_secs: retry_after.as_secs(),
         });
     }
+    let metadata = match message_metadata(params) {
+        Ok(m) => m,
+        Err(code) => return fail(code),
+    };
     let thread_ts = params.get("thread_ts").filter(|t| !t.is_empty()).cloned();
     let reply_broadcast = matches!(
         params.get("reply_broadcast").map(String::as_str),
@@ -667,10 +679,223 @@ fn post_message(state: &State, workspace: &Workspace, token: &str, params: &Para
         unfurl_media: flag(params, "unfurl_media"),
         edits: 0,
         deleted: false,
+        metadata,
     });
     ok(json!({
         "channel": posted.channel,
         "ts": posted.ts,
         "message": {"type": "message", "text": text, "ts": posted.ts, "thread_ts": thread_ts},
     }))
+}
+
+/// `metadata` of `chat.postMessage`: a JSON object (or its text, in a form) with a string
+/// `event_type` of lowercase letters, digits and underscores, and an object `event_payload`.
+fn message_metadata(params: &Params) -> Result<Option<Value>, &'static str> {
+    let Some(raw) = params.get("metadata") else {
+        return Ok(None);
+    };
+    let Ok(Value::Object(m)) = serde_json::from_str::<Value>(raw) else {
+        return Err("invalid_metadata_format");
+    };
+    let event_type_ok = m
+        .get("event_type")
+        .and_then(Value::as_str)
+        .is_some_and(|t| {
+            !t.is_empty()
+                && t.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        });
+    if !event_type_ok || !m.get("event_payload").is_some_and(Value::is_object) {
+        return Err("invalid_metadata_schema");
+    }
+    if raw.len() > 8_000 {
+        return Err("metadata_too_large");
+    }
+    Ok(Some(Value::Object(m)))
+}
+
+/// A message `ts` as microseconds, for ordering and `oldest`/`latest`.
+fn ts_micros(ts: &str) -> Option<i64> {
+    let (secs, micros) = ts.split_once('.').unwrap_or((ts, "0"));
+    let micros = format!("{micros:0<6}");
+    Some(secs.parse::<i64>().ok()? * 1_000_000 + micros.get(..6)?.parse::<i64>().ok()?)
+}
+
+/// The bounds, page size and position a history read asks for: Slack's `oldest`, `latest`,
+/// `inclusive`, `limit` (default 100, at most 999) and `cursor` (this double's own: an offset).
+struct HistoryWindow {
+    oldest: Option<i64>,
+    latest: Option<i64>,
+    inclusive: bool,
+    limit: usize,
+    offset: usize,
+    with_metadata: bool,
+}
+
+impl HistoryWindow {
+    fn of(params: &Params) -> Result<Self, &'static str> {
+        let bound =
+            |name: &str, code: &'static str| match params.get(name).filter(|v| !v.is_empty()) {
+                None => Ok(None),
+                Some(v) => ts_micros(v).map(Some).ok_or(code),
+            };
+        let offset = match params.get("cursor").filter(|c| !c.is_empty()) {
+            None => 0,
+            Some(c) => c
+                .strip_prefix("offset_")
+                .and_then(|n| n.parse().ok())
+                .ok_or("invalid_cursor")?,
+        };
+        Ok(Self {
+            oldest: bound("oldest", "invalid_ts_oldest")?,
+            latest: bound("latest", "invalid_ts_latest")?,
+            inclusive: flag(params, "inclusive").unwrap_or(false),
+            limit: params
+                .get("limit")
+                .and_then(|l| l.parse::<usize>().ok())
+                .filter(|l| *l > 0)
+                .unwrap_or(100)
+                .min(999),
+            offset,
+            with_metadata: flag(params, "include_all_metadata").unwrap_or(false),
+        })
+    }
+
+    fn admits(&self, ts: &str) -> bool {
+        let Some(at) = ts_micros(ts) else {
+            return false;
+        };
+        let after_oldest = self
+            .oldest
+            .is_none_or(|o| at > o || (self.inclusive && at == o));
+        let before_latest = self
+            .latest
+            .is_none_or(|l| at < l || (self.inclusive && at == l));
+        after_oldest && before_latest
+    }
+
+    /// One page of `messages` (already in the method's order) as Slack answers it.
+    fn page(&self, messages: Vec<Value>) -> Response {
+        let total = messages.len();
+        let page: Vec<Value> = messages
+            .into_iter()
+            .skip(self.offset)
+            .take(self.limit)
+            .collect();
+        let end = self.offset + page.len();
+        let has_more = end < total;
+        let next_cursor = if has_more {
+            format!("offset_{end}")
+        } else {
+            String::new()
+        };
+        ok(json!({
+            "messages": page,
+            "has_more": has_more,
+            "pin_count": 0,
+            "channel_actions_ts": null,
+            "channel_actions_count": 0,
+            "response_metadata": {"next_cursor": next_cursor},
+        }))
+    }
+}
+
+/// A posted message as history shows it.
+fn history_json(
+    state: &State,
+    workspace: &Workspace,
+    m: &PostedMessage,
+    with_metadata: bool,
+) -> Value {
+    let bot = state.bot_of(&m.token, workspace);
+    let mut v = json!({
+        "type": "message",
+        "text": m.text,
+        "ts": m.ts,
+        "user": bot.bot_user_id,
+        "bot_id": bot.bot_id,
+        "app_id": bot.app_id,
+    });
+    if let Some(thread_ts) = &m.thread_ts {
+        v["thread_ts"] = thread_ts.clone().into();
+    }
+    if let Some(blocks) = &m.blocks {
+        v["blocks"] = blocks.clone();
+    }
+    if with_metadata && let Some(metadata) = &m.metadata {
+        v["metadata"] = metadata.clone();
+    }
+    v
+}
+
+/// The channel a history read names, if the bot may read it.
+fn readable_channel<'a>(
+    workspace: &'a Workspace,
+    params: &Params,
+) -> Result<&'a Channel, &'static str> {
+    let channel = params
+        .get("channel")
+        .and_then(|id| find_channel(workspace, id))
+        .ok_or("channel_not_found")?;
+    if !channel.is_member {
+        return Err("not_in_channel");
+    }
+    Ok(channel)
+}
+
+/// `conversations.history`: the channel's messages (thread replies only when broadcast),
+/// newest first.
+fn conversations_history(state: &State, workspace: &Workspace, params: &Params) -> Response {
+    let channel = match readable_channel(workspace, params) {
+        Ok(c) => c,
+        Err(code) => return fail(code),
+    };
+    let window = match HistoryWindow::of(params) {
+        Ok(w) => w,
+        Err(code) => return fail(code),
+    };
+    let mut messages: Vec<PostedMessage> = state
+        .channel_posts(&workspace.team_id, &channel.id)
+        .into_iter()
+        .filter(|m| {
+            m.thread_ts.is_none() || m.reply_broadcast || m.thread_ts.as_ref() == Some(&m.ts)
+        })
+        .filter(|m| window.admits(&m.ts))
+        .collect();
+    messages.reverse();
+    let messages = messages
+        .iter()
+        .map(|m| history_json(state, workspace, m, window.with_metadata))
+        .collect();
+    window.page(messages)
+}
+
+/// `conversations.replies`: the thread of `ts` (its parent, when posted here, then its
+/// replies), oldest first.
+fn conversations_replies(state: &State, workspace: &Workspace, params: &Params) -> Response {
+    let channel = match readable_channel(workspace, params) {
+        Ok(c) => c,
+        Err(code) => return fail(code),
+    };
+    let Some(thread) = params.get("ts").filter(|t| !t.is_empty()).cloned() else {
+        return fail("thread_not_found");
+    };
+    let window = match HistoryWindow::of(params) {
+        Ok(w) => w,
+        Err(code) => return fail(code),
+    };
+    let in_thread: Vec<PostedMessage> = state
+        .channel_posts(&workspace.team_id, &channel.id)
+        .into_iter()
+        .filter(|m| m.ts == thread || m.thread_ts.as_deref() == Some(thread.as_str()))
+        .collect();
+    if in_thread.is_empty() {
+        return fail("thread_not_found");
+    }
+    let messages = in_thread
+        .iter()
+        .filter(|m| m.ts == thread || window.admits(&m.ts))
+        .map(|m| history_json(state, workspace, m, window.with_metadata))
+        .collect();
+    window.page(messages)
 }

@@ -4,7 +4,9 @@
 //! `Authorization: Bearer` header or a `token` parameter; parameters as a query string, a
 //! form or a JSON body; answers as JSON with `"ok": true`, or `"ok": false` and an `error`
 //! string with HTTP 200, as Slack does. Methods: `auth.test`, `bots.info`, `conversations.list` (cursors,
-//! `limit` up to 1000), `conversations.info`, `chat.postMessage` (threads, broadcast, blocks, unfurl flags),
+//! `limit` up to 1000), `conversations.info`, `conversations.history` and `conversations.replies`
+//! (`oldest`/`latest`/`inclusive`, `limit`, cursors, `include_all_metadata`), `chat.postMessage`
+//! (threads, broadcast, blocks, unfurl flags, `metadata`; `ts` from the clock, as Slack's),
 //! `chat.update`, `chat.delete`, `chat.scheduleMessage`, `chat.deleteScheduledMessage` (kept,
 //! never posted),
 //! and the file upload flow `files.getUploadURLExternal` → `POST` the bytes to the returned

@@ -86,6 +86,9 @@ pub struct PostedMessage {
     /// Whether `chat.delete` removed it.
     #[serde(default)]
     pub deleted: bool,
+    /// The message `metadata` it was posted with (`event_type`, `event_payload`).
+    #[serde(default)]
+    pub metadata: Option<serde_json::Value>,
 }
 
 /// A message `chat.scheduleMessage` accepted and `chat.deleteScheduledMessage` has not
@@ -182,6 +185,12 @@ pub enum Fault {
         /// Milliseconds.
         millis: u64,
     },
+    /// The call never reaches Slack: nothing happens, and after this long an HTTP 504 comes
+    /// (a client that times out first cannot tell this from [`Fault::AnswerLate`]).
+    Lost {
+        /// Milliseconds.
+        millis: u64,
+    },
     /// Act on the call at once (a post is recorded), then wait this long before answering:
     /// a client that times out first does not know the call took effect.
     AnswerLate {
@@ -219,6 +228,8 @@ struct Inner {
     scheduled: Vec<ScheduledPost>,
     calls: HashMap<String, u64>,
     next_ts: u64,
+    /// The last message `ts` given, in microseconds (each new one is later).
+    last_ts_micros: i64,
     pending_uploads: HashMap<String, PendingUpload>,
     shared_files: Vec<SharedFile>,
     next_file: u64,
@@ -699,9 +710,25 @@ impl State {
     pub(crate) fn record_post(&self, mut message: PostedMessage) -> PostedMessage {
         let mut inner = self.lock();
         inner.next_ts += 1;
-        message.ts = format!("1700000000.{:06}", inner.next_ts);
+        // As Slack's: the time of the post, unique and increasing within the workspace.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+        let micros = now.max(inner.last_ts_micros + 1);
+        inner.last_ts_micros = micros;
+        message.ts = format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000);
         inner.posted.push(message.clone());
         message
+    }
+
+    /// The messages posted in `team_id`'s `channel` and not deleted, oldest first.
+    pub(crate) fn channel_posts(&self, team_id: &str, channel: &str) -> Vec<PostedMessage> {
+        self.lock()
+            .posted
+            .iter()
+            .filter(|m| m.team_id == team_id && m.channel == channel && !m.deleted)
+            .cloned()
+            .collect()
     }
 }
 

@@ -756,6 +756,7 @@ impl MessageSender {
             blocks_json: message.blocks_json.clone(),
             unfurl_links: message.unfurl_links,
             unfurl_media: message.unfurl_media,
+            metadata: None,
         };
         let slack = self.ports.slack.clone();
         let scheduled = self
@@ -1004,6 +1005,7 @@ impl MessageSender {
                     blocks_json: message.blocks_json.clone(),
                     unfurl_links: message.unfurl_links,
                     unfurl_media: message.unfurl_media,
+                    metadata: None,
                 },
             )
             .await
@@ -1031,6 +1033,7 @@ impl MessageSender {
                         blocks_json: None,
                         unfurl_links: message.unfurl_links,
                         unfurl_media: message.unfurl_media,
+                        metadata: None,
                     },
                 )
                 .await

@@ -698,3 +698,198 @@ async fn immediate_sends_with_a_request_id_are_recorded_and_never_posted_twice_b
     assert_eq!(posted, ["deployed", "no key", "queued once"]);
     app.stop().await;
 }
+
+/// Posts the double has of `texts`'s messages, in order, as `(text, metadata message_id)`.
+fn posts_with_ids(app: &TestApp) -> Vec<(String, Option<String>)> {
+    app.double
+        .state()
+        .posted()
+        .into_iter()
+        .map(|p| {
+            let id = p
+                .metadata
+                .as_ref()
+                .and_then(|m| m["event_payload"]["message_id"].as_str())
+                .map(str::to_owned);
+            (p.text, id)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_post_whose_answer_was_lost_is_found_in_the_channels_history_not_posted_again() {
+    let mut app = TestApp::spawn_with(&[("CONNECTOR__SLACK__REQUEST_TIMEOUT_SECS", "1")]).await;
+    let c = app.create("acme", "prod", "alerts").await;
+    // Slack posts the first message, but its answer comes after the client gave up.
+    app.double
+        .state()
+        .inject("chat.postMessage", Fault::AnswerLate { millis: 2_000 }, 1);
+    let first = app
+        .client
+        .send_message(queued("acme", &c.id, "landed, answer lost"))
+        .await
+        .unwrap()
+        .into_inner();
+    let second = app
+        .client
+        .send_message(queued("acme", &c.id, "next in line"))
+        .await
+        .unwrap()
+        .into_inner();
+    let m = settled(&mut app, "acme", &first.message_id).await;
+    assert_eq!(m.status, MessageStatus::Sent as i32, "{m:?}");
+    assert_eq!(m.attempts, 2, "one post, one look at the history");
+    assert!(m.last_error.starts_with("slack_answer_lost"), "{m:?}");
+    let next = settled(&mut app, "acme", &second.message_id).await;
+    assert_eq!(next.status, MessageStatus::Sent as i32, "{next:?}");
+    let posts = posts_with_ids(&app);
+    assert_eq!(
+        posts,
+        [
+            ("landed, answer lost".to_owned(), Some(first.message_id)),
+            ("next in line".to_owned(), Some(second.message_id)),
+        ],
+        "each posted once, in order, marked with its message ID"
+    );
+    assert_eq!(app.double.state().posted()[0].ts, m.ts);
+    assert!(app.double.state().calls("conversations.history") >= 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_post_that_never_reached_slack_is_posted_once_the_history_shows_it_absent() {
+    let mut app = TestApp::spawn_with(&[("CONNECTOR__SLACK__REQUEST_TIMEOUT_SECS", "1")]).await;
+    let c = app.create("acme", "prod", "alerts").await;
+    // The request is lost on its way: nothing is posted, and no answer comes in time.
+    app.double
+        .state()
+        .inject("chat.postMessage", Fault::Lost { millis: 2_000 }, 1);
+    let sent = app
+        .client
+        .send_message(queued("acme", &c.id, "lost on the way"))
+        .await
+        .unwrap()
+        .into_inner();
+    let m = settled(&mut app, "acme", &sent.message_id).await;
+    assert_eq!(m.status, MessageStatus::Sent as i32, "{m:?}");
+    assert_eq!(m.attempts, 2);
+    assert_eq!(
+        posts_with_ids(&app),
+        [("lost on the way".to_owned(), Some(sent.message_id))]
+    );
+    assert_eq!(app.double.state().calls("chat.postMessage"), 2);
+    assert!(app.double.state().calls("conversations.history") >= 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_lost_answer_is_unknown_when_the_history_cannot_be_read_and_cannot_be_cancelled() {
+    let mut app = TestApp::spawn_with(&[("CONNECTOR__SLACK__REQUEST_TIMEOUT_SECS", "1")]).await;
+    let c = app.create("acme", "prod", "alerts").await;
+    app.double
+        .state()
+        .inject("chat.postMessage", Fault::AnswerLate { millis: 2_000 }, 1);
+    app.double.state().inject(
+        "conversations.history",
+        Fault::SlackError {
+            code: "missing_scope".into(),
+        },
+        1,
+    );
+    let sent = app
+        .client
+        .send_message(queued("acme", &c.id, "maybe posted"))
+        .await
+        .unwrap()
+        .into_inner();
+    // Waiting for its landing check: queued, and refused a cancel (it may be posted).
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let m = get(&mut app, "acme", &sent.message_id).await.unwrap();
+        if m.status == MessageStatus::Queued as i32 && m.attempts == 1 {
+            break;
+        }
+        assert!(Instant::now() < until, "never waited for its check: {m:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let refused = app
+        .client
+        .cancel_message(CancelMessageRequest {
+            tenant_id: "acme".into(),
+            message_id: sent.message_id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(
+        refused.message().contains("may already have been posted"),
+        "{refused:?}"
+    );
+    let m = settled(&mut app, "acme", &sent.message_id).await;
+    assert_eq!(m.status, MessageStatus::Unknown as i32, "{m:?}");
+    assert!(
+        m.last_error.contains("could not be checked: missing_scope"),
+        "{m:?}"
+    );
+    assert_eq!(app.double.state().posted().len(), 1, "never posted again");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn refusals_in_two_channels_at_once_pause_the_whole_workspace() {
+    // The service believes the workspace may take 6,000 posts a minute; Slack allows 6 (a
+    // burst of 2), and says only "429, Retry-After: 10", not which limit it means.
+    let mut app = TestApp::spawn_with(&[
+        ("CONNECTOR__DELIVERY__CHANNEL_RATE", "100"),
+        ("CONNECTOR__DELIVERY__CHANNEL_BURST", "10"),
+        ("CONNECTOR__DELIVERY__WORKSPACE_RATE_PER_MINUTE", "6000"),
+        ("CONNECTOR__DELIVERY__WORKSPACE_BURST", "100"),
+    ])
+    .await;
+    app.double
+        .state()
+        .set_rate_limits(Some(slack_double::RateLimits {
+            channel_per_second: 100.0,
+            channel_burst: 10,
+            workspace_per_minute: 6.0,
+            workspace_burst: 2,
+        }));
+    let c = app.create("acme", "prod", "#alerts").await;
+    let mut ids = Vec::new();
+    for n in 1..=4 {
+        let mut m = queued("acme", &c.id, &format!("channel {n}"));
+        m.channel = format!("C{n:010}");
+        ids.push(
+            app.client
+                .send_message(m)
+                .await
+                .unwrap()
+                .into_inner()
+                .message_id,
+        );
+    }
+    // Two land, two are refused: the second refusal, in another channel while the first is
+    // paused, is taken as the workspace's limit.
+    let until = Instant::now() + Duration::from_secs(5);
+    while app.double.state().rate_limited() < 2 {
+        assert!(Instant::now() < until, "Slack never refused");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut fifth = queued("acme", &c.id, "channel 5");
+    fifth.channel = "C0000000005".into();
+    let fifth = app.client.send_message(fifth).await.unwrap().into_inner();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let waiting = get(&mut app, "acme", &fifth.message_id).await.unwrap();
+    assert_eq!(waiting.status, MessageStatus::Queued as i32, "{waiting:?}");
+    assert_eq!(
+        waiting.attempts, 0,
+        "a channel that saw no 429 waits out the workspace's pause: {waiting:?}"
+    );
+    assert_eq!(
+        app.double.state().rate_limited(),
+        2,
+        "no post into the pause"
+    );
+    assert_eq!(app.double.state().posted().len(), 2);
+    app.stop().await;
+}

@@ -2,7 +2,7 @@ use std::time::{Duration, Instant};
 
 use connector_adapters_slack::{HttpSlackApi, SlackSettings};
 use connector_domain::{BotToken, ChannelId};
-use connector_ports::{OutgoingMessage, SlackApi, SlackError};
+use connector_ports::{OutgoingMessage, PostLookup, PostMetadata, SlackApi, SlackError};
 use slack_double::{Channel, Fault, SlackDouble};
 
 const TOKEN: &str = "xoxb-1111-2222-integration";
@@ -220,6 +220,7 @@ async fn posting_lands_in_the_channel_with_the_token() {
                 blocks_json: None,
                 unfurl_links: None,
                 unfurl_media: None,
+                metadata: None,
             },
         )
         .await
@@ -242,6 +243,7 @@ async fn posting_lands_in_the_channel_with_the_token() {
                 blocks_json: None,
                 unfurl_links: None,
                 unfurl_media: None,
+                metadata: None,
             },
         )
         .await
@@ -279,6 +281,7 @@ async fn thread_replies_and_blocks_reach_slack() {
                 ),
                 unfurl_links: None,
                 unfurl_media: None,
+                metadata: None,
             },
         )
         .await
@@ -293,6 +296,7 @@ async fn thread_replies_and_blocks_reach_slack() {
             blocks_json: None,
             unfurl_links: None,
             unfurl_media: None,
+            metadata: None,
         },
     )
     .await
@@ -469,6 +473,7 @@ async fn a_post_left_unanswered_is_outcome_unknown_and_not_repeated() {
                 blocks_json: None,
                 unfurl_links: None,
                 unfurl_media: None,
+                metadata: None,
             },
         )
         .await
@@ -523,6 +528,7 @@ async fn a_post_answered_2xx_but_unreadable_is_outcome_unknown() {
                 blocks_json: None,
                 unfurl_links: None,
                 unfurl_media: None,
+                metadata: None,
             },
         )
         .await
@@ -530,4 +536,125 @@ async fn a_post_answered_2xx_but_unreadable_is_outcome_unknown() {
     assert!(matches!(err, SlackError::OutcomeUnknown(_)), "{err:?}");
     let err = api.auth_test(&token).await.unwrap_err();
     assert!(matches!(err, SlackError::Unknown(_)), "{err:?}");
+}
+
+fn marked(channel: &str, text: &str, id: &str, thread_ts: Option<String>) -> OutgoingMessage {
+    OutgoingMessage {
+        channel: ChannelId::new(channel),
+        text: text.into(),
+        thread_ts,
+        reply_broadcast: false,
+        blocks_json: None,
+        unfurl_links: None,
+        unfurl_media: None,
+        metadata: Some(PostMetadata {
+            event_type: "slack_connector_message".into(),
+            payload: vec![("message_id".into(), id.into())],
+        }),
+    }
+}
+
+fn lookup(
+    channel: &str,
+    id: &str,
+    thread_ts: Option<String>,
+    since: chrono::DateTime<chrono::Utc>,
+) -> PostLookup {
+    PostLookup {
+        channel: ChannelId::new(channel),
+        thread_ts,
+        oldest: since,
+        event_type: "slack_connector_message".into(),
+        key: "message_id".into(),
+        value: id.into(),
+    }
+}
+
+#[tokio::test]
+async fn a_post_is_found_in_history_by_its_metadata_across_pages_and_in_threads() {
+    let (double, api, token) = setup(0).await;
+    let since = chrono::Utc::now() - chrono::Duration::seconds(5);
+    let wanted = api
+        .post_message(&token, &marked("C0ALERTS01", "the one", "m-wanted", None))
+        .await
+        .unwrap();
+    // 450 later posts: the wanted one is on the third page of 200, newest first.
+    for i in 0..450 {
+        api.post_message(
+            &token,
+            &marked("C0ALERTS01", "noise", &format!("m-{i}"), None),
+        )
+        .await
+        .unwrap();
+    }
+    let found = api
+        .find_post(&token, &lookup("C0ALERTS01", "m-wanted", None, since))
+        .await
+        .unwrap();
+    assert_eq!(found.map(|p| p.ts), Some(wanted.ts.clone()));
+    assert_eq!(double.state().calls("conversations.history"), 3);
+
+    // Searched to the end and absent.
+    let absent = api
+        .find_post(&token, &lookup("C0ALERTS01", "m-never", None, since))
+        .await
+        .unwrap();
+    assert_eq!(absent, None);
+    // Older than `oldest`: not searched.
+    let later = chrono::Utc::now() + chrono::Duration::seconds(60);
+    let none = api
+        .find_post(&token, &lookup("C0ALERTS01", "m-wanted", None, later))
+        .await
+        .unwrap();
+    assert_eq!(none, None);
+
+    // A reply is looked for in its thread (conversations.replies), not in the channel.
+    let reply = api
+        .post_message(
+            &token,
+            &marked("C0ALERTS01", "reply", "m-reply", Some(wanted.ts.clone())),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        api.find_post(&token, &lookup("C0ALERTS01", "m-reply", None, since))
+            .await
+            .unwrap(),
+        None,
+        "a reply is not in the channel's history"
+    );
+    let in_thread = api
+        .find_post(
+            &token,
+            &lookup("C0ALERTS01", "m-reply", Some(wanted.ts), since),
+        )
+        .await
+        .unwrap();
+    assert_eq!(in_thread.map(|p| p.ts), Some(reply.ts));
+}
+
+#[tokio::test]
+async fn history_that_cannot_be_read_says_why() {
+    let (double, api, token) = setup(0).await;
+    let since = chrono::Utc::now();
+    let outside = api
+        .find_post(&token, &lookup("C0NOTMEMBR", "m-1", None, since))
+        .await
+        .unwrap_err();
+    assert!(matches!(outside, SlackError::NotInChannel), "{outside:?}");
+    double.state().inject(
+        "conversations.history",
+        Fault::SlackError {
+            code: "missing_scope".into(),
+        },
+        1,
+    );
+    let scope = api
+        .find_post(&token, &lookup("C0ALERTS01", "m-1", None, since))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(scope, SlackError::MissingScope { .. }),
+        "{scope:?}"
+    );
 }

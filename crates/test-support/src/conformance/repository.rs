@@ -1720,40 +1720,103 @@ where
         other => panic!("{other:?}"),
     }
 
-    // A lease that passed mid-post: unknown, never given out again.
+    // A lease that passed mid-post: queued again, its landing to be checked from the time
+    // that attempt began, never cancelled.
     let held = repo.claim("c", &fast, Duration::ZERO, 10).await.unwrap();
     assert_eq!(
         held.iter().map(|r| r.id).collect::<Vec<_>>(),
         vec![first.id]
     );
+    let attempted = held[0]
+        .attempted_at
+        .expect("a claim records when its attempt began");
+    assert_eq!(held[0].unconfirmed_since, None);
     tokio::time::sleep(Duration::from_millis(20)).await;
     let lost = repo.take_over_expired("replica stopped", 10).await.unwrap();
     assert_eq!(
         lost.iter().map(|r| r.id).collect::<Vec<_>>(),
         vec![first.id]
     );
-    assert_eq!(lost[0].status, MessageStatus::Unknown);
+    assert_eq!(lost[0].status, MessageStatus::Queued);
+    assert_eq!(lost[0].unconfirmed_since, Some(attempted));
+    assert_eq!(lost[0].last_error.as_deref(), Some("replica stopped"));
     assert!(!repo.finish(first.id, "c", &sent).await.unwrap(), "fenced");
+    assert!(matches!(
+        repo.cancel(&acme, first.id).await.unwrap(),
+        Cancelled::TooLate(r) if r.status == MessageStatus::Queued && r.unconfirmed_since.is_some()
+    ));
+    // Claimed again, still its channel's head; an answer lost again keeps the first doubt.
+    let again = repo
+        .claim("d", &fast, Duration::from_secs(30), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        again.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![first.id]
+    );
+    assert_eq!(again[0].unconfirmed_since, Some(attempted));
+    assert!(again[0].attempted_at.is_some_and(|t| t >= attempted));
+    let check_at = chrono::Utc::now() + chrono::Duration::seconds(600);
+    let answer_lost = AttemptOutcome::Unconfirmed {
+        error: "slack_answer_lost".into(),
+        check_at,
+    };
+    assert!(repo.finish(first.id, "d", &answer_lost,).await.unwrap());
+    let doubted = repo.get(&acme, first.id).await.unwrap().unwrap();
+    assert_eq!(doubted.status, MessageStatus::Queued);
+    assert_eq!(doubted.unconfirmed_since, Some(attempted));
+    assert_eq!(doubted.last_error.as_deref(), Some("slack_answer_lost"));
+    assert!(
+        (doubted.next_attempt_at - check_at)
+            .num_milliseconds()
+            .abs()
+            < 2
+    );
+    assert!(
+        repo.claim("d", &fast, Duration::from_secs(30), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "not due before its check"
+    );
 
-    // Past its deadline: failed with the last error (or deadline_exceeded).
+    // Past its deadline: failed with the last error (or deadline_exceeded); one that may have
+    // been posted already is unknown.
+    let mut unsure = queued("acme", c, "T1", "C5", None);
+    unsure.deadline = chrono::Utc::now() + chrono::Duration::milliseconds(300);
+    let unsure_id = unsure.id;
+    repo.enqueue(&unsure).await.unwrap();
+    let claimed = repo
+        .claim("d", &fast, Duration::from_secs(30), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        claimed.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![unsure_id]
+    );
+    assert!(repo.finish(unsure_id, "d", &answer_lost,).await.unwrap());
     let mut late = queued("acme", c, "T1", "C4", None);
     late.deadline = chrono::Utc::now() - chrono::Duration::seconds(1);
     let late_id = late.id;
     repo.enqueue(&late).await.unwrap();
-    let expired = repo.expire(10).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let mut expired = repo.expire(10).await.unwrap();
+    expired.sort_by_key(|r| r.status != MessageStatus::Failed);
     assert_eq!(
         expired.iter().map(|r| r.id).collect::<Vec<_>>(),
-        vec![late_id]
+        vec![late_id, unsure_id]
     );
     assert_eq!(expired[0].status, MessageStatus::Failed);
     assert_eq!(expired[0].last_error.as_deref(), Some("deadline_exceeded"));
+    assert_eq!(expired[1].status, MessageStatus::Unknown);
+    assert_eq!(expired[1].last_error.as_deref(), Some("slack_answer_lost"));
 
     // Lists: newest first, by status, paged.
     let all = repo
         .list(&acme, &MessageFilter::default(), None, 100)
         .await
         .unwrap();
-    assert_eq!(all.len(), 6);
+    assert_eq!(all.len(), 7);
     assert!(all.windows(2).all(|w| w[0].created_at >= w[1].created_at));
     let page = repo
         .list(&acme, &MessageFilter::default(), None, 2)
@@ -1794,17 +1857,30 @@ where
     let counts = repo.count_by_status().await.unwrap();
     let count = |s| counts.iter().find(|(k, _)| *k == s).map_or(0, |(_, n)| *n);
     assert_eq!(count(MessageStatus::Sent), 1);
-    assert_eq!(count(MessageStatus::Queued), 1);
+    assert_eq!(count(MessageStatus::Queued), 2);
     assert_eq!(count(MessageStatus::Sending), 1);
 
-    // A connector gone: its queued messages fail with the reason.
-    let failed = repo.fail_connector(c, "connector_deleted").await.unwrap();
-    assert_eq!(failed.iter().map(|r| r.id).collect::<Vec<_>>(), vec![c1[1]]);
+    // A connector gone: its queued messages fail with the reason; the one that may have been
+    // posted is unknown.
+    let mut ended = repo.fail_connector(c, "connector_deleted").await.unwrap();
+    ended.sort_by_key(|r| r.status != MessageStatus::Failed);
+    assert_eq!(
+        ended.iter().map(|r| (r.id, r.status)).collect::<Vec<_>>(),
+        vec![
+            (c1[1], MessageStatus::Failed),
+            (first.id, MessageStatus::Unknown)
+        ]
+    );
+    assert!(
+        ended
+            .iter()
+            .all(|r| r.last_error.as_deref() == Some("connector_deleted"))
+    );
     assert_eq!(
         repo.purge_finished(chrono::Utc::now() + chrono::Duration::seconds(1))
             .await
             .unwrap(),
-        5,
+        6,
         "everything but the one still sending"
     );
 }
@@ -1981,6 +2057,73 @@ where
             .iter()
             .any(|s| matches!(s, PauseScope::Workspace { team_id } if team_id == "T-quiet")),
         "a workspace nothing was spent from is not in use"
+    );
+}
+
+/// Conformance case: a 429 pauses its channel; a 429 in a second channel of the workspace
+/// while the first is paused pauses the whole workspace (Slack does not say which limit a 429
+/// concerns); concurrent 429s see each other; other workspaces go on.
+pub async fn a_429_in_two_channels_at_once_pauses_the_workspace<R>(repo: &R)
+where
+    R: connector_ports::Outbox + Clone + 'static,
+{
+    use connector_domain::Rate;
+    use connector_ports::PauseScope;
+    let fast = pace(Rate::per_second(10_000.0, 10_000).unwrap());
+    let channel = |team: &str, c: &str| PauseScope::Channel {
+        team_id: team.into(),
+        channel_id: ChannelId::new(c),
+    };
+    let minute = Duration::from_secs(60);
+    assert_eq!(
+        repo.pause(&channel("T7", "C1"), minute).await.unwrap(),
+        channel("T7", "C1"),
+        "one channel's 429 is the channel's"
+    );
+    // A channel of another workspace whose ID starts alike is not a sibling.
+    repo.pause(&channel("T77", "C1"), minute).await.unwrap();
+    assert_eq!(
+        repo.spend("T7", &ChannelId::new("C2"), &fast)
+            .await
+            .unwrap(),
+        None,
+        "the workspace's other channels go on"
+    );
+    assert_eq!(
+        repo.pause(&channel("T7", "C2"), minute).await.unwrap(),
+        PauseScope::Workspace {
+            team_id: "T7".into()
+        },
+        "a second channel's 429 meanwhile is the workspace's"
+    );
+    assert!(
+        repo.spend("T7", &ChannelId::new("C3"), &fast)
+            .await
+            .unwrap()
+            .is_some_and(|w| w > Duration::from_secs(50)),
+        "every channel of the workspace waits"
+    );
+    assert_eq!(
+        repo.spend("T8", &ChannelId::new("C3"), &fast)
+            .await
+            .unwrap(),
+        None,
+        "another workspace does not"
+    );
+    // Two channels' first 429s at the same moment: whichever is recorded second widens.
+    let (a, b) = (repo.clone(), repo.clone());
+    let first = tokio::spawn(async move { a.pause(&channel("T6", "C1"), minute).await.unwrap() });
+    let second = tokio::spawn(async move {
+        b.pause(&channel("T6", "C2"), Duration::from_secs(60))
+            .await
+            .unwrap()
+    });
+    let paused = [first.await.unwrap(), second.await.unwrap()];
+    assert!(
+        paused.contains(&PauseScope::Workspace {
+            team_id: "T6".into()
+        }),
+        "{paused:?}"
     );
 }
 

@@ -813,6 +813,13 @@ impl connector_ports::SlackApi for SilentSlack {
     ) -> Result<connector_ports::PostedMessage, SlackError> {
         Err(SlackError::Unavailable("not used by this test".into()))
     }
+    async fn find_post(
+        &self,
+        _: &connector_domain::BotToken,
+        _: &connector_ports::PostLookup,
+    ) -> Result<Option<connector_ports::PostedMessage>, SlackError> {
+        Err(SlackError::Unavailable("not used by this test".into()))
+    }
     async fn schedule_message(
         &self,
         _: &connector_domain::BotToken,

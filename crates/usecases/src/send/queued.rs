@@ -1,7 +1,9 @@
 //! Queued delivery (`DELIVERY_QUEUED`): a send validated at once and stored in the outbox,
 //! then posted by the [`DeliveryWorker`] of any replica, in order per channel, paced by the
 //! budgets every replica shares, retried on 429s, 5xx and refused connections until its
-//! deadline, and never posted twice (a post whose answer was lost is `UNKNOWN`).
+//! deadline, and never posted twice: each post carries its message ID in Slack's message
+//! metadata, and a post whose answer was lost (or whose replica stopped mid-post) is looked for
+//! in the channel's history before it is posted again; `UNKNOWN` when that cannot be told.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -37,7 +39,7 @@ pub struct DeliverySettings {
     /// (`CONNECTOR__DELIVERY__DEADLINE_SECONDS`).
     pub deadline: Duration,
     /// How long a worker holds a message it is posting; past it, another replica takes the
-    /// message over as `UNKNOWN`.
+    /// message over and checks whether it landed.
     pub lease: Duration,
     /// Posts one replica has in flight at most.
     pub max_in_flight: usize,
@@ -411,8 +413,11 @@ impl MessageSender {
             channel_id: channel.clone(),
         };
         let wait = retry_after.unwrap_or(Duration::from_secs(1));
-        if let Err(e) = queue.outbox.pause(&scope, wait).await {
-            tracing::warn!(error = %e, "could not record Slack's pause for queued deliveries");
+        match queue.outbox.pause(&scope, wait).await {
+            Ok(paused) => throttled(&paused),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not record Slack's pause for queued deliveries");
+            }
         }
     }
 
@@ -604,6 +609,14 @@ impl MessageSender {
                     .await;
                 Ok(record)
             }
+            Cancelled::TooLate(record) if record.unconfirmed_since.is_some() => {
+                Err(ConnectorError::FailedPrecondition {
+                    field: Some("message_id"),
+                    reason: format!(
+                        "message {id} may already have been posted (Slack's answer to an earlier attempt was lost; its landing is being checked) and can no longer be cancelled"
+                    ),
+                })
+            }
             Cancelled::TooLate(record) => Err(ConnectorError::FailedPrecondition {
                 field: Some("message_id"),
                 reason: format!(
@@ -713,7 +726,7 @@ const RETRY_FIRST: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(60);
 
 /// What an expired lease's message is marked with.
-const LEASE_LOST: &str = "replica_stopped_mid_post: the replica posting it stopped before Slack answered; it may have been posted, so it is not posted again";
+const LEASE_LOST: &str = "replica_stopped_mid_post: the replica posting it stopped before Slack answered; it may have been posted, so the channel's history is checked before it is posted again";
 
 impl DeliveryWorker {
     /// Runs until `stop` resolves; then waits (at most the lease) for the posts in flight.
@@ -830,8 +843,7 @@ impl DeliveryWorker {
             Ok(lost) => {
                 for m in &lost {
                     tracing::warn!(message_id = %m.id, connector_id = %m.connector_id,
-                        "a queued message's replica stopped mid-post; marked UNKNOWN");
-                    observe_final(m.status, m.created_at, self.sender.ports.clock.utc());
+                        "a queued message's replica stopped mid-post; checking whether it landed before posting it again");
                 }
                 self.queue
                     .announce(&lost, self.sender.ports.clock.utc())
@@ -867,12 +879,14 @@ impl DeliveryWorker {
                 AttemptOutcome::Retry { .. } => "retry",
                 AttemptOutcome::Failed { .. } => "failed",
                 AttemptOutcome::Unknown { .. } => "unknown",
+                AttemptOutcome::Unconfirmed { .. } => "unconfirmed",
             };
             metrics::counter!("connector_delivery_attempts_total", "outcome" => label).increment(1);
             match queue.outbox.finish(message.id, &owner, &outcome).await {
                 Ok(true) => {
                     let now = sender.ports.clock.utc();
                     let mut after = message.clone();
+                    after.unconfirmed_since = None;
                     match &outcome {
                         AttemptOutcome::Sent { ts } => {
                             after.status = MessageStatus::Sent;
@@ -890,6 +904,13 @@ impl DeliveryWorker {
                             after.status = MessageStatus::Queued;
                             after.last_error = Some(error.clone());
                             after.next_attempt_at = *retry_at;
+                        }
+                        AttemptOutcome::Unconfirmed { error, check_at } => {
+                            after.status = MessageStatus::Queued;
+                            after.last_error = Some(error.clone());
+                            after.next_attempt_at = *check_at;
+                            after.unconfirmed_since =
+                                message.unconfirmed_since.or(message.attempted_at);
                         }
                     }
                     if after.status.is_final() {
@@ -921,11 +942,126 @@ fn observe_final(status: MessageStatus, created_at: DateTime<Utc>, now: DateTime
     }
 }
 
-/// One attempt to post `message`: what became of it.
+/// The metadata `event_type` of every queued post, its payload naming the message.
+const LANDING_EVENT_TYPE: &str = "slack_connector_message";
+/// The payload field of [`LANDING_EVENT_TYPE`] that holds the message ID.
+const LANDING_KEY: &str = "message_id";
+/// How long after a lost answer the channel's history is searched: long enough for a request
+/// still on its way to have reached Slack or been dropped.
+const LANDING_CHECK_AFTER: Duration = Duration::from_secs(10);
+/// How far before the doubtful attempt the search starts (clocks of this host and Slack's).
+const LANDING_CLOCK_SKEW: Duration = Duration::from_secs(60);
+
+/// What the channel's history said of a post that may have landed.
+enum Landing {
+    /// It did: there.
+    Landed(connector_ports::PostedMessage),
+    /// Every message since the doubtful attempt was searched: it did not.
+    Absent,
+    /// It could not be told now; what to do instead.
+    Undecided(AttemptOutcome),
+}
+
+/// One attempt to post `message`: what became of it. A message that may have been posted
+/// already keeps that doubt until the channel's history settles it: whatever the attempt
+/// did before, a retry is a later landing check, a failure `Unknown`.
 async fn attempt(
     sender: &MessageSender,
     queue: &Queue,
     message: &OutboundRecord,
+) -> AttemptOutcome {
+    let mut doubt = message.unconfirmed_since.is_some();
+    let outcome = attempt_settling(sender, queue, message, &mut doubt).await;
+    if !doubt {
+        return outcome;
+    }
+    match outcome {
+        AttemptOutcome::Retry { error, retry_at } => AttemptOutcome::Unconfirmed {
+            error,
+            check_at: retry_at,
+        },
+        AttemptOutcome::Failed { error } => AttemptOutcome::Unknown {
+            error: format!("{error}; an earlier attempt may have posted it"),
+        },
+        other => other,
+    }
+}
+
+/// A post whose answer was lost: searched for in the channel's history a little later, unless
+/// that is past the deadline.
+fn unconfirmed(message: &OutboundRecord, now: DateTime<Utc>, error: String) -> AttemptOutcome {
+    let check_at = now + to_chrono(LANDING_CHECK_AFTER);
+    if check_at > message.deadline {
+        AttemptOutcome::Unknown { error }
+    } else {
+        AttemptOutcome::Unconfirmed { error, check_at }
+    }
+}
+
+/// Searches the channel's history (or the thread's) for `message`, posted with its ID in its
+/// metadata since `since`.
+async fn check_landing(
+    sender: &MessageSender,
+    connector: &Connector,
+    message: &OutboundRecord,
+    thread_ts: Option<String>,
+    since: DateTime<Utc>,
+) -> Landing {
+    let now = sender.ports.clock.utc();
+    let lookup = connector_ports::PostLookup {
+        channel: message.channel_id.clone(),
+        thread_ts,
+        oldest: since - to_chrono(LANDING_CLOCK_SKEW),
+        event_type: LANDING_EVENT_TYPE.into(),
+        key: LANDING_KEY.into(),
+        value: message.id.to_string(),
+    };
+    let slack = sender.ports.slack.clone();
+    let found = sender
+        .with_token(connector, None, |token| {
+            let (slack, lookup) = (slack.clone(), &lookup);
+            async move { slack.find_post(&token, lookup).await }
+        })
+        .await;
+    let earlier = message.last_error.as_deref().unwrap_or("slack_answer_lost");
+    let (result, landing) = match found {
+        Ok(Ok(Some(posted))) => ("landed", Landing::Landed(posted)),
+        Ok(Ok(None)) => ("absent", Landing::Absent),
+        // Worth looking again later.
+        Ok(Err(SlackError::RateLimited { retry_after })) => (
+            "undecided",
+            Landing::Undecided(retry_at(
+                message,
+                now + to_chrono(retry_after.unwrap_or(Duration::from_secs(1))),
+                earlier.to_owned(),
+            )),
+        ),
+        Ok(Err(SlackError::Unavailable(_) | SlackError::OutcomeUnknown(_))) | Err(_) => (
+            "undecided",
+            Landing::Undecided(retry(message, now, earlier.to_owned())),
+        ),
+        // The history cannot be read (no `channels:history` scope, say): it never will be.
+        Ok(Err(e)) => (
+            "undecided",
+            Landing::Undecided(AttemptOutcome::Unknown {
+                error: format!(
+                    "{earlier}; whether it landed could not be checked: {}",
+                    slack_code(&e)
+                ),
+            }),
+        ),
+    };
+    metrics::counter!("connector_delivery_landing_checks_total", "result" => result).increment(1);
+    landing
+}
+
+/// [`attempt`], clearing `doubt` once the channel's history says an earlier attempt did not
+/// post the message.
+async fn attempt_settling(
+    sender: &MessageSender,
+    queue: &Queue,
+    message: &OutboundRecord,
+    doubt: &mut bool,
 ) -> AttemptOutcome {
     let now = sender.ports.clock.utc();
     let connector = match sender
@@ -963,7 +1099,33 @@ async fn attempt(
         blocks_json: body.blocks_json,
         unfurl_links: body.unfurl_links,
         unfurl_media: body.unfurl_media,
+        metadata: Some(connector_ports::PostMetadata {
+            event_type: LANDING_EVENT_TYPE.into(),
+            payload: vec![(LANDING_KEY.into(), message.id.to_string())],
+        }),
     };
+    if let Some(since) = message.unconfirmed_since {
+        match check_landing(
+            sender,
+            &connector,
+            message,
+            outgoing.thread_ts.clone(),
+            since,
+        )
+        .await
+        {
+            Landing::Landed(posted) => {
+                tracing::info!(message_id = %message.id, ts = %posted.ts,
+                    "a queued message whose answer was lost had landed; marked SENT");
+                sender
+                    .remember_posted(&connector, &posted_record(&posted))
+                    .await;
+                return AttemptOutcome::Sent { ts: posted.ts };
+            }
+            Landing::Absent => *doubt = false,
+            Landing::Undecided(outcome) => return outcome,
+        }
+    }
     let slack = sender.ports.slack.clone();
     let posted = sender
         .with_token(&connector, None, |token| {
@@ -984,30 +1146,23 @@ async fn attempt(
     match answer {
         Ok(posted) => {
             sender
-                .remember_posted(
-                    &connector,
-                    &crate::sent::SentMessage {
-                        channel: posted.channel.clone(),
-                        ts: posted.ts.clone(),
-                        continuation_ts: Vec::new(),
-                        file_ids: Vec::new(),
-                        scheduled_message_id: None,
-                        message_id: None,
-                    },
-                )
+                .remember_posted(&connector, &posted_record(&posted))
                 .await;
             AttemptOutcome::Sent { ts: posted.ts }
         }
         Err(SlackError::RateLimited { retry_after }) => {
             let wait = retry_after.unwrap_or(Duration::from_secs(1));
-            metrics::counter!("connector_delivery_throttled_total", "scope" => "channel")
-                .increment(1);
             let scope = PauseScope::Channel {
                 team_id: message.team_id.clone(),
                 channel_id: message.channel_id.clone(),
             };
-            if let Err(e) = queue.outbox.pause(&scope, wait).await {
-                tracing::warn!(error = %e, "could not record Slack's pause for other replicas");
+            match queue.outbox.pause(&scope, wait).await {
+                Ok(paused) => throttled(&paused),
+                Err(e) => {
+                    metrics::counter!("connector_delivery_throttled_total", "scope" => "channel")
+                        .increment(1);
+                    tracing::warn!(error = %e, "could not record Slack's pause for other replicas");
+                }
             }
             retry_at(message, now + to_chrono(wait), "ratelimited".into())
         }
@@ -1015,15 +1170,39 @@ async fn attempt(
             tracing::debug!(message_id = %message.id, %detail, "Slack unavailable; will retry");
             retry(message, now, "slack_unavailable".into())
         }
-        Err(SlackError::OutcomeUnknown(detail)) => AttemptOutcome::Unknown {
-            error: format!("slack_answer_lost: {detail}"),
-        },
-        Err(SlackError::Unknown(e)) => AttemptOutcome::Unknown {
-            error: format!("slack_answer_unreadable: {e}"),
-        },
+        Err(SlackError::OutcomeUnknown(detail)) => {
+            unconfirmed(message, now, format!("slack_answer_lost: {detail}"))
+        }
+        Err(SlackError::Unknown(e)) => {
+            unconfirmed(message, now, format!("slack_answer_unreadable: {e}"))
+        }
         Err(e) => AttemptOutcome::Failed {
             error: slack_code(&e),
         },
+    }
+}
+
+/// Counts a 429 by the scope it paused (`connector_delivery_throttled_total`).
+fn throttled(paused: &PauseScope) {
+    let scope = match paused {
+        PauseScope::Channel { .. } => "channel",
+        PauseScope::Workspace { team_id } => {
+            tracing::info!(%team_id, "429s in two channels of a workspace at once: the whole workspace is paused");
+            "workspace"
+        }
+    };
+    metrics::counter!("connector_delivery_throttled_total", "scope" => scope).increment(1);
+}
+
+/// What the sent-message store keeps of a queued post that landed.
+fn posted_record(posted: &connector_ports::PostedMessage) -> SentMessage {
+    SentMessage {
+        channel: posted.channel.clone(),
+        ts: posted.ts.clone(),
+        continuation_ts: Vec::new(),
+        file_ids: Vec::new(),
+        scheduled_message_id: None,
+        message_id: None,
     }
 }
 
@@ -1154,6 +1333,8 @@ mod tests {
             deadline: now + chrono::Duration::seconds(deadline_in),
             finished_at: None,
             delivery: Delivery::Queued,
+            attempted_at: Some(now),
+            unconfirmed_since: None,
         }
     }
 
