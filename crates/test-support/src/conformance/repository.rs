@@ -1476,6 +1476,19 @@ where
         vec![("acme".into(), 1), ("acme".into(), 2), ("globex".into(), 1)],
         "one row per connector, cursors per tenant"
     );
+    // A batch larger than one statement holds (PostgreSQL writes 500 rows a statement):
+    // every event stored, cursors without a gap, read back in order.
+    let initech = tenant("initech");
+    let i = ConnectorId::new_v7();
+    let many: Vec<_> = (0..1_201)
+        .map(|n| inbound("initech", i, "message", &format!("EvMany{n}")))
+        .collect();
+    let stored = repo.append_events(&many).await.unwrap();
+    assert_eq!(
+        stored.iter().map(|e| e.cursor).collect::<Vec<_>>(),
+        (1..=1_201).collect::<Vec<i64>>()
+    );
+    assert_eq!(repo.cursor_bounds(&initech).await.unwrap().last, 1_201);
     // A redelivery is stored once, also twice in one batch; it takes no cursor.
     assert!(
         repo.append_events(&[inbound("acme", a, "message", "Ev1")])
@@ -1575,7 +1588,7 @@ where
         repo.purge_events_before(chrono::Utc::now() + chrono::Duration::seconds(1))
             .await
             .unwrap(),
-        13
+        13 + 1_201
     );
     let bounds = repo.cursor_bounds(&acme).await.unwrap();
     assert_eq!((bounds.oldest_kept, bounds.last), (None, 12));
