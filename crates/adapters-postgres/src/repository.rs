@@ -49,29 +49,6 @@ impl PgConnectorRepository {
         .bind::<BigInt, _>(i64::from(limit))
     }
 
-    /// Writes inbound events, many rows a statement (each statement within PostgreSQL's
-    /// 65,535 bound parameters): one round trip for a whole group commit's batch.
-    async fn insert_events(
-        conn: &mut AsyncPgConnection,
-        fresh: &[(i64, &connector_ports::NewInboundEvent)],
-    ) -> diesel::QueryResult<()> {
-        use connector_adapters_sql::schema::inbound_events::dsl as e;
-        use diesel_async::RunQueryDsl as _;
-        for chunk in fresh.chunks(connector_adapters_sql::event_log::INSERT_CHUNK) {
-            let rows: Vec<_> = chunk
-                .iter()
-                .map(|(cursor, event)| {
-                    connector_adapters_sql::inbound_event_values!(*cursor, event)
-                })
-                .collect();
-            diesel::insert_into(e::inbound_events)
-                .values(rows)
-                .execute(conn)
-                .await?;
-        }
-        Ok(())
-    }
-
     /// The outbox's claim: leases the oldest open message of each channel that is due and
     /// whose channel and workspace budgets allow a post; rows another replica holds are
     /// skipped, so concurrent claims take different channels. The channels with open

@@ -54,46 +54,13 @@ impl TryFrom<EventRow> for InboundEvent {
     }
 }
 
-/// Events one `INSERT` writes at most: 14 parameters each, far below PostgreSQL's 65,535 bound
-/// parameters a statement.
-pub const INSERT_CHUNK: usize = 500;
-
-/// The `inbound_events` row of `event` at `cursor`, as the values of an `INSERT` (for the
-/// backends' `insert_events`).
-#[macro_export]
-macro_rules! inbound_event_values {
-    ($cursor:expr, $event:expr) => {{
-        use $crate::__private::*;
-        use $crate::schema::inbound_events::dsl as e;
-        let event: &$crate::__private::ports::NewInboundEvent = $event;
-        (
-            e::tenant_id.eq(event.tenant_id.as_str()),
-            e::cursor.eq($cursor),
-            e::connector_id.eq(DbId::from(event.connector_id)),
-            e::event_type.eq(event.event_type.as_str()),
-            e::event_id.eq(event.event_id.as_str()),
-            e::team_id.eq(event.team_id.as_str()),
-            e::channel_id.eq(event.channel_id.as_deref()),
-            e::user_id.eq(event.user_id.as_deref()),
-            e::ts.eq(event.ts.as_deref()),
-            e::thread_ts.eq(event.thread_ts.as_deref()),
-            e::text.eq(event.text.as_deref()),
-            e::from_own_bot.eq(event.from_own_bot),
-            e::payload_json.eq(event.payload_json.as_str()),
-            e::received_at.eq(DbTime(event.received_at)),
-        )
-    }};
-}
-
 /// The rows `rows` hold, as events.
 pub fn events(rows: Vec<EventRow>) -> Result<Vec<InboundEvent>, RepositoryError> {
     rows.into_iter().map(InboundEvent::try_from).collect()
 }
 
 /// Implements [`EventLog`](connector_ports::EventLog) for `$repo`, whose field `$pool` is a
-/// [`SqlPool`](crate::SqlPool). `$repo` provides `async fn insert_events(conn, &[(i64,
-/// &NewInboundEvent)]) -> QueryResult<()>`, writing the rows ([`inbound_event_values!`]) the
-/// backend's fastest way.
+/// [`SqlPool`](crate::SqlPool).
 #[macro_export]
 macro_rules! event_log {
     ($repo:ident . $pool:ident) => {
@@ -171,8 +138,29 @@ macro_rules! event_log {
                                 if fresh.is_empty() {
                                     return Ok(Vec::new());
                                 }
-                                // The backend's own way: many rows a statement where it can.
-                                <$repo>::insert_events(conn, &fresh).await?;
+                                // Row by row (SQLite takes no multi-row insert of these): one
+                                // transaction and one commit all the same.
+                                for (cursor, event) in &fresh {
+                                    diesel::insert_into(e::inbound_events)
+                                        .values((
+                                            e::tenant_id.eq(event.tenant_id.as_str()),
+                                            e::cursor.eq(*cursor),
+                                            e::connector_id.eq(DbId::from(event.connector_id)),
+                                            e::event_type.eq(&event.event_type),
+                                            e::event_id.eq(&event.event_id),
+                                            e::team_id.eq(&event.team_id),
+                                            e::channel_id.eq(event.channel_id.as_deref()),
+                                            e::user_id.eq(event.user_id.as_deref()),
+                                            e::ts.eq(event.ts.as_deref()),
+                                            e::thread_ts.eq(event.thread_ts.as_deref()),
+                                            e::text.eq(event.text.as_deref()),
+                                            e::from_own_bot.eq(event.from_own_bot),
+                                            e::payload_json.eq(&event.payload_json),
+                                            e::received_at.eq(DbTime(event.received_at)),
+                                        ))
+                                        .execute(conn)
+                                        .await?;
+                                }
                                 diesel::update(c::event_cursors.filter(c::tenant_id.eq(tenant)))
                                     .set(c::last_cursor.eq(last + fresh.len() as i64))
                                     .execute(conn)

@@ -84,26 +84,6 @@ impl SqliteConnectorRepository {
         .bind::<BigInt, _>(i64::from(limit))
     }
 
-    /// Writes inbound events row by row (SQLite takes no multi-row insert of these through
-    /// diesel); in the caller's one transaction, so one commit all the same, and each row a
-    /// call into the library, not a round trip.
-    async fn insert_events(
-        conn: &mut Conn,
-        fresh: &[(i64, &connector_ports::NewInboundEvent)],
-    ) -> diesel::QueryResult<()> {
-        use connector_adapters_sql::schema::inbound_events::dsl as e;
-        use diesel_async::RunQueryDsl as _;
-        for (cursor, event) in fresh {
-            diesel::insert_into(e::inbound_events)
-                .values(connector_adapters_sql::inbound_event_values!(
-                    *cursor, event
-                ))
-                .execute(conn)
-                .await?;
-        }
-        Ok(())
-    }
-
     /// The outbox's claim: leases the oldest open message of each channel that is due and
     /// whose channel and workspace budgets allow a post; one statement, one writer at a time.
     /// The channels with open messages are found by seeking through the open index one
