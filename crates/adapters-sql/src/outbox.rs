@@ -554,8 +554,12 @@ macro_rules! outbox {
                             diesel::update(target).set((
                                 unleased,
                                 // Searched from the first attempt that may have posted it.
-                                o::unconfirmed_since
-                                    .eq(coalesce(o::unconfirmed_since, o::attempted_at)),
+                                o::unconfirmed_since.eq(coalesce(
+                                    o::unconfirmed_since,
+                                    // A row claimed before attempted_at was recorded:
+                                    // searched from when it was queued.
+                                    coalesce(o::attempted_at, o::created_at.nullable()),
+                                )),
                                 o::status.eq(QUEUED),
                                 o::last_error.eq(error),
                                 o::next_attempt_at.eq(DbTime(*check_at)),
@@ -722,8 +726,12 @@ macro_rules! outbox {
                             )
                             .set((
                                 o::status.eq(QUEUED),
-                                o::unconfirmed_since
-                                    .eq(coalesce(o::unconfirmed_since, o::attempted_at)),
+                                o::unconfirmed_since.eq(coalesce(
+                                    o::unconfirmed_since,
+                                    // A row claimed before attempted_at was recorded:
+                                    // searched from when it was queued.
+                                    coalesce(o::attempted_at, o::created_at.nullable()),
+                                )),
                                 o::next_attempt_at.eq(DbNow::now()),
                                 o::last_error.eq(error),
                                 o::lease_owner.eq(None::<String>),
