@@ -105,6 +105,44 @@ struct Counts {
     sent: i64,
 }
 
+/// Where a channel's time goes between two posts, from the outbox's own times (the database's
+/// clock): each claim's `attempted_at`, each outcome's `finished_at`; the first and last 5 s
+/// left out.
+#[derive(diesel::QueryableByName)]
+struct Cycle {
+    #[diesel(sql_type = diesel::sql_types::Double)]
+    cycle_p50: f64,
+    #[diesel(sql_type = diesel::sql_types::Double)]
+    cycle_p90: f64,
+    #[diesel(sql_type = diesel::sql_types::Double)]
+    post_p50: f64,
+    #[diesel(sql_type = diesel::sql_types::Double)]
+    post_p90: f64,
+    #[diesel(sql_type = diesel::sql_types::Double)]
+    wait_p50: f64,
+    #[diesel(sql_type = diesel::sql_types::Double)]
+    wait_p90: f64,
+}
+
+const CYCLE_QUERY: &str = "WITH m AS ( \
+       SELECT attempted_at, finished_at, \
+         lag(finished_at) OVER w AS prev_finished, lag(attempted_at) OVER w AS prev_attempted \
+       FROM outbound_messages WHERE status = 'sent' \
+       WINDOW w AS (PARTITION BY team_id, channel_id ORDER BY created_at, id)), \
+     bounds AS (SELECT min(attempted_at) + interval '5 s' AS lo, \
+       max(attempted_at) - interval '5 s' AS hi FROM outbound_messages), \
+     steady AS (SELECT extract(epoch FROM attempted_at - prev_attempted) * 1000 AS cycle, \
+         extract(epoch FROM finished_at - attempted_at) * 1000 AS post, \
+         extract(epoch FROM attempted_at - prev_finished) * 1000 AS wait \
+       FROM m, bounds WHERE prev_finished IS NOT NULL AND attempted_at BETWEEN lo AND hi) \
+     SELECT coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY cycle), 0)::float8 AS cycle_p50, \
+       coalesce(percentile_cont(0.9) WITHIN GROUP (ORDER BY cycle), 0)::float8 AS cycle_p90, \
+       coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY post), 0)::float8 AS post_p50, \
+       coalesce(percentile_cont(0.9) WITHIN GROUP (ORDER BY post), 0)::float8 AS post_p90, \
+       coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY wait), 0)::float8 AS wait_p50, \
+       coalesce(percentile_cont(0.9) WITHIN GROUP (ORDER BY wait), 0)::float8 AS wait_p90 \
+     FROM steady";
+
 /// What a sample reads.
 struct Probe<'a> {
     started: Instant,
@@ -282,6 +320,14 @@ pub(crate) async fn run(
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     let last = *samples.last().context("no sample")?;
+    // Each replica's metrics as the drain ended, beside its log, for a closer look.
+    for (name, replica) in ["replica-a", "replica-b"].iter().zip(&stack.replicas) {
+        let url = format!("http://{}/metrics", replica.admin());
+        if let Ok(text) = async { reqwest::get(&url).await?.text().await }.await {
+            std::fs::write(stack.log_dir().join(format!("{name}.metrics")), text)?;
+        }
+    }
+    let cycle: Cycle = diesel::sql_query(CYCLE_QUERY).get_result(&mut db).await?;
 
     // Every accepted message posted once, each channel's in acceptance order.
     let posted = stack.double.state().posted();
@@ -369,7 +415,8 @@ pub(crate) async fn run(
          | delivered at steady state (5% → 95% of the backlog) | **{throughput:.0} posts/s** of {allowed:.0} allowed: **{:.3} ×** |\n\
          | backlog drained | all {} final after {:.1} s ({} SENT) |\n\
          | 429s from the double | {} in all, **{after_first_second} after the first second** |\n\
-         | replica RSS while the backlog drained (min → max) | a: {} → {}, b: {} → {} (whole run: a peak {}, b peak {}) |\n",
+         | replica RSS while the backlog drained (min → max) | a: {} → {}, b: {} → {} (whole run: a peak {}, b peak {}) |\n\
+         | a channel's cycle at steady state, p50 / p90 (database clock) | claim to claim {:.1} / {:.1} ms: claim to outcome recorded {:.1} / {:.1} ms, outcome recorded to the next claim {:.1} / {:.1} ms |\n",
         config.messages,
         config.channels,
         config.enqueuers,
@@ -400,6 +447,12 @@ pub(crate) async fn run(
         mib(rss(1, &drain).1),
         mib(rss(0, &all).1),
         mib(rss(1, &all).1),
+        cycle.cycle_p50,
+        cycle.cycle_p90,
+        cycle.post_p50,
+        cycle.post_p90,
+        cycle.wait_p50,
+        cycle.wait_p90,
     );
     report.push_str("\nRSS of replica a / b (MiB) and posts final, every 10 s:\n\n| s | final | a | b |\n|---|---|---|---|\n");
     for s in samples.iter().step_by(10) {

@@ -43,6 +43,7 @@ pub(crate) struct Replica {
     name: &'static str,
     grpc: SocketAddr,
     http: SocketAddr,
+    admin: SocketAddr,
     child: Option<Child>,
     starts: u32,
 }
@@ -56,6 +57,11 @@ impl Replica {
     /// Its public HTTP address (Slack's routes).
     pub(crate) fn http(&self) -> SocketAddr {
         self.http
+    }
+
+    /// Its admin address (`/metrics`, the probes).
+    pub(crate) fn admin(&self) -> SocketAddr {
+        self.admin
     }
 
     /// The process ID, while running.
@@ -97,11 +103,12 @@ impl Stack {
             config,
         };
         for name in names.into_iter().take(replicas.max(1)) {
-            let (grpc, http) = (free_addr()?, free_addr()?);
+            let (grpc, http, admin) = (free_addr()?, free_addr()?, free_addr()?);
             stack.replicas.push(Replica {
                 name,
                 grpc,
                 http,
+                admin,
                 child: None,
                 starts: 0,
             });
@@ -133,7 +140,7 @@ impl Stack {
             .envs(dependencies.dependency_env())
             .env("CONNECTOR__GRPC__LISTEN_ADDR", replica.grpc.to_string())
             .env("CONNECTOR__HTTP__LISTEN_ADDR", replica.http.to_string())
-            .env("CONNECTOR__ADMIN__LISTEN_ADDR", free_addr()?.to_string())
+            .env("CONNECTOR__ADMIN__LISTEN_ADDR", replica.admin.to_string())
             .env("CONNECTOR__LOG__FORMAT", "json")
             .envs(self.config.extra_env.iter().cloned())
             .stdin(Stdio::null())
