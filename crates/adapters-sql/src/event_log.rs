@@ -54,13 +54,56 @@ impl TryFrom<EventRow> for InboundEvent {
     }
 }
 
+/// An event already in the log: its connector and Slack's ID (a backend's
+/// `stored_event_keys` returns these).
+#[derive(Debug, Clone, QueryableByName)]
+pub struct EventKey {
+    /// The connector it belongs to.
+    #[diesel(sql_type = crate::types::Id)]
+    pub connector_id: DbId,
+    /// Slack's event (or envelope) ID.
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub event_id: String,
+}
+
 /// The rows `rows` hold, as events.
 pub fn events(rows: Vec<EventRow>) -> Result<Vec<InboundEvent>, RepositoryError> {
     rows.into_iter().map(InboundEvent::try_from).collect()
 }
 
+/// The `inbound_events` row of `event` at `cursor`, as the values of an `INSERT` (for a
+/// backend's `insert_events` that writes row by row).
+#[macro_export]
+macro_rules! inbound_event_values {
+    ($cursor:expr, $event:expr) => {{
+        use $crate::__private::*;
+        use $crate::schema::inbound_events::dsl as e;
+        let event: &$crate::__private::ports::NewInboundEvent = $event;
+        (
+            e::tenant_id.eq(event.tenant_id.as_str()),
+            e::cursor.eq($cursor),
+            e::connector_id.eq(DbId::from(event.connector_id)),
+            e::event_type.eq(event.event_type.as_str()),
+            e::event_id.eq(event.event_id.as_str()),
+            e::team_id.eq(event.team_id.as_str()),
+            e::channel_id.eq(event.channel_id.as_deref()),
+            e::user_id.eq(event.user_id.as_deref()),
+            e::ts.eq(event.ts.as_deref()),
+            e::thread_ts.eq(event.thread_ts.as_deref()),
+            e::text.eq(event.text.as_deref()),
+            e::from_own_bot.eq(event.from_own_bot),
+            e::payload_json.eq(event.payload_json.as_str()),
+            e::received_at.eq(DbTime(event.received_at)),
+        )
+    }};
+}
+
 /// Implements [`EventLog`](connector_ports::EventLog) for `$repo`, whose field `$pool` is a
-/// [`SqlPool`](crate::SqlPool).
+/// [`SqlPool`](crate::SqlPool). `$repo` provides, each used inside the append's transaction:
+/// `async fn stored_event_keys(conn, &[(DbId, &str)]) -> QueryResult<Vec<EventKey>>`, which
+/// of those (connector, event ID) pairs the log holds already, by index probes whatever the
+/// log's size; and `async fn insert_events(conn, &[(i64, &NewInboundEvent)]) ->
+/// QueryResult<()>`, writing a batch's rows at their cursors the backend's fastest way.
 #[macro_export]
 macro_rules! event_log {
     ($repo:ident . $pool:ident) => {
@@ -71,7 +114,7 @@ macro_rules! event_log {
                 CursorBounds, EventFilter, EventLog, InboundEvent, NewInboundEvent, RepositoryError,
             };
             use $crate::__private::*;
-            use $crate::event_log::{EventRow, events};
+            use $crate::event_log::{EventKey, EventRow, events};
             use $crate::schema::event_cursors::dsl as c;
             use $crate::schema::inbound_events::dsl as e;
 
@@ -109,20 +152,18 @@ macro_rules! event_log {
                                     .returning(c::last_cursor)
                                     .get_result(conn)
                                     .await?;
-                                let connectors: Vec<DbId> =
-                                    batch.iter().map(|e| DbId::from(e.connector_id)).collect();
-                                let event_ids: Vec<&str> =
-                                    batch.iter().map(|e| e.event_id.as_str()).collect();
+                                let keys: Vec<(DbId, &str)> = batch
+                                    .iter()
+                                    .map(|e| (DbId::from(e.connector_id), e.event_id.as_str()))
+                                    .collect();
                                 // Under the lock no other append of this tenant runs, and an
                                 // event's connector is the tenant's: what is here is all there is.
-                                let stored: Vec<(DbId, String)> = e::inbound_events
-                                    .filter(e::connector_id.eq_any(&connectors))
-                                    .filter(e::event_id.eq_any(&event_ids))
-                                    .select((e::connector_id, e::event_id))
-                                    .load(conn)
-                                    .await?;
-                                let mut seen: std::collections::HashSet<(DbId, &str)> =
-                                    stored.iter().map(|(c, id)| (*c, id.as_str())).collect();
+                                let stored: Vec<EventKey> =
+                                    <$repo>::stored_event_keys(conn, &keys).await?;
+                                let mut seen: std::collections::HashSet<(DbId, &str)> = stored
+                                    .iter()
+                                    .map(|k| (k.connector_id, k.event_id.as_str()))
+                                    .collect();
                                 let fresh: Vec<(i64, &NewInboundEvent)> = batch
                                     .iter()
                                     .copied()
@@ -138,29 +179,8 @@ macro_rules! event_log {
                                 if fresh.is_empty() {
                                     return Ok(Vec::new());
                                 }
-                                // Row by row (SQLite takes no multi-row insert of these): one
-                                // transaction and one commit all the same.
-                                for (cursor, event) in &fresh {
-                                    diesel::insert_into(e::inbound_events)
-                                        .values((
-                                            e::tenant_id.eq(event.tenant_id.as_str()),
-                                            e::cursor.eq(*cursor),
-                                            e::connector_id.eq(DbId::from(event.connector_id)),
-                                            e::event_type.eq(&event.event_type),
-                                            e::event_id.eq(&event.event_id),
-                                            e::team_id.eq(&event.team_id),
-                                            e::channel_id.eq(event.channel_id.as_deref()),
-                                            e::user_id.eq(event.user_id.as_deref()),
-                                            e::ts.eq(event.ts.as_deref()),
-                                            e::thread_ts.eq(event.thread_ts.as_deref()),
-                                            e::text.eq(event.text.as_deref()),
-                                            e::from_own_bot.eq(event.from_own_bot),
-                                            e::payload_json.eq(&event.payload_json),
-                                            e::received_at.eq(DbTime(event.received_at)),
-                                        ))
-                                        .execute(conn)
-                                        .await?;
-                                }
+                                // The backend's own way: one statement for the batch where it can.
+                                <$repo>::insert_events(conn, &fresh).await?;
                                 diesel::update(c::event_cursors.filter(c::tenant_id.eq(tenant)))
                                     .set(c::last_cursor.eq(last + fresh.len() as i64))
                                     .execute(conn)

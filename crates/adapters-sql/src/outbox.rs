@@ -94,6 +94,20 @@ pub struct ClaimedId {
     pub id: DbId,
 }
 
+/// One budget as a backend's `lock_budget_rows` reads it.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct BudgetRow {
+    /// Its scope ([`channel_scope`] or [`workspace_scope`]).
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub scope: String,
+    /// Its theoretical arrival time.
+    #[diesel(sql_type = crate::types::Moment)]
+    pub tat: DbTime,
+    /// Paused until, when it is.
+    #[diesel(sql_type = diesel::sql_types::Nullable<crate::types::Moment>)]
+    pub paused_until: Option<DbTime>,
+}
+
 /// The budget scope of a workspace.
 pub fn workspace_scope(team_id: &str) -> String {
     format!("workspace:{team_id}")
@@ -143,7 +157,11 @@ pub type Budgets = HashMap<String, (DbTime, Option<DbTime>, bool)>;
 /// is neither paused nor spent beyond its tolerance, returning their `id`s: PostgreSQL's
 /// skips rows another replica holds (`FOR UPDATE SKIP LOCKED`), SQLite's relies on its single
 /// writer. The rest of the claim (spending the budgets, in one order of scopes so two claims
-/// never wait on each other in a circle) runs here, in the same transaction.
+/// never wait on each other in a circle) runs here, in the same transaction, through two more
+/// of `$repo`'s: `async fn lock_budget_rows(conn, scopes: &[String]) ->
+/// QueryResult<Vec<BudgetRow>>` (reads and row-locks the budgets of the sorted `scopes`,
+/// inserting a fresh one, `tat` now, where there is none) and `async fn save_budget_rows(conn,
+/// &[(&str, DbTime)]) -> QueryResult<()>` (sets those budgets' `tat`).
 #[macro_export]
 macro_rules! outbox {
     ($repo:ident . $pool:ident : $conn:ty) => {
@@ -167,29 +185,25 @@ macro_rules! outbox {
             const QUEUED: &str = "queued";
             const SENDING: &str = "sending";
 
-            /// Reads and locks (by a write that changes nothing) the budgets of `scopes`, in
-            /// sorted order so that two transactions never wait on each other in a circle,
-            /// each made fresh (a full burst) when it has none yet; then the clock, read after
-            /// any wait for those locks.
+            /// Reads and locks the budgets of `scopes` (the backend's `lock_budget_rows`, in
+            /// sorted order so that two transactions never wait on each other in a circle, each
+            /// made fresh, a full burst, when it has none yet); then the clock, read after any
+            /// wait for those locks.
             async fn lock_budgets(
                 conn: &mut $conn,
                 mut scopes: Vec<String>,
             ) -> Result<(Budgets, DbTime), diesel::result::Error> {
                 scopes.sort();
                 scopes.dedup();
-                let fresh: DbTime = diesel::select(DbClock::read()).get_result(conn).await?;
-                let mut budgets = Budgets::new();
-                for scope in scopes {
-                    let (tat, paused): (DbTime, Option<DbTime>) =
-                        diesel::insert_into(b::delivery_budgets)
-                            .values((b::scope.eq(scope.as_str()), b::tat.eq(fresh)))
-                            .on_conflict(b::scope)
-                            .do_update()
-                            .set(b::tat.eq(b::tat))
-                            .returning((b::tat, b::paused_until))
-                            .get_result(conn)
-                            .await?;
-                    budgets.insert(scope, (tat, paused, false));
+                let budgets = <$repo>::lock_budget_rows(conn, &scopes)
+                    .await?
+                    .into_iter()
+                    .map(|r| (r.scope, (r.tat, r.paused_until, false)))
+                    .collect::<Budgets>();
+                if let Some(missing) = scopes.iter().find(|s| !budgets.contains_key(*s)) {
+                    return Err(diesel::result::Error::DeserializationError(
+                        format!("the budget of {missing} was not read back").into(),
+                    ));
                 }
                 let now: DbTime = diesel::select(DbClock::read()).get_result(conn).await?;
                 Ok((budgets, now))
@@ -274,20 +288,21 @@ macro_rules! outbox {
                 Ok(ended)
             }
 
-            /// Writes back what a transaction spent of `budgets`.
+            /// Writes back what a transaction spent of `budgets` (the backend's
+            /// `save_budget_rows`).
             async fn save_budgets(
                 conn: &mut $conn,
                 budgets: &Budgets,
             ) -> Result<(), diesel::result::Error> {
-                for (scope, (tat, _, changed)) in budgets {
-                    if *changed {
-                        diesel::update(b::delivery_budgets.filter(b::scope.eq(scope)))
-                            .set(b::tat.eq(*tat))
-                            .execute(conn)
-                            .await?;
-                    }
+                let changed: Vec<(&str, DbTime)> = budgets
+                    .iter()
+                    .filter(|(_, (_, _, changed))| *changed)
+                    .map(|(scope, (tat, _, _))| (scope.as_str(), *tat))
+                    .collect();
+                if changed.is_empty() {
+                    return Ok(());
                 }
-                Ok(())
+                <$repo>::save_budget_rows(conn, &changed).await
             }
 
             #[async_trait]

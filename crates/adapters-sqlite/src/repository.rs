@@ -84,6 +84,104 @@ impl SqliteConnectorRepository {
         .bind::<BigInt, _>(i64::from(limit))
     }
 
+    /// Which of `keys` (connector, Slack's event ID) the event log holds already: SQLite
+    /// probes its (connector_id, event_id) index once for each pair of the two `IN` lists
+    /// (the connectors deduplicated: a batch is one tenant's, mostly one connector's).
+    async fn stored_event_keys(
+        conn: &mut Conn,
+        keys: &[(connector_adapters_sql::types::DbId, &str)],
+    ) -> diesel::QueryResult<Vec<connector_adapters_sql::event_log::EventKey>> {
+        use connector_adapters_sql::event_log::EventKey;
+        use connector_adapters_sql::schema::inbound_events::dsl as e;
+        use diesel::{ExpressionMethods as _, QueryDsl as _};
+        use diesel_async::RunQueryDsl as _;
+        let mut connectors: Vec<connector_adapters_sql::types::DbId> =
+            keys.iter().map(|(c, _)| *c).collect();
+        connectors.sort();
+        connectors.dedup();
+        let mut stored = Vec::new();
+        // In chunks: SQLite binds each value of an `IN` list as a variable of its own.
+        for chunk in keys.chunks(1000) {
+            let ids: Vec<&str> = chunk.iter().map(|(_, id)| *id).collect();
+            let found: Vec<(connector_adapters_sql::types::DbId, String)> = e::inbound_events
+                .filter(e::connector_id.eq_any(&connectors))
+                .filter(e::event_id.eq_any(&ids))
+                .select((e::connector_id, e::event_id))
+                .load(conn)
+                .await?;
+            stored.extend(found.into_iter().map(|(connector_id, event_id)| EventKey {
+                connector_id,
+                event_id,
+            }));
+        }
+        Ok(stored)
+    }
+
+    /// Writes inbound events row by row (diesel's async SQLite connection takes no multi-row
+    /// insert of these); in the caller's one transaction, so one commit all the same, and each
+    /// row a call into the library, not a round trip.
+    async fn insert_events(
+        conn: &mut Conn,
+        fresh: &[(i64, &connector_ports::NewInboundEvent)],
+    ) -> diesel::QueryResult<()> {
+        use connector_adapters_sql::schema::inbound_events::dsl as e;
+        use diesel_async::RunQueryDsl as _;
+        for (cursor, event) in fresh {
+            diesel::insert_into(e::inbound_events)
+                .values(connector_adapters_sql::inbound_event_values!(
+                    *cursor, event
+                ))
+                .execute(conn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Reads and locks the budgets of `scopes` one by one, making a fresh one (`tat` now)
+    /// where there is none: the first write takes SQLite's one write lock, which holds them all.
+    async fn lock_budget_rows(
+        conn: &mut Conn,
+        scopes: &[String],
+    ) -> diesel::QueryResult<Vec<connector_adapters_sql::outbox::BudgetRow>> {
+        use connector_adapters_sql::schema::delivery_budgets::dsl as b;
+        use diesel::ExpressionMethods as _;
+        use diesel_async::RunQueryDsl as _;
+        let fresh = DbTime(chrono::Utc::now());
+        let mut rows = Vec::with_capacity(scopes.len());
+        for scope in scopes {
+            let (tat, paused_until): (DbTime, Option<DbTime>) =
+                diesel::insert_into(b::delivery_budgets)
+                    .values((b::scope.eq(scope), b::tat.eq(fresh)))
+                    .on_conflict(b::scope)
+                    .do_update()
+                    .set(b::tat.eq(b::tat))
+                    .returning((b::tat, b::paused_until))
+                    .get_result(conn)
+                    .await?;
+            rows.push(connector_adapters_sql::outbox::BudgetRow {
+                scope: scope.clone(),
+                tat,
+                paused_until,
+            });
+        }
+        Ok(rows)
+    }
+
+    /// Sets the `tat` of each budget, one statement each (calls into the library, not round
+    /// trips).
+    async fn save_budget_rows(conn: &mut Conn, tats: &[(&str, DbTime)]) -> diesel::QueryResult<()> {
+        use connector_adapters_sql::schema::delivery_budgets::dsl as b;
+        use diesel::{ExpressionMethods as _, query_dsl::methods::FilterDsl as _};
+        use diesel_async::RunQueryDsl as _;
+        for (scope, tat) in tats {
+            diesel::update(b::delivery_budgets.filter(b::scope.eq(*scope)))
+                .set(b::tat.eq(*tat))
+                .execute(conn)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// The outbox's claim: leases the oldest open message of each channel that is due and
     /// whose channel and workspace budgets allow a post; one statement, one writer at a time.
     /// The channels with open messages are found by seeking through the open index one
