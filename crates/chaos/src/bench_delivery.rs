@@ -151,6 +151,18 @@ struct Probe<'a> {
 }
 
 impl Probe<'_> {
+    /// A reading without the database: while the backlog is held nothing can be final, and
+    /// counting the outbox (a scan of every row) would compete with the enqueues measured.
+    fn sample_held(&self) -> Sample {
+        Sample {
+            at: self.started.elapsed(),
+            finished: 0,
+            sent: 0,
+            rate_limited: self.double.rate_limited(),
+            rss_kib: self.pids.map(|p| stack::rss_kib(p).unwrap_or(0)),
+        }
+    }
+
     async fn sample(&self, db: &mut AsyncPgConnection) -> anyhow::Result<Sample> {
         let counts: Counts = diesel::sql_query(
             "SELECT count(*) FILTER (WHERE status IN ('sent', 'failed', 'unknown', 'cancelled')) AS finished, \
@@ -267,7 +279,11 @@ pub(crate) async fn run(
     while !enqueuers.is_empty() {
         tokio::select! {
             done = enqueuers.join_next() => { done.transpose().context("an enqueuer panicked")?; }
-            () = tokio::time::sleep(Duration::from_secs(1)) => samples.push(probe.sample(&mut db).await?),
+            () = tokio::time::sleep(Duration::from_secs(1)) => samples.push(if due.is_some() {
+                probe.sample_held()
+            } else {
+                probe.sample(&mut db).await?
+            }),
         }
     }
     let enqueued_in = started.elapsed();
@@ -276,7 +292,7 @@ pub(crate) async fn run(
         match due.duration_since(std::time::SystemTime::now()) {
             Ok(wait) => {
                 while started.elapsed() < enqueued_in + wait {
-                    samples.push(probe.sample(&mut db).await?);
+                    samples.push(probe.sample_held());
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }
