@@ -13,6 +13,7 @@ use diesel_async::AsyncPgConnection;
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 
 use crate::PgSetupError;
+
 /// The event log's duplicate probe: which of the (connector, event ID) pairs `$1`, `$2` it
 /// holds. Each pair is looked up by itself (a `LATERAL` subquery with `LIMIT`, which the
 /// planner cannot turn into a join): one probe of the unique index a pair, whatever the

@@ -146,7 +146,7 @@ impl SqliteConnectorRepository {
         use connector_adapters_sql::schema::delivery_budgets::dsl as b;
         use diesel::ExpressionMethods as _;
         use diesel_async::RunQueryDsl as _;
-        let fresh = DbTime(chrono::Utc::now());
+        let fresh = DbNow::now().local();
         let mut rows = Vec::with_capacity(scopes.len());
         for scope in scopes {
             let (tat, paused_until): (DbTime, Option<DbTime>) =
