@@ -522,7 +522,12 @@ impl MessageSender {
                 metrics::counter!("connector_outbox_enqueued_total").increment(1);
                 // Told before this replica's worker is woken, so its `sending` comes after.
                 queue.announce(std::slice::from_ref(&record), now).await;
-                queue.bell.ring();
+                // A message scheduled for later is found by the worker's poll when it is due:
+                // waking it now would only cost a claim that finds nothing (a claim per
+                // enqueue while a storm of scheduled messages is accepted).
+                if record.next_attempt_at <= now {
+                    queue.bell.ring();
+                }
                 Ok(record)
             }
             Enqueued::Existing(record) if record.fingerprint == fingerprint => Ok(record),

@@ -807,3 +807,62 @@ mod idempotent {
         }
     }
 }
+
+mod queued {
+    use connector_domain::{Delivery, MessageStatus};
+    use connector_ports::{Enqueued, MockOutbox, NewOutboundMessage, OutboundRecord};
+
+    use super::*;
+    use crate::send::queued::DeliverySettings;
+
+    /// What the outbox stores for `m`, as it answers an enqueue.
+    fn stored(m: &NewOutboundMessage) -> OutboundRecord {
+        OutboundRecord {
+            id: m.id,
+            tenant_id: m.tenant_id.clone(),
+            connector_id: m.connector_id,
+            team_id: m.team_id.clone(),
+            channel_id: m.channel_id.clone(),
+            request_id: m.request_id.clone(),
+            delivery: Delivery::Queued,
+            fingerprint: m.fingerprint.clone(),
+            body_json: m.body_json.clone(),
+            status: MessageStatus::Queued,
+            attempts: 0,
+            last_error: None,
+            ts: None,
+            created_at: chrono::Utc::now(),
+            next_attempt_at: m.not_before,
+            deadline: m.deadline,
+            finished_at: None,
+            attempted_at: None,
+            unconfirmed_since: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn only_a_message_due_now_wakes_the_delivery_worker() {
+        let mut outbox = MockOutbox::new();
+        outbox
+            .expect_enqueue()
+            .times(2)
+            .returning(|m| Ok(Enqueued::New(stored(m))));
+        let (sender, id) = Rig::new().sender(Arc::new(SystemClock));
+        let sender = sender.with_outbox(Arc::new(outbox), DeliverySettings::default());
+        let bell = sender.queue.as_ref().unwrap().bell.clone();
+
+        let later = chrono::Utc::now() + chrono::Duration::minutes(5);
+        sender
+            .enqueue(None, id, &Message::from("later").post_at(later))
+            .await
+            .unwrap();
+        // Scheduled: the worker's poll finds it when it is due; a claim now would find nothing.
+        assert_eq!(bell.times(), 0);
+
+        sender
+            .enqueue(None, id, &Message::from("now"))
+            .await
+            .unwrap();
+        assert_eq!(bell.times(), 1);
+    }
+}
