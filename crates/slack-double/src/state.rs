@@ -436,6 +436,11 @@ impl State {
         self.lock().posted.clone()
     }
 
+    /// How many messages were posted (what [`State::posted`] holds, without copying it).
+    pub fn posted_count(&self) -> usize {
+        self.lock().posted.len()
+    }
+
     /// How many times `method` was called (faulted calls included).
     pub fn calls(&self, method: &str) -> u64 {
         self.lock().calls.get(method).copied().unwrap_or(0)
