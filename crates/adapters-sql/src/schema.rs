@@ -138,6 +138,9 @@ diesel::table! {
         created_at -> Moment,
         /// When the outcome was recorded.
         updated_at -> Moment,
+        /// The ID the send's post carries in Slack's message metadata (its landing can be
+        /// searched for), if any.
+        message_id -> Nullable<Id>,
     }
 }
 

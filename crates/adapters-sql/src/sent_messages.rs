@@ -2,11 +2,12 @@
 //! [`SentMessageStore`](connector_ports::SentMessageStore) body each backend instantiates with
 //! [`sent_message_store!`](crate::sent_message_store).
 
+use connector_domain::MessageId;
 use connector_ports::{RepositoryError, SendOutcome, SendRecord};
 use diesel::prelude::*;
 
 use crate::errors::corrupt;
-use crate::types::DbTime;
+use crate::types::{DbId, DbTime};
 
 /// How many times a claim is tried when the row it conflicted with vanished before it could
 /// be read (released by its send, or expired).
@@ -21,6 +22,8 @@ pub struct RecordRow {
     channel_id: Option<String>,
     ts: Option<String>,
     created_at: DbTime,
+    updated_at: DbTime,
+    message_id: Option<DbId>,
 }
 
 impl TryFrom<RecordRow> for SendRecord {
@@ -32,6 +35,8 @@ impl TryFrom<RecordRow> for SendRecord {
             outcome,
             fingerprint: r.fingerprint,
             created_at: r.created_at.0,
+            updated_at: r.updated_at.0,
+            message_id: r.message_id.map(|id| MessageId::from_uuid(id.0)),
         })
     }
 }
@@ -43,7 +48,7 @@ macro_rules! sent_message_store {
     ($repo:ident . $pool:ident) => {
         mod __sql_sent_message_store {
             use super::$repo;
-            use $crate::__private::domain::{ChannelId, ConnectorId};
+            use $crate::__private::domain::{ChannelId, ConnectorId, MessageId};
             use $crate::__private::ports::{
                 PostedRecord, RepositoryError, SendKey, SendOutcome, SendRecord, SentMessageStore,
             };
@@ -58,6 +63,7 @@ macro_rules! sent_message_store {
                     &self,
                     key: &SendKey,
                     fingerprint: &str,
+                    message_id: Option<MessageId>,
                     now: DateTime<Utc>,
                     expired_before: DateTime<Utc>,
                 ) -> Result<Option<SendRecord>, RepositoryError> {
@@ -83,6 +89,7 @@ macro_rules! sent_message_store {
                                     s::outcome.eq(SendOutcome::InFlight.to_columns().0),
                                     s::created_at.eq(DbTime(now)),
                                     s::updated_at.eq(DbTime(now)),
+                                    s::message_id.eq(message_id.map(|m| DbId(m.as_uuid()))),
                                 ))
                                 .on_conflict_do_nothing()
                                 .execute(&mut conn)
@@ -130,6 +137,32 @@ macro_rules! sent_message_store {
                         ))
                     )
                     .map(|_| ())
+                }
+
+                async fn retake_send(
+                    &self,
+                    key: &SendKey,
+                    seen: &SendRecord,
+                    now: DateTime<Utc>,
+                ) -> Result<bool, RepositoryError> {
+                    let n = $crate::execute!(
+                        self.$pool,
+                        diesel::update(
+                            s::sent_messages
+                                .filter(s::connector_id.eq(DbId::from(key.connector_id)))
+                                .filter(s::request_id.eq(key.request_id.as_str()))
+                                .filter(s::outcome.eq(seen.outcome.to_columns().0))
+                                .filter(s::created_at.eq(DbTime(seen.created_at))),
+                        )
+                        .set((
+                            s::outcome.eq(SendOutcome::InFlight.to_columns().0),
+                            s::channel_id.eq(None::<String>),
+                            s::ts.eq(None::<String>),
+                            s::created_at.eq(DbTime(now)),
+                            s::updated_at.eq(DbTime(now)),
+                        ))
+                    )?;
+                    Ok(n == 1)
                 }
 
                 async fn release_send(&self, key: &SendKey) -> Result<(), RepositoryError> {

@@ -160,6 +160,11 @@ pub fn send_to_status(err: SendError) -> Status {
             e.to_string(),
             ErrorDetails::with_retry_info(Some(std::time::Duration::from_secs(1))),
         ),
+        e @ SendError::EarlierOutcomeUnsettled { retry_after, .. } => Status::with_error_details(
+            Code::Unavailable,
+            e.to_string(),
+            ErrorDetails::with_retry_info(Some(retry_after)),
+        ),
         e @ (SendError::EarlierOutcomeUnknown { .. }
         | SendError::EarlierPartiallySent { .. }
         | SendError::QueuedEarlier { .. }) => Status::aborted(e.to_string()),
@@ -356,6 +361,13 @@ mod tests {
                     request_id: "k".into(),
                 },
                 Code::Aborted,
+            ),
+            (
+                E::EarlierOutcomeUnsettled {
+                    request_id: "k".into(),
+                    retry_after: std::time::Duration::from_secs(7),
+                },
+                Code::Unavailable,
             ),
             (
                 E::EarlierPartiallySent {

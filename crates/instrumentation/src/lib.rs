@@ -295,8 +295,11 @@ observed!(ApiKeyStore, Database, "db", "db.operation" {
 });
 
 observed!(SentMessageStore, Database, "db", "db.operation" {
-    fn claim_send(&self, key: &SendKey, fingerprint: &str, now: DateTime<Utc>,
-        expired_before: DateTime<Utc>) -> Result<Option<SendRecord>, RepositoryError>;
+    fn claim_send(&self, key: &SendKey, fingerprint: &str, message_id: Option<MessageId>,
+        now: DateTime<Utc>, expired_before: DateTime<Utc>)
+        -> Result<Option<SendRecord>, RepositoryError>;
+    fn retake_send(&self, key: &SendKey, seen: &SendRecord, now: DateTime<Utc>)
+        -> Result<bool, RepositoryError>;
     fn finish_send(&self, key: &SendKey, outcome: &SendOutcome) -> Result<(), RepositoryError>;
     fn release_send(&self, key: &SendKey) -> Result<(), RepositoryError>;
     fn find_send(&self, key: &SendKey) -> Result<Option<SendRecord>, RepositoryError>;

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use connector_domain::{ChannelId, ConnectorId, RequestId, TenantId};
+use connector_domain::{ChannelId, ConnectorId, MessageId, RequestId, TenantId};
 
 use crate::repository::RepositoryError;
 
@@ -50,8 +50,13 @@ pub struct SendRecord {
     pub outcome: SendOutcome,
     /// Hex SHA-256 of the message the key was first used for.
     pub fingerprint: String,
-    /// When the key was claimed.
+    /// When the key was claimed (its send began).
     pub created_at: DateTime<Utc>,
+    /// When its outcome was last recorded (the claim's time while in flight).
+    pub updated_at: DateTime<Utc>,
+    /// The ID its post carries in Slack's message metadata, so the channel's history can tell
+    /// whether a send with a lost answer landed; `None` for a send that carries none.
+    pub message_id: Option<MessageId>,
 }
 
 /// A message (or a scheduled message) a connector posted, kept so that only its tenant's
@@ -74,16 +79,28 @@ pub struct PostedRecord {
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait SentMessageStore: Send + Sync {
-    /// Claims `key` for the message whose hash is `fingerprint`, in flight since `now`: returns
-    /// `None` when this call claimed it, or the record already there. A record created before
-    /// `expired_before` no longer counts and is replaced.
+    /// Claims `key` for the message whose hash is `fingerprint` (its post marked with
+    /// `message_id`), in flight since `now`: returns `None` when this call claimed it, or the
+    /// record already there. A record created before `expired_before` no longer counts and is
+    /// replaced.
     async fn claim_send(
         &self,
         key: &SendKey,
         fingerprint: &str,
+        message_id: Option<MessageId>,
         now: DateTime<Utc>,
         expired_before: DateTime<Utc>,
     ) -> Result<Option<SendRecord>, RepositoryError>;
+
+    /// Claims `key` again, in flight since `now`, for a send the channel's history showed did
+    /// not land: only while its record is still `seen` (same outcome, claimed at the same
+    /// time), so of two repeats that found it absent one posts. True when this call took it.
+    async fn retake_send(
+        &self,
+        key: &SendKey,
+        seen: &SendRecord,
+        now: DateTime<Utc>,
+    ) -> Result<bool, RepositoryError>;
 
     /// Records what became of a claimed send (never [`SendOutcome::InFlight`]).
     async fn finish_send(

@@ -16,7 +16,8 @@
 //! `--config FILE`). On success it prints the channel ID and the message `ts`, separated by a
 //! space; the `ts` of thread continuations and the IDs of uploaded files follow on their own
 //! lines. Exit codes: 0 sent; 1 failed; 2 bad usage or configuration; 3 connector (or, for update and delete, message) not found;
-//! 4 rate-limited or the same --request-id still in progress (retry later); 5 a dependency is
+//! 4 rate-limited, the same --request-id still in progress, or its lost answer not yet
+//! checkable in the channel's history (retry later); 5 a dependency is
 //! unavailable, or Slack's answer was lost (retry with the same --request-id: it never posts
 //! twice); 6 partly delivered; 7 an earlier send with this --request-id may have been posted,
 //! so it was not posted again.
@@ -340,7 +341,8 @@ fn exit_code(e: &Error) -> u8 {
             SendError::RateLimited { .. }
             | SendError::ChannelPaced { .. }
             | SendError::TooManyInFlight { .. }
-            | SendError::SendInProgress { .. },
+            | SendError::SendInProgress { .. }
+            | SendError::EarlierOutcomeUnsettled { .. },
         ) => 4,
         Error::Send(SendError::Unavailable { .. } | SendError::OutcomeUnknown { .. }) => 5,
         Error::Send(SendError::PartiallySent { .. }) => 6,

@@ -354,6 +354,19 @@ pub enum SendError {
         /// The key.
         request_id: String,
     },
+    /// An earlier send with this `request_id` may have been posted (Slack's answer was lost);
+    /// the channel's history can tell whether it landed after `retry_after`: the repeat is
+    /// answered then (with that message, or by posting it once).
+    #[error(
+        "an earlier send with request_id {request_id:?} may have been posted (Slack's answer was lost); whether it landed can be checked in the channel's history in {} s: retry then with the same request_id (it is never posted twice)",
+        retry_after.as_secs().max(1)
+    )]
+    EarlierOutcomeUnsettled {
+        /// The key.
+        request_id: String,
+        /// When the history can tell.
+        retry_after: std::time::Duration,
+    },
     /// This `request_id` was used for a queued message that has not been posted (or never
     /// will be): an immediate send with it is not posted.
     #[error(

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use connector_domain::message::MAX_TEXT_CHARS;
 use connector_domain::{
     AuthStatus, BotToken, ChannelId, ChannelName, ChannelRef, Connector, ConnectorId, Message,
-    SendLimits, TenantId, split_text,
+    MessageId, SendLimits, TenantId, split_text,
 };
 use connector_ports::{
     OutgoingMessage, PostedRecord, SendKey, SendOutcome, SendRecord, SentMessageStore, SlackError,
@@ -531,7 +531,7 @@ impl MessageSender {
         }
 
         let Some(request_id) = &message.request_id else {
-            return self.post(&connector, message).await;
+            return self.post(&connector, message, None).await;
         };
         let key = SendKey {
             tenant_id: connector.tenant_id.clone(),
@@ -548,18 +548,49 @@ impl MessageSender {
         let now = self.ports.clock.utc();
         let expired_before =
             now - chrono::Duration::from_std(IDEMPOTENCY_WINDOW).unwrap_or_default();
+        // The ID its post carries in Slack's metadata (and its record in the outbox), so that a
+        // repeat after a lost answer can look for it in the channel's history. A scheduled
+        // message is Slack's to post later: nothing to look for now.
+        let message_id = message.post_at.is_none().then(MessageId::new_v7);
         if let Some(first) = self
             .sends
-            .claim_send(&key, &fingerprint, now, expired_before)
+            .claim_send(&key, &fingerprint, message_id, now, expired_before)
             .await?
         {
-            let repeat = self.repeat(&key, &fingerprint, first).await?;
+            let repeat = self
+                .repeat(&connector, &key, message, &fingerprint, first)
+                .await?;
             return Ok(self.with_record_id(&connector, request_id, repeat).await);
         }
-        let mut result = self.post_within_deadline(&connector, message).await;
+        self.post_claimed(&connector, &key, message, &fingerprint, now, message_id)
+            .await
+    }
+
+    /// Posts `message`, whose `key` this call claimed at `claimed_at`, marked with
+    /// `message_id`; records what happened.
+    async fn post_claimed(
+        &self,
+        connector: &Connector,
+        key: &SendKey,
+        message: &Message,
+        fingerprint: &str,
+        claimed_at: chrono::DateTime<chrono::Utc>,
+        message_id: Option<MessageId>,
+    ) -> Result<SentMessage, SendError> {
+        let id = connector.id;
+        let mut result = self
+            .post_within_deadline(connector, message, message_id)
+            .await;
         // Recorded before the claim is finished, so a repeat that sees the outcome finds it.
         if let Some(message_id) = self
-            .record_immediate(&connector, message, &fingerprint, now, &result)
+            .record_immediate(
+                connector,
+                message,
+                fingerprint,
+                claimed_at,
+                message_id,
+                &result,
+            )
             .await
             && let Ok(sent) = &mut result
         {
@@ -578,7 +609,7 @@ impl MessageSender {
             // Refused before anything was posted: a retry may post.
             Err(_) => None,
         };
-        if let Err(e) = self.record(&key, outcome.as_ref()).await {
+        if let Err(e) = self.record(key, outcome.as_ref()).await {
             // The claim stays in flight: a repeat is refused (never posted twice) until it
             // expires. The caller still gets what Slack said.
             tracing::warn!(connector_id = %id, error = %e,
@@ -616,10 +647,13 @@ impl MessageSender {
     }
 
     /// Answers a repeat of an idempotent send from the first one's record, waiting a little
-    /// while the first is still running.
+    /// while the first is still running; a first whose answer was lost is looked for in the
+    /// channel's history ([`MessageSender::settle_earlier`]).
     async fn repeat(
         &self,
+        connector: &Connector,
         key: &SendKey,
+        message: &Message,
         fingerprint: &str,
         mut first: SendRecord,
     ) -> Result<SentMessage, SendError> {
@@ -641,14 +675,18 @@ impl MessageSender {
                     });
                 }
                 SendOutcome::Unknown => {
-                    return Err(SendError::EarlierOutcomeUnknown { request_id });
+                    return self
+                        .settle_earlier(connector, key, message, fingerprint, first)
+                        .await;
                 }
                 SendOutcome::InFlight => {
                     let age = (self.ports.clock.utc() - first.created_at)
                         .to_std()
                         .unwrap_or_default();
                     if age >= IN_FLIGHT_ABANDONED_AFTER {
-                        return Err(SendError::EarlierOutcomeUnknown { request_id });
+                        return self
+                            .settle_earlier(connector, key, message, fingerprint, first)
+                            .await;
                     }
                     if waiting_since.elapsed() >= DUPLICATE_WAIT {
                         return Err(SendError::SendInProgress { request_id });
@@ -875,11 +913,12 @@ impl MessageSender {
         &self,
         connector: &Connector,
         message: &Message,
+        message_id: Option<MessageId>,
     ) -> Result<SentMessage, SendError> {
         match crate::runtime::within(
             &self.sleep,
             self.send_deadline,
-            self.post(connector, message),
+            self.post(connector, message, message_id),
         )
         .await
         {
@@ -896,10 +935,13 @@ impl MessageSender {
         }
     }
 
+    /// Posts `message` through `connector` (its first message marked with `message_id` in
+    /// Slack's metadata), or schedules it.
     async fn post(
         &self,
         connector: &Connector,
         message: &Message,
+        message_id: Option<MessageId>,
     ) -> Result<SentMessage, SendError> {
         let (token, cached) = self.token(connector).await?;
         let channel = &self.target_channel(connector, &token, message).await?;
@@ -908,7 +950,7 @@ impl MessageSender {
             None => {
                 self.pace_immediate(connector, channel, message).await?;
                 self.with_token(connector, Some((token, cached)), |token| async move {
-                    self.deliver(&token, channel, message).await
+                    self.deliver(&token, channel, message, message_id).await
                 })
                 .await?
                 .map_err(|f| {
@@ -986,6 +1028,7 @@ impl MessageSender {
         token: &BotToken,
         channel: &ChannelId,
         message: &Message,
+        message_id: Option<MessageId>,
     ) -> Result<SentMessage, Failed> {
         let parts = if message.blocks_json.is_some() {
             vec![message.text.as_str()]
@@ -1005,7 +1048,7 @@ impl MessageSender {
                     blocks_json: message.blocks_json.clone(),
                     unfurl_links: message.unfurl_links,
                     unfurl_media: message.unfurl_media,
-                    metadata: None,
+                    metadata: message_id.map(landing::landing_metadata),
                 },
             )
             .await
@@ -1119,6 +1162,7 @@ fn failure(f: Failed, channel: &ChannelId) -> SendError {
 }
 
 mod edits;
+mod landing;
 mod posted;
 mod queued;
 

@@ -107,6 +107,7 @@ impl connector_ports::SentMessageStore for MemorySends {
         &self,
         key: &connector_ports::SendKey,
         fingerprint: &str,
+        message_id: Option<connector_domain::MessageId>,
         now: chrono::DateTime<Utc>,
         expired_before: chrono::DateTime<Utc>,
     ) -> Result<Option<connector_ports::SendRecord>, connector_ports::RepositoryError> {
@@ -120,10 +121,29 @@ impl connector_ports::SentMessageStore for MemorySends {
                         outcome: connector_ports::SendOutcome::InFlight,
                         fingerprint: fingerprint.to_owned(),
                         created_at: now,
+                        updated_at: now,
+                        message_id,
                     },
                 );
                 Ok(None)
             }
+        }
+    }
+
+    async fn retake_send(
+        &self,
+        key: &connector_ports::SendKey,
+        seen: &connector_ports::SendRecord,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<bool, connector_ports::RepositoryError> {
+        match self.records.lock().unwrap().get_mut(&Self::key(key)) {
+            Some(r) if r.outcome == seen.outcome && r.created_at == seen.created_at => {
+                r.outcome = connector_ports::SendOutcome::InFlight;
+                r.created_at = now;
+                r.updated_at = now;
+                Ok(true)
+            }
+            _ => Ok(false),
         }
     }
 
@@ -135,6 +155,7 @@ impl connector_ports::SentMessageStore for MemorySends {
         self.blink()?;
         if let Some(r) = self.records.lock().unwrap().get_mut(&Self::key(key)) {
             r.outcome = outcome.clone();
+            r.updated_at = Utc::now();
         }
         Ok(())
     }

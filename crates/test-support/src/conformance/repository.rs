@@ -875,13 +875,13 @@ pub async fn a_send_key_is_claimed_once_and_keeps_its_outcome<
     let key = send_key(id, "k1");
     assert!(repo.find_send(&key).await.unwrap().is_none());
     assert!(
-        repo.claim_send(&key, "fp1", now, day_ago)
+        repo.claim_send(&key, "fp1", None, now, day_ago)
             .await
             .unwrap()
             .is_none()
     );
     let first = repo
-        .claim_send(&key, "fp2", now, day_ago)
+        .claim_send(&key, "fp2", None, now, day_ago)
         .await
         .unwrap()
         .unwrap();
@@ -890,10 +890,16 @@ pub async fn a_send_key_is_claimed_once_and_keeps_its_outcome<
     assert_eq!(first.created_at.timestamp_micros(), now.timestamp_micros());
     // The same key through another connector is another send.
     assert!(
-        repo.claim_send(&send_key(ConnectorId::new_v7(), "k1"), "fp1", now, day_ago)
-            .await
-            .unwrap()
-            .is_none()
+        repo.claim_send(
+            &send_key(ConnectorId::new_v7(), "k1"),
+            "fp1",
+            None,
+            now,
+            day_ago
+        )
+        .await
+        .unwrap()
+        .is_none()
     );
 
     for outcome in [
@@ -911,7 +917,7 @@ pub async fn a_send_key_is_claimed_once_and_keeps_its_outcome<
         let found = repo.find_send(&key).await.unwrap().unwrap();
         assert_eq!(found.outcome, outcome);
         assert_eq!(
-            repo.claim_send(&key, "fp1", now, day_ago)
+            repo.claim_send(&key, "fp1", None, now, day_ago)
                 .await
                 .unwrap()
                 .unwrap()
@@ -923,11 +929,13 @@ pub async fn a_send_key_is_claimed_once_and_keeps_its_outcome<
     repo.release_send(&key).await.unwrap();
     assert!(repo.find_send(&key).await.unwrap().is_some());
     let other = send_key(id, "k2");
-    repo.claim_send(&other, "fp", now, day_ago).await.unwrap();
+    repo.claim_send(&other, "fp", None, now, day_ago)
+        .await
+        .unwrap();
     repo.release_send(&other).await.unwrap();
     assert!(repo.find_send(&other).await.unwrap().is_none());
     assert!(
-        repo.claim_send(&other, "fp", now, day_ago)
+        repo.claim_send(&other, "fp", None, now, day_ago)
             .await
             .unwrap()
             .is_none()
@@ -942,22 +950,28 @@ pub async fn expired_send_keys_are_reclaimed_and_purged<R: connector_ports::Sent
     let old = now - chrono::Duration::hours(25);
     let id = ConnectorId::new_v7();
     let stale = send_key(id, "old");
-    repo.claim_send(&stale, "fp", old, old - chrono::Duration::days(1))
+    repo.claim_send(&stale, "fp", None, old, old - chrono::Duration::days(1))
         .await
         .unwrap();
     let fresh = send_key(id, "new");
-    repo.claim_send(&fresh, "fp", now, now - chrono::Duration::days(1))
+    repo.claim_send(&fresh, "fp", None, now, now - chrono::Duration::days(1))
         .await
         .unwrap();
     // Past the window the key is free again.
     assert!(
-        repo.claim_send(&stale, "fp-again", now, now - chrono::Duration::days(1))
-            .await
-            .unwrap()
-            .is_none()
+        repo.claim_send(
+            &stale,
+            "fp-again",
+            None,
+            now,
+            now - chrono::Duration::days(1)
+        )
+        .await
+        .unwrap()
+        .is_none()
     );
     let other = send_key(id, "old-2");
-    repo.claim_send(&other, "fp", old, old - chrono::Duration::days(1))
+    repo.claim_send(&other, "fp", None, old, old - chrono::Duration::days(1))
         .await
         .unwrap();
     assert_eq!(
@@ -974,6 +988,72 @@ pub async fn expired_send_keys_are_reclaimed_and_purged<R: connector_ports::Sent
     assert!(repo.find_send(&fresh).await.unwrap().is_some());
 }
 
+/// Conformance case `a_send_whose_answer_was_lost_is_retaken_once`: a claim keeps the ID its
+/// post carries, and of concurrent repeats that found it absent from Slack one claims it again.
+pub async fn a_send_whose_answer_was_lost_is_retaken_once<
+    R: connector_ports::SentMessageStore + Clone + 'static,
+>(
+    repo: &R,
+) {
+    use connector_domain::MessageId;
+    use connector_ports::SendOutcome;
+    let claimed_at = chrono::Utc::now() - chrono::Duration::seconds(30);
+    let key = send_key(ConnectorId::new_v7(), "lost");
+    let id = MessageId::new_v7();
+    assert!(
+        repo.claim_send(
+            &key,
+            "fp",
+            Some(id),
+            claimed_at,
+            claimed_at - chrono::Duration::days(1)
+        )
+        .await
+        .unwrap()
+        .is_none()
+    );
+    let in_flight = repo.find_send(&key).await.unwrap().unwrap();
+    assert_eq!(in_flight.message_id, Some(id));
+    assert_eq!(in_flight.updated_at, in_flight.created_at);
+    repo.finish_send(&key, &SendOutcome::Unknown).await.unwrap();
+    let seen = repo.find_send(&key).await.unwrap().unwrap();
+    assert_eq!(seen.outcome, SendOutcome::Unknown);
+    assert!(seen.updated_at > seen.created_at, "{seen:?}");
+
+    let now = chrono::Utc::now();
+    let takers: Vec<_> = (0..6)
+        .map(|_| {
+            let (repo, key, seen) = (repo.clone(), key.clone(), seen.clone());
+            tokio::spawn(async move { repo.retake_send(&key, &seen, now).await.unwrap() })
+        })
+        .collect();
+    let mut winners = 0;
+    for taker in takers {
+        winners += usize::from(taker.await.unwrap());
+    }
+    assert_eq!(winners, 1, "one repeat posts it");
+    let retaken = repo.find_send(&key).await.unwrap().unwrap();
+    assert_eq!(retaken.outcome, SendOutcome::InFlight);
+    assert_eq!(
+        retaken.created_at.timestamp_micros(),
+        now.timestamp_micros()
+    );
+    assert_eq!(
+        retaken.message_id,
+        Some(id),
+        "posted again as the same message"
+    );
+    // What it was is no longer what it is: a late repeat does not take it.
+    assert!(!repo.retake_send(&key, &seen, now).await.unwrap());
+    // A key never claimed is not made up.
+    assert!(
+        !repo
+            .retake_send(&send_key(ConnectorId::new_v7(), "none"), &seen, now)
+            .await
+            .unwrap()
+    );
+}
+
 /// Conformance case `concurrent_claims_of_one_send_key_have_one_winner`.
 pub async fn concurrent_claims_of_one_send_key_have_one_winner<
     R: connector_ports::SentMessageStore + Clone + 'static,
@@ -987,7 +1067,7 @@ pub async fn concurrent_claims_of_one_send_key_have_one_winner<
             let repo = repo.clone();
             let key = key.clone();
             tokio::spawn(async move {
-                repo.claim_send(&key, "fp", now, now - chrono::Duration::days(1))
+                repo.claim_send(&key, "fp", None, now, now - chrono::Duration::days(1))
                     .await
                     .unwrap()
                     .is_none()

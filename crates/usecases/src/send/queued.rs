@@ -25,6 +25,7 @@ use connector_ports::{
 use serde::{Deserialize, Serialize};
 
 use super::MessageSender;
+use super::landing::{LANDING_CHECK_AFTER, landing_metadata};
 use crate::error::{ConnectorError, SendError};
 use crate::inbound::Bell;
 use crate::sent::SentMessage;
@@ -325,6 +326,7 @@ impl MessageSender {
         message: &Message,
         fingerprint: &str,
         claimed_at: DateTime<Utc>,
+        message_id: Option<MessageId>,
         result: &Result<SentMessage, SendError>,
     ) -> Option<MessageId> {
         let queue = self.queue.as_ref()?;
@@ -357,7 +359,7 @@ impl MessageSender {
                 Some(send_error_code(e)),
             ),
         };
-        let id = MessageId::new_v7();
+        let id = message_id.unwrap_or_else(MessageId::new_v7);
         let record = ImmediateRecord {
             message: NewOutboundMessage {
                 id,
@@ -947,16 +949,6 @@ fn observe_final(status: MessageStatus, created_at: DateTime<Utc>, now: DateTime
     }
 }
 
-/// The metadata `event_type` of every queued post, its payload naming the message.
-const LANDING_EVENT_TYPE: &str = "slack_connector_message";
-/// The payload field of [`LANDING_EVENT_TYPE`] that holds the message ID.
-const LANDING_KEY: &str = "message_id";
-/// How long after a lost answer the channel's history is searched: long enough for a request
-/// still on its way to have reached Slack or been dropped.
-const LANDING_CHECK_AFTER: Duration = Duration::from_secs(10);
-/// How far before the doubtful attempt the search starts (clocks of this host and Slack's).
-const LANDING_CLOCK_SKEW: Duration = Duration::from_secs(60);
-
 /// What the channel's history said of a post that may have landed.
 enum Landing {
     /// It did: there.
@@ -1013,20 +1005,8 @@ async fn check_landing(
     since: DateTime<Utc>,
 ) -> Landing {
     let now = sender.ports.clock.utc();
-    let lookup = connector_ports::PostLookup {
-        channel: message.channel_id.clone(),
-        thread_ts,
-        oldest: since - to_chrono(LANDING_CLOCK_SKEW),
-        event_type: LANDING_EVENT_TYPE.into(),
-        key: LANDING_KEY.into(),
-        value: message.id.to_string(),
-    };
-    let slack = sender.ports.slack.clone();
     let found = sender
-        .with_token(connector, None, |token| {
-            let (slack, lookup) = (slack.clone(), &lookup);
-            async move { slack.find_post(&token, lookup).await }
-        })
+        .find_marked_post(connector, &message.channel_id, thread_ts, since, message.id)
         .await;
     let earlier = message.last_error.as_deref().unwrap_or("slack_answer_lost");
     let (result, landing) = match found {
@@ -1104,10 +1084,7 @@ async fn attempt_settling(
         blocks_json: body.blocks_json,
         unfurl_links: body.unfurl_links,
         unfurl_media: body.unfurl_media,
-        metadata: Some(connector_ports::PostMetadata {
-            event_type: LANDING_EVENT_TYPE.into(),
-            payload: vec![(LANDING_KEY.into(), message.id.to_string())],
-        }),
+        metadata: Some(landing_metadata(message.id)),
     };
     if let Some(since) = message.unconfirmed_since {
         match check_landing(

@@ -615,26 +615,137 @@ mod idempotent {
         assert!(err.to_string().starts_with("request_id:"), "{err}");
     }
 
+    /// Posts once with a lost answer (`OutcomeUnknown`), then as `then` says; the message IDs
+    /// the posts carried in their metadata are kept in the returned list.
+    fn rig_losing_the_first_answer(
+        then: Vec<Result<PostedMessage, SlackError>>,
+    ) -> (Rig, Arc<Mutex<Vec<String>>>) {
+        let mut rig = Rig::new();
+        rig.secrets.expect_get().returning(|_| Ok(secret(TOKEN)));
+        let marks = Arc::new(Mutex::new(Vec::new()));
+        let seen = marks.clone();
+        let mut results = std::iter::once(Err(SlackError::OutcomeUnknown(
+            "chat.postMessage: timed out".into(),
+        )))
+        .chain(then);
+        rig.slack.expect_post_message().returning(move |_, m| {
+            let meta = m.metadata.as_ref().expect("a keyed post carries its ID");
+            assert_eq!(meta.event_type, "slack_connector_message");
+            assert_eq!(meta.payload[0].0, "message_id");
+            seen.lock().unwrap().push(meta.payload[0].1.clone());
+            results.next().expect("posted more often than expected")
+        });
+        (rig, marks)
+    }
+
+    /// Moves the record of `key` back by `by`, as if its answer had been lost that long ago.
+    fn age(sends: &MemorySends, id: ConnectorId, key: &str, by: chrono::Duration) {
+        let mut records = sends.records.lock().unwrap();
+        let r = records.get_mut(&(id, key.to_owned())).unwrap();
+        r.created_at -= by;
+        r.updated_at -= by;
+    }
+
     #[tokio::test]
-    async fn a_lost_answer_is_unavailable_then_never_posted_blindly() {
-        let rig = rig_posting(
-            1,
-            vec![Err(SlackError::OutcomeUnknown(
-                "chat.postMessage: timed out".into(),
-            ))],
-        );
+    async fn a_lost_answer_is_unavailable_and_its_repeat_waits_for_the_history_to_tell() {
+        let (rig, marks) = rig_losing_the_first_answer(vec![]);
         let sends = Arc::new(MemorySends::default());
         let (sender, id) = build(rig, sends.clone());
         let err = sender.send(None, id, &keyed("x", "k1")).await.unwrap_err();
         assert!(matches!(err, SendError::OutcomeUnknown { .. }), "{err:?}");
         assert!(err.to_string().contains("may have been posted"), "{err}");
+        // At once: a request still on its way may land yet. Not posted again.
+        let err = sender.send(None, id, &keyed("x", "k1")).await.unwrap_err();
+        match err {
+            SendError::EarlierOutcomeUnsettled { retry_after, .. } => {
+                assert!(
+                    retry_after > Duration::ZERO && retry_after <= Duration::from_secs(10),
+                    "{retry_after:?}"
+                );
+            }
+            other => panic!("expected EarlierOutcomeUnsettled, got {other:?}"),
+        }
+        let record = sends.find_send(&key_of(id, "k1")).await.unwrap().unwrap();
+        assert_eq!(record.outcome, SendOutcome::Unknown);
+        assert_eq!(
+            record.message_id.map(|m| m.to_string()),
+            marks.lock().unwrap().first().cloned(),
+            "the record keeps the ID the post carried"
+        );
+        assert_eq!(marks.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_repeat_after_a_lost_answer_answers_the_message_the_history_shows() {
+        let (mut rig, marks) = rig_losing_the_first_answer(vec![]);
+        let looked_for = Arc::new(Mutex::new(None));
+        let seen = looked_for.clone();
+        rig.slack
+            .expect_find_post()
+            .times(1)
+            .returning(move |_, l| {
+                *seen.lock().unwrap() = Some(l.value.clone());
+                Ok(Some(posted("7.7")))
+            });
+        let sends = Arc::new(MemorySends::default());
+        let (sender, id) = build(rig, sends.clone());
+        sender.send(None, id, &keyed("x", "k1")).await.unwrap_err();
+        age(&sends, id, "k1", chrono::Duration::seconds(11));
+        let sent = sender.send(None, id, &keyed("x", "k1")).await.unwrap();
+        assert_eq!(sent.ts, "7.7");
+        assert_eq!(
+            *looked_for.lock().unwrap(),
+            marks.lock().unwrap().first().cloned()
+        );
+        let record = sends.find_send(&key_of(id, "k1")).await.unwrap().unwrap();
+        assert!(
+            matches!(&record.outcome, SendOutcome::Sent { ts, .. } if ts == "7.7"),
+            "{record:?}"
+        );
+        // Settled: the next repeat answers from the record, without Slack.
+        let again = sender.send(None, id, &keyed("x", "k1")).await.unwrap();
+        assert_eq!(again.ts, "7.7");
+        assert_eq!(marks.lock().unwrap().len(), 1, "never posted again");
+    }
+
+    #[tokio::test]
+    async fn a_repeat_after_a_lost_answer_posts_it_once_when_the_history_shows_it_absent() {
+        let (mut rig, marks) = rig_losing_the_first_answer(vec![Ok(posted("8.8"))]);
+        rig.slack
+            .expect_find_post()
+            .times(1)
+            .returning(|_, _| Ok(None));
+        let sends = Arc::new(MemorySends::default());
+        let (sender, id) = build(rig, sends.clone());
+        sender.send(None, id, &keyed("x", "k1")).await.unwrap_err();
+        age(&sends, id, "k1", chrono::Duration::seconds(11));
+        let sent = sender.send(None, id, &keyed("x", "k1")).await.unwrap();
+        assert_eq!(sent.ts, "8.8");
+        let again = sender.send(None, id, &keyed("x", "k1")).await.unwrap();
+        assert_eq!(again.ts, "8.8");
+        let marks = marks.lock().unwrap();
+        assert_eq!(marks.len(), 2, "posted again once");
+        assert_eq!(marks[0], marks[1], "as the same message");
+    }
+
+    #[tokio::test]
+    async fn a_lost_answer_stays_unknown_when_the_history_cannot_be_read() {
+        let (mut rig, marks) = rig_losing_the_first_answer(vec![]);
+        rig.slack.expect_find_post().times(1).returning(|_, _| {
+            Err(SlackError::MissingScope {
+                needed: "channels:history".into(),
+            })
+        });
+        let sends = Arc::new(MemorySends::default());
+        let (sender, id) = build(rig, sends.clone());
+        sender.send(None, id, &keyed("x", "k1")).await.unwrap_err();
+        age(&sends, id, "k1", chrono::Duration::seconds(11));
         let err = sender.send(None, id, &keyed("x", "k1")).await.unwrap_err();
         assert!(
             matches!(err, SendError::EarlierOutcomeUnknown { .. }),
             "{err:?}"
         );
-        let record = sends.find_send(&key_of(id, "k1")).await.unwrap().unwrap();
-        assert_eq!(record.outcome, SendOutcome::Unknown);
+        assert_eq!(marks.lock().unwrap().len(), 1);
     }
 
     #[tokio::test]
@@ -681,7 +792,7 @@ mod idempotent {
         let fp = fingerprint(&keyed("x", "k1"));
         assert!(
             sends
-                .claim_send(&key, &fp, now, now - chrono::Duration::days(1))
+                .claim_send(&key, &fp, None, now, now - chrono::Duration::days(1))
                 .await
                 .unwrap()
                 .is_none()
@@ -719,6 +830,7 @@ mod idempotent {
             .claim_send(
                 &key_of(id, "old"),
                 &fp,
+                None,
                 long_ago,
                 long_ago - chrono::Duration::days(1),
             )
@@ -734,7 +846,7 @@ mod idempotent {
         let now = chrono::Utc::now();
         let key = key_of(id, "part");
         sends
-            .claim_send(&key, &fp, now, now - chrono::Duration::days(1))
+            .claim_send(&key, &fp, None, now, now - chrono::Duration::days(1))
             .await
             .unwrap();
         sends
@@ -765,7 +877,13 @@ mod idempotent {
         let fp = fingerprint(&keyed("x", "k1"));
         let old = chrono::Utc::now() - chrono::Duration::hours(25);
         sends
-            .claim_send(&key_of(id, "k1"), &fp, old, old - chrono::Duration::days(1))
+            .claim_send(
+                &key_of(id, "k1"),
+                &fp,
+                None,
+                old,
+                old - chrono::Duration::days(1),
+            )
             .await
             .unwrap();
         sends
@@ -782,7 +900,13 @@ mod idempotent {
         let sent = sender.send(None, id, &keyed("x", "k1")).await.unwrap();
         assert_eq!(sent.ts, "5.5");
         sends
-            .claim_send(&key_of(id, "k2"), &fp, old, old - chrono::Duration::days(1))
+            .claim_send(
+                &key_of(id, "k2"),
+                &fp,
+                None,
+                old,
+                old - chrono::Duration::days(1),
+            )
             .await
             .unwrap();
         assert_eq!(sender.purge_expired().await.unwrap(), 1);

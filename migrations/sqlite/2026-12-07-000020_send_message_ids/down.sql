@@ -1,0 +1,1 @@
+ALTER TABLE sent_messages DROP COLUMN message_id;
