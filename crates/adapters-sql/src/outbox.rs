@@ -152,11 +152,11 @@ pub type Budgets = HashMap<String, (DbTime, Option<DbTime>, bool)>;
 /// The one statement that differs stays with the backend: `$repo` provides
 /// `fn claim_outbox_query(owner: &str, lease: Duration, channel_tolerance: Duration,
 /// workspace_tolerance: Duration, limit: u32) -> BoxedSqlQuery<'static, Backend, SqlQuery>`,
-/// which takes at most `limit` queued messages, each the oldest open one of its channel, due,
-/// and in a channel and workspace whose budget is neither paused nor spent beyond its
-/// tolerance, returning their `id`s: PostgreSQL's row-locks them and skips rows another
-/// replica's claim holds (`FOR UPDATE SKIP LOCKED`, nothing written), SQLite's leases them
-/// (sets `lease_owner` and `lease_until` to `owner`'s) under its single writer. The rest of the claim (spending the budgets, in one order of scopes so two claims
+/// which leases (sets `lease_owner` and `lease_until` of) at most `limit` queued messages,
+/// each the oldest open one of its channel, due, and in a channel and workspace whose budget
+/// is neither paused nor spent beyond its tolerance, returning their `id`s: PostgreSQL's
+/// skips rows another replica holds (`FOR UPDATE SKIP LOCKED`), SQLite's relies on its single
+/// writer. The rest of the claim (spending the budgets, in one order of scopes so two claims
 /// never wait on each other in a circle) runs here, in the same transaction, through two more
 /// of `$repo`'s: `async fn lock_budget_rows(conn, scopes: &[String]) ->
 /// QueryResult<Vec<BudgetRow>>` (reads and row-locks the budgets of the sorted `scopes`,
@@ -486,13 +486,11 @@ macro_rules! outbox {
                                 .map(OutboxRow::id)
                                 .collect();
                             save_budgets(conn, &budgets).await?;
-                            // What the budgets refused goes back, unleased (where the
-                            // backend's claim leased it; PostgreSQL's only locked it).
+                            // What the budgets refused goes back, unleased.
                             diesel::update(
                                 o::outbound_messages
                                     .filter(o::id.eq_any(&ids))
-                                    .filter(o::id.ne_all(&granted))
-                                    .filter(o::lease_owner.eq(owner)),
+                                    .filter(o::id.ne_all(&granted)),
                             )
                             .set((
                                 o::lease_owner.eq(None::<String>),

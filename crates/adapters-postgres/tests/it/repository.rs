@@ -109,51 +109,6 @@ async fn the_event_logs_duplicate_probe_uses_its_index_on_a_large_log() {
     db.execute(&check).await.unwrap();
 }
 
-/// A claim writes only what the budgets granted: the rows it took are row-locked, not leased
-/// first, so a message the budgets refused is left exactly as it was (no new row version, no
-/// lease). A lease written first and taken back was two updates of the refused row, and each
-/// update of the outbox writes every one of its indexes.
-#[tokio::test]
-async fn a_claim_leaves_what_the_budgets_refused_untouched() {
-    use connector_domain::{ConnectorId, Pace, Rate};
-    use connector_ports::Outbox;
-    let (db, repo) = repo().await;
-    let c = ConnectorId::new_v7();
-    for channel in ["C1", "C2"] {
-        repo.enqueue(&test_support::conformance::repository::queued(
-            "acme", c, "T9", channel, None,
-        ))
-        .await
-        .unwrap();
-    }
-    db.execute("CREATE TABLE before AS SELECT id, xmin::text AS version FROM outbound_messages")
-        .await
-        .unwrap();
-    // Each channel could post, but the workspace only once: one head granted, one refused.
-    let pace = Pace {
-        channel: Rate::per_second(100.0, 10).unwrap(),
-        workspace: Rate::per_second(1.0 / 3600.0, 1).unwrap(),
-    };
-    let got = repo
-        .claim("a", &pace, Duration::from_secs(30), 10)
-        .await
-        .unwrap();
-    assert_eq!(got.len(), 1, "{got:?}");
-    db.execute(
-        "DO $check$ BEGIN \
-           IF (SELECT count(*) FROM outbound_messages m JOIN before b USING (id) \
-               WHERE m.status = 'queued' AND m.xmin::text = b.version \
-                 AND m.lease_owner IS NULL AND m.lease_until IS NULL) <> 1 \
-           THEN RAISE EXCEPTION 'the refused message was written: %', \
-             (SELECT string_agg(m.status || ' ' || coalesce(m.lease_owner, '-') || ' ' \
-                || m.xmin::text || ' was ' || b.version, '; ') \
-              FROM outbound_messages m JOIN before b USING (id)); END IF; \
-         END $check$;",
-    )
-    .await
-    .unwrap();
-}
-
 /// `s` as an SQL string literal.
 fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))

@@ -1681,7 +1681,7 @@ where
 }
 
 /// A message of `tenant`'s `connector` for `team`'s `channel`, due now, given up in an hour.
-pub fn queued(
+fn queued(
     tenant_id: &str,
     connector: ConnectorId,
     team: &str,
