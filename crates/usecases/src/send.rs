@@ -12,9 +12,11 @@
 //! [`IDEMPOTENCY_WINDOW`]: the key is claimed in the database before Slack is called and
 //! finished with Slack's answer. A repeat gets the first result; a repeat while the first is
 //! running waits for it (up to [`DUPLICATE_WAIT`]) or is told it is in progress; a repeat of a
-//! send whose outcome is unknown (Slack's answer lost, a replica killed mid-send) is refused
-//! rather than posted blindly. A claim whose send certainly posted nothing is released, so a
-//! retry may post.
+//! send whose outcome is unknown (Slack's answer lost, a replica killed mid-send) is never
+//! posted blindly: the first post carries its message ID in Slack's metadata, and the repeat
+//! looks for it in the channel's history (`landing`), answering the message found or posting
+//! it once when it is absent, refused when the history cannot be read. A claim whose send
+//! certainly posted nothing is released, so a retry may post.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -610,8 +612,9 @@ impl MessageSender {
             Err(_) => None,
         };
         if let Err(e) = self.record(key, outcome.as_ref()).await {
-            // The claim stays in flight: a repeat is refused (never posted twice) until it
-            // expires. The caller still gets what Slack said.
+            // The claim stays in flight: a repeat waits for it, and once it counts as
+            // abandoned (IN_FLIGHT_ABANDONED_AFTER) settles it from the channel's history,
+            // never posting twice. The caller still gets what Slack said.
             tracing::warn!(connector_id = %id, error = %e,
                 "could not record the outcome of an idempotent send; repeats of its request_id will be refused");
         }
