@@ -1058,7 +1058,13 @@ async fn attempt_settling(
     {
         Ok(Some(c)) => c,
         Ok(None) => return connector_gone(queue, message, "connector_deleted").await,
-        Err(e) => return retry(message, now, format!("database_unavailable: {e}")),
+        // A fixed text: `last_error` reaches the tenant (GetMessage); the detail (a host, a
+        // driver's words) goes to the log only.
+        Err(e) => {
+            tracing::warn!(message_id = %message.id, error = %e,
+                "could not read a queued message's connector; retrying");
+            return retry(message, now, "database_unavailable".into());
+        }
     };
     match connector.auth_status {
         AuthStatus::Ok => {}
@@ -1123,7 +1129,11 @@ async fn attempt_settling(
                 error: "secret_missing".into(),
             };
         }
-        Err(e) => return retry(message, now, format!("token_unavailable: {e}")),
+        Err(e) => {
+            tracing::warn!(message_id = %message.id, error = %e,
+                "could not read a queued message's token; retrying");
+            return retry(message, now, "token_unavailable".into());
+        }
     };
     match answer {
         Ok(posted) => {
