@@ -161,7 +161,7 @@ impl Probe<'_> {
     /// A reading without the database: the double's count of posts, the replicas' memory.
     /// Counting the outbox is a scan of every row (about 60 ms at 100,000): done every second
     /// it would compete with the enqueues and the drain measured.
-    fn sample_held(&self) -> Sample {
+    fn sample_without_outbox(&self) -> Sample {
         Sample {
             at: self.started.elapsed(),
             posted: self.double.posted_count(),
@@ -172,7 +172,7 @@ impl Probe<'_> {
         }
     }
 
-    /// [`Probe::sample_held`] with the outbox counted by status.
+    /// [`Probe::sample_without_outbox`] with the outbox counted by status.
     async fn sample(&self, db: &mut AsyncPgConnection) -> anyhow::Result<Sample> {
         let counts: Counts = diesel::sql_query(
             "SELECT count(*) FILTER (WHERE status IN ('sent', 'failed', 'unknown', 'cancelled')) AS finished, \
@@ -183,7 +183,7 @@ impl Probe<'_> {
         Ok(Sample {
             finished: counts.finished,
             sent: counts.sent,
-            ..self.sample_held()
+            ..self.sample_without_outbox()
         })
     }
 }
@@ -288,7 +288,7 @@ pub(crate) async fn run(
         tokio::select! {
             done = enqueuers.join_next() => { done.transpose().context("an enqueuer panicked")?; }
             () = tokio::time::sleep(Duration::from_secs(1)) => samples.push(if due.is_some() {
-                probe.sample_held()
+                probe.sample_without_outbox()
             } else {
                 probe.sample(&mut db).await?
             }),
@@ -300,7 +300,7 @@ pub(crate) async fn run(
         match due.duration_since(std::time::SystemTime::now()) {
             Ok(wait) => {
                 while started.elapsed() < enqueued_in + wait {
-                    samples.push(probe.sample_held());
+                    samples.push(probe.sample_without_outbox());
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }
@@ -331,17 +331,17 @@ pub(crate) async fn run(
     let patience = started.elapsed().max(config.hold) + ideal * 2 + Duration::from_secs(60);
     let mut counted: Option<Sample> = None;
     for n in 0_u64.. {
-        let held = probe.sample_held();
-        let s = if n % COUNT_EVERY == 0 || held.posted as i64 >= accepted {
+        let light = probe.sample_without_outbox();
+        let s = if n % COUNT_EVERY == 0 || light.posted as i64 >= accepted {
             let s = probe.sample(&mut db).await?;
             counted = Some(s);
             s
         } else {
-            let last = counted.unwrap_or(held);
+            let last = counted.unwrap_or(light);
             Sample {
                 finished: last.finished,
                 sent: last.sent,
-                ..held
+                ..light
             }
         };
         samples.push(s);

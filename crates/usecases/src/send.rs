@@ -64,6 +64,12 @@ const DUPLICATE_POLL: Duration = Duration::from_millis(50);
 /// 30 s by default, per call.)
 pub const IN_FLIGHT_ABANDONED_AFTER: Duration = Duration::from_secs(5 * 60);
 
+/// `d` as a chrono duration (saturating: a configured duration too long for chrono is
+/// forever).
+fn to_chrono(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
 /// Bot tokens by connector, each kept for a TTL, and dropped when the connector changes on any
 /// replica (see [`Coherence`]).
 pub struct TokenCache {

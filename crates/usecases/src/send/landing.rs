@@ -12,7 +12,7 @@ use connector_ports::{
     PostLookup, PostMetadata, PostedMessage, SendKey, SendOutcome, SendRecord, SlackError,
 };
 
-use super::MessageSender;
+use super::{MessageSender, to_chrono};
 use crate::error::SendError;
 use crate::sent::SentMessage;
 
@@ -32,10 +32,6 @@ pub(super) fn landing_metadata(id: MessageId) -> PostMetadata {
         event_type: LANDING_EVENT_TYPE.into(),
         payload: vec![(LANDING_KEY.into(), id.to_string())],
     }
-}
-
-fn to_chrono(d: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(d).unwrap_or_default()
 }
 
 impl MessageSender {
@@ -117,12 +113,8 @@ impl MessageSender {
                 tracing::info!(connector_id = %connector.id, message_id = %id, ts = %posted.ts,
                     "an immediate send whose answer was lost had landed; its repeat answers it");
                 let sent = SentMessage {
-                    channel: posted.channel.clone(),
-                    ts: posted.ts.clone(),
-                    continuation_ts: Vec::new(),
-                    file_ids: Vec::new(),
-                    scheduled_message_id: None,
                     message_id: Some(id),
+                    ..SentMessage::from_stored(posted.channel.clone(), posted.ts.clone())
                 };
                 let outcome = SendOutcome::Sent {
                     channel: posted.channel,

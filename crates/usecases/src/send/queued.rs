@@ -24,8 +24,8 @@ use connector_ports::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::MessageSender;
 use super::landing::{LANDING_CHECK_AFTER, landing_metadata};
+use super::{MessageSender, to_chrono};
 use crate::error::{ConnectorError, SendError};
 use crate::inbound::Bell;
 use crate::sent::SentMessage;
@@ -646,10 +646,6 @@ impl MessageSender {
             in_flight: Arc::new(AtomicUsize::new(0)),
         })
     }
-}
-
-fn to_chrono(d: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
 const PAGE_TOKEN_VERSION: &str = "m1";
