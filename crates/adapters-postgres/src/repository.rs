@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use connector_adapters_sql::SqlPool;
+use connector_adapters_sql::prepared::prepared;
 use connector_ports::RepositorySettings;
 use diesel::pg::Pg;
 use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
@@ -73,11 +74,13 @@ impl PgConnectorRepository {
         use diesel_async::RunQueryDsl as _;
         let connectors: Vec<DbId> = keys.iter().map(|(c, _)| *c).collect();
         let ids: Vec<&str> = keys.iter().map(|(_, id)| *id).collect();
-        diesel::sql_query(STORED_EVENT_KEYS)
-            .bind::<Array<Id>, _>(connectors)
-            .bind::<Array<Text>, _>(ids)
-            .load(conn)
-            .await
+        prepared(
+            diesel::sql_query(STORED_EVENT_KEYS)
+                .bind::<Array<Id>, _>(connectors)
+                .bind::<Array<Text>, _>(ids),
+        )
+        .load(conn)
+        .await
     }
 
     /// Writes inbound events in one statement of one fixed shape whatever their number: each
@@ -97,7 +100,7 @@ impl PgConnectorRepository {
         ) -> Vec<T> {
             fresh.iter().map(|(_, e)| f(e)).collect()
         }
-        diesel::sql_query(
+        prepared(diesel::sql_query(
             "INSERT INTO inbound_events (tenant_id, cursor, connector_id, event_type, event_id, \
                team_id, channel_id, user_id, ts, thread_ts, text, from_own_bot, payload_json, \
                received_at) \
@@ -118,7 +121,7 @@ impl PgConnectorRepository {
         .bind::<Array<Nullable<Text>>, _>(column(fresh, |e| e.text.as_deref()))
         .bind::<Array<Bool>, _>(column(fresh, |e| e.from_own_bot))
         .bind::<Array<Text>, _>(column(fresh, |e| e.payload_json.as_str()))
-        .bind::<Array<Moment>, _>(column(fresh, |e| DbTime(e.received_at)))
+        .bind::<Array<Moment>, _>(column(fresh, |e| DbTime(e.received_at))))
         .execute(conn)
         .await
         .map(drop)
@@ -133,14 +136,16 @@ impl PgConnectorRepository {
     ) -> diesel::QueryResult<Vec<connector_adapters_sql::outbox::BudgetRow>> {
         use diesel::sql_types::Array;
         use diesel_async::RunQueryDsl as _;
-        diesel::sql_query(
-            "INSERT INTO delivery_budgets (scope, tat) \
+        prepared(
+            diesel::sql_query(
+                "INSERT INTO delivery_budgets (scope, tat) \
              SELECT u.scope, now() FROM unnest($1::text[]) WITH ORDINALITY AS u(scope, n) \
              ORDER BY u.n \
              ON CONFLICT (scope) DO UPDATE SET tat = delivery_budgets.tat \
              RETURNING scope, tat, paused_until",
+            )
+            .bind::<Array<Text>, _>(scopes),
         )
-        .bind::<Array<Text>, _>(scopes)
         .load(conn)
         .await
     }
@@ -155,13 +160,15 @@ impl PgConnectorRepository {
         use diesel_async::RunQueryDsl as _;
         let scopes: Vec<&str> = tats.iter().map(|(s, _)| *s).collect();
         let times: Vec<DbTime> = tats.iter().map(|(_, t)| *t).collect();
-        diesel::sql_query(
-            "UPDATE delivery_budgets b SET tat = v.tat \
-             FROM unnest($1::text[], $2::timestamptz[]) AS v(scope, tat) \
-             WHERE b.scope = v.scope",
+        prepared(
+            diesel::sql_query(
+                "UPDATE delivery_budgets b SET tat = v.tat \
+                 FROM unnest($1::text[], $2::timestamptz[]) AS v(scope, tat) \
+                 WHERE b.scope = v.scope",
+            )
+            .bind::<Array<Text>, _>(scopes)
+            .bind::<Array<Moment>, _>(times),
         )
-        .bind::<Array<Text>, _>(scopes)
-        .bind::<Array<Moment>, _>(times)
         .execute(conn)
         .await
         .map(drop)

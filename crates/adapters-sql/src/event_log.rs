@@ -144,14 +144,16 @@ macro_rules! event_log {
                                 // The cursor first: a write, so SQLite takes its write lock at
                                 // once (waiting its busy timeout) rather than failing to upgrade
                                 // a read; PostgreSQL locks the tenant's row.
-                                let last: i64 = diesel::insert_into(c::event_cursors)
-                                    .values((c::tenant_id.eq(tenant), c::last_cursor.eq(0_i64)))
-                                    .on_conflict(c::tenant_id)
-                                    .do_update()
-                                    .set(c::last_cursor.eq(c::last_cursor))
-                                    .returning(c::last_cursor)
-                                    .get_result(conn)
-                                    .await?;
+                                let last: i64 = prepared(
+                                    diesel::insert_into(c::event_cursors)
+                                        .values((c::tenant_id.eq(tenant), c::last_cursor.eq(0_i64)))
+                                        .on_conflict(c::tenant_id)
+                                        .do_update()
+                                        .set(c::last_cursor.eq(c::last_cursor))
+                                        .returning(c::last_cursor),
+                                )
+                                .get_result(conn)
+                                .await?;
                                 let keys: Vec<(DbId, &str)> = batch
                                     .iter()
                                     .map(|e| (DbId::from(e.connector_id), e.event_id.as_str()))
@@ -181,10 +183,14 @@ macro_rules! event_log {
                                 }
                                 // The backend's own way: one statement for the batch where it can.
                                 <$repo>::insert_events(conn, &fresh).await?;
-                                diesel::update(c::event_cursors.filter(c::tenant_id.eq(tenant)))
-                                    .set(c::last_cursor.eq(last + fresh.len() as i64))
-                                    .execute(conn)
-                                    .await?;
+                                prepared(
+                                    diesel::update(
+                                        c::event_cursors.filter(c::tenant_id.eq(tenant)),
+                                    )
+                                    .set(c::last_cursor.eq(last + fresh.len() as i64)),
+                                )
+                                .execute(conn)
+                                .await?;
                                 Ok::<_, diesel::result::Error>(
                                     fresh
                                         .into_iter()

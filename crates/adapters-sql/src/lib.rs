@@ -28,6 +28,7 @@ pub mod event_log;
 pub mod oauth_states;
 pub mod outbox;
 mod pool;
+pub mod prepared;
 pub mod schema;
 pub mod sent_messages;
 pub mod slack_events;
@@ -40,6 +41,7 @@ pub use pool::SqlPool;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::errors::map_err;
+    pub use crate::prepared::prepared;
     pub use crate::types::{DbClock, DbId, DbNow, DbTime, coalesce};
     pub use ::async_trait::{self, async_trait};
     pub use ::chrono::{self, DateTime, Utc};

@@ -441,13 +441,13 @@ macro_rules! outbox {
                 ) -> Result<Vec<OutboundRecord>, RepositoryError> {
                     $crate::with_conn!(self.$pool, conn, {
                         diesel_async::AsyncConnection::transaction(&mut conn, async |conn| {
-                            let leased: Vec<ClaimedId> = <$repo>::claim_outbox_query(
+                            let leased: Vec<ClaimedId> = prepared(<$repo>::claim_outbox_query(
                                 owner,
                                 lease,
                                 pace.channel.tolerance(),
                                 pace.workspace.tolerance(),
                                 limit,
-                            )
+                            ))
                             .load(conn)
                             .await?;
                             if leased.is_empty() {
@@ -546,27 +546,27 @@ macro_rules! outbox {
                     let n = match outcome {
                         AttemptOutcome::Sent { ts } => $crate::execute!(
                             self.$pool,
-                            diesel::update(target).set((
+                            prepared(diesel::update(target).set((
                                 unleased,
                                 settled,
                                 o::status.eq(MessageStatus::Sent.as_str()),
                                 o::ts.eq(ts),
                                 o::finished_at.eq(DbNow::now().nullable()),
-                            ))
+                            )))
                         )?,
                         AttemptOutcome::Retry { error, retry_at } => $crate::execute!(
                             self.$pool,
-                            diesel::update(target).set((
+                            prepared(diesel::update(target).set((
                                 unleased,
                                 settled,
                                 o::status.eq(QUEUED),
                                 o::last_error.eq(error),
                                 o::next_attempt_at.eq(DbTime(*retry_at)),
-                            ))
+                            )))
                         )?,
                         AttemptOutcome::Unconfirmed { error, check_at } => $crate::execute!(
                             self.$pool,
-                            diesel::update(target).set((
+                            prepared(diesel::update(target).set((
                                 unleased,
                                 // Searched from the first attempt that may have posted it.
                                 o::unconfirmed_since.eq(coalesce(
@@ -578,7 +578,7 @@ macro_rules! outbox {
                                 o::status.eq(QUEUED),
                                 o::last_error.eq(error),
                                 o::next_attempt_at.eq(DbTime(*check_at)),
-                            ))
+                            )))
                         )?,
                         AttemptOutcome::Failed { error } | AttemptOutcome::Unknown { error } => {
                             let status = match outcome {
@@ -587,13 +587,13 @@ macro_rules! outbox {
                             };
                             $crate::execute!(
                                 self.$pool,
-                                diesel::update(target).set((
+                                prepared(diesel::update(target).set((
                                     unleased,
                                     settled,
                                     o::status.eq(status.as_str()),
                                     o::last_error.eq(error),
                                     o::finished_at.eq(DbNow::now().nullable()),
-                                ))
+                                )))
                             )?
                         }
                     };

@@ -113,3 +113,68 @@ async fn the_event_logs_duplicate_probe_uses_its_index_on_a_large_log() {
 fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
+
+/// A statement wrapped in `prepared` is parsed and planned once per connection, where diesel
+/// alone sends every `UPDATE` and raw statement unnamed (parsed, analysed and planned on each
+/// call). The outcome of each queued post is such an `UPDATE`, and the claim, the budgets and
+/// the event log are raw statements: planned every time, they were most of the database's
+/// work while a backlog drained.
+#[tokio::test]
+async fn a_prepared_statement_is_parsed_once_per_connection() {
+    use connector_adapters_sql::prepared::prepared;
+    use connector_adapters_sql::schema::delivery_budgets::dsl as b;
+    use connector_adapters_sql::types::{DbNow, DbTime};
+    use diesel::prelude::*;
+    use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+
+    #[derive(QueryableByName)]
+    struct Statement {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        statement: String,
+    }
+
+    let (db, _repo) = repo().await;
+    let mut conn = AsyncPgConnection::establish(db.url()).await.unwrap();
+    for n in 0..3 {
+        let scope = format!("channel:T1:C{n}");
+        diesel::insert_into(b::delivery_budgets)
+            .values((b::scope.eq(&scope), b::tat.eq(DbNow::now())))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        // Left to diesel: sent unnamed each time.
+        diesel::update(b::delivery_budgets.filter(b::scope.eq(&scope)))
+            .set(b::paused_until.eq(None::<DbTime>))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        // Prepared: an UPDATE and a raw statement.
+        let touched = prepared(
+            diesel::update(b::delivery_budgets.filter(b::scope.eq(&scope)))
+                .set(b::tat.eq(DbNow::now())),
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(touched, 1);
+        let found: Vec<Statement> = prepared(
+            diesel::sql_query("SELECT scope AS statement FROM delivery_budgets WHERE scope = $1")
+                .bind::<diesel::sql_types::Text, _>(&scope),
+        )
+        .load(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(found.len(), 1);
+    }
+    let statements: Vec<String> = diesel::sql_query("SELECT statement FROM pg_prepared_statements")
+        .load::<Statement>(&mut conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.statement)
+        .collect();
+    let count = |needle: &str| statements.iter().filter(|s| s.contains(needle)).count();
+    assert_eq!(count("SET \"tat\""), 1, "{statements:#?}");
+    assert_eq!(count("SELECT scope AS statement"), 1, "{statements:#?}");
+    assert_eq!(count("SET \"paused_until\""), 0, "{statements:#?}");
+}

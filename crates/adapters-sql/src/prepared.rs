@@ -1,0 +1,50 @@
+//! [`Prepared`]: a statement of one fixed shape, prepared once per connection and reused.
+//!
+//! diesel caches a prepared statement only for queries it can prove have one SQL text per
+//! Rust type: every `UPDATE` (a changeset of `Option`s may drop columns), every raw
+//! `sql_query`, every `ON CONFLICT DO UPDATE` and every `IN` list is sent unnamed instead, so
+//! PostgreSQL parses, analyses and plans it on each call. On the delivery path that was most
+//! of the database's work: the outcome of each post (an `UPDATE` by primary key) was planned
+//! 22,865 times in 22,865 calls in a 30-second drain (`pg_stat_statements`), while the
+//! `INSERT` beside it, cached, was planned 11 times.
+//!
+//! Wrapping a statement in [`prepared`] keys the connection's statement cache by the
+//! statement's SQL text (and its bind types) instead of its Rust type, so a statement is
+//! prepared once per distinct text, which is correct whatever diesel could prove. The one
+//! condition is the caller's: its text must come from a bounded set (no `IN` list whose length
+//! follows the data on a backend that spells it out, no SQL built from values), or the cache
+//! grows with each new text.
+
+use diesel::QueryResult;
+use diesel::backend::Backend;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+
+/// `Q`, cached by its SQL text: see the [module](self).
+#[derive(Debug, Clone, Copy)]
+pub struct Prepared<Q>(Q);
+
+/// Marks `statement` for the connection's statement cache, keyed by its SQL text. Its text
+/// must come from a bounded set (see the [module](self)).
+pub fn prepared<Q>(statement: Q) -> Prepared<Q> {
+    Prepared(statement)
+}
+
+impl<Q> QueryId for Prepared<Q> {
+    type QueryId = ();
+    // Not keyed by type: the cache falls back to the SQL text and bind types.
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Q: Query> Query for Prepared<Q> {
+    type SqlType = Q::SqlType;
+}
+
+impl<DB: Backend, Q: QueryFragment<DB>> QueryFragment<DB> for Prepared<Q> {
+    fn walk_ast<'b>(&'b self, pass: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        self.0.walk_ast(pass)
+    }
+
+    fn is_safe_to_cache_prepared(&self, _backend: &DB) -> QueryResult<bool> {
+        Ok(true)
+    }
+}
