@@ -122,19 +122,22 @@ macro_rules! sent_message_store {
                     outcome: &SendOutcome,
                 ) -> Result<(), RepositoryError> {
                     let (outcome, channel, ts) = outcome.to_columns();
+                    // Once per keyed send: prepared, not planned on each call.
                     $crate::execute!(
                         self.$pool,
-                        diesel::update(
-                            s::sent_messages
-                                .filter(s::connector_id.eq(DbId::from(key.connector_id)))
-                                .filter(s::request_id.eq(key.request_id.as_str())),
+                        prepared(
+                            diesel::update(
+                                s::sent_messages
+                                    .filter(s::connector_id.eq(DbId::from(key.connector_id)))
+                                    .filter(s::request_id.eq(key.request_id.as_str())),
+                            )
+                            .set((
+                                s::outcome.eq(outcome),
+                                s::channel_id.eq(channel),
+                                s::ts.eq(ts),
+                                s::updated_at.eq(DbNow::now()),
+                            ))
                         )
-                        .set((
-                            s::outcome.eq(outcome),
-                            s::channel_id.eq(channel),
-                            s::ts.eq(ts),
-                            s::updated_at.eq(DbNow::now()),
-                        ))
                     )
                     .map(|_| ())
                 }
