@@ -156,7 +156,8 @@ pub type Budgets = HashMap<String, (DbTime, Option<DbTime>, bool)>;
 /// each the oldest open one of its channel, due, and in a channel and workspace whose budget
 /// is neither paused nor spent beyond its tolerance, returning their `id`s: PostgreSQL's
 /// skips rows another replica holds (`FOR UPDATE SKIP LOCKED`), SQLite's relies on its single
-/// writer. The rest of the claim (spending the budgets, in one order of scopes so two claims
+/// writer. Its text must be the same on every call: it is [`prepared`](crate::prepared) once
+/// per connection. The rest of the claim (spending the budgets, in one order of scopes so two claims
 /// never wait on each other in a circle) runs here, in the same transaction, through two more
 /// of `$repo`'s: `async fn lock_budget_rows(conn, scopes: &[String]) ->
 /// QueryResult<Vec<BudgetRow>>` (reads and row-locks the budgets of the sorted `scopes`,
