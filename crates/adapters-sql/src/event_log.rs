@@ -1,6 +1,6 @@
 //! The `inbound_events` and `event_cursors` tables (what people do in Slack, in each tenant's
 //! order), and the [`EventLog`](connector_ports::EventLog) body each backend instantiates with
-//! [`event_log!`](crate::event_log).
+//! [`event_log!`](crate::event_log!).
 
 use connector_domain::{ConnectorId, TenantId};
 use connector_ports::{InboundEvent, NewInboundEvent, RepositoryError};

@@ -1,6 +1,6 @@
 //! The `outbound_messages` and `delivery_budgets` tables (queued delivery), and the
 //! [`Outbox`](connector_ports::Outbox) body each backend instantiates with
-//! [`outbox!`](crate::outbox).
+//! [`outbox!`](crate::outbox!).
 
 use std::collections::HashMap;
 
