@@ -1119,8 +1119,19 @@ async fn attempt_settling(
         .await;
     let answer = match posted {
         Ok(answer) => answer,
-        // The token could not be read: nothing was posted.
+        // The token could not be read: nothing was posted. A delete marks the connector
+        // before it removes the secret, so one deleted since the read above is no longer
+        // active: its messages fail with that reason, as when the delete came first.
         Err(SendError::SecretMissing { .. }) => {
+            if let Ok(None) = sender
+                .ports
+                .connectors
+                .queries
+                .find_active(message.connector_id)
+                .await
+            {
+                return connector_gone(queue, message, "connector_deleted").await;
+            }
             return AttemptOutcome::Failed {
                 error: "secret_missing".into(),
             };
@@ -1324,6 +1335,83 @@ mod tests {
             attempted_at: Some(now),
             unconfirmed_since: None,
         }
+    }
+
+    /// A sender whose connector reads as active `active_reads` times, then as gone, and whose
+    /// secret store has no token; its outbox expects `fail_connector` `fails` times.
+    fn without_secret(active_reads: usize, fails: usize) -> (MessageSender, Queue, ConnectorId) {
+        use connector_ports::{MockConnectors, MockOutbox, MockSecretStore, MockSlackApi};
+
+        let row =
+            crate::testing::connector("acme", "prod", connector_domain::ConnectorState::Active);
+        let id = row.id;
+        let mut repo = MockConnectors::default();
+        let reads = AtomicUsize::new(0);
+        repo.queries.expect_find_active().returning(move |_| {
+            let n = reads.fetch_add(1, Ordering::SeqCst);
+            Ok((n < active_reads).then(|| row.clone()))
+        });
+        let mut secrets = MockSecretStore::new();
+        secrets
+            .expect_get()
+            .returning(|_| Err(connector_ports::SecretStoreError::NotFound));
+        let mut slack = MockSlackApi::new();
+        slack.expect_post_message_once().never();
+        let mut outbox = MockOutbox::new();
+        outbox
+            .expect_fail_connector()
+            .withf(move |c, error| *c == id && error == "connector_deleted")
+            .times(fails)
+            .returning(|_, _| Ok(Vec::new()));
+        let tokens = crate::send::TokenCache::new(
+            Duration::from_secs(300),
+            Arc::new(crate::runtime::SystemClock),
+        );
+        let sender = crate::send::tests::sender(repo, secrets, slack, tokens)
+            .with_outbox(Arc::new(outbox), DeliverySettings::default());
+        let queue = sender.queue.clone().unwrap();
+        (sender, queue, id)
+    }
+
+    fn queued_through(id: ConnectorId) -> OutboundRecord {
+        let mut m = record(1, 3600);
+        m.connector_id = id;
+        m.body_json = serde_json::to_string(&Body {
+            text: "deploy finished".into(),
+            thread_ts: None,
+            reply_broadcast: false,
+            blocks_json: None,
+            unfurl_links: None,
+            unfurl_media: None,
+        })
+        .unwrap();
+        m
+    }
+
+    #[tokio::test]
+    async fn a_connector_deleted_while_its_token_is_read_fails_its_messages_as_deleted() {
+        // Active when the attempt reads it; its secret gone by the time the token is read
+        // (a delete marks the connector, then removes the secret).
+        let (sender, queue, id) = without_secret(1, 1);
+        let outcome = attempt(&sender, &queue, &queued_through(id)).await;
+        assert_eq!(
+            outcome,
+            AttemptOutcome::Failed {
+                error: "connector_deleted".into()
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn an_active_connector_without_its_secret_fails_as_secret_missing() {
+        let (sender, queue, id) = without_secret(usize::MAX, 0);
+        let outcome = attempt(&sender, &queue, &queued_through(id)).await;
+        assert_eq!(
+            outcome,
+            AttemptOutcome::Failed {
+                error: "secret_missing".into()
+            }
+        );
     }
 
     #[test]
