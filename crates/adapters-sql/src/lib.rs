@@ -41,7 +41,7 @@ pub use pool::SqlPool;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::errors::map_err;
-    pub use crate::prepared::prepared;
+    pub use crate::prepared::{prepared, prepared_with_lists};
     pub use crate::types::{DbClock, DbId, DbNow, DbTime, coalesce};
     pub use ::async_trait::{self, async_trait};
     pub use ::chrono::{self, DateTime, Utc};

@@ -488,21 +488,23 @@ macro_rules! outbox {
                                 .collect();
                             save_budgets(conn, &budgets).await?;
                             // What the budgets refused goes back, unleased.
-                            diesel::update(
-                                o::outbound_messages
-                                    .filter(o::id.eq_any(&ids))
-                                    .filter(o::id.ne_all(&granted)),
+                            prepared_with_lists(
+                                diesel::update(
+                                    o::outbound_messages
+                                        .filter(o::id.eq_any(&ids))
+                                        .filter(o::id.ne_all(&granted)),
+                                )
+                                .set((
+                                    o::lease_owner.eq(None::<String>),
+                                    o::lease_until.eq(None::<DbTime>),
+                                )),
                             )
-                            .set((
-                                o::lease_owner.eq(None::<String>),
-                                o::lease_until.eq(None::<DbTime>),
-                            ))
                             .execute(conn)
                             .await?;
                             if granted.is_empty() {
                                 return Ok(Vec::new());
                             }
-                            let claimed: Vec<OutboxRow> =
+                            let claimed: Vec<OutboxRow> = prepared_with_lists(
                                 diesel::update(o::outbound_messages.filter(o::id.eq_any(&granted)))
                                     .set((
                                         o::status.eq(SENDING),
@@ -512,9 +514,10 @@ macro_rules! outbox {
                                         o::attempted_at.eq(DbNow::now().nullable()),
                                         o::updated_at.eq(DbNow::now()),
                                     ))
-                                    .returning(OutboxRow::as_returning())
-                                    .get_results(conn)
-                                    .await?;
+                                    .returning(OutboxRow::as_returning()),
+                            )
+                            .get_results(conn)
+                            .await?;
                             Ok(claimed)
                         })
                         .await

@@ -14,6 +14,11 @@
 //! condition is the caller's: its text must come from a bounded set (no `IN` list whose length
 //! follows the data on a backend that spells it out, no SQL built from values), or the cache
 //! grows with each new text.
+//!
+//! [`prepared_with_lists`] is for statements whose `IN` lists are the only thing keeping
+//! diesel from caching them: PostgreSQL binds such a list as one array (`= ANY($1)`, one text
+//! whatever its length), so there it is prepared like [`prepared`]; SQLite spells the list out
+//! (one text per length), so there it is left to diesel.
 
 use diesel::QueryResult;
 use diesel::backend::Backend;
@@ -46,5 +51,57 @@ impl<DB: Backend, Q: QueryFragment<DB>> QueryFragment<DB> for Prepared<Q> {
 
     fn is_safe_to_cache_prepared(&self, _backend: &DB) -> QueryResult<bool> {
         Ok(true)
+    }
+}
+
+/// `Q`, cached by its SQL text where the backend binds its `IN` lists as arrays: see the
+/// [module](self).
+#[derive(Debug, Clone, Copy)]
+pub struct PreparedWithLists<Q>(Q);
+
+/// Marks `statement`, whose text is fixed but for its `IN` lists, for the connection's
+/// statement cache on backends that bind a list as one array (see [`ListsAsArrays`]).
+pub fn prepared_with_lists<Q>(statement: Q) -> PreparedWithLists<Q> {
+    PreparedWithLists(statement)
+}
+
+/// How a backend writes an `IN` list: as one array parameter, so that the statement's text
+/// does not follow the list's length, or not.
+pub trait ListsAsArrays {
+    /// Whether a list is one array parameter (`= ANY($1)`).
+    const LISTS_AS_ARRAYS: bool;
+}
+
+#[cfg(feature = "postgres")]
+impl ListsAsArrays for diesel::pg::Pg {
+    const LISTS_AS_ARRAYS: bool = true;
+}
+
+#[cfg(feature = "sqlite")]
+impl ListsAsArrays for diesel::sqlite::Sqlite {
+    // `IN (?, ?, ?)`: one text per length.
+    const LISTS_AS_ARRAYS: bool = false;
+}
+
+impl<Q> QueryId for PreparedWithLists<Q> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Q: Query> Query for PreparedWithLists<Q> {
+    type SqlType = Q::SqlType;
+}
+
+impl<DB: Backend + ListsAsArrays, Q: QueryFragment<DB>> QueryFragment<DB> for PreparedWithLists<Q> {
+    fn walk_ast<'b>(&'b self, pass: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        self.0.walk_ast(pass)
+    }
+
+    fn is_safe_to_cache_prepared(&self, backend: &DB) -> QueryResult<bool> {
+        if DB::LISTS_AS_ARRAYS {
+            Ok(true)
+        } else {
+            self.0.is_safe_to_cache_prepared(backend)
+        }
     }
 }

@@ -121,7 +121,7 @@ fn quote(s: &str) -> String {
 /// work while a backlog drained.
 #[tokio::test]
 async fn a_prepared_statement_is_parsed_once_per_connection() {
-    use connector_adapters_sql::prepared::prepared;
+    use connector_adapters_sql::prepared::{prepared, prepared_with_lists};
     use connector_adapters_sql::schema::delivery_budgets::dsl as b;
     use connector_adapters_sql::types::{DbNow, DbTime};
     use diesel::prelude::*;
@@ -165,6 +165,16 @@ async fn a_prepared_statement_is_parsed_once_per_connection() {
         .await
         .unwrap();
         assert_eq!(found.len(), 1);
+        // Prepared once though its list grows: PostgreSQL binds the list as one array.
+        let scopes: Vec<String> = (0..=n).map(|i| format!("channel:T1:C{i}")).collect();
+        let listed = prepared_with_lists(
+            diesel::update(b::delivery_budgets.filter(b::scope.eq_any(&scopes)))
+                .set(b::paused_until.eq(DbNow::now().nullable())),
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(listed, n + 1);
     }
     let statements: Vec<String> = diesel::sql_query("SELECT statement FROM pg_prepared_statements")
         .load::<Statement>(&mut conn)
@@ -176,5 +186,10 @@ async fn a_prepared_statement_is_parsed_once_per_connection() {
     let count = |needle: &str| statements.iter().filter(|s| s.contains(needle)).count();
     assert_eq!(count("SET \"tat\""), 1, "{statements:#?}");
     assert_eq!(count("SELECT scope AS statement"), 1, "{statements:#?}");
-    assert_eq!(count("SET \"paused_until\""), 0, "{statements:#?}");
+    assert_eq!(count("= ANY("), 1, "{statements:#?}");
+    assert_eq!(
+        count("SET \"paused_until\"") - count("= ANY("),
+        0,
+        "{statements:#?}"
+    );
 }
