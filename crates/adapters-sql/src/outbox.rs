@@ -3,8 +3,12 @@
 //! [`outbox!`](crate::outbox!).
 
 use std::collections::HashMap;
+use std::time::Duration;
 
-use connector_domain::{ChannelId, ConnectorId, Delivery, MessageId, MessageStatus, TenantId};
+use chrono::{DateTime, Utc};
+use connector_domain::{
+    ChannelId, ConnectorId, Delivery, MessageId, MessageStatus, Pace, TenantId,
+};
 use connector_ports::{OutboundRecord, RepositoryError};
 use diesel::prelude::*;
 
@@ -123,6 +127,44 @@ pub fn channel_scope(team_id: &str, channel_id: &str) -> String {
 pub fn channels_of(team_id: &str) -> (String, String) {
     // `;` is the character after `:`.
     (format!("channel:{team_id}:"), format!("channel:{team_id};"))
+}
+
+/// A budget as [`next_admission`] reads it: its scope, theoretical arrival time and pause.
+pub type BudgetState<'a> = (&'a str, DateTime<Utc>, Option<DateTime<Utc>>);
+
+/// How long after `now` the earliest of `budgets` (scope, tat, paused until) that refuses a
+/// post under `pace` admits one again, counting the workspace's budget of a channel's: a
+/// channel is admitted when both its budgets are. `None` when none refuses.
+pub fn next_admission(
+    budgets: &[BudgetState<'_>],
+    pace: &Pace,
+    now: DateTime<Utc>,
+) -> Option<Duration> {
+    use connector_ports::PauseScope;
+    let refusing = |rate: &connector_domain::Rate, tat, paused| rate.admit(tat, paused, now).err();
+    let workspaces: HashMap<String, DateTime<Utc>> = budgets
+        .iter()
+        .filter_map(|(scope, tat, paused)| match parse_scope(scope)? {
+            PauseScope::Workspace { team_id } => {
+                refusing(&pace.workspace, *tat, *paused).map(|at| (team_id, at))
+            }
+            PauseScope::Channel { .. } => None,
+        })
+        .collect();
+    let channels = budgets
+        .iter()
+        .filter_map(|(scope, tat, paused)| match parse_scope(scope)? {
+            PauseScope::Channel { team_id, .. } => {
+                let at = refusing(&pace.channel, *tat, *paused)?;
+                Some(workspaces.get(&team_id).map_or(at, |w| at.max(*w)))
+            }
+            PauseScope::Workspace { .. } => None,
+        });
+    // A workspace's other channels (not refusing themselves) are admitted with it.
+    channels
+        .chain(workspaces.values().copied())
+        .min()
+        .map(|at| (at - now).to_std().unwrap_or_default())
 }
 
 /// The scope a budget's `scope` text names (see [`channel_scope`] and [`workspace_scope`]).
@@ -703,6 +745,32 @@ macro_rules! outbox {
                     })
                 }
 
+                async fn next_admission(
+                    &self,
+                    pace: &Pace,
+                ) -> Result<Option<Duration>, RepositoryError> {
+                    let refusing: Vec<(String, DbTime, Option<DbTime>, DbTime)> = $crate::load!(
+                        self.$pool,
+                        prepared(
+                            b::delivery_budgets
+                                .filter(
+                                    b::tat
+                                        .gt(DbNow::now())
+                                        .or(b::paused_until.gt(DbNow::now().nullable())),
+                                )
+                                .select((b::scope, b::tat, b::paused_until, DbClock::read())),
+                        )
+                    )?;
+                    let Some(now) = refusing.as_slice().first().map(|r| r.3) else {
+                        return Ok(None);
+                    };
+                    let budgets: Vec<$crate::outbox::BudgetState<'_>> = refusing
+                        .iter()
+                        .map(|(scope, tat, paused, _)| (scope.as_str(), tat.0, paused.map(|p| p.0)))
+                        .collect();
+                    Ok($crate::outbox::next_admission(&budgets, pace, now.0))
+                }
+
                 async fn busy_scopes(
                     &self,
                     within: Duration,
@@ -943,6 +1011,48 @@ mod tests {
     use connector_ports::PauseScope;
 
     use super::*;
+
+    #[test]
+    fn the_next_admission_is_the_earliest_refusing_budgets_counting_the_workspace() {
+        use connector_domain::Rate;
+        let pace = Pace {
+            // One a second, bursts of two (a post is refused while tat runs 1 s ahead).
+            channel: Rate::per_second(1.0, 2).unwrap(),
+            workspace: Rate::per_second(100.0, 10).unwrap(),
+        };
+        let now = Utc::now();
+        let secs = |s: i64| now + chrono::Duration::seconds(s);
+        let ms = |d: Duration| d.as_millis();
+        assert_eq!(next_admission(&[], &pace, now), None);
+        // Spent but within its burst: admits now, so no wait is told.
+        let within = [("channel:T1:C1", secs(1), None)];
+        assert_eq!(next_admission(&within, &pace, now), None);
+        // Refusing until tat - tolerance.
+        let spent = [
+            ("channel:T1:C1", secs(3), None),
+            ("channel:T1:C2", secs(5), None),
+        ];
+        assert_eq!(next_admission(&spent, &pace, now).map(ms), Some(2000));
+        // Its workspace paused longer: the workspace's end, for every channel of it.
+        let paused = [
+            ("channel:T1:C1", secs(3), None),
+            ("workspace:T1", now, Some(secs(30))),
+        ];
+        assert_eq!(next_admission(&paused, &pace, now).map(ms), Some(30_000));
+        // Another workspace's channel is not held by it.
+        let other = [
+            ("channel:T1:C1", secs(3), None),
+            ("workspace:T1", now, Some(secs(30))),
+            ("channel:T2:C1", secs(11), None),
+        ];
+        assert_eq!(next_admission(&other, &pace, now).map(ms), Some(10_000));
+        // A channel paused by a 429: its pause.
+        let channel_paused = [("channel:T1:C1", now, Some(secs(7)))];
+        assert_eq!(
+            next_admission(&channel_paused, &pace, now).map(ms),
+            Some(7000)
+        );
+    }
 
     #[test]
     fn budget_scopes_read_back_as_written() {

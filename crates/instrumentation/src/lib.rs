@@ -329,6 +329,7 @@ observed!(Outbox, Database, "db", "db.operation" {
         -> Result<Option<OutboundRecord>, RepositoryError>;
     fn claim(&self, owner: &str, pace: &Pace, lease: Duration, limit: u32)
         -> Result<Vec<OutboundRecord>, RepositoryError>;
+    fn next_admission(&self, pace: &Pace) -> Result<Option<Duration>, RepositoryError>;
     fn finish(&self, id: MessageId, owner: &str, outcome: &AttemptOutcome)
         -> Result<bool, RepositoryError>;
     fn spend(&self, team_id: &str, channel: &ChannelId, pace: &Pace)

@@ -209,6 +209,12 @@ pub trait Outbox: Send + Sync {
         limit: u32,
     ) -> Result<Vec<OutboundRecord>, RepositoryError>;
 
+    /// How long until a budget of `pace` that refuses posts now (spent or paused) admits one
+    /// again, counting its workspace's budget: the earliest such moment, by the store's clock;
+    /// `None` when no budget refuses. What a worker that found nothing to claim waits for
+    /// (a message due later, or posted elsewhere, is found by its poll and its bell).
+    async fn next_admission(&self, pace: &Pace) -> Result<Option<Duration>, RepositoryError>;
+
     /// Records what the attempt on claimed message `id` did; `false` when `owner` no longer
     /// holds it (its lease passed and another replica took it over).
     async fn finish(

@@ -2153,6 +2153,58 @@ where
     );
 }
 
+/// Conformance case: the store says when a spent budget admits a post again (what a worker
+/// that found nothing to claim waits for): the channel's, or its paused workspace's, the
+/// earliest of all; nothing when no budget refuses.
+pub async fn a_spent_budget_says_when_it_admits_again<R>(repo: &R)
+where
+    R: connector_ports::Outbox + Clone + 'static,
+{
+    use connector_domain::Rate;
+    use connector_ports::PauseScope;
+    // One a second, bursts of two: after two posts the next is admitted a second later.
+    let second = pace(Rate::per_second(1.0, 2).unwrap());
+    let c1 = ChannelId::new("C1");
+    assert_eq!(repo.next_admission(&second).await.unwrap(), None);
+    for _ in 0..2 {
+        assert_eq!(repo.spend("T3", &c1, &second).await.unwrap(), None);
+    }
+    let refused = repo
+        .spend("T3", &c1, &second)
+        .await
+        .unwrap()
+        .expect("the burst is spent");
+    let admits = repo
+        .next_admission(&second)
+        .await
+        .unwrap()
+        .expect("a budget refuses");
+    assert!(
+        admits <= refused && admits > Duration::from_millis(200),
+        "{admits:?} (refused for {refused:?})"
+    );
+    // Its workspace paused for a minute: the channel waits for that too.
+    repo.pause(
+        &PauseScope::Workspace {
+            team_id: "T3".into(),
+        },
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    let admits = repo.next_admission(&second).await.unwrap().unwrap();
+    assert!(
+        admits > Duration::from_secs(50) && admits <= Duration::from_secs(60),
+        "{admits:?}"
+    );
+    // A channel of another workspace, spent: the earlier of the two.
+    for _ in 0..2 {
+        assert_eq!(repo.spend("T4", &c1, &second).await.unwrap(), None);
+    }
+    let admits = repo.next_admission(&second).await.unwrap().unwrap();
+    assert!(admits <= Duration::from_secs(1), "{admits:?}");
+}
+
 /// Conformance case: a 429 pauses its channel; a 429 in a second channel of the workspace
 /// while the first is paused pauses the whole workspace (Slack does not say which limit a 429
 /// concerns); concurrent 429s see each other; other workspaces go on.

@@ -714,6 +714,9 @@ const POLL_MIN: Duration = Duration::from_millis(10);
 /// How long a stopping worker waits for its status changes to reach the event log.
 const FLUSH_WAIT: Duration = Duration::from_secs(10);
 const POLL_MAX: Duration = Duration::from_millis(250);
+/// The shortest wait for a budget to admit a post (the store's clock and this one differ by
+/// the time the answer took).
+const ADMISSION_MIN: Duration = Duration::from_millis(1);
 
 /// How often leases and deadlines are swept.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
@@ -755,6 +758,7 @@ impl DeliveryWorker {
                 .max_in_flight
                 .saturating_sub(self.in_flight.load(Ordering::Acquire));
             let mut claimed = 0;
+            let mut admitted_in = None;
             if free > 0 {
                 match self
                     .queue
@@ -767,6 +771,11 @@ impl DeliveryWorker {
                     )
                     .await
                 {
+                    Ok(messages) if messages.is_empty() => {
+                        // Nothing within budget: look again when a spent budget admits a post,
+                        // not only after a backoff that may be far longer.
+                        admitted_in = self.next_admission().await;
+                    }
                     Ok(messages) => {
                         claimed = messages.len();
                         self.queue.busy.mark(&messages);
@@ -787,8 +796,9 @@ impl DeliveryWorker {
             } else {
                 (poll * 2).min(POLL_MAX)
             };
+            let wait = admitted_in.map_or(poll, |d: Duration| d.clamp(ADMISSION_MIN, poll));
             let rung = std::pin::pin!(self.queue.bell.rings_after(seen));
-            let woken = futures::future::select(rung, (self.sender.sleep)(poll));
+            let woken = futures::future::select(rung, (self.sender.sleep)(wait));
             if let futures::future::Either::Left(_) =
                 futures::future::select(stop.as_mut(), woken).await
             {
@@ -811,6 +821,23 @@ impl DeliveryWorker {
             tracing::warn!(owner = %self.owner, "the event log was not written within {FLUSH_WAIT:?} of the stop; some status changes may be missing from it");
         }
         tracing::info!(owner = %self.owner, "delivery worker stopped");
+    }
+
+    /// How long until a spent budget admits a post again, if one is spent (a failed read is
+    /// no hint: the poll's backoff stands).
+    async fn next_admission(&self) -> Option<Duration> {
+        match self
+            .queue
+            .outbox
+            .next_admission(&self.queue.settings.pace)
+            .await
+        {
+            Ok(wait) => wait,
+            Err(e) => {
+                tracing::debug!(error = %e, "could not read when the budgets admit posts again");
+                None
+            }
+        }
     }
 
     /// Sets the `connector_outbox_messages{status}` gauge (every status, zero included).
@@ -1411,6 +1438,96 @@ mod tests {
             AttemptOutcome::Failed {
                 error: "secret_missing".into()
             }
+        );
+    }
+
+    /// The waits a delivery worker over `outbox` asks for between its first `looks` empty
+    /// claims (its sleeps end at once).
+    async fn waits_between_empty_claims(
+        admission: Option<Duration>,
+        looks: usize,
+    ) -> Vec<Duration> {
+        use connector_ports::{MockConnectors, MockOutbox, MockSecretStore, MockSlackApi};
+        use std::sync::Mutex;
+
+        let mut outbox = MockOutbox::new();
+        outbox.expect_busy_scopes().returning(|_| Ok(Vec::new()));
+        outbox
+            .expect_take_over_expired()
+            .returning(|_, _| Ok(Vec::new()));
+        outbox.expect_expire().returning(|_| Ok(Vec::new()));
+        outbox.expect_count_by_status().returning(|| Ok(Vec::new()));
+        outbox.expect_claim().returning(|_, _, _, _| Ok(Vec::new()));
+        outbox
+            .expect_next_admission()
+            .returning(move |_| Ok(admission));
+        let waits = Arc::new(Mutex::new(Vec::new()));
+        let recorded = waits.clone();
+        let sleep: crate::runtime::Sleep = Arc::new(move |d| {
+            recorded.lock().unwrap().push(d);
+            Box::pin(tokio::task::yield_now())
+        });
+        let ports = crate::testing::ports(
+            MockConnectors::default(),
+            MockSecretStore::new(),
+            MockSlackApi::new(),
+        );
+        let refresher = crate::refresh::TokenRefresher::new(
+            ports.clone(),
+            None,
+            crate::refresh::RefreshSettings::default(),
+            sleep.clone(),
+            crate::testing::tokio_spawn(),
+        );
+        let worker = MessageSender::new(
+            ports,
+            crate::send::TokenCache::new(
+                Duration::from_secs(300),
+                Arc::new(crate::runtime::SystemClock),
+            ),
+            refresher,
+            Arc::new(crate::testing::MemorySends::default()),
+            sleep,
+            crate::testing::tokio_spawn(),
+        )
+        .with_outbox(Arc::new(outbox), DeliverySettings::default())
+        .delivery_worker("replica-a".into())
+        .unwrap();
+        let seen = waits.clone();
+        worker
+            .run(async move {
+                while seen.lock().unwrap().len() < looks {
+                    tokio::task::yield_now().await;
+                }
+            })
+            .await;
+        let mut waits = waits.lock().unwrap().clone();
+        waits.truncate(looks);
+        waits
+    }
+
+    #[tokio::test]
+    async fn a_worker_that_finds_nothing_looks_again_when_a_budget_admits_a_post() {
+        let ms = Duration::from_millis;
+        // No budget refuses (nothing due, say): the poll backs off.
+        assert_eq!(
+            waits_between_empty_claims(None, 3).await,
+            [ms(20), ms(40), ms(80)]
+        );
+        // A spent budget admits a post in 7 ms: the worker looks then, not after its backoff.
+        assert_eq!(
+            waits_between_empty_claims(Some(ms(7)), 3).await,
+            [ms(7), ms(7), ms(7)]
+        );
+        // Later than the backoff: the backoff (a message may come due meanwhile).
+        assert_eq!(
+            waits_between_empty_claims(Some(ms(500)), 3).await,
+            [ms(20), ms(40), ms(80)]
+        );
+        // Now (the two clocks differ by a round trip): at least a millisecond.
+        assert_eq!(
+            waits_between_empty_claims(Some(Duration::ZERO), 2).await,
+            [ms(1), ms(1)]
         );
     }
 
