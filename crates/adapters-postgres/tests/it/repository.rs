@@ -187,9 +187,9 @@ async fn a_prepared_statement_is_parsed_once_per_connection() {
     assert_eq!(count("SET \"tat\""), 1, "{statements:#?}");
     assert_eq!(count("SELECT scope AS statement"), 1, "{statements:#?}");
     assert_eq!(count("= ANY("), 1, "{statements:#?}");
-    assert_eq!(
-        count("SET \"paused_until\"") - count("= ANY("),
-        0,
-        "{statements:#?}"
-    );
+    let unprepared = statements
+        .iter()
+        .filter(|s| s.contains("SET \"paused_until\"") && !s.contains("= ANY("))
+        .count();
+    assert_eq!(unprepared, 0, "{statements:#?}");
 }

@@ -693,7 +693,8 @@ fn decode_page_token(
 
 /// Posts queued messages on one replica: claims what is due and within budget, posts each on
 /// a task of its own, records the outcome, and looks again when a post finishes, a message is
-/// queued here, or a short poll passes (another replica's messages, a budget refilling).
+/// queued here, a spent budget admits a post again (as the outbox tells), or a short poll
+/// passes (another replica's messages, a message coming due).
 pub struct DeliveryWorker {
     sender: MessageSender,
     queue: Queue,
