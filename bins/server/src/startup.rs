@@ -172,24 +172,16 @@ impl Application {
         )
         .await;
         let mut ready_changes = readiness.subscribe();
+        // The first status is set before anything is served: a probe at start-up reads
+        // SERVING or NOT_SERVING, never "unknown service".
+        let ready = ready_changes.borrow_and_update().is_ready();
+        report_readiness(&health, ready).await;
         let health_follows = {
             let health = health.clone();
             tokio::spawn(async move {
-                loop {
+                while ready_changes.changed().await.is_ok() {
                     let ready = ready_changes.borrow_and_update().is_ready();
-                    metrics::gauge!("connector_ready").set(if ready { 1.0 } else { 0.0 });
-                    if ready {
-                        health
-                            .set_serving::<ConnectorServiceServer<ConnectorGrpc>>()
-                            .await;
-                    } else {
-                        health
-                            .set_not_serving::<ConnectorServiceServer<ConnectorGrpc>>()
-                            .await;
-                    }
-                    if ready_changes.changed().await.is_err() {
-                        return;
-                    }
+                    report_readiness(&health, ready).await;
                 }
             })
         };
@@ -444,5 +436,19 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => tracing::info!("SIGINT received"),
         () = terminate => tracing::info!("SIGTERM received"),
+    }
+}
+
+/// Tells gRPC health and the `connector_ready` gauge whether this replica is ready.
+async fn report_readiness(health: &tonic_health::server::HealthReporter, ready: bool) {
+    metrics::gauge!("connector_ready").set(if ready { 1.0 } else { 0.0 });
+    if ready {
+        health
+            .set_serving::<ConnectorServiceServer<ConnectorGrpc>>()
+            .await;
+    } else {
+        health
+            .set_not_serving::<ConnectorServiceServer<ConnectorGrpc>>()
+            .await;
     }
 }
