@@ -24,45 +24,30 @@ use diesel::QueryResult;
 use diesel::backend::Backend;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 
-/// `Q`, cached by its SQL text: see the [module](self).
+/// `Q`, cached by its SQL text (where its `IN` lists allow): see the [module](self).
 #[derive(Debug, Clone, Copy)]
-pub struct Prepared<Q>(Q);
+pub struct Prepared<Q> {
+    statement: Q,
+    /// Its text is fixed but for its `IN` lists: cached only where a list is one array.
+    with_lists: bool,
+}
 
 /// Marks `statement` for the connection's statement cache, keyed by its SQL text. Its text
 /// must come from a bounded set (see the [module](self)).
 pub fn prepared<Q>(statement: Q) -> Prepared<Q> {
-    Prepared(statement)
-}
-
-impl<Q> QueryId for Prepared<Q> {
-    type QueryId = ();
-    // Not keyed by type: the cache falls back to the SQL text and bind types.
-    const HAS_STATIC_QUERY_ID: bool = false;
-}
-
-impl<Q: Query> Query for Prepared<Q> {
-    type SqlType = Q::SqlType;
-}
-
-impl<DB: Backend, Q: QueryFragment<DB>> QueryFragment<DB> for Prepared<Q> {
-    fn walk_ast<'b>(&'b self, pass: AstPass<'_, 'b, DB>) -> QueryResult<()> {
-        self.0.walk_ast(pass)
-    }
-
-    fn is_safe_to_cache_prepared(&self, _backend: &DB) -> QueryResult<bool> {
-        Ok(true)
+    Prepared {
+        statement,
+        with_lists: false,
     }
 }
-
-/// `Q`, cached by its SQL text where the backend binds its `IN` lists as arrays: see the
-/// [module](self).
-#[derive(Debug, Clone, Copy)]
-pub struct PreparedWithLists<Q>(Q);
 
 /// Marks `statement`, whose text is fixed but for its `IN` lists, for the connection's
 /// statement cache on backends that bind a list as one array (see [`ListsAsArrays`]).
-pub fn prepared_with_lists<Q>(statement: Q) -> PreparedWithLists<Q> {
-    PreparedWithLists(statement)
+pub fn prepared_with_lists<Q>(statement: Q) -> Prepared<Q> {
+    Prepared {
+        statement,
+        with_lists: true,
+    }
 }
 
 /// How a backend writes an `IN` list: as one array parameter, so that the statement's text
@@ -83,25 +68,26 @@ impl ListsAsArrays for diesel::sqlite::Sqlite {
     const LISTS_AS_ARRAYS: bool = false;
 }
 
-impl<Q> QueryId for PreparedWithLists<Q> {
+impl<Q> QueryId for Prepared<Q> {
     type QueryId = ();
+    // Not keyed by type: the cache falls back to the SQL text and bind types.
     const HAS_STATIC_QUERY_ID: bool = false;
 }
 
-impl<Q: Query> Query for PreparedWithLists<Q> {
+impl<Q: Query> Query for Prepared<Q> {
     type SqlType = Q::SqlType;
 }
 
-impl<DB: Backend + ListsAsArrays, Q: QueryFragment<DB>> QueryFragment<DB> for PreparedWithLists<Q> {
+impl<DB: Backend + ListsAsArrays, Q: QueryFragment<DB>> QueryFragment<DB> for Prepared<Q> {
     fn walk_ast<'b>(&'b self, pass: AstPass<'_, 'b, DB>) -> QueryResult<()> {
-        self.0.walk_ast(pass)
+        self.statement.walk_ast(pass)
     }
 
     fn is_safe_to_cache_prepared(&self, backend: &DB) -> QueryResult<bool> {
-        if DB::LISTS_AS_ARRAYS {
+        if !self.with_lists || DB::LISTS_AS_ARRAYS {
             Ok(true)
         } else {
-            self.0.is_safe_to_cache_prepared(backend)
+            self.statement.is_safe_to_cache_prepared(backend)
         }
     }
 }
