@@ -1468,28 +1468,16 @@ mod tests {
             recorded.lock().unwrap().push(d);
             Box::pin(tokio::task::yield_now())
         });
-        let ports = crate::testing::ports(
+        let worker = crate::send::tests::sender_sleeping(
             MockConnectors::default(),
             MockSecretStore::new(),
             MockSlackApi::new(),
-        );
-        let refresher = crate::refresh::TokenRefresher::new(
-            ports.clone(),
-            None,
-            crate::refresh::RefreshSettings::default(),
-            sleep.clone(),
-            crate::testing::tokio_spawn(),
-        );
-        let worker = MessageSender::new(
-            ports,
             crate::send::TokenCache::new(
                 Duration::from_secs(300),
                 Arc::new(crate::runtime::SystemClock),
             ),
-            refresher,
             Arc::new(crate::testing::MemorySends::default()),
             sleep,
-            crate::testing::tokio_spawn(),
         )
         .with_outbox(Arc::new(outbox), DeliverySettings::default())
         .delivery_worker("replica-a".into())

@@ -117,22 +117,27 @@ fn sender_with_sends(
     tokens: TokenCache,
     sends: Arc<MemorySends>,
 ) -> MessageSender {
+    sender_sleeping(repo, secrets, slack, tokens, sends, tokio_sleep())
+}
+
+/// Like [`sender_with_sends`], waiting with `sleep`.
+pub(crate) fn sender_sleeping(
+    repo: MockConnectors,
+    secrets: MockSecretStore,
+    slack: MockSlackApi,
+    tokens: TokenCache,
+    sends: Arc<MemorySends>,
+    sleep: crate::runtime::Sleep,
+) -> MessageSender {
     let ports = ports(repo, secrets, slack);
     let refresher = crate::refresh::TokenRefresher::new(
         ports.clone(),
         None,
         crate::refresh::RefreshSettings::default(),
-        tokio_sleep(),
+        sleep.clone(),
         tokio_spawn(),
     );
-    MessageSender::new(
-        ports,
-        tokens,
-        refresher,
-        sends,
-        tokio_sleep(),
-        tokio_spawn(),
-    )
+    MessageSender::new(ports, tokens, refresher, sends, sleep, tokio_spawn())
 }
 
 fn posted(ts: &str) -> PostedMessage {
