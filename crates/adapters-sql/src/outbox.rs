@@ -141,28 +141,35 @@ pub fn next_admission(
     now: DateTime<Utc>,
 ) -> Option<Duration> {
     use connector_ports::PauseScope;
-    let refusing = |rate: &connector_domain::Rate, tat, paused| rate.admit(tat, paused, now).err();
-    let workspaces: HashMap<String, DateTime<Utc>> = budgets
+    // Each refusing budget's scope and the moment it admits again.
+    let refusing: Vec<(PauseScope, DateTime<Utc>)> = budgets
         .iter()
-        .filter_map(|(scope, tat, paused)| match parse_scope(scope)? {
-            PauseScope::Workspace { team_id } => {
-                refusing(&pace.workspace, *tat, *paused).map(|at| (team_id, at))
-            }
+        .filter_map(|(scope, tat, paused)| {
+            let scope = parse_scope(scope)?;
+            let rate = match scope {
+                PauseScope::Channel { .. } => &pace.channel,
+                PauseScope::Workspace { .. } => &pace.workspace,
+            };
+            Some((scope, rate.admit(*tat, *paused, now).err()?))
+        })
+        .collect();
+    let workspaces: HashMap<&str, DateTime<Utc>> = refusing
+        .iter()
+        .filter_map(|(scope, at)| match scope {
+            PauseScope::Workspace { team_id } => Some((team_id.as_str(), *at)),
             PauseScope::Channel { .. } => None,
         })
         .collect();
-    let channels = budgets
+    refusing
         .iter()
-        .filter_map(|(scope, tat, paused)| match parse_scope(scope)? {
-            PauseScope::Channel { team_id, .. } => {
-                let at = refusing(&pace.channel, *tat, *paused)?;
-                Some(workspaces.get(&team_id).map_or(at, |w| at.max(*w)))
-            }
-            PauseScope::Workspace { .. } => None,
-        });
-    // A workspace's other channels (not refusing themselves) are admitted with it.
-    channels
-        .chain(workspaces.values().copied())
+        .map(|(scope, at)| match scope {
+            // A channel is admitted when its workspace is too; a workspace's other channels
+            // (not refusing themselves) are admitted with it.
+            PauseScope::Channel { team_id, .. } => workspaces
+                .get(team_id.as_str())
+                .map_or(*at, |w| (*w).max(*at)),
+            PauseScope::Workspace { .. } => *at,
+        })
         .min()
         .map(|at| (at - now).to_std().unwrap_or_default())
 }

@@ -712,9 +712,9 @@ impl std::fmt::Debug for DeliveryWorker {
 
 /// The shortest and longest pause between looks when nothing could be claimed.
 const POLL_MIN: Duration = Duration::from_millis(10);
+const POLL_MAX: Duration = Duration::from_millis(250);
 /// How long a stopping worker waits for its status changes to reach the event log.
 const FLUSH_WAIT: Duration = Duration::from_secs(10);
-const POLL_MAX: Duration = Duration::from_millis(250);
 /// The shortest wait for a budget to admit a post (the store's clock and this one differ by
 /// the time the answer took).
 const ADMISSION_MIN: Duration = Duration::from_millis(1);
